@@ -1,0 +1,91 @@
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { createAdaptorServer } from '@hono/node-server'
+import { Hono } from 'hono'
+import { messageOf, ShoalError } from '../shared/errors.js'
+import type { Logger } from '../shared/logger.js'
+import { DASHBOARD_HTML } from './dashboard.js'
+import type { MemberView, StatusView } from './views.js'
+
+/** What the API serves; the agent implements it. */
+export interface ApiBackend {
+  status(): StatusView
+  members(): MemberView[]
+}
+
+export interface ApiInit {
+  host: string
+  port: number
+}
+
+/** The admin HTTP API and the page at `/`, served by every agent. */
+export class ApiServer {
+  private server: Server | undefined
+  private readonly log: Logger
+
+  constructor(
+    private readonly init: ApiInit,
+    private readonly backend: ApiBackend,
+    logger: Logger,
+  ) {
+    this.log = logger.child('api')
+  }
+
+  /** Listens and returns the bound address (useful with port 0). */
+  async start(): Promise<{ host: string; port: number }> {
+    if (this.server != null) return this.address()
+    const server = createAdaptorServer({ fetch: this.routes().fetch }) as Server
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        const where = `${this.init.host}:${this.init.port}`
+        reject(
+          err.code === 'EADDRINUSE'
+            ? new ShoalError(
+                'ERR_API_ADDRESS_IN_USE',
+                `API address ${where} is in use; pass another --api`,
+                409,
+              )
+            : err,
+        )
+      })
+      server.listen(this.init.port, this.init.host, () => resolve())
+    })
+    this.server = server
+    return this.address()
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server
+    if (server == null) return
+    this.server = undefined
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+
+  address(): { host: string; port: number } {
+    const info = this.server?.address() as AddressInfo | null | undefined
+    if (info == null) throw new Error('API server is not listening')
+    return { host: this.init.host, port: info.port }
+  }
+
+  private routes(): Hono {
+    const app = new Hono()
+    app.get('/', (c) => c.html(DASHBOARD_HTML))
+    app.get('/api/health', (c) => c.json({ ok: true }))
+    app.get('/api/status', (c) => c.json(this.backend.status()))
+    app.get('/api/members', (c) => c.json(this.backend.members()))
+    app.notFound((c) =>
+      c.json(
+        { error: { code: 'ERR_NOT_FOUND', message: `no such endpoint: ${c.req.method} ${c.req.path}` } },
+        404,
+      ),
+    )
+    app.onError((err, c) => {
+      const status = err instanceof ShoalError ? err.status : 500
+      const code = err instanceof ShoalError ? err.code : 'ERR_INTERNAL'
+      if (status >= 500) this.log.error('request failed', { path: c.req.path, error: messageOf(err) })
+      return c.json({ error: { code, message: messageOf(err) } }, status as 500)
+    })
+    return app
+  }
+}

@@ -1,0 +1,62 @@
+import type { Member, MemberState } from '../membership/index.js'
+
+/** One entry of `GET /api/members` and `shoal members --json` (the contract in DESIGN.md). */
+export interface MemberView {
+  id: string
+  state: MemberState
+  addrs: string[]
+  manager: boolean
+  ready: boolean
+  distribution: string | null
+  components: Array<{ name: string; version: string; state: string; endpoint: string | null }>
+  roles: string[]
+  incarnation: number
+  self: boolean
+  /** When this view last saw the state change (ISO time, local clock). */
+  since: string
+  meta: Record<string, unknown>
+}
+
+export interface StatusView {
+  id: string
+  cluster: string
+  addrs: string[]
+  state: MemberState
+  incarnation: number
+  manager: string | null
+  /** True when the cluster has no secret: anyone who can reach it may join. */
+  open: boolean
+  members: Record<MemberState, number> & { total: number }
+  distribution: string | null
+  rollouts: unknown[]
+  health: number
+  traffic: { sentBytes: number; receivedBytes: number }
+  uptimeSeconds: number
+  version: string
+  config: unknown
+}
+
+export function memberView(member: Member): MemberView {
+  const meta = member.meta
+  return {
+    id: member.id,
+    state: member.state,
+    addrs: member.addrs,
+    manager: false,
+    // A member is ready when it is alive and its runtime has not said otherwise.
+    ready: member.state === 'alive' && meta.ready !== false,
+    distribution: typeof meta.distribution === 'string' ? meta.distribution : null,
+    components: Array.isArray(meta.components) ? (meta.components as MemberView['components']) : [],
+    roles: Array.isArray(meta.roles) ? (meta.roles as string[]) : [],
+    incarnation: member.incarnation,
+    self: member.self,
+    since: new Date(member.since).toISOString(),
+    meta,
+  }
+}
+
+export function countStates(members: Member[]): StatusView['members'] {
+  const counts = { total: members.length, alive: 0, suspect: 0, dead: 0, left: 0 }
+  for (const member of members) counts[member.state]++
+  return counts
+}

@@ -1,0 +1,53 @@
+import { Level } from 'level'
+import type { IncarnationStore } from '../membership/index.js'
+import { DataDirInUseError } from '../shared/errors.js'
+
+/**
+ * The agent's durable state in one `level` database; each concern gets its own
+ * sublevel and a small store in front of it.
+ */
+export class AgentState {
+  private readonly db: Level<string, string>
+  private closed = false
+
+  constructor(
+    private readonly location: string,
+    private readonly dataDir: string,
+  ) {
+    this.db = new Level<string, string>(location, { valueEncoding: 'utf8' })
+  }
+
+  async open(): Promise<void> {
+    try {
+      await this.db.open()
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause
+      if ((err as { code?: string }).code === 'LEVEL_DATABASE_NOT_OPEN' && cause?.code === 'LEVEL_LOCKED') {
+        throw new DataDirInUseError(this.dataDir, { cause: err })
+      }
+      throw err
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.db.close()
+  }
+
+  /** The membership incarnation, kept so a restarted node announces a higher one. */
+  incarnations(): IncarnationStore {
+    const meta = this.db.sublevel<string, string>('membership', { valueEncoding: 'utf8' })
+    return {
+      load: async () => {
+        const value = await meta.get('incarnation')
+        return value == null ? null : Number(value)
+      },
+      save: (incarnation) => meta.put('incarnation', String(incarnation)),
+    }
+  }
+
+  get path(): string {
+    return this.location
+  }
+}

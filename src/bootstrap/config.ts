@@ -1,0 +1,86 @@
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import { type MembershipTimers, resolveTimers, type TimerPreset } from '../membership/index.js'
+import { ConfigError } from '../shared/errors.js'
+import type { LogLevel } from '../shared/logger.js'
+import { CLUSTER_NAME, DEFAULT_API, DEFAULT_LISTEN } from './constants.js'
+
+/** Everything an agent is started with: plain data, printable by `shoal status --json`. */
+export interface AgentConfig {
+  cluster: string
+  /** Data folder: identity, durable state, later blobs. Default ~/.shoal/CLUSTER. */
+  dataDir: string
+  /** libp2p listen multiaddrs. Default /ip4/0.0.0.0/tcp/7946. */
+  listen: string[]
+  /** Admin API address. Default 127.0.0.1:7070. */
+  api: { host: string; port: number }
+  /** Multiaddrs of peers to join through (with or without /p2p/ID). */
+  bootstrap: string[]
+  /** Pre-shared key file closing the cluster (libp2p private network); null = open cluster. */
+  secretFile: string | null
+  /** Public key files of trusted publishers. */
+  trust: string[]
+  mdns: boolean
+  preset: TimerPreset
+  timers: MembershipTimers
+  logLevel: LogLevel
+}
+
+export interface AgentOptions {
+  cluster: string
+  dataDir?: string
+  listen?: string[]
+  api?: string
+  bootstrap?: string[]
+  secretFile?: string | null
+  trust?: string[]
+  mdns?: boolean
+  preset?: TimerPreset
+  timers?: Partial<MembershipTimers>
+  logLevel?: LogLevel
+}
+
+/** Applies the documented defaults and validates once, with a clear error. */
+export function resolveAgentConfig(options: AgentOptions): AgentConfig {
+  const cluster = options.cluster
+  if (typeof cluster !== 'string' || !CLUSTER_NAME.test(cluster)) {
+    throw new ConfigError(
+      `cluster name "${cluster}" is not valid: use 1-40 lowercase letters, digits and dashes, starting and ending with a letter or digit`,
+    )
+  }
+  const listen = options.listen?.length ? options.listen : [DEFAULT_LISTEN]
+  const bootstrap = options.bootstrap ?? []
+  for (const addr of [...listen, ...bootstrap]) checkMultiaddr(addr)
+  const preset = options.preset ?? 'lan'
+  return {
+    cluster,
+    dataDir: resolve(options.dataDir ?? join(homedir(), '.shoal', cluster)),
+    listen,
+    api: parseHostPort(options.api ?? DEFAULT_API),
+    bootstrap,
+    secretFile: options.secretFile == null ? null : resolve(options.secretFile),
+    trust: (options.trust ?? []).map((file) => resolve(file)),
+    mdns: options.mdns ?? true,
+    preset,
+    timers: resolveTimers(preset, options.timers),
+    logLevel: options.logLevel ?? 'info',
+  }
+}
+
+/** "HOST:PORT", ":PORT" or "PORT" (host defaults to loopback). */
+export function parseHostPort(value: string): { host: string; port: number } {
+  const match = /^(?:(.*):)?(\d{1,5})$/.exec(value.trim())
+  const port = Number(match?.[2])
+  if (match == null || port > 65535) throw new ConfigError(`"${value}" is not HOST:PORT`)
+  const host = (match[1] ?? '').replace(/^\[(.*)\]$/, '$1') || '127.0.0.1'
+  return { host, port }
+}
+
+function checkMultiaddr(addr: string): void {
+  try {
+    multiaddr(addr)
+  } catch {
+    throw new ConfigError(`"${addr}" is not a multiaddr (for example /ip4/10.0.0.5/tcp/7946)`)
+  }
+}

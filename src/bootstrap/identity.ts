@@ -1,0 +1,34 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import type { PrivateKey } from '@libp2p/interface'
+import { ShoalError } from '../shared/errors.js'
+import { PEER_KEY_FILE } from './constants.js'
+import { writeFileAtomic } from './files.js'
+
+/**
+ * The node's libp2p key, kept in the data folder so a restarted node keeps its
+ * peer id. Created on first start (ed25519, mode 0600).
+ */
+export async function loadOrCreatePeerKey(dataDir: string): Promise<PrivateKey> {
+  const file = join(dataDir, PEER_KEY_FILE)
+  let bytes: Uint8Array
+  try {
+    bytes = await readFile(file)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    const key = await generateKeyPair('Ed25519')
+    await writeFileAtomic(file, privateKeyToProtobuf(key), 0o600)
+    return key
+  }
+  try {
+    return privateKeyFromProtobuf(bytes)
+  } catch (err) {
+    throw new ShoalError(
+      'ERR_PEER_KEY_INVALID',
+      `${file} is not a libp2p private key; restore it from a backup or remove it to start as a new node`,
+      500,
+      { cause: err },
+    )
+  }
+}

@@ -1,0 +1,79 @@
+import { gossipsub } from '@chainsafe/libp2p-gossipsub'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { bootstrap } from '@libp2p/bootstrap'
+import { identify } from '@libp2p/identify'
+import type { PrivateKey, PubSub } from '@libp2p/interface'
+import { mdns } from '@libp2p/mdns'
+import { ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
+import type { TimerPreset } from '../membership/index.js'
+import type { Logger } from '../shared/logger.js'
+import { MDNS_INTERVAL } from './constants.js'
+import { type WireTraffic, wireMeter } from './wire-meter.js'
+
+export type ShoalLibp2p = Libp2p<{ pubsub: PubSub; identify: unknown; ping: unknown }>
+
+export interface NodeInit {
+  cluster: string
+  privateKey: PrivateKey
+  listen: string[]
+  bootstrap: string[]
+  /** Swarm key bytes; when set, only nodes holding the same key can connect at all. */
+  secret: Uint8Array | null
+  mdns: boolean
+  preset: TimerPreset
+  traffic: WireTraffic
+  version: string
+}
+
+/**
+ * Assembles the libp2p 2.x node. Everything libp2p-specific (module choices,
+ * option names) lives here so that a move to libp2p 3 stays one contained change.
+ */
+export async function createNode(init: NodeInit, log: Logger): Promise<ShoalLibp2p> {
+  const peerDiscovery: NonNullable<Libp2pOptions['peerDiscovery']> = []
+  // @libp2p/bootstrap needs /p2p/ID in each address; the rest are dialled by membership's join loop.
+  const withPeerId = init.bootstrap.filter((addr) => multiaddr(addr).getPeerId() != null)
+  if (withPeerId.length > 0) peerDiscovery.push(bootstrap({ list: withPeerId, timeout: 0 }))
+  if (init.mdns) {
+    peerDiscovery.push(
+      mdns({ interval: MDNS_INTERVAL[init.preset], serviceTag: `_shoal-${init.cluster}._udp.local` }),
+    )
+  }
+  const node = await createLibp2p({
+    privateKey: init.privateKey,
+    addresses: { listen: init.listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    ...(init.secret == null ? {} : { connectionProtector: preSharedKey({ psk: init.secret }) }),
+    peerDiscovery,
+    metrics: wireMeter(init.traffic),
+    connectionManager: { maxConnections: 400 },
+    services: {
+      identify: identify({ agentVersion: `shoal/${init.version}` }),
+      ping: ping(),
+      pubsub: gossipsub({
+        // A node alone at boot must be able to announce itself without throwing.
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        // Peer exchange would hand our peers to strangers; membership does discovery.
+        doPX: false,
+      }) as never,
+    },
+    start: false,
+  })
+  // libp2p 2.x does not dial discovered peers by itself (checked: see notes/stack.md).
+  node.addEventListener('peer:discovery', (evt) => {
+    const { id, multiaddrs } = evt.detail
+    if (id.equals(node.peerId) || node.getConnections(id).length > 0) return
+    node.dial(multiaddrs.length > 0 ? multiaddrs : id).catch((err: unknown) => {
+      log.debug('could not dial discovered peer', { peer: id.toString(), error: String(err) })
+    })
+  })
+  return node as unknown as ShoalLibp2p
+}

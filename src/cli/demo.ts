@@ -1,0 +1,125 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync, openSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import type { MemberView } from '../api/index.js'
+import { writeNewSecret } from '../bootstrap/index.js'
+import { ShoalError } from '../shared/errors.js'
+import { freePort } from '../shared/ports.js'
+import { ApiClient } from './client.js'
+
+export interface DemoOptions {
+  nodes: number
+  data: string
+  json: boolean
+}
+
+const CLUSTER = 'demo'
+const CLI = fileURLToPath(new URL('./main.js', import.meta.url))
+/** How long the demo waits for every agent to list every other as alive. */
+const CONVERGE_TIMEOUT_MS = 30_000
+
+/**
+ * `shoal demo`: a closed local cluster of agent processes on this machine, each
+ * with its own data folder and log file, joined through the first one. Runs until
+ * SIGINT/SIGTERM, then stops every agent it started (each leaves gracefully).
+ */
+export async function runDemo(options: DemoOptions): Promise<void> {
+  const dataDir = resolve(options.data)
+  await mkdir(dataDir, { recursive: true })
+  const secretFile = join(dataDir, 'cluster.secret')
+  if (!existsSync(secretFile)) await writeNewSecret(secretFile)
+
+  const children: ChildProcess[] = []
+  let stopping = false
+  const stopAll = async () => {
+    stopping = true
+    for (const child of children) if (child.exitCode == null) child.kill('SIGTERM')
+    await Promise.all(children.map((child) => exited(child, 10_000)))
+  }
+  const onSignal = () => {
+    if (!options.json) console.log('\nstopping the demo cluster…')
+    void stopAll().then(() => process.exit(0))
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+
+  try {
+    const firstP2pPort = await freePort('127.0.0.1', 7946)
+    const apis: string[] = []
+    for (let i = 0; i < options.nodes; i++) {
+      const apiPort = await freePort('127.0.0.1', 7070 + i)
+      const p2pPort = i === 0 ? firstP2pPort : 0
+      const nodeDir = join(dataDir, `node-${i + 1}`)
+      await mkdir(nodeDir, { recursive: true })
+      const args = [
+        CLI,
+        'agent',
+        '--cluster',
+        CLUSTER,
+        '--data',
+        nodeDir,
+        '--listen',
+        `/ip4/127.0.0.1/tcp/${p2pPort}`,
+        '--api',
+        `127.0.0.1:${apiPort}`,
+        '--secret-file',
+        secretFile,
+        '--no-mdns',
+        ...(i === 0 ? [] : ['--bootstrap', `/ip4/127.0.0.1/tcp/${firstP2pPort}`]),
+      ]
+      const log = openSync(join(nodeDir, 'agent.log'), 'a')
+      const child = spawn(process.execPath, args, { stdio: ['ignore', log, log] })
+      child.once('exit', (code) => {
+        if (stopping) return
+        console.error(`agent ${i + 1} exited unexpectedly (code ${code}); see ${join(nodeDir, 'agent.log')}`)
+        void stopAll().then(() => process.exit(1))
+      })
+      children.push(child)
+      apis.push(`http://127.0.0.1:${apiPort}`)
+    }
+    await waitForConvergence(apis)
+    if (options.json) {
+      console.log(JSON.stringify({ app: null, dashboard: apis[0], apis, token: null }))
+    } else {
+      console.log(`Shoal demo: ${options.nodes} agents in cluster "${CLUSTER}" (closed by ${secretFile})`)
+      for (const [i, api] of apis.entries())
+        console.log(`  agent ${i + 1}  API ${api}   log ${join(dataDir, `node-${i + 1}`, 'agent.log')}`)
+      console.log(`\nDashboard: ${apis[0]}/`)
+      console.log(`Try:       npx shoal members --api ${apis[0]}`)
+      console.log('Press Ctrl+C to stop every agent.')
+    }
+  } catch (err) {
+    await stopAll()
+    throw err
+  }
+}
+
+async function waitForConvergence(apis: string[]): Promise<void> {
+  const deadline = Date.now() + CONVERGE_TIMEOUT_MS
+  while (Date.now() < deadline) {
+    const views = await Promise.all(
+      apis.map((api) => new ApiClient(api).get<MemberView[]>('/api/members').catch(() => [] as MemberView[])),
+    )
+    if (views.every((view) => view.filter((m) => m.state === 'alive').length === apis.length)) return
+    await sleep(200)
+  }
+  throw new ShoalError(
+    'ERR_DEMO_TIMEOUT',
+    `the demo agents did not all see each other within ${CONVERGE_TIMEOUT_MS / 1000} s; see their agent.log files`,
+    500,
+  )
+}
+
+function exited(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.exitCode != null || child.signalCode != null) return Promise.resolve()
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
+    child.once('exit', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
+}

@@ -1,0 +1,139 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError, Option } from 'commander'
+import type { MemberView, StatusView } from '../api/index.js'
+import { Agent, writeNewSecret } from '../bootstrap/index.js'
+import { TIMER_PRESETS, type TimerPreset } from '../membership/index.js'
+import { ShoalError } from '../shared/errors.js'
+import { isLogLevel, type LogLevel } from '../shared/logger.js'
+import { VERSION } from '../shared/version.js'
+import { ApiClient, apiBaseUrl } from './client.js'
+import { runDemo } from './demo.js'
+import { formatMembers, formatStatus } from './views.js'
+
+const collect = (value: string, previous: string[] = []) => [...previous, value]
+
+function positiveInt(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a whole number >= 1')
+  return n
+}
+
+function print(json: boolean, data: unknown, human: () => string): void {
+  console.log(json ? JSON.stringify(data, null, 2) : human())
+}
+
+const program = new Command()
+  .name('shoal')
+  .description('Peer-to-peer cluster membership and deployment agent')
+  .version(VERSION)
+  .showHelpAfterError()
+
+program
+  .command('agent')
+  .description('run an agent until SIGTERM/SIGINT, then leave the cluster gracefully')
+  .requiredOption('--cluster <name>', 'cluster name (nodes with the same name and secret form one cluster)')
+  .option('--data <dir>', 'data folder (identity, state); default ~/.shoal/<cluster>')
+  .option(
+    '--listen <multiaddr>',
+    'libp2p listen address, repeatable (default /ip4/0.0.0.0/tcp/7946)',
+    collect,
+  )
+  .option('--api <host:port>', 'admin API address (default 127.0.0.1:7070)')
+  .option('--bootstrap <multiaddr>', 'peer to join through, repeatable', collect)
+  .option(
+    '--secret-file <file>',
+    'cluster secret (libp2p private network key): nodes without it cannot connect',
+  )
+  .option('--trust <pubkey-file>', 'public key of a trusted publisher, repeatable', collect)
+  .option('--no-mdns', 'do not discover peers by mDNS on the local network')
+  .addOption(
+    new Option('--preset <preset>', 'timer preset').choices(Object.keys(TIMER_PRESETS)).default('lan'),
+  )
+  .addOption(
+    new Option('--log-level <level>', 'log level')
+      .choices(['debug', 'info', 'warn', 'error'])
+      .default('info'),
+  )
+  .action(async (opts) => {
+    if (!isLogLevel(opts.logLevel))
+      throw new ShoalError('ERR_CONFIG', `unknown log level ${opts.logLevel}`, 400)
+    const agent = await Agent.start({
+      cluster: opts.cluster,
+      dataDir: opts.data,
+      listen: opts.listen,
+      api: opts.api,
+      bootstrap: opts.bootstrap,
+      secretFile: opts.secretFile ?? null,
+      trust: opts.trust,
+      mdns: opts.mdns,
+      preset: opts.preset as TimerPreset,
+      logLevel: opts.logLevel as LogLevel,
+    })
+    console.log(
+      JSON.stringify({
+        id: agent.id,
+        cluster: agent.config.cluster,
+        api: agent.apiUrl,
+        addrs: agent.membership.self.addrs,
+      }),
+    )
+    let signals = 0
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (++signals > 1) {
+        console.error(`second ${signal}: exiting without finishing the graceful leave`)
+        process.exit(130)
+      }
+      void agent.stop({ leave: true }).then(() => process.exit(0))
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+  })
+
+program
+  .command('members')
+  .description("the addressed agent's membership view")
+  .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    const members = await new ApiClient(apiBaseUrl(opts.api)).get<MemberView[]>('/api/members')
+    print(Boolean(opts.json), members, () => formatMembers(members))
+  })
+
+program
+  .command('status')
+  .description('this node, the manager, the active distribution, rollouts')
+  .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    const status = await new ApiClient(apiBaseUrl(opts.api)).get<StatusView>('/api/status')
+    print(Boolean(opts.json), status, () => formatStatus(status))
+  })
+
+const secret = program.command('secret').description('cluster secrets')
+secret
+  .command('new')
+  .argument('<file>', 'where to write the secret (mode 0600)')
+  .description('write a new cluster secret; pass it to every agent with --secret-file')
+  .action(async (file: string) => {
+    await writeNewSecret(file)
+    console.log(`wrote cluster secret to ${file}; give it to every agent with --secret-file ${file}`)
+  })
+
+program
+  .command('demo')
+  .description('run a local cluster of agents on this machine until Ctrl+C')
+  .option('--nodes <n>', 'number of agents', positiveInt, 3)
+  .option('--data <dir>', 'data folder for the demo agents', '.shoal/demo')
+  .option('--json', 'print one JSON line once the cluster is up')
+  .action(async (opts) => {
+    await runDemo({ nodes: opts.nodes, data: opts.data, json: Boolean(opts.json) })
+  })
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof ShoalError) {
+    console.error(`error: ${err.message} [${err.code}]`)
+  } else {
+    console.error(`error: ${err instanceof Error ? err.message : String(err)}`)
+  }
+  process.exit(1)
+})

@@ -1,0 +1,35 @@
+import type { MemberView, StatusView } from '../api/index.js'
+import { shortId, table } from './table.js'
+
+export function formatMembers(members: MemberView[]): string {
+  return table(
+    ['ID', 'STATE', 'READY', 'INC', 'DISTRIBUTION', 'ADDRESS'],
+    members.map((m) => [
+      `${shortId(m.id)}${m.self ? ' *' : ''}${m.manager ? ' (manager)' : ''}`,
+      m.state,
+      m.ready ? 'yes' : 'no',
+      String(m.incarnation),
+      m.distribution ?? '-',
+      m.addrs.find((a) => !a.includes('/127.0.0.1/')) ?? m.addrs[0] ?? '-',
+    ]),
+  )
+}
+
+export function formatStatus(status: StatusView): string {
+  const m = status.members
+  const lines: Array<[string, string]> = [
+    ['node', status.id],
+    [
+      'cluster',
+      `${status.cluster}${status.open ? '  (OPEN: no secret, anyone who can reach it may join)' : ''}`,
+    ],
+    ['state', `${status.state} (incarnation ${status.incarnation})`],
+    ['members', `${m.alive} alive, ${m.suspect} suspect, ${m.dead} dead, ${m.left} left`],
+    ['manager', status.manager ?? 'none elected'],
+    ['distribution', status.distribution ?? 'none'],
+    ['addresses', status.addrs.join('\n             ')],
+    ['uptime', `${status.uptimeSeconds} s`],
+    ['version', status.version],
+  ]
+  return lines.map(([key, value]) => `${key.padEnd(12)} ${value}`).join('\n')
+}

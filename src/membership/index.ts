@@ -1,0 +1,45 @@
+/**
+ * Membership: the cluster view (SWIM-style failure detection over libp2p,
+ * dissemination over gossipsub, anti-entropy state sync) and its events.
+ */
+import type { Logger } from '../shared/logger.js'
+import { type MembershipTimers, resolveTimers } from './config.js'
+import type { TimerPreset } from './constants.js'
+import type { MemberMetadata } from './member.js'
+import { type IncarnationStore, Membership, type MembershipComponents } from './membership.js'
+import type { MembershipNetwork } from './network.js'
+
+export { type MembershipTimers, resolveTimers, suspicionBounds } from './config.js'
+export { CLOUD_TIMERS, LAN_TIMERS, TEST_TIMERS, TIMER_PRESETS, type TimerPreset } from './constants.js'
+export type { MembershipEvents } from './events.js'
+export type { Claim, Member, MemberMetadata, MemberRecord, MemberState } from './member.js'
+export type { IncarnationStore, MembershipComponents, MembershipStats } from './membership.js'
+export { Membership } from './membership.js'
+export type { MembershipNetwork } from './network.js'
+export { type MembershipProtocols, membershipProtocols } from './protocols.js'
+
+export interface MembershipInit {
+  /** Cluster name; scopes the protocols and the gossip topic. */
+  cluster: string
+  /** Timer preset (default `lan`); see constants.ts for every default and its reason. */
+  preset?: TimerPreset
+  /** Overrides on top of the preset. */
+  timers?: Partial<MembershipTimers>
+  /** Multiaddrs to dial while this node knows no other member. */
+  bootstrap?: string[]
+  /** Initial metadata this node publishes about itself. */
+  meta?: MemberMetadata
+}
+
+export function createMembership(
+  init: MembershipInit,
+  components: { network: MembershipNetwork; store: IncarnationStore; logger: Logger },
+): Membership {
+  const deps: MembershipComponents = components
+  return new Membership(deps, {
+    cluster: init.cluster,
+    timers: resolveTimers(init.preset, init.timers),
+    bootstrap: init.bootstrap ?? [],
+    meta: init.meta ?? {},
+  })
+}

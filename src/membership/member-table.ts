@@ -1,0 +1,190 @@
+import { createHash } from 'node:crypto'
+import type { Logger } from '../shared/logger.js'
+import type { TypedEvents } from '../shared/typed-events.js'
+import { type MembershipTimers, suspicionBounds } from './config.js'
+import type { MembershipEvents } from './events.js'
+import { applyClaim, refutation } from './incarnation.js'
+import type { Claim, Member, MemberRecord } from './member.js'
+import { Suspicion } from './suspicion.js'
+
+export interface MemberTableHooks {
+  /** A suspicion ran out: the table has marked the member dead; tell the cluster. */
+  declaredDead(claim: Claim): void
+  /** Someone accused this node (or claimed a newer incarnation of it): announce `incarnation`. */
+  refute(incarnation: number): void
+}
+
+interface Entry {
+  record: MemberRecord
+  since: number
+}
+
+/**
+ * The membership view: one record per member, changed only through claims ordered
+ * by incarnation (see incarnation.ts). It runs the suspicion timers and forgets
+ * dead and left members after the reap timeout.
+ */
+export class MemberTable {
+  private readonly entries = new Map<string, Entry>()
+  private readonly suspicions = new Map<string, Suspicion>()
+  private readonly reapTimers = new Map<string, ReturnType<typeof setTimeout>>()
+
+  constructor(
+    private self: MemberRecord,
+    private readonly timers: MembershipTimers,
+    private readonly events: TypedEvents<MembershipEvents>,
+    private readonly hooks: MemberTableHooks,
+    private readonly log: Logger,
+  ) {
+    this.entries.set(self.id, { record: self, since: Date.now() })
+  }
+
+  get selfRecord(): MemberRecord {
+    return this.self
+  }
+
+  /** Replaces this node's own record (new incarnation, addresses, metadata or state). */
+  setSelf(record: MemberRecord): void {
+    this.self = record
+    this.entries.set(record.id, { record, since: this.entries.get(record.id)?.since ?? Date.now() })
+  }
+
+  get(id: string): Member | undefined {
+    const entry = this.entries.get(id)
+    return entry == null ? undefined : this.view(entry)
+  }
+
+  members(): Member[] {
+    return [...this.entries.values()].map((entry) => this.view(entry))
+  }
+
+  /** Records of every member, for a state sync. */
+  records(): MemberRecord[] {
+    return [...this.entries.values()].map((entry) => entry.record)
+  }
+
+  /** Members other than this node in the given states. */
+  others(...states: MemberRecord['state'][]): MemberRecord[] {
+    const out: MemberRecord[] = []
+    for (const { record } of this.entries.values()) {
+      if (record.id !== this.self.id && states.includes(record.state)) out.push(record)
+    }
+    return out
+  }
+
+  /** Members not known to have died or left, this node included (SWIM's n). */
+  liveCount(): number {
+    let n = 0
+    for (const { record } of this.entries.values())
+      if (record.state === 'alive' || record.state === 'suspect') n++
+    return n
+  }
+
+  /**
+   * A digest of who is in which incarnation and state; two views with the same
+   * digest need no full exchange.
+   */
+  digest(): string {
+    const lines = [...this.entries.values()]
+      .map(({ record }) => `${record.id}:${record.incarnation}:${record.state}`)
+      .sort()
+    return createHash('sha256').update(lines.join('\n')).digest('base64url')
+  }
+
+  /** Applies one claim; true when it changed the view (so it is news worth passing on). */
+  apply(claim: Claim): boolean {
+    if (claim.id === this.self.id) {
+      const incarnation = refutation(this.self.incarnation, claim)
+      if (incarnation != null) {
+        this.log.debug('refuting claim about self', { kind: claim.kind, incarnation: claim.incarnation })
+        this.hooks.refute(incarnation)
+      }
+      return false
+    }
+    const current = this.entries.get(claim.id)?.record
+    const outcome = applyClaim(current, claim)
+    switch (outcome.effect) {
+      case 'ignore':
+        return false
+      case 'confirm':
+        return this.suspicions.get(claim.id)?.confirm(outcome.from) ?? false
+      case 'join':
+        this.store(outcome.record)
+        this.events.emit('member:join', this.get(claim.id)!)
+        return true
+      case 'update':
+        this.store(outcome.record)
+        this.events.emit('member:update', this.get(claim.id)!)
+        return true
+      case 'suspect':
+        this.store(outcome.record)
+        this.startSuspicion(outcome.record, claim.kind === 'suspect' ? claim.from : this.self.id)
+        this.events.emit('member:suspect', this.get(claim.id)!)
+        return true
+      case 'dead':
+        this.store(outcome.record)
+        this.events.emit('member:dead', this.get(claim.id)!)
+        return true
+      case 'leave':
+        this.store(outcome.record)
+        this.events.emit('member:leave', this.get(claim.id)!)
+        return true
+    }
+  }
+
+  /** Clears every timer. */
+  clear(): void {
+    for (const suspicion of this.suspicions.values()) suspicion.cancel()
+    this.suspicions.clear()
+    for (const timer of this.reapTimers.values()) clearTimeout(timer)
+    this.reapTimers.clear()
+  }
+
+  private store(record: MemberRecord): void {
+    const previous = this.entries.get(record.id)
+    const since = previous?.record.state === record.state ? previous.since : Date.now()
+    this.entries.set(record.id, { record, since })
+    if (record.state !== 'suspect') {
+      this.suspicions.get(record.id)?.cancel()
+      this.suspicions.delete(record.id)
+    }
+    clearTimeout(this.reapTimers.get(record.id))
+    this.reapTimers.delete(record.id)
+    if (record.state === 'dead' || record.state === 'left') this.scheduleReap(record)
+  }
+
+  private startSuspicion(record: MemberRecord, from: string): void {
+    this.suspicions.get(record.id)?.cancel()
+    const n = this.liveCount()
+    const { min, max } = suspicionBounds(this.timers, n)
+    // Independent confirmations we can hope for: the k indirect helpers, at most n - 2.
+    const expected = Math.max(0, Math.min(this.timers.indirectChecks, n - 2))
+    const suspicion = new Suspicion(from, expected, min, max, () => {
+      this.suspicions.delete(record.id)
+      const claim: Claim = {
+        kind: 'dead',
+        id: record.id,
+        incarnation: record.incarnation,
+        from: this.self.id,
+      }
+      if (this.apply(claim)) this.hooks.declaredDead(claim)
+    })
+    this.suspicions.set(record.id, suspicion)
+  }
+
+  private scheduleReap(record: MemberRecord): void {
+    const timer = setTimeout(() => {
+      this.reapTimers.delete(record.id)
+      const entry = this.entries.get(record.id)
+      if (entry == null || entry.record.state !== record.state) return
+      this.entries.delete(record.id)
+      this.events.emit('member:reap', this.view(entry))
+    }, this.timers.reapTimeout)
+    timer.unref?.()
+    this.reapTimers.set(record.id, timer)
+  }
+
+  private view(entry: Entry): Member {
+    return { ...entry.record, self: entry.record.id === this.self.id, since: entry.since }
+  }
+}

@@ -1,0 +1,550 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { IdentifyResult, Message, PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { messageOf } from '../shared/errors.js'
+import type { Logger } from '../shared/logger.js'
+import { TypedEvents } from '../shared/typed-events.js'
+import { Awareness } from './awareness.js'
+import type { MembershipTimers } from './config.js'
+import type { MembershipEvents } from './events.js'
+import type { Claim, Member, MemberMetadata, MemberRecord } from './member.js'
+import { claimsOfRecord } from './member.js'
+import { MemberTable } from './member-table.js'
+import {
+  decodeGossip,
+  decodeProbeAnswer,
+  decodeProbeRequest,
+  decodeSync,
+  encode,
+  MessageError,
+  WIRE_VERSION,
+} from './messages.js'
+import type { MembershipNetwork } from './network.js'
+import { type MembershipProtocols, membershipProtocols } from './protocols.js'
+import { exchange, serve } from './rpc.js'
+
+/** Where this node keeps the last incarnation it announced, so a restart goes above it. */
+export interface IncarnationStore {
+  load(): Promise<number | null>
+  save(incarnation: number): Promise<void>
+}
+
+export interface MembershipComponents {
+  network: MembershipNetwork
+  store: IncarnationStore
+  logger: Logger
+}
+
+export interface MembershipStats {
+  probes: number
+  probeFailures: number
+  indirectProbes: number
+  suspicionsRaised: number
+  syncs: number
+  gossipSent: number
+  gossipReceived: number
+  /** Lifeguard local-health score: 0 is healthy; timeouts are stretched by (health + 1). */
+  health: number
+}
+
+/**
+ * SWIM-style membership over libp2p (see docs/architecture.md):
+ * - failure detection: probe one member per interval directly, then through k
+ *   others, then suspect; suspicions time out into `dead` unless refuted;
+ * - dissemination: claims are published on the cluster's gossipsub topic;
+ * - anti-entropy: a joining node pulls the whole view from the first member it
+ *   reaches, and every sync interval a digest exchange with a random member
+ *   repairs what gossip lost.
+ */
+export class Membership {
+  readonly events: TypedEvents<MembershipEvents>
+  private readonly protocols: MembershipProtocols
+  private readonly log: Logger
+  private readonly awareness: Awareness
+  private table: MemberTable | undefined
+  private running = false
+  private leaving = false
+  private abort = new AbortController()
+  private probeOrder: string[] = []
+  private readonly probing = new Set<string>()
+  private readonly syncing = new Set<string>()
+  private readonly foreignPeers = new Set<string>()
+  private readonly counters: Omit<MembershipStats, 'health'> = {
+    probes: 0,
+    probeFailures: 0,
+    indirectProbes: 0,
+    suspicionsRaised: 0,
+    syncs: 0,
+    gossipSent: 0,
+    gossipReceived: 0,
+  }
+
+  constructor(
+    private readonly components: MembershipComponents,
+    private readonly init: {
+      cluster: string
+      timers: MembershipTimers
+      bootstrap: string[]
+      meta: MemberMetadata
+    },
+  ) {
+    this.log = components.logger.child('membership')
+    this.events = new TypedEvents<MembershipEvents>(this.log)
+    this.protocols = membershipProtocols(init.cluster)
+    this.awareness = new Awareness(init.timers.awarenessMax)
+  }
+
+  private get network(): MembershipNetwork {
+    return this.components.network
+  }
+
+  private get timers(): MembershipTimers {
+    return this.init.timers
+  }
+
+  get id(): string {
+    return this.network.peerId.toString()
+  }
+
+  /** This node's own record. */
+  get self(): Member {
+    return this.view().get(this.id)!
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return
+    this.abort = new AbortController()
+    const incarnation = ((await this.components.store.load()) ?? 0) + 1
+    await this.components.store.save(incarnation)
+    const self: MemberRecord = {
+      id: this.id,
+      addrs: this.network.getMultiaddrs().map((ma) => ma.toString()),
+      incarnation,
+      state: 'alive',
+      meta: this.init.meta,
+    }
+    this.table = new MemberTable(
+      self,
+      this.timers,
+      this.events,
+      {
+        declaredDead: (claim) => this.broadcast([claim]),
+        refute: (next) => this.refute(next),
+      },
+      this.log,
+    )
+    this.events.on('member:join', this.rememberAddresses)
+    this.events.on('member:update', this.rememberAddresses)
+    this.events.on('member:dead', this.dropConnection)
+    this.events.on('member:leave', this.dropConnection)
+
+    const handlerTimeout = this.timers.probeTimeout * (this.timers.awarenessMax + 1) * 3
+    await serve(this.network, this.protocols.probe, handlerTimeout, this.log, (ch, conn) =>
+      this.answerProbe(ch, conn.remotePeer),
+    )
+    await serve(this.network, this.protocols.sync, Math.max(10_000, handlerTimeout), this.log, (ch, conn) =>
+      this.answerSync(ch, conn.remotePeer),
+    )
+    this.network.services.pubsub.subscribe(this.protocols.topic)
+    this.network.services.pubsub.addEventListener('message', this.onGossip)
+    this.network.addEventListener('peer:identify', this.onIdentify)
+    this.network.addEventListener('peer:disconnect', this.onDisconnect)
+    this.running = true
+
+    this.broadcast([this.aliveClaim()])
+    void this.loop(
+      'probe',
+      () => this.awareness.scale(this.timers.probeInterval),
+      () => this.probeNext(),
+    )
+    void this.loop(
+      'sync',
+      () => jitter(this.timers.syncInterval),
+      () => this.syncRandom(),
+    )
+    void this.loop(
+      'join',
+      () => this.timers.joinRetryInterval,
+      () => this.joinIfAlone(),
+      true,
+    )
+    this.log.info('membership started', { id: this.id, incarnation, cluster: this.init.cluster })
+  }
+
+  /**
+   * Leaves gracefully: tells the cluster (gossip, plus direct notices to a few
+   * members that pass it on) and waits up to the leave timeout for their acks.
+   */
+  async leave(): Promise<void> {
+    if (!this.running || this.leaving || this.table == null) return
+    this.leaving = true
+    const self = this.table.selfRecord
+    this.table.setSelf({ ...self, state: 'left' })
+    const claim: Claim = { kind: 'left', id: self.id, incarnation: self.incarnation }
+    this.broadcast([claim])
+    const witnesses = pickRandom(this.table.others('alive'), this.timers.indirectChecks)
+    const notices = witnesses.map((member) =>
+      exchange(
+        this.network,
+        peerIdFromString(member.id),
+        this.protocols.probe,
+        this.timers.leaveTimeout,
+        async (ch) => {
+          await ch.write(encode({ t: 'claims', claims: [claim] }))
+          decodeProbeAnswer(await ch.read())
+        },
+      ),
+    )
+    const results = await Promise.allSettled(notices)
+    const acked = results.filter((r) => r.status === 'fulfilled').length
+    this.log.info('left the cluster', { notified: witnesses.length, acknowledged: acked })
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    this.abort.abort()
+    this.network.services.pubsub.removeEventListener('message', this.onGossip)
+    this.network.removeEventListener('peer:identify', this.onIdentify)
+    this.network.removeEventListener('peer:disconnect', this.onDisconnect)
+    try {
+      this.network.services.pubsub.unsubscribe(this.protocols.topic)
+    } catch {
+      // pubsub already stopped with the node
+    }
+    await this.network.unhandle([this.protocols.probe, this.protocols.sync]).catch(() => {})
+    this.table?.clear()
+    this.events.removeAll()
+  }
+
+  /** Every member in the view (this node included), sorted by id. */
+  members(): Member[] {
+    return this.view()
+      .members()
+      .sort((a, b) => a.id.localeCompare(b.id))
+  }
+
+  get(id: string): Member | undefined {
+    return this.view().get(id)
+  }
+
+  /** Replaces this node's metadata and announces it under a new incarnation. */
+  async setMetadata(meta: MemberMetadata): Promise<void> {
+    const table = this.view()
+    const incarnation = table.selfRecord.incarnation + 1
+    await this.components.store.save(incarnation)
+    table.setSelf({ ...table.selfRecord, incarnation, meta })
+    this.broadcast([this.aliveClaim()])
+    this.events.emit('member:update', this.self)
+  }
+
+  stats(): MembershipStats {
+    return { ...this.counters, health: this.awareness.health }
+  }
+
+  private view(): MemberTable {
+    if (this.table == null) throw new Error('membership is not started')
+    return this.table
+  }
+
+  private aliveClaim(): Claim {
+    const self = this.view().selfRecord
+    return { kind: 'alive', id: self.id, incarnation: self.incarnation, addrs: self.addrs, meta: self.meta }
+  }
+
+  private refute(incarnation: number): void {
+    if (!this.running || this.leaving) return
+    const table = this.view()
+    table.setSelf({ ...table.selfRecord, incarnation, state: 'alive' })
+    // Being accused is a hint that we are the slow one (Lifeguard).
+    this.awareness.apply(1)
+    this.components.store
+      .save(incarnation)
+      .catch((err) => this.log.warn('could not persist incarnation', { error: messageOf(err) }))
+    this.broadcast([this.aliveClaim()])
+    this.log.info('refuted a claim about this node', { incarnation })
+  }
+
+  /** Applies claims; the ones that changed the view are returned. */
+  private applyAll(claims: Claim[]): Claim[] {
+    const table = this.view()
+    return claims.filter((claim) => table.apply(claim))
+  }
+
+  private broadcast(claims: Claim[]): void {
+    if (claims.length === 0 || !this.running) return
+    this.counters.gossipSent++
+    this.network.services.pubsub
+      .publish(this.protocols.topic, encode({ v: WIRE_VERSION, claims }))
+      .catch((err) => this.log.debug('gossip publish failed', { error: messageOf(err) }))
+  }
+
+  private readonly onGossip = (evt: CustomEvent<Message>): void => {
+    const message = evt.detail
+    if (message.topic !== this.protocols.topic || !this.running) return
+    this.counters.gossipReceived++
+    try {
+      this.applyAll(decodeGossip(message.data).claims)
+    } catch (err) {
+      this.log.debug('dropped gossip message', { error: messageOf(err) })
+    }
+  }
+
+  private readonly onIdentify = (evt: CustomEvent<IdentifyResult>): void => {
+    const { peerId, protocols } = evt.detail
+    const id = peerId.toString()
+    if (!protocols.includes(this.protocols.sync)) {
+      if (!this.foreignPeers.has(id)) {
+        this.foreignPeers.add(id)
+        this.log.info(
+          'connected peer is not a member of this cluster (another cluster, or not a shoal agent)',
+          {
+            peer: id,
+          },
+        )
+      }
+      return
+    }
+    const member = this.table?.get(id)
+    if (member == null || member.state !== 'alive') void this.syncWith(peerId)
+  }
+
+  private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    const member = this.table?.get(evt.detail.toString())
+    // A lost connection is a hint, not a verdict: probe the member now instead of
+    // waiting for its turn, so a crashed node is noticed within one probe.
+    if (member != null && member.state === 'alive' && this.running) {
+      setTimeout(() => void this.probe(member).catch(() => {}), Math.random() * 50).unref()
+    }
+  }
+
+  private readonly rememberAddresses = (member: Member): void => {
+    if (member.self || member.addrs.length === 0) return
+    try {
+      const multiaddrs = member.addrs.map((addr) => multiaddr(addr).decapsulateCode(421))
+      void this.network.peerStore
+        .merge(peerIdFromString(member.id), { multiaddrs })
+        .catch((err) => this.log.debug('peer store merge failed', { error: messageOf(err) }))
+    } catch (err) {
+      this.log.debug('member has unusable addresses', { member: member.id, error: messageOf(err) })
+    }
+  }
+
+  private readonly dropConnection = (member: Member): void => {
+    void this.network.hangUp(peerIdFromString(member.id)).catch(() => {})
+  }
+
+  /** Runs `step` repeatedly with `delay()` ms between runs until stop. */
+  private async loop(
+    name: string,
+    delay: () => number,
+    step: () => Promise<void>,
+    stepFirst = false,
+  ): Promise<void> {
+    const { signal } = this.abort
+    try {
+      if (!stepFirst) await sleep(delay(), undefined, { signal, ref: false })
+      while (!signal.aborted) {
+        const started = Date.now()
+        await step().catch((err) => this.log.debug(`${name} step failed`, { error: messageOf(err) }))
+        await sleep(Math.max(0, delay() - (Date.now() - started)), undefined, { signal, ref: false })
+      }
+    } catch (err) {
+      if (!signal.aborted) this.log.error(`${name} loop stopped`, { error: messageOf(err) })
+    }
+  }
+
+  /** Round-robin over a shuffled list, as SWIM prescribes: each member is probed within n intervals. */
+  private async probeNext(): Promise<void> {
+    const table = this.view()
+    while (this.probeOrder.length > 0) {
+      const member = table.get(this.probeOrder.pop()!)
+      if (member != null && (member.state === 'alive' || member.state === 'suspect')) {
+        await this.probe(member)
+        return
+      }
+    }
+    this.probeOrder = shuffle(table.others('alive', 'suspect').map((m) => m.id))
+  }
+
+  private async probe(target: MemberRecord): Promise<void> {
+    if (this.probing.has(target.id) || !this.running || this.leaving) return
+    this.probing.add(target.id)
+    try {
+      this.counters.probes++
+      const timeout = this.awareness.scale(this.timers.probeTimeout)
+      if (await this.ping(target.id, timeout)) {
+        this.awareness.apply(-1)
+        return
+      }
+      const helpers = pickRandom(
+        this.view()
+          .others('alive')
+          .filter((m) => m.id !== target.id),
+        this.timers.indirectChecks,
+      )
+      this.counters.indirectProbes += helpers.length
+      const answers = await Promise.all(
+        helpers.map((helper) => this.pingThrough(helper, target, timeout * 2)),
+      )
+      if (answers.includes('ack')) return
+      // Helpers that did not even send a nack suggest our own side is unwell.
+      if (answers.includes('none')) this.awareness.apply(1)
+      this.counters.probeFailures++
+      const current = this.view().get(target.id)
+      if (current == null || !this.running) return
+      if (current.state !== 'alive' && current.state !== 'suspect') return
+      // Already suspected by someone else: our failed probe is an independent
+      // confirmation, which shortens everyone's suspicion timer (Lifeguard).
+      const claim: Claim = { kind: 'suspect', id: target.id, incarnation: current.incarnation, from: this.id }
+      if (this.view().apply(claim)) {
+        this.counters.suspicionsRaised++
+        this.log.info('member suspected', { member: target.id, incarnation: current.incarnation })
+        this.broadcast([claim])
+      }
+    } finally {
+      this.probing.delete(target.id)
+    }
+  }
+
+  private async ping(id: string, timeout: number): Promise<boolean> {
+    try {
+      await exchange(this.network, peerIdFromString(id), this.protocols.probe, timeout, async (ch) => {
+        await ch.write(encode({ t: 'ping' }))
+        if (decodeProbeAnswer(await ch.read()).t !== 'ack') throw new Error('no ack')
+      })
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  private async pingThrough(
+    helper: MemberRecord,
+    target: MemberRecord,
+    timeout: number,
+  ): Promise<'ack' | 'nack' | 'none'> {
+    try {
+      return await exchange(
+        this.network,
+        peerIdFromString(helper.id),
+        this.protocols.probe,
+        timeout,
+        async (ch) => {
+          await ch.write(encode({ t: 'ping-req', target: target.id, addrs: target.addrs }))
+          return decodeProbeAnswer(await ch.read()).t
+        },
+      )
+    } catch {
+      return 'none'
+    }
+  }
+
+  private async answerProbe(
+    ch: { read(): Promise<Uint8Array>; write(b: Uint8Array): Promise<void> },
+    from: PeerId,
+  ): Promise<void> {
+    const request = decodeProbeRequest(await ch.read())
+    switch (request.t) {
+      case 'ping':
+        await ch.write(encode({ t: 'ack' }))
+        return
+      case 'ping-req': {
+        const ok = await this.ping(request.target, this.awareness.scale(this.timers.probeTimeout))
+        await ch.write(encode({ t: ok ? 'ack' : 'nack' }))
+        return
+      }
+      case 'claims': {
+        // Direct notices (a leave) reach only a few members: pass what is news on.
+        this.broadcast(this.applyAll(request.claims))
+        await ch.write(encode({ t: 'ack' }))
+        this.log.debug('direct claims received', { from: from.toString(), count: request.claims.length })
+        return
+      }
+    }
+  }
+
+  private async joinIfAlone(): Promise<void> {
+    if (this.init.bootstrap.length === 0 || this.view().others('alive', 'suspect').length > 0) return
+    await Promise.allSettled(
+      this.init.bootstrap.map((addr) =>
+        this.network.dial(multiaddr(addr), {
+          signal: AbortSignal.timeout(this.timers.joinRetryInterval * 2),
+        }),
+      ),
+    )
+  }
+
+  private async syncRandom(): Promise<void> {
+    const [peer] = pickRandom(this.view().others('alive'), 1)
+    if (peer != null) await this.syncWith(peerIdFromString(peer.id))
+  }
+
+  /**
+   * Push/pull with one peer over the sync protocol:
+   * 1. send our digest; 2. read theirs, with their records if the digests differ;
+   * 3. merge those and send ours so that they merge too.
+   */
+  private async syncWith(peer: PeerId): Promise<void> {
+    const key = peer.toString()
+    if (this.syncing.has(key) || !this.running) return
+    this.syncing.add(key)
+    try {
+      await exchange(this.network, peer, this.protocols.sync, 10_000, async (ch) => {
+        await ch.write(encode({ v: WIRE_VERSION, digest: this.view().digest(), members: null }))
+        const answer = decodeSync(await ch.read())
+        if (answer.members == null) return
+        this.merge(answer.members, key)
+        await ch.write(
+          encode({ v: WIRE_VERSION, digest: this.view().digest(), members: this.view().records() }),
+        )
+      })
+      this.counters.syncs++
+    } catch (err) {
+      const level = err instanceof MessageError ? 'warn' : 'debug'
+      this.log[level]('state sync failed', { peer: key, error: messageOf(err) })
+    } finally {
+      this.syncing.delete(key)
+    }
+  }
+
+  private async answerSync(
+    ch: { read(): Promise<Uint8Array>; write(b: Uint8Array): Promise<void> },
+    from: PeerId,
+  ): Promise<void> {
+    const opening = decodeSync(await ch.read())
+    const digest = this.view().digest()
+    if (opening.digest === digest) {
+      await ch.write(encode({ v: WIRE_VERSION, digest, members: null }))
+      return
+    }
+    await ch.write(encode({ v: WIRE_VERSION, digest, members: this.view().records() }))
+    const theirs = decodeSync(await ch.read())
+    if (theirs.members != null) this.merge(theirs.members, from.toString())
+    this.counters.syncs++
+  }
+
+  /** Merges records from a sync; what was news is passed on by gossip, since only we learned it. */
+  private merge(records: MemberRecord[], from: string): void {
+    this.broadcast(this.applyAll(records.flatMap((record) => claimsOfRecord(record, from))))
+  }
+}
+
+function shuffle<T>(items: T[]): T[] {
+  const out = [...items]
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[out[i], out[j]] = [out[j]!, out[i]!]
+  }
+  return out
+}
+
+function pickRandom<T>(items: T[], count: number): T[] {
+  return shuffle(items).slice(0, count)
+}
+
+/** +-10% so that nodes started together do not sync in lockstep. */
+function jitter(ms: number): number {
+  return ms * (0.9 + Math.random() * 0.2)
+}

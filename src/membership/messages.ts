@@ -1,0 +1,96 @@
+import { peerIdFromString } from '@libp2p/peer-id'
+import { z } from 'zod'
+import { MAX_ADDRS, MAX_METADATA_BYTES } from './constants.js'
+import type { Claim, MemberRecord } from './member.js'
+
+/**
+ * Wire format of the membership protocols: JSON documents, one per
+ * length-prefixed frame on direct streams, one per gossipsub message. Every field
+ * from the network is checked here before anything acts on it.
+ */
+export const WIRE_VERSION = 1
+
+const peerId = z.string().refine(
+  (value) => {
+    try {
+      peerIdFromString(value)
+      return true
+    } catch {
+      return false
+    }
+  },
+  { message: 'not a peer id' },
+)
+const incarnation = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
+const addrs = z.array(z.string().max(512)).max(MAX_ADDRS)
+const metadata = z
+  .record(z.string(), z.unknown())
+  .refine((value) => JSON.stringify(value).length <= MAX_METADATA_BYTES, { message: 'metadata too large' })
+
+const claim = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('alive'), id: peerId, incarnation, addrs, meta: metadata }),
+  z.object({ kind: z.literal('suspect'), id: peerId, incarnation, from: peerId }),
+  z.object({ kind: z.literal('dead'), id: peerId, incarnation, from: peerId }),
+  z.object({ kind: z.literal('left'), id: peerId, incarnation }),
+])
+
+const record = z.object({
+  id: peerId,
+  addrs,
+  incarnation,
+  state: z.enum(['alive', 'suspect', 'dead', 'left']),
+  meta: metadata,
+})
+
+/** A gossip message: a batch of claims. */
+const gossip = z.object({ v: z.literal(WIRE_VERSION), claims: z.array(claim).max(1024) })
+
+/** Requests and answers on the direct (probe) protocol. */
+const probeRequest = z.discriminatedUnion('t', [
+  z.object({ t: z.literal('ping') }),
+  z.object({ t: z.literal('ping-req'), target: peerId, addrs }),
+  z.object({ t: z.literal('claims'), claims: z.array(claim).max(1024) }),
+])
+const probeAnswer = z.object({ t: z.enum(['ack', 'nack']) })
+
+/** The state sync exchange: digests first, full records only when they differ. */
+const syncMessage = z.object({
+  v: z.literal(WIRE_VERSION),
+  digest: z.string().max(128),
+  members: z.array(record).max(100_000).nullable(),
+})
+
+export type GossipMessage = z.infer<typeof gossip>
+export type ProbeRequest = z.infer<typeof probeRequest>
+export type ProbeAnswer = z.infer<typeof probeAnswer>
+export type SyncMessage = z.infer<typeof syncMessage>
+
+export class MessageError extends Error {
+  readonly code = 'ERR_MEMBERSHIP_MESSAGE'
+}
+
+function decodeWith<T>(schema: z.ZodType<T>, bytes: Uint8Array, what: string): T {
+  let json: unknown
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes))
+  } catch {
+    throw new MessageError(`${what}: not JSON`)
+  }
+  const parsed = schema.safeParse(json)
+  if (!parsed.success) throw new MessageError(`${what}: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
+  return parsed.data
+}
+
+export function encode(message: GossipMessage | ProbeRequest | ProbeAnswer | SyncMessage): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(message))
+}
+
+export const decodeGossip = (bytes: Uint8Array): GossipMessage =>
+  decodeWith(gossip, bytes, 'gossip message') as GossipMessage
+export const decodeProbeRequest = (bytes: Uint8Array): ProbeRequest =>
+  decodeWith(probeRequest, bytes, 'probe request') as ProbeRequest
+export const decodeProbeAnswer = (bytes: Uint8Array): ProbeAnswer =>
+  decodeWith(probeAnswer, bytes, 'probe answer')
+export const decodeSync = (bytes: Uint8Array): SyncMessage => decodeWith(syncMessage, bytes, 'sync message')
+
+export type { Claim, MemberRecord }

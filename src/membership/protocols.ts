@@ -1,0 +1,19 @@
+import { PROTOCOL_VERSION } from './constants.js'
+
+export interface MembershipProtocols {
+  /** Direct probes (ping, ping-req) and direct claims. */
+  probe: string
+  /** Full-state push/pull between two members. */
+  sync: string
+  /** Gossipsub topic carrying claims. */
+  topic: string
+}
+
+/** Protocol ids and topic, scoped by cluster name so two clusters on one network never mix. */
+export function membershipProtocols(cluster: string): MembershipProtocols {
+  return {
+    probe: `/shoal/${cluster}/membership/probe/${PROTOCOL_VERSION}`,
+    sync: `/shoal/${cluster}/membership/sync/${PROTOCOL_VERSION}`,
+    topic: `/shoal/${cluster}/membership/1`,
+  }
+}

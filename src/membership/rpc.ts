@@ -1,0 +1,76 @@
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { type LengthPrefixedStream, lpStream } from 'it-length-prefixed-stream'
+import type { Logger } from '../shared/logger.js'
+import { MAX_MESSAGE_BYTES } from './constants.js'
+import type { MembershipNetwork } from './network.js'
+
+/** A length-prefixed message channel over one libp2p stream. */
+export interface Channel {
+  read(): Promise<Uint8Array>
+  write(bytes: Uint8Array): Promise<void>
+}
+
+function channel(stream: Stream, signal: AbortSignal): Channel {
+  const lp: LengthPrefixedStream<Stream> = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
+  return {
+    read: async () => (await lp.read({ signal })).subarray(),
+    write: (bytes) => lp.write(bytes, { signal }),
+  }
+}
+
+/**
+ * Runs one exchange with `peer` on `protocol`:
+ * 1. dial (reusing a connection when there is one) and negotiate the protocol,
+ * 2. let `talk` write and read length-prefixed messages,
+ * 3. close the stream.
+ * All steps share one deadline of `timeoutMs`; on any failure the stream is aborted
+ * and the error is thrown to the caller.
+ */
+export async function exchange<T>(
+  network: MembershipNetwork,
+  peer: PeerId,
+  protocol: string,
+  timeoutMs: number,
+  talk: (channel: Channel) => Promise<T>,
+): Promise<T> {
+  const signal = AbortSignal.timeout(Math.max(1, Math.round(timeoutMs)))
+  const stream = await network.dialProtocol(peer, protocol, { signal })
+  try {
+    const result = await talk(channel(stream, signal))
+    await stream.close({ signal })
+    return result
+  } catch (err) {
+    stream.abort(err instanceof Error ? err : new Error(String(err)))
+    throw err
+  }
+}
+
+/**
+ * Serves `protocol`: every inbound stream gets a channel and `timeoutMs` to finish.
+ * A failing handler costs a debug line and the stream, never the agent.
+ */
+export async function serve(
+  network: MembershipNetwork,
+  protocol: string,
+  timeoutMs: number,
+  log: Logger,
+  handler: (channel: Channel, connection: Connection) => Promise<void>,
+): Promise<void> {
+  await network.handle(
+    protocol,
+    ({ stream, connection }) => {
+      const signal = AbortSignal.timeout(timeoutMs)
+      handler(channel(stream, signal), connection)
+        .then(() => stream.close({ signal }))
+        .catch((err: unknown) => {
+          log.debug('inbound exchange failed', {
+            protocol,
+            peer: connection.remotePeer.toString(),
+            error: String(err),
+          })
+          stream.abort(err instanceof Error ? err : new Error(String(err)))
+        })
+    },
+    { maxInboundStreams: 256, maxOutboundStreams: 256 },
+  )
+}

@@ -1,0 +1,24 @@
+import { createServer } from 'node:net'
+
+/** A TCP port free on `host` right now: `preferred` when it is, else one the OS picks. */
+export async function freePort(host = '127.0.0.1', preferred?: number): Promise<number> {
+  if (preferred != null) {
+    const port = await tryListen(host, preferred).catch(() => null)
+    if (port != null) return port
+  }
+  return tryListen(host, 0)
+}
+
+function tryListen(host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.unref()
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      const address = server.address()
+      server.close(() =>
+        typeof address === 'object' && address != null ? resolve(address.port) : reject(new Error('no port')),
+      )
+    })
+  })
+}
