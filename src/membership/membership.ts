@@ -136,8 +136,8 @@ export class Membership {
     )
     this.events.on('member:join', this.rememberAddresses)
     this.events.on('member:update', this.rememberAddresses)
+    // A leaving member closes its own connections once its goodbye is acknowledged.
     this.events.on('member:dead', this.dropConnection)
-    this.events.on('member:leave', this.dropConnection)
 
     const handlerTimeout = this.timers.probeTimeout * (this.timers.awarenessMax + 1) * 3
     await serve(this.network, this.protocols.probe, handlerTimeout, this.log, (ch, conn) =>
@@ -198,6 +198,8 @@ export class Membership {
     )
     const results = await Promise.allSettled(notices)
     const acked = results.filter((r) => r.status === 'fulfilled').length
+    for (const r of results)
+      if (r.status === 'rejected') this.log.debug('leave notice failed', { error: messageOf(r.reason) })
     this.log.info('left the cluster', { notified: witnesses.length, acknowledged: acked })
   }
 

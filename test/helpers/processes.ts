@@ -1,0 +1,58 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { createWriteStream } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+
+/** The built CLI; the test script builds before running the suites. */
+export const CLI = resolve(import.meta.dirname, '../../dist/src/cli/main.js')
+
+export interface CliResult {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/** Runs `shoal ARGS` to completion. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return new Promise((done) => {
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { ...process.env, ...env }, timeout: 30_000 },
+      (err, stdout, stderr) => {
+        const code = err == null ? 0 : typeof err.code === 'number' ? err.code : 1
+        done({ code, stdout, stderr })
+      },
+    )
+  })
+}
+
+export interface AgentProcess {
+  child: ChildProcess
+  /** What the agent printed on its first stdout line. */
+  info: { id: string; cluster: string; api: string; addrs: string[] }
+  /** Sends `signal` and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>
+}
+
+/** Starts `shoal agent ARGS` as its own process; its stderr goes to DIR/agent.log. */
+export async function spawnAgent(args: string[], dir: string): Promise<AgentProcess> {
+  const child = spawn(process.execPath, [CLI, 'agent', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  child.stderr!.pipe(createWriteStream(join(dir, 'agent.log')))
+  const exit = new Promise<number | null>((done) => child.once('exit', (code) => done(code)))
+  const info = await new Promise<AgentProcess['info']>((done, fail) => {
+    const lines = createInterface({ input: child.stdout! })
+    lines.once('line', (line) => done(JSON.parse(line)))
+    void exit.then((code) =>
+      fail(new Error(`agent exited with code ${code} before starting; see ${dir}/agent.log`)),
+    )
+  })
+  return {
+    child,
+    info,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode == null && child.signalCode == null) child.kill(signal)
+      return exit
+    },
+  }
+}

@@ -1,0 +1,144 @@
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { writeNewSecret } from '../../src/bootstrap/index.js'
+import { TestCluster } from '../helpers/cluster.js'
+import { waitFor } from '../helpers/wait.js'
+
+describe('membership between real agents', () => {
+  const clusters: TestCluster[] = []
+  const cluster = (name?: string) => {
+    const c = new TestCluster(name)
+    clusters.push(c)
+    return c
+  }
+  afterEach(async () => {
+    await Promise.all(clusters.map((c) => c.cleanup()))
+    clusters.length = 0
+  })
+
+  it('five nodes converge on one view with everyone alive', async () => {
+    const c = cluster()
+    const agents = await c.startMany(5)
+    await c.waitForConvergence(agents)
+    for (const agent of agents) {
+      expect(agent.members().map((m) => m.state)).toEqual(['alive', 'alive', 'alive', 'alive', 'alive'])
+    }
+  })
+
+  it('a node stopped without leaving is suspected, then declared dead everywhere', async () => {
+    const c = cluster()
+    const agents = await c.startMany(4)
+    await c.waitForConvergence(agents)
+    const [victim, ...rest] = [agents[3]!, ...agents.slice(0, 3)]
+    const suspectedBy = new Set<string>()
+    for (const agent of rest) {
+      agent.membership.events.on('member:suspect', (m) => {
+        if (m.id === victim.id) suspectedBy.add(agent.id)
+      })
+    }
+    await victim.stop({ leave: false })
+    await c.waitForState(rest, victim.id, 'dead')
+    expect(suspectedBy.size).toBeGreaterThan(0)
+  })
+
+  it('a graceful leave shows as left everywhere', async () => {
+    const c = cluster()
+    const agents = await c.startMany(4)
+    await c.waitForConvergence(agents)
+    const leaver = agents[2]!
+    await leaver.stop({ leave: true })
+    const rest = agents.filter((a) => a !== leaver)
+    await c.waitForState(rest, leaver.id, 'left', 5_000)
+  })
+
+  it('a restarted node keeps its id and rejoins with a higher incarnation', async () => {
+    const c = cluster()
+    const agents = await c.startMany(3)
+    await c.waitForConvergence(agents)
+    const node = agents[1]!
+    const { dataDir } = node.config
+    const before = node.membership.self.incarnation
+    await node.stop({ leave: true })
+    await c.waitForState([agents[0]!, agents[2]!], node.id, 'left')
+    const again = await c.start({ dataDir })
+    expect(again.id).toBe(node.id)
+    await c.waitForState([agents[0]!, agents[2]!], node.id, 'alive')
+    expect(agents[0]!.membership.get(node.id)!.incarnation).toBeGreaterThan(before)
+  })
+
+  it('a node without the cluster secret cannot connect at all', async () => {
+    const c = cluster()
+    const dir = await c.dataDir()
+    const secret = join(dir, 'cluster.secret')
+    const wrong = join(dir, 'other.secret')
+    await writeNewSecret(secret)
+    await writeNewSecret(wrong)
+    const agents = await c.startMany(3, { secretFile: secret })
+    await c.waitForConvergence(agents)
+    const intruder = await c.start({ secretFile: wrong })
+    const noSecret = await c.start({ secretFile: null })
+    await expect(intruder.node.dial(agents[0]!.node.getMultiaddrs()[0]!)).rejects.toThrow()
+    await expect(noSecret.node.dial(agents[0]!.node.getMultiaddrs()[0]!)).rejects.toThrow()
+    // Give the join loops several rounds to try.
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    for (const agent of agents) {
+      expect(agent.members().map((m) => m.id)).not.toContain(intruder.id)
+      expect(agent.members().map((m) => m.id)).not.toContain(noSecret.id)
+      expect(agent.node.getConnections(intruder.node.peerId)).toHaveLength(0)
+    }
+    expect(intruder.members()).toHaveLength(1)
+  })
+
+  it('refuses a secret file that is not a cluster secret', async () => {
+    const c = cluster()
+    const file = join(await c.dataDir(), 'bad.secret')
+    await writeFile(file, 'hunter2\n')
+    await expect(c.start({ secretFile: file })).rejects.toMatchObject({ code: 'ERR_SECRET_FILE' })
+  })
+
+  it('two clusters on the same bootstrap peers stay separate', async () => {
+    const blue = cluster('blue')
+    const green = cluster('green')
+    const blueSeed = await blue.start()
+    const greenSeed = await green.start({ bootstrap: [blueSeed.membership.self.addrs[0]!] })
+    // One shared bootstrap list holding nodes of both clusters.
+    const shared = [blueSeed.membership.self.addrs[0]!, greenSeed.membership.self.addrs[0]!]
+    const blues = [blueSeed, await blue.start({ bootstrap: shared }), await blue.start({ bootstrap: shared })]
+    const greens = [
+      greenSeed,
+      await green.start({ bootstrap: shared }),
+      await green.start({ bootstrap: shared }),
+    ]
+    await blue.waitForConvergence(blues)
+    await green.waitForConvergence(greens)
+    // Blue and green agents are connected (they dialled each other's seeds) but never mix views.
+    expect(greenSeed.node.getConnections(blueSeed.node.peerId).length).toBeGreaterThan(0)
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    for (const agent of blues) expect(agent.members()).toHaveLength(3)
+    for (const agent of greens) expect(agent.members()).toHaveLength(3)
+    await blue.waitForConvergence(blues)
+    await green.waitForConvergence(greens)
+  })
+
+  it('metadata a node sets about itself reaches every member', async () => {
+    const c = cluster()
+    const agents = await c.startMany(4)
+    await c.waitForConvergence(agents)
+    await agents[1]!.membership.setMetadata({ roles: ['web'], ready: false })
+    await waitFor('metadata everywhere', () =>
+      agents.every((a) => {
+        const view = a.members().find((m) => m.id === agents[1]!.id)
+        return view?.ready === false && view.roles[0] === 'web'
+      }),
+    )
+  })
+
+  it('a second agent on the same data folder is refused with a clear error', async () => {
+    const c = cluster()
+    const first = await c.start()
+    await expect(c.start({ dataDir: first.config.dataDir })).rejects.toMatchObject({
+      code: 'ERR_DATA_DIR_IN_USE',
+    })
+  })
+})

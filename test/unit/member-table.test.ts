@@ -1,0 +1,122 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { TEST_TIMERS } from '../../src/membership/constants.js'
+import type { MembershipEvents } from '../../src/membership/events.js'
+import type { Claim, MemberRecord } from '../../src/membership/member.js'
+import { MemberTable } from '../../src/membership/member-table.js'
+import { silentLogger } from '../../src/shared/logger.js'
+import { TypedEvents } from '../../src/shared/typed-events.js'
+
+const SELF = 'self-id'
+const timers = {
+  ...TEST_TIMERS,
+  probeInterval: 100,
+  suspicionMult: 2,
+  suspicionMaxTimeoutMult: 3,
+  reapTimeout: 5_000,
+}
+const selfRecord: MemberRecord = { id: SELF, addrs: [], incarnation: 4, state: 'alive', meta: {} }
+const alive = (id: string, incarnation = 1, meta = {}): Claim => ({
+  kind: 'alive',
+  id,
+  incarnation,
+  addrs: [],
+  meta,
+})
+
+function makeTable() {
+  const events = new TypedEvents<MembershipEvents>(silentLogger)
+  const seen: string[] = []
+  for (const name of [
+    'member:join',
+    'member:update',
+    'member:suspect',
+    'member:dead',
+    'member:leave',
+    'member:reap',
+  ] as const) {
+    events.on(name, (member) => seen.push(`${name} ${member.id}`))
+  }
+  const hooks = { declaredDead: vi.fn(), refute: vi.fn() }
+  const table = new MemberTable(selfRecord, timers, events, hooks, silentLogger)
+  return { table, seen, hooks }
+}
+
+describe('MemberTable', () => {
+  beforeEach(() => vi.useFakeTimers())
+  afterEach(() => vi.useRealTimers())
+
+  it('emits join, update and leave as claims change a member', () => {
+    const { table, seen } = makeTable()
+    expect(table.apply(alive('b'))).toBe(true)
+    expect(table.apply(alive('b'))).toBe(false)
+    expect(table.apply(alive('b', 2, { ready: false }))).toBe(true)
+    expect(table.apply({ kind: 'left', id: 'b', incarnation: 2 })).toBe(true)
+    expect(seen).toEqual(['member:join b', 'member:update b', 'member:leave b'])
+    expect(table.get('b')).toMatchObject({ state: 'left', meta: { ready: false } })
+  })
+
+  it('turns an unrefuted suspicion into dead after the suspicion timeout, and tells the cluster', () => {
+    const { table, seen, hooks } = makeTable()
+    table.apply(alive('b'))
+    table.apply(alive('c'))
+    table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: 'c' })
+    expect(table.get('b')?.state).toBe('suspect')
+    // n = 3 live members: min = 2 x 1 x 100 = 200 ms, max = 600 ms, one confirmation expected.
+    vi.advanceTimersByTime(599)
+    expect(table.get('b')?.state).toBe('suspect')
+    vi.advanceTimersByTime(1)
+    expect(table.get('b')?.state).toBe('dead')
+    expect(seen).toContain('member:dead b')
+    expect(hooks.declaredDead).toHaveBeenCalledWith({ kind: 'dead', id: 'b', incarnation: 1, from: SELF })
+  })
+
+  it('declares dead sooner when another member confirms the suspicion', () => {
+    const { table } = makeTable()
+    table.apply(alive('b'))
+    table.apply(alive('c'))
+    table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: 'c' })
+    expect(table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: SELF })).toBe(true)
+    vi.advanceTimersByTime(200)
+    expect(table.get('b')?.state).toBe('dead')
+  })
+
+  it('cancels the suspicion when the member refutes it with a higher incarnation', () => {
+    const { table, seen } = makeTable()
+    table.apply(alive('b'))
+    table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: 'c' })
+    table.apply(alive('b', 2))
+    vi.advanceTimersByTime(10_000)
+    expect(table.get('b')?.state).toBe('alive')
+    expect(seen).toEqual(['member:join b', 'member:suspect b', 'member:update b'])
+  })
+
+  it('asks this node to refute accusations about itself instead of applying them', () => {
+    const { table, hooks } = makeTable()
+    expect(table.apply({ kind: 'suspect', id: SELF, incarnation: 4, from: 'b' })).toBe(false)
+    expect(hooks.refute).toHaveBeenCalledWith(5)
+    table.apply({ kind: 'dead', id: SELF, incarnation: 3, from: 'b' })
+    expect(hooks.refute).toHaveBeenCalledTimes(1)
+    expect(table.get(SELF)?.state).toBe('alive')
+  })
+
+  it('forgets dead and left members after the reap timeout', () => {
+    const { table, seen } = makeTable()
+    table.apply(alive('b'))
+    table.apply({ kind: 'dead', id: 'b', incarnation: 1, from: 'c' })
+    vi.advanceTimersByTime(4_999)
+    expect(table.get('b')).toBeDefined()
+    vi.advanceTimersByTime(1)
+    expect(table.get('b')).toBeUndefined()
+    expect(seen.at(-1)).toBe('member:reap b')
+  })
+
+  it('has equal digests for equal views and different ones otherwise', () => {
+    const one = makeTable().table
+    const two = makeTable().table
+    one.apply(alive('b'))
+    two.apply(alive('b'))
+    expect(one.digest()).toBe(two.digest())
+    two.apply(alive('b', 2))
+    expect(one.digest()).not.toBe(two.digest())
+  })
+})

@@ -1,0 +1,66 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { suspicionBounds } from '../../src/membership/config.js'
+import { LAN_TIMERS } from '../../src/membership/constants.js'
+import { Suspicion } from '../../src/membership/suspicion.js'
+
+describe('Suspicion', () => {
+  beforeEach(() => vi.useFakeTimers())
+  afterEach(() => vi.useRealTimers())
+
+  it('fires at the maximum timeout when nobody confirms', () => {
+    const fired = vi.fn()
+    new Suspicion('a', 3, 1_000, 6_000, fired)
+    vi.advanceTimersByTime(5_999)
+    expect(fired).not.toHaveBeenCalled()
+    vi.advanceTimersByTime(1)
+    expect(fired).toHaveBeenCalledOnce()
+  })
+
+  it('shrinks towards the minimum as independent confirmations arrive', () => {
+    const fired = vi.fn()
+    const suspicion = new Suspicion('a', 3, 1_000, 6_000, fired)
+    expect(suspicion.confirm('b')).toBe(true)
+    // c = 1 of k = 3: 6000 - 5000 * log(2)/log(4) = 3500
+    expect(suspicion.timeout()).toBe(3_500)
+    expect(suspicion.confirm('b')).toBe(false)
+    suspicion.confirm('c')
+    suspicion.confirm('d')
+    expect(suspicion.timeout()).toBe(1_000)
+    vi.advanceTimersByTime(1_000)
+    expect(fired).toHaveBeenCalledOnce()
+  })
+
+  it('fires at once when a confirmation arrives after the shortened timeout has already passed', () => {
+    const fired = vi.fn()
+    const suspicion = new Suspicion('a', 1, 1_000, 6_000, fired)
+    vi.advanceTimersByTime(2_000)
+    suspicion.confirm('b')
+    vi.advanceTimersByTime(0)
+    expect(fired).toHaveBeenCalledOnce()
+  })
+
+  it('never fires once cancelled', () => {
+    const fired = vi.fn()
+    const suspicion = new Suspicion('a', 3, 1_000, 6_000, fired)
+    suspicion.cancel()
+    vi.advanceTimersByTime(10_000)
+    expect(fired).not.toHaveBeenCalled()
+    expect(suspicion.confirm('b')).toBe(false)
+  })
+
+  it('uses the minimum when no confirmation can be expected', () => {
+    const fired = vi.fn()
+    new Suspicion('a', 0, 1_000, 6_000, fired)
+    vi.advanceTimersByTime(1_000)
+    expect(fired).toHaveBeenCalledOnce()
+  })
+})
+
+describe('suspicionBounds', () => {
+  it('scales with log10 of the cluster size, never below one interval multiple', () => {
+    expect(suspicionBounds(LAN_TIMERS, 3).min).toBe(1_000)
+    expect(suspicionBounds(LAN_TIMERS, 10).min).toBe(1_000)
+    expect(suspicionBounds(LAN_TIMERS, 100).min).toBe(2_000)
+    expect(suspicionBounds(LAN_TIMERS, 100).max).toBe(6_000)
+  })
+})
