@@ -22,7 +22,7 @@ import {
 } from './messages.js'
 import type { MembershipNetwork } from './network.js'
 import { type MembershipProtocols, membershipProtocols } from './protocols.js'
-import { exchange, serve } from './rpc.js'
+import { type Channel, exchange, serve } from './rpc.js'
 
 /** Where this node keeps the last incarnation it announced, so a restart goes above it. */
 export interface IncarnationStore {
@@ -443,10 +443,7 @@ export class Membership {
     }
   }
 
-  private async answerProbe(
-    ch: { read(): Promise<Uint8Array>; write(b: Uint8Array): Promise<void> },
-    from: PeerId,
-  ): Promise<void> {
+  private async answerProbe(ch: Channel, from: PeerId): Promise<void> {
     const request = decodeProbeRequest(await ch.read())
     switch (request.t) {
       case 'ping':
@@ -511,10 +508,7 @@ export class Membership {
     }
   }
 
-  private async answerSync(
-    ch: { read(): Promise<Uint8Array>; write(b: Uint8Array): Promise<void> },
-    from: PeerId,
-  ): Promise<void> {
+  private async answerSync(ch: Channel, from: PeerId): Promise<void> {
     const opening = decodeSync(await ch.read())
     const digest = this.view().digest()
     if (opening.digest === digest) {
