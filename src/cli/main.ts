@@ -1,13 +1,11 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander'
 import type { MemberView, StatusView } from '../api/index.js'
-import { Agent, writeNewSecret } from '../bootstrap/index.js'
-import { TIMER_PRESETS, type TimerPreset } from '../membership/index.js'
+import type { TimerPreset } from '../membership/index.js'
 import { ShoalError } from '../shared/errors.js'
 import { isLogLevel, type LogLevel } from '../shared/logger.js'
 import { VERSION } from '../shared/version.js'
 import { ApiClient, apiBaseUrl } from './client.js'
-import { runDemo } from './demo.js'
 import { formatMembers, formatStatus } from './views.js'
 
 const collect = (value: string, previous: string[] = []) => [...previous, value]
@@ -46,9 +44,7 @@ program
   )
   .option('--trust <pubkey-file>', 'public key of a trusted publisher, repeatable', collect)
   .option('--no-mdns', 'do not discover peers by mDNS on the local network')
-  .addOption(
-    new Option('--preset <preset>', 'timer preset').choices(Object.keys(TIMER_PRESETS)).default('lan'),
-  )
+  .addOption(new Option('--preset <preset>', 'timer preset').choices(['lan', 'cloud', 'test']).default('lan'))
   .addOption(
     new Option('--log-level <level>', 'log level')
       .choices(['debug', 'info', 'warn', 'error'])
@@ -57,6 +53,8 @@ program
   .action(async (opts) => {
     if (!isLogLevel(opts.logLevel))
       throw new ShoalError('ERR_CONFIG', `unknown log level ${opts.logLevel}`, 400)
+    // The agent stack (libp2p, level) loads only for commands that need it: client commands stay fast.
+    const { Agent } = await import('../bootstrap/index.js')
     const agent = await Agent.start({
       cluster: opts.cluster,
       dataDir: opts.data,
@@ -115,6 +113,7 @@ secret
   .argument('<file>', 'where to write the secret (mode 0600)')
   .description('write a new cluster secret; pass it to every agent with --secret-file')
   .action(async (file: string) => {
+    const { writeNewSecret } = await import('../bootstrap/index.js')
     await writeNewSecret(file)
     console.log(`wrote cluster secret to ${file}; give it to every agent with --secret-file ${file}`)
   })
@@ -126,6 +125,7 @@ program
   .option('--data <dir>', 'data folder for the demo agents', '.shoal/demo')
   .option('--json', 'print one JSON line once the cluster is up')
   .action(async (opts) => {
+    const { runDemo } = await import('./demo.js')
     await runDemo({ nodes: opts.nodes, data: opts.data, json: Boolean(opts.json) })
   })
 
