@@ -47,6 +47,11 @@ export class AgentState {
     }
   }
 
+  /** A namespace of the database for one subsystem's store. */
+  sublevel(name: string) {
+    return this.db.sublevel<string, string>(name, { valueEncoding: 'utf8' })
+  }
+
   get path(): string {
     return this.location
   }

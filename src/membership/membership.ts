@@ -4,9 +4,11 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { messageOf } from '../shared/errors.js'
 import type { Logger } from '../shared/logger.js'
+import { type Channel, exchange, serve } from '../shared/stream-rpc.js'
 import { TypedEvents } from '../shared/typed-events.js'
 import { Awareness } from './awareness.js'
 import type { MembershipTimers } from './config.js'
+import { MAX_MESSAGE_BYTES } from './constants.js'
 import type { MembershipEvents } from './events.js'
 import type { Claim, Member, MemberMetadata, MemberRecord } from './member.js'
 import { claimsOfRecord } from './member.js'
@@ -22,7 +24,6 @@ import {
 } from './messages.js'
 import type { MembershipNetwork } from './network.js'
 import { type MembershipProtocols, membershipProtocols } from './protocols.js'
-import { type Channel, exchange, serve } from './rpc.js'
 
 /** Where this node keeps the last incarnation it announced, so a restart goes above it. */
 export interface IncarnationStore {
@@ -140,11 +141,15 @@ export class Membership {
     this.events.on('member:dead', this.dropConnection)
 
     const handlerTimeout = this.timers.probeTimeout * (this.timers.awarenessMax + 1) * 3
-    await serve(this.network, this.protocols.probe, handlerTimeout, this.log, (ch, conn) =>
+    await serve(this.network, this.protocols.probe, this.limits(handlerTimeout), this.log, (ch, conn) =>
       this.answerProbe(ch, conn.remotePeer),
     )
-    await serve(this.network, this.protocols.sync, Math.max(10_000, handlerTimeout), this.log, (ch, conn) =>
-      this.answerSync(ch, conn.remotePeer),
+    await serve(
+      this.network,
+      this.protocols.sync,
+      this.limits(Math.max(10_000, handlerTimeout)),
+      this.log,
+      (ch, conn) => this.answerSync(ch, conn.remotePeer),
     )
     this.network.services.pubsub.subscribe(this.protocols.topic)
     this.network.services.pubsub.addEventListener('message', this.onGossip)
@@ -189,7 +194,7 @@ export class Membership {
         this.network,
         peerIdFromString(member.id),
         this.protocols.probe,
-        this.timers.leaveTimeout,
+        this.limits(this.timers.leaveTimeout),
         async (ch) => {
           await ch.write(encode({ t: 'claims', claims: [claim] }))
           decodeProbeAnswer(await ch.read())
@@ -235,14 +240,31 @@ export class Membership {
   async setMetadata(meta: MemberMetadata): Promise<void> {
     const table = this.view()
     const incarnation = table.selfRecord.incarnation + 1
-    await this.components.store.save(incarnation)
+    // The view changes at once (so concurrent updates compose); the incarnation is
+    // durable before anyone hears of it, so a restart always goes above it.
     table.setSelf({ ...table.selfRecord, incarnation, meta })
+    await this.components.store.save(incarnation)
     this.broadcast([this.aliveClaim()])
     this.events.emit('member:update', this.self)
   }
 
+  /**
+   * Sets some top-level metadata keys (others stay), so each subsystem owns its
+   * keys; announces only when something changed.
+   */
+  async updateMetadata(patch: MemberMetadata): Promise<void> {
+    const current = this.view().selfRecord.meta
+    const next = { ...current, ...patch }
+    if (JSON.stringify(next) === JSON.stringify(current)) return
+    await this.setMetadata(next)
+  }
+
   stats(): MembershipStats {
     return { ...this.counters, health: this.awareness.health }
+  }
+
+  private limits(timeoutMs: number) {
+    return { timeoutMs, maxBytes: MAX_MESSAGE_BYTES }
   }
 
   private view(): MemberTable {
@@ -412,10 +434,16 @@ export class Membership {
 
   private async ping(id: string, timeout: number): Promise<boolean> {
     try {
-      await exchange(this.network, peerIdFromString(id), this.protocols.probe, timeout, async (ch) => {
-        await ch.write(encode({ t: 'ping' }))
-        if (decodeProbeAnswer(await ch.read()).t !== 'ack') throw new Error('no ack')
-      })
+      await exchange(
+        this.network,
+        peerIdFromString(id),
+        this.protocols.probe,
+        this.limits(timeout),
+        async (ch) => {
+          await ch.write(encode({ t: 'ping' }))
+          if (decodeProbeAnswer(await ch.read()).t !== 'ack') throw new Error('no ack')
+        },
+      )
       return true
     } catch {
       return false
@@ -432,7 +460,7 @@ export class Membership {
         this.network,
         peerIdFromString(helper.id),
         this.protocols.probe,
-        timeout,
+        this.limits(timeout),
         async (ch) => {
           await ch.write(encode({ t: 'ping-req', target: target.id, addrs: target.addrs }))
           return decodeProbeAnswer(await ch.read()).t
@@ -490,7 +518,7 @@ export class Membership {
     if (this.syncing.has(key) || !this.running) return
     this.syncing.add(key)
     try {
-      await exchange(this.network, peer, this.protocols.sync, 10_000, async (ch) => {
+      await exchange(this.network, peer, this.protocols.sync, this.limits(10_000), async (ch) => {
         await ch.write(encode({ v: WIRE_VERSION, digest: this.view().digest(), members: null }))
         const answer = decodeSync(await ch.read())
         if (answer.members == null) return

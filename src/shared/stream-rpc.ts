@@ -1,8 +1,17 @@
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { type LengthPrefixedStream, lpStream } from 'it-length-prefixed-stream'
-import type { Logger } from '../shared/logger.js'
-import { MAX_MESSAGE_BYTES } from './constants.js'
-import type { MembershipNetwork } from './network.js'
+import type { Libp2p } from 'libp2p'
+import type { Logger } from './logger.js'
+
+/** What request/response exchanges need of the libp2p node. */
+export type StreamNetwork = Pick<Libp2p, 'dialProtocol' | 'handle'>
+
+export interface ExchangeLimits {
+  /** One deadline for every step of the exchange (ms). */
+  timeoutMs: number
+  /** Largest frame accepted (bytes). */
+  maxBytes: number
+}
 
 /** A length-prefixed message channel over one libp2p stream. */
 export interface Channel {
@@ -10,8 +19,8 @@ export interface Channel {
   write(bytes: Uint8Array): Promise<void>
 }
 
-function channel(stream: Stream, signal: AbortSignal): Channel {
-  const lp: LengthPrefixedStream<Stream> = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
+function channel(stream: Stream, signal: AbortSignal, maxBytes: number): Channel {
+  const lp: LengthPrefixedStream<Stream> = lpStream(stream, { maxDataLength: maxBytes })
   return {
     read: async () => (await lp.read({ signal })).subarray(),
     write: (bytes) => lp.write(bytes, { signal }),
@@ -23,20 +32,20 @@ function channel(stream: Stream, signal: AbortSignal): Channel {
  * 1. dial (reusing a connection when there is one) and negotiate the protocol,
  * 2. let `talk` write and read length-prefixed messages,
  * 3. close the stream.
- * All steps share one deadline of `timeoutMs`; on any failure the stream is aborted
+ * All steps share one deadline (`limits.timeoutMs`); on any failure the stream is aborted
  * and the error is thrown to the caller.
  */
 export async function exchange<T>(
-  network: MembershipNetwork,
+  network: StreamNetwork,
   peer: PeerId,
   protocol: string,
-  timeoutMs: number,
+  limits: ExchangeLimits,
   talk: (channel: Channel) => Promise<T>,
 ): Promise<T> {
-  const signal = AbortSignal.timeout(Math.max(1, Math.round(timeoutMs)))
+  const signal = AbortSignal.timeout(Math.max(1, Math.round(limits.timeoutMs)))
   const stream = await network.dialProtocol(peer, protocol, { signal })
   try {
-    const result = await talk(channel(stream, signal))
+    const result = await talk(channel(stream, signal, limits.maxBytes))
     await stream.close({ signal })
     return result
   } catch (err) {
@@ -46,21 +55,21 @@ export async function exchange<T>(
 }
 
 /**
- * Serves `protocol`: every inbound stream gets a channel and `timeoutMs` to finish.
+ * Serves `protocol`: every inbound stream gets a channel and `limits.timeoutMs` to finish.
  * A failing handler costs a debug line and the stream, never the agent.
  */
 export async function serve(
-  network: MembershipNetwork,
+  network: StreamNetwork,
   protocol: string,
-  timeoutMs: number,
+  limits: ExchangeLimits,
   log: Logger,
   handler: (channel: Channel, connection: Connection) => Promise<void>,
 ): Promise<void> {
   await network.handle(
     protocol,
     ({ stream, connection }) => {
-      const signal = AbortSignal.timeout(timeoutMs)
-      handler(channel(stream, signal), connection)
+      const signal = AbortSignal.timeout(limits.timeoutMs)
+      handler(channel(stream, signal, limits.maxBytes), connection)
         .then(() => stream.close({ signal }))
         .catch((err: unknown) => {
           log.debug('inbound exchange failed', {

@@ -1,0 +1,25 @@
+/** Chunk size for new manifests: 1 MiB keeps pipelining fine-grained and a chunk cheap to re-fetch. */
+export const DEFAULT_CHUNK_SIZE = 1024 * 1024
+/** Smallest and largest chunk size a manifest may declare. */
+export const MIN_CHUNK_SIZE = 16 * 1024
+export const MAX_CHUNK_SIZE = 8 * 1024 * 1024
+/** Largest artifact an agent accepts unless configured otherwise (bytes). */
+export const DEFAULT_MAX_ARTIFACT_BYTES = 2 * 1024 * 1024 * 1024
+/** Artifacts per distribution. */
+export const MAX_ARTIFACTS = 1_000
+/** Serialized manifest limit (bytes); a thousand artifacts of 2 GiB in 1 MiB chunks stays well under. */
+export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+/** Versions kept per distribution name, besides active or referenced ones. */
+export const DEFAULT_RETENTION = 5
+/** Chunk requests in flight per node, all peers together. */
+export const DEFAULT_PARALLEL_CHUNKS = 16
+/** Chunk requests in flight to any one peer. */
+export const PER_PEER_CHUNKS = 4
+/** ms between two refreshes of who holds which chunks while a fetch waits. */
+export const HAVE_REFRESH_MS = 300
+/** ms a peer that served a bad chunk is avoided for. */
+export const PENALTY_MS = 5 * 60_000
+/** ms for one chunk request, at the least; the rate limit adds to it. */
+export const CHUNK_TIMEOUT_MS = 30_000
+/** ms for a small request (manifest, have map). */
+export const REQUEST_TIMEOUT_MS = 10_000

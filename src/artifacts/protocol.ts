@@ -1,0 +1,65 @@
+import { z } from 'zod'
+import { MAX_CHUNK_SIZE, MAX_MANIFEST_BYTES } from './constants.js'
+
+/**
+ * Protocol ids and topic of the artifacts subsystem, scoped by cluster name like
+ * every Shoal protocol.
+ * - transfer: chunk maps and chunks of blobs, by hash;
+ * - manifests: a signed manifest by distribution id;
+ * - topic: announcements of new versions (small: id and digest).
+ */
+export function artifactProtocols(cluster: string) {
+  return {
+    transfer: `/shoal/${cluster}/artifacts/1.0.0`,
+    manifests: `/shoal/${cluster}/manifests/1.0.0`,
+    topic: `/shoal/${cluster}/distributions/1`,
+  }
+}
+export type ArtifactProtocols = ReturnType<typeof artifactProtocols>
+
+/** Largest frame on the transfer protocol: a chunk plus headroom. */
+export const MAX_TRANSFER_FRAME = MAX_CHUNK_SIZE + 1024
+export const MAX_MANIFEST_FRAME = MAX_MANIFEST_BYTES
+
+const hash = z.string().regex(/^[0-9a-f]{64}$/)
+const chunkSize = z.number().int().min(1).max(MAX_CHUNK_SIZE)
+
+export const transferRequest = z.discriminatedUnion('t', [
+  z.object({ t: z.literal('have'), blob: hash, chunkSize }),
+  z.object({ t: z.literal('get'), blob: hash, chunkSize, index: z.number().int().min(0) }),
+])
+export type TransferRequest = z.infer<typeof transferRequest>
+
+export const transferAnswer = z.discriminatedUnion('t', [
+  /** bitmap null: the whole blob. */
+  z.object({ t: z.literal('have'), size: z.number().int().min(0), bitmap: z.string().nullable() }),
+  /** followed by one frame with exactly `length` bytes. */
+  z.object({
+    t: z.literal('chunk'),
+    index: z.number().int().min(0),
+    length: z.number().int().min(0).max(MAX_CHUNK_SIZE),
+  }),
+  z.object({ t: z.literal('none') }),
+])
+export type TransferAnswer = z.infer<typeof transferAnswer>
+
+export const manifestRequest = z.object({ id: z.string().max(200) })
+export const announcement = z.object({ v: z.literal(1), id: z.string().max(200), digest: hash })
+export type Announcement = z.infer<typeof announcement>
+
+export function encodeJson(value: unknown): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(value))
+}
+
+/** Parses a frame with a schema; a peer's malformed message becomes an error, never a crash. */
+export function decodeJson<T>(schema: z.ZodType<T>, bytes: Uint8Array, what: string): T {
+  let json: unknown
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes))
+  } catch {
+    throw new Error(`${what}: not JSON`)
+  }
+  const parsed = schema.safeParse(json)
+  if (!parsed.success) throw new Error(`${what}: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
+  return parsed.data
+}

@@ -1,0 +1,89 @@
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  sign,
+  verify,
+} from 'node:crypto'
+import { access, readFile, writeFile } from 'node:fs/promises'
+import { ShoalError } from '../shared/errors.js'
+
+/** A publisher's public key and its short id (what manifests name as `publisher`). */
+export interface TrustedKey {
+  id: string
+  key: KeyObject
+  file: string
+}
+
+/** The key id: the first 16 hex digits of the sha256 of the raw 32-byte ed25519 public key. */
+export function keyId(publicKey: KeyObject): string {
+  const raw = publicKey.export({ format: 'jwk' }).x
+  if (raw == null) throw new ShoalError('ERR_KEY_INVALID', 'not an ed25519 public key', 400)
+  return createHash('sha256').update(Buffer.from(raw, 'base64url')).digest('hex').slice(0, 16)
+}
+
+/** `shoal key new FILE`: FILE holds the private key (PKCS#8 PEM, mode 0600), FILE.pub the public key. */
+export async function writeNewKeyPair(file: string): Promise<{ id: string; publicFile: string }> {
+  for (const path of [file, `${file}.pub`]) {
+    const exists = await access(path).then(
+      () => true,
+      () => false,
+    )
+    if (exists)
+      throw new ShoalError(
+        'ERR_FILE_EXISTS',
+        `${path} already exists; remove it first or pick another name`,
+        409,
+      )
+  }
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+  await writeFile(file, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
+  await writeFile(`${file}.pub`, publicKey.export({ type: 'spki', format: 'pem' }), { mode: 0o644 })
+  return { id: keyId(publicKey), publicFile: `${file}.pub` }
+}
+
+export async function readPrivateKey(file: string): Promise<KeyObject> {
+  try {
+    const key = createPrivateKey(await readFile(file))
+    if (key.asymmetricKeyType !== 'ed25519') throw new Error(`a ${key.asymmetricKeyType} key`)
+    return key
+  } catch (err) {
+    throw new ShoalError(
+      'ERR_KEY_INVALID',
+      `${file} is not an ed25519 private key (${(err as Error).message}); create one with "shoal key new FILE"`,
+      400,
+    )
+  }
+}
+
+export async function readTrustedKey(file: string): Promise<TrustedKey> {
+  try {
+    const key = createPublicKey(await readFile(file))
+    if (key.asymmetricKeyType !== 'ed25519') throw new Error(`a ${key.asymmetricKeyType} key`)
+    return { id: keyId(key), key, file }
+  } catch (err) {
+    throw new ShoalError(
+      'ERR_KEY_INVALID',
+      `--trust ${file} is not an ed25519 public key (${(err as Error).message})`,
+      400,
+    )
+  }
+}
+
+export function publicKeyOf(privateKey: KeyObject): KeyObject {
+  return createPublicKey(privateKey)
+}
+
+export function signBytes(privateKey: KeyObject, data: Uint8Array): string {
+  return sign(null, data, privateKey).toString('base64')
+}
+
+export function verifyBytes(publicKey: KeyObject, data: Uint8Array, signature: string): boolean {
+  try {
+    return verify(null, data, publicKey, Buffer.from(signature, 'base64'))
+  } catch {
+    return false
+  }
+}
