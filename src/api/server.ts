@@ -4,6 +4,7 @@ import { createAdaptorServer } from '@hono/node-server'
 import { Hono } from 'hono'
 import { messageOf, ShoalError } from '../shared/errors.js'
 import type { Logger } from '../shared/logger.js'
+import { type ArtifactsApi, artifactRoutes } from './artifact-routes.js'
 import { DASHBOARD_HTML } from './dashboard.js'
 import type { MemberView, StatusView } from './views.js'
 
@@ -11,6 +12,7 @@ import type { MemberView, StatusView } from './views.js'
 export interface ApiBackend {
   status(): StatusView
   members(): MemberView[]
+  readonly distributions: ArtifactsApi
 }
 
 export interface ApiInit {
@@ -74,6 +76,7 @@ export class ApiServer {
     app.get('/api/health', (c) => c.json({ ok: true }))
     app.get('/api/status', (c) => c.json(this.backend.status()))
     app.get('/api/members', (c) => c.json(this.backend.members()))
+    artifactRoutes(app, () => this.backend.distributions)
     app.notFound((c) =>
       c.json(
         { error: { code: 'ERR_NOT_FOUND', message: `no such endpoint: ${c.req.method} ${c.req.path}` } },

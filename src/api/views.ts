@@ -30,6 +30,8 @@ export interface StatusView {
   distribution: string | null
   rollouts: unknown[]
   health: number
+  distributions: { known: number; complete: number }
+  transfer: unknown
   traffic: { sentBytes: number; receivedBytes: number }
   uptimeSeconds: number
   version: string

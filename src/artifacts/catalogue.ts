@@ -18,6 +18,8 @@ export interface CatalogueEntry {
  */
 export class Catalogue {
   private readonly entries = new Map<string, CatalogueEntry>()
+  /** Versions retention dropped: not fetched again when peers still list them. */
+  private readonly retired = new Set<string>()
 
   constructor(private readonly db: StoreDb) {}
 
@@ -26,6 +28,11 @@ export class Catalogue {
       const entry = JSON.parse(value) as CatalogueEntry
       this.entries.set(entry.id, entry)
     }
+    for await (const key of this.db.keys({ gte: 'r:', lt: 'r;' })) this.retired.add(key.slice(2))
+  }
+
+  isRetired(id: string): boolean {
+    return this.retired.has(id)
   }
 
   get(id: string): CatalogueEntry | undefined {
@@ -59,14 +66,24 @@ export class Catalogue {
       content,
       receivedAt: new Date().toISOString(),
     }
-    await this.db.put(`d:${id}`, JSON.stringify(entry))
+    // Publishing a retired version again brings it back.
+    await this.db.batch([
+      { type: 'put', key: `d:${id}`, value: JSON.stringify(entry) },
+      { type: 'del', key: `r:${id}` },
+    ])
+    this.retired.delete(id)
     this.entries.set(id, entry)
     return { result: 'added', entry }
   }
 
-  async remove(id: string): Promise<void> {
+  /** Drops a version for good (retention): its manifest goes, its id is remembered. */
+  async retire(id: string): Promise<void> {
     this.entries.delete(id)
-    await this.db.del(`d:${id}`)
+    this.retired.add(id)
+    await this.db.batch([
+      { type: 'del', key: `d:${id}` },
+      { type: 'put', key: `r:${id}`, value: '1' },
+    ])
   }
 }
 

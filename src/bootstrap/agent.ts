@@ -3,11 +3,13 @@ import { join } from 'node:path'
 import {
   type ApiBackend,
   ApiServer,
+  type ArtifactsApi,
   countStates,
   type MemberView,
   memberView,
   type StatusView,
 } from '../api/index.js'
+import { type Artifacts, openArtifacts } from '../artifacts/index.js'
 import { createMembership, type Membership } from '../membership/index.js'
 import { createLogger, type Logger } from '../shared/logger.js'
 import { VERSION } from '../shared/version.js'
@@ -48,6 +50,7 @@ export class Agent implements ApiBackend {
     readonly config: AgentConfig,
     readonly node: ShoalLibp2p,
     readonly membership: Membership,
+    readonly artifacts: Artifacts,
     private readonly state: AgentState,
     private readonly traffic: WireTraffic,
     private readonly log: Logger,
@@ -91,7 +94,19 @@ export class Agent implements ApiBackend {
       )
       await membership.start()
       undo.unshift(() => membership.stop())
-      const agent = new Agent(config, node, membership, state, traffic, log)
+      const artifacts = await openArtifacts(
+        { cluster: config.cluster, dataDir: config.dataDir, trust: config.trust, config: config.artifacts },
+        {
+          network: node,
+          membership,
+          db: state.sublevel('blobs'),
+          catalogueDb: state.sublevel('distributions'),
+          logger: log,
+        },
+      )
+      undo.unshift(() => artifacts.close())
+      await artifacts.distributor.start()
+      const agent = new Agent(config, node, membership, artifacts, state, traffic, log)
       await agent.startApi()
       if (secret == null) {
         log.warn(
@@ -136,6 +151,12 @@ export class Agent implements ApiBackend {
       distribution: null,
       rollouts: [],
       health: this.membership.stats().health,
+      distributions: {
+        known: this.artifacts.catalogue.list().length,
+        complete: this.artifacts.catalogue.list().filter((e) => this.artifacts.distributor.isComplete(e.id))
+          .length,
+      },
+      transfer: this.artifacts.distributor.stats(),
       traffic: { ...this.traffic },
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       version: VERSION,
@@ -145,6 +166,22 @@ export class Agent implements ApiBackend {
 
   members(): MemberView[] {
     return this.membership.members().map(memberView)
+  }
+
+  get distributions(): ArtifactsApi {
+    const { store, distributor } = this.artifacts
+    return {
+      blob: (sha256) => {
+        const size = store.sizeOf(sha256)
+        return size == null ? null : { sha256, size }
+      },
+      ingestBlob: (body, sha256) => store.ingest(body, sha256),
+      publish: (body) => distributor.publish(body),
+      list: () => distributor.list(),
+      history: (name) => distributor.history(name),
+      detail: (id) => distributor.detail(id),
+      verify: () => store.verifyAll(),
+    }
   }
 
   /** Bytes moved over all connections so far. */
@@ -180,6 +217,7 @@ export class Agent implements ApiBackend {
   private async shutdown(leave: boolean): Promise<void> {
     const steps: Array<[string, () => Promise<void>]> = [
       ['leave', () => (leave ? this.membership.leave() : Promise.resolve())],
+      ['artifacts', () => this.artifacts.close()],
       ['membership', () => this.membership.stop()],
       ['api', () => this.api?.stop() ?? Promise.resolve()],
       ['libp2p', async () => this.node.stop()],

@@ -1,6 +1,7 @@
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
+import { type ArtifactsConfig, DEFAULT_ARTIFACTS_CONFIG } from '../artifacts/index.js'
 import { type MembershipTimers, resolveTimers, type TimerPreset } from '../membership/index.js'
 import { ConfigError } from '../shared/errors.js'
 import type { LogLevel } from '../shared/logger.js'
@@ -24,6 +25,7 @@ export interface AgentConfig {
   mdns: boolean
   preset: TimerPreset
   timers: MembershipTimers
+  artifacts: ArtifactsConfig
   logLevel: LogLevel
 }
 
@@ -38,6 +40,7 @@ export interface AgentOptions {
   mdns?: boolean
   preset?: TimerPreset
   timers?: Partial<MembershipTimers>
+  artifacts?: Partial<ArtifactsConfig>
   logLevel?: LogLevel
 }
 
@@ -64,6 +67,7 @@ export function resolveAgentConfig(options: AgentOptions): AgentConfig {
     mdns: options.mdns ?? true,
     preset,
     timers: resolveTimers(preset, options.timers),
+    artifacts: resolveArtifacts(options.artifacts),
     logLevel: options.logLevel ?? 'info',
   }
 }
@@ -75,6 +79,26 @@ export function parseHostPort(value: string): { host: string; port: number } {
   if (match == null || port > 65535) throw new ConfigError(`"${value}" is not HOST:PORT`)
   const host = (match[1] ?? '').replace(/^\[(.*)\]$/, '$1') || '127.0.0.1'
   return { host, port }
+}
+
+function resolveArtifacts(overrides: Partial<ArtifactsConfig> = {}): ArtifactsConfig {
+  const config = { ...DEFAULT_ARTIFACTS_CONFIG, ...overrides }
+  for (const [key, value] of Object.entries(config)) {
+    if (!Number.isInteger(value) || value < 0)
+      throw new ConfigError(`artifacts setting ${key} must be a whole number >= 0`)
+  }
+  if (config.retention < 1) throw new ConfigError('retention must keep at least one version')
+  if (config.parallelChunks < 1) throw new ConfigError('parallelChunks must be at least 1')
+  return config
+}
+
+/** "1048576", "512k", "10M", "2G" (powers of 1024) → bytes. */
+export function parseBytes(value: string): number {
+  const match = /^(\d+)\s*([kmg]i?b?)?$/i.exec(value.trim())
+  if (match == null) throw new ConfigError(`"${value}" is not a size (for example 512k, 10M, 2G)`)
+  const unit = (match[2] ?? '').charAt(0).toLowerCase()
+  const factor = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1
+  return Number(match[1]) * factor
 }
 
 function checkMultiaddr(addr: string): void {

@@ -4,7 +4,7 @@ import type { Libp2p } from 'libp2p'
 import type { Logger } from './logger.js'
 
 /** What request/response exchanges need of the libp2p node. */
-export type StreamNetwork = Pick<Libp2p, 'dialProtocol' | 'handle'>
+export type StreamNetwork = Pick<Libp2p, 'dialProtocol' | 'handle' | 'unhandle'>
 
 export interface ExchangeLimits {
   /** One deadline for every step of the exchange (ms). */

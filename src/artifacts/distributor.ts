@@ -1,0 +1,636 @@
+import type { Message, PubSub } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { z } from 'zod'
+import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
+import { messageOf } from '../shared/errors.js'
+import type { Logger } from '../shared/logger.js'
+import { type Channel, exchange, type StreamNetwork, serve } from '../shared/stream-rpc.js'
+import { TypedEvents } from '../shared/typed-events.js'
+import type { BlobLayout, BlobStore } from './blob-store.js'
+import { byPublication, type Catalogue, type CatalogueEntry } from './catalogue.js'
+import { type ChunkSources, fetchBlob } from './chunk-fetcher.js'
+import { ChunkMap } from './chunk-map.js'
+import { CHUNK_TIMEOUT_MS, PENALTY_MS, REQUEST_TIMEOUT_MS } from './constants.js'
+import { ArtifactMissingError, UnknownDistributionError } from './errors.js'
+import { distributionId, type SignedManifest, verifySignedManifest } from './manifest.js'
+import {
+  type ArtifactProtocols,
+  announcement,
+  artifactProtocols,
+  decodeJson,
+  encodeJson,
+  MAX_MANIFEST_FRAME,
+  MAX_TRANSFER_FRAME,
+  manifestRequest,
+  transferAnswer,
+  transferRequest,
+} from './protocol.js'
+import { RateLimiter } from './rate-limiter.js'
+import { Semaphore } from './semaphore.js'
+import type { TrustedKey } from './signing.js'
+
+/** What the distributor needs of membership: the view, its events, and our own metadata. */
+export interface MembershipView {
+  readonly id: string
+  readonly events: TypedEvents<MembershipEvents>
+  members(): Member[]
+  updateMetadata(patch: MemberMetadata): Promise<void>
+}
+
+export interface DistributorComponents {
+  network: StreamNetwork & { services: { pubsub: PubSub } }
+  membership: MembershipView
+  store: BlobStore
+  catalogue: Catalogue
+  trusted: TrustedKey[]
+  logger: Logger
+}
+
+export interface DistributorInit {
+  cluster: string
+  /** Versions kept per name (plus protected ones). */
+  retention: number
+  /** Chunk requests in flight, all blobs together. */
+  parallelChunks: number
+  /** Bytes per second served to peers; 0 = unlimited. */
+  uploadRate: number
+  /** Bytes per second fetched from peers; 0 = unlimited. */
+  downloadRate: number
+  /** ms a blob download waits without any source before it is retried later. */
+  idleTimeoutMs: number
+  /** Versions retention must keep whatever their age (active, referenced by a rollout). */
+  protectedVersions?: () => Set<string>
+}
+
+export interface DistributorEvents {
+  /** A version was accepted into the catalogue (published here or learned from a peer). */
+  'distribution:available': { id: string }
+  /** This node now holds every artifact of the version, verified. */
+  'distribution:complete': { id: string }
+  /** Retention dropped the version. */
+  'distribution:removed': { id: string }
+}
+
+/** One row of `shoal distributions --json` / `GET /api/distributions`. */
+export interface DistributionView {
+  id: string
+  name: string
+  version: string
+  complete: boolean
+  artifacts: number
+  bytes: number
+  publisher: string
+  createdAt: string
+  supersedes: string | null
+  digest: string
+  /** Members (this one included) that hold every artifact. */
+  holders: string[]
+  /** Chunks this node holds of the whole version. */
+  progress: { chunks: number; total: number }
+}
+
+export interface DistributorStats {
+  chunksFetched: number
+  bytesFetched: number
+  chunksServed: number
+  bytesServed: number
+  badChunks: number
+  penalised: Array<{ peer: string; until: string; reason: string }>
+  /** Bytes fetched per peer, per version, since start. */
+  sources: Record<string, Record<string, number>>
+}
+
+/**
+ * Moves distributions between peers: accepts signed manifests (published here
+ * or learned from peers through gossip and member metadata), fetches their blobs
+ * chunk by chunk from every peer that holds pieces, serves what it holds, lists
+ * its holdings in member metadata, and applies the retention policy.
+ */
+export class Distributor {
+  readonly events: TypedEvents<DistributorEvents>
+  private readonly protocols: ArtifactProtocols
+  private readonly log: Logger
+  private readonly slots: Semaphore
+  private readonly downloadLimiter: RateLimiter
+  private readonly uploadLimiter: RateLimiter
+  private readonly learning = new Map<string, Promise<void>>()
+  private readonly inProgress = new Set<string>()
+  private readonly haves = new Map<string, { at: number; map: ChunkMap }>()
+  private readonly penalties = new Map<string, { until: number; reason: string }>()
+  private readonly counters = {
+    chunksFetched: 0,
+    bytesFetched: 0,
+    chunksServed: 0,
+    bytesServed: 0,
+    badChunks: 0,
+  }
+  private readonly sourceBytes = new Map<string, Map<string, number>>()
+  private abort = new AbortController()
+  private running = false
+  private downloading: Promise<void> | undefined
+  private downloadAgain = false
+  private retryTimer: ReturnType<typeof setTimeout> | undefined
+  private readonly unsubscribe: Array<() => void> = []
+
+  constructor(
+    private readonly components: DistributorComponents,
+    private readonly init: DistributorInit,
+  ) {
+    this.log = components.logger.child('artifacts')
+    this.events = new TypedEvents<DistributorEvents>(this.log)
+    this.protocols = artifactProtocols(init.cluster)
+    this.slots = new Semaphore(init.parallelChunks)
+    this.downloadLimiter = new RateLimiter(init.downloadRate)
+    this.uploadLimiter = new RateLimiter(init.uploadRate)
+  }
+
+  private get network() {
+    return this.components.network
+  }
+
+  private get catalogue(): Catalogue {
+    return this.components.catalogue
+  }
+
+  private get store(): BlobStore {
+    return this.components.store
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return
+    this.running = true
+    this.abort = new AbortController()
+    const limits = { timeoutMs: CHUNK_TIMEOUT_MS, maxBytes: 64 * 1024 }
+    await serve(this.network, this.protocols.transfer, limits, this.log, (ch) => this.answerTransfer(ch))
+    await serve(
+      this.network,
+      this.protocols.manifests,
+      { ...limits, timeoutMs: REQUEST_TIMEOUT_MS },
+      this.log,
+      (ch) => this.answerManifest(ch),
+    )
+    this.network.services.pubsub.subscribe(this.protocols.topic)
+    this.network.services.pubsub.addEventListener('message', this.onGossip)
+    const { events } = this.components.membership
+    this.unsubscribe.push(events.on('member:join', this.onMember), events.on('member:update', this.onMember))
+    await this.publishHoldings()
+    for (const member of this.components.membership.members()) this.onMember(member)
+    this.kickDownloads()
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    this.abort.abort()
+    clearTimeout(this.retryTimer)
+    for (const off of this.unsubscribe.splice(0)) off()
+    this.network.services.pubsub.removeEventListener('message', this.onGossip)
+    try {
+      this.network.services.pubsub.unsubscribe(this.protocols.topic)
+    } catch {
+      // pubsub already stopped
+    }
+    await this.network.unhandle([this.protocols.transfer, this.protocols.manifests]).catch(() => {})
+    await this.downloading?.catch(() => {})
+    await Promise.allSettled(this.learning.values())
+  }
+
+  /**
+   * Accepts a signed manifest from an operator: verified against the trust list,
+   * every artifact already in the store; then announced to the cluster.
+   */
+  async publish(input: unknown): Promise<{ result: 'added' | 'same'; distribution: DistributionView }> {
+    const signed = verifySignedManifest(input, this.components.trusted)
+    const missing = [...new Set(signed.manifest.artifacts.map((a) => a.sha256))].filter(
+      (h) => !this.store.has(h),
+    )
+    if (missing.length > 0) throw new ArtifactMissingError(missing)
+    const { result, entry } = await this.catalogue.add(signed)
+    if (result === 'added') {
+      this.log.info('distribution published', { id: entry.id, artifacts: signed.manifest.artifacts.length })
+      this.events.emit('distribution:available', { id: entry.id })
+      this.events.emit('distribution:complete', { id: entry.id })
+      await this.applyRetention(signed.manifest.name)
+      await this.publishHoldings()
+      this.announce(entry)
+    }
+    return { result, distribution: this.view(entry) }
+  }
+
+  list(): DistributionView[] {
+    return this.catalogue.list().map((entry) => this.view(entry))
+  }
+
+  history(name: string): DistributionView[] {
+    return this.catalogue.history(name).map((entry) => this.view(entry))
+  }
+
+  detail(id: string): DistributionView & { manifest: SignedManifest; sources: Record<string, number> } {
+    const entry = this.catalogue.get(id)
+    if (entry == null) throw new UnknownDistributionError(id)
+    return {
+      ...this.view(entry),
+      manifest: entry.signed,
+      sources: Object.fromEntries(this.sourceBytes.get(id) ?? []),
+    }
+  }
+
+  isComplete(id: string): boolean {
+    const entry = this.catalogue.get(id)
+    return entry != null && entry.signed.manifest.artifacts.every((a) => this.store.has(a.sha256))
+  }
+
+  stats(): DistributorStats {
+    const now = Date.now()
+    return {
+      ...this.counters,
+      penalised: [...this.penalties]
+        .filter(([, p]) => p.until > now)
+        .map(([peer, p]) => ({ peer, until: new Date(p.until).toISOString(), reason: p.reason })),
+      sources: Object.fromEntries([...this.sourceBytes].map(([id, m]) => [id, Object.fromEntries(m)])),
+    }
+  }
+
+  private view(entry: CatalogueEntry): DistributionView {
+    const { manifest } = entry.signed
+    let chunks = 0
+    let total = 0
+    for (const artifact of manifest.artifacts) {
+      total += artifact.chunks.length
+      const map = this.store.chunkMap(artifact.sha256, artifact.chunkSize)
+      chunks += map?.have.size ?? 0
+    }
+    const complete = this.isComplete(entry.id)
+    const holders = this.components.membership
+      .members()
+      .filter((m) => m.state === 'alive' && (m.self ? complete : holdings(m).complete.has(entry.id)))
+      .map((m) => m.id)
+    return {
+      id: entry.id,
+      name: manifest.name,
+      version: manifest.version,
+      complete,
+      artifacts: manifest.artifacts.length,
+      bytes: manifest.artifacts.reduce((sum, a) => sum + a.size, 0),
+      publisher: manifest.publisher,
+      createdAt: manifest.createdAt,
+      supersedes: manifest.supersedes,
+      digest: entry.digest,
+      holders,
+      progress: { chunks, total },
+    }
+  }
+
+  // --- learning versions from peers -------------------------------------------------
+
+  private readonly onGossip = (evt: CustomEvent<Message>): void => {
+    const message = evt.detail
+    if (message.topic !== this.protocols.topic || message.type !== 'signed') return
+    try {
+      const { id } = decodeJson(announcement, message.data, 'announcement')
+      this.learn(id, message.from.toString())
+    } catch (err) {
+      this.log.debug('dropped announcement', { error: messageOf(err) })
+    }
+  }
+
+  private readonly onMember = (member: Member): void => {
+    if (member.self || member.state !== 'alive') return
+    const { complete, fetching } = holdings(member)
+    for (const id of [...complete.keys(), ...fetching]) this.learn(id, member.id)
+    // New holdings elsewhere may be the source a stalled download waits for.
+    if (this.inProgress.size > 0 || this.hasIncomplete()) this.kickDownloads()
+  }
+
+  /** Fetches and accepts the manifest of `id` unless we know it (or retired it). */
+  private learn(id: string, hint: string): void {
+    if (
+      !this.running ||
+      this.catalogue.get(id) != null ||
+      this.catalogue.isRetired(id) ||
+      this.learning.has(id)
+    )
+      return
+    const task = this.fetchManifest(id, hint)
+      .catch((err) =>
+        this.log.warn('could not accept a distribution from peers', { id, error: messageOf(err) }),
+      )
+      .finally(() => this.learning.delete(id))
+    this.learning.set(id, task)
+  }
+
+  private async fetchManifest(id: string, hint: string): Promise<void> {
+    const others = this.components.membership
+      .members()
+      .filter((m) => !m.self && m.state === 'alive' && m.id !== hint)
+      .filter((m) => holdings(m).complete.has(id) || holdings(m).fetching.has(id))
+      .map((m) => m.id)
+    let lastError: unknown
+    for (const peer of [hint, ...others]) {
+      try {
+        const raw = await exchange(
+          this.network,
+          peerIdFromString(peer),
+          this.protocols.manifests,
+          { timeoutMs: REQUEST_TIMEOUT_MS, maxBytes: MAX_MANIFEST_FRAME },
+          async (ch) => {
+            await ch.write(encodeJson({ id }))
+            return decodeJson(z.object({ signed: z.unknown() }), await ch.read(), 'manifest answer').signed
+          },
+        )
+        if (raw == null) continue
+        // Peers are not trusted for content: the signature decides.
+        const signed = verifySignedManifest(raw, this.components.trusted)
+        if (distributionId(signed.manifest) !== id)
+          throw new Error(`peer ${peer} answered with another version`)
+        await this.accept(signed)
+        return
+      } catch (err) {
+        lastError = err
+        if ((err as { code?: string }).code === 'ERR_MANIFEST_SIGNATURE') break
+      }
+    }
+    if (lastError != null) throw lastError
+  }
+
+  private async accept(signed: SignedManifest): Promise<void> {
+    const { result, entry } = await this.catalogue.add(signed)
+    if (result !== 'added') return
+    this.log.info('distribution learned from peers', { id: entry.id })
+    this.events.emit('distribution:available', { id: entry.id })
+    await this.applyRetention(signed.manifest.name)
+    if (this.catalogue.get(entry.id) != null) this.kickDownloads()
+  }
+
+  private announce(entry: CatalogueEntry): void {
+    this.network.services.pubsub
+      .publish(this.protocols.topic, encodeJson({ v: 1, id: entry.id, digest: entry.digest }))
+      .catch((err) => this.log.debug('announcement failed', { error: messageOf(err) }))
+  }
+
+  // --- downloads ---------------------------------------------------------------------
+
+  private hasIncomplete(): boolean {
+    return this.catalogue.list().some((e) => !this.isComplete(e.id))
+  }
+
+  private kickDownloads(): void {
+    if (!this.running) return
+    if (this.downloading != null) {
+      this.downloadAgain = true
+      return
+    }
+    this.downloading = this.downloadAll()
+      .catch((err) => this.log.debug('download round ended', { error: messageOf(err) }))
+      .finally(() => {
+        this.downloading = undefined
+        if (this.downloadAgain) {
+          this.downloadAgain = false
+          this.kickDownloads()
+        }
+      })
+  }
+
+  /** Newest versions first: they are what a rollout will want. */
+  private async downloadAll(): Promise<void> {
+    const pending = this.catalogue
+      .list()
+      .filter((e) => !this.isComplete(e.id))
+      .sort((a, b) => byPublication(b, a))
+    let failed = false
+    await Promise.all(
+      pending.map(async (entry) => {
+        const ok = await this.download(entry)
+        failed ||= !ok
+      }),
+    )
+    if (failed && this.running) {
+      clearTimeout(this.retryTimer)
+      this.retryTimer = setTimeout(() => this.kickDownloads(), 2_000)
+      this.retryTimer.unref()
+    }
+  }
+
+  private async download(entry: CatalogueEntry): Promise<boolean> {
+    this.inProgress.add(entry.id)
+    await this.publishHoldings()
+    const blobs = new Map<string, BlobLayout>()
+    for (const a of entry.signed.manifest.artifacts) if (!this.store.has(a.sha256)) blobs.set(a.sha256, a)
+    const results = await Promise.allSettled(
+      [...blobs.values()].map((layout) =>
+        fetchBlob(layout, {
+          store: this.store,
+          sources: this.sourcesFor(entry.id),
+          slots: this.slots,
+          limiter: this.downloadLimiter,
+          log: this.log,
+          signal: this.abort.signal,
+          idleTimeoutMs: this.init.idleTimeoutMs,
+        }),
+      ),
+    )
+    this.inProgress.delete(entry.id)
+    for (const r of results) {
+      if (r.status === 'rejected' && this.running) {
+        this.log.warn('artifact download incomplete', { id: entry.id, error: messageOf(r.reason) })
+      }
+    }
+    const complete = this.isComplete(entry.id)
+    if (complete) {
+      this.log.info('distribution complete', { id: entry.id })
+      this.events.emit('distribution:complete', { id: entry.id })
+    }
+    if (this.running) await this.publishHoldings()
+    return complete
+  }
+
+  private sourcesFor(id: string): ChunkSources {
+    return {
+      holders: (layout, fresh) => this.holdersOf(layout, fresh),
+      fetch: (peer, layout, index, signal) => this.fetchChunk(peer, layout, index, signal),
+      penalise: (peer, reason) => {
+        this.counters.badChunks++
+        this.penalties.set(peer, { until: Date.now() + PENALTY_MS, reason })
+        this.log.warn(
+          `peer ${peer} sent a corrupt chunk (${reason}); avoiding it and fetching from another peer`,
+        )
+      },
+      received: (peer, bytes) => {
+        this.counters.chunksFetched++
+        this.counters.bytesFetched += bytes
+        let perPeer = this.sourceBytes.get(id)
+        if (perPeer == null) this.sourceBytes.set(id, (perPeer = new Map()))
+        perPeer.set(peer, (perPeer.get(peer) ?? 0) + bytes)
+      },
+    }
+  }
+
+  /**
+   * Peers that may hold chunks of the blob: alive members that hold or fetch a
+   * version containing it. Complete holders have every chunk; the others are asked
+   * (at most once per refresh) which chunks they have.
+   */
+  private async holdersOf(layout: BlobLayout, fresh: boolean): Promise<Map<string, ChunkMap>> {
+    const containing = new Set(
+      this.catalogue
+        .list()
+        .filter((e) => e.signed.manifest.artifacts.some((a) => a.sha256 === layout.sha256))
+        .map((e) => e.id),
+    )
+    const now = Date.now()
+    const out = new Map<string, ChunkMap>()
+    const asks: Array<Promise<void>> = []
+    for (const member of this.components.membership.members()) {
+      if (member.self || member.state !== 'alive' || (this.penalties.get(member.id)?.until ?? 0) > now)
+        continue
+      const { complete, fetching } = holdings(member)
+      if ([...complete.keys()].some((id) => containing.has(id))) {
+        out.set(member.id, ChunkMap.full(layout.chunks.length))
+      } else if ([...fetching].some((id) => containing.has(id))) {
+        const key = `${member.id}/${layout.sha256}`
+        const cached = this.haves.get(key)
+        if (cached != null && (!fresh || now - cached.at < 100)) {
+          out.set(member.id, cached.map)
+          continue
+        }
+        asks.push(
+          this.askHave(member.id, layout).then((map) => {
+            if (map == null) return
+            this.haves.set(key, { at: Date.now(), map })
+            out.set(member.id, map)
+          }),
+        )
+      }
+    }
+    await Promise.all(asks)
+    return out
+  }
+
+  private async askHave(peer: string, layout: BlobLayout): Promise<ChunkMap | null> {
+    try {
+      const answer = await exchange(
+        this.network,
+        peerIdFromString(peer),
+        this.protocols.transfer,
+        { timeoutMs: REQUEST_TIMEOUT_MS, maxBytes: MAX_TRANSFER_FRAME },
+        async (ch) => {
+          await ch.write(encodeJson({ t: 'have', blob: layout.sha256, chunkSize: layout.chunkSize }))
+          return decodeJson(transferAnswer, await ch.read(), 'have answer')
+        },
+      )
+      if (answer.t !== 'have' || answer.size !== layout.size) return null
+      return answer.bitmap == null
+        ? ChunkMap.full(layout.chunks.length)
+        : ChunkMap.fromBase64(layout.chunks.length, answer.bitmap)
+    } catch {
+      return null
+    }
+  }
+
+  /**
+   * One chunk from one peer: 1. dial and negotiate the transfer protocol, 2. write
+   * `get`, 3. read the header, 4. read exactly `length` bytes. The caller verifies.
+   */
+  private fetchChunk(
+    peer: string,
+    layout: BlobLayout,
+    index: number,
+    signal: AbortSignal,
+  ): Promise<Uint8Array> {
+    return exchange(
+      this.network,
+      peerIdFromString(peer),
+      this.protocols.transfer,
+      { timeoutMs: CHUNK_TIMEOUT_MS, maxBytes: MAX_TRANSFER_FRAME },
+      async (ch) => {
+        signal.throwIfAborted()
+        await ch.write(encodeJson({ t: 'get', blob: layout.sha256, chunkSize: layout.chunkSize, index }))
+        const header = decodeJson(transferAnswer, await ch.read(), 'chunk header')
+        if (header.t !== 'chunk' || header.index !== index)
+          throw new Error(`peer ${peer} does not have chunk ${index}`)
+        const data = await ch.read()
+        if (data.byteLength !== header.length)
+          throw new Error(`peer ${peer} sent ${data.byteLength} of ${header.length} bytes`)
+        return data
+      },
+    )
+  }
+
+  // --- serving -------------------------------------------------------------------------
+
+  private async answerTransfer(ch: Channel): Promise<void> {
+    const request = decodeJson(transferRequest, await ch.read(), 'transfer request')
+    const map = this.store.chunkMap(request.blob, request.chunkSize)
+    if (request.t === 'have') {
+      if (map == null) return ch.write(encodeJson({ t: 'none' }))
+      return ch.write(
+        encodeJson({ t: 'have', size: map.size, bitmap: map.have.complete ? null : map.have.toBase64() }),
+      )
+    }
+    const data = await this.store.readChunk(request.blob, request.index, request.chunkSize)
+    if (data == null) return ch.write(encodeJson({ t: 'none' }))
+    await this.uploadLimiter.take(data.byteLength)
+    await ch.write(encodeJson({ t: 'chunk', index: request.index, length: data.byteLength }))
+    await ch.write(data)
+    this.counters.chunksServed++
+    this.counters.bytesServed += data.byteLength
+  }
+
+  private async answerManifest(ch: Channel): Promise<void> {
+    const { id } = decodeJson(manifestRequest, await ch.read(), 'manifest request')
+    await ch.write(encodeJson({ signed: this.catalogue.get(id)?.signed ?? null }))
+  }
+
+  // --- holdings and retention --------------------------------------------------------
+
+  /** Lists in our member metadata what we hold (`dists`) and what we are fetching (`fetching`). */
+  private async publishHoldings(): Promise<void> {
+    const dists: Record<string, string> = {}
+    const fetching: string[] = []
+    for (const entry of this.catalogue.list()) {
+      if (this.isComplete(entry.id)) dists[entry.id] = entry.digest.slice(0, 16)
+      else if (this.inProgress.has(entry.id)) fetching.push(entry.id)
+    }
+    await this.components.membership.updateMetadata({ dists, fetching })
+  }
+
+  /** Keeps the newest `retention` versions of `name` and every protected one; drops the rest and their blobs. */
+  private async applyRetention(name: string): Promise<void> {
+    const keep = new Set(
+      this.catalogue
+        .history(name)
+        .slice(-this.init.retention)
+        .map((e) => e.id),
+    )
+    for (const id of this.init.protectedVersions?.() ?? []) keep.add(id)
+    const drop = this.catalogue.history(name).filter((e) => !keep.has(e.id))
+    if (drop.length === 0) return
+    for (const entry of drop) {
+      await this.catalogue.retire(entry.id)
+      this.log.info('retention dropped a version', { id: entry.id, keep: this.init.retention })
+      this.events.emit('distribution:removed', { id: entry.id })
+    }
+    const referenced = new Set(
+      this.catalogue.list().flatMap((e) => e.signed.manifest.artifacts.map((a) => a.sha256)),
+    )
+    for (const { sha256 } of this.store.list()) if (!referenced.has(sha256)) await this.store.remove(sha256)
+  }
+}
+
+/** What a member's metadata says it holds: complete versions (id → digest prefix) and versions it fetches. */
+function holdings(member: Member): { complete: Map<string, string>; fetching: Set<string> } {
+  const dists = member.meta.dists
+  const fetching = member.meta.fetching
+  return {
+    complete: new Map(
+      dists != null && typeof dists === 'object'
+        ? Object.entries(dists as Record<string, unknown>).filter(
+            (e): e is [string, string] => typeof e[1] === 'string',
+          )
+        : [],
+    ),
+    fetching: new Set(
+      Array.isArray(fetching) ? fetching.filter((f): f is string => typeof f === 'string') : [],
+    ),
+  }
+}
