@@ -1,6 +1,11 @@
 /** Starting an agent: configuration, identity, durable state, the libp2p node, start/stop order. */
 export { Agent, type RunInfo, type StopOptions } from './agent.js'
-export { type AgentConfig, type AgentOptions, parseHostPort, resolveAgentConfig } from './config.js'
+export {
+  type AgentConfig,
+  type AgentOptions,
+  parseHostPort,
+  resolveAgentConfig,
+} from './config.js'
 export { DEFAULT_API, RUN_FILE } from './constants.js'
 export { readSecret, writeNewSecret } from './secret.js'
 export type { WireTraffic } from './wire-meter.js'

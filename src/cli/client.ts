@@ -1,13 +1,53 @@
 import { ShoalError } from '../shared/errors.js'
 
+export interface RequestOptions {
+  json?: unknown
+  body?: ReadableStream<Uint8Array>
+  headers?: Record<string, string>
+  timeoutMs?: number
+}
+
 /** Talks to an agent's admin API; errors come back as ShoalError with the API's code. */
 export class ApiClient {
   constructor(readonly baseUrl: string) {}
 
-  async get<T>(path: string): Promise<T> {
+  get<T>(path: string): Promise<T> {
+    return this.request<T>('GET', path)
+  }
+
+  post<T>(path: string, options: RequestOptions = {}): Promise<T> {
+    return this.request<T>('POST', path, options)
+  }
+
+  /** GET that answers null on 404 instead of throwing. */
+  async find<T>(path: string): Promise<T | null> {
+    try {
+      return await this.get<T>(path)
+    } catch (err) {
+      if (err instanceof ShoalError && err.status === 404) return null
+      throw err
+    }
+  }
+
+  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const headers: Record<string, string> = { ...options.headers }
+    let body: string | ReadableStream<Uint8Array> | undefined
+    if (options.json !== undefined) {
+      headers['content-type'] = 'application/json'
+      body = JSON.stringify(options.json)
+    } else if (options.body != null) {
+      headers['content-type'] = 'application/octet-stream'
+      body = options.body
+    }
     let response: Response
     try {
-      response = await fetch(new URL(path, this.baseUrl), { signal: AbortSignal.timeout(10_000) })
+      response = await fetch(new URL(path, this.baseUrl), {
+        method,
+        headers,
+        body,
+        signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
+        ...(options.body != null ? { duplex: 'half' } : {}),
+      } as RequestInit)
     } catch (err) {
       throw new ShoalError(
         'ERR_AGENT_UNREACHABLE',
@@ -15,16 +55,16 @@ export class ApiClient {
         503,
       )
     }
-    const body = (await response.json().catch(() => null)) as unknown
+    const payload = (await response.json().catch(() => null)) as unknown
     if (!response.ok) {
-      const error = (body as { error?: { code?: string; message?: string } } | null)?.error
+      const error = (payload as { error?: { code?: string; message?: string } } | null)?.error
       throw new ShoalError(
         error?.code ?? 'ERR_HTTP',
         error?.message ?? `HTTP ${response.status}`,
         response.status,
       )
     }
-    return body as T
+    return payload as T
   }
 }
 

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander'
 import type { MemberView, StatusView } from '../api/index.js'
+import type { DistributionView } from '../artifacts/index.js'
 import type { TimerPreset } from '../membership/index.js'
 import { ShoalError } from '../shared/errors.js'
 import { isLogLevel, type LogLevel } from '../shared/logger.js'
+import { parseBytes } from '../shared/units.js'
 import { VERSION } from '../shared/version.js'
 import { ApiClient, apiBaseUrl } from './client.js'
-import { formatMembers, formatStatus } from './views.js'
+import { formatDistributions, formatMembers, formatStatus } from './views.js'
 
 const collect = (value: string, previous: string[] = []) => [...previous, value]
 
@@ -25,6 +27,8 @@ const program = new Command()
   .description('Peer-to-peer cluster membership and deployment agent')
   .version(VERSION)
   .showHelpAfterError()
+  // Root options only before the command: `publish --version 1.0` is the distribution's version.
+  .enablePositionalOptions()
 
 program
   .command('agent')
@@ -55,7 +59,14 @@ program
       throw new ShoalError('ERR_CONFIG', `unknown log level ${opts.logLevel}`, 400)
     // The agent stack (libp2p, level) loads only for commands that need it: client commands stay fast.
     const { Agent } = await import('../bootstrap/index.js')
+    const artifacts = {
+      ...(opts.maxArtifactSize == null ? {} : { maxArtifactBytes: parseBytes(opts.maxArtifactSize) }),
+      ...(opts.retention == null ? {} : { retention: opts.retention as number }),
+      ...(opts.uploadRate == null ? {} : { uploadRate: parseBytes(opts.uploadRate) }),
+      ...(opts.downloadRate == null ? {} : { downloadRate: parseBytes(opts.downloadRate) }),
+    }
     const agent = await Agent.start({
+      artifacts,
       cluster: opts.cluster,
       dataDir: opts.data,
       listen: opts.listen,
@@ -116,6 +127,90 @@ secret
     const { writeNewSecret } = await import('../bootstrap/index.js')
     await writeNewSecret(file)
     console.log(`wrote cluster secret to ${file}; give it to every agent with --secret-file ${file}`)
+  })
+
+const key = program.command('key').description('publisher signing keys')
+key
+  .command('new')
+  .argument('<file>', 'private key file (mode 0600); the public key goes to FILE.pub')
+  .description('write a new ed25519 signing key pair; agents trust FILE.pub with --trust')
+  .action(async (file: string) => {
+    const { writeNewKeyPair } = await import('../artifacts/index.js')
+    const { id, publicFile } = await writeNewKeyPair(file)
+    console.log(
+      `wrote signing key ${id} to ${file} and ${publicFile}; start agents with --trust ${publicFile}`,
+    )
+  })
+
+program
+  .command('publish')
+  .argument('<dir>', 'folder whose regular files become the artifacts (see docs/distributions.md)')
+  .description('sign and publish a distribution version through the addressed agent')
+  .requiredOption('--name <name>', 'distribution name')
+  .requiredOption('--version <version>', 'version')
+  .requiredOption('--key <file>', 'private signing key (from "shoal key new")')
+  .option('--chunk-size <bytes>', 'chunk size for new artifacts (default 1M)')
+  .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--json', 'print JSON')
+  .action(async (dir: string, opts) => {
+    const { publish } = await import('./publish.js')
+    const result = await publish(new ApiClient(apiBaseUrl(opts.api)), {
+      dir,
+      name: opts.name,
+      version: opts.version,
+      keyFile: opts.key,
+      ...(opts.chunkSize == null ? {} : { chunkSize: parseBytes(opts.chunkSize) }),
+      progress: !opts.json,
+    })
+    print(Boolean(opts.json), result, () => {
+      const d = result.distribution
+      const verb =
+        result.result === 'added' ? 'published' : 'already published (same content, nothing changed):'
+      return `${verb} ${d.name}@${d.version}: ${d.artifacts} artifact(s), ${d.bytes} bytes, uploaded ${result.uploaded.artifacts} new artifact(s) (${result.uploaded.bytes} bytes)`
+    })
+  })
+
+program
+  .command('distributions')
+  .description('distribution versions this agent knows and whether it holds them')
+  .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    const list = await new ApiClient(apiBaseUrl(opts.api)).get<DistributionView[]>('/api/distributions')
+    print(Boolean(opts.json), list, () => formatDistributions(list))
+  })
+
+program
+  .command('history')
+  .argument('<name>', 'distribution name')
+  .description('every kept version of a distribution, oldest first, with who holds it')
+  .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--json', 'print JSON')
+  .action(async (name: string, opts) => {
+    const list = await new ApiClient(apiBaseUrl(opts.api)).get<DistributionView[]>(
+      `/api/distributions/${encodeURIComponent(name)}`,
+    )
+    print(Boolean(opts.json), list, () => formatDistributions(list))
+  })
+
+program
+  .command('verify')
+  .description(
+    "re-hash every blob in the addressed agent's store; corrupt blobs are dropped and fetched again",
+  )
+  .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    const result = await new ApiClient(apiBaseUrl(opts.api)).post<{ checked: number; corrupt: string[] }>(
+      '/api/verify',
+      { timeoutMs: 60 * 60_000 },
+    )
+    print(Boolean(opts.json), result, () =>
+      result.corrupt.length === 0
+        ? `verified ${result.checked} blob(s): all intact`
+        : `verified ${result.checked} blob(s): ${result.corrupt.length} corrupt, removed and to be fetched again:\n${result.corrupt.join('\n')}`,
+    )
+    if (result.corrupt.length > 0) process.exitCode = 2
   })
 
 program

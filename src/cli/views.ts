@@ -1,4 +1,5 @@
 import type { MemberView, StatusView } from '../api/index.js'
+import type { DistributionView } from '../artifacts/index.js'
 import { shortId, table } from './table.js'
 
 export function formatMembers(members: MemberView[]): string {
@@ -32,4 +33,20 @@ export function formatStatus(status: StatusView): string {
     ['version', status.version],
   ]
   return lines.map(([key, value]) => `${key.padEnd(12)} ${value}`).join('\n')
+}
+
+export function formatDistributions(list: DistributionView[]): string {
+  if (list.length === 0) return 'no distributions'
+  return table(
+    ['DISTRIBUTION', 'COMPLETE', 'ARTIFACTS', 'BYTES', 'HOLDERS', 'PUBLISHED', 'PUBLISHER'],
+    list.map((d) => [
+      d.id,
+      d.complete ? 'yes' : `${d.progress.chunks}/${d.progress.total} chunks`,
+      String(d.artifacts),
+      String(d.bytes),
+      String(d.holders.length),
+      d.createdAt,
+      d.publisher,
+    ]),
+  )
 }
