@@ -68,9 +68,9 @@ export async function fetchBlob(layout: BlobLayout, ctx: FetchContext): Promise<
       if (err instanceof ArtifactCorruptError) {
         sources.penalise(peer, `chunk ${index} of ${layout.sha256.slice(0, 12)} failed verification`)
       }
-      let peers = skip.get(index)
-      if (peers == null) skip.set(index, (peers = new Set()))
+      const peers = skip.get(index) ?? new Set<string>()
       peers.add(peer)
+      skip.set(index, peers)
       ctx.log.debug('chunk request failed', {
         blob: layout.sha256.slice(0, 12),
         index,

@@ -237,7 +237,7 @@ export class Distributor {
 
   isComplete(id: string): boolean {
     const entry = this.catalogue.get(id)
-    return entry != null && entry.signed.manifest.artifacts.every((a) => this.store.has(a.sha256))
+    return entry?.signed.manifest.artifacts.every((a) => this.store.has(a.sha256)) === true
   }
 
   stats(): DistributorStats {
@@ -458,9 +458,9 @@ export class Distributor {
       received: (peer, bytes) => {
         this.counters.chunksFetched++
         this.counters.bytesFetched += bytes
-        let perPeer = this.sourceBytes.get(id)
-        if (perPeer == null) this.sourceBytes.set(id, (perPeer = new Map()))
+        const perPeer = this.sourceBytes.get(id) ?? new Map<string, number>()
         perPeer.set(peer, (perPeer.get(peer) ?? 0) + bytes)
+        this.sourceBytes.set(id, perPeer)
       },
     }
   }
