@@ -49,6 +49,16 @@ program
   .option('--trust <pubkey-file>', 'public key of a trusted publisher, repeatable', collect)
   .option('--no-mdns', 'do not discover peers by mDNS on the local network')
   .addOption(new Option('--preset <preset>', 'timer preset').choices(['lan', 'cloud', 'test']).default('lan'))
+  .option('--max-artifact-size <bytes>', 'largest artifact accepted (e.g. 512M; default 2G)')
+  .option('--retention <n>', 'versions kept per distribution name (default 5)', positiveInt)
+  .option(
+    '--upload-rate <bytes>',
+    'limit for serving artifacts to peers, per second (e.g. 20M; default unlimited)',
+  )
+  .option(
+    '--download-rate <bytes>',
+    'limit for fetching artifacts from peers, per second (default unlimited)',
+  )
   .addOption(
     new Option('--log-level <level>', 'log level')
       .choices(['debug', 'info', 'warn', 'error'])

@@ -35,17 +35,18 @@ export interface AgentProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>
 }
 
-/** Starts `shoal agent ARGS` as its own process; its stderr goes to DIR/agent.log. */
+let started = 0
+
+/** Starts `shoal agent ARGS` as its own process; its stderr goes to DIR/agent-N.log. */
 export async function spawnAgent(args: string[], dir: string): Promise<AgentProcess> {
   const child = spawn(process.execPath, [CLI, 'agent', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  child.stderr!.pipe(createWriteStream(join(dir, 'agent.log')))
+  const log = join(dir, `agent-${++started}.log`)
+  child.stderr!.pipe(createWriteStream(log))
   const exit = new Promise<number | null>((done) => child.once('exit', (code) => done(code)))
   const info = await new Promise<AgentProcess['info']>((done, fail) => {
     const lines = createInterface({ input: child.stdout! })
     lines.once('line', (line) => done(JSON.parse(line)))
-    void exit.then((code) =>
-      fail(new Error(`agent exited with code ${code} before starting; see ${dir}/agent.log`)),
-    )
+    void exit.then((code) => fail(new Error(`agent exited with code ${code} before starting; see ${log}`)))
   })
   return {
     child,
