@@ -285,10 +285,11 @@ export class Distributor {
 
   private readonly onGossip = (evt: CustomEvent<Message>): void => {
     const message = evt.detail
-    if (message.topic !== this.protocols.topic || message.type !== 'signed') return
+    if (message.topic !== this.protocols.topic) return
     try {
-      const { id } = decodeJson(announcement, message.data, 'announcement')
-      this.learn(id, message.from.toString())
+      const { id, from } = decodeJson(announcement, message.data, 'announcement')
+      peerIdFromString(from)
+      this.learn(id, from)
     } catch (err) {
       this.log.debug('dropped announcement', { error: messageOf(err) })
     }
@@ -364,7 +365,10 @@ export class Distributor {
 
   private announce(entry: CatalogueEntry): void {
     this.network.services.pubsub
-      .publish(this.protocols.topic, encodeJson({ v: 1, id: entry.id, digest: entry.digest }))
+      .publish(
+        this.protocols.topic,
+        encodeJson({ v: 1, id: entry.id, digest: entry.digest, from: this.components.membership.id }),
+      )
       .catch((err) => this.log.debug('announcement failed', { error: messageOf(err) }))
   }
 

@@ -44,7 +44,13 @@ export const transferAnswer = z.discriminatedUnion('t', [
 export type TransferAnswer = z.infer<typeof transferAnswer>
 
 export const manifestRequest = z.object({ id: z.string().max(200) })
-export const announcement = z.object({ v: z.literal(1), id: z.string().max(200), digest: hash })
+/** `from`: the announcing agent, which serves the manifest (gossip messages are unsigned). */
+export const announcement = z.object({
+  v: z.literal(1),
+  id: z.string().max(200),
+  digest: hash,
+  from: z.string().max(100),
+})
 export type Announcement = z.infer<typeof announcement>
 
 export function encodeJson(value: unknown): Uint8Array {

@@ -3,7 +3,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { bootstrap } from '@libp2p/bootstrap'
 import { identify } from '@libp2p/identify'
-import type { PrivateKey, PubSub } from '@libp2p/interface'
+import { type PrivateKey, type PubSub, StrictNoSign } from '@libp2p/interface'
 import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
@@ -53,7 +53,14 @@ export async function createNode(init: NodeInit, log: Logger): Promise<ShoalLibp
     ...(init.secret == null ? {} : { connectionProtector: preSharedKey({ psk: init.secret }) }),
     peerDiscovery,
     metrics: wireMeter(init.traffic),
-    connectionManager: { maxConnections: 400 },
+    connectionManager: {
+      maxConnections: 400,
+      // libp2p accepts 5 new connections per second per remote host by default; many
+      // agents behind one address (the local provider, a NAT, a mass start) would
+      // then join five a second.
+      inboundConnectionThreshold: 200,
+      maxIncomingPendingConnections: 100,
+    },
     services: {
       identify: identify({ agentVersion: `shoal/${init.version}` }),
       ping: ping(),
@@ -63,6 +70,11 @@ export async function createNode(init: NodeInit, log: Logger): Promise<ShoalLibp
         emitSelf: false,
         // Peer exchange would hand our peers to strangers; membership does discovery.
         doPX: false,
+        // No per-message signatures: connections are already authenticated (noise) and
+        // closed to outsiders (pnet), and signing plus verifying every claim on every
+        // node was the largest CPU cost of a busy cluster. Message ids are content
+        // hashes, so the same claim published by several members is delivered once.
+        globalSignaturePolicy: StrictNoSign,
       }) as never,
     },
     start: false,

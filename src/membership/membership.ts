@@ -8,7 +8,7 @@ import { type Channel, exchange, serve } from '../shared/stream-rpc.js'
 import { TypedEvents } from '../shared/typed-events.js'
 import { Awareness } from './awareness.js'
 import type { MembershipTimers } from './config.js'
-import { MAX_MESSAGE_BYTES } from './constants.js'
+import { CATCH_UP_SYNCS, MAX_MESSAGE_BYTES } from './constants.js'
 import type { MembershipEvents } from './events.js'
 import type { Claim, Member, MemberMetadata, MemberRecord } from './member.js'
 import { claimsOfRecord } from './member.js'
@@ -41,6 +41,8 @@ export interface MembershipStats {
   probes: number
   probeFailures: number
   indirectProbes: number
+  /** Probes that failed only because this node was too slow to tell (not counted as failures). */
+  inconclusiveProbes: number
   suspicionsRaised: number
   syncs: number
   gossipSent: number
@@ -70,11 +72,15 @@ export class Membership {
   private probeOrder: string[] = []
   private readonly probing = new Set<string>()
   private readonly syncing = new Set<string>()
+  private readonly lastSync = new Map<string, number>()
+  private readonly knownAddrs = new Map<string, string>()
+  private syncRounds = 0
   private readonly foreignPeers = new Set<string>()
   private readonly counters: Omit<MembershipStats, 'health'> = {
     probes: 0,
     probeFailures: 0,
     indirectProbes: 0,
+    inconclusiveProbes: 0,
     suspicionsRaised: 0,
     syncs: 0,
     gossipSent: 0,
@@ -137,8 +143,13 @@ export class Membership {
     )
     this.events.on('member:join', this.rememberAddresses)
     this.events.on('member:update', this.rememberAddresses)
-    // A leaving member closes its own connections once its goodbye is acknowledged.
-    this.events.on('member:dead', this.dropConnection)
+    this.events.on('member:reap', (member) => {
+      this.knownAddrs.delete(member.id)
+      this.lastSync.delete(member.id)
+    })
+    // Connections are not closed on dead or left: a leaving member closes its own,
+    // a crashed one's are gone already, and a member declared dead by mistake would
+    // pay a new handshake for nothing.
 
     const handlerTimeout = this.timers.probeTimeout * (this.timers.awarenessMax + 1) * 3
     await serve(this.network, this.protocols.probe, this.limits(handlerTimeout), this.log, (ch, conn) =>
@@ -157,7 +168,7 @@ export class Membership {
     this.network.addEventListener('peer:disconnect', this.onDisconnect)
     this.running = true
 
-    this.broadcast([this.aliveClaim()])
+    this.broadcast([this.aliveClaim()], true)
     void this.loop(
       'probe',
       () => this.awareness.scale(this.timers.probeInterval),
@@ -165,7 +176,10 @@ export class Membership {
     )
     void this.loop(
       'sync',
-      () => jitter(this.timers.syncInterval),
+      // The first rounds come quickly so a node that joined during a mass start
+      // catches up with members its first peer did not know yet.
+      () =>
+        this.syncRounds++ < CATCH_UP_SYNCS ? this.timers.probeInterval * 2 : jitter(this.timers.syncInterval),
       () => this.syncRandom(),
     )
     void this.loop(
@@ -189,22 +203,9 @@ export class Membership {
     const claim: Claim = { kind: 'left', id: self.id, incarnation: self.incarnation }
     this.broadcast([claim])
     const witnesses = pickRandom(this.table.others('alive'), this.timers.indirectChecks)
-    const notices = witnesses.map((member) =>
-      exchange(
-        this.network,
-        peerIdFromString(member.id),
-        this.protocols.probe,
-        this.limits(this.timers.leaveTimeout),
-        async (ch) => {
-          await ch.write(encode({ t: 'claims', claims: [claim] }))
-          decodeProbeAnswer(await ch.read())
-        },
-      ),
-    )
-    const results = await Promise.allSettled(notices)
-    const acked = results.filter((r) => r.status === 'fulfilled').length
-    for (const r of results)
-      if (r.status === 'rejected') this.log.debug('leave notice failed', { error: messageOf(r.reason) })
+    const acked = (await Promise.all(witnesses.map((member) => this.notify(member.id, [claim])))).filter(
+      Boolean,
+    ).length
     this.log.info('left the cluster', { notified: witnesses.length, acknowledged: acked })
   }
 
@@ -296,12 +297,24 @@ export class Membership {
     return claims.filter((claim) => table.apply(claim))
   }
 
-  private broadcast(claims: Claim[]): void {
+  /**
+   * Publishes claims on the topic. With `repeat`, the same bytes go out once more a
+   * little later: message ids are content hashes, so members that got the first
+   * copy drop the second unseen, and only those that missed it (a subscription not
+   * yet known when a node was joining) take it.
+   */
+  private broadcast(claims: Claim[], repeat = false): void {
     if (claims.length === 0 || !this.running) return
-    this.counters.gossipSent++
-    this.network.services.pubsub
-      .publish(this.protocols.topic, encode({ v: WIRE_VERSION, claims }))
-      .catch((err) => this.log.debug('gossip publish failed', { error: messageOf(err) }))
+    const data = encode({ v: WIRE_VERSION, claims })
+    const publish = () => {
+      if (!this.running) return
+      this.counters.gossipSent++
+      this.network.services.pubsub
+        .publish(this.protocols.topic, data)
+        .catch((err) => this.log.debug('gossip publish failed', { error: messageOf(err) }))
+    }
+    publish()
+    if (repeat) setTimeout(publish, this.timers.probeInterval * 2).unref()
   }
 
   private readonly onGossip = (evt: CustomEvent<Message>): void => {
@@ -331,7 +344,9 @@ export class Membership {
       return
     }
     const member = this.table?.get(id)
-    if (member == null || member.state !== 'alive') void this.syncWith(peerId)
+    // Only a stranger (or one back from dead or left) warrants a full exchange;
+    // everything else reaches us by gossip and the periodic sync.
+    if (member == null || member.state === 'dead' || member.state === 'left') void this.syncWith(peerId)
   }
 
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
@@ -345,6 +360,10 @@ export class Membership {
 
   private readonly rememberAddresses = (member: Member): void => {
     if (member.self || member.addrs.length === 0) return
+    // The peer store re-serializes a peer on every merge: only when addresses change.
+    const key = member.addrs.join(' ')
+    if (this.knownAddrs.get(member.id) === key) return
+    this.knownAddrs.set(member.id, key)
     try {
       const multiaddrs = member.addrs.map((addr) => multiaddr(addr).decapsulateCode(421))
       void this.network.peerStore
@@ -353,10 +372,6 @@ export class Membership {
     } catch (err) {
       this.log.debug('member has unusable addresses', { member: member.id, error: messageOf(err) })
     }
-  }
-
-  private readonly dropConnection = (member: Member): void => {
-    void this.network.hangUp(peerIdFromString(member.id)).catch(() => {})
   }
 
   /** Runs `step` repeatedly with `delay()` ms between runs until stop. */
@@ -398,10 +413,12 @@ export class Membership {
     try {
       this.counters.probes++
       const timeout = this.awareness.scale(this.timers.probeTimeout)
+      const directStart = performance.now()
       if (await this.ping(target.id, timeout)) {
         this.awareness.apply(-1)
         return
       }
+      if (this.overran(directStart, timeout)) return
       const helpers = pickRandom(
         this.view()
           .others('alive')
@@ -409,10 +426,11 @@ export class Membership {
         this.timers.indirectChecks,
       )
       this.counters.indirectProbes += helpers.length
+      const indirectStart = performance.now()
       const answers = await Promise.all(
         helpers.map((helper) => this.pingThrough(helper, target, timeout * 2)),
       )
-      if (answers.includes('ack')) return
+      if (answers.includes('ack') || this.overran(indirectStart, timeout * 2)) return
       // Helpers that did not even send a nack suggest our own side is unwell.
       if (answers.includes('none')) this.awareness.apply(1)
       this.counters.probeFailures++
@@ -426,10 +444,44 @@ export class Membership {
         this.counters.suspicionsRaised++
         this.log.info('member suspected', { member: target.id, incarnation: current.incarnation })
         this.broadcast([claim])
+        // Tell the suspect too: if it is only slow, it refutes at once instead of
+        // when gossip or a sync happens to reach it.
+        void this.notify(target.id, [claim])
       }
     } finally {
       this.probing.delete(target.id)
     }
+  }
+
+  /** Sends claims straight to one member (best effort). */
+  private async notify(id: string, claims: Claim[]): Promise<boolean> {
+    try {
+      await exchange(
+        this.network,
+        peerIdFromString(id),
+        this.protocols.probe,
+        this.limits(this.timers.leaveTimeout),
+        async (ch) => {
+          await ch.write(encode({ t: 'claims', claims }))
+          decodeProbeAnswer(await ch.read())
+        },
+      )
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /**
+   * True when a failed step took far longer than its deadline: then our own event
+   * loop was late (an overloaded node), the failure says nothing about the peer, and
+   * local health is lowered instead of anyone being suspected (Lifeguard's spirit).
+   */
+  private overran(started: number, deadline: number): boolean {
+    if (performance.now() - started <= deadline * 1.5) return false
+    this.awareness.apply(1)
+    this.counters.inconclusiveProbes++
+    return true
   }
 
   private async ping(id: string, timeout: number): Promise<boolean> {
@@ -484,7 +536,7 @@ export class Membership {
       }
       case 'claims': {
         // Direct notices (a leave) reach only a few members: pass what is news on.
-        this.broadcast(this.applyAll(request.claims))
+        this.broadcast(this.applyAll(request.claims), true)
         await ch.write(encode({ t: 'ack' }))
         this.log.debug('direct claims received', { from: from.toString(), count: request.claims.length })
         return
@@ -494,12 +546,15 @@ export class Membership {
 
   private async joinIfAlone(): Promise<void> {
     if (this.init.bootstrap.length === 0 || this.view().others('alive', 'suspect').length > 0) return
+    // Dial, then sync ourselves: a connection that already exists raises no new
+    // identify event, so waiting for one would leave a node alone after a failed sync.
     await Promise.allSettled(
-      this.init.bootstrap.map((addr) =>
-        this.network.dial(multiaddr(addr), {
+      this.init.bootstrap.map(async (addr) => {
+        const connection = await this.network.dial(multiaddr(addr), {
           signal: AbortSignal.timeout(this.timers.joinRetryInterval * 2),
-        }),
-      ),
+        })
+        await this.syncWith(connection.remotePeer)
+      }),
     )
   }
 
@@ -516,6 +571,9 @@ export class Membership {
   private async syncWith(peer: PeerId): Promise<void> {
     const key = peer.toString()
     if (this.syncing.has(key) || !this.running) return
+    // At most one exchange with a peer per few probe intervals, whatever triggers it.
+    if (performance.now() - (this.lastSync.get(key) ?? -Infinity) < this.timers.probeInterval * 4) return
+    this.lastSync.set(key, performance.now())
     this.syncing.add(key)
     try {
       await exchange(this.network, peer, this.protocols.sync, this.limits(10_000), async (ch) => {
@@ -551,7 +609,7 @@ export class Membership {
 
   /** Merges records from a sync; what was news is passed on by gossip, since only we learned it. */
   private merge(records: MemberRecord[], from: string): void {
-    this.broadcast(this.applyAll(records.flatMap((record) => claimsOfRecord(record, from))))
+    this.broadcast(this.applyAll(records.flatMap((record) => claimsOfRecord(record, from))), true)
   }
 }
 
