@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import type { MemberView } from '../api/index.js'
+import { writeNewKeyPair } from '../artifacts/index.js'
 import { writeNewSecret } from '../bootstrap/index.js'
 import { ShoalError } from '../shared/errors.js'
 import { freePort } from '../shared/ports.js'
@@ -31,6 +32,8 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   await mkdir(dataDir, { recursive: true })
   const secretFile = join(dataDir, 'cluster.secret')
   if (!existsSync(secretFile)) await writeNewSecret(secretFile)
+  const keyFile = join(dataDir, 'publisher.key')
+  if (!existsSync(keyFile)) await writeNewKeyPair(keyFile)
 
   const children: ChildProcess[] = []
   let stopping = false
@@ -67,6 +70,8 @@ export async function runDemo(options: DemoOptions): Promise<void> {
         `127.0.0.1:${apiPort}`,
         '--secret-file',
         secretFile,
+        '--trust',
+        `${keyFile}.pub`,
         '--no-mdns',
         ...(i === 0 ? [] : ['--bootstrap', `/ip4/127.0.0.1/tcp/${firstP2pPort}`]),
       ]
@@ -89,6 +94,9 @@ export async function runDemo(options: DemoOptions): Promise<void> {
         console.log(`  agent ${i + 1}  API ${api}   log ${join(dataDir, `node-${i + 1}`, 'agent.log')}`)
       console.log(`\nDashboard: ${apis[0]}/`)
       console.log(`Try:       npx shoal members --api ${apis[0]}`)
+      console.log(
+        `           npx shoal publish DIR --name NAME --version 1.0 --key ${keyFile} --api ${apis[0]}`,
+      )
       console.log('Press Ctrl+C to stop every agent.')
     }
   } catch (err) {
