@@ -9,17 +9,20 @@ import { DataDirInUseError } from '../shared/errors.js'
 export class AgentState {
   private readonly db: Level<string, string>
   private closed = false
+  private readonly openOptions: { cacheSize: number; writeBufferSize: number }
 
   constructor(
     private readonly location: string,
     private readonly dataDir: string,
   ) {
+    // Small caches: the state is a few keys per distribution and blob, not a database workload.
     this.db = new Level<string, string>(location, { valueEncoding: 'utf8' })
+    this.openOptions = { cacheSize: 1024 * 1024, writeBufferSize: 1024 * 1024 }
   }
 
   async open(): Promise<void> {
     try {
-      await this.db.open()
+      await this.db.open(this.openOptions)
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause
       if ((err as { code?: string }).code === 'LEVEL_DATABASE_NOT_OPEN' && cause?.code === 'LEVEL_LOCKED') {

@@ -3,6 +3,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { bootstrap } from '@libp2p/bootstrap'
 import { identify } from '@libp2p/identify'
+import type { Connection, PeerInfo } from '@libp2p/interface'
 import { type PrivateKey, type PubSub, StrictNoSign } from '@libp2p/interface'
 import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
@@ -39,10 +40,21 @@ export async function createNode(init: NodeInit, log: Logger): Promise<ShoalLibp
   // @libp2p/bootstrap needs /p2p/ID in each address; the rest are dialled by membership's join loop.
   const withPeerId = init.bootstrap.filter((addr) => multiaddr(addr).getPeerId() != null)
   if (withPeerId.length > 0) peerDiscovery.push(bootstrap({ list: withPeerId, timeout: 0 }))
+  // libp2p 2.x dials no discovered peer by itself (notes/stack.md), and it reports
+  // every new peer-store entry as `peer:discovery`, members learned by gossip
+  // included. Only what mDNS finds is dialled here; membership's probes connect to
+  // the other members one at a time, so a mass start is not a handshake storm.
+  let dialFound: (peer: PeerInfo) => void = () => {}
   if (init.mdns) {
-    peerDiscovery.push(
-      mdns({ interval: MDNS_INTERVAL[init.preset], serviceTag: `_shoal-${init.cluster}._udp.local` }),
-    )
+    const lan = mdns({
+      interval: MDNS_INTERVAL[init.preset],
+      serviceTag: `_shoal-${init.cluster}._udp.local`,
+    })
+    peerDiscovery.push((components) => {
+      const service = lan(components)
+      service.addEventListener('peer', (evt) => dialFound(evt.detail))
+      return service
+    })
   }
   const node = await createLibp2p({
     privateKey: init.privateKey,
@@ -75,17 +87,42 @@ export async function createNode(init: NodeInit, log: Logger): Promise<ShoalLibp
         // node was the largest CPU cost of a busy cluster. Message ids are content
         // hashes, so the same claim published by several members is delivered once.
         globalSignaturePolicy: StrictNoSign,
+        // Gossipsub's default score punishes peers that share an IP address (a Sybil
+        // defence) until it ignores everything they send: past ~14 agents on one host
+        // (the local provider, a NAT) refutations stopped spreading. Membership is
+        // closed by the secret; co-located agents are normal here.
+        scoreParams: { IPColocationFactorWeight: 0 },
       }) as never,
     },
     start: false,
   })
-  // libp2p 2.x does not dial discovered peers by itself (checked: see notes/stack.md).
-  node.addEventListener('peer:discovery', (evt) => {
-    const { id, multiaddrs } = evt.detail
+  node.addEventListener('connection:open', (evt) => closeDuplicate(node, evt.detail, log))
+  dialFound = ({ id, multiaddrs }) => {
     if (id.equals(node.peerId) || node.getConnections(id).length > 0) return
     node.dial(multiaddrs.length > 0 ? multiaddrs : id).catch((err: unknown) => {
-      log.debug('could not dial discovered peer', { peer: id.toString(), error: String(err) })
+      log.debug('could not dial a peer found by mDNS', { peer: id.toString(), error: String(err) })
     })
-  })
+  }
   return node as unknown as ShoalLibp2p
+}
+
+/**
+ * Two members that learn of each other at the same moment both dial, and each
+ * pair would carry two connections (double encryption, muxing, identify and
+ * gossip streams). Both sides keep the connection dialled by the smaller peer id
+ * and close the other, so they agree without talking; streams already open on it
+ * finish first (graceful close).
+ */
+function closeDuplicate(node: Libp2p, opened: Connection, log: Logger): void {
+  const peer = opened.remotePeer
+  const connections = node.getConnections(peer).filter((c) => c.status === 'open')
+  if (connections.length < 2) return
+  const weDial = node.peerId.toString() < peer.toString()
+  const keep = connections.find((c) => c.direction === (weDial ? 'outbound' : 'inbound')) ?? connections[0]!
+  for (const connection of connections) {
+    if (connection === keep) continue
+    connection
+      .close()
+      .catch((err: unknown) => log.debug('closing a duplicate connection failed', { error: String(err) }))
+  }
 }

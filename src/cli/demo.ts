@@ -9,6 +9,7 @@ import { writeNewKeyPair } from '../artifacts/index.js'
 import { writeNewSecret } from '../bootstrap/index.js'
 import { ShoalError } from '../shared/errors.js'
 import { freePort } from '../shared/ports.js'
+import { AGENT_NODE_FLAGS } from '../shared/version.js'
 import { ApiClient } from './client.js'
 
 export interface DemoOptions {
@@ -58,6 +59,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       const nodeDir = join(dataDir, `node-${i + 1}`)
       await mkdir(nodeDir, { recursive: true })
       const args = [
+        ...AGENT_NODE_FLAGS,
         CLI,
         'agent',
         '--cluster',

@@ -4,6 +4,7 @@ import { TIMER_PRESETS, type TimerPreset } from './constants.js'
 export interface MembershipTimers {
   probeInterval: number
   probeTimeout: number
+  connectTimeout: number
   indirectChecks: number
   suspicionMult: number
   suspicionMaxTimeoutMult: number

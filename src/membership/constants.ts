@@ -12,6 +12,8 @@ export const LAN_TIMERS: MembershipTimers = {
   probeInterval: 500,
   /** ms to wait for a direct ack; scaled by local health. */
   probeTimeout: 300,
+  /** ms added to a probe's deadline when there is no connection yet (dial, noise and identify handshakes). */
+  connectTimeout: 1_000,
   /** members asked to probe a target indirectly before it is suspected (SWIM's k). */
   indirectChecks: 3,
   /** minimum suspicion = suspicionMult x max(1, log10(N)) x probeInterval: 1 s at N = 10, 1.7 s at N = 50. */
@@ -35,6 +37,7 @@ export const CLOUD_TIMERS: MembershipTimers = {
   ...LAN_TIMERS,
   probeInterval: 1_000,
   probeTimeout: 500,
+  connectTimeout: 2_000,
   suspicionMult: 4,
   suspicionMaxTimeoutMult: 6,
   syncInterval: 30_000,
@@ -46,6 +49,7 @@ export const TEST_TIMERS: MembershipTimers = {
   ...LAN_TIMERS,
   probeInterval: 100,
   probeTimeout: 150,
+  connectTimeout: 500,
   suspicionMult: 3,
   syncInterval: 1_000,
   joinRetryInterval: 200,

@@ -412,7 +412,7 @@ export class Membership {
     this.probing.add(target.id)
     try {
       this.counters.probes++
-      const timeout = this.awareness.scale(this.timers.probeTimeout)
+      const timeout = this.deadlineFor(target.id)
       const directStart = performance.now()
       if (await this.ping(target.id, timeout)) {
         this.awareness.apply(-1)
@@ -426,11 +426,15 @@ export class Membership {
         this.timers.indirectChecks,
       )
       this.counters.indirectProbes += helpers.length
+      // A helper may have to connect to us and to the target: room for both.
+      const indirectTimeout = this.awareness.scale(
+        this.timers.probeTimeout * 2 + this.timers.connectTimeout * 2,
+      )
       const indirectStart = performance.now()
       const answers = await Promise.all(
-        helpers.map((helper) => this.pingThrough(helper, target, timeout * 2)),
+        helpers.map((helper) => this.pingThrough(helper, target, indirectTimeout)),
       )
-      if (answers.includes('ack') || this.overran(indirectStart, timeout * 2)) return
+      if (answers.includes('ack') || this.overran(indirectStart, indirectTimeout)) return
       // Helpers that did not even send a nack suggest our own side is unwell.
       if (answers.includes('none')) this.awareness.apply(1)
       this.counters.probeFailures++
@@ -451,6 +455,16 @@ export class Membership {
     } finally {
       this.probing.delete(target.id)
     }
+  }
+
+  /**
+   * The ack deadline for a probe of `id`, stretched by local health. Over TCP the
+   * first contact also pays a dial and handshakes, so without a connection the
+   * connect timeout is added (a crashed peer still fails at once: refused).
+   */
+  private deadlineFor(id: string): number {
+    const connected = this.network.getConnections(peerIdFromString(id)).length > 0
+    return this.awareness.scale(this.timers.probeTimeout + (connected ? 0 : this.timers.connectTimeout))
   }
 
   /** Sends claims straight to one member (best effort). */
@@ -530,7 +544,7 @@ export class Membership {
         await ch.write(encode({ t: 'ack' }))
         return
       case 'ping-req': {
-        const ok = await this.ping(request.target, this.awareness.scale(this.timers.probeTimeout))
+        const ok = await this.ping(request.target, this.deadlineFor(request.target))
         await ch.write(encode({ t: ok ? 'ack' : 'nack' }))
         return
       }

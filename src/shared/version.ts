@@ -2,6 +2,9 @@ import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
+/** Node flags for agent processes we launch ourselves: see the shebang of src/cli/main.ts. */
+export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1']
+
 /** The package version, read once from the nearest package.json named "shoal". */
 export const VERSION: string = findVersion(dirname(fileURLToPath(import.meta.url)))
 
