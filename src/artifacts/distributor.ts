@@ -545,9 +545,8 @@ export class Distributor {
       this.network,
       peerIdFromString(peer),
       this.protocols.transfer,
-      { timeoutMs: CHUNK_TIMEOUT_MS, maxBytes: MAX_TRANSFER_FRAME },
+      { timeoutMs: CHUNK_TIMEOUT_MS, maxBytes: MAX_TRANSFER_FRAME, signal },
       async (ch) => {
-        signal.throwIfAborted()
         await ch.write(encodeJson({ t: 'get', blob: layout.sha256, chunkSize: layout.chunkSize, index }))
         const header = decodeJson(transferAnswer, await ch.read(), 'chunk header')
         if (header.t !== 'chunk' || header.index !== index)

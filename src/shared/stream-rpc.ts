@@ -11,6 +11,8 @@ export interface ExchangeLimits {
   timeoutMs: number
   /** Largest frame accepted (bytes). */
   maxBytes: number
+  /** Ends the exchange early (the caller is stopping). */
+  signal?: AbortSignal
 }
 
 /** A length-prefixed message channel over one libp2p stream. */
@@ -42,7 +44,8 @@ export async function exchange<T>(
   limits: ExchangeLimits,
   talk: (channel: Channel) => Promise<T>,
 ): Promise<T> {
-  const signal = AbortSignal.timeout(Math.max(1, Math.round(limits.timeoutMs)))
+  const deadline = AbortSignal.timeout(Math.max(1, Math.round(limits.timeoutMs)))
+  const signal = limits.signal == null ? deadline : AbortSignal.any([deadline, limits.signal])
   const stream = await network.dialProtocol(peer, protocol, { signal })
   try {
     const result = await talk(channel(stream, signal, limits.maxBytes))
