@@ -53,19 +53,4 @@ export const announcement = z.object({
 })
 export type Announcement = z.infer<typeof announcement>
 
-export function encodeJson(value: unknown): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(value))
-}
-
-/** Parses a frame with a schema; a peer's malformed message becomes an error, never a crash. */
-export function decodeJson<T>(schema: z.ZodType<T>, bytes: Uint8Array, what: string): T {
-  let json: unknown
-  try {
-    json = JSON.parse(new TextDecoder().decode(bytes))
-  } catch {
-    throw new Error(`${what}: not JSON`)
-  }
-  const parsed = schema.safeParse(json)
-  if (!parsed.success) throw new Error(`${what}: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
-  return parsed.data
-}
+export { decodeJson, encodeJson } from '../shared/json-frames.js'

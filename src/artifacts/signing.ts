@@ -7,8 +7,9 @@ import {
   sign,
   verify,
 } from 'node:crypto'
-import { access, readFile, writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { ShoalError } from '../shared/errors.js'
+import { refuseExisting } from '../shared/files.js'
 
 /** A publisher's public key and its short id (what manifests name as `publisher`). */
 export interface TrustedKey {
@@ -26,18 +27,7 @@ export function keyId(publicKey: KeyObject): string {
 
 /** `shoal key new FILE`: FILE holds the private key (PKCS#8 PEM, mode 0600), FILE.pub the public key. */
 export async function writeNewKeyPair(file: string): Promise<{ id: string; publicFile: string }> {
-  for (const path of [file, `${file}.pub`]) {
-    const exists = await access(path).then(
-      () => true,
-      () => false,
-    )
-    if (exists)
-      throw new ShoalError(
-        'ERR_FILE_EXISTS',
-        `${path} already exists; remove it first or pick another name`,
-        409,
-      )
-  }
+  await refuseExisting(file, `${file}.pub`)
   const { privateKey, publicKey } = generateKeyPairSync('ed25519')
   await writeFile(file, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
   await writeFile(`${file}.pub`, publicKey.export({ type: 'spki', format: 'pem' }), { mode: 0o644 })

@@ -3,8 +3,8 @@ import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { ShoalError } from '../shared/errors.js'
+import { writeFileAtomic } from '../shared/files.js'
 import { PEER_KEY_FILE } from './constants.js'
-import { writeFileAtomic } from './files.js'
 
 /**
  * The node's libp2p key, kept in the data folder so a restarted node keeps its

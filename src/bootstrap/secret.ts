@@ -1,23 +1,14 @@
-import { access, readFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { generateKey } from '@libp2p/pnet'
 import { ShoalError } from '../shared/errors.js'
-import { writeFileAtomic } from './files.js'
+import { refuseExisting, writeFileAtomic } from '../shared/files.js'
 
 /** libp2p's swarm key format: header lines then 64 hex digits (95 bytes in all). */
 const SWARM_KEY = /^\/key\/swarm\/psk\/1\.0\.0\/\n\/base16\/\n[0-9a-f]{64}\s*$/
 
 /** Writes a new cluster secret (libp2p private network key) to `file`, mode 0600. */
 export async function writeNewSecret(file: string): Promise<void> {
-  const exists = await access(file).then(
-    () => true,
-    () => false,
-  )
-  if (exists)
-    throw new ShoalError(
-      'ERR_FILE_EXISTS',
-      `${file} already exists; remove it first or pick another name`,
-      409,
-    )
+  await refuseExisting(file)
   const key = new Uint8Array(95)
   generateKey(key)
   await writeFileAtomic(file, key, 0o600)

@@ -3,6 +3,7 @@ import type { IdentifyResult, Message, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { messageOf } from '../shared/errors.js'
+import { FrameError } from '../shared/json-frames.js'
 import type { Logger } from '../shared/logger.js'
 import { type Channel, exchange, serve } from '../shared/stream-rpc.js'
 import { TypedEvents } from '../shared/typed-events.js'
@@ -19,7 +20,6 @@ import {
   decodeProbeRequest,
   decodeSync,
   encode,
-  MessageError,
   WIRE_VERSION,
 } from './messages.js'
 import type { MembershipNetwork } from './network.js'
@@ -601,7 +601,7 @@ export class Membership {
       })
       this.counters.syncs++
     } catch (err) {
-      const level = err instanceof MessageError ? 'warn' : 'debug'
+      const level = err instanceof FrameError ? 'warn' : 'debug'
       this.log[level]('state sync failed', { peer: key, error: messageOf(err) })
     } finally {
       this.syncing.delete(key)

@@ -1,5 +1,6 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
+import { decodeJson, encodeJson } from '../shared/json-frames.js'
 import { MAX_ADDRS, MAX_METADATA_BYTES } from './constants.js'
 import type { Claim, MemberRecord } from './member.js'
 
@@ -65,24 +66,12 @@ export type ProbeRequest = z.infer<typeof probeRequest>
 export type ProbeAnswer = z.infer<typeof probeAnswer>
 export type SyncMessage = z.infer<typeof syncMessage>
 
-export class MessageError extends Error {
-  readonly code = 'ERR_MEMBERSHIP_MESSAGE'
-}
-
-function decodeWith<T>(schema: z.ZodType<T>, bytes: Uint8Array, what: string): T {
-  let json: unknown
-  try {
-    json = JSON.parse(new TextDecoder().decode(bytes))
-  } catch {
-    throw new MessageError(`${what}: not JSON`)
-  }
-  const parsed = schema.safeParse(json)
-  if (!parsed.success) throw new MessageError(`${what}: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
-  return parsed.data
-}
+const CODE = 'ERR_MEMBERSHIP_MESSAGE'
+const decodeWith = <T>(schema: z.ZodType<T>, bytes: Uint8Array, what: string): T =>
+  decodeJson(schema, bytes, what, CODE)
 
 export function encode(message: GossipMessage | ProbeRequest | ProbeAnswer | SyncMessage): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(message))
+  return encodeJson(message)
 }
 
 export const decodeGossip = (bytes: Uint8Array): GossipMessage =>
