@@ -7,9 +7,9 @@ import {
   sign,
   verify,
 } from 'node:crypto'
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { ShoalError } from '../shared/errors.js'
-import { refuseExisting } from '../shared/files.js'
+import { refuseExisting, writeFileAtomic } from '../shared/files.js'
 
 /** A publisher's public key and its short id (what manifests name as `publisher`). */
 export interface TrustedKey {
@@ -29,8 +29,8 @@ export function keyId(publicKey: KeyObject): string {
 export async function writeNewKeyPair(file: string): Promise<{ id: string; publicFile: string }> {
   await refuseExisting(file, `${file}.pub`)
   const { privateKey, publicKey } = generateKeyPairSync('ed25519')
-  await writeFile(file, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
-  await writeFile(`${file}.pub`, publicKey.export({ type: 'spki', format: 'pem' }), { mode: 0o644 })
+  await writeFileAtomic(file, privateKey.export({ type: 'pkcs8', format: 'pem' }), 0o600)
+  await writeFileAtomic(`${file}.pub`, publicKey.export({ type: 'spki', format: 'pem' }), 0o644)
   return { id: keyId(publicKey), publicFile: `${file}.pub` }
 }
 
