@@ -498,7 +498,20 @@ export class Membership {
     return true
   }
 
+  /**
+   * One probe of `id` within `timeout`. A quick failure while a connection to the
+   * peer remains (a stream cut because a duplicate connection was closed under it)
+   * is retried once in the time left.
+   */
   private async ping(id: string, timeout: number): Promise<boolean> {
+    const started = performance.now()
+    if (await this.pingOnce(id, timeout)) return true
+    const left = timeout - (performance.now() - started)
+    if (left < timeout / 2 || this.network.getConnections(peerIdFromString(id)).length === 0) return false
+    return this.pingOnce(id, left)
+  }
+
+  private async pingOnce(id: string, timeout: number): Promise<boolean> {
     try {
       await exchange(
         this.network,
