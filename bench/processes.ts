@@ -1,30 +1,57 @@
-/** RSS and idle CPU of real, separate agent processes started through the CLI. */
+/**
+ * Memory and idle CPU of real, separate agent processes started through the CLI
+ * with the node flags the CLI's shebang applies (AGENT_NODE_FLAGS).
+ */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import { clockTicks, round, TempDirs, waitFor } from './util.js'
+import { AGENT_NODE_FLAGS } from '../src/shared/version.js'
+import { clockTicks, hostCpu, round, TempDirs, waitFor } from './util.js'
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
 
-export interface ProcessAgent {
+/** One process's memory, in MB, from /proc/PID/status and /proc/PID/smaps_rollup. */
+export interface ProcessMemory {
+  /** VmRSS: every resident page the process maps, shared or not. */
   rssMB: number
+  /** RssAnon: resident anonymous pages (heaps, stacks): memory this process alone costs. */
+  privateMB: number
+  /** RssFile: resident file-backed pages, mostly the node binary, shared by every node process on the host. */
+  fileMB: number
+  /** RssShmem: resident shared memory. */
+  shmemMB: number
+  /** Pss: the proportional share (shared pages divided among the processes mapping them). */
+  pssMB: number | null
+  /** VmHWM: peak RSS. */
   peakRssMB: number
+}
+
+export interface ProcessAgent extends ProcessMemory {
   cpuPercent: number
 }
 
 export interface ProcessResult {
   count: number
+  /** Flags every agent process (and the bare node) ran with, before the script. */
+  nodeFlags: string[]
   convergedMs: number | null
   idleBeforeS: number
   windowS: number
   agents: ProcessAgent[]
   meanRssMB: number | null
   maxRssMB: number | null
+  meanPrivateMB: number | null
+  maxPrivateMB: number | null
+  meanFileMB: number | null
+  meanPssMB: number | null
+  maxPssMB: number | null
   meanCpuPercent: number | null
-  /** RSS of a bare `node` idling, for scale. */
-  bareNodeRssMB: number | null
+  /** Cores' worth of CPU other processes on the host used during the CPU window (above ~0.1: disturbed). */
+  foreignCores: number | null
+  /** A bare `node` idling with the same flags, for scale. */
+  bareNode: ProcessMemory | null
   notes: string[]
 }
 
@@ -61,13 +88,17 @@ export async function measureProcesses(count = 5, idleBeforeS = 10, windowS = 10
     clearInterval(poll)
     if (convergedMs == null) notes.push(`the ${count} processes did not all list ${count} alive within 30 s`)
 
-    bare = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' })
+    bare = spawn(process.execPath, [...AGENT_NODE_FLAGS, '-e', 'setInterval(() => {}, 1000)'], {
+      stdio: 'ignore',
+    })
     await sleep(idleBeforeS * 1000)
-    const bareNodeRssMB = (await memory(bare.pid!)).rssMB
+    const bareNode = await memory(bare.pid!)
     const ticks = clockTicks()
     const before = await Promise.all(started.map(({ child }) => cpuTicks(child.pid!)))
+    const host = hostCpu()
     await sleep(windowS * 1000)
     const after = await Promise.all(started.map(({ child }) => cpuTicks(child.pid!)))
+    const hostUse = host()
     const agents = await Promise.all(
       started.map(async ({ child }, i) => {
         const mem = await memory(child.pid!)
@@ -75,23 +106,50 @@ export async function measureProcesses(count = 5, idleBeforeS = 10, windowS = 10
         return { ...mem, cpuPercent: round((used / windowS) * 100, 2) }
       }),
     )
-    const rss = agents.map((a) => a.rssMB)
+    const of = (key: 'rssMB' | 'privateMB' | 'fileMB') => agents.map((a) => a[key])
+    const pss = agents.map((a) => a.pssMB).filter((mb) => mb != null)
     return {
       count,
+      nodeFlags: AGENT_NODE_FLAGS,
       convergedMs,
       idleBeforeS,
       windowS,
       agents,
-      meanRssMB: round(mean(rss)),
-      maxRssMB: Math.max(...rss),
+      meanRssMB: round(mean(of('rssMB'))),
+      maxRssMB: Math.max(...of('rssMB')),
+      meanPrivateMB: round(mean(of('privateMB'))),
+      maxPrivateMB: Math.max(...of('privateMB')),
+      meanFileMB: round(mean(of('fileMB'))),
+      meanPssMB: pss.length > 0 ? round(mean(pss)) : null,
+      maxPssMB: pss.length > 0 ? Math.max(...pss) : null,
       meanCpuPercent: round(mean(agents.map((a) => a.cpuPercent)), 2),
-      bareNodeRssMB,
+      // Not this process, not the agents: what else ran on the host meanwhile.
+      foreignCores:
+        hostUse == null
+          ? null
+          : round(
+              Math.max(0, hostUse.foreignCores - agents.reduce((sum, a) => sum + a.cpuPercent / 100, 0)),
+              2,
+            ),
+      bareNode,
       notes,
     }
   } catch (err) {
     notes.push(`process measurement failed: ${String(err)}`)
-    const empty = { agents: [], meanRssMB: null, maxRssMB: null, meanCpuPercent: null, bareNodeRssMB: null }
-    return { count, convergedMs: null, idleBeforeS, windowS, ...empty, notes }
+    const empty = {
+      agents: [],
+      meanRssMB: null,
+      maxRssMB: null,
+      meanPrivateMB: null,
+      maxPrivateMB: null,
+      meanFileMB: null,
+      meanPssMB: null,
+      maxPssMB: null,
+      meanCpuPercent: null,
+      foreignCores: null,
+      bareNode: null,
+    }
+    return { count, nodeFlags: AGENT_NODE_FLAGS, convergedMs: null, idleBeforeS, windowS, ...empty, notes }
   } finally {
     const children = [...started.map(({ child }) => child), ...(bare == null ? [] : [bare])]
     await Promise.all(children.map(terminate))
@@ -101,6 +159,7 @@ export async function measureProcesses(count = 5, idleBeforeS = 10, windowS = 10
 
 async function startProcess(dataDir: string, bootstrap: string[]): Promise<Started> {
   const args = [
+    ...AGENT_NODE_FLAGS,
     CLI,
     'agent',
     '--cluster',
@@ -156,10 +215,22 @@ async function cpuTicks(pid: number): Promise<number> {
   return Number(fields[11]) + Number(fields[12])
 }
 
-async function memory(pid: number): Promise<{ rssMB: number; peakRssMB: number }> {
+async function memory(pid: number): Promise<ProcessMemory> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN)
-  return { rssMB: round(kb('VmRSS') / 1024), peakRssMB: round(kb('VmHWM') / 1024) }
+  // smaps_rollup needs Linux >= 4.14 and the right to read the process's maps (our own child: fine).
+  const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8').catch(() => '')
+  const mb = (text: string, key: string) => {
+    const kb = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1]
+    return kb == null ? null : round(Number(kb) / 1024)
+  }
+  return {
+    rssMB: mb(status, 'VmRSS') ?? Number.NaN,
+    privateMB: mb(status, 'RssAnon') ?? Number.NaN,
+    fileMB: mb(status, 'RssFile') ?? Number.NaN,
+    shmemMB: mb(status, 'RssShmem') ?? Number.NaN,
+    pssMB: mb(rollup, 'Pss'),
+    peakRssMB: mb(status, 'VmHWM') ?? Number.NaN,
+  }
 }
 
 /** SIGTERM (the agent leaves gracefully), SIGKILL after 10 s. */

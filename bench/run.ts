@@ -1,30 +1,45 @@
-/** Benchmark entry: `npm run bench -- <suite> [--sizes 10,25,50,100] [--no-processes]`. */
+/**
+ * Benchmark entry: `npm run bench -- <suite> [--sizes 10,25,50,100] [--no-processes] [--workers W]`.
+ * Suites: membership (default), artifacts (`--sizes` default 2,5,10,20; needs root for its network namespaces).
+ */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { runMembership } from './membership.js'
+import { runArtifacts } from './artifacts.js'
+import { DEFAULT_WORKERS, runMembership } from './membership.js'
 
 const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url))
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
   options: {
-    sizes: { type: 'string', default: '10,25,50,100' },
+    sizes: { type: 'string' },
     'no-processes': { type: 'boolean', default: false },
+    workers: { type: 'string', default: String(DEFAULT_WORKERS) },
   },
 })
 const suite = positionals[0] ?? 'membership'
-if (suite !== 'membership') {
-  console.error(`unknown benchmark suite "${suite}" (available: membership)`)
+if (suite !== 'membership' && suite !== 'artifacts') {
+  console.error(`unknown benchmark suite "${suite}" (available: membership, artifacts)`)
   process.exit(2)
 }
-const sizes = values.sizes.split(',').map(Number)
+const sizesText = values.sizes ?? (suite === 'artifacts' ? '2,5,10,20' : '10,25,50,100')
+const sizes = sizesText.split(',').map(Number)
 if (!sizes.every((n) => Number.isInteger(n) && n >= 2)) {
-  console.error(`--sizes wants whole numbers >= 2, got "${values.sizes}"`)
+  console.error(`--sizes wants whole numbers >= 2, got "${sizesText}"`)
   process.exit(2)
 }
 
-const { report, text } = await runMembership({ sizes, processes: !values['no-processes'] })
+const workers = Number(values.workers)
+if (!Number.isInteger(workers) || workers < 1) {
+  console.error(`--workers wants a whole number >= 1, got "${values.workers}"`)
+  process.exit(2)
+}
+
+const { report, text } =
+  suite === 'artifacts'
+    ? await runArtifacts({ sizes })
+    : await runMembership({ sizes, processes: !values['no-processes'], workers })
 await mkdir(RESULTS, { recursive: true })
 const file = `${RESULTS}${suite}.json`
 await writeFile(file, `${JSON.stringify(report, null, 2)}\n`)

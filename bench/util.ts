@@ -1,7 +1,8 @@
 /** Small helpers shared by the benchmark suites. */
 import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { cpus, release, tmpdir, totalmem } from 'node:os'
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -16,6 +17,33 @@ export async function waitFor(
     await sleep(everyMs)
   }
   return Math.round(performance.now() - since)
+}
+
+/**
+ * Polls `sample` every `everyMs` until every milestone in it holds, or `capMs`: for
+ * each, ms since `since` of the first poll that saw it hold, or null.
+ */
+export async function milestones<K extends string>(
+  sample: () => Promise<Record<K, boolean>>,
+  { since = performance.now(), capMs = 30_000, everyMs = 25 } = {},
+): Promise<Record<K, number | null>> {
+  const reached = new Map<K, number | null>()
+  for (;;) {
+    const state = await sample()
+    // Stamped on receipt: an answer from a late event loop counts late, never early.
+    const now = performance.now()
+    const keys = Object.keys(state) as K[]
+    for (const key of keys) {
+      if (state[key] && reached.get(key) == null) reached.set(key, Math.round(now - since))
+    }
+    if (keys.every((key) => reached.get(key) != null) || now - since > capMs) {
+      return Object.fromEntries(keys.map((key) => [key, reached.get(key) ?? null])) as Record<
+        K,
+        number | null
+      >
+    }
+    await sleep(everyMs)
+  }
 }
 
 /** Temporary folders, removed together at the end. */
@@ -41,6 +69,8 @@ export interface Machine {
   kernel: string
   node: string
   clockTicksPerSecond: number
+  /** 1-minute load average when the run began: above ~0.5 something else was running. */
+  loadAverageAtStart: number
 }
 
 export function machine(): Machine {
@@ -52,6 +82,7 @@ export function machine(): Machine {
     kernel: release(),
     node: process.version,
     clockTicksPerSecond: clockTicks(),
+    loadAverageAtStart: round(loadavg()[0] ?? 0, 2),
   }
 }
 
@@ -70,6 +101,54 @@ export function source(): { commit: string | null; changed: string[] } {
     }
   } catch {
     return { commit: null, changed: [] }
+  }
+}
+
+/**
+ * Starts watching the host's CPU: the returned function gives, since then, how many
+ * cores' worth of CPU the whole host used and how much of it was not this process
+ * (other benchmarks, builds, ...), from /proc/stat. Null where /proc is missing.
+ */
+export function hostCpu(): () => { busyCores: number; foreignCores: number } | null {
+  const ticks = clockTicks()
+  const busyTicks = () => {
+    try {
+      const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
+      // user nice system idle iowait irq softirq steal: everything but idle and iowait is busy
+      return cpu.slice(0, 8).reduce((sum, value, i) => (i === 3 || i === 4 ? sum : sum + value), 0)
+    } catch {
+      return null
+    }
+  }
+  const began = { busy: busyTicks(), own: process.cpuUsage(), at: performance.now() }
+  return () => {
+    const busy = busyTicks()
+    if (busy == null || began.busy == null) return null
+    const seconds = (performance.now() - began.at) / 1000
+    const own = process.cpuUsage(began.own)
+    const busyCores = (busy - began.busy) / ticks / seconds
+    const ownCores = (own.user + own.system) / 1e6 / seconds
+    return { busyCores: round(busyCores, 2), foreignCores: round(Math.max(0, busyCores - ownCores), 2) }
+  }
+}
+
+/**
+ * Waits (up to `maxWaitS`) for a 2 s stretch in which other processes used less than
+ * `limitCores` of CPU, so that a measurement does not start on a busy, shared machine.
+ * Returns the seconds waited, and whether the machine became quiet.
+ */
+export async function quietHost({ limitCores = 0.1, maxWaitS = 120 } = {}): Promise<{
+  waitedS: number
+  quiet: boolean
+}> {
+  const began = performance.now()
+  for (;;) {
+    const sample = hostCpu()
+    await sleep(2000)
+    const foreign = sample()?.foreignCores ?? 0
+    const waitedS = Math.round((performance.now() - began) / 1000)
+    if (foreign < limitCores) return { waitedS, quiet: true }
+    if (waitedS >= maxWaitS) return { waitedS, quiet: false }
   }
 }
 
