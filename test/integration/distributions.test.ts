@@ -75,9 +75,12 @@ describe('distributions travel peer to peer', () => {
 
   it('detects a peer serving corrupt chunks, penalises it and completes from another peer', async () => {
     const { keys, content } = await setup({ 'web.bin': 640 * 1024, 'conf/app.json': 100 })
-    const agents = await cluster.startMany(3, { trust: [keys.pub] })
+    // The honest publisher uploads slowly, so the fresh node's fetch lasts long enough
+    // to learn of the liar and ask it for chunks, whichever holder it hears of first.
+    const publisher = await cluster.start({ trust: [keys.pub], artifacts: { uploadRate: 256 * 1024 } })
+    const agents = [publisher, await cluster.start({ trust: [keys.pub] })]
     await cluster.waitForConvergence(agents)
-    await publishTo(agents[0]!, content, keys.key)
+    await publishTo(publisher, content, keys.key)
     await complete(agents, 'educa@1.0')
     // Agent 1 keeps advertising the blob, but its bytes on disk rot (same size: only a re-hash would tell).
     const liar = agents[1]!
