@@ -1,4 +1,5 @@
 /** The admin HTTP API (JSON under /api) and the page at `/`. */
 export type { ArtifactsApi } from './artifact-routes.js'
+export type { RuntimeApi } from './runtime-routes.js'
 export { type ApiBackend, type ApiInit, ApiServer } from './server.js'
 export { countStates, type MemberView, memberView, type StatusView } from './views.js'

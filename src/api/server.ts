@@ -6,6 +6,7 @@ import { messageOf, ShoalError } from '../shared/errors.js'
 import type { Logger } from '../shared/logger.js'
 import { type ArtifactsApi, artifactRoutes } from './artifact-routes.js'
 import { DASHBOARD_HTML } from './dashboard.js'
+import { type RuntimeApi, runtimeRoutes } from './runtime-routes.js'
 import type { MemberView, StatusView } from './views.js'
 
 /** What the API serves; the agent implements it. */
@@ -13,6 +14,7 @@ export interface ApiBackend {
   status(): StatusView
   members(): MemberView[]
   readonly distributions: ArtifactsApi
+  readonly runtimeApi: RuntimeApi
 }
 
 export interface ApiInit {
@@ -77,6 +79,7 @@ export class ApiServer {
     app.get('/api/status', (c) => c.json(this.backend.status()))
     app.get('/api/members', (c) => c.json(this.backend.members()))
     artifactRoutes(app, () => this.backend.distributions)
+    runtimeRoutes(app, () => this.backend.runtimeApi)
     app.notFound((c) =>
       c.json(
         { error: { code: 'ERR_NOT_FOUND', message: `no such endpoint: ${c.req.method} ${c.req.path}` } },

@@ -28,6 +28,8 @@ export interface StatusView {
   open: boolean
   members: Record<MemberState, number> & { total: number }
   distribution: string | null
+  /** This node's component runtime: active and target version, phase, components. */
+  runtime: unknown
   rollouts: unknown[]
   health: number
   distributions: { known: number; complete: number }

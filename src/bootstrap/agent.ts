@@ -1,5 +1,6 @@
 import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import {
   type ApiBackend,
   ApiServer,
@@ -7,10 +8,14 @@ import {
   countStates,
   type MemberView,
   memberView,
+  type RuntimeApi,
   type StatusView,
 } from '../api/index.js'
-import { type Artifacts, openArtifacts } from '../artifacts/index.js'
+import { type Artifacts, openArtifacts, UnknownDistributionError } from '../artifacts/index.js'
+import { DesiredVersion, ROLLOUT_STRATEGIES, type RolloutView, rolloutView } from '../manager/index.js'
 import { createMembership, type Membership } from '../membership/index.js'
+import { componentsOf, Runtime } from '../runtime/index.js'
+import { ShoalError } from '../shared/errors.js'
 import { writeFileAtomic } from '../shared/files.js'
 import { createLogger, type Logger } from '../shared/logger.js'
 import { VERSION } from '../shared/version.js'
@@ -21,6 +26,9 @@ import { loadOrCreatePeerKey } from './identity.js'
 import { createNode, type ShoalLibp2p } from './libp2p-node.js'
 import { readSecret } from './secret.js'
 import type { WireTraffic } from './wire-meter.js'
+
+/** How long a rollout waits for a version this agent has not heard of yet. */
+const ROLLOUT_LEARN_WAIT_MS = 5000
 
 /** What `<data>/agent.json` says while an agent runs, for tools that look for it. */
 export interface RunInfo {
@@ -51,6 +59,8 @@ export class Agent implements ApiBackend {
     readonly node: ShoalLibp2p,
     readonly membership: Membership,
     readonly artifacts: Artifacts,
+    readonly desired: DesiredVersion,
+    readonly runtime: Runtime,
     private readonly state: AgentState,
     private readonly traffic: WireTraffic,
     private readonly log: Logger,
@@ -105,9 +115,22 @@ export class Agent implements ApiBackend {
         },
       )
       undo.unshift(() => artifacts.close())
+      const desired = new DesiredVersion({
+        membership,
+        privateKey,
+        db: state.sublevel('desired'),
+        logger: log,
+      })
+      await desired.start()
+      undo.unshift(() => desired.stop())
+      let apiUrl = ''
+      const runtime = createRuntime(config, membership, artifacts, desired, state, () => apiUrl, log)
+      undo.unshift(() => runtime.stop())
       await artifacts.distributor.start()
-      const agent = new Agent(config, node, membership, artifacts, state, traffic, log)
+      const agent = new Agent(config, node, membership, artifacts, desired, runtime, state, traffic, log)
       await agent.startApi()
+      apiUrl = agent.localApiUrl
+      await runtime.start()
       if (secret == null) {
         log.warn(
           `cluster "${config.cluster}" is OPEN: no --secret-file was given, so any node that can reach this one may join it. ` +
@@ -131,6 +154,13 @@ export class Agent implements ApiBackend {
     return `http://${host.includes(':') ? `[${host}]` : host}:${port}`
   }
 
+  /** The API as a process on this host reaches it (loopback when it listens on every interface). */
+  get localApiUrl(): string {
+    const { host, port } = this.api!.address()
+    const local = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host
+    return `http://${local.includes(':') ? `[${local}]` : local}:${port}`
+  }
+
   /** Stops the agent (safe to call twice; the second call waits for the first). */
   stop(options: StopOptions = {}): Promise<void> {
     this.stopping ??= this.shutdown(options.leave ?? true)
@@ -148,8 +178,9 @@ export class Agent implements ApiBackend {
       manager: null,
       open: this.config.secretFile == null,
       members: countStates(this.membership.members()),
-      distribution: null,
-      rollouts: [],
+      distribution: this.runtime.status().active,
+      runtime: this.runtime.status(),
+      rollouts: this.rollouts().slice(0, 1),
       health: this.membership.stats().health,
       distributions: {
         known: this.artifacts.catalogue.list().length,
@@ -176,12 +207,81 @@ export class Agent implements ApiBackend {
         return size == null ? null : { sha256, size }
       },
       ingestBlob: (body, sha256) => store.ingest(body, sha256),
-      publish: (body) => distributor.publish(body),
+      publish: (body) => {
+        // Components must be runnable: a bad descriptor is refused here, not on every node later.
+        const artifacts = (body as { manifest?: { artifacts?: unknown } } | null)?.manifest?.artifacts
+        if (Array.isArray(artifacts)) componentsOf(artifacts)
+        return distributor.publish(body)
+      },
       list: () => distributor.list(),
       history: (name) => distributor.history(name),
       detail: (id) => distributor.detail(id),
       verify: () => store.verifyAll(),
     }
+  }
+
+  get runtimeApi(): RuntimeApi {
+    const { runtime, membership } = this
+    return {
+      status: () => runtime.status(),
+      logTail: (name, lines) => runtime.logTail(name, lines),
+      followLog: (name, listener) => runtime.followLog(name, listener),
+      stopComponent: (name) => runtime.stopComponent(name),
+      startComponent: (name) => runtime.startComponent(name),
+      services: (name) => runtime.services(name),
+      onChange: (listener) => {
+        const offs = [
+          runtime.events.on('runtime:changed', listener),
+          ...(['member:join', 'member:update', 'member:dead', 'member:leave', 'member:reap'] as const).map(
+            (event) => membership.events.on(event, listener),
+          ),
+        ]
+        return () => {
+          for (const off of offs) off()
+        }
+      },
+      startRollout: (body) => this.startRollout(body),
+      rollouts: () => this.rollouts(),
+    }
+  }
+
+  /** Rollouts, newest first: the current desired version's progress, then earlier ones. */
+  rollouts(): RolloutView[] {
+    const members = this.membership.members()
+    return this.desired.records().map((record, i) => rolloutView(record, i === 0, members))
+  }
+
+  /**
+   * Records a new desired version for the whole cluster (strategy all-at-once
+   * until the manager brings the others). The version must be known here and its
+   * components valid, so a typo fails now instead of on every node.
+   */
+  async startRollout(body: unknown): Promise<RolloutView> {
+    const input = (body ?? {}) as { distribution?: unknown; strategy?: unknown }
+    const distribution = input.distribution
+    if (typeof distribution !== 'string' || !distribution.includes('@'))
+      throw new ShoalError(
+        'ERR_BAD_REQUEST',
+        'give the version to roll out as "distribution": "NAME@VERSION"',
+        400,
+      )
+    const strategy = input.strategy ?? 'all-at-once'
+    if (!ROLLOUT_STRATEGIES.includes(strategy as never))
+      throw new ShoalError('ERR_BAD_REQUEST', `unknown strategy "${String(strategy)}"`, 400)
+    if (strategy !== 'all-at-once')
+      throw new ShoalError(
+        'ERR_STRATEGY_UNSUPPORTED',
+        `strategy ${String(strategy)} needs the cluster manager, which this version does not have yet; use all-at-once`,
+        400,
+      )
+    // A version published through another agent a moment ago may still be on its way here.
+    const deadline = Date.now() + ROLLOUT_LEARN_WAIT_MS
+    while (this.artifacts.catalogue.get(distribution) == null && Date.now() < deadline) await sleep(100)
+    const entry = this.artifacts.catalogue.get(distribution)
+    if (entry == null) throw new UnknownDistributionError(distribution)
+    componentsOf(entry.signed.manifest.artifacts)
+    const record = await this.desired.propose(distribution, 'all-at-once')
+    return rolloutView(record, true, this.membership.members())
   }
 
   /** Bytes moved over all connections so far. */
@@ -217,6 +317,8 @@ export class Agent implements ApiBackend {
   private async shutdown(leave: boolean): Promise<void> {
     const steps: Array<[string, () => Promise<void>]> = [
       ['leave', () => (leave ? this.membership.leave() : Promise.resolve())],
+      ['runtime', () => this.runtime.stop()],
+      ['desired version', () => this.desired.stop()],
       ['artifacts', () => this.artifacts.close()],
       ['membership', () => this.membership.stop()],
       ['api', () => this.api?.stop() ?? Promise.resolve()],
@@ -229,4 +331,50 @@ export class Agent implements ApiBackend {
     }
     this.log.info('agent stopped', { id: this.id, left: leave })
   }
+}
+
+/** Components listen where libp2p listens; peers reach them on the advertised host. */
+function componentHosts(config: AgentConfig, addrs: string[]): { bindHost: string; advertiseHost: string } {
+  const ipOf = (addr: string) => /^\/ip[46]\/([^/]+)/.exec(addr)?.[1]
+  const bindHost = ipOf(config.listen[0] ?? '') ?? '127.0.0.1'
+  const wildcard = bindHost === '0.0.0.0' || bindHost === '::'
+  const reachable = addrs.map(ipOf).find((ip) => ip != null && ip !== '127.0.0.1' && ip !== '::1')
+  const advertiseHost = config.advertiseHost ?? (wildcard ? (reachable ?? '127.0.0.1') : bindHost)
+  return { bindHost, advertiseHost }
+}
+
+function createRuntime(
+  config: AgentConfig,
+  membership: Membership,
+  artifacts: Artifacts,
+  desired: DesiredVersion,
+  state: AgentState,
+  apiUrl: () => string,
+  log: Logger,
+): Runtime {
+  const { catalogue, distributor, store } = artifacts
+  return new Runtime(
+    {
+      cluster: config.cluster,
+      dataDir: config.dataDir,
+      ...componentHosts(config, membership.self.addrs),
+      apiUrl,
+      config: config.runtime,
+    },
+    {
+      membership,
+      distributions: {
+        manifest: (id) => catalogue.get(id)?.signed.manifest,
+        isComplete: (id) => distributor.isComplete(id),
+        blobPath: (sha256) => store.pathOf(sha256),
+        onComplete: (listener) => distributor.events.on('distribution:complete', ({ id }) => listener(id)),
+      },
+      desired: {
+        current: () => desired.current(),
+        onChange: (listener) => desired.events.on('desired:changed', () => listener()),
+      },
+      db: state.sublevel('runtime'),
+      logger: log,
+    },
+  )
 }

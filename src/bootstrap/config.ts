@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { type ArtifactsConfig, DEFAULT_ARTIFACTS_CONFIG } from '../artifacts/index.js'
 import { type MembershipTimers, resolveTimers, type TimerPreset } from '../membership/index.js'
+import { DEFAULT_RUNTIME_CONFIG, type RuntimeConfig, TEST_RUNTIME_CONFIG } from '../runtime/index.js'
 import { ConfigError } from '../shared/errors.js'
 import type { LogLevel } from '../shared/logger.js'
 import { CLUSTER_NAME, DEFAULT_API, DEFAULT_LISTEN } from './constants.js'
@@ -26,6 +27,10 @@ export interface AgentConfig {
   preset: TimerPreset
   timers: MembershipTimers
   artifacts: ArtifactsConfig
+  /** Supervision, unpacking and log limits of the component runtime. */
+  runtime: RuntimeConfig
+  /** Host peers reach this node's components through (default: from --listen). */
+  advertiseHost: string | null
   logLevel: LogLevel
 }
 
@@ -41,6 +46,8 @@ export interface AgentOptions {
   preset?: TimerPreset
   timers?: Partial<MembershipTimers>
   artifacts?: Partial<ArtifactsConfig>
+  runtime?: Partial<RuntimeConfig>
+  advertiseHost?: string | null
   logLevel?: LogLevel
 }
 
@@ -68,6 +75,8 @@ export function resolveAgentConfig(options: AgentOptions): AgentConfig {
     preset,
     timers: resolveTimers(preset, options.timers),
     artifacts: resolveArtifacts(options.artifacts),
+    runtime: { ...(preset === 'test' ? TEST_RUNTIME_CONFIG : DEFAULT_RUNTIME_CONFIG), ...options.runtime },
+    advertiseHost: options.advertiseHost ?? null,
     logLevel: options.logLevel ?? 'info',
   }
 }

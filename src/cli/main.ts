@@ -3,13 +3,15 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
 import type { MemberView, StatusView } from '../api/index.js'
 import type { DistributionView } from '../artifacts/index.js'
+import type { RolloutView } from '../manager/index.js'
 import type { TimerPreset } from '../membership/index.js'
+import type { RuntimeStatus } from '../runtime/index.js'
 import { ShoalError } from '../shared/errors.js'
 import { isLogLevel, type LogLevel } from '../shared/logger.js'
 import { parseBytes } from '../shared/units.js'
 import { VERSION } from '../shared/version.js'
 import { ApiClient, apiBaseUrl } from './client.js'
-import { formatDistributions, formatMembers, formatStatus } from './views.js'
+import { formatComponents, formatDistributions, formatMembers, formatStatus } from './views.js'
 
 const collect = (value: string, previous: string[] = []) => [...previous, value]
 
@@ -222,6 +224,72 @@ program
         : `verified ${result.checked} blob(s): ${result.corrupt.length} corrupt, removed and to be fetched again:\n${result.corrupt.join('\n')}`,
     )
     if (result.corrupt.length > 0) process.exitCode = 2
+  })
+
+program
+  .command('rollout')
+  .argument('<distribution>', 'the version to run everywhere, NAME@VERSION')
+  .description('make the cluster run a distribution version (see docs/components.md)')
+  .addOption(
+    new Option('--strategy <strategy>', 'how nodes move (only all-at-once until the manager lands)')
+      .choices(['all-at-once', 'rolling', 'canary'])
+      .default('all-at-once'),
+  )
+  .option('--max-unavailable <n>', 'rolling: nodes out of rotation at once', positiveInt)
+  .option('--canary <percent>', 'canary: share of nodes updated first', positiveInt)
+  .addOption(new Option('--approve <mode>', 'approval of each step').choices(['manual', 'auto']))
+  .option('--wait', 'block until every node runs it with all components ready; exit non-zero on failure')
+  .option('--timeout <seconds>', 'with --wait: give up after this long (default 600)', positiveInt, 600)
+  .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--json', 'print JSON')
+  .action(async (distribution: string, opts) => {
+    const { rollout, formatRollouts } = await import('./rollout.js')
+    const view = await rollout(new ApiClient(apiBaseUrl(opts.api)), {
+      distribution,
+      strategy: opts.strategy,
+      wait: Boolean(opts.wait),
+      timeoutMs: (opts.timeout as number) * 1000,
+      progress: !opts.json,
+    })
+    print(Boolean(opts.json), view, () => formatRollouts([view]))
+  })
+
+program
+  .command('rollouts')
+  .description('rollouts, newest first, with their progress')
+  .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    const { formatRollouts } = await import('./rollout.js')
+    const list = await new ApiClient(apiBaseUrl(opts.api)).get<RolloutView[]>('/api/rollouts')
+    print(Boolean(opts.json), list, () => formatRollouts(list))
+  })
+
+program
+  .command('components')
+  .description("the addressed agent's components: version, state, endpoint, restarts")
+  .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    const status = await new ApiClient(apiBaseUrl(opts.api)).get<RuntimeStatus>('/api/components')
+    print(Boolean(opts.json), status, () => formatComponents(status))
+  })
+
+program
+  .command('logs')
+  .argument('<component>', 'component name')
+  .description("a component's output on the addressed agent")
+  .option('-f, --follow', 'keep printing new output')
+  .option('-n, --lines <n>', 'lines of history', (v) => Number(v), 100)
+  .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .action(async (component: string, opts) => {
+    const { printLogs } = await import('./logs.js')
+    await printLogs(
+      new ApiClient(apiBaseUrl(opts.api)),
+      component,
+      opts.lines as number,
+      Boolean(opts.follow),
+    )
   })
 
 program

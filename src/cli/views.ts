@@ -1,16 +1,18 @@
 import type { MemberView, StatusView } from '../api/index.js'
 import type { DistributionView } from '../artifacts/index.js'
+import type { RuntimeStatus } from '../runtime/index.js'
 import { shortId, table } from './table.js'
 
 export function formatMembers(members: MemberView[]): string {
   return table(
-    ['ID', 'STATE', 'READY', 'INC', 'DISTRIBUTION', 'ADDRESS'],
+    ['ID', 'STATE', 'READY', 'INC', 'DISTRIBUTION', 'COMPONENTS', 'ADDRESS'],
     members.map((m) => [
       `${shortId(m.id)}${m.self ? ' *' : ''}${m.manager ? ' (manager)' : ''}`,
       m.state,
       m.ready ? 'yes' : 'no',
       String(m.incarnation),
       m.distribution ?? '-',
+      m.components.map((c) => `${c.name}:${c.state}`).join(' ') || '-',
       m.addrs.find((a) => !a.includes('/127.0.0.1/')) ?? m.addrs[0] ?? '-',
     ]),
   )
@@ -49,4 +51,19 @@ export function formatDistributions(list: DistributionView[]): string {
       d.publisher,
     ]),
   )
+}
+
+export function formatComponents(status: RuntimeStatus): string {
+  const head = `active ${status.active ?? 'none'}, target ${status.target ?? 'none'}, ${status.phase}${status.error == null ? '' : `: ${status.error}`}`
+  if (status.components.length === 0) return `${head}\nno components`
+  const rows = status.components.map((c) => [
+    c.name,
+    c.version,
+    c.state,
+    c.endpoint ?? '-',
+    c.pid == null ? '-' : String(c.pid),
+    String(c.restarts),
+    c.error ?? '',
+  ])
+  return `${head}\n${table(['COMPONENT', 'VERSION', 'STATE', 'ENDPOINT', 'PID', 'RESTARTS', 'ERROR'], rows)}`
 }

@@ -21,7 +21,7 @@ describe('distributions travel peer to peer', () => {
     const dir = await cluster.dataDir()
     const keys = await makeKey(dir)
     const content = await makeDistributionDir(join(dir, 'educa-1.0'), files, {
-      artifacts: { 'web.bin': { kind: 'component' }, 'conf/app.json': { kind: 'config' } },
+      artifacts: { 'web.bin': { kind: 'resource' }, 'conf/app.json': { kind: 'config' } },
       config: { greeting: 'hello' },
     })
     return { dir, keys, content }

@@ -1,0 +1,109 @@
+import { z } from 'zod'
+import { ShoalError } from '../shared/errors.js'
+
+/** Component and service names: short, lower case, safe in paths and env values. */
+const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/
+
+const name = z.string().regex(NAME, 'lower-case letters, digits, ".", "_" or "-", at most 63')
+
+/** A path inside the unpacked package: relative, no `..`, no backslashes. */
+const packagePath = z
+  .string()
+  .min(1)
+  .refine(
+    (p) => !p.startsWith('/') && !p.includes('\\') && p.split('/').every((s) => s !== '..' && s !== ''),
+    'a relative path inside the package',
+  )
+
+const requirement = z.union([
+  name.transform((service) => ({ service, hard: false })),
+  z.strictObject({ service: name, hard: z.boolean().default(false) }),
+])
+
+const health = z
+  .strictObject({
+    /** HTTP path probed on the component's PORT. */
+    http: z.string().startsWith('/').optional(),
+    /** Status the HTTP check expects. */
+    status: z.number().int().min(100).max(599).default(200),
+    /** A command run in the component's folder; exit 0 means healthy. */
+    command: z.array(z.string().min(1)).min(1).optional(),
+    intervalMs: z.number().int().min(50).max(600_000).default(1000),
+    timeoutMs: z.number().int().min(50).max(600_000).default(2000),
+  })
+  .refine((h) => (h.http == null) !== (h.command == null), 'exactly one of "http" or "command"')
+
+/**
+ * What a component package needs to run: how to start it, whether it serves
+ * HTTP, how to tell it is healthy, how long to wait, and which services it
+ * provides to and requires from the cluster. It travels in the signed manifest
+ * (`artifacts[].descriptor`), next to the package's hash.
+ */
+export const componentDescriptorSchema = z
+  .strictObject({
+    name,
+    /** Defaults to the distribution's version. */
+    version: z.string().min(1).max(64).optional(),
+    start: z.union([
+      /** A JavaScript entry point run with the agent's own Node.js. */
+      z.strictObject({ node: packagePath, args: z.array(z.string()).default([]) }),
+      /** An executable: a path inside the package, or a command on the PATH. */
+      z.strictObject({ exec: z.string().min(1), args: z.array(z.string()).default([]) }),
+    ]),
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
+    /** Serves HTTP: the agent assigns a port through PORT and publishes the endpoint. */
+    http: z.boolean().default(false),
+    /** Without a health check the component is ready once it has run for readyDelayMs (at least 1 s). */
+    health: health.optional(),
+    /** Wait this long after start before the first health check counts. */
+    readyDelayMs: z.number().int().min(0).max(600_000).default(0),
+    /** After SIGTERM, wait this long before SIGKILL. */
+    stopTimeoutMs: z.number().int().min(0).max(600_000).default(5000),
+    /** Services this component offers (default: its own name). */
+    provides: z.array(name).optional(),
+    /** Services it uses; a hard requirement delays the start until one is ready somewhere. */
+    requires: z.array(requirement).default([]),
+  })
+  .transform((d) => ({ ...d, provides: d.provides ?? [d.name] }))
+
+export type ComponentDescriptor = z.output<typeof componentDescriptorSchema>
+
+export class DescriptorError extends ShoalError {
+  constructor(artifact: string, detail: string) {
+    super('ERR_MANIFEST_INVALID', `component ${artifact}: ${detail}`, 400)
+  }
+}
+
+/** Parses a descriptor, or throws ERR_MANIFEST_INVALID naming the artifact and the field. */
+export function parseDescriptor(artifact: string, raw: unknown): ComponentDescriptor {
+  const parsed = componentDescriptorSchema.safeParse(raw)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!
+    const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : ''
+    throw new DescriptorError(artifact, `${where}${issue.message}`)
+  }
+  return parsed.data
+}
+
+interface ArtifactLike {
+  name: string
+  kind: string
+  descriptor?: Record<string, unknown> | undefined
+}
+
+/**
+ * Checks every component of a manifest: each has a valid descriptor and no two
+ * share a name. Returns the descriptors by component name.
+ */
+export function componentsOf(artifacts: readonly ArtifactLike[]): Map<string, ComponentDescriptor> {
+  const found = new Map<string, ComponentDescriptor>()
+  for (const artifact of artifacts) {
+    if (artifact.kind !== 'component') continue
+    if (artifact.descriptor == null) throw new DescriptorError(artifact.name, 'has no descriptor')
+    const descriptor = parseDescriptor(artifact.name, artifact.descriptor)
+    if (found.has(descriptor.name))
+      throw new DescriptorError(artifact.name, `another component is also named "${descriptor.name}"`)
+    found.set(descriptor.name, descriptor)
+  }
+  return found
+}

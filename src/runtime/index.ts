@@ -1,0 +1,25 @@
+/**
+ * Runtime: installs the components of the version this node should run, runs
+ * them as supervised processes with health checks, publishes their states and
+ * endpoints in member metadata, and switches versions crash-safely.
+ */
+export { DEFAULT_RUNTIME_CONFIG, TEST_RUNTIME_CONFIG } from './constants.js'
+export {
+  type ComponentDescriptor,
+  componentDescriptorSchema,
+  componentsOf,
+  DescriptorError,
+  parseDescriptor,
+} from './descriptor.js'
+export {
+  Runtime,
+  type RuntimeComponents,
+  type RuntimeConfig,
+  type RuntimeEvents,
+  type RuntimeInit,
+  type RuntimePhase,
+  type RuntimeStatus,
+} from './runtime.js'
+export { type Endpoint, endpointsOf } from './services.js'
+export { COMPONENT_STATES, type ComponentState, type ComponentStatus } from './supervisor.js'
+export { DEFAULT_UNPACK_LIMITS, PackageError, type UnpackLimits } from './unpack.js'

@@ -1,0 +1,540 @@
+import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
+import { messageOf, NotFoundError } from '../shared/errors.js'
+import type { Logger } from '../shared/logger.js'
+import { TypedEvents } from '../shared/typed-events.js'
+import { type ComponentDescriptor, componentsOf } from './descriptor.js'
+import { LogFile } from './log-file.js'
+import { findOrphans, RUNTIME_MARK, reap } from './orphans.js'
+import { type Endpoint, endpointsOf } from './services.js'
+import {
+  ComponentProcess,
+  type ComponentSpec,
+  type ComponentState,
+  type ComponentStatus,
+  type SupervisorPolicy,
+} from './supervisor.js'
+import { type UnpackLimits, unpackPackage } from './unpack.js'
+
+/** Plain-data configuration of the runtime (see docs/configuration.md). */
+export interface RuntimeConfig extends SupervisorPolicy {
+  /** Largest unpacked package and most files in one. */
+  unpack: UnpackLimits
+  /** A component log rotates at this size; this many old files are kept. */
+  logMaxBytes: number
+  logKeep: number
+}
+
+/** What the runtime needs of the rest of the agent. */
+export interface RuntimeComponents {
+  membership: {
+    readonly id: string
+    readonly events: TypedEvents<MembershipEvents>
+    members(): Member[]
+    updateMetadata(patch: MemberMetadata): Promise<void>
+  }
+  /** The versions this node holds. */
+  distributions: {
+    manifest(id: string): ManifestLike | undefined
+    isComplete(id: string): boolean
+    blobPath(sha256: string): string
+    onComplete(listener: (id: string) => void): () => void
+  }
+  /** The version the cluster wants this node to run, and its changes. */
+  desired: {
+    current(): { distribution: string } | null
+    onChange(listener: () => void): () => void
+  }
+  db: {
+    get(key: string): Promise<string | undefined>
+    put(key: string, value: string): Promise<void>
+    del(key: string): Promise<void>
+  }
+  logger: Logger
+}
+
+interface ManifestLike {
+  name: string
+  version: string
+  config: Record<string, unknown>
+  artifacts: Array<{
+    name: string
+    kind: string
+    sha256: string
+    descriptor?: Record<string, unknown> | undefined
+  }>
+}
+
+export interface RuntimeInit {
+  cluster: string
+  dataDir: string
+  /** Interface components listen on, and the host peers reach them through. */
+  bindHost: string
+  advertiseHost: string
+  /** The local agent's API, handed to components as SHOAL_API. */
+  apiUrl: () => string
+  config: RuntimeConfig
+}
+
+export type RuntimePhase = 'idle' | 'waiting' | 'fetching' | 'installing' | 'switching' | 'done' | 'failed'
+
+export interface RuntimeStatus {
+  /** The version this node committed to (all its components reached a known state). */
+  active: string | null
+  /** The version it works towards. */
+  target: string | null
+  phase: RuntimePhase
+  error: string | null
+  components: ComponentStatus[]
+}
+
+export interface RuntimeEvents {
+  'runtime:changed': RuntimeStatus
+}
+
+/** The journal entry written before a switch and removed once it is over. */
+interface Intent {
+  from: string | null
+  to: string
+  at: string
+}
+
+const METADATA_DEBOUNCE_MS = 25
+
+/**
+ * Runs the components of the version the cluster wants on this node. A switch
+ * from A to B is journalled first (`intent`), installs B next to A (each
+ * component version in its own folder, so going back needs no unpacking), then
+ * stops A and starts B, and commits B as `active` once every component reached
+ * a known state. After a crash the journal and the process marks tell what to
+ * clean up: orphaned processes are reaped and the switch is carried out again.
+ */
+export class Runtime {
+  readonly events: TypedEvents<RuntimeEvents>
+  private readonly log: Logger
+  private readonly processes = new Map<string, ComponentProcess>()
+  private readonly installing = new Map<string, { version: string; state: ComponentState }>()
+  private readonly logs = new Map<string, LogFile>()
+  private readonly held = new Set<string>()
+  private readonly pids = new Set<number>()
+  private active: string | null = null
+  private running: string | null = null
+  private target: string | null = null
+  private phase: RuntimePhase = 'idle'
+  private error: string | null = null
+  /** A target whose install failed: not retried until the desired version changes. */
+  private refused: string | null = null
+  private started = false
+  private dirty = false
+  private loop: Promise<void> | undefined
+  private publishTimer: NodeJS.Timeout | undefined
+  private readonly abort = new AbortController()
+  private readonly unsubscribe: Array<() => void> = []
+
+  constructor(
+    private readonly init: RuntimeInit,
+    private readonly components: RuntimeComponents,
+  ) {
+    this.log = components.logger.child('runtime')
+    this.events = new TypedEvents(this.log)
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return
+    this.started = true
+    await mkdir(this.componentsDir, { recursive: true })
+    await mkdir(this.logsDir, { recursive: true })
+    await this.reapOrphans()
+    this.active = (await this.components.db.get('active')) ?? null
+    const intent = await this.readIntent()
+    if (intent != null) {
+      this.log.warn('an earlier switch was interrupted; carrying it out again', { ...intent })
+      this.target = intent.to
+    }
+    this.unsubscribe.push(
+      this.components.desired.onChange(() => {
+        this.refused = null
+        this.wake()
+      }),
+      this.components.distributions.onComplete(() => this.wake()),
+      this.components.membership.events.on('member:update', () =>
+        this.events.emit('runtime:changed', this.status()),
+      ),
+    )
+    this.wake()
+  }
+
+  /** Stops every component (SIGTERM, then SIGKILL after each stop timeout). */
+  async stop(): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    this.abort.abort()
+    for (const off of this.unsubscribe.splice(0)) off()
+    await this.loop?.catch(() => {})
+    await Promise.all([...this.processes.values()].map((p) => p.stop()))
+    clearTimeout(this.publishTimer)
+    for (const file of this.logs.values()) await file.close()
+  }
+
+  status(): RuntimeStatus {
+    const components = [...this.processes.values()].map((p) => p.status())
+    for (const [name, { version, state }] of this.installing)
+      if (!this.processes.has(name))
+        components.push({
+          name,
+          version,
+          distribution: this.target ?? '',
+          state,
+          pid: null,
+          port: null,
+          endpoint: null,
+          provides: [],
+          restarts: 0,
+          lastExit: null,
+          error: null,
+          since: new Date().toISOString(),
+        })
+    return {
+      active: this.active,
+      target: this.target,
+      phase: this.phase,
+      error: this.error,
+      components: components.sort((a, b) => a.name.localeCompare(b.name)),
+    }
+  }
+
+  /** Ready endpoints of `service` across the cluster, this node's first. */
+  services(service: string): Endpoint[] {
+    return endpointsOf(this.components.membership.members(), service)
+  }
+
+  /** The last lines of a component's log. */
+  async logTail(name: string, lines: number): Promise<string[]> {
+    return (await this.logFile(name, false)).tail(lines)
+  }
+
+  /** Calls `listener` with every piece of output a component writes, until the returned function is called. */
+  async followLog(name: string, listener: (text: string) => void): Promise<() => void> {
+    return (await this.logFile(name, false)).events.on('log:data', listener)
+  }
+
+  /** Stops one component until `startComponent` or the next switch (operator maintenance). */
+  async stopComponent(name: string): Promise<ComponentStatus> {
+    const proc = this.processOf(name)
+    this.held.add(name)
+    await proc.stop()
+    return proc.status()
+  }
+
+  /** Starts a component stopped by `stopComponent`, or one that ended `failed`, afresh. */
+  async startComponent(name: string): Promise<ComponentStatus> {
+    const previous = this.processOf(name)
+    this.held.delete(name)
+    await previous.stop()
+    const next = this.supervise(previous.spec)
+    next.start()
+    return next.status()
+  }
+
+  // --- reconciliation ------------------------------------------------------------------
+
+  /** Asks the loop to compare what runs with what should run; runs are serialised. */
+  private wake(): void {
+    this.dirty = true
+    if (this.loop != null || !this.started) return
+    this.loop = (async () => {
+      while (this.dirty && this.started) {
+        this.dirty = false
+        await this.reconcile().catch((err: unknown) => {
+          this.log.error('reconcile failed', { error: messageOf(err) })
+          this.setPhase('failed', messageOf(err))
+        })
+      }
+    })().finally(() => {
+      this.loop = undefined
+      if (this.dirty && this.started) this.wake()
+    })
+  }
+
+  private async reconcile(): Promise<void> {
+    const desired = this.components.desired.current()?.distribution ?? null
+    const target = desired ?? this.target ?? this.active
+    if (target == null) return
+    this.target = target
+    if (target === this.running) return
+    if (target === this.refused) return
+    const manifest = this.components.distributions.manifest(target)
+    if (manifest == null) return this.setPhase('waiting', `version ${target} is not known here yet`)
+    if (!this.components.distributions.isComplete(target)) return this.setPhase('fetching', null)
+    await this.switchTo(target, manifest)
+  }
+
+  private async switchTo(to: string, manifest: ManifestLike): Promise<void> {
+    const from = this.running ?? this.active
+    this.log.info('switching', { from, to })
+    const intent: Intent = { from, to, at: new Date().toISOString() }
+    await this.components.db.put('intent', JSON.stringify(intent))
+
+    // 1. Install B beside A; a refused package leaves A running untouched.
+    this.setPhase('installing', null)
+    let specs: ComponentSpec[]
+    try {
+      specs = await this.install(to, manifest)
+    } catch (err) {
+      this.installing.clear()
+      this.refused = to
+      await this.components.db.del('intent')
+      const error = describe(err)
+      this.log.error('install failed; staying on the current version', { to, error })
+      return this.setPhase('failed', error)
+    } finally {
+      this.installing.clear()
+    }
+    if (!this.started) return
+
+    // 2. Stop A, start B.
+    this.setPhase('switching', null)
+    await Promise.all([...this.processes.values()].map((p) => p.stop()))
+    this.processes.clear()
+    this.held.clear()
+    this.running = to
+    for (const spec of specs) this.supervise(spec)
+    for (const spec of specs) void this.startWhenRequirementsMet(this.processes.get(spec.name)!)
+    this.publishSoon()
+
+    // 3. Commit once every component is ready or has failed: the node is then on B.
+    await this.settled(specs.map((s) => s.name))
+    if (!this.started || this.running !== to) return
+    this.active = to
+    await this.components.db.put('active', to)
+    await this.components.db.del('intent')
+    const failed = this.status().components.filter((c) => c.state === 'failed')
+    if (failed.length > 0) this.setPhase('failed', `${failed.map((c) => c.name).join(', ')} failed`)
+    else this.setPhase('done', null)
+    this.log.info('switched', { to, failed: failed.map((c) => c.name) })
+  }
+
+  /** Unpacks every component of `id` into its own folder and gathers the config artifacts. */
+  private async install(id: string, manifest: ManifestLike): Promise<ComponentSpec[]> {
+    const descriptors = componentsOf(manifest.artifacts)
+    const configDir = await this.installConfig(id, manifest)
+    const specs: ComponentSpec[] = []
+    for (const d of descriptors.values())
+      this.installing.set(d.name, { version: versionOf(d, manifest), state: 'installing' })
+    this.publishSoon()
+    for (const artifact of manifest.artifacts) {
+      if (artifact.kind !== 'component') continue
+      const descriptor = [...descriptors.values()].find((d) => artifact.descriptor?.name === d.name)!
+      const version = versionOf(descriptor, manifest)
+      await this.logFile(descriptor.name, true)
+      const dir = join(
+        this.componentsDir,
+        descriptor.name,
+        `${safe(version)}-${artifact.sha256.slice(0, 12)}`,
+      )
+      await unpackPackage(
+        this.components.distributions.blobPath(artifact.sha256),
+        dir,
+        this.init.config.unpack,
+      )
+      specs.push({
+        name: descriptor.name,
+        version,
+        distribution: id,
+        dir,
+        descriptor,
+        bindHost: this.init.bindHost,
+        advertiseHost: this.init.advertiseHost,
+        env: {
+          [RUNTIME_MARK]: this.init.dataDir,
+          SHOAL_NODE_ID: this.components.membership.id,
+          SHOAL_CLUSTER: this.init.cluster,
+          SHOAL_API: this.init.apiUrl(),
+          SHOAL_COMPONENT: descriptor.name,
+          SHOAL_VERSION: version,
+          SHOAL_DISTRIBUTION: id,
+          SHOAL_CONFIG: JSON.stringify(manifest.config),
+          SHOAL_CONFIG_DIR: configDir,
+        },
+      })
+    }
+    return specs
+  }
+
+  /** Copies the config artifacts of a version into one folder, by artifact name (atomically). */
+  private async installConfig(id: string, manifest: ManifestLike): Promise<string> {
+    const dir = join(this.init.dataDir, 'configs', safe(id))
+    if (await exists(dir)) return dir
+    const temp = `${dir}.tmp-${process.pid}`
+    await rm(temp, { recursive: true, force: true })
+    for (const artifact of manifest.artifacts.filter((a) => a.kind === 'config')) {
+      const file = join(temp, artifact.name)
+      await mkdir(dirname(file), { recursive: true })
+      await copyFile(this.components.distributions.blobPath(artifact.sha256), file)
+    }
+    await mkdir(temp, { recursive: true })
+    await rename(temp, dir)
+    return dir
+  }
+
+  private supervise(spec: ComponentSpec): ComponentProcess {
+    const log = this.logs.get(spec.name)!
+    const proc = new ComponentProcess(
+      spec,
+      this.init.config,
+      log,
+      {
+        spawned: (_name, pid) => this.trackPid(pid, true),
+        exited: (_name, pid) => this.trackPid(pid, false),
+      },
+      this.log,
+    )
+    proc.events.on('component:state', (status) => {
+      // A component that fails after the switch was committed fails the node's rollout too.
+      if (status.state === 'failed' && this.phase === 'done' && this.running === spec.distribution)
+        this.setPhase('failed', `${status.name} failed: ${status.error ?? 'crashed'}`)
+      else this.publishSoon()
+    })
+    this.processes.set(spec.name, proc)
+    return proc
+  }
+
+  /** A hard requirement holds the start until the service is ready somewhere in the cluster. */
+  private async startWhenRequirementsMet(proc: ComponentProcess): Promise<void> {
+    const hard = proc.spec.descriptor.requires.filter((r) => r.hard).map((r) => r.service)
+    let noted = false
+    while (this.started && this.processes.get(proc.name) === proc) {
+      const missing = hard.filter((s) => this.services(s).length === 0)
+      if (missing.length === 0) {
+        if (!this.held.has(proc.name)) proc.start()
+        return
+      }
+      if (!noted) {
+        this.logs
+          .get(proc.name)
+          ?.write(`[shoal] ${proc.name} waits for ${missing.join(', ')} (hard requirement)\n`)
+        noted = true
+      }
+      await sleep(250, undefined, { signal: this.abort.signal }).catch(() => {})
+    }
+  }
+
+  private async settled(names: string[]): Promise<void> {
+    const done = () =>
+      names.every((n) => {
+        const state = this.processes.get(n)?.status().state
+        return state == null || state === 'ready' || state === 'failed' || this.held.has(n)
+      })
+    while (this.started && !done()) await sleep(50, undefined, { signal: this.abort.signal }).catch(() => {})
+  }
+
+  // --- metadata ------------------------------------------------------------------------
+
+  private setPhase(phase: RuntimePhase, error: string | null): void {
+    this.phase = phase
+    this.error = error
+    this.publishSoon()
+  }
+
+  /** Member metadata follows component states, coalesced so a burst of changes is one update. */
+  private publishSoon(): void {
+    this.events.emit('runtime:changed', this.status())
+    if (this.publishTimer != null) return
+    this.publishTimer = setTimeout(() => {
+      this.publishTimer = undefined
+      const status = this.status()
+      const components = status.components.map((c) => ({
+        name: c.name,
+        version: c.version,
+        state: c.state,
+        endpoint: c.endpoint,
+        provides: c.provides,
+      }))
+      this.components.membership
+        .updateMetadata({
+          distribution: status.active,
+          components,
+          runtime: { target: status.target, phase: status.phase, error: status.error },
+          ready: components.every((c) => c.state === 'ready'),
+        })
+        .catch((err: unknown) =>
+          this.log.warn('could not publish component states', { error: messageOf(err) }),
+        )
+    }, METADATA_DEBOUNCE_MS)
+  }
+
+  // --- crash safety ----------------------------------------------------------------------
+
+  private async reapOrphans(): Promise<void> {
+    const recorded = JSON.parse((await this.components.db.get('pids')) ?? '[]') as number[]
+    const orphans = await findOrphans(this.init.dataDir, recorded)
+    if (orphans.length > 0) {
+      this.log.warn('stopping component processes left by an earlier run', { pids: orphans })
+      await reap(orphans, 5000)
+    }
+    await this.components.db.put('pids', '[]')
+  }
+
+  private trackPid(pid: number, alive: boolean): void {
+    if (alive) this.pids.add(pid)
+    else this.pids.delete(pid)
+    this.components.db.put('pids', JSON.stringify([...this.pids])).catch(() => {})
+  }
+
+  private async readIntent(): Promise<Intent | null> {
+    const raw = await this.components.db.get('intent')
+    return raw == null ? null : (JSON.parse(raw) as Intent)
+  }
+
+  // --- helpers ---------------------------------------------------------------------------
+
+  private processOf(name: string): ComponentProcess {
+    const proc = this.processes.get(name)
+    if (proc == null) throw new NotFoundError(`no component "${name}" on this node`)
+    return proc
+  }
+
+  private async logFile(name: string, create: boolean): Promise<LogFile> {
+    let file = this.logs.get(name)
+    if (file != null) return file
+    const path = join(this.logsDir, `${safe(name)}.log`)
+    if (!create && !(await exists(path)))
+      throw new NotFoundError(`no component "${name}" has run on this node`)
+    file = new LogFile(path, this.init.config.logMaxBytes, this.init.config.logKeep, this.log)
+    this.logs.set(name, file)
+    await file.open()
+    return file
+  }
+
+  private get componentsDir(): string {
+    return join(this.init.dataDir, 'components')
+  }
+
+  private get logsDir(): string {
+    return join(this.init.dataDir, 'logs')
+  }
+}
+
+/** An error as operators see it in status and rollouts: its code first, when it has one. */
+function describe(err: unknown): string {
+  const code = (err as { code?: unknown }).code
+  return typeof code === 'string' && code.startsWith('ERR_') ? `${code}: ${messageOf(err)}` : messageOf(err)
+}
+
+function versionOf(descriptor: ComponentDescriptor, manifest: ManifestLike): string {
+  return descriptor.version ?? manifest.version
+}
+
+/** A name safe as one path segment. */
+function safe(name: string): string {
+  return name.replace(/[^A-Za-z0-9._@-]/g, '_')
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  )
+}

@@ -1,0 +1,328 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Logger } from '../shared/logger.js'
+import { freePort } from '../shared/ports.js'
+import { TypedEvents } from '../shared/typed-events.js'
+import type { ComponentDescriptor } from './descriptor.js'
+import { checkHealth } from './health.js'
+import type { LogFile } from './log-file.js'
+
+/** A component without a health check is ready once it has run this long (or its readyDelayMs). */
+const UNCHECKED_READY_MS = 1000
+
+export const COMPONENT_STATES = ['installing', 'starting', 'ready', 'draining', 'stopped', 'failed'] as const
+export type ComponentState = (typeof COMPONENT_STATES)[number]
+
+/** One component version, installed and ready to run. */
+export interface ComponentSpec {
+  name: string
+  version: string
+  /** The distribution it belongs to (`educa@1.0`). */
+  distribution: string
+  /** Its unpacked package. */
+  dir: string
+  descriptor: ComponentDescriptor
+  /** Environment besides the descriptor's own and PORT/HOST. */
+  env: Record<string, string>
+  /** Interface it listens on, and the host others reach it through. */
+  bindHost: string
+  advertiseHost: string
+}
+
+/** How hard the supervisor tries (see RuntimeConfig for the defaults and why). */
+export interface SupervisorPolicy {
+  backoffBaseMs: number
+  backoffMaxMs: number
+  /** Crashes in a row (without a stable run between) after which the component is `failed`. */
+  crashLoopLimit: number
+  /** A run this long after ready resets the crash count. */
+  stableAfterMs: number
+  /** A start that is not healthy this long after spawn counts as a crash. */
+  startTimeoutMs: number
+  /** Failed health checks in a row that make a ready component restart. */
+  unhealthyAfter: number
+}
+
+export interface ExitInfo {
+  code: number | null
+  signal: string | null
+  at: string
+}
+
+export interface ComponentStatus {
+  name: string
+  version: string
+  distribution: string
+  state: ComponentState
+  pid: number | null
+  port: number | null
+  endpoint: string | null
+  provides: string[]
+  restarts: number
+  lastExit: ExitInfo | null
+  error: string | null
+  since: string
+}
+
+export interface SupervisorEvents {
+  'component:state': ComponentStatus
+}
+
+export interface SupervisorHooks {
+  /** A process was spawned (the runtime records it so a restart can reap it). */
+  spawned(name: string, pid: number): void
+  /** A process ended. */
+  exited(name: string, pid: number): void
+}
+
+/**
+ * Runs one component version as a supervised child process in its own process
+ * group: passes PORT/HOST and the SHOAL_* environment, gates readiness on the
+ * health check, restarts crashes with exponential backoff, gives up on a crash
+ * loop (`failed`), and stops with SIGTERM, then SIGKILL after the stop timeout.
+ */
+export class ComponentProcess {
+  readonly events: TypedEvents<SupervisorEvents>
+  private child: ChildProcess | undefined
+  private port: number | null = null
+  private state: ComponentState = 'stopped'
+  private since = Date.now()
+  private restarts = 0
+  private crashesInARow = 0
+  private lastExit: ExitInfo | null = null
+  private error: string | null = null
+  private stopping = false
+  private readonly abort = new AbortController()
+  private exited: Promise<void> = Promise.resolve()
+
+  constructor(
+    readonly spec: ComponentSpec,
+    private readonly policy: SupervisorPolicy,
+    private readonly logFile: LogFile,
+    private readonly hooks: SupervisorHooks,
+    private readonly log: Logger,
+  ) {
+    this.events = new TypedEvents(log)
+  }
+
+  get name(): string {
+    return this.spec.name
+  }
+
+  status(): ComponentStatus {
+    const { name, version, distribution, descriptor } = this.spec
+    const endpoint =
+      this.port == null || !descriptor.http
+        ? null
+        : `http://${hostForUrl(this.spec.advertiseHost)}:${this.port}`
+    return {
+      name,
+      version,
+      distribution,
+      state: this.state,
+      pid: this.child?.pid ?? null,
+      port: this.port,
+      endpoint,
+      provides: descriptor.provides,
+      restarts: this.restarts,
+      lastExit: this.lastExit,
+      error: this.error,
+      since: new Date(this.since).toISOString(),
+    }
+  }
+
+  /** Starts the first run; later runs follow crashes by themselves. */
+  start(): void {
+    this.setState('starting')
+    void this.run()
+  }
+
+  /** SIGTERM, then SIGKILL after the stop timeout; resolves once the process is gone. */
+  async stop(): Promise<void> {
+    if (this.stopping) return this.exited
+    this.stopping = true
+    this.abort.abort()
+    const child = this.child
+    if (child?.pid != null && child.exitCode == null && child.signalCode == null) {
+      this.setState('draining')
+      this.note(`stopping (SIGTERM, SIGKILL after ${this.spec.descriptor.stopTimeoutMs} ms)`)
+      signalGroup(child.pid, 'SIGTERM')
+      const killer = setTimeout(() => signalGroup(child.pid!, 'SIGKILL'), this.spec.descriptor.stopTimeoutMs)
+      await this.exited
+      clearTimeout(killer)
+    }
+    if (this.state !== 'failed') this.setState('stopped')
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopping) {
+      const crashed = await this.runOnce().catch((err: unknown) => {
+        this.error = String(err instanceof Error ? err.message : err)
+        this.note(`could not start: ${this.error}`)
+        return true
+      })
+      if (this.stopping || !crashed) return
+      this.crashesInARow++
+      if (this.crashesInARow > this.policy.crashLoopLimit) {
+        this.error = `crash loop: ${this.crashesInARow} failed runs in a row`
+        this.note(`giving up: ${this.error}`)
+        this.setState('failed')
+        return
+      }
+      const delay = Math.min(
+        this.policy.backoffMaxMs,
+        this.policy.backoffBaseMs * 2 ** (this.crashesInARow - 1),
+      )
+      this.setState('starting')
+      this.note(`restarting in ${delay} ms`)
+      await sleep(delay, undefined, { signal: this.abort.signal }).catch(() => {})
+      this.restarts++
+    }
+  }
+
+  /** One process lifetime; resolves true when it ended without being asked to. */
+  private async runOnce(): Promise<boolean> {
+    const { descriptor, dir } = this.spec
+    this.port = descriptor.http ? await freePort(this.spec.bindHost) : null
+    if (this.stopping) return false
+    const env = this.environment()
+    const [command, args] = commandOf(descriptor, dir)
+    const child = spawn(command, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+    this.child = child
+    let resolveExit!: () => void
+    this.exited = new Promise((resolve) => {
+      resolveExit = resolve
+    })
+    const ended = new Promise<ExitInfo>((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal, at: new Date().toISOString() }))
+      child.once('error', (err) => {
+        this.error = err.message
+        resolve({ code: null, signal: null, at: new Date().toISOString() })
+      })
+    })
+    child.stdout?.setEncoding('utf8').on('data', (text: string) => this.logFile.write(text))
+    child.stderr?.setEncoding('utf8').on('data', (text: string) => this.logFile.write(text))
+    if (child.pid != null) {
+      this.hooks.spawned(this.name, child.pid)
+      this.note(
+        `started pid ${child.pid}${this.port == null ? '' : ` on port ${this.port}`} (${this.spec.version})`,
+      )
+    }
+
+    const watch = new AbortController()
+    const watching = this.watchHealth(child, watch.signal)
+    const exit = await ended
+    watch.abort()
+    await watching
+    if (child.pid != null) this.hooks.exited(this.name, child.pid)
+    this.child = undefined
+    this.lastExit = exit
+    this.note(`exited (${exit.signal == null ? `code ${exit.code}` : exit.signal})`)
+    resolveExit()
+    return !this.stopping
+  }
+
+  /** Readiness, then liveness: a component that stops answering is restarted. */
+  private async watchHealth(child: ChildProcess, signal: AbortSignal): Promise<void> {
+    const { descriptor } = this.spec
+    const check = descriptor.health
+    const interval = check?.intervalMs ?? 1000
+    const spawnedAt = Date.now()
+    let failures = 0
+    let readyAt: number | null = null
+    try {
+      // Without a health check, "ready" can only mean "still running after a while".
+      const delay =
+        check == null ? Math.max(descriptor.readyDelayMs, UNCHECKED_READY_MS) : descriptor.readyDelayMs
+      await sleep(delay, undefined, { signal })
+      while (!signal.aborted) {
+        const healthy =
+          check == null ||
+          (await checkHealth(check, {
+            host: this.spec.bindHost === '0.0.0.0' ? '127.0.0.1' : this.spec.bindHost,
+            port: this.port,
+            cwd: this.spec.dir,
+            env: this.environment(),
+          }))
+        if (signal.aborted) return
+        if (healthy) {
+          failures = 0
+          if (readyAt == null) {
+            readyAt = Date.now()
+            this.error = null
+            this.setState('ready')
+          } else if (Date.now() - readyAt >= this.policy.stableAfterMs) this.crashesInARow = 0
+        } else if (readyAt == null && Date.now() - spawnedAt > this.policy.startTimeoutMs) {
+          this.error = `not healthy ${this.policy.startTimeoutMs} ms after start`
+          this.note(this.error)
+          signalGroup(child.pid!, 'SIGKILL')
+          return
+        } else if (readyAt != null && ++failures >= this.policy.unhealthyAfter) {
+          this.error = `${failures} health checks failed in a row`
+          this.note(`${this.error}; restarting`)
+          this.setState('starting')
+          signalGroup(child.pid!, 'SIGKILL')
+          return
+        }
+        await sleep(interval, undefined, { signal })
+      }
+    } catch {
+      // aborted: the process ended
+    }
+  }
+
+  private environment(): NodeJS.ProcessEnv {
+    const { descriptor } = this.spec
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      LANG: process.env.LANG,
+      TZ: process.env.TZ,
+      ...descriptor.env,
+      ...this.spec.env,
+      HOST: this.spec.bindHost,
+    }
+    if (this.port != null) env.PORT = String(this.port)
+    for (const key of Object.keys(env)) if (env[key] == null) delete env[key]
+    return env
+  }
+
+  private setState(state: ComponentState): void {
+    if (state === this.state) return
+    this.state = state
+    this.since = Date.now()
+    this.log.debug('component state', { component: this.name, version: this.spec.version, state })
+    this.events.emit('component:state', this.status())
+  }
+
+  /** A supervisor line in the component's own log, where an operator looks first. */
+  private note(text: string): void {
+    this.logFile.write(`[shoal ${new Date().toISOString()}] ${this.name} ${text}\n`)
+  }
+}
+
+function commandOf(descriptor: ComponentDescriptor, dir: string): [string, string[]] {
+  const start = descriptor.start
+  if ('node' in start) return [process.execPath, [join(dir, start.node), ...start.args]]
+  // A path with a slash is inside the package (or absolute); a bare name is looked up on PATH.
+  const command = start.exec.includes('/') && !start.exec.startsWith('/') ? join(dir, start.exec) : start.exec
+  return [command, start.args]
+}
+
+/** Signals the whole process group the component leads, so its own children go too. */
+export function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal)
+  } catch {
+    try {
+      process.kill(pid, signal)
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(':') ? `[${host}]` : host
+}

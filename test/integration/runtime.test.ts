@@ -1,0 +1,188 @@
+import { readdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { buildEduca } from '../../examples/educa/build.mjs'
+import type { MemberView } from '../../src/api/index.js'
+import type { Agent } from '../../src/bootstrap/index.js'
+import { ApiClient } from '../../src/cli/client.js'
+import { publish } from '../../src/cli/publish.js'
+import type { RolloutView } from '../../src/manager/index.js'
+import type { RuntimeStatus } from '../../src/runtime/index.js'
+import { TestCluster } from '../helpers/cluster.js'
+import { makeComponentDistribution } from '../helpers/components.js'
+import { makeKey } from '../helpers/distribution.js'
+import { waitFor } from '../helpers/wait.js'
+
+interface WebAnswer {
+  app: string
+  version: string
+  node: string
+  theme?: string
+  catalog: { node?: string; version?: string; error?: string }
+}
+
+describe('components run on every node', () => {
+  let cluster: TestCluster
+  afterEach(async () => {
+    await cluster.cleanup()
+  })
+
+  async function setup(nodes: number) {
+    cluster = new TestCluster()
+    const dir = await cluster.dataDir()
+    const keys = await makeKey(dir)
+    const agents = await cluster.startMany(nodes, { trust: [keys.pub] })
+    await cluster.waitForConvergence(agents)
+    const publishTo = (agent: Agent, content: string, name: string, version: string) =>
+      publish(new ApiClient(agent.apiUrl), {
+        dir: content,
+        name,
+        version,
+        keyFile: keys.key,
+        progress: false,
+      })
+    return { dir, agents, publishTo }
+  }
+
+  const rollout = (agent: Agent, distribution: string) =>
+    new ApiClient(agent.apiUrl).post<RolloutView>('/api/rollouts', { json: { distribution } })
+
+  /** Every agent sees every agent run `id` with all components ready, through the API. */
+  const runningEverywhere = (agents: Agent[], id: string, components = ['catalog', 'web']) =>
+    waitFor(
+      `${id} ready on ${agents.length} nodes`,
+      async () => {
+        for (const agent of agents) {
+          const members = await new ApiClient(agent.apiUrl).get<MemberView[]>('/api/members')
+          for (const m of members) {
+            if (m.distribution !== id) return false
+            const ready = m.components
+              .filter((c) => c.state === 'ready' && c.endpoint != null)
+              .map((c) => c.name)
+            if (JSON.stringify(ready.sort()) !== JSON.stringify(components)) return false
+          }
+        }
+        return true
+      },
+      { timeout: 30_000, interval: 100 },
+    )
+
+  const webOf = (agent: Agent) => {
+    const web = agent.runtime.status().components.find((c) => c.name === 'web')
+    if (web?.endpoint == null) throw new Error('web has no endpoint')
+    return web.endpoint
+  }
+  const ask = async (agent: Agent): Promise<WebAnswer> =>
+    (await fetch(webOf(agent))).json() as Promise<WebAnswer>
+
+  it('rolls out educa 1.0 to 3 nodes, switches to 1.1 and back reusing the installed folders', async () => {
+    const { dir, agents, publishTo } = await setup(3)
+    const builds = await buildEduca(join(dir, 'build'))
+    await publishTo(agents[0]!, builds['1.0'], 'educa', '1.0')
+    // Any node can start the rollout once it has heard of the version.
+    await waitFor('agent 1 to learn educa@1.0', () => agents[1]!.artifacts.catalogue.get('educa@1.0') != null)
+    const started = await rollout(agents[1]!, 'educa@1.0')
+    expect(started).toMatchObject({ distribution: 'educa@1.0', strategy: 'all-at-once', state: 'running' })
+    await runningEverywhere(agents, 'educa@1.0')
+
+    for (const agent of agents) {
+      const answer = await ask(agent)
+      expect(answer).toMatchObject({ app: 'educa', version: '1.0', node: agent.id })
+      expect(answer.catalog.version).toBe('1.0')
+    }
+    const rollouts = await new ApiClient(agents[2]!.apiUrl).get<RolloutView[]>('/api/rollouts')
+    expect(rollouts[0]).toMatchObject({ id: 'r1', state: 'done', nodes: { total: 3, done: 3, failed: 0 } })
+
+    const installed = join(agents[0]!.config.dataDir, 'components', 'web')
+    const [v10] = await readdir(installed)
+    const inode = (await stat(join(installed, v10!))).ino
+
+    await publishTo(agents[2]!, builds['1.1'], 'educa', '1.1')
+    await rollout(agents[0]!, 'educa@1.1')
+    await runningEverywhere(agents, 'educa@1.1')
+    for (const agent of agents) expect(await ask(agent)).toMatchObject({ version: '1.1', theme: 'ocean' })
+
+    await rollout(agents[0]!, 'educa@1.0')
+    await runningEverywhere(agents, 'educa@1.0')
+    for (const agent of agents) {
+      const answer = await ask(agent)
+      expect(answer.version).toBe('1.0')
+      expect(answer.theme).toBeUndefined()
+    }
+    // Going back reused the 1.0 folder: same folder, not unpacked again.
+    const folders = await readdir(installed)
+    expect(folders).toHaveLength(2)
+    expect((await stat(join(installed, v10!))).ino).toBe(inode)
+
+    // A node that joins later converges to the desired version by itself.
+    const late = await cluster.start({ trust: agents[0]!.config.trust })
+    await runningEverywhere([...agents, late], 'educa@1.0')
+  })
+
+  it('web finds a catalog on another node when its own is stopped, and its own again when it is back', async () => {
+    const { dir, agents, publishTo } = await setup(2)
+    const builds = await buildEduca(join(dir, 'build'))
+    await publishTo(agents[0]!, builds['1.0'], 'educa', '1.0')
+    await rollout(agents[0]!, 'educa@1.0')
+    await runningEverywhere(agents, 'educa@1.0')
+    const [a, b] = agents as [Agent, Agent]
+    expect((await ask(a)).catalog.node).toBe(a.id)
+
+    const client = new ApiClient(a.apiUrl)
+    const services = await client.get<{ endpoints: Array<{ node: string; local: boolean }> }>(
+      '/api/services/catalog',
+    )
+    expect(services.endpoints.map((e) => e.node)).toEqual([a.id, b.id])
+    expect(services.endpoints[0]!.local).toBe(true)
+
+    await client.post('/api/components/catalog/stop')
+    await waitFor('web on a to use the catalog on b', async () => (await ask(a)).catalog.node === b.id)
+    await client.post('/api/components/catalog/start')
+    await waitFor('web on a to use its own catalog again', async () => (await ask(a)).catalog.node === a.id)
+  })
+
+  it('restarts a crashing component, marks a crash loop failed with its last log lines, and refuses an unsafe package', async () => {
+    const { dir, agents, publishTo } = await setup(1)
+    const agent = agents[0]!
+    const flaky = `
+      import { existsSync, writeFileSync } from 'node:fs'
+      import { createServer } from 'node:http'
+      const marker = process.env.MARKER
+      if (!existsSync(marker)) { writeFileSync(marker, 'x'); console.log('first run: crashing'); process.exit(3) }
+      createServer((req, res) => res.end('ok')).listen(Number(process.env.PORT), process.env.HOST)
+    `
+    const content = await makeComponentDistribution(join(dir, 'crashy'), {
+      flaky: {
+        files: { 'main.mjs': flaky },
+        descriptor: {
+          start: { node: 'main.mjs' },
+          http: true,
+          health: { http: '/', intervalMs: 100 },
+          env: { MARKER: join(dir, 'flaky-ran') },
+        },
+      },
+      crasher: {
+        files: { 'main.mjs': "console.log('boom: the database is on fire'); process.exit(1)" },
+        descriptor: { start: { node: 'main.mjs' } },
+      },
+    })
+    await publishTo(agent, content, 'crashy', '1.0')
+    await rollout(agent, 'crashy@1.0')
+    const client = new ApiClient(agent.apiUrl)
+    const status = await waitFor('the crash loop to be detected', async () => {
+      const s = await client.get<RuntimeStatus>('/api/components')
+      return s.phase === 'failed' ? s : null
+    })
+    const byName = Object.fromEntries(status.components.map((c) => [c.name, c]))
+    expect(byName.flaky).toMatchObject({ state: 'ready', restarts: 1, lastExit: { code: 3 } })
+    expect(byName.crasher).toMatchObject({ state: 'failed', lastExit: { code: 1 } })
+    expect(byName.crasher!.error).toMatch(/crash loop/)
+    expect(status.error).toMatch(/crasher failed/)
+    const logs = await (await fetch(`${agent.apiUrl}/api/components/crasher/logs?lines=20`)).text()
+    expect(logs).toContain('boom: the database is on fire')
+    expect(logs).toContain('giving up')
+    const rollouts = await client.get<RolloutView[]>('/api/rollouts')
+    expect(rollouts[0]).toMatchObject({ state: 'failed', nodes: { failed: 1 } })
+    expect(() => new URL(byName.flaky!.endpoint!)).not.toThrow()
+  })
+})
