@@ -11,6 +11,8 @@ import { ShoalError } from '../shared/errors.js'
 import { freePort } from '../shared/ports.js'
 import { AGENT_NODE_FLAGS } from '../shared/version.js'
 import { ApiClient } from './client.js'
+import { publish } from './publish.js'
+import { rollout } from './rollout.js'
 
 export interface DemoOptions {
   nodes: number
@@ -22,6 +24,10 @@ const CLUSTER = 'demo'
 const CLI = fileURLToPath(new URL('./main.js', import.meta.url))
 /** How long the demo waits for every agent to list every other as alive. */
 const CONVERGE_TIMEOUT_MS = 30_000
+/** How long the demo waits for educa to run everywhere. */
+const ROLLOUT_TIMEOUT_MS = 120_000
+/** The sample application's build script, from the package root (dist/src/cli → examples). */
+const EDUCA_BUILD = new URL('../../../examples/educa/build.mjs', import.meta.url)
 
 /**
  * `shoal demo`: a closed local cluster of agent processes on this machine, each
@@ -88,14 +94,18 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       apis.push(`http://127.0.0.1:${apiPort}`)
     }
     await waitForConvergence(apis)
+    const app = await deployEduca(apis[0]!, keyFile, join(dataDir, 'educa'), options.json)
     if (options.json) {
-      console.log(JSON.stringify({ app: null, dashboard: apis[0], apis, token: null }))
+      console.log(JSON.stringify({ app, dashboard: apis[0], apis, token: null }))
     } else {
       console.log(`Shoal demo: ${options.nodes} agents in cluster "${CLUSTER}" (closed by ${secretFile})`)
       for (const [i, api] of apis.entries())
         console.log(`  agent ${i + 1}  API ${api}   log ${join(dataDir, `node-${i + 1}`, 'agent.log')}`)
-      console.log(`\nDashboard: ${apis[0]}/`)
+      console.log(`\nApp:       ${app}   (educa 1.0 on agent 1; 1.1 is published too)`)
+      console.log(`Dashboard: ${apis[0]}/`)
       console.log(`Try:       npx shoal members --api ${apis[0]}`)
+      console.log(`           npx shoal rollout educa@1.1 --wait --api ${apis[0]}`)
+      console.log(`           npx shoal logs web --api ${apis[1] ?? apis[0]}`)
       console.log(
         `           npx shoal publish DIR --name NAME --version 1.0 --key ${keyFile} --api ${apis[0]}`,
       )
@@ -105,6 +115,36 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     await stopAll()
     throw err
   }
+}
+
+/**
+ * Builds the sample application, publishes educa 1.0 and 1.1 and rolls 1.0 out
+ * to every agent; returns the URL of agent 1's web component.
+ */
+async function deployEduca(api: string, keyFile: string, buildDir: string, quiet: boolean): Promise<string> {
+  const { buildEduca } = (await import(EDUCA_BUILD.href)) as {
+    buildEduca(out: string): Promise<Record<'1.0' | '1.1', string>>
+  }
+  const builds = await buildEduca(buildDir)
+  const client = new ApiClient(api)
+  for (const version of ['1.0', '1.1'] as const) {
+    if (!quiet) console.log(`publishing educa ${version}…`)
+    await publish(client, { dir: builds[version], name: 'educa', version, keyFile, progress: false })
+  }
+  if (!quiet) console.log('rolling out educa@1.0 to every agent…')
+  await rollout(client, {
+    distribution: 'educa@1.0',
+    strategy: 'all-at-once',
+    wait: true,
+    timeoutMs: ROLLOUT_TIMEOUT_MS,
+    progress: !quiet,
+  })
+  const { components } = await client.get<{ components: Array<{ name: string; endpoint: string | null }> }>(
+    '/api/components',
+  )
+  const web = components.find((c) => c.name === 'web')?.endpoint
+  if (web == null) throw new ShoalError('ERR_DEMO', 'educa is rolled out but agent 1 has no web endpoint', 500)
+  return web
 }
 
 async function waitForConvergence(apis: string[]): Promise<void> {

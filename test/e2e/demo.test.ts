@@ -12,7 +12,7 @@ describe('shoal demo', () => {
     await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })))
   })
 
-  it('starts a local cluster, prints one JSON line once it is up, and stops everything on SIGTERM', async () => {
+  it('starts a local cluster running educa 1.0, prints one JSON line once the app answers, and stops everything on SIGTERM', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'shoal-demo-'))
     dirs.push(dir)
     const demo = spawn(process.execPath, [CLI, 'demo', '--json', '--nodes', '3', '--data', dir], {
@@ -28,6 +28,17 @@ describe('shoal demo', () => {
     for (const api of printed.apis) {
       const members = (await (await fetch(`${api}/api/members`)).json()) as Array<{ state: string }>
       expect(members.map((m) => m.state)).toEqual(['alive', 'alive', 'alive'])
+    }
+    // The sample app runs: educa 1.0 answers through the printed URL.
+    const answer = (await (await fetch(String(printed.app))).json()) as { app: string; version: string }
+    expect(answer).toMatchObject({ app: 'educa', version: '1.0' })
+    const members = (await (await fetch(`${printed.apis[1]}/api/members`)).json()) as Array<{
+      distribution: string
+      components: Array<{ state: string }>
+    }>
+    for (const m of members) {
+      expect(m.distribution).toBe('educa@1.0')
+      expect(m.components.map((c) => c.state)).toEqual(['ready', 'ready'])
     }
     const page = await fetch(printed.dashboard)
     expect(page.headers.get('content-type')).toContain('text/html')
