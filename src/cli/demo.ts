@@ -143,7 +143,8 @@ async function deployEduca(api: string, keyFile: string, buildDir: string, quiet
     '/api/components',
   )
   const web = components.find((c) => c.name === 'web')?.endpoint
-  if (web == null) throw new ShoalError('ERR_DEMO', 'educa is rolled out but agent 1 has no web endpoint', 500)
+  if (web == null)
+    throw new ShoalError('ERR_DEMO', 'educa is rolled out but agent 1 has no web endpoint', 500)
   return web
 }
 

@@ -51,6 +51,10 @@ program
   )
   .option('--trust <pubkey-file>', 'public key of a trusted publisher, repeatable', collect)
   .option('--no-mdns', 'do not discover peers by mDNS on the local network')
+  .option(
+    '--advertise-host <host>',
+    "host peers reach this node's components through (default: the --listen address, or the first non-loopback one)",
+  )
   .addOption(new Option('--preset <preset>', 'timer preset').choices(['lan', 'cloud', 'test']).default('lan'))
   .option('--max-artifact-size <bytes>', 'largest artifact accepted (e.g. 512M; default 2G)')
   .option('--retention <n>', 'versions kept per distribution name (default 5)', positiveInt)
@@ -88,6 +92,7 @@ program
       secretFile: opts.secretFile ?? null,
       trust: opts.trust,
       mdns: opts.mdns,
+      advertiseHost: opts.advertiseHost ?? null,
       preset: opts.preset as TimerPreset,
       logLevel: opts.logLevel as LogLevel,
     })

@@ -51,6 +51,9 @@ export interface RuntimeComponents {
     get(key: string): Promise<string | undefined>
     put(key: string, value: string): Promise<void>
     del(key: string): Promise<void>
+    batch(
+      ops: Array<{ type: 'put'; key: string; value: string } | { type: 'del'; key: string }>,
+    ): Promise<void>
   }
   logger: Logger
 }
@@ -308,8 +311,10 @@ export class Runtime {
     await this.settled(specs.map((s) => s.name))
     if (!this.started || this.running !== to) return
     this.active = to
-    await this.components.db.put('active', to)
-    await this.components.db.del('intent')
+    await this.components.db.batch([
+      { type: 'put', key: 'active', value: to },
+      { type: 'del', key: 'intent' },
+    ])
     const failed = this.status().components.filter((c) => c.state === 'failed')
     if (failed.length > 0) this.setPhase('failed', `${failed.map((c) => c.name).join(', ')} failed`)
     else this.setPhase('done', null)
