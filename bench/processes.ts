@@ -55,7 +55,7 @@ export interface ProcessResult {
   notes: string[]
 }
 
-interface Started {
+export interface Started {
   child: ChildProcess
   info: { id: string; api: string; addrs: string[] }
 }
@@ -157,7 +157,12 @@ export async function measureProcesses(count = 5, idleBeforeS = 10, windowS = 10
   }
 }
 
-async function startProcess(dataDir: string, bootstrap: string[]): Promise<Started> {
+/** Starts one `shoal agent` process (loopback, random ports) and waits for its start line. */
+export async function startProcess(
+  dataDir: string,
+  bootstrap: string[],
+  extra: string[] = [],
+): Promise<Started> {
   const args = [
     ...AGENT_NODE_FLAGS,
     CLI,
@@ -174,6 +179,7 @@ async function startProcess(dataDir: string, bootstrap: string[]): Promise<Start
     '--log-level',
     'error',
     ...bootstrap.flatMap((addr) => ['--bootstrap', addr]),
+    ...extra,
   ]
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
@@ -209,13 +215,13 @@ async function aliveCount(api: string): Promise<number> {
 }
 
 /** utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat). */
-async function cpuTicks(pid: number): Promise<number> {
+export async function cpuTicks(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return Number(fields[11]) + Number(fields[12])
 }
 
-async function memory(pid: number): Promise<ProcessMemory> {
+export async function memory(pid: number): Promise<ProcessMemory> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
   // smaps_rollup needs Linux >= 4.14 and the right to read the process's maps (our own child: fine).
   const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8').catch(() => '')
@@ -234,7 +240,7 @@ async function memory(pid: number): Promise<ProcessMemory> {
 }
 
 /** SIGTERM (the agent leaves gracefully), SIGKILL after 10 s. */
-async function terminate(child: ChildProcess): Promise<void> {
+export async function terminate(child: ChildProcess): Promise<void> {
   if (child.exitCode != null || child.signalCode != null) return
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   child.kill('SIGTERM')

@@ -1,12 +1,14 @@
 /**
  * Benchmark entry: `npm run bench -- <suite> [--sizes 10,25,50,100] [--no-processes] [--workers W]`.
- * Suites: membership (default), artifacts (`--sizes` default 2,5,10,20; needs root for its network namespaces).
+ * Suites: membership (default), artifacts (`--sizes` default 2,5,10,20; needs root for its network namespaces),
+ * runtime (`--sizes` default 3,10).
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { runArtifacts } from './artifacts.js'
 import { DEFAULT_WORKERS, runMembership } from './membership.js'
+import { runRuntime } from './runtime.js'
 
 const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url))
 
@@ -19,11 +21,12 @@ const { positionals, values } = parseArgs({
   },
 })
 const suite = positionals[0] ?? 'membership'
-if (suite !== 'membership' && suite !== 'artifacts') {
-  console.error(`unknown benchmark suite "${suite}" (available: membership, artifacts)`)
+if (suite !== 'membership' && suite !== 'artifacts' && suite !== 'runtime') {
+  console.error(`unknown benchmark suite "${suite}" (available: membership, artifacts, runtime)`)
   process.exit(2)
 }
-const sizesText = values.sizes ?? (suite === 'artifacts' ? '2,5,10,20' : '10,25,50,100')
+const DEFAULT_SIZES = { membership: '10,25,50,100', artifacts: '2,5,10,20', runtime: '3,10' }
+const sizesText = values.sizes ?? DEFAULT_SIZES[suite]
 const sizes = sizesText.split(',').map(Number)
 if (!sizes.every((n) => Number.isInteger(n) && n >= 2)) {
   console.error(`--sizes wants whole numbers >= 2, got "${sizesText}"`)
@@ -39,7 +42,9 @@ if (!Number.isInteger(workers) || workers < 1) {
 const { report, text } =
   suite === 'artifacts'
     ? await runArtifacts({ sizes })
-    : await runMembership({ sizes, processes: !values['no-processes'], workers })
+    : suite === 'runtime'
+      ? await runRuntime({ sizes })
+      : await runMembership({ sizes, processes: !values['no-processes'], workers })
 await mkdir(RESULTS, { recursive: true })
 const file = `${RESULTS}${suite}.json`
 await writeFile(file, `${JSON.stringify(report, null, 2)}\n`)

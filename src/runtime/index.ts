@@ -19,6 +19,7 @@ export {
   type RuntimeInit,
   type RuntimePhase,
   type RuntimeStatus,
+  type SwitchTiming,
 } from './runtime.js'
 export { type Endpoint, endpointsOf } from './services.js'
 export { COMPONENT_STATES, type ComponentState, type ComponentStatus } from './supervisor.js'

@@ -83,6 +83,16 @@ export interface RuntimeInit {
 
 export type RuntimePhase = 'idle' | 'waiting' | 'fetching' | 'installing' | 'switching' | 'done' | 'failed'
 
+/** When the steps of the last switch happened (ISO times), for operators and the benchmark. */
+export interface SwitchTiming {
+  from: string | null
+  to: string
+  startedAt: string
+  installedAt: string | null
+  spawnedAt: string | null
+  settledAt: string | null
+}
+
 export interface RuntimeStatus {
   /** The version this node committed to (all its components reached a known state). */
   active: string | null
@@ -91,6 +101,7 @@ export interface RuntimeStatus {
   phase: RuntimePhase
   error: string | null
   components: ComponentStatus[]
+  lastSwitch: SwitchTiming | null
 }
 
 export interface RuntimeEvents {
@@ -129,6 +140,7 @@ export class Runtime {
   private error: string | null = null
   /** A target whose install failed: not retried until the desired version changes. */
   private refused: string | null = null
+  private lastSwitch: SwitchTiming | null = null
   private started = false
   private dirty = false
   private loop: Promise<void> | undefined
@@ -205,6 +217,7 @@ export class Runtime {
       phase: this.phase,
       error: this.error,
       components: components.sort((a, b) => a.name.localeCompare(b.name)),
+      lastSwitch: this.lastSwitch,
     }
   }
 
@@ -278,6 +291,15 @@ export class Runtime {
     const from = this.running ?? this.active
     this.log.info('switching', { from, to })
     const intent: Intent = { from, to, at: new Date().toISOString() }
+    const timing: SwitchTiming = {
+      from,
+      to,
+      startedAt: intent.at,
+      installedAt: null,
+      spawnedAt: null,
+      settledAt: null,
+    }
+    this.lastSwitch = timing
     await this.components.db.put('intent', JSON.stringify(intent))
 
     // 1. Install B beside A; a refused package leaves A running untouched.
@@ -298,6 +320,7 @@ export class Runtime {
     if (!this.started) return
 
     // 2. Stop A, start B.
+    timing.installedAt = new Date().toISOString()
     this.setPhase('switching', null)
     await Promise.all([...this.processes.values()].map((p) => p.stop()))
     this.processes.clear()
@@ -305,11 +328,13 @@ export class Runtime {
     this.running = to
     for (const spec of specs) this.supervise(spec)
     for (const spec of specs) void this.startWhenRequirementsMet(this.processes.get(spec.name)!)
+    timing.spawnedAt = new Date().toISOString()
     this.publishSoon()
 
     // 3. Commit once every component is ready or has failed: the node is then on B.
     await this.settled(specs.map((s) => s.name))
     if (!this.started || this.running !== to) return
+    timing.settledAt = new Date().toISOString()
     this.active = to
     await this.components.db.batch([
       { type: 'put', key: 'active', value: to },

@@ -10,6 +10,8 @@ import type { LogFile } from './log-file.js'
 
 /** A component without a health check is ready once it has run this long (or its readyDelayMs). */
 const UNCHECKED_READY_MS = 1000
+/** Gap between health checks until a component is first ready (then its own interval). */
+const STARTUP_CHECK_MS = 50
 
 export const COMPONENT_STATES = ['installing', 'starting', 'ready', 'draining', 'stopped', 'failed'] as const
 export type ComponentState = (typeof COMPONENT_STATES)[number]
@@ -265,7 +267,10 @@ export class ComponentProcess {
           signalGroup(child.pid!, 'SIGKILL')
           return
         }
-        await sleep(interval, undefined, { signal })
+        // Until the first success, check every 50 ms: a component is usually up within
+        // tens of ms, and its readiness gates the rollout.
+        const wait = readyAt == null ? Math.min(interval, STARTUP_CHECK_MS) : interval
+        await sleep(wait, undefined, { signal })
       }
     } catch {
       // aborted: the process ended

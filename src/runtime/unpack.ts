@@ -19,6 +19,8 @@ export const DEFAULT_UNPACK_LIMITS: UnpackLimits = { maxBytes: 512 * 1024 * 1024
 export interface UnpackedPackage {
   files: number
   bytes: number
+  /** The folder existed: nothing was read or written. */
+  reused?: boolean
 }
 
 export type PackageErrorCode = 'ERR_PACKAGE_UNSAFE' | 'ERR_PACKAGE_TOO_LARGE' | 'ERR_PACKAGE_INVALID'
@@ -63,8 +65,9 @@ export async function unpackPackage(
   dest: string,
   limits: UnpackLimits = DEFAULT_UNPACK_LIMITS,
 ): Promise<UnpackedPackage> {
+  // Folders are named by content hash: one that exists was unpacked from these bytes already.
+  if (await isInstalled(dest)) return { files: 0, bytes: 0, reused: true }
   const totals = await checkPackage(tarball, limits)
-  if (await isInstalled(dest)) return totals
 
   await mkdir(dirname(dest), { recursive: true })
   const temp = `${dest}.tmp-${randomBytes(6).toString('hex')}`

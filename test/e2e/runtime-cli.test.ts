@@ -5,9 +5,11 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildEduca } from '../../examples/educa/build.mjs'
 import type { MemberView } from '../../src/api/index.js'
+import { ApiClient } from '../../src/cli/client.js'
 import type { RolloutView } from '../../src/manager/index.js'
 import type { RuntimeStatus } from '../../src/runtime/index.js'
 import { freePort } from '../../src/shared/ports.js'
+import { makeComponentDistribution } from '../helpers/components.js'
 import { type AgentProcess, runCli, spawnAgent } from '../helpers/processes.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -119,31 +121,44 @@ describe('running a distribution through the CLI on agent processes', () => {
   it('an agent killed with -9 in the middle of a switch restarts on one version with no orphans', async () => {
     const a = apis.get('a')!
     const bData = join(dir, 'b')
+    // Components that take 1.5 s to listen hold the switch open long enough to kill it midway.
+    const slow = (name: string) => ({
+      files: {
+        'main.mjs': `import { createServer } from 'node:http'
+          setTimeout(() => createServer((q, r) => r.end('${name}')).listen(Number(process.env.PORT), process.env.HOST), 1500)`,
+      },
+      descriptor: { start: { node: 'main.mjs' }, http: true, health: { http: '/' } },
+    })
+    const content = await makeComponentDistribution(join(dir, 'educa-1.2'), {
+      web: slow('web'),
+      catalog: slow('catalog'),
+    })
     await cli(
       'publish',
-      builds['1.1'],
+      content,
       '--name',
       'educa',
       '--version',
-      '1.1',
+      '1.2',
       '--key',
       join(dir, 'pub.key'),
       '--api',
       a,
     )
-    await waitFor('b to hold educa@1.1', async () =>
-      JSON.parse(await cli('distributions', '--json', '--api', apis.get('b')!)).some(
-        (d: { id: string; complete: boolean }) => d.id === 'educa@1.1' && d.complete,
+    const bApi = new ApiClient(`http://${apis.get('b')!}`)
+    await waitFor('b to hold educa@1.2', async () =>
+      (await bApi.get<Array<{ id: string; complete: boolean }>>('/api/distributions')).some(
+        (d) => d.id === 'educa@1.2' && d.complete,
       ),
     )
-    await cli('rollout', 'educa@1.1', '--api', a)
+    await cli('rollout', 'educa@1.2', '--api', a)
     // Kill b once its 1.1 components are spawned but not all ready: the switch is under way.
     const during = await waitFor(
       'b to be switching',
       async () => {
-        const status = await components('b')
+        const status = await bApi.get<RuntimeStatus>('/api/components')
         const starting = status.components.some(
-          (c) => c.version === '1.1' && c.state === 'starting' && c.pid != null,
+          (c) => c.version === '1.2' && c.state === 'starting' && c.pid != null,
         )
         return status.phase === 'switching' && starting ? status : null
       },
@@ -164,8 +179,8 @@ describe('running a distribution through the CLI on agent processes', () => {
       },
       { timeout: 30_000 },
     )
-    expect(after.active).toBe('educa@1.1')
-    expect(after.components.map((c) => `${c.name}@${c.version}`).sort()).toEqual(['catalog@1.1', 'web@1.1'])
+    expect(after.active).toBe('educa@1.2')
+    expect(after.components.map((c) => `${c.name}@${c.version}`).sort()).toEqual(['catalog@1.2', 'web@1.2'])
 
     // No process of the killed run is left; every marked process is a child of the new agent.
     for (const pid of pidsBefore) expect(after.components.map((c) => c.pid)).not.toContain(pid)
@@ -176,7 +191,7 @@ describe('running a distribution through the CLI on agent processes', () => {
     for (const port of portsBefore) if (!portsNow.includes(port)) expect(await canListen(port)).toBe(true)
 
     const rollouts: RolloutView[] = JSON.parse(await cli('rollouts', '--json', '--api', a))
-    expect(rollouts[0]).toMatchObject({ distribution: 'educa@1.1', state: 'done', nodes: { done: 2 } })
+    expect(rollouts[0]).toMatchObject({ distribution: 'educa@1.2', state: 'done', nodes: { done: 2 } })
 
     // A graceful stop takes the components with it.
     await b.stop('SIGTERM')

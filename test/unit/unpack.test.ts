@@ -90,7 +90,7 @@ describe('unpackPackage', () => {
     const file = await goodPackage(false)
     expect(await unpackPackage(file, dest)).toEqual({ files: 7, bytes: 34 })
     await writeFile(join(dest, 'marker'), 'still here')
-    expect(await unpackPackage(file, dest)).toEqual({ files: 7, bytes: 34 })
+    expect(await unpackPackage(file, dest)).toEqual({ files: 0, bytes: 0, reused: true })
     expect(await readFile(join(dest, 'marker'), 'utf8')).toBe('still here')
     await expectUnpacked()
   })
