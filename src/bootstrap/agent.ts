@@ -316,6 +316,8 @@ export class Agent implements ApiBackend {
 
   private async shutdown(leave: boolean): Promise<void> {
     const steps: Array<[string, () => Promise<void>]> = [
+      // Drained while still a member, so the load balancers hear of it before the processes stop.
+      ['drain', () => (leave ? this.runtime.drainAll() : Promise.resolve())],
       ['leave', () => (leave ? this.membership.leave() : Promise.resolve())],
       ['runtime', () => this.runtime.stop()],
       ['desired version', () => this.desired.stop()],

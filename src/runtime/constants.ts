@@ -13,6 +13,7 @@ export const DEFAULT_RUNTIME_CONFIG: RuntimeConfig = {
   stableAfterMs: 30_000,
   startTimeoutMs: 60_000,
   unhealthyAfter: 3,
+  drainTimeoutMs: 30_000,
   unpack: { maxBytes: 512 * 1024 * 1024, maxFiles: 10_000 },
   logMaxBytes: 1024 * 1024,
   logKeep: 3,
@@ -26,4 +27,5 @@ export const TEST_RUNTIME_CONFIG: RuntimeConfig = {
   crashLoopLimit: 3,
   stableAfterMs: 2000,
   startTimeoutMs: 15_000,
+  drainTimeoutMs: 5000,
 }

@@ -20,6 +20,8 @@ import { type UnpackLimits, unpackPackage } from './unpack.js'
 
 /** Plain-data configuration of the runtime (see docs/configuration.md). */
 export interface RuntimeConfig extends SupervisorPolicy {
+  /** Longest a draining component waits for the load balancers before it is stopped anyway. */
+  drainTimeoutMs: number
   /** Largest unpacked package and most files in one. */
   unpack: UnpackLimits
   /** A component log rotates at this size; this many old files are kept. */
@@ -240,7 +242,7 @@ export class Runtime {
   async stopComponent(name: string): Promise<ComponentStatus> {
     const proc = this.processOf(name)
     this.held.add(name)
-    await proc.stop()
+    await this.drainAndStop([proc])
     return proc.status()
   }
 
@@ -319,10 +321,10 @@ export class Runtime {
     }
     if (!this.started) return
 
-    // 2. Stop A, start B.
+    // 2. Drain and stop A, start B.
     timing.installedAt = new Date().toISOString()
     this.setPhase('switching', null)
-    await Promise.all([...this.processes.values()].map((p) => p.stop()))
+    await this.drainAndStop([...this.processes.values()])
     this.processes.clear()
     this.held.clear()
     this.running = to
@@ -474,25 +476,76 @@ export class Runtime {
     if (this.publishTimer != null) return
     this.publishTimer = setTimeout(() => {
       this.publishTimer = undefined
-      const status = this.status()
-      const components = status.components.map((c) => ({
-        name: c.name,
-        version: c.version,
-        state: c.state,
-        endpoint: c.endpoint,
-        provides: c.provides,
-      }))
-      this.components.membership
-        .updateMetadata({
-          distribution: status.active,
-          components,
-          runtime: { target: status.target, phase: status.phase, error: status.error },
-          ready: components.every((c) => c.state === 'ready'),
-        })
-        .catch((err: unknown) =>
-          this.log.warn('could not publish component states', { error: messageOf(err) }),
-        )
+      this.publishNow().catch((err: unknown) =>
+        this.log.warn('could not publish component states', { error: messageOf(err) }),
+      )
     }, METADATA_DEBOUNCE_MS)
+  }
+
+  /** Announces the component states at once (a drain must reach the load balancers before the stop). */
+  private async publishNow(): Promise<void> {
+    clearTimeout(this.publishTimer)
+    this.publishTimer = undefined
+    const status = this.status()
+    const components = status.components.map((c) => ({
+      name: c.name,
+      version: c.version,
+      state: c.state,
+      endpoint: c.endpoint,
+      provides: c.provides,
+    }))
+    await this.components.membership.updateMetadata({
+      distribution: status.active,
+      components,
+      runtime: { target: status.target, phase: status.phase, error: status.error },
+      ready: components.every((c) => c.state === 'ready'),
+    })
+  }
+
+  // --- draining ------------------------------------------------------------------------
+
+  /**
+   * Takes components out of rotation before they stop: marks them `draining` in
+   * member metadata, waits until every load balancer serving one of their
+   * services says it has nothing in flight to them (or the drain timeout), then
+   * stops them. Load balancers learn of the drain before the process stops.
+   */
+  private async drainAndStop(procs: ComponentProcess[]): Promise<void> {
+    const serving = procs.filter((p) => p.status().endpoint != null && p.markDraining())
+    if (serving.length > 0) {
+      await this.publishNow().catch(() => {})
+      await this.waitDrained(serving)
+    }
+    await Promise.all(procs.map((p) => p.stop()))
+  }
+
+  private async waitDrained(procs: ComponentProcess[]): Promise<void> {
+    const self = this.components.membership.id
+    const deadline = Date.now() + this.init.config.drainTimeoutMs
+    const pending = () =>
+      procs.filter((p) => {
+        const key = `${self}/${p.name}`
+        return this.components.membership
+          .members()
+          .filter((m) => m.state === 'alive' && isLoadBalancerFor(m, p.spec.descriptor.provides))
+          .some((lb) => !(Array.isArray(lb.meta.drained) && lb.meta.drained.includes(key)))
+      })
+    let waiting = pending()
+    while (waiting.length > 0 && Date.now() < deadline && !this.abort.signal.aborted) {
+      await sleep(20, undefined, { signal: this.abort.signal }).catch(() => {})
+      waiting = pending()
+    }
+    if (waiting.length > 0)
+      this.log.warn('drain timed out; stopping anyway', {
+        components: waiting.map((p) => p.name),
+        timeoutMs: this.init.config.drainTimeoutMs,
+      })
+  }
+
+  /** Drains and stops every component, for a graceful agent stop (before it leaves the cluster). */
+  async drainAll(): Promise<void> {
+    if (!this.started) return
+    await this.drainAndStop([...this.processes.values()])
   }
 
   // --- crash safety ----------------------------------------------------------------------
@@ -551,6 +604,12 @@ export class Runtime {
 function describe(err: unknown): string {
   const code = (err as { code?: unknown }).code
   return typeof code === 'string' && code.startsWith('ERR_') ? `${code}: ${messageOf(err)}` : messageOf(err)
+}
+
+/** A load balancer member that routes to any of `services`. */
+function isLoadBalancerFor(member: Member, services: readonly string[]): boolean {
+  const roles = Array.isArray(member.meta.roles) ? (member.meta.roles as unknown[]) : []
+  return roles.includes('lb') && services.includes(String(member.meta.service))
 }
 
 function versionOf(descriptor: ComponentDescriptor, manifest: ManifestLike): string {

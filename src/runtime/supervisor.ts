@@ -140,6 +140,14 @@ export class ComponentProcess {
     void this.run()
   }
 
+  /** Announces the coming stop (state `draining`); false when it is not running to begin with. */
+  markDraining(): boolean {
+    if (this.stopping || this.child == null || (this.state !== 'ready' && this.state !== 'starting'))
+      return false
+    this.setState('draining')
+    return true
+  }
+
   /** SIGTERM, then SIGKILL after the stop timeout; resolves once the process is gone. */
   async stop(): Promise<void> {
     if (this.stopping) return this.exited
@@ -225,14 +233,19 @@ export class ComponentProcess {
     return !this.stopping
   }
 
-  /** Readiness, then liveness: a component that stops answering is restarted. */
+  /**
+   * Readiness, then liveness, as Kubernetes separates them: a ready component
+   * that fails `unhealthyAfter` checks in a row leaves rotation (`starting`) and
+   * comes back when a check passes; one that stays unhealthy for the start
+   * timeout is restarted, as is a start that never becomes healthy.
+   */
   private async watchHealth(child: ChildProcess, signal: AbortSignal): Promise<void> {
     const { descriptor } = this.spec
     const check = descriptor.health
     const interval = check?.intervalMs ?? 1000
-    const spawnedAt = Date.now()
+    let unreadySince = Date.now()
     let failures = 0
-    let readyAt: number | null = null
+    let everReady = false
     try {
       // Without a health check, "ready" can only mean "still running after a while".
       const delay =
@@ -247,29 +260,32 @@ export class ComponentProcess {
             cwd: this.spec.dir,
             env: this.environment(),
           }))
-        if (signal.aborted) return
+        // Draining ends health watching: the stop follows, and it must not turn ready again.
+        if (signal.aborted || this.stopping || this.state === 'draining') return
+        const ready = this.state === 'ready'
         if (healthy) {
           failures = 0
-          if (readyAt == null) {
-            readyAt = Date.now()
+          if (!ready) {
+            if (everReady) this.note('healthy again')
+            everReady = true
             this.error = null
             this.setState('ready')
-          } else if (Date.now() - readyAt >= this.policy.stableAfterMs) this.crashesInARow = 0
-        } else if (readyAt == null && Date.now() - spawnedAt > this.policy.startTimeoutMs) {
-          this.error = `not healthy ${this.policy.startTimeoutMs} ms after start`
-          this.note(this.error)
-          signalGroup(child.pid!, 'SIGKILL')
-          return
-        } else if (readyAt != null && ++failures >= this.policy.unhealthyAfter) {
+            unreadySince = Date.now()
+          } else if (Date.now() - unreadySince >= this.policy.stableAfterMs) this.crashesInARow = 0
+        } else if (ready && ++failures >= this.policy.unhealthyAfter) {
           this.error = `${failures} health checks failed in a row`
-          this.note(`${this.error}; restarting`)
+          this.note(`${this.error}; out of rotation until a check passes`)
           this.setState('starting')
+          unreadySince = Date.now()
+        } else if (!ready && Date.now() - unreadySince > this.policy.startTimeoutMs) {
+          this.error = `not healthy for ${this.policy.startTimeoutMs} ms`
+          this.note(`${this.error}; restarting`)
           signalGroup(child.pid!, 'SIGKILL')
           return
         }
-        // Until the first success, check every 50 ms: a component is usually up within
-        // tens of ms, and its readiness gates the rollout.
-        const wait = readyAt == null ? Math.min(interval, STARTUP_CHECK_MS) : interval
+        // While not ready, check every 50 ms: a component is usually up within tens
+        // of ms, and its readiness gates rollouts and traffic.
+        const wait = this.state === 'ready' ? interval : Math.min(interval, STARTUP_CHECK_MS)
         await sleep(wait, undefined, { signal })
       }
     } catch {

@@ -172,10 +172,24 @@ function send(res, status, body) {
   res.end(text)
 }
 
+/** Operators (and tests) can make the health check fail, to see the node leave rotation. */
+let healthy = true
+
 async function handle(req, res) {
-  const path = new URL(req.url ?? '/', 'http://localhost').pathname
+  const url = new URL(req.url ?? '/', 'http://localhost')
+  const path = url.pathname
+  if (req.method === 'POST' && path === '/admin/health') {
+    healthy = url.searchParams.get('ok') !== 'false'
+    return send(res, 200, { healthy })
+  }
   if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'method not allowed' })
-  if (path === '/healthz') return send(res, 200, { ok: true })
+  if (path === '/healthz') return healthy ? send(res, 200, { ok: true }) : send(res, 503, { ok: false })
+  if (path === '/slow') {
+    // A request that takes a while: what a drain must let finish.
+    const ms = Math.min(10_000, Number(url.searchParams.get('ms') ?? 500) || 0)
+    await new Promise((resolve) => setTimeout(resolve, ms))
+    return send(res, 200, { app: 'educa', version, node, sleptMs: ms })
+  }
   if (path !== '/') return send(res, 404, { error: 'not found' })
   const catalog = await askCatalog()
   const page = { app: 'educa', version, node, title, greeting }

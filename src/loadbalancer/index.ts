@@ -1,0 +1,14 @@
+/**
+ * Load balancer: `shoal lb` joins the cluster as an observer, builds its backend
+ * pool from member metadata, routes HTTP with the built-in proxy or drives
+ * HAProxy, and confirms drains to the nodes.
+ */
+export { type Backend, type BackendState, backendsOf, DEFAULT_WEIGHT } from './backends.js'
+export { Balancer, type BalanceStrategy } from './balancer.js'
+export {
+  type BackendSink,
+  LoadBalancer,
+  type LoadBalancerComponents,
+  type LoadBalancerInit,
+} from './load-balancer.js'
+export { HttpProxy, type ProxyInit, type ProxyStatus } from './proxy.js'

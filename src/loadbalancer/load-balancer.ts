@@ -1,0 +1,117 @@
+import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
+import type { Logger } from '../shared/logger.js'
+import type { TypedEvents } from '../shared/typed-events.js'
+import { type Backend, backendsOf } from './backends.js'
+import type { BalanceStrategy } from './balancer.js'
+import { HttpProxy, type ProxyStatus } from './proxy.js'
+
+export interface LoadBalancerInit {
+  /** The service to serve (components that provide it over HTTP). */
+  service: string
+  listen: { host: string; port: number }
+  strategy: BalanceStrategy
+  ejectMs: number
+  connectTimeoutMs: number
+  requestTimeoutMs: number
+  maxRetries: number
+}
+
+export interface LoadBalancerComponents {
+  membership: {
+    readonly events: TypedEvents<MembershipEvents>
+    members(): Member[]
+    updateMetadata(patch: MemberMetadata): Promise<void>
+  }
+  logger: Logger
+}
+
+/** Something else that routes traffic and wants the backend list (the HAProxy driver). */
+export interface BackendSink {
+  sync(backends: Backend[]): Promise<void>
+  /** Draining backends it has no session to any more. */
+  drained(): string[]
+  onDrainedChange?(listener: () => void): () => void
+}
+
+/**
+ * `shoal lb`: turns membership into a backend pool on every membership event
+ * (no reload), routes with the built-in proxy (or drives an external one through
+ * a sink), and tells draining nodes, through its own member metadata
+ * (`drained`), once it has nothing in flight to them.
+ */
+export class LoadBalancer {
+  readonly proxy: HttpProxy
+  private readonly log: Logger
+  private readonly unsubscribe: Array<() => void> = []
+  private backends: Backend[] = []
+  private published = ''
+
+  constructor(
+    private readonly init: LoadBalancerInit,
+    private readonly components: LoadBalancerComponents,
+    private readonly sink: BackendSink | null = null,
+  ) {
+    this.log = components.logger.child('lb')
+    this.proxy = new HttpProxy({ ...init, ...init.listen }, this.log)
+  }
+
+  async start(): Promise<{ host: string; port: number }> {
+    const address = await this.proxy.start()
+    const { events } = this.components.membership
+    for (const name of [
+      'member:join',
+      'member:update',
+      'member:suspect',
+      'member:dead',
+      'member:leave',
+      'member:reap',
+    ] as const)
+      this.unsubscribe.push(events.on(name, () => this.refresh()))
+    this.unsubscribe.push(this.proxy.events.on('proxy:drained', () => this.publishDrained()))
+    if (this.sink?.onDrainedChange != null)
+      this.unsubscribe.push(this.sink.onDrainedChange(() => this.publishDrained()))
+    await this.components.membership.updateMetadata({ service: this.init.service, drained: [] })
+    this.refresh()
+    this.log.info('load balancer listening', {
+      ...address,
+      service: this.init.service,
+      external: this.sink != null,
+    })
+    return address
+  }
+
+  async stop(): Promise<void> {
+    for (const off of this.unsubscribe.splice(0)) off()
+    await this.proxy.stop()
+  }
+
+  status(): ProxyStatus & { external: boolean } {
+    return { ...this.proxy.status(), external: this.sink != null }
+  }
+
+  private refresh(): void {
+    const next = backendsOf(this.components.membership.members(), this.init.service)
+    if (JSON.stringify(next) === JSON.stringify(this.backends)) return
+    this.backends = next
+    this.log.debug('backends', { backends: next.map((b) => `${b.key} ${b.state} ${b.weight}`) })
+    this.proxy.setBackends(next)
+    this.sink
+      ?.sync(next)
+      .then(() => this.publishDrained())
+      .catch((err: unknown) => this.log.warn('backend sync failed', { error: String(err) }))
+    this.publishDrained()
+  }
+
+  /** Draining backends neither the built-in proxy nor the sink has a request in flight to. */
+  private publishDrained(): void {
+    const ours = new Set(this.proxy.drained())
+    const theirs = this.sink == null ? null : new Set(this.sink.drained())
+    const drained = [...ours].filter((key) => theirs == null || theirs.has(key))
+    const text = drained.join(',')
+    if (text === this.published) return
+    this.published = text
+    this.components.membership
+      .updateMetadata({ drained })
+      .catch((err: unknown) => this.log.warn('could not publish drained backends', { error: String(err) }))
+  }
+}
