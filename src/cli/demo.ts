@@ -93,15 +93,34 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       children.push(child)
       apis.push(`http://127.0.0.1:${apiPort}`)
     }
+    // The load balancer: an observer member routing to every ready `web`.
+    const lbPort = await freePort('127.0.0.1', 8080)
+    const lbDir = join(dataDir, 'lb')
+    await mkdir(lbDir, { recursive: true })
+    const lbLog = openSync(join(lbDir, 'lb.log'), 'a')
+    const lbArgs = [CLI, 'lb', '--cluster', CLUSTER, '--listen', `127.0.0.1:${lbPort}`, '--data', lbDir]
+    lbArgs.push('--bootstrap', `/ip4/127.0.0.1/tcp/${firstP2pPort}`, '--p2p-listen', '/ip4/127.0.0.1/tcp/0')
+    lbArgs.push('--secret-file', secretFile, '--no-mdns')
+    const lb = spawn(process.execPath, [...AGENT_NODE_FLAGS, ...lbArgs], { stdio: ['ignore', lbLog, lbLog] })
+    lb.once('exit', (code) => {
+      if (stopping) return
+      console.error(`the load balancer exited unexpectedly (code ${code}); see ${join(lbDir, 'lb.log')}`)
+      void stopAll().then(() => process.exit(1))
+    })
+    children.push(lb)
+    const app = `http://127.0.0.1:${lbPort}`
+
     await waitForConvergence(apis)
-    const app = await deployEduca(apis[0]!, keyFile, join(dataDir, 'educa'), options.json)
+    await deployEduca(apis[0]!, keyFile, join(dataDir, 'educa'), options.json)
+    await waitForApp(app, options.nodes)
     if (options.json) {
       console.log(JSON.stringify({ app, dashboard: apis[0], apis, token: null }))
     } else {
       console.log(`Shoal demo: ${options.nodes} agents in cluster "${CLUSTER}" (closed by ${secretFile})`)
       for (const [i, api] of apis.entries())
         console.log(`  agent ${i + 1}  API ${api}   log ${join(dataDir, `node-${i + 1}`, 'agent.log')}`)
-      console.log(`\nApp:       ${app}   (educa 1.0 on agent 1; 1.1 is published too)`)
+      console.log(`\nApp:       ${app}   (educa 1.0 through the load balancer; 1.1 is published too)`)
+      console.log(`LB status: ${app}/_shoal/lb   log ${join(lbDir, 'lb.log')}`)
       console.log(`Dashboard: ${apis[0]}/`)
       console.log(`Try:       npx shoal members --api ${apis[0]}`)
       console.log(`           npx shoal rollout educa@1.1 --wait --api ${apis[0]}`)
@@ -119,9 +138,9 @@ export async function runDemo(options: DemoOptions): Promise<void> {
 
 /**
  * Builds the sample application, publishes educa 1.0 and 1.1 and rolls 1.0 out
- * to every agent; returns the URL of agent 1's web component.
+ * to every agent.
  */
-async function deployEduca(api: string, keyFile: string, buildDir: string, quiet: boolean): Promise<string> {
+async function deployEduca(api: string, keyFile: string, buildDir: string, quiet: boolean): Promise<void> {
   const { buildEduca } = (await import(EDUCA_BUILD.href)) as {
     buildEduca(out: string): Promise<Record<'1.0' | '1.1', string>>
   }
@@ -139,13 +158,26 @@ async function deployEduca(api: string, keyFile: string, buildDir: string, quiet
     timeoutMs: ROLLOUT_TIMEOUT_MS,
     progress: !quiet,
   })
-  const { components } = await client.get<{ components: Array<{ name: string; endpoint: string | null }> }>(
-    '/api/components',
-  )
-  const web = components.find((c) => c.name === 'web')?.endpoint
-  if (web == null)
-    throw new ShoalError('ERR_DEMO', 'educa is rolled out but agent 1 has no web endpoint', 500)
-  return web
+}
+
+/** Waits until the load balancer routes to `nodes` ready backends and educa answers through it. */
+async function waitForApp(app: string, nodes: number): Promise<void> {
+  const deadline = Date.now() + CONVERGE_TIMEOUT_MS
+  while (Date.now() < deadline) {
+    const ready = await fetch(`${app}/_shoal/lb`)
+      .then((res) => res.json() as Promise<{ backends: Array<{ state: string }> }>)
+      .then((s) => s.backends.filter((b) => b.state === 'ready').length)
+      .catch(() => 0)
+    if (
+      ready === nodes &&
+      (await fetch(app)
+        .then((res) => res.ok)
+        .catch(() => false))
+    )
+      return
+    await sleep(200)
+  }
+  throw new ShoalError('ERR_DEMO_TIMEOUT', `educa did not answer through the load balancer at ${app}`, 500)
 }
 
 async function waitForConvergence(apis: string[]): Promise<void> {
@@ -154,7 +186,12 @@ async function waitForConvergence(apis: string[]): Promise<void> {
     const views = await Promise.all(
       apis.map((api) => new ApiClient(api).get<MemberView[]>('/api/members').catch(() => [] as MemberView[])),
     )
-    if (views.every((view) => view.filter((m) => m.state === 'alive').length === apis.length)) return
+    if (
+      views.every(
+        (view) => view.filter((m) => m.state === 'alive' && !m.roles.includes('lb')).length === apis.length,
+      )
+    )
+      return
     await sleep(200)
   }
   throw new ShoalError(

@@ -298,6 +298,58 @@ program
   })
 
 program
+  .command('lb')
+  .description(
+    'run a load balancer that routes HTTP to the ready components of a service (docs/loadbalancer.md)',
+  )
+  .requiredOption('--cluster <name>', 'cluster to join as an observer (role lb)')
+  .option('--listen <host:port>', 'HTTP address to serve on', '127.0.0.1:8080')
+  .option('--service <name>', 'service whose components receive the traffic', 'web')
+  .addOption(
+    new Option('--balance <strategy>', 'how a backend is picked')
+      .choices(['round-robin', 'least-outstanding'])
+      .default('round-robin'),
+  )
+  .option('--bootstrap <multiaddr>', 'peer to join through, repeatable', collect)
+  .option('--secret-file <file>', 'cluster secret (libp2p private network key)')
+  .option('--data <dir>', 'data folder (identity); default ~/.shoal/<cluster>-lb')
+  .option(
+    '--p2p-listen <multiaddr>',
+    'libp2p listen address, repeatable (default /ip4/0.0.0.0/tcp/0)',
+    collect,
+  )
+  .option('--no-mdns', 'do not discover peers by mDNS on the local network')
+  .option(
+    '--haproxy-socket <path>',
+    "drive this HAProxy's runtime API (stats socket, level admin) instead of proxying",
+  )
+  .option('--haproxy-backend <name>', 'the HAProxy backend whose servers Shoal manages')
+  .addOption(new Option('--preset <preset>', 'timer preset').choices(['lan', 'cloud', 'test']).default('lan'))
+  .addOption(
+    new Option('--log-level <level>', 'log level')
+      .choices(['debug', 'info', 'warn', 'error'])
+      .default('info'),
+  )
+  .action(async (opts) => {
+    const { runLoadBalancer } = await import('./lb.js')
+    await runLoadBalancer({
+      cluster: opts.cluster,
+      listen: opts.listen,
+      service: opts.service,
+      strategy: opts.balance,
+      bootstrap: opts.bootstrap,
+      secretFile: opts.secretFile ?? null,
+      dataDir: opts.data,
+      p2pListen: opts.p2pListen,
+      mdns: opts.mdns,
+      haproxySocket: opts.haproxySocket,
+      haproxyBackend: opts.haproxyBackend,
+      preset: opts.preset as TimerPreset,
+      logLevel: opts.logLevel as LogLevel,
+    })
+  })
+
+program
   .command('demo')
   .description('run a local cluster of agents on this machine until Ctrl+C')
   .option('--nodes <n>', 'number of agents', positiveInt, 3)

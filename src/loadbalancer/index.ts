@@ -5,6 +5,8 @@
  */
 export { type Backend, type BackendState, backendsOf, DEFAULT_WEIGHT } from './backends.js'
 export { Balancer, type BalanceStrategy } from './balancer.js'
+export { HaproxyDriver, type HaproxyDriverInit, type HaproxyStatus } from './haproxy.js'
+export { HaproxySink } from './haproxy-sink.js'
 export {
   type BackendSink,
   LoadBalancer,

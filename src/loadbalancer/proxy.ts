@@ -346,14 +346,12 @@ export class HttpProxy {
 
   private serveOwn(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '').split('?')[0]
-    if (path === '/_shoal/lb') return sendJson(res, 200, this.status())
-    if (path === '/_shoal/metrics') {
+    if (path === '/_shoal/lb') sendJson(res, 200, this.status())
+    else if (path === '/_shoal/health') sendJson(res, 200, { ok: true })
+    else if (path === '/_shoal/metrics') {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
       res.end(this.prometheus())
-      return
-    }
-    if (path === '/_shoal/health') return sendJson(res, 200, { ok: true })
-    sendError(res, 404, 'ERR_NOT_FOUND', `no such endpoint: ${path}`)
+    } else sendError(res, 404, 'ERR_NOT_FOUND', `no such endpoint: ${path}`)
   }
 
   // --- backends ----------------------------------------------------------------------

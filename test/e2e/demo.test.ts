@@ -26,17 +26,27 @@ describe('shoal demo', () => {
     expect(printed.apis).toHaveLength(3)
     expect(printed.dashboard).toBe(printed.apis[0])
     for (const api of printed.apis) {
-      const members = (await (await fetch(`${api}/api/members`)).json()) as Array<{ state: string }>
-      expect(members.map((m) => m.state)).toEqual(['alive', 'alive', 'alive'])
+      const members = (await (await fetch(`${api}/api/members`)).json()) as Array<{
+        state: string
+        roles: string[]
+      }>
+      // Three agents and the load balancer, an observer member with role lb.
+      expect(members.map((m) => m.state)).toEqual(['alive', 'alive', 'alive', 'alive'])
+      expect(members.filter((m) => m.roles.includes('lb'))).toHaveLength(1)
     }
-    // The sample app runs: educa 1.0 answers through the printed URL.
+    // The sample app runs: educa 1.0 answers through the load balancer, from every node.
     const answer = (await (await fetch(String(printed.app))).json()) as { app: string; version: string }
     expect(answer).toMatchObject({ app: 'educa', version: '1.0' })
+    const lb = (await (await fetch(`${String(printed.app)}/_shoal/lb`)).json()) as {
+      backends: Array<{ state: string }>
+    }
+    expect(lb.backends.map((b) => b.state)).toEqual(['ready', 'ready', 'ready'])
     const members = (await (await fetch(`${printed.apis[1]}/api/members`)).json()) as Array<{
       distribution: string
+      roles: string[]
       components: Array<{ state: string }>
     }>
-    for (const m of members) {
+    for (const m of members.filter((x) => !x.roles.includes('lb'))) {
       expect(m.distribution).toBe('educa@1.0')
       expect(m.components.map((c) => c.state)).toEqual(['ready', 'ready'])
     }

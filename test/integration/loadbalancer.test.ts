@@ -4,11 +4,12 @@ import { buildEduca } from '../../examples/educa/build.mjs'
 import { type Agent, Observer } from '../../src/bootstrap/index.js'
 import { ApiClient } from '../../src/cli/client.js'
 import { publish } from '../../src/cli/publish.js'
-import { LoadBalancer, type ProxyStatus } from '../../src/loadbalancer/index.js'
+import { HaproxySink, LoadBalancer, type ProxyStatus } from '../../src/loadbalancer/index.js'
 import { silentLogger } from '../../src/shared/logger.js'
 import { TestCluster } from '../helpers/cluster.js'
 import { makeComponentDistribution } from '../helpers/components.js'
 import { makeKey } from '../helpers/distribution.js'
+import { haproxyAvailable, runHaproxy, stopHaproxy } from '../helpers/haproxy.js'
 import { runLoad } from '../helpers/load.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -31,8 +32,17 @@ describe('the load balancer follows the membership', () => {
     await cluster.cleanup()
   })
 
-  /** N agents running educa 1.0 and a load balancer (an observer member) in front of their `web`. */
-  async function setup(nodes: number, service = 'web', app: 'educa' | 'abrupt' = 'educa') {
+  /**
+   * N agents running educa 1.0 (or the abrupt app) and a load balancer (an
+   * observer member) in front of their `web`: the built-in proxy, or a real
+   * HAProxy the load balancer drives through its runtime API.
+   */
+  async function setup(
+    nodes: number,
+    service = 'web',
+    app: 'educa' | 'abrupt' = 'educa',
+    front: 'builtin' | 'haproxy' = 'builtin',
+  ) {
     cluster = new TestCluster()
     const dir = await cluster.dataDir()
     const keys = await makeKey(dir)
@@ -69,6 +79,15 @@ describe('the load balancer follows the membership', () => {
       silentLogger,
     )
     stops.push(() => observer.stop())
+    let sink: HaproxySink | null = null
+    let haproxyPort = 0
+    if (front === 'haproxy') {
+      const running = await runHaproxy(await cluster.dataDir())
+      stops.push(() => stopHaproxy(running.haproxy))
+      haproxyPort = running.port
+      sink = await HaproxySink.start({ socket: running.socket, backend: 'app' }, silentLogger)
+      stops.push(() => sink!.stop())
+    }
     const lb = new LoadBalancer(
       {
         service,
@@ -80,18 +99,23 @@ describe('the load balancer follows the membership', () => {
         maxRetries: 2,
       },
       { membership: observer.membership, logger: silentLogger },
+      sink,
     )
     const { port } = await lb.start()
     stops.push(() => lb.stop())
-    const url = `http://127.0.0.1:${port}`
-    const status = async () => (await (await fetch(`${url}/_shoal/lb`)).json()) as ProxyStatus
+    const url = `http://127.0.0.1:${sink == null ? port : haproxyPort}`
+    const status = async () =>
+      (await (await fetch(`http://127.0.0.1:${port}/_shoal/lb`)).json()) as ProxyStatus
     const ready = (n: number) =>
       waitFor(
         `${n} ready backends`,
-        async () => (await status()).backends.filter((b) => b.state === 'ready').length === n,
+        async () =>
+          sink == null
+            ? (await status()).backends.filter((b) => b.state === 'ready').length === n
+            : sink.status().servers.filter((b) => b.state === 'ready').length === n,
         { timeout: 30_000 },
       )
-    return { agents, keys, url, status, ready, observer }
+    return { agents, keys, url, status, ready, observer, sink }
   }
 
   const nodesOf = async (url: string, n: number) => {
@@ -153,5 +177,44 @@ describe('the load balancer follows the membership', () => {
     expect(after.backends.map((b) => b.node)).not.toContain(leaving.id)
     // The drain kept every request away from the stopping node: none had to be retried elsewhere.
     expect(after.counters).toMatchObject({ retries: 0, failed: 0 })
+  })
+
+  describe.skipIf(!haproxyAvailable)('with HAProxy driven through its runtime API', () => {
+    it('loses no request while a node drains and stops under steady load', async () => {
+      const { agents, url, ready, sink } = await setup(3, 'web', 'abrupt', 'haproxy')
+      await ready(3)
+      const leaving = agents[2]! as Agent
+      const load = runLoad(url, { rate: 80, durationMs: 6000, paths: ['/', 'POST /?ms=400', '/?ms=100'] })
+      await new Promise((r) => setTimeout(r, 1500))
+      await leaving.stop({ leave: true })
+      const result = await load
+      expect(result.failures).toEqual({})
+      expect(result.ok).toBe(result.sent)
+      expect(result.nodes[leaving.id]).toBeGreaterThan(0)
+      await waitFor(
+        'HAProxy to drop the node',
+        () => !sink!.status().servers.some((s) => s.key.startsWith(leaving.id)),
+      )
+    })
+
+    it('a node that dies fails at most the requests in flight to it, and leaves the pool', async () => {
+      const { agents, url, ready, sink } = await setup(3, 'web', 'educa', 'haproxy')
+      await ready(3)
+      const dying = agents[1]!
+      const load = runLoad(url, { rate: 80, durationMs: 5000, paths: ['/', '/slow?ms=200'] })
+      await new Promise((r) => setTimeout(r, 1500))
+      // A crash: the components die with SIGKILL, the agent vanishes without leaving.
+      for (const c of dying.runtime.status().components) if (c.pid != null) process.kill(c.pid, 'SIGKILL')
+      await dying.stop({ leave: false })
+      const result = await load
+      expect(result.failed).toBeLessThanOrEqual(5)
+      await waitFor(
+        'HAProxy to drop the dead node',
+        () => !sink!.status().servers.some((s) => s.key.startsWith(dying.id)),
+        {
+          timeout: 10_000,
+        },
+      )
+    })
   })
 })

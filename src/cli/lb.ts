@@ -1,0 +1,83 @@
+import { Observer, type ObserverOptions, parseHostPort } from '../bootstrap/index.js'
+import { type BackendSink, type BalanceStrategy, LoadBalancer } from '../loadbalancer/index.js'
+import { ShoalError } from '../shared/errors.js'
+import { createLogger, type LogLevel } from '../shared/logger.js'
+
+export interface LbOptions extends Omit<ObserverOptions, 'roles' | 'listen'> {
+  /** HTTP address the proxy listens on. */
+  listen: string
+  /** libp2p listen multiaddrs. */
+  p2pListen?: string[]
+  service: string
+  strategy: BalanceStrategy
+  haproxySocket?: string
+  haproxyBackend?: string
+  logLevel: LogLevel
+}
+
+/** Default proxy timings (docs/loadbalancer.md). */
+const EJECT_MS = 5000
+const CONNECT_TIMEOUT_MS = 2000
+const REQUEST_TIMEOUT_MS = 60_000
+const MAX_RETRIES = 2
+
+/**
+ * `shoal lb`: an observer member with role `lb` and the load balancer on top;
+ * prints one JSON line once it listens, runs until SIGTERM/SIGINT, then stops
+ * routing and leaves the cluster.
+ */
+export async function runLoadBalancer(options: LbOptions): Promise<void> {
+  if ((options.haproxySocket == null) !== (options.haproxyBackend == null))
+    throw new ShoalError('ERR_CONFIG', '--haproxy-socket and --haproxy-backend go together', 400)
+  const log = createLogger({ level: options.logLevel })
+  const listen = parseHostPort(options.listen)
+  const { listen: _http, p2pListen, ...member } = options
+  const observer = await Observer.start({ ...member, listen: p2pListen ?? [], roles: ['lb'] }, log)
+  let sink: (BackendSink & { stop(): Promise<void> }) | null = null
+  try {
+    if (options.haproxySocket != null) {
+      const { HaproxySink } = await import('../loadbalancer/haproxy-sink.js')
+      sink = await HaproxySink.start({ socket: options.haproxySocket, backend: options.haproxyBackend! }, log)
+    }
+    const lb = new LoadBalancer(
+      {
+        service: options.service,
+        listen,
+        strategy: options.strategy,
+        ejectMs: EJECT_MS,
+        connectTimeoutMs: CONNECT_TIMEOUT_MS,
+        requestTimeoutMs: REQUEST_TIMEOUT_MS,
+        maxRetries: MAX_RETRIES,
+      },
+      { membership: observer.membership, logger: log },
+      sink,
+    )
+    const address = await lb.start()
+    console.log(
+      JSON.stringify({
+        id: observer.id,
+        cluster: options.cluster,
+        url: `http://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`,
+        service: options.service,
+        haproxy: options.haproxyBackend ?? null,
+        addrs: observer.membership.self.addrs,
+      }),
+    )
+    let signals = 0
+    const onSignal = () => {
+      if (++signals > 1) process.exit(130)
+      void (async () => {
+        await lb.stop()
+        await sink?.stop()
+        await observer.stop({ leave: true })
+        process.exit(0)
+      })()
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+  } catch (err) {
+    await sink?.stop().catch(() => {})
+    await observer.stop({ leave: false })
+    throw err
+  }
+}

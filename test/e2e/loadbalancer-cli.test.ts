@@ -1,0 +1,157 @@
+import { spawn } from 'node:child_process'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildEduca } from '../../examples/educa/build.mjs'
+import type { ProxyStatus } from '../../src/loadbalancer/index.js'
+import { freePort } from '../../src/shared/ports.js'
+import { runLoad } from '../helpers/load.js'
+import { type AgentProcess, CLI, runCli, spawnAgent } from '../helpers/processes.js'
+import { waitFor } from '../helpers/wait.js'
+
+/** Component processes of the agent whose data folder is `data`. */
+async function componentPids(data: string): Promise<number[]> {
+  const found: number[] = []
+  for (const entry of await readdir('/proc')) {
+    const pid = Number(entry)
+    if (!Number.isInteger(pid)) continue
+    const environ = await readFile(`/proc/${pid}/environ`, 'latin1').catch(() => '')
+    if (environ.split('\0').includes(`SHOAL_RUNTIME_DATA=${data}`)) found.push(pid)
+  }
+  return found
+}
+
+describe('shoal lb in front of agent processes', () => {
+  let dir: string
+  let seedPort: number
+  let lbUrl: string
+  let stopLb: () => Promise<void>
+  const agents = new Map<string, AgentProcess>()
+
+  const cli = async (...args: string[]) => {
+    const result = await runCli(args)
+    if (result.code !== 0) throw new Error(`shoal ${args.join(' ')} failed: ${result.stderr}`)
+    return result.stdout
+  }
+  const status = async () => (await (await fetch(`${lbUrl}/_shoal/lb`)).json()) as ProxyStatus
+  const readyBackends = async () => (await status()).backends.filter((b) => b.state === 'ready').length
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'shoal-e2e-lb-'))
+    seedPort = await freePort()
+    await cli('key', 'new', join(dir, 'pub.key'))
+    for (const name of ['a', 'b', 'c']) {
+      const args = [
+        '--cluster',
+        'e2e-lb',
+        '--data',
+        join(dir, name),
+        '--api',
+        `127.0.0.1:${await freePort()}`,
+      ]
+      args.push(
+        '--listen',
+        `/ip4/127.0.0.1/tcp/${name === 'a' ? seedPort : 0}`,
+        '--no-mdns',
+        '--preset',
+        'test',
+      )
+      args.push('--trust', join(dir, 'pub.key.pub'))
+      if (name !== 'a') args.push('--bootstrap', `/ip4/127.0.0.1/tcp/${seedPort}`)
+      agents.set(name, await spawnAgent(args, dir))
+    }
+    const api = agents.get('a')!.info.api
+    const builds = await buildEduca(join(dir, 'build'))
+    await waitFor(
+      'three members',
+      async () => JSON.parse(await cli('members', '--json', '--api', api)).length === 3,
+    )
+    await cli(
+      'publish',
+      builds['1.0'],
+      '--name',
+      'educa',
+      '--version',
+      '1.0',
+      '--key',
+      join(dir, 'pub.key'),
+      '--api',
+      api,
+    )
+    await cli('rollout', 'educa@1.0', '--wait', '--api', api)
+
+    const lb = spawn(
+      process.execPath,
+      [
+        CLI,
+        'lb',
+        '--cluster',
+        'e2e-lb',
+        '--listen',
+        `127.0.0.1:${await freePort()}`,
+        '--data',
+        join(dir, 'lb'),
+      ]
+        .concat(['--bootstrap', `/ip4/127.0.0.1/tcp/${seedPort}`, '--p2p-listen', '/ip4/127.0.0.1/tcp/0'])
+        .concat(['--no-mdns', '--preset', 'test', '--log-level', 'warn']),
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    )
+    const exit = new Promise<number | null>((resolve) => lb.once('exit', resolve))
+    stopLb = async () => {
+      if (lb.exitCode == null) lb.kill('SIGTERM')
+      expect(await exit).toBe(0)
+    }
+    const line = await new Promise<string>((resolve) =>
+      createInterface({ input: lb.stdout! }).once('line', resolve),
+    )
+    lbUrl = (JSON.parse(line) as { url: string }).url
+    await waitFor('three ready backends', async () => (await readyBackends()) === 3, { timeout: 20_000 })
+  })
+
+  afterAll(async () => {
+    await stopLb?.()
+    for (const agent of agents.values()) await agent.stop('SIGTERM')
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('serves educa from every node, and loses nothing while one drains and stops (SIGTERM)', async () => {
+    const spread = await runLoad(lbUrl, { rate: 50, durationMs: 1000 })
+    expect(spread.failed).toBe(0)
+    expect(Object.keys(spread.nodes)).toHaveLength(3)
+
+    const load = runLoad(lbUrl, { rate: 60, durationMs: 5000, paths: ['/', '/slow?ms=300'] })
+    await new Promise((r) => setTimeout(r, 1500))
+    expect(await agents.get('c')!.stop('SIGTERM')).toBe(0)
+    const result = await load
+    expect(result.failures).toEqual({})
+    expect(result.ok).toBe(result.sent)
+    expect(await readyBackends()).toBe(2)
+  })
+
+  it('a node killed with SIGKILL fails at most the requests in flight to it, and is dropped', async () => {
+    const b = agents.get('b')!
+    const id = b.info.id
+    const pids = await componentPids(join(dir, 'b'))
+    expect(pids.length).toBe(2)
+    const load = runLoad(lbUrl, { rate: 60, durationMs: 5000, paths: ['/', '/slow?ms=200'] })
+    await new Promise((r) => setTimeout(r, 1500))
+    // The whole node at once: agent and components.
+    for (const pid of [b.child.pid!, ...pids]) process.kill(pid, 'SIGKILL')
+    await b.stop()
+    await waitFor(
+      'the killed node to leave the pool',
+      async () => !(await status()).backends.some((x) => x.node === id),
+      {
+        timeout: 10_000,
+      },
+    )
+    const result = await load
+    // GETs in flight to the dead node are retried elsewhere; at worst a few fail.
+    expect(result.failed).toBeLessThanOrEqual(5)
+    expect(result.ok).toBeGreaterThan(result.sent - 6)
+    const counters = (await status()).counters
+    expect(counters.requests).toBeGreaterThan(0)
+  })
+})
