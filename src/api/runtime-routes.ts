@@ -11,6 +11,7 @@ export interface RuntimeApi {
   followLog(name: string, listener: (text: string) => void): Promise<() => void>
   stopComponent(name: string): Promise<ComponentStatus>
   startComponent(name: string): Promise<ComponentStatus>
+  setWeight(name: string, weight: number): Promise<{ name: string; weight: number }>
   services(name: string): Endpoint[]
   /** Calls `listener` whenever membership or local components change. */
   onChange(listener: () => void): () => void
@@ -24,6 +25,7 @@ const MAX_LOG_LINES = 10_000
  * - `GET /api/components`: this node's runtime (active/target version, phase, components);
  * - `GET /api/components/:name/logs?lines=N&follow=true`: the log tail as text, then new output;
  * - `POST /api/components/:name/stop|start`: hold a component stopped, or start it afresh;
+ * - `POST /api/components/:name/weight {weight}`: its share of load-balanced traffic (0–256);
  * - `GET /api/services/:name`: ready endpoints across the cluster, this node's first;
  * - `GET /api/services/:name/events`: the same as server-sent events, on connect and on change;
  * - `POST /api/rollouts {distribution, strategy}`, `GET /api/rollouts`, `GET /api/rollouts/:id`.
@@ -72,6 +74,10 @@ export function runtimeRoutes(app: Hono, api: () => RuntimeApi): void {
   app.post('/api/components/:name/start', async (c) =>
     c.json(await api().startComponent(c.req.param('name'))),
   )
+  app.post('/api/components/:name/weight', async (c) => {
+    const body = (await c.req.json().catch(() => ({}))) as { weight?: unknown }
+    return c.json(await api().setWeight(c.req.param('name'), Number(body.weight)))
+  })
 
   app.get('/api/services/:name', (c) => {
     const service = c.req.param('name')

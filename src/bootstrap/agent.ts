@@ -228,6 +228,7 @@ export class Agent implements ApiBackend {
       followLog: (name, listener) => runtime.followLog(name, listener),
       stopComponent: (name) => runtime.stopComponent(name),
       startComponent: (name) => runtime.startComponent(name),
+      setWeight: (name, weight) => runtime.setWeight(name, weight),
       services: (name) => runtime.services(name),
       onChange: (listener) => {
         const offs = [

@@ -2,7 +2,7 @@ import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
-import { messageOf, NotFoundError } from '../shared/errors.js'
+import { messageOf, NotFoundError, ShoalError } from '../shared/errors.js'
 import type { Logger } from '../shared/logger.js'
 import { TypedEvents } from '../shared/typed-events.js'
 import { type ComponentDescriptor, componentsOf } from './descriptor.js'
@@ -118,6 +118,8 @@ interface Intent {
 }
 
 const METADATA_DEBOUNCE_MS = 25
+/** Weight a component announces unless an operator or a rollout set another. */
+const DEFAULT_WEIGHT = 100
 
 /**
  * Runs the components of the version the cluster wants on this node. A switch
@@ -134,6 +136,8 @@ export class Runtime {
   private readonly installing = new Map<string, { version: string; state: ComponentState }>()
   private readonly logs = new Map<string, LogFile>()
   private readonly held = new Set<string>()
+  /** Share of load-balanced traffic per component (0–256), for canaries; kept across switches. */
+  private readonly weights = new Map<string, number>()
   private readonly pids = new Set<number>()
   private active: string | null = null
   private running: string | null = null
@@ -236,6 +240,16 @@ export class Runtime {
   /** Calls `listener` with every piece of output a component writes, until the returned function is called. */
   async followLog(name: string, listener: (text: string) => void): Promise<() => void> {
     return (await this.logFile(name, false)).events.on('log:data', listener)
+  }
+
+  /** Sets the share of traffic load balancers send to a component here (0–256; 100 is the default). */
+  async setWeight(name: string, weight: number): Promise<{ name: string; weight: number }> {
+    if (!Number.isInteger(weight) || weight < 0 || weight > 256)
+      throw new ShoalError('ERR_BAD_REQUEST', 'a weight is a whole number from 0 to 256', 400)
+    this.processOf(name)
+    this.weights.set(name, weight)
+    await this.publishNow()
+    return { name, weight }
   }
 
   /** Stops one component until `startComponent` or the next switch (operator maintenance). */
@@ -493,6 +507,7 @@ export class Runtime {
       state: c.state,
       endpoint: c.endpoint,
       provides: c.provides,
+      weight: this.weights.get(c.name) ?? DEFAULT_WEIGHT,
     }))
     await this.components.membership.updateMetadata({
       distribution: status.active,

@@ -144,6 +144,14 @@ describe('the load balancer follows the membership', () => {
     await fetch(`${web}/admin/health?ok=true`, { method: 'POST' })
     await ready(3)
 
+    // Weight 0 (a canary's counterpart): the node keeps running but gets no new requests.
+    await new ApiClient(agents[1]!.apiUrl).post('/api/components/web/weight', { json: { weight: 0 } })
+    await waitFor('weight 0 to reach the load balancer', async () =>
+      (await status()).backends.some((b) => b.node === agents[1]!.id && b.weight === 0),
+    )
+    expect(Object.keys(await nodesOf(url, 20))).not.toContain(agents[1]!.id)
+    await new ApiClient(agents[1]!.apiUrl).post('/api/components/web/weight', { json: { weight: 100 } })
+
     const late = await cluster.start({ trust: [keys.pub] })
     await ready(4)
     expect(Object.keys(await nodesOf(url, 40))).toContain(late.id)
