@@ -1,12 +1,13 @@
 /**
  * Benchmark entry: `npm run bench -- <suite> [--sizes 10,25,50,100] [--no-processes] [--workers W]`.
  * Suites: membership (default), artifacts (`--sizes` default 2,5,10,20; needs root for its network namespaces),
- * runtime (`--sizes` default 3,10).
+ * runtime (`--sizes` default 3,10), lb (direct vs built-in proxy vs HAProxy; failures under drains and restarts).
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { runArtifacts } from './artifacts.js'
+import { runLb } from './lb.js'
 import { DEFAULT_WORKERS, runMembership } from './membership.js'
 import { runRuntime } from './runtime.js'
 
@@ -21,12 +22,18 @@ const { positionals, values } = parseArgs({
   },
 })
 const suite = positionals[0] ?? 'membership'
-if (suite !== 'membership' && suite !== 'artifacts' && suite !== 'runtime') {
-  console.error(`unknown benchmark suite "${suite}" (available: membership, artifacts, runtime)`)
+const SUITES = ['membership', 'artifacts', 'runtime', 'lb'] as const
+if (!SUITES.includes(suite as never)) {
+  console.error(`unknown benchmark suite "${suite}" (available: ${SUITES.join(', ')})`)
   process.exit(2)
 }
-const DEFAULT_SIZES = { membership: '10,25,50,100', artifacts: '2,5,10,20', runtime: '3,10' }
-const sizesText = values.sizes ?? DEFAULT_SIZES[suite]
+const DEFAULT_SIZES: Record<string, string> = {
+  membership: '10,25,50,100',
+  artifacts: '2,5,10,20',
+  runtime: '3,10',
+  lb: '3',
+}
+const sizesText = values.sizes ?? DEFAULT_SIZES[suite]!
 const sizes = sizesText.split(',').map(Number)
 if (!sizes.every((n) => Number.isInteger(n) && n >= 2)) {
   console.error(`--sizes wants whole numbers >= 2, got "${sizesText}"`)
@@ -44,7 +51,9 @@ const { report, text } =
     ? await runArtifacts({ sizes })
     : suite === 'runtime'
       ? await runRuntime({ sizes })
-      : await runMembership({ sizes, processes: !values['no-processes'], workers })
+      : suite === 'lb'
+        ? await runLb()
+        : await runMembership({ sizes, processes: !values['no-processes'], workers })
 await mkdir(RESULTS, { recursive: true })
 const file = `${RESULTS}${suite}.json`
 await writeFile(file, `${JSON.stringify(report, null, 2)}\n`)

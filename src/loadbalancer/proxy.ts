@@ -2,7 +2,6 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { connect, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { Pool } from 'undici'
 import type { Logger } from '../shared/logger.js'
 import { TypedEvents } from '../shared/typed-events.js'
@@ -241,18 +240,23 @@ export class HttpProxy {
       }
       res.once('close', onClose)
       try {
-        const upstream = await entry.pool.request({
-          method: method as 'GET',
-          path: req.url ?? '/',
-          headers,
-          body: hasBody ? req : null,
-          signal: abort.signal,
-        })
-        this.metrics.observe((performance.now() - started) / 1000)
-        const klass = `${Math.floor(upstream.statusCode / 100)}xx`
-        entry.counters.responses[klass] = (entry.counters.responses[klass] ?? 0) + 1
-        res.writeHead(upstream.statusCode, backHeaders(upstream.headers))
-        await pipeline(upstream.body, res)
+        // undici's stream(): the body goes straight into the client's response, no Readable between.
+        await entry.pool.stream(
+          {
+            method: method as 'GET',
+            path: req.url ?? '/',
+            headers,
+            body: hasBody ? req : null,
+            signal: abort.signal,
+          },
+          ({ statusCode, headers: answer }) => {
+            this.metrics.observe((performance.now() - started) / 1000)
+            const klass = `${Math.floor(statusCode / 100)}xx`
+            entry.counters.responses[klass] = (entry.counters.responses[klass] ?? 0) + 1
+            res.writeHead(statusCode, backHeaders(answer))
+            return res
+          },
+        )
         return
       } catch (err) {
         const code = (err as { code?: string }).code ?? ''
