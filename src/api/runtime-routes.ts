@@ -1,6 +1,6 @@
 import type { Hono } from 'hono'
 import { stream, streamSSE } from 'hono/streaming'
-import type { RolloutView } from '../manager/index.js'
+import type { ManagerCommand, ManagerStatus, RolloutView } from '../manager/index.js'
 import type { ComponentStatus, Endpoint, RuntimeStatus } from '../runtime/index.js'
 import { ShoalError } from '../shared/errors.js'
 
@@ -17,6 +17,8 @@ export interface RuntimeApi {
   onChange(listener: () => void): () => void
   startRollout(body: unknown): Promise<RolloutView>
   rollouts(): RolloutView[]
+  command(command: ManagerCommand): Promise<RolloutView>
+  manager(): ManagerStatus
 }
 
 const MAX_LOG_LINES = 10_000
@@ -28,7 +30,10 @@ const MAX_LOG_LINES = 10_000
  * - `POST /api/components/:name/weight {weight}`: its share of load-balanced traffic (0–256);
  * - `GET /api/services/:name`: ready endpoints across the cluster, this node's first;
  * - `GET /api/services/:name/events`: the same as server-sent events, on connect and on change;
- * - `POST /api/rollouts {distribution, strategy}`, `GET /api/rollouts`, `GET /api/rollouts/:id`.
+ * - `POST /api/rollouts {distribution, strategy, maxUnavailable, canaryPercent, approve, minReadyMs,
+ *   failureThreshold, autoRollback, nodes}`, `GET /api/rollouts`, `GET /api/rollouts/:id`,
+ *   `POST /api/rollouts/:id/approve|pause|resume|abort`, `POST /api/rollbacks {name, to?, ...}`;
+ * - `GET /api/manager`: the election as this node sees it (manager, term, quorum, voters).
  */
 export function runtimeRoutes(app: Hono, api: () => RuntimeApi): void {
   app.get('/api/components', (c) => c.json(api().status()))
@@ -122,6 +127,15 @@ export function runtimeRoutes(app: Hono, api: () => RuntimeApi): void {
     return c.json(await api().startRollout(body), 202)
   })
   app.get('/api/rollouts', (c) => c.json(api().rollouts()))
+  for (const op of ['approve', 'pause', 'resume', 'abort'] as const)
+    app.post(`/api/rollouts/:id/${op}`, async (c) =>
+      c.json(await api().command({ op, id: c.req.param('id') })),
+    )
+  app.post('/api/rollbacks', async (c) => {
+    const body = (await c.req.json().catch(() => ({}))) as Record<string, unknown>
+    return c.json(await api().command({ ...body, op: 'rollback' } as ManagerCommand), 202)
+  })
+  app.get('/api/manager', (c) => c.json(api().manager()))
   app.get('/api/rollouts/:id', (c) => {
     const found = api()
       .rollouts()

@@ -24,6 +24,8 @@ export interface StatusView {
   state: MemberState
   incarnation: number
   manager: string | null
+  /** The election as this node sees it: term, quorum, voters. */
+  managerStatus: unknown
   /** True when the cluster has no secret: anyone who can reach it may join. */
   open: boolean
   members: Record<MemberState, number> & { total: number }
@@ -40,13 +42,14 @@ export interface StatusView {
   config: unknown
 }
 
-export function memberView(member: Member): MemberView {
+/** `manager` is the id of the manager this node follows, if any. */
+export function memberView(member: Member, manager: string | null = null): MemberView {
   const meta = member.meta
   return {
     id: member.id,
     state: member.state,
     addrs: member.addrs,
-    manager: false,
+    manager: manager != null && member.id === manager,
     // A member is ready when it is alive and its runtime has not said otherwise.
     ready: member.state === 'alive' && meta.ready !== false,
     distribution: typeof meta.distribution === 'string' ? meta.distribution : null,

@@ -12,7 +12,15 @@ import {
   type StatusView,
 } from '../api/index.js'
 import { type Artifacts, openArtifacts, UnknownDistributionError } from '../artifacts/index.js'
-import { DesiredVersion, ROLLOUT_STRATEGIES, type RolloutView, rolloutView } from '../manager/index.js'
+import {
+  ClusterStateStore,
+  Manager,
+  type ManagerCommand,
+  type ManagerStatus,
+  type RolloutView,
+  rolloutView,
+  targetOf,
+} from '../manager/index.js'
 import { createMembership, type Membership } from '../membership/index.js'
 import { componentsOf, Runtime } from '../runtime/index.js'
 import { ShoalError } from '../shared/errors.js'
@@ -59,7 +67,8 @@ export class Agent implements ApiBackend {
     readonly node: ShoalLibp2p,
     readonly membership: Membership,
     readonly artifacts: Artifacts,
-    readonly desired: DesiredVersion,
+    readonly clusterState: ClusterStateStore,
+    readonly manager: Manager,
     readonly runtime: Runtime,
     private readonly state: AgentState,
     private readonly traffic: WireTraffic,
@@ -115,22 +124,36 @@ export class Agent implements ApiBackend {
         },
       )
       undo.unshift(() => artifacts.close())
-      const desired = new DesiredVersion({
+      const clusterState = new ClusterStateStore({
         membership,
         privateKey,
-        db: state.sublevel('desired'),
+        db: state.sublevel('cluster'),
         logger: log,
       })
-      await desired.start()
-      undo.unshift(() => desired.stop())
+      await clusterState.start()
+      undo.unshift(() => clusterState.stop())
+      const manager = createManager(config, membership, node, artifacts, clusterState, state, log)
       let apiUrl = ''
-      const runtime = createRuntime(config, membership, artifacts, desired, state, () => apiUrl, log)
+      const runtime = createRuntime(config, membership, artifacts, clusterState, state, () => apiUrl, log)
       undo.unshift(() => runtime.stop())
       await artifacts.distributor.start()
-      const agent = new Agent(config, node, membership, artifacts, desired, runtime, state, traffic, log)
+      const agent = new Agent(
+        config,
+        node,
+        membership,
+        artifacts,
+        clusterState,
+        manager,
+        runtime,
+        state,
+        traffic,
+        log,
+      )
       await agent.startApi()
       apiUrl = agent.localApiUrl
       await runtime.start()
+      await manager.start()
+      undo.unshift(() => manager.stop())
       if (secret == null) {
         log.warn(
           `cluster "${config.cluster}" is OPEN: no --secret-file was given, so any node that can reach this one may join it. ` +
@@ -175,12 +198,15 @@ export class Agent implements ApiBackend {
       addrs: self.addrs,
       state: self.state,
       incarnation: self.incarnation,
-      manager: null,
+      manager: this.manager.status().manager,
+      managerStatus: this.managerStatus(),
       open: this.config.secretFile == null,
       members: countStates(this.membership.members()),
       distribution: this.runtime.status().active,
       runtime: this.runtime.status(),
-      rollouts: this.rollouts().slice(0, 1),
+      rollouts: this.rollouts().filter(
+        (r) => !['done', 'failed', 'rolled-back', 'aborted', 'superseded'].includes(r.state),
+      ),
       health: this.membership.stats().health,
       distributions: {
         known: this.artifacts.catalogue.list().length,
@@ -196,7 +222,8 @@ export class Agent implements ApiBackend {
   }
 
   members(): MemberView[] {
-    return this.membership.members().map(memberView)
+    const manager = this.manager.status().manager
+    return this.membership.members().map((m) => memberView(m, manager))
   }
 
   get distributions(): ArtifactsApi {
@@ -243,36 +270,34 @@ export class Agent implements ApiBackend {
       },
       startRollout: (body) => this.startRollout(body),
       rollouts: () => this.rollouts(),
+      command: (command) => this.managerCommand(command),
+      manager: () => this.managerStatus(),
     }
   }
 
-  /** Rollouts, newest first: the current desired version's progress, then earlier ones. */
+  /** Rollouts and rollbacks, newest first (the audit trail), with what members report. */
   rollouts(): RolloutView[] {
     const members = this.membership.members()
-    return this.desired.records().map((record, i) => rolloutView(record, i === 0, members))
+    return this.clusterState.current().rollouts.map((record) => rolloutView(record, members))
+  }
+
+  /** The election as this node sees it, and the state it follows. */
+  managerStatus(): ManagerStatus & { stateTerm: number; stateSeq: number } {
+    const state = this.clusterState.current()
+    return { ...this.manager.status(), stateTerm: state.term, stateSeq: state.seq }
   }
 
   /**
-   * Records a new desired version for the whole cluster (strategy all-at-once
-   * until the manager brings the others). The version must be known here and its
-   * components valid, so a typo fails now instead of on every node.
+   * Starts a rollout through the manager (wherever it runs). The version's
+   * components must be valid where this agent can tell, so a typo fails now.
    */
   async startRollout(body: unknown): Promise<RolloutView> {
-    const input = (body ?? {}) as { distribution?: unknown; strategy?: unknown }
+    const input = (body ?? {}) as Record<string, unknown>
     const distribution = input.distribution
     if (typeof distribution !== 'string' || !distribution.includes('@'))
       throw new ShoalError(
         'ERR_BAD_REQUEST',
         'give the version to roll out as "distribution": "NAME@VERSION"',
-        400,
-      )
-    const strategy = input.strategy ?? 'all-at-once'
-    if (!ROLLOUT_STRATEGIES.includes(strategy as never))
-      throw new ShoalError('ERR_BAD_REQUEST', `unknown strategy "${String(strategy)}"`, 400)
-    if (strategy !== 'all-at-once')
-      throw new ShoalError(
-        'ERR_STRATEGY_UNSUPPORTED',
-        `strategy ${String(strategy)} needs the cluster manager, which this version does not have yet; use all-at-once`,
         400,
       )
     // A version published through another agent a moment ago may still be on its way here.
@@ -281,8 +306,24 @@ export class Agent implements ApiBackend {
     const entry = this.artifacts.catalogue.get(distribution)
     if (entry == null) throw new UnknownDistributionError(distribution)
     componentsOf(entry.signed.manifest.artifacts)
-    const record = await this.desired.propose(distribution, 'all-at-once')
-    return rolloutView(record, true, this.membership.members())
+    return this.managerCommand({ ...input, op: 'rollout', distribution } as ManagerCommand)
+  }
+
+  /** rollout, rollback, approve, pause, resume, abort: carried out by the manager. */
+  async managerCommand(command: ManagerCommand): Promise<RolloutView> {
+    let record: Awaited<ReturnType<Manager['command']>>
+    try {
+      record = await this.manager.command({ ...command, requestedBy: this.id } as ManagerCommand)
+    } catch (err) {
+      if (err instanceof Error && err.name === 'ZodError')
+        throw new ShoalError(
+          'ERR_BAD_REQUEST',
+          `bad command: ${(err as { issues?: Array<{ message: string; path: unknown[] }> }).issues?.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+          400,
+        )
+      throw err
+    }
+    return rolloutView(record, this.membership.members())
   }
 
   /** Bytes moved over all connections so far. */
@@ -318,10 +359,12 @@ export class Agent implements ApiBackend {
   private async shutdown(leave: boolean): Promise<void> {
     const steps: Array<[string, () => Promise<void>]> = [
       // Drained while still a member, so the load balancers hear of it before the processes stop.
+      // A leaving manager stops deciding first; the others elect a new one once it has left.
+      ['manager', () => this.manager.stop()],
       ['drain', () => (leave ? this.runtime.drainAll() : Promise.resolve())],
       ['leave', () => (leave ? this.membership.leave() : Promise.resolve())],
       ['runtime', () => this.runtime.stop()],
-      ['desired version', () => this.desired.stop()],
+      ['cluster state', () => this.clusterState.stop()],
       ['artifacts', () => this.artifacts.close()],
       ['membership', () => this.membership.stop()],
       ['api', () => this.api?.stop() ?? Promise.resolve()],
@@ -350,7 +393,7 @@ function createRuntime(
   config: AgentConfig,
   membership: Membership,
   artifacts: Artifacts,
-  desired: DesiredVersion,
+  clusterState: ClusterStateStore,
   state: AgentState,
   apiUrl: () => string,
   log: Logger,
@@ -373,10 +416,43 @@ function createRuntime(
         onComplete: (listener) => distributor.events.on('distribution:complete', ({ id }) => listener(id)),
       },
       desired: {
-        current: () => desired.current(),
-        onChange: (listener) => desired.events.on('desired:changed', () => listener()),
+        current: () => {
+          const target = targetOf(clusterState.current(), membership.id)
+          return target == null ? null : { distribution: target }
+        },
+        onChange: (listener) => clusterState.events.on('state:changed', () => listener()),
       },
       db: state.sublevel('runtime'),
+      logger: log,
+    },
+  )
+}
+
+function createManager(
+  config: AgentConfig,
+  membership: Membership,
+  node: ShoalLibp2p,
+  artifacts: Artifacts,
+  clusterState: ClusterStateStore,
+  state: AgentState,
+  log: Logger,
+): Manager {
+  const preset = config.preset
+  return new Manager(
+    {
+      cluster: config.cluster,
+      tickMs: preset === 'test' ? 100 : 250,
+      voterRemovalMs: preset === 'test' ? 5000 : preset === 'cloud' ? 120_000 : 30_000,
+    },
+    {
+      membership,
+      network: node,
+      store: clusterState,
+      versions: {
+        has: async (id) => artifacts.catalogue.get(id) != null,
+        history: (name) => artifacts.catalogue.history(name).map((e) => e.id),
+      },
+      db: state.sublevel('manager'),
       logger: log,
     },
   )

@@ -151,13 +151,11 @@ async function deployEduca(api: string, keyFile: string, buildDir: string, quiet
     await publish(client, { dir: builds[version], name: 'educa', version, keyFile, progress: false })
   }
   if (!quiet) console.log('rolling out educa@1.0 to every agent…')
-  await rollout(client, {
-    distribution: 'educa@1.0',
-    strategy: 'all-at-once',
-    wait: true,
-    timeoutMs: ROLLOUT_TIMEOUT_MS,
-    progress: !quiet,
-  })
+  await rollout(
+    client,
+    { distribution: 'educa@1.0', strategy: 'all-at-once' },
+    { timeoutMs: ROLLOUT_TIMEOUT_MS, progress: !quiet },
+  )
 }
 
 /** Waits until the load balancer routes to `nodes` ready backends and educa answers through it. */

@@ -233,31 +233,111 @@ program
 
 program
   .command('rollout')
-  .argument('<distribution>', 'the version to run everywhere, NAME@VERSION')
-  .description('make the cluster run a distribution version (see docs/components.md)')
+  .argument('<distribution>', 'the version to run, NAME@VERSION (or "status" to follow rollout ID)')
+  .argument('[id]', 'with "status": the rollout to show')
+  .description('move the cluster (or --nodes) to a distribution version (docs/manager.md)')
   .addOption(
-    new Option('--strategy <strategy>', 'how nodes move (only all-at-once until the manager lands)')
+    new Option('--strategy <strategy>', 'how nodes move')
       .choices(['all-at-once', 'rolling', 'canary'])
       .default('all-at-once'),
   )
-  .option('--max-unavailable <n>', 'rolling: nodes out of rotation at once', positiveInt)
-  .option('--canary <percent>', 'canary: share of nodes updated first', positiveInt)
-  .addOption(new Option('--approve <mode>', 'approval of each step').choices(['manual', 'auto']))
-  .option('--wait', 'block until every node runs it with all components ready; exit non-zero on failure')
+  .option('--max-unavailable <n>', 'rolling: nodes out of rotation at once, N or P% (default 1)')
+  .option('--canary <percent>', 'canary: share of nodes updated first (default 20)', positiveInt)
+  .addOption(
+    new Option('--approve <mode>', 'canary: continue after approval, or after a clean window').choices([
+      'manual',
+      'auto',
+    ]),
+  )
+  .option('--nodes <ids>', 'only these nodes (comma-separated ids)')
+  .option(
+    '--min-ready <seconds>',
+    'a node must stay ready this long before the next one goes (default 1)',
+    Number,
+  )
+  .option('--failure-threshold <n>', 'failed nodes that stop the rollout (default 1)', positiveInt)
+  .option('--no-auto-rollback', 'when the threshold is crossed, stop but do not send failed nodes back')
+  .option('--watch', 'with "status": follow until the rollout ends')
+  .option(
+    '--wait',
+    'block until it is done; exit non-zero if it fails, is rolled back, aborted or superseded',
+  )
   .option('--timeout <seconds>', 'with --wait: give up after this long (default 600)', positiveInt, 600)
   .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
   .option('--json', 'print JSON')
-  .action(async (distribution: string, opts) => {
-    const { rollout, formatRollouts } = await import('./rollout.js')
-    const view = await rollout(new ApiClient(apiBaseUrl(opts.api)), {
+  .action(async (distribution: string, id: string | undefined, opts) => {
+    const { rollout, follow, formatRollouts, parseUnavailable } = await import('./rollout.js')
+    const client = new ApiClient(apiBaseUrl(opts.api))
+    const wait = { timeoutMs: (opts.timeout as number) * 1000, progress: !opts.json }
+    if (distribution === 'status') {
+      if (id == null) throw new ShoalError('ERR_BAD_REQUEST', 'usage: shoal rollout status ID [--watch]', 400)
+      const view = opts.watch
+        ? await follow(client, id, wait)
+        : await client.get<RolloutView>(`/api/rollouts/${id}`)
+      print(Boolean(opts.json), view, () => formatRollouts([view]))
+      return
+    }
+    const body = {
       distribution,
       strategy: opts.strategy,
-      wait: Boolean(opts.wait),
-      timeoutMs: (opts.timeout as number) * 1000,
-      progress: !opts.json,
-    })
+      ...(opts.maxUnavailable == null ? {} : parseUnavailable(opts.maxUnavailable)),
+      ...(opts.canary == null ? {} : { canaryPercent: opts.canary }),
+      ...(opts.approve == null ? {} : { approve: opts.approve }),
+      ...(opts.nodes == null ? {} : { nodes: String(opts.nodes).split(',').filter(Boolean) }),
+      ...(opts.minReady == null ? {} : { minReadyMs: Math.round(Number(opts.minReady) * 1000) }),
+      ...(opts.failureThreshold == null ? {} : { failureThreshold: opts.failureThreshold }),
+      autoRollback: opts.autoRollback !== false,
+    }
+    const view = await rollout(client, body, opts.wait ? wait : null)
     print(Boolean(opts.json), view, () => formatRollouts([view]))
   })
+
+program
+  .command('rollback')
+  .argument('<name>', 'distribution name')
+  .description('roll back to an earlier version the nodes still hold (default: the previous one)')
+  .option('--to <version>', 'the version to go back to')
+  .addOption(
+    new Option('--strategy <strategy>', 'how nodes move')
+      .choices(['all-at-once', 'rolling', 'canary'])
+      .default('all-at-once'),
+  )
+  .option('--max-unavailable <n>', 'rolling: nodes out of rotation at once, N or P%')
+  .option('--wait', 'block until it is done; exit non-zero otherwise')
+  .option('--timeout <seconds>', 'with --wait: give up after this long (default 600)', positiveInt, 600)
+  .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--json', 'print JSON')
+  .action(async (name: string, opts) => {
+    const { rollback, formatRollouts, parseUnavailable } = await import('./rollout.js')
+    const body = {
+      name,
+      ...(opts.to == null ? {} : { to: opts.to }),
+      strategy: opts.strategy,
+      ...(opts.maxUnavailable == null ? {} : parseUnavailable(opts.maxUnavailable)),
+    }
+    const wait = { timeoutMs: (opts.timeout as number) * 1000, progress: !opts.json }
+    const view = await rollback(new ApiClient(apiBaseUrl(opts.api)), body, opts.wait ? wait : null)
+    print(Boolean(opts.json), view, () => formatRollouts([view]))
+  })
+
+for (const [op, what] of [
+  ['approve', 'let a canary rollout waiting for approval continue'],
+  ['pause', 'let no further node start switching (those switching finish)'],
+  ['resume', 'continue a paused rollout'],
+  ['abort', 'stop a rollout and send every node it switched back'],
+] as const) {
+  program
+    .command(op)
+    .argument('<id>', 'rollout id (shoal rollouts)')
+    .description(what)
+    .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts) => {
+      const { formatRollouts } = await import('./rollout.js')
+      const view = await new ApiClient(apiBaseUrl(opts.api)).post<RolloutView>(`/api/rollouts/${id}/${op}`)
+      print(Boolean(opts.json), view, () => formatRollouts([view]))
+    })
+}
 
 program
   .command('rollouts')

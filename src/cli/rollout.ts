@@ -4,52 +4,61 @@ import type { RolloutView } from '../manager/index.js'
 import { ShoalError } from '../shared/errors.js'
 import type { ApiClient } from './client.js'
 
-export interface RolloutOptions {
-  distribution: string
-  strategy: string
-  wait: boolean
+export interface FollowOptions {
   timeoutMs: number
   progress: boolean
 }
 
-/**
- * Starts a rollout and, with `wait`, follows it until every node runs the version
- * with all components ready (resolves) or a node reports failure, another rollout
- * supersedes it or time runs out (throws).
- */
-export async function rollout(client: ApiClient, options: RolloutOptions): Promise<RolloutView> {
-  const started = await client.post<RolloutView>('/api/rollouts', {
-    json: { distribution: options.distribution, strategy: options.strategy },
-  })
-  if (!options.wait) return started
-  return follow(client, started, options)
+/** States a rollout ends in; only `done` is a success. */
+const FINAL = new Set(['done', 'failed', 'rolled-back', 'aborted', 'superseded'])
+
+/** Starts a rollout (POST /api/rollouts) and, with `wait`, follows it to its end. */
+export async function rollout(
+  client: ApiClient,
+  body: Record<string, unknown>,
+  wait: FollowOptions | null,
+): Promise<RolloutView> {
+  const started = await client.post<RolloutView>('/api/rollouts', { json: body })
+  return wait == null ? started : follow(client, started.id, wait)
 }
 
-async function follow(
+/** Starts a rollback (POST /api/rollbacks) and, with `wait`, follows it. */
+export async function rollback(
   client: ApiClient,
-  started: RolloutView,
-  options: RolloutOptions,
+  body: Record<string, unknown>,
+  wait: FollowOptions | null,
 ): Promise<RolloutView> {
-  const path = `/api/rollouts/${started.id}`
+  const started = await client.post<RolloutView>('/api/rollbacks', { json: body })
+  return wait == null ? started : follow(client, started.id, wait)
+}
+
+/**
+ * Follows a rollout until it ends (resolves on `done`, throws on anything
+ * else) or, with `untilWaiting`, until it waits for approval. A progress bar on
+ * a terminal shows nodes done out of the rollout's nodes.
+ */
+export async function follow(
+  client: ApiClient,
+  id: string,
+  options: FollowOptions & { untilWaiting?: boolean },
+): Promise<RolloutView> {
   const deadline = Date.now() + options.timeoutMs
-  const bar = options.progress && process.stderr.isTTY ? progressBar(started) : null
+  let bar: SingleBar | null = null
   try {
     for (;;) {
-      const view = await client.get<RolloutView>(path)
-      bar?.setTotal(view.nodes.total)
-      bar?.update(view.nodes.done, { failed: view.nodes.failed })
+      const view = await client.get<RolloutView>(`/api/rollouts/${id}`)
+      if (options.progress && process.stderr.isTTY) {
+        bar ??= progressBar(view)
+        bar.setTotal(view.nodes.total)
+        bar.update(view.nodes.done, { state: view.state, failed: view.nodes.failed })
+      }
       if (view.state === 'done') return view
-      if (view.state === 'failed') throw new RolloutFailedError(view)
-      if (view.state === 'superseded')
-        throw new ShoalError(
-          'ERR_ROLLOUT_SUPERSEDED',
-          `rollout ${view.id} was superseded by a newer one`,
-          409,
-        )
+      if (options.untilWaiting && view.state === 'waiting-approval') return view
+      if (FINAL.has(view.state)) throw new RolloutFailedError(view)
       if (Date.now() > deadline)
         throw new ShoalError(
           'ERR_TIMEOUT',
-          `rollout ${view.id} not done after ${Math.round(options.timeoutMs / 1000)} s: ${view.nodes.done}/${view.nodes.total} nodes ready`,
+          `rollout ${view.id} not done after ${Math.round(options.timeoutMs / 1000)} s: ${view.state}, ${view.nodes.done}/${view.nodes.total} nodes done`,
           504,
         )
       await sleep(300)
@@ -62,11 +71,12 @@ async function follow(
 export class RolloutFailedError extends ShoalError {
   constructor(view: RolloutView) {
     const failed = view.members
-      .filter((m) => m.status === 'failed')
-      .map((m) => `${m.id.slice(-8)}: ${m.error ?? 'failed'}`)
+      .filter((m) => m.status === 'failed' || m.error != null)
+      .map((m) => `${m.id.slice(-8)}: ${m.error ?? m.status}`)
+    const detail = [view.reason, ...failed].filter(Boolean).join('; ')
     super(
       'ERR_ROLLOUT_FAILED',
-      `rollout ${view.id} of ${view.distribution} failed on ${failed.join('; ')}`,
+      `rollout ${view.id} of ${view.distribution} ended ${view.state}${detail ? `: ${detail}` : ''}`,
       500,
     )
   }
@@ -75,13 +85,13 @@ export class RolloutFailedError extends ShoalError {
 function progressBar(view: RolloutView): SingleBar {
   const bar = new SingleBar(
     {
-      format: `${view.distribution} [{bar}] {value}/{total} nodes ready {failed} failed`,
+      format: `${view.id} ${view.distribution} [{bar}] {value}/{total} nodes done, {failed} failed  {state}`,
       stream: process.stderr,
       hideCursor: true,
     },
     Presets.shades_classic,
   )
-  bar.start(view.nodes.total, view.nodes.done, { failed: view.nodes.failed })
+  bar.start(view.nodes.total, view.nodes.done, { failed: view.nodes.failed, state: view.state })
   return bar
 }
 
@@ -90,7 +100,15 @@ export function formatRollouts(list: RolloutView[]): string {
   return list
     .map(
       (r) =>
-        `${r.id.padEnd(6)} ${r.distribution.padEnd(20)} ${r.strategy.padEnd(12)} ${r.state.padEnd(10)} ${r.nodes.done}/${r.nodes.total} ready${r.nodes.failed > 0 ? `, ${r.nodes.failed} failed` : ''}  ${r.startedAt}`,
+        `${r.id.padEnd(5)} ${r.kind.padEnd(8)} ${`${r.from ?? '-'} → ${r.distribution}`.padEnd(28)} ${r.strategy.padEnd(11)} ${r.state.padEnd(16)} ${r.nodes.done}/${r.nodes.total} done${r.nodes.failed > 0 ? `, ${r.nodes.failed} failed` : ''}  ${r.startedAt}${r.reason ? `  (${r.reason})` : ''}`,
     )
     .join('\n')
+}
+
+/** `--max-unavailable 2` or `--max-unavailable 25%`. */
+export function parseUnavailable(value: string): { maxUnavailable?: number; maxUnavailablePercent?: number } {
+  const match = /^(\d+)(%?)$/.exec(value.trim())
+  if (match == null || Number(match[1]) < 1)
+    throw new ShoalError('ERR_BAD_REQUEST', `--max-unavailable wants N or P% (got "${value}")`, 400)
+  return match[2] === '%' ? { maxUnavailablePercent: Number(match[1]) } : { maxUnavailable: Number(match[1]) }
 }

@@ -1,22 +1,29 @@
 /**
- * Manager: what the cluster decides as a whole. For now the desired version (a
- * signed, revisioned record every node follows) and the progress of rollouts;
- * election, placement and rollout strategies build on these.
+ * Manager: what the cluster decides as a whole. Every agent takes part in the
+ * election; the elected manager (with a majority of the voters) keeps the
+ * replicated cluster state: voters, the version each node should run, the
+ * rollouts that move them (all-at-once, rolling, canary; approval, pause,
+ * abort, rollback) and their audit trail.
  */
+export { CLAIM_KEY, type ElectionView, elect, isEligible } from './election.js'
 export {
-  DESIRED_KEY,
-  type DesiredRecord,
-  DesiredVersion,
-  type DesiredVersionComponents,
-  type DesiredVersionEvents,
+  Manager,
+  type ManagerCommand,
+  type ManagerComponents,
+  type ManagerInit,
+  type ManagerStatus,
+} from './manager.js'
+export {
+  type ClusterState,
+  ClusterStateStore,
+  emptyState,
+  NODE_PROGRESS,
   ROLLOUT_STRATEGIES,
-  type RolloutStrategy,
-  type SignedDesiredRecord,
-} from './desired-version.js'
-export {
-  type RolloutNode,
+  type RolloutRecord,
   type RolloutState,
-  type RolloutView,
-  rolloutView,
-  workers,
-} from './rollout-view.js'
+  type RolloutStrategy,
+  STATE_KEY,
+  targetOf,
+} from './record.js'
+export { isFinished, step, targetsOf } from './rollout-engine.js'
+export { type RolloutNode, type RolloutView, rolloutView } from './rollout-view.js'

@@ -239,6 +239,8 @@ export class Membership {
 
   /** Replaces this node's metadata and announces it under a new incarnation. */
   async setMetadata(meta: MemberMetadata): Promise<void> {
+    // After a leave, an announcement would bring this node back as alive.
+    if (this.leaving) return
     const table = this.view()
     const incarnation = table.selfRecord.incarnation + 1
     // The view changes at once (so concurrent updates compose); the incarnation is

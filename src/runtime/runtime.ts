@@ -146,6 +146,8 @@ export class Runtime {
   private error: string | null = null
   /** A target whose install failed: not retried until the desired version changes. */
   private refused: string | null = null
+  /** The version whose switch failed last (the phase says `failed` about it). */
+  private failedTarget: string | null = null
   private lastSwitch: SwitchTiming | null = null
   private started = false
   private dirty = false
@@ -295,7 +297,14 @@ export class Runtime {
     const target = desired ?? this.target ?? this.active
     if (target == null) return
     this.target = target
-    if (target === this.running) return
+    if (target === this.running) {
+      // Sent back to the version it runs after a refused switch: it is where it should be.
+      if (this.phase === 'failed' && this.failedTarget != null && this.failedTarget !== target) {
+        this.failedTarget = null
+        this.setPhase('done', null)
+      }
+      return
+    }
     if (target === this.refused) return
     const manifest = this.components.distributions.manifest(target)
     if (manifest == null) return this.setPhase('waiting', `version ${target} is not known here yet`)
@@ -326,6 +335,7 @@ export class Runtime {
     } catch (err) {
       this.installing.clear()
       this.refused = to
+      this.failedTarget = to
       await this.components.db.del('intent')
       const error = describe(err)
       this.log.error('install failed; staying on the current version', { to, error })

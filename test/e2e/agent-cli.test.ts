@@ -68,8 +68,10 @@ describe('shoal agent processes, driven through the CLI', () => {
         return list.filter((m) => m.state === 'alive').length === 3 ? list : null
       })
       expect(view.map((m) => m.id).sort()).toEqual(agents.map((a) => a.info.id).sort())
+      // One manager, the same everywhere (the election's smallest id with a majority).
+      expect(view.filter((m) => m.manager).length).toBe(1)
       for (const member of view) {
-        expect(member).toMatchObject({ manager: false, ready: true, distribution: null, components: [] })
+        expect(member).toMatchObject({ ready: true, distribution: null, components: [] })
         expect(member.addrs.length).toBeGreaterThan(0)
       }
     }
@@ -79,7 +81,9 @@ describe('shoal agent processes, driven through the CLI', () => {
     const result = await runCli(['status', '--json', '--api', agents[0]!.info.api])
     expect(result.code).toBe(0)
     const status = JSON.parse(result.stdout)
-    expect(status).toMatchObject({ id: agents[0]!.info.id, cluster: 'e2e', manager: null, open: false })
+    expect(status).toMatchObject({ id: agents[0]!.info.id, cluster: 'e2e', open: false })
+    expect(agents.map((a) => a.info.id)).toContain(status.manager)
+    expect(status.managerStatus).toMatchObject({ quorum: true, voters: expect.any(Array) })
     expect(status.addrs).toEqual(agents[0]!.info.addrs)
     expect(status.members.alive).toBe(3)
   })

@@ -155,9 +155,14 @@ describe('components run on every node', () => {
     expect(await readdir(join(agent.config.dataDir, 'components'))).toEqual(installedBefore)
     expect(await stat(join(agent.config.dataDir, '..', 'escaped.txt')).catch(() => null)).toBeNull()
     expect((await ask(agent)).version).toBe('1.0')
-    const [latest] = await new ApiClient(agent.apiUrl).get<RolloutView[]>('/api/rollouts')
-    expect(latest).toMatchObject({ distribution: 'educa@6.6', state: 'failed' })
-    expect(latest!.members[0]!.error).toMatch(/ERR_PACKAGE_UNSAFE/)
+    // The manager saw the node fail and sent it back to what it ran before: 1.0.
+    const latest = await waitFor('the rollout to be rolled back', async () => {
+      const [r] = await new ApiClient(agent.apiUrl).get<RolloutView[]>('/api/rollouts')
+      return r?.state === 'rolled-back' ? r : null
+    })
+    expect(latest).toMatchObject({ distribution: 'educa@6.6', nodes: { reverted: 1 } })
+    expect(latest.reason).toMatch(/1 node\(s\) failed/)
+    expect(agent.runtime.status()).toMatchObject({ active: 'educa@1.0', target: 'educa@1.0', phase: 'done' })
   })
 
   it('web finds a catalog on another node when its own is stopped, and its own again when it is back', async () => {
@@ -222,8 +227,12 @@ describe('components run on every node', () => {
     const logs = await (await fetch(`${agent.apiUrl}/api/components/crasher/logs?lines=20`)).text()
     expect(logs).toContain('boom: the database is on fire')
     expect(logs).toContain('giving up')
-    const rollouts = await client.get<RolloutView[]>('/api/rollouts')
-    expect(rollouts[0]).toMatchObject({ state: 'failed', nodes: { failed: 1 } })
+    // A first rollout has nothing to go back to: it ends failed.
+    const failed = await waitFor('the rollout to fail', async () => {
+      const [r] = await client.get<RolloutView[]>('/api/rollouts')
+      return r?.state === 'failed' ? r : null
+    })
+    expect(failed).toMatchObject({ nodes: { failed: 1 } })
     expect(() => new URL(byName.flaky!.endpoint!)).not.toThrow()
   })
 })

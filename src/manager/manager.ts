@@ -1,0 +1,485 @@
+import { peerIdFromString } from '@libp2p/peer-id'
+import { z } from 'zod'
+import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
+import { messageOf, ShoalError } from '../shared/errors.js'
+import { decodeJson, encodeJson } from '../shared/json-frames.js'
+import type { Logger } from '../shared/logger.js'
+import { exchange, type StreamNetwork, serve } from '../shared/stream-rpc.js'
+import type { TypedEvents } from '../shared/typed-events.js'
+import { CLAIM_KEY, type ElectionView, elect, isEligible } from './election.js'
+import {
+  type ClusterState,
+  type ClusterStateStore,
+  HISTORY_LENGTH,
+  ROLLOUT_STRATEGIES,
+  type RolloutRecord,
+} from './record.js'
+import { baseOf, isFinished, type NodeObservation, step, targetsOf } from './rollout-engine.js'
+
+export interface ManagerInit {
+  cluster: string
+  /** How often the manager re-evaluates the election and drives rollouts. */
+  tickMs: number
+  /** A voter dead this long leaves the voting set (decided by a quorate manager only). */
+  voterRemovalMs: number
+}
+
+export interface ManagerComponents {
+  membership: {
+    readonly id: string
+    readonly events: TypedEvents<MembershipEvents>
+    members(): Member[]
+    updateMetadata(patch: MemberMetadata): Promise<void>
+  }
+  network: StreamNetwork
+  store: ClusterStateStore
+  /** Versions this node knows (a command may only name those). */
+  versions: {
+    has(id: string): Promise<boolean>
+    /** Versions of `name` this node knows, oldest first. */
+    history(name: string): string[]
+  }
+  db: { get(key: string): Promise<string | undefined>; put(key: string, value: string): Promise<void> }
+  logger: Logger
+}
+
+const rolloutCommand = z.strictObject({
+  op: z.literal('rollout'),
+  distribution: z.string().min(3).max(200),
+  strategy: z.enum(ROLLOUT_STRATEGIES).default('all-at-once'),
+  maxUnavailable: z.number().int().min(1).optional(),
+  maxUnavailablePercent: z.number().min(1).max(100).optional(),
+  canaryPercent: z.number().min(1).max(100).optional(),
+  approve: z.enum(['manual', 'auto']).optional(),
+  minReadyMs: z.number().int().min(0).max(3_600_000).optional(),
+  failureThreshold: z.number().int().min(1).optional(),
+  autoRollback: z.boolean().default(true),
+  nodes: z.array(z.string()).default([]),
+  requestedBy: z.string().default(''),
+})
+const rollbackCommand = rolloutCommand
+  .omit({ op: true, distribution: true })
+  .extend({ op: z.literal('rollback'), name: z.string().min(1).max(100), to: z.string().optional() })
+const controlCommand = z.strictObject({
+  op: z.enum(['approve', 'pause', 'resume', 'abort']),
+  id: z.string().min(1).max(40),
+  requestedBy: z.string().default(''),
+})
+export const commandSchema = z.union([rolloutCommand, rollbackCommand, controlCommand])
+export type ManagerCommand = z.input<typeof commandSchema>
+
+const answerSchema = z.union([
+  z.strictObject({ ok: z.literal(true), rollout: z.unknown() }),
+  z.strictObject({
+    ok: z.literal(false),
+    error: z.strictObject({ code: z.string(), message: z.string(), status: z.number() }),
+  }),
+])
+
+const COMMAND_TIMEOUT_MS = 10_000
+const MAX_COMMAND_BYTES = 64 * 1024
+/** A version named a moment ago on another agent may still be on its way here. */
+const LEARN_WAIT_MS = 5000
+
+export interface ManagerStatus extends ElectionView {
+  /** This node is the manager and sees a majority: it acts. */
+  acting: boolean
+  self: boolean
+}
+
+/**
+ * Runs on every agent. Each tick it takes part in the election (claiming the
+ * next term when it is the candidate and sees a majority of the voters), and,
+ * while it is the manager with quorum, keeps the voting set, drives the newest
+ * rollout one step and writes the cluster state when anything changed. Commands
+ * reach it from any agent over `/shoal/<cluster>/manager/1.0.0`.
+ */
+export class Manager {
+  private readonly log: Logger
+  private readonly protocol: string
+  private timer: NodeJS.Timeout | undefined
+  private view: ElectionView = {
+    manager: null,
+    term: 0,
+    quorum: false,
+    voters: [],
+    aliveVoters: 0,
+    claim: null,
+  }
+  private knownTerm = 0
+  private myClaim: number | null = null
+  private readonly readySince = new Map<string, number>()
+  private writes: Promise<unknown> = Promise.resolve()
+  private running = false
+  private ticking = false
+  private readonly unsubscribe: Array<() => void> = []
+
+  constructor(
+    private readonly init: ManagerInit,
+    private readonly components: ManagerComponents,
+  ) {
+    this.log = components.logger.child('manager')
+    this.protocol = `/shoal/${init.cluster}/manager/1.0.0`
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return
+    this.running = true
+    this.knownTerm = Number((await this.components.db.get('term')) ?? 0)
+    await serve(
+      this.components.network,
+      this.protocol,
+      { timeoutMs: COMMAND_TIMEOUT_MS, maxBytes: MAX_COMMAND_BYTES },
+      this.log,
+      async (ch) => {
+        const command = decodeJson(commandSchema, await ch.read(), 'manager command')
+        const answer = await this.execute(command).then(
+          (rollout) => ({ ok: true as const, rollout }),
+          (err: unknown) => ({ ok: false as const, error: errorOf(err) }),
+        )
+        await ch.write(encodeJson(answer))
+      },
+    )
+    const { events } = this.components.membership
+    for (const name of [
+      'member:join',
+      'member:update',
+      'member:dead',
+      'member:leave',
+      'member:suspect',
+    ] as const)
+      this.unsubscribe.push(events.on(name, () => void this.tick()))
+    this.timer = setInterval(() => void this.tick(), this.init.tickMs)
+    await this.tick()
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    clearInterval(this.timer)
+    for (const off of this.unsubscribe.splice(0)) off()
+    await this.components.network.unhandle(this.protocol).catch(() => {})
+    await this.writes.catch(() => {})
+  }
+
+  status(): ManagerStatus {
+    const self = this.view.manager === this.components.membership.id
+    return { ...this.view, self, acting: self && this.view.quorum }
+  }
+
+  /**
+   * Carries out a command on the manager, wherever it runs: here when this node
+   * is the acting manager, else forwarded to it. Without a manager that sees a
+   * majority, nothing may change: ERR_NO_QUORUM.
+   */
+  async command(input: ManagerCommand): Promise<RolloutRecord> {
+    const command = commandSchema.parse(input)
+    const view = this.status()
+    if (view.acting) return this.execute(command)
+    if (view.manager == null || view.self) throw noQuorum(view)
+    const raw = await exchange(
+      this.components.network,
+      peerIdFromString(view.manager),
+      this.protocol,
+      { timeoutMs: COMMAND_TIMEOUT_MS, maxBytes: MAX_COMMAND_BYTES },
+      async (ch) => {
+        await ch.write(encodeJson(command))
+        return decodeJson(answerSchema, await ch.read(), 'manager answer')
+      },
+    ).catch((err: unknown) => {
+      throw new ShoalError(
+        'ERR_NO_MANAGER',
+        `could not reach the manager ${view.manager}: ${messageOf(err)}`,
+        503,
+      )
+    })
+    if (!raw.ok) throw new ShoalError(raw.error.code, raw.error.message, raw.error.status)
+    return raw.rollout as RolloutRecord
+  }
+
+  // --- election and control loop -------------------------------------------------------
+
+  private async tick(): Promise<void> {
+    if (!this.running || this.ticking) return
+    this.ticking = true
+    try {
+      const state = this.components.store.current()
+      this.knownTerm = Math.max(this.knownTerm, state.term)
+      const view = elect({
+        self: this.components.membership.id,
+        members: this.components.membership.members(),
+        voters: state.voters,
+        knownTerm: this.knownTerm,
+        myClaim: this.myClaim,
+      })
+      if (
+        view.manager !== this.view.manager ||
+        view.term !== this.view.term ||
+        view.quorum !== this.view.quorum
+      )
+        this.log.info('manager', {
+          manager: view.manager,
+          term: view.term,
+          quorum: view.quorum,
+          voters: view.voters.length,
+        })
+      this.view = view
+      if (view.claim !== this.myClaim) await this.announce(view.claim)
+      if (this.status().acting) await this.reconcile()
+    } catch (err) {
+      this.log.warn('manager tick failed', { error: messageOf(err) })
+    } finally {
+      this.ticking = false
+    }
+  }
+
+  /** Claims a term (persisted first, so a restart never claims it again) or drops the claim. */
+  private async announce(claim: number | null): Promise<void> {
+    if (claim != null && claim > this.knownTerm) {
+      this.knownTerm = claim
+      await this.components.db.put('term', String(claim))
+    }
+    this.myClaim = claim
+    await this.components.membership.updateMetadata({ [CLAIM_KEY]: claim == null ? null : { term: claim } })
+  }
+
+  /** The acting manager's duties, each tick: voters, then the newest rollout. */
+  private reconcile(): Promise<void> {
+    return this.mutate((state) => {
+      const now = Date.now()
+      const members = this.components.membership.members()
+      state.voters = this.nextVoters(state.voters, members, now)
+      const latest = state.rollouts[0]
+      if (latest != null && !isFinished(latest)) {
+        const stepped = step(latest, {
+          now,
+          observations: observe(members),
+          members: members.filter((m) => m.state === 'alive' && isEligible(m)).map((m) => m.id),
+          readySince: this.readySince,
+        })
+        if (stepped !== latest) {
+          state.rollouts[0] = stepped
+          if (stepped.state !== latest.state)
+            this.log.info('rollout', { id: stepped.id, state: stepped.state, reason: stepped.reason })
+        }
+      }
+      if (state.rollouts[0] != null) Object.assign(state, targetsOf(state.rollouts[0]))
+      return state
+    })
+  }
+
+  /** Voters: every alive eligible member joins; a left one leaves; a dead one leaves after voterRemovalMs. */
+  private nextVoters(current: string[], members: Member[], now: number): string[] {
+    const byId = new Map(members.map((m) => [m.id, m]))
+    const voters = new Set(current)
+    for (const m of members) if (m.state === 'alive' && isEligible(m)) voters.add(m.id)
+    for (const id of voters) {
+      const m = byId.get(id)
+      if (
+        m == null ||
+        m.state === 'left' ||
+        (m.state === 'dead' && now - m.since >= this.init.voterRemovalMs)
+      )
+        voters.delete(id)
+    }
+    return [...voters].sort()
+  }
+
+  // --- commands --------------------------------------------------------------------------
+
+  private async execute(command: z.output<typeof commandSchema>): Promise<RolloutRecord> {
+    if (!this.status().acting) throw noQuorum(this.status())
+    if (command.op === 'rollout' || command.op === 'rollback') {
+      const distribution =
+        command.op === 'rollout' ? command.distribution : this.rollbackTarget(command.name, command.to)
+      await this.requireKnown(distribution)
+      let created: RolloutRecord | undefined
+      await this.mutate((state) => {
+        const { op, ...options } = command
+        const request = { ...options, distribution, kind: op } as RolloutRequest
+        created = newRollout(state, request, this.components.membership.members())
+        for (const r of state.rollouts) if (!isFinished(r)) r.state = 'superseded'
+        state.rollouts = [created, ...state.rollouts].slice(0, HISTORY_LENGTH)
+        Object.assign(state, targetsOf(created))
+        return state
+      })
+      this.log.info('rollout started', {
+        id: created!.id,
+        distribution,
+        strategy: created!.strategy,
+        kind: command.op,
+      })
+      void this.tick()
+      return created!
+    }
+    let found: RolloutRecord | undefined
+    await this.mutate((state) => {
+      const rollout = state.rollouts.find((r) => r.id === command.id)
+      if (rollout == null) throw new ShoalError('ERR_NOT_FOUND', `no rollout ${command.id}`, 404)
+      if (isFinished(rollout) || rollout.state === 'rolling-back')
+        throw new ShoalError('ERR_ROLLOUT_FINISHED', `rollout ${command.id} is ${rollout.state}`, 409)
+      if (command.op === 'approve') {
+        if (rollout.state !== 'waiting-approval')
+          throw new ShoalError(
+            'ERR_NOT_WAITING',
+            `rollout ${command.id} is ${rollout.state}, not waiting for approval`,
+            409,
+          )
+        rollout.approved = true
+        rollout.state = 'running'
+      } else if (command.op === 'pause') rollout.state = 'paused'
+      else if (command.op === 'resume') {
+        if (rollout.state !== 'paused')
+          throw new ShoalError('ERR_NOT_PAUSED', `rollout ${command.id} is not paused`, 409)
+        rollout.state = 'running'
+      } else {
+        rollout.reason = 'aborted'
+        rollout.state = 'rolling-back'
+        for (const [id, s] of Object.entries(rollout.progress))
+          if ((s === 'updating' || s === 'done' || s === 'failed') && baseOf(rollout, id) != null)
+            rollout.progress[id] = 'reverting'
+      }
+      if (state.rollouts[0] === rollout) Object.assign(state, targetsOf(rollout))
+      found = rollout
+      return state
+    })
+    void this.tick()
+    return found!
+  }
+
+  /** `--to`, else the version the cluster ran before the current one. */
+  private rollbackTarget(name: string, to: string | undefined): string {
+    if (to != null) return to.includes('@') ? to : `${name}@${to}`
+    const state = this.components.store.current()
+    const current = state.defaultTarget
+    const previous = state.rollouts.find(
+      (r) => r.state === 'done' && r.distribution === current && r.from != null,
+    )
+    if (current?.startsWith(`${name}@`) && previous?.from != null) return previous.from
+    const known = this.components.versions.history(name)
+    const index = current == null ? -1 : known.indexOf(current)
+    if (index > 0) return known[index - 1]!
+    throw new ShoalError(
+      'ERR_NO_PREVIOUS',
+      `no earlier version of ${name} to roll back to; name one with --to`,
+      409,
+    )
+  }
+
+  private async requireKnown(id: string): Promise<void> {
+    const deadline = Date.now() + LEARN_WAIT_MS
+    while (!(await this.components.versions.has(id))) {
+      if (Date.now() > deadline)
+        throw new ShoalError('ERR_UNKNOWN_DISTRIBUTION', `no distribution ${id} is known to the manager`, 404)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+
+  /** Applies `change` to a copy of the state and writes it as the next (term, seq), when it changed anything. */
+  private mutate(change: (state: ClusterState) => ClusterState): Promise<void> {
+    const run = this.writes.then(async () => {
+      const current = this.components.store.current()
+      const next = change(structuredClone(current))
+      const { seq: _s, issuedAt: _i, term: _t, manager: _m, ...rest } = next
+      const { seq: _s2, issuedAt: _i2, term: _t2, manager: _m2, ...before } = current
+      const self = this.components.membership.id
+      if (
+        JSON.stringify(rest) === JSON.stringify(before) &&
+        current.term === this.view.term &&
+        current.manager === self
+      )
+        return
+      if (!this.status().acting) throw noQuorum(this.status())
+      await this.components.store.write({
+        ...next,
+        term: this.view.term,
+        seq: current.term === this.view.term ? current.seq + 1 : 1,
+        manager: self,
+        issuedAt: new Date().toISOString(),
+      })
+    })
+    this.writes = run.catch(() => {})
+    return run
+  }
+}
+
+type RolloutRequest = Omit<z.output<typeof rolloutCommand>, 'op'> & { kind: 'rollout' | 'rollback' }
+
+function newRollout(state: ClusterState, request: RolloutRequest, members: Member[]): RolloutRecord {
+  const eligible = members.filter((m) => m.state === 'alive' && isEligible(m)).map((m) => m.id)
+  const scope = request.nodes
+  const unknown = scope.filter((id) => !members.some((m) => m.id === id))
+  if (unknown.length > 0)
+    throw new ShoalError('ERR_UNKNOWN_NODE', `no member ${unknown.join(', ')} in the cluster`, 404)
+  const nodes = scope.length > 0 ? scope : eligible
+  const n = Math.max(1, nodes.length)
+  const rolling = request.strategy !== 'all-at-once'
+  const maxUnavailable =
+    request.maxUnavailable ??
+    (request.maxUnavailablePercent == null
+      ? 1
+      : Math.max(1, Math.floor((request.maxUnavailablePercent / 100) * n)))
+  const number = Math.max(0, ...state.rollouts.map((r) => Number(r.id.slice(1)) || 0)) + 1
+  const current = state.rollouts[0]
+  const base =
+    current != null ? targetsOf(current) : { defaultTarget: state.defaultTarget, targets: state.targets }
+  return {
+    id: `r${number}`,
+    kind: request.kind,
+    distribution: request.distribution,
+    from: base.defaultTarget,
+    strategy: request.strategy,
+    maxUnavailable: request.strategy === 'all-at-once' ? n : maxUnavailable,
+    canaryPercent: request.canaryPercent ?? (request.strategy === 'canary' ? 20 : 0),
+    approve: request.approve ?? (request.strategy === 'canary' ? 'manual' : 'auto'),
+    minReadyMs: request.minReadyMs ?? (rolling ? 1000 : 0),
+    failureThreshold: request.failureThreshold ?? 1,
+    autoRollback: request.autoRollback,
+    scope,
+    state: 'running',
+    baseDefault: base.defaultTarget,
+    baseTargets: base.targets,
+    progress: Object.fromEntries(nodes.map((id) => [id, 'pending'])),
+    approved: request.strategy !== 'canary',
+    requestedBy: request.requestedBy,
+    requestedAt: new Date().toISOString(),
+    finishedAt: null,
+    reason: null,
+  }
+}
+
+/** What each member's metadata says about its runtime. */
+export function observe(members: readonly Member[]): Map<string, NodeObservation> {
+  const found = new Map<string, NodeObservation>()
+  for (const m of members) {
+    const runtime = (m.meta.runtime ?? {}) as { target?: string | null; phase?: string | null }
+    const components = Array.isArray(m.meta.components)
+      ? (m.meta.components as Array<{ state?: string }>)
+      : []
+    found.set(m.id, {
+      id: m.id,
+      alive: m.state === 'alive',
+      active: typeof m.meta.distribution === 'string' ? m.meta.distribution : null,
+      target: runtime.target ?? null,
+      phase: runtime.phase ?? null,
+      ready: components.every((c) => c.state === 'ready'),
+      failed: runtime.phase === 'failed' || components.some((c) => c.state === 'failed'),
+    })
+  }
+  return found
+}
+
+function noQuorum(view: ManagerStatus): ShoalError {
+  return new ShoalError(
+    'ERR_NO_QUORUM',
+    view.manager == null
+      ? `no manager: this node sees ${view.aliveVoters} of ${view.voters.length} voters alive, a majority is needed`
+      : `the manager cannot act: ${view.aliveVoters} of ${view.voters.length} voters alive, a majority is needed`,
+    503,
+  )
+}
+
+function errorOf(err: unknown): { code: string; message: string; status: number } {
+  if (err instanceof ShoalError) return { code: err.code, message: err.message, status: err.status }
+  return { code: 'ERR_INTERNAL', message: messageOf(err), status: 500 }
+}

@@ -1,0 +1,223 @@
+import type { PrivateKey } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { z } from 'zod'
+import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
+import { canonicalJson } from '../shared/canonical-json.js'
+import type { Logger } from '../shared/logger.js'
+import { TypedEvents } from '../shared/typed-events.js'
+
+export const ROLLOUT_STRATEGIES = ['all-at-once', 'rolling', 'canary'] as const
+export type RolloutStrategy = (typeof ROLLOUT_STRATEGIES)[number]
+
+export const NODE_PROGRESS = ['pending', 'updating', 'done', 'failed', 'reverting', 'reverted'] as const
+export type NodeProgress = (typeof NODE_PROGRESS)[number]
+
+export const ROLLOUT_STATES = [
+  'running',
+  'waiting-approval',
+  'paused',
+  'done',
+  'failed',
+  'rolling-back',
+  'rolled-back',
+  'aborted',
+  'superseded',
+] as const
+export type RolloutState = (typeof ROLLOUT_STATES)[number]
+
+const rolloutSchema = z.strictObject({
+  id: z.string(),
+  kind: z.enum(['rollout', 'rollback']),
+  /** The version moved to, and the one moved from (what nodes go back to). */
+  distribution: z.string(),
+  from: z.string().nullable(),
+  strategy: z.enum(ROLLOUT_STRATEGIES),
+  /** Nodes switching at once (rolling); all of them for all-at-once. */
+  maxUnavailable: z.number().int().min(1),
+  /** Share of the nodes switched first (canary), percent. */
+  canaryPercent: z.number().min(0).max(100),
+  approve: z.enum(['manual', 'auto']),
+  /** A switched node must stay ready this long before it counts as done. */
+  minReadyMs: z.number().int().min(0),
+  /** This many failed nodes stop the rollout. */
+  failureThreshold: z.number().int().min(1),
+  /** Send failed nodes back to `from` when the threshold is crossed. */
+  autoRollback: z.boolean(),
+  /** Nodes the rollout is limited to; empty = every node. */
+  scope: z.array(z.string()),
+  state: z.enum(ROLLOUT_STATES),
+  /** What nodes ran before it (their targets then): where pending and reverted nodes stay. */
+  baseDefault: z.string().nullable(),
+  baseTargets: z.record(z.string(), z.string()),
+  progress: z.record(z.string(), z.enum(NODE_PROGRESS)),
+  /** Canary share approved (manually or after a clean observation window). */
+  approved: z.boolean(),
+  requestedBy: z.string(),
+  requestedAt: z.string(),
+  finishedAt: z.string().nullable(),
+  reason: z.string().nullable(),
+})
+export type RolloutRecord = z.output<typeof rolloutSchema>
+
+const stateSchema = z.strictObject({
+  schema: z.literal(2),
+  /** Election term of the manager that wrote it; a node never follows an older term. */
+  term: z.number().int().min(0),
+  /** Grows with every write in a term. */
+  seq: z.number().int().min(0),
+  /** The manager that wrote and signed it. */
+  manager: z.string(),
+  issuedAt: z.string(),
+  /** Members whose majority a manager needs (docs/manager.md). */
+  voters: z.array(z.string()),
+  /** The version nodes run unless `targets` names another for them. */
+  defaultTarget: z.string().nullable(),
+  targets: z.record(z.string(), z.string()),
+  /** Component → nodes, for components not placed on every node. */
+  placement: z.record(z.string(), z.array(z.string())),
+  unplaced: z.array(z.string()),
+  /** Newest first; the audit trail of rollouts and rollbacks. */
+  rollouts: z.array(rolloutSchema),
+})
+export type ClusterState = z.output<typeof stateSchema>
+
+const signedSchema = z.strictObject({ state: stateSchema, signature: z.string().min(1).max(200) })
+export type SignedClusterState = z.output<typeof signedSchema>
+
+/** Member metadata key that carries the newest cluster state a node knows. */
+export const STATE_KEY = 'cluster'
+
+/** Rollouts kept in the record (the audit trail). */
+export const HISTORY_LENGTH = 30
+
+export function emptyState(): ClusterState {
+  return {
+    schema: 2,
+    term: 0,
+    seq: 0,
+    manager: '',
+    issuedAt: new Date(0).toISOString(),
+    voters: [],
+    defaultTarget: null,
+    targets: {},
+    placement: {},
+    unplaced: [],
+    rollouts: [],
+  }
+}
+
+/** (term, seq), then the writer's id: the total order every node agrees on. */
+export function isNewer(candidate: ClusterState, current: ClusterState): boolean {
+  if (candidate.term !== current.term) return candidate.term > current.term
+  if (candidate.seq !== current.seq) return candidate.seq > current.seq
+  return candidate.manager > current.manager
+}
+
+/** The version the cluster wants `node` to run. */
+export function targetOf(state: ClusterState, node: string): string | null {
+  return state.targets[node] ?? state.defaultTarget
+}
+
+export interface ClusterStateEvents {
+  'state:changed': ClusterState
+}
+
+export interface ClusterStateComponents {
+  membership: {
+    readonly id: string
+    readonly events: TypedEvents<MembershipEvents>
+    members(): Member[]
+    updateMetadata(patch: MemberMetadata): Promise<void>
+  }
+  privateKey: PrivateKey
+  db: {
+    get(key: string): Promise<string | undefined>
+    put(key: string, value: string): Promise<void>
+  }
+  logger: Logger
+}
+
+/**
+ * The cluster's replicated state: one record written only by the elected
+ * manager, signed with its libp2p key, ordered by (term, seq). Every node keeps
+ * the newest it has seen, persists it and republishes it in its member
+ * metadata, so gossip spreads it, anti-entropy gives it to nodes that join or
+ * return, and a new manager starts from exactly where the last one stopped.
+ */
+export class ClusterStateStore {
+  readonly events: TypedEvents<ClusterStateEvents>
+  private signed: SignedClusterState | null = null
+  private readonly log: Logger
+  private unsubscribe: Array<() => void> = []
+  private chain: Promise<void> = Promise.resolve()
+
+  constructor(private readonly components: ClusterStateComponents) {
+    this.log = components.logger.child('state')
+    this.events = new TypedEvents(this.log)
+  }
+
+  async start(): Promise<void> {
+    const saved = await this.components.db.get('signed')
+    if (saved != null) {
+      const parsed = signedSchema.safeParse(JSON.parse(saved))
+      if (parsed.success) this.signed = parsed.data
+    }
+    if (this.signed != null) await this.components.membership.updateMetadata({ [STATE_KEY]: this.signed })
+    const { events } = this.components.membership
+    this.unsubscribe = [events.on('member:join', this.onMember), events.on('member:update', this.onMember)]
+    for (const member of this.components.membership.members()) this.onMember(member)
+  }
+
+  async stop(): Promise<void> {
+    for (const off of this.unsubscribe.splice(0)) off()
+    await this.chain
+  }
+
+  current(): ClusterState {
+    return this.signed?.state ?? emptyState()
+  }
+
+  /** Signs and adopts a new state (the manager's write); its seq must be above the current one. */
+  async write(next: ClusterState): Promise<void> {
+    const signature = await this.components.privateKey.sign(new TextEncoder().encode(canonicalJson(next)))
+    await this.adopt({ state: next, signature: Buffer.from(signature).toString('base64') })
+  }
+
+  private readonly onMember = (member: Member): void => {
+    if (member.self || member.meta[STATE_KEY] == null) return
+    const parsed = signedSchema.safeParse(member.meta[STATE_KEY])
+    if (!parsed.success || !isNewer(parsed.data.state, this.current())) return
+    void verify(parsed.data)
+      .then(async (valid) => {
+        if (!valid) {
+          this.log.warn('ignored a cluster state with a bad signature', { from: member.id })
+          return
+        }
+        if (isNewer(parsed.data.state, this.current())) await this.adopt(parsed.data)
+      })
+      .catch((err: unknown) => this.log.warn('could not adopt a cluster state', { error: String(err) }))
+  }
+
+  private adopt(signed: SignedClusterState): Promise<void> {
+    // Serialised, so a slow write can never overwrite a newer one.
+    this.chain = this.chain.then(async () => {
+      if (this.signed != null && !isNewer(signed.state, this.signed.state)) return
+      this.signed = signed
+      await this.components.db.put('signed', JSON.stringify(signed))
+      this.events.emit('state:changed', signed.state)
+      await this.components.membership.updateMetadata({ [STATE_KEY]: signed })
+    })
+    return this.chain
+  }
+}
+
+async function verify(signed: SignedClusterState): Promise<boolean> {
+  try {
+    const key = peerIdFromString(signed.state.manager).publicKey
+    if (key == null) return false
+    const bytes = new TextEncoder().encode(canonicalJson(signed.state))
+    return await key.verify(bytes, Buffer.from(signed.signature, 'base64'))
+  } catch {
+    return false
+  }
+}

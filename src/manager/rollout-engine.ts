@@ -1,0 +1,175 @@
+import type { NodeProgress, RolloutRecord } from './record.js'
+
+/** What the manager sees of one member, from its metadata. */
+export interface NodeObservation {
+  id: string
+  alive: boolean
+  /** The version it committed to (`distribution` in its metadata). */
+  active: string | null
+  /** Its runtime's target and phase. */
+  target: string | null
+  phase: string | null
+  /** Every component ready. */
+  ready: boolean
+  /** A component of its target failed, or its switch did. */
+  failed: boolean
+}
+
+/** What `node` ran before the rollout (where it goes back to), or null when it ran nothing. */
+export function baseOf(rollout: RolloutRecord, node: string): string | null {
+  return rollout.baseTargets[node] ?? rollout.baseDefault
+}
+
+/** Statuses in which a node runs (or is moving to) the rollout's version. */
+const FORWARD: ReadonlySet<NodeProgress> = new Set(['updating', 'done', 'failed'])
+
+export const FINISHED = new Set(['done', 'failed', 'rolled-back', 'aborted', 'superseded'])
+
+export function isFinished(rollout: RolloutRecord): boolean {
+  return FINISHED.has(rollout.state)
+}
+
+/**
+ * The version `node` should run while `rollout` is the latest one: the new
+ * version once it is its turn (and until it is sent back), otherwise what it
+ * ran before the rollout.
+ */
+export function nodeTarget(rollout: RolloutRecord, node: string): string | null {
+  const before = baseOf(rollout, node)
+  const progress = rollout.progress[node]
+  return progress != null && FORWARD.has(progress) ? rollout.distribution : before
+}
+
+export interface StepContext {
+  now: number
+  observations: Map<string, NodeObservation>
+  /** Eligible alive members, for joiners of an unscoped rollout. */
+  members: string[]
+  /** When each node was first seen ready on the rollout's version (kept by the manager between steps). */
+  readySince: Map<string, number>
+}
+
+/**
+ * One step of a rollout, a pure function of the record and what the manager
+ * observes: nodes finish or fail their switch, joiners enter as pending, the
+ * failure threshold sends failed nodes back, and the strategy lets the next
+ * nodes go. Returns the same object when nothing changed.
+ */
+export function step(rollout: RolloutRecord, ctx: StepContext): RolloutRecord {
+  if (isFinished(rollout)) return rollout
+  const next: RolloutRecord = { ...rollout, progress: { ...rollout.progress } }
+  const { progress } = next
+  const seen = (id: string) => ctx.observations.get(id)
+
+  // Joiners of an unscoped rollout take part, starting from where the rollout is.
+  if (
+    next.scope.length === 0 &&
+    (next.state === 'running' || next.state === 'waiting-approval' || next.state === 'paused')
+  )
+    for (const id of ctx.members) if (progress[id] == null) progress[id] = 'pending'
+
+  // Nodes finishing their switch, forward or back.
+  for (const [id, status] of Object.entries(progress)) {
+    const node = seen(id)
+    if (node == null || !node.alive) continue
+    if (status === 'updating' || status === 'reverting') {
+      const goal = status === 'updating' ? next.distribution : baseOf(next, id)
+      if (status === 'updating' && node.failed && node.target === goal) {
+        progress[id] = 'failed'
+        ctx.readySince.delete(id)
+        continue
+      }
+      const onGoal = node.active === goal && node.target === goal && node.phase === 'done' && node.ready
+      if (!onGoal) {
+        ctx.readySince.delete(id)
+        continue
+      }
+      const since = ctx.readySince.get(id) ?? ctx.now
+      ctx.readySince.set(id, since)
+      if (status === 'reverting') progress[id] = 'reverted'
+      else if (ctx.now - since >= next.minReadyMs) progress[id] = 'done'
+    }
+  }
+
+  const count = (status: NodeProgress) => Object.values(progress).filter((s) => s === status).length
+  const aliveWith = (status: NodeProgress) =>
+    Object.entries(progress)
+      .filter(([id, s]) => s === status && seen(id)?.alive === true)
+      .map(([id]) => id)
+
+  // Crossing the failure threshold stops the rollout, and by default sends the failed nodes back.
+  if (
+    (next.state === 'running' || next.state === 'waiting-approval' || next.state === 'paused') &&
+    count('failed') >= next.failureThreshold
+  ) {
+    next.reason = `${count('failed')} node(s) failed (threshold ${next.failureThreshold})`
+    // A node that ran nothing before has nothing to go back to: it stays failed.
+    const back = Object.entries(progress).filter(
+      ([id, s]) => (s === 'failed' || s === 'updating') && baseOf(next, id) != null,
+    )
+    if (next.autoRollback && back.length > 0) {
+      for (const [id] of back) progress[id] = 'reverting'
+      next.state = 'rolling-back'
+    } else {
+      next.state = 'failed'
+      next.finishedAt = new Date(ctx.now).toISOString()
+    }
+  }
+
+  if (next.state === 'rolling-back') {
+    if (aliveWith('reverting').length === 0) {
+      next.state = next.reason === 'aborted' ? 'aborted' : 'rolled-back'
+      next.finishedAt = new Date(ctx.now).toISOString()
+    }
+    return changed(rollout, next)
+  }
+
+  if (next.state === 'running') {
+    const total = Object.keys(progress).length
+    const canarySize = Math.max(1, Math.ceil((next.canaryPercent / 100) * total))
+    const started = () => Object.values(progress).filter((s) => s !== 'pending').length
+    const inCanary = next.strategy === 'canary' && !next.approved
+    const limit = next.strategy === 'all-at-once' ? total : inCanary ? canarySize : next.maxUnavailable
+    const pending = aliveWith('pending').sort()
+    for (const id of pending) {
+      if (aliveWith('updating').length >= limit) break
+      if (inCanary && started() >= canarySize) break
+      progress[id] = 'updating'
+    }
+    if (inCanary && started() >= Math.min(canarySize, total) && aliveWith('updating').length === 0) {
+      if (next.approve === 'auto') next.approved = true
+      else next.state = 'waiting-approval'
+    }
+    const open = aliveWith('pending').length + aliveWith('updating').length
+    if (open === 0 && total > 0 && next.state === 'running' && (!inCanary || next.approved)) {
+      next.state = 'done'
+      next.finishedAt = new Date(ctx.now).toISOString()
+    }
+  }
+  return changed(rollout, next)
+}
+
+function changed(before: RolloutRecord, after: RolloutRecord): RolloutRecord {
+  return JSON.stringify(before) === JSON.stringify(after) ? before : after
+}
+
+/**
+ * What every node should run, from the newest rollout: while it goes on, each
+ * node by its progress (nodes not in it keep what they ran before); once done,
+ * the new version becomes the default (a scoped rollout pins it on its nodes);
+ * once rolled back or aborted, everyone is where they were.
+ */
+export function targetsOf(rollout: RolloutRecord): {
+  defaultTarget: string | null
+  targets: Record<string, string>
+} {
+  if (rollout.state === 'done' && rollout.scope.length === 0)
+    return { defaultTarget: rollout.distribution, targets: {} }
+  const targets: Record<string, string> = { ...rollout.baseTargets }
+  for (const id of Object.keys(rollout.progress)) {
+    const target = nodeTarget(rollout, id)
+    if (target == null || target === rollout.baseDefault) delete targets[id]
+    else targets[id] = target
+  }
+  return { defaultTarget: rollout.baseDefault, targets }
+}
