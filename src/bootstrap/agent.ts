@@ -1,6 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { ConnectionGater } from '@libp2p/interface'
 import {
   type ApiBackend,
   ApiServer,
@@ -17,8 +18,10 @@ import {
   Manager,
   type ManagerCommand,
   type ManagerStatus,
+  parsePlacement,
   type RolloutView,
   rolloutView,
+  runsHere,
   targetOf,
 } from '../manager/index.js'
 import { createMembership, type Membership } from '../membership/index.js'
@@ -57,6 +60,11 @@ export interface StopOptions {
  * One Shoal agent: durable state, identity, libp2p node, membership and the
  * admin API, started in that order and stopped in reverse.
  */
+export interface AgentHooks {
+  /** Decides which peers may connect; tests use it to split a cluster in one process. */
+  connectionGater?: ConnectionGater
+}
+
 export class Agent implements ApiBackend {
   private api: ApiServer | undefined
   private stopping: Promise<void> | undefined
@@ -75,7 +83,8 @@ export class Agent implements ApiBackend {
     private readonly log: Logger,
   ) {}
 
-  static async start(options: AgentOptions, logger?: Logger): Promise<Agent> {
+  /** `hooks` are what plain-data options cannot carry: code that tests put in (a connection gater). */
+  static async start(options: AgentOptions, logger?: Logger, hooks: AgentHooks = {}): Promise<Agent> {
     const config = resolveAgentConfig(options)
     const log = logger ?? createLogger({ level: config.logLevel })
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
@@ -97,6 +106,7 @@ export class Agent implements ApiBackend {
           preset: config.preset,
           traffic,
           version: VERSION,
+          ...(hooks.connectionGater == null ? {} : { connectionGater: hooks.connectionGater }),
         },
         log.child('libp2p'),
       )
@@ -305,7 +315,8 @@ export class Agent implements ApiBackend {
     while (this.artifacts.catalogue.get(distribution) == null && Date.now() < deadline) await sleep(100)
     const entry = this.artifacts.catalogue.get(distribution)
     if (entry == null) throw new UnknownDistributionError(distribution)
-    componentsOf(entry.signed.manifest.artifacts)
+    const { artifacts, placement } = entry.signed.manifest
+    parsePlacement(placement, [...componentsOf(artifacts).keys()])
     return this.managerCommand({ ...input, op: 'rollout', distribution } as ManagerCommand)
   }
 
@@ -417,8 +428,10 @@ function createRuntime(
       },
       desired: {
         current: () => {
-          const target = targetOf(clusterState.current(), membership.id)
-          return target == null ? null : { distribution: target }
+          const state = clusterState.current()
+          const target = targetOf(state, membership.id)
+          if (target == null) return null
+          return { distribution: target, runs: (component) => runsHere(state, membership.id, component) }
         },
         onChange: (listener) => clusterState.events.on('state:changed', () => listener()),
       },
@@ -451,6 +464,15 @@ function createManager(
       versions: {
         has: async (id) => artifacts.catalogue.get(id) != null,
         history: (name) => artifacts.catalogue.history(name).map((e) => e.id),
+        layout: (id) => {
+          const manifest = artifacts.catalogue.get(id)?.signed.manifest
+          if (manifest == null) return null
+          try {
+            return { components: [...componentsOf(manifest.artifacts).keys()], placement: manifest.placement }
+          } catch {
+            return null // bad descriptors: the rollout of it fails on the nodes with the reason
+          }
+        },
       },
       db: state.sublevel('manager'),
       logger: log,

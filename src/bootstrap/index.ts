@@ -1,5 +1,5 @@
 /** Starting an agent: configuration, identity, durable state, the libp2p node, start/stop order. */
-export { Agent, type RunInfo, type StopOptions } from './agent.js'
+export { Agent, type AgentHooks, type RunInfo, type StopOptions } from './agent.js'
 export {
   type AgentConfig,
   type AgentOptions,

@@ -3,7 +3,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { bootstrap } from '@libp2p/bootstrap'
 import { identify } from '@libp2p/identify'
-import type { Connection, PeerInfo } from '@libp2p/interface'
+import type { Connection, ConnectionGater, PeerInfo } from '@libp2p/interface'
 import { type PrivateKey, type PubSub, StrictNoSign } from '@libp2p/interface'
 import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
@@ -29,6 +29,8 @@ export interface NodeInit {
   preset: TimerPreset
   traffic: WireTraffic
   version: string
+  /** Which peers may connect (tests cut the network in two with it; none in production). */
+  connectionGater?: ConnectionGater
 }
 
 /**
@@ -63,6 +65,7 @@ export async function createNode(init: NodeInit, log: Logger): Promise<ShoalLibp
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     ...(init.secret == null ? {} : { connectionProtector: preSharedKey({ psk: init.secret }) }),
+    ...(init.connectionGater == null ? {} : { connectionGater: init.connectionGater }),
     peerDiscovery,
     metrics: wireMeter(init.traffic),
     connectionManager: {

@@ -14,6 +14,14 @@ export {
   type ManagerStatus,
 } from './manager.js'
 export {
+  type Assignment,
+  moves,
+  PlacementError,
+  type PlacementSpec,
+  parsePlacement,
+  place,
+} from './placement.js'
+export {
   type ClusterState,
   ClusterStateStore,
   emptyState,
@@ -22,6 +30,7 @@ export {
   type RolloutRecord,
   type RolloutState,
   type RolloutStrategy,
+  runsHere,
   STATE_KEY,
   targetOf,
 } from './record.js'

@@ -7,6 +7,7 @@ import type { Logger } from '../shared/logger.js'
 import { exchange, type StreamNetwork, serve } from '../shared/stream-rpc.js'
 import type { TypedEvents } from '../shared/typed-events.js'
 import { CLAIM_KEY, type ElectionView, elect, isEligible } from './election.js'
+import { type PlacementSpec, parsePlacement, place } from './placement.js'
 import {
   type ClusterState,
   type ClusterStateStore,
@@ -38,6 +39,8 @@ export interface ManagerComponents {
     has(id: string): Promise<boolean>
     /** Versions of `name` this node knows, oldest first. */
     history(name: string): string[]
+    /** A known version's component names and raw `placement` rules (null when unknown here). */
+    layout(id: string): { components: string[]; placement: unknown } | null
   }
   db: { get(key: string): Promise<string | undefined>; put(key: string, value: string): Promise<void> }
   logger: Logger
@@ -113,6 +116,8 @@ export class Manager {
   private running = false
   private ticking = false
   private readonly unsubscribe: Array<() => void> = []
+  /** The version whose placement rules were last refused (logged once). */
+  private badPlacement: string | null = null
 
   constructor(
     private readonly init: ManagerInit,
@@ -264,8 +269,49 @@ export class Manager {
         }
       }
       if (state.rollouts[0] != null) Object.assign(state, targetsOf(state.rollouts[0]))
+      this.placeComponents(state, members)
       return state
     })
+  }
+
+  /**
+   * Lays the components of the version being moved to (else the cluster's
+   * default) over the alive and suspect agents, keeping what is placed where
+   * it can (rendezvous hashing: a node leaving moves only its own components).
+   * Only components with a rule other than `all` are recorded.
+   */
+  private placeComponents(state: ClusterState, members: Member[]): void {
+    const latest = state.rollouts[0]
+    const source = latest != null && !isFinished(latest) ? latest.distribution : state.defaultTarget
+    const layout = source == null ? null : this.components.versions.layout(source)
+    if (source == null || layout == null) return
+    let spec: PlacementSpec
+    try {
+      spec = parsePlacement(layout.placement, layout.components)
+    } catch (err) {
+      if (this.badPlacement !== source)
+        this.log.warn('placement rules refused; every component runs everywhere', {
+          distribution: source,
+          error: messageOf(err),
+        })
+      this.badPlacement = source
+      spec = { rules: {} }
+    }
+    const nodes = members
+      .filter((m) => (m.state === 'alive' || m.state === 'suspect') && isEligible(m))
+      .map((m) => m.id)
+    const assignment = place(spec, layout.components, nodes, {
+      nodes: state.placement,
+      unplaced: state.unplaced,
+    })
+    const placed = Object.fromEntries(
+      Object.entries(assignment.nodes).filter(([name]) => (spec.rules[name]?.kind ?? 'all') !== 'all'),
+    )
+    if (JSON.stringify(placed) !== JSON.stringify(state.placement) || state.placementFrom !== source)
+      this.log.info('placement', { distribution: source, placement: placed, unplaced: assignment.unplaced })
+    state.placement = placed
+    state.placementFrom = source
+    state.unplaced = assignment.unplaced
   }
 
   /** Voters: every alive eligible member joins; a left one leaves; a dead one leaves after voterRemovalMs. */

@@ -73,8 +73,11 @@ const stateSchema = z.strictObject({
   /** The version nodes run unless `targets` names another for them. */
   defaultTarget: z.string().nullable(),
   targets: z.record(z.string(), z.string()),
-  /** Component → nodes, for components not placed on every node. */
+  /** Component → nodes, for components not placed on every node (components not named run everywhere). */
   placement: z.record(z.string(), z.array(z.string())),
+  /** The version whose `placement` rules gave it. */
+  placementFrom: z.string().nullable(),
+  /** Components the rules could place on no node: reported, never silently dropped. */
   unplaced: z.array(z.string()),
   /** Newest first; the audit trail of rollouts and rollbacks. */
   rollouts: z.array(rolloutSchema),
@@ -101,6 +104,7 @@ export function emptyState(): ClusterState {
     defaultTarget: null,
     targets: {},
     placement: {},
+    placementFrom: null,
     unplaced: [],
     rollouts: [],
   }
@@ -116,6 +120,12 @@ export function isNewer(candidate: ClusterState, current: ClusterState): boolean
 /** The version the cluster wants `node` to run. */
 export function targetOf(state: ClusterState, node: string): string | null {
   return state.targets[node] ?? state.defaultTarget
+}
+
+/** Whether `node` should run `component` (of any version): placed there, or placed everywhere. */
+export function runsHere(state: ClusterState, node: string, component: string): boolean {
+  const nodes = state.placement[component]
+  return nodes == null || nodes.includes(node)
 }
 
 export interface ClusterStateEvents {

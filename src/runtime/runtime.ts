@@ -46,7 +46,8 @@ export interface RuntimeComponents {
   }
   /** The version the cluster wants this node to run, and its changes. */
   desired: {
-    current(): { distribution: string } | null
+    /** `runs` says which components of it this node runs (the manager's placement); absent = all. */
+    current(): { distribution: string; runs?: (component: string) => boolean } | null
     onChange(listener: () => void): () => void
   }
   db: {
@@ -148,6 +149,8 @@ export class Runtime {
   private refused: string | null = null
   /** The version whose switch failed last (the phase says `failed` about it). */
   private failedTarget: string | null = null
+  /** Which components the placement gives this node (all until the manager says otherwise). */
+  private runs: (component: string) => boolean = () => true
   private lastSwitch: SwitchTiming | null = null
   private started = false
   private dirty = false
@@ -293,16 +296,19 @@ export class Runtime {
   }
 
   private async reconcile(): Promise<void> {
-    const desired = this.components.desired.current()?.distribution ?? null
-    const target = desired ?? this.target ?? this.active
+    const wanted = this.components.desired.current()
+    const target = wanted?.distribution ?? this.target ?? this.active
     if (target == null) return
     this.target = target
+    this.runs = wanted?.runs ?? this.runs
     if (target === this.running) {
       // Sent back to the version it runs after a refused switch: it is where it should be.
       if (this.phase === 'failed' && this.failedTarget != null && this.failedTarget !== target) {
         this.failedTarget = null
         this.setPhase('done', null)
       }
+      const manifest = this.components.distributions.manifest(target)
+      if (manifest != null) await this.reassign(target, manifest)
       return
     }
     if (target === this.refused) return
@@ -372,9 +378,49 @@ export class Runtime {
     this.log.info('switched', { to, failed: failed.map((c) => c.name) })
   }
 
-  /** Unpacks every component of `id` into its own folder and gathers the config artifacts. */
-  private async install(id: string, manifest: ManifestLike): Promise<ComponentSpec[]> {
-    const descriptors = componentsOf(manifest.artifacts)
+  /**
+   * The placement changed while the version stayed: drains and stops the
+   * components no longer placed here and starts the ones newly placed here.
+   */
+  private async reassign(id: string, manifest: ManifestLike): Promise<void> {
+    const placed = new Set(this.placedHere(manifest))
+    const leaving = [...this.processes.values()].filter((p) => !placed.has(p.name))
+    const arriving = [...placed].filter((name) => !this.processes.has(name))
+    if (leaving.length === 0 && arriving.length === 0) return
+    this.log.info('placement changed', {
+      stop: leaving.map((p) => p.name),
+      start: arriving,
+    })
+    if (leaving.length > 0) {
+      await this.drainAndStop(leaving)
+      for (const proc of leaving) this.processes.delete(proc.name)
+      this.publishSoon()
+    }
+    if (arriving.length === 0) return
+    let specs: ComponentSpec[]
+    try {
+      specs = await this.install(id, manifest, new Set(arriving))
+    } catch (err) {
+      this.log.error('install of newly placed components failed', { id, error: describe(err) })
+      return this.setPhase('failed', describe(err))
+    } finally {
+      this.installing.clear()
+    }
+    if (!this.started || this.running !== id) return
+    for (const spec of specs) this.supervise(spec)
+    for (const spec of specs) void this.startWhenRequirementsMet(this.processes.get(spec.name)!)
+    this.publishSoon()
+  }
+
+  /** Names of the components of `manifest` the placement gives this node. */
+  private placedHere(manifest: ManifestLike): string[] {
+    return [...componentsOf(manifest.artifacts).keys()].filter((name) => this.runs(name))
+  }
+
+  /** Unpacks the components of `id` placed here (or `only` these) into their own folders and gathers the config artifacts. */
+  private async install(id: string, manifest: ManifestLike, only?: Set<string>): Promise<ComponentSpec[]> {
+    const chosen = only ?? new Set(this.placedHere(manifest))
+    const descriptors = new Map([...componentsOf(manifest.artifacts)].filter(([name]) => chosen.has(name)))
     const configDir = await this.installConfig(id, manifest)
     const specs: ComponentSpec[] = []
     for (const d of descriptors.values())
@@ -382,7 +428,8 @@ export class Runtime {
     this.publishSoon()
     for (const artifact of manifest.artifacts) {
       if (artifact.kind !== 'component') continue
-      const descriptor = [...descriptors.values()].find((d) => artifact.descriptor?.name === d.name)!
+      const descriptor = [...descriptors.values()].find((d) => artifact.descriptor?.name === d.name)
+      if (descriptor == null) continue
       const version = versionOf(descriptor, manifest)
       await this.logFile(descriptor.name, true)
       const dir = join(

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Agent, type AgentOptions } from '../../src/bootstrap/index.js'
+import { Agent, type AgentHooks, type AgentOptions } from '../../src/bootstrap/index.js'
 import type { MemberState } from '../../src/membership/index.js'
 import { createLogger, isLogLevel } from '../../src/shared/logger.js'
 import { waitFor } from './wait.js'
@@ -26,7 +26,7 @@ export class TestCluster {
   }
 
   /** Starts an agent joining through `bootstrap` (default: the first agent's address). */
-  async start(options: Partial<AgentOptions> = {}): Promise<Agent> {
+  async start(options: Partial<AgentOptions> = {}, hooks: AgentHooks = {}): Promise<Agent> {
     const first = this.agents[0]
     const agent = await Agent.start(
       {
@@ -40,6 +40,7 @@ export class TestCluster {
         ...options,
       },
       logger,
+      hooks,
     )
     this.agents.push(agent)
     return agent
