@@ -135,7 +135,9 @@ export class Agent implements ApiBackend {
       )
       undo.unshift(() => artifacts.close())
       const clusterState = new ClusterStateStore({
+        cluster: config.cluster,
         membership,
+        network: node,
         privateKey,
         db: state.sublevel('cluster'),
         logger: log,

@@ -41,8 +41,9 @@ export function claimOf(meta: MemberMetadata): number | null {
 /**
  * One round of the election, from this node's membership view:
  *
- * 1. The manager is the alive member with the highest claim (term, then id).
- *    A node that claims but sees a higher alive claim steps down.
+ * 1. The manager is the alive (or merely suspected) eligible member with the
+ *    highest claim (term, then id). A node that claims but sees a higher claim
+ *    steps down.
  * 2. With no alive claimer, the alive eligible member with the smallest id is
  *    the candidate; it claims the next term if, and only if, it sees a majority
  *    of the voters alive. So a minority side never elects anyone, and after a
@@ -64,7 +65,9 @@ export function elect(input: ElectionInput): ElectionView {
     const term = member.self ? input.myClaim : claimOf(member.meta)
     if (term == null) continue
     knownTerm = Math.max(knownTerm, term)
-    if (member.state !== 'alive') continue
+    // A suspected manager keeps its place until it is declared dead: a slow
+    // moment under load must not depose it (each new term costs a hand-over).
+    if ((member.state !== 'alive' && member.state !== 'suspect') || !isEligible(member)) continue
     if (best == null || term > best.term || (term === best.term && member.id > best.id))
       best = { id: member.id, term }
   }

@@ -3,7 +3,10 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
 import { canonicalJson } from '../shared/canonical-json.js'
+import { messageOf } from '../shared/errors.js'
+import { decodeJson, encodeJson } from '../shared/json-frames.js'
 import type { Logger } from '../shared/logger.js'
+import { exchange, type StreamNetwork, serve } from '../shared/stream-rpc.js'
 import { TypedEvents } from '../shared/typed-events.js'
 
 export const ROLLOUT_STRATEGIES = ['all-at-once', 'rolling', 'canary'] as const
@@ -87,11 +90,25 @@ export type ClusterState = z.output<typeof stateSchema>
 const signedSchema = z.strictObject({ state: stateSchema, signature: z.string().min(1).max(200) })
 export type SignedClusterState = z.output<typeof signedSchema>
 
-/** Member metadata key that carries the newest cluster state a node knows. */
+/**
+ * Member metadata key that carries the head of the newest cluster state a node
+ * holds: `{term, seq, manager}`. The state itself (rollout history, placement)
+ * can outgrow what gossip should carry; nodes fetch it over a stream.
+ */
 export const STATE_KEY = 'cluster'
 
 /** Rollouts kept in the record (the audit trail). */
 export const HISTORY_LENGTH = 30
+
+const headSchema = z.strictObject({
+  term: z.number().int().min(0),
+  seq: z.number().int().min(0),
+  manager: z.string().max(100),
+})
+type StateHead = z.output<typeof headSchema>
+
+const FETCH_TIMEOUT_MS = 5000
+const MAX_STATE_BYTES = 4 * 1024 * 1024
 
 export function emptyState(): ClusterState {
   return {
@@ -111,7 +128,7 @@ export function emptyState(): ClusterState {
 }
 
 /** (term, seq), then the writer's id: the total order every node agrees on. */
-export function isNewer(candidate: ClusterState, current: ClusterState): boolean {
+export function isNewer(candidate: StateHead, current: StateHead): boolean {
   if (candidate.term !== current.term) return candidate.term > current.term
   if (candidate.seq !== current.seq) return candidate.seq > current.seq
   return candidate.manager > current.manager
@@ -133,12 +150,14 @@ export interface ClusterStateEvents {
 }
 
 export interface ClusterStateComponents {
+  cluster: string
   membership: {
     readonly id: string
     readonly events: TypedEvents<MembershipEvents>
     members(): Member[]
     updateMetadata(patch: MemberMetadata): Promise<void>
   }
+  network: StreamNetwork
   privateKey: PrivateKey
   db: {
     get(key: string): Promise<string | undefined>
@@ -150,20 +169,28 @@ export interface ClusterStateComponents {
 /**
  * The cluster's replicated state: one record written only by the elected
  * manager, signed with its libp2p key, ordered by (term, seq). Every node keeps
- * the newest it has seen, persists it and republishes it in its member
- * metadata, so gossip spreads it, anti-entropy gives it to nodes that join or
- * return, and a new manager starts from exactly where the last one stopped.
+ * the newest it has seen and persists it; its member metadata announces the
+ * head (term, seq, writer), and a node that sees a newer head fetches the whole
+ * record from that member over `/shoal/<cluster>/state/1.0.0` and checks the
+ * writer's signature. Gossip spreads heads, anti-entropy gives them to nodes
+ * that join or return, and a new manager starts from where the last one stopped.
  */
 export class ClusterStateStore {
   readonly events: TypedEvents<ClusterStateEvents>
   private signed: SignedClusterState | null = null
   private readonly log: Logger
+  private readonly protocol: string
   private unsubscribe: Array<() => void> = []
   private chain: Promise<void> = Promise.resolve()
+  /** The newest head heard of, and who holds it: fetched one at a time. */
+  private wanted: { head: StateHead; from: string } | null = null
+  private fetching: Promise<void> | undefined
+  private readonly abort = new AbortController()
 
   constructor(private readonly components: ClusterStateComponents) {
     this.log = components.logger.child('state')
     this.events = new TypedEvents(this.log)
+    this.protocol = `/shoal/${components.cluster}/state/1.0.0`
   }
 
   async start(): Promise<void> {
@@ -172,7 +199,17 @@ export class ClusterStateStore {
       const parsed = signedSchema.safeParse(JSON.parse(saved))
       if (parsed.success) this.signed = parsed.data
     }
-    if (this.signed != null) await this.components.membership.updateMetadata({ [STATE_KEY]: this.signed })
+    await serve(
+      this.components.network,
+      this.protocol,
+      { timeoutMs: FETCH_TIMEOUT_MS, maxBytes: 1024 },
+      this.log,
+      async (ch) => {
+        await ch.read() // the request: empty
+        await ch.write(encodeJson(this.signed))
+      },
+    )
+    if (this.signed != null) await this.announce(this.signed.state)
     const { events } = this.components.membership
     this.unsubscribe = [events.on('member:join', this.onMember), events.on('member:update', this.onMember)]
     for (const member of this.components.membership.members()) this.onMember(member)
@@ -180,6 +217,9 @@ export class ClusterStateStore {
 
   async stop(): Promise<void> {
     for (const off of this.unsubscribe.splice(0)) off()
+    this.abort.abort()
+    await this.components.network.unhandle(this.protocol).catch(() => {})
+    await this.fetching
     await this.chain
   }
 
@@ -194,18 +234,66 @@ export class ClusterStateStore {
   }
 
   private readonly onMember = (member: Member): void => {
-    if (member.self || member.meta[STATE_KEY] == null) return
-    const parsed = signedSchema.safeParse(member.meta[STATE_KEY])
-    if (!parsed.success || !isNewer(parsed.data.state, this.current())) return
-    void verify(parsed.data)
-      .then(async (valid) => {
-        if (!valid) {
-          this.log.warn('ignored a cluster state with a bad signature', { from: member.id })
-          return
+    if (member.self || member.meta[STATE_KEY] == null || this.abort.signal.aborted) return
+    const head = headSchema.safeParse(member.meta[STATE_KEY])
+    if (!head.success || !isNewer(head.data, this.current())) return
+    if (this.wanted == null || isNewer(head.data, this.wanted.head))
+      this.wanted = { head: head.data, from: member.id }
+    this.fetching ??= this.fetchWanted().finally(() => {
+      this.fetching = undefined
+    })
+  }
+
+  /** Fetches the newest state heard of until there is nothing newer to fetch. */
+  private async fetchWanted(): Promise<void> {
+    const failed = new Set<string>()
+    while (this.wanted != null && !this.abort.signal.aborted) {
+      const { head, from } = this.wanted
+      if (!isNewer(head, this.current())) {
+        this.wanted = null
+        return
+      }
+      try {
+        const signed = await exchange(
+          this.components.network,
+          peerIdFromString(from),
+          this.protocol,
+          { timeoutMs: FETCH_TIMEOUT_MS, maxBytes: MAX_STATE_BYTES, signal: this.abort.signal },
+          async (ch) => {
+            await ch.write(new Uint8Array(0))
+            return decodeJson(signedSchema.nullable(), await ch.read(), 'cluster state')
+          },
+        )
+        if (signed == null || !isNewer(signed.state, this.current())) {
+          // It moved on or restarted: wait for its next announcement.
+          if (this.wanted?.head === head) this.wanted = null
+          continue
         }
-        if (isNewer(parsed.data.state, this.current())) await this.adopt(parsed.data)
-      })
-      .catch((err: unknown) => this.log.warn('could not adopt a cluster state', { error: String(err) }))
+        if (!(await verify(signed))) {
+          this.log.warn('ignored a cluster state with a bad signature', { from })
+          if (this.wanted?.head === head) this.wanted = null
+          continue
+        }
+        await this.adopt(signed)
+      } catch (err) {
+        this.log.debug('could not fetch the cluster state', { from, error: messageOf(err) })
+        // Another holder, else whoever announces it next; a dead holder is not retried in this round.
+        failed.add(from)
+        if (this.wanted?.head === head) this.wanted = null
+        this.wanted ??= this.otherHolder(head, failed)
+      }
+    }
+  }
+
+  /** After a failed fetch: another alive member announcing the same or a newer head, not tried yet. */
+  private otherHolder(head: StateHead, failed: Set<string>): { head: StateHead; from: string } | null {
+    for (const member of this.components.membership.members()) {
+      const other = headSchema.safeParse(member.meta[STATE_KEY])
+      if (member.self || member.state !== 'alive' || !other.success || failed.has(member.id)) continue
+      if (isNewer(other.data, this.current()) && !isNewer(head, other.data))
+        return { head: other.data, from: member.id }
+    }
+    return null
   }
 
   private adopt(signed: SignedClusterState): Promise<void> {
@@ -215,9 +303,14 @@ export class ClusterStateStore {
       this.signed = signed
       await this.components.db.put('signed', JSON.stringify(signed))
       this.events.emit('state:changed', signed.state)
-      await this.components.membership.updateMetadata({ [STATE_KEY]: signed })
+      await this.announce(signed.state)
     })
     return this.chain
+  }
+
+  private announce(state: ClusterState): Promise<void> {
+    const head: StateHead = { term: state.term, seq: state.seq, manager: state.manager }
+    return this.components.membership.updateMetadata({ [STATE_KEY]: head })
   }
 }
 

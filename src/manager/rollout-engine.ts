@@ -127,7 +127,8 @@ export function step(rollout: RolloutRecord, ctx: StepContext): RolloutRecord {
   if (next.state === 'running') {
     const total = Object.keys(progress).length
     const canarySize = Math.max(1, Math.ceil((next.canaryPercent / 100) * total))
-    const started = () => Object.values(progress).filter((s) => s !== 'pending').length
+    // Only alive nodes count: a canary node that dies is replaced, never taken as a success.
+    const started = () => aliveWith('updating').length + aliveWith('done').length + aliveWith('failed').length
     const inCanary = next.strategy === 'canary' && !next.approved
     const limit = next.strategy === 'all-at-once' ? total : inCanary ? canarySize : next.maxUnavailable
     const pending = aliveWith('pending').sort()
@@ -136,8 +137,13 @@ export function step(rollout: RolloutRecord, ctx: StepContext): RolloutRecord {
       if (inCanary && started() >= canarySize) break
       progress[id] = 'updating'
     }
-    if (inCanary && started() >= Math.min(canarySize, total) && aliveWith('updating').length === 0) {
-      if (next.approve === 'auto') next.approved = true
+    const aliveTotal = Object.keys(progress).filter((id) => seen(id)?.alive === true).length
+    const canaryDone =
+      aliveWith('done').length + aliveWith('failed').length >= Math.min(canarySize, aliveTotal) &&
+      aliveWith('updating').length === 0
+    if (inCanary && canaryDone) {
+      // A canary with a failed node (below the threshold) waits for a person even with auto approval.
+      if (next.approve === 'auto' && aliveWith('failed').length === 0) next.approved = true
       else next.state = 'waiting-approval'
     }
     const open = aliveWith('pending').length + aliveWith('updating').length
@@ -157,7 +163,9 @@ function changed(before: RolloutRecord, after: RolloutRecord): RolloutRecord {
  * What every node should run, from the newest rollout: while it goes on, each
  * node by its progress (nodes not in it keep what they ran before); once done,
  * the new version becomes the default (a scoped rollout pins it on its nodes);
- * once rolled back or aborted, everyone is where they were.
+ * once rolled back, the nodes sent back (the failed ones) are where they were
+ * and the nodes that had finished keep the new version (the issue: "rolls those
+ * nodes back"); once aborted, everyone is where they were.
  */
 export function targetsOf(rollout: RolloutRecord): {
   defaultTarget: string | null
