@@ -77,7 +77,14 @@ export interface Artifacts {
  * trust list, and builds the distributor (not started).
  */
 export async function openArtifacts(
-  init: { cluster: string; dataDir: string; trust: string[]; config: ArtifactsConfig },
+  init: {
+    cluster: string
+    dataDir: string
+    trust: string[]
+    config: ArtifactsConfig
+    /** Versions retention must keep (in use or named by the cluster's rollouts). */
+    protectedVersions?: () => Set<string>
+  },
   components: Omit<DistributorComponents, 'store' | 'catalogue' | 'trusted' | 'logger'> & {
     db: StoreDb
     catalogueDb: StoreDb
@@ -105,7 +112,11 @@ export async function openArtifacts(
       trusted,
       logger: components.logger,
     },
-    { cluster: init.cluster, ...init.config },
+    {
+      cluster: init.cluster,
+      ...init.config,
+      ...(init.protectedVersions == null ? {} : { protectedVersions: init.protectedVersions }),
+    },
   )
   return {
     store,

@@ -14,6 +14,7 @@ import {
 } from '../api/index.js'
 import { type Artifacts, openArtifacts, UnknownDistributionError } from '../artifacts/index.js'
 import {
+  type ClusterState,
   ClusterStateStore,
   Manager,
   type ManagerCommand,
@@ -24,8 +25,8 @@ import {
   runsHere,
   targetOf,
 } from '../manager/index.js'
-import { createMembership, type Membership } from '../membership/index.js'
-import { componentsOf, Runtime } from '../runtime/index.js'
+import { createMembership, type Member, type Membership } from '../membership/index.js'
+import { componentsOf, Runtime, type RuntimeStatus } from '../runtime/index.js'
 import { ShoalError } from '../shared/errors.js'
 import { writeFileAtomic } from '../shared/files.js'
 import { createLogger, type Logger } from '../shared/logger.js'
@@ -123,8 +124,16 @@ export class Agent implements ApiBackend {
       )
       await membership.start()
       undo.unshift(() => membership.stop())
+      // Bound once the cluster state exists: retention never drops a version in use.
+      let inUse: () => Set<string> = () => new Set()
       const artifacts = await openArtifacts(
-        { cluster: config.cluster, dataDir: config.dataDir, trust: config.trust, config: config.artifacts },
+        {
+          cluster: config.cluster,
+          dataDir: config.dataDir,
+          trust: config.trust,
+          config: config.artifacts,
+          protectedVersions: () => inUse(),
+        },
         {
           network: node,
           membership,
@@ -147,6 +156,7 @@ export class Agent implements ApiBackend {
       const manager = createManager(config, membership, node, artifacts, clusterState, state, log)
       let apiUrl = ''
       const runtime = createRuntime(config, membership, artifacts, clusterState, state, () => apiUrl, log)
+      inUse = () => versionsInUse(clusterState.current(), membership.members(), runtime.status())
       undo.unshift(() => runtime.stop())
       await artifacts.distributor.start()
       const agent = new Agent(
@@ -253,7 +263,26 @@ export class Agent implements ApiBackend {
         return distributor.publish(body)
       },
       list: () => distributor.list(),
-      history: (name) => distributor.history(name),
+      // Each version with the rollouts and rollbacks that moved the cluster to it: the audit trail.
+      history: (name) => {
+        const trail = this.clusterState.current().rollouts
+        return distributor.history(name).map((view) => ({
+          ...view,
+          rollouts: trail
+            .filter((r) => r.distribution === view.id)
+            .map((r) => ({
+              id: r.id,
+              kind: r.kind,
+              from: r.from,
+              strategy: r.strategy,
+              state: r.state,
+              reason: r.reason,
+              requestedBy: r.requestedBy,
+              requestedAt: r.requestedAt,
+              finishedAt: r.finishedAt,
+            })),
+        }))
+      },
       detail: (id) => distributor.detail(id),
       verify: () => store.verifyAll(),
     }
@@ -294,9 +323,41 @@ export class Agent implements ApiBackend {
   }
 
   /** The election as this node sees it, and the state it follows. */
-  managerStatus(): ManagerStatus & { stateTerm: number; stateSeq: number } {
+  managerStatus(): ManagerStatus & {
+    stateTerm: number
+    stateSeq: number
+    placement: Record<string, string[]>
+    unplaced: string[]
+    notReadyAnywhere: string[]
+  } {
     const state = this.clusterState.current()
-    return { ...this.manager.status(), stateTerm: state.term, stateSeq: state.seq }
+    return {
+      ...this.manager.status(),
+      stateTerm: state.term,
+      stateSeq: state.seq,
+      placement: state.placement,
+      unplaced: state.unplaced,
+      notReadyAnywhere: this.notReadyAnywhere(state.placementFrom ?? state.defaultTarget),
+    }
+  }
+
+  /** Components of `id` that no alive member reports ready: placed, but serving nowhere. */
+  private notReadyAnywhere(id: string | null): string[] {
+    const manifest = id == null ? undefined : this.artifacts.catalogue.get(id)?.signed.manifest
+    if (manifest == null) return []
+    let names: string[]
+    try {
+      names = [...componentsOf(manifest.artifacts).keys()]
+    } catch {
+      return []
+    }
+    const ready = new Set<string>()
+    for (const m of this.membership.members()) {
+      if (m.state !== 'alive' || !Array.isArray(m.meta.components)) continue
+      for (const c of m.meta.components as Array<{ name?: unknown; state?: unknown }>)
+        if (c.state === 'ready' && typeof c.name === 'string') ready.add(c.name)
+    }
+    return names.filter((n) => !ready.has(n)).sort()
   }
 
   /**
@@ -480,4 +541,26 @@ function createManager(
       logger: log,
     },
   )
+}
+
+/**
+ * Versions retention keeps whatever their age: what this node runs or moves to,
+ * what any member runs, what the cluster wants, and both ends of the newest
+ * rollouts (a rollback needs its target on the nodes).
+ */
+function versionsInUse(state: ClusterState, members: Member[], runtime: RuntimeStatus): Set<string> {
+  const ids = new Set<string>()
+  const add = (id: unknown) => {
+    if (typeof id === 'string') ids.add(id)
+  }
+  add(runtime.active)
+  add(runtime.target)
+  for (const m of members) add(m.meta.distribution)
+  add(state.defaultTarget)
+  for (const id of Object.values(state.targets)) add(id)
+  for (const r of state.rollouts.slice(0, 3)) {
+    add(r.distribution)
+    add(r.from)
+  }
+  return ids
 }

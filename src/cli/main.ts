@@ -11,7 +11,14 @@ import { isLogLevel, type LogLevel } from '../shared/logger.js'
 import { parseBytes } from '../shared/units.js'
 import { VERSION } from '../shared/version.js'
 import { ApiClient, apiBaseUrl } from './client.js'
-import { formatComponents, formatDistributions, formatMembers, formatStatus } from './views.js'
+import {
+  formatAuditTrail,
+  formatComponents,
+  formatDistributions,
+  formatMembers,
+  formatStatus,
+  type HistoryEntry,
+} from './views.js'
 
 const collect = (value: string, previous: string[] = []) => [...previous, value]
 
@@ -201,14 +208,16 @@ program
 program
   .command('history')
   .argument('<name>', 'distribution name')
-  .description('every kept version of a distribution, oldest first, with who holds it')
+  .description(
+    'every kept version of a distribution, oldest first, with who holds it, and the rollouts and rollbacks to each (who asked, when, outcome)',
+  )
   .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
   .option('--json', 'print JSON')
   .action(async (name: string, opts) => {
-    const list = await new ApiClient(apiBaseUrl(opts.api)).get<DistributionView[]>(
+    const list = await new ApiClient(apiBaseUrl(opts.api)).get<HistoryEntry[]>(
       `/api/distributions/${encodeURIComponent(name)}`,
     )
-    print(Boolean(opts.json), list, () => formatDistributions(list))
+    print(Boolean(opts.json), list, () => `${formatDistributions(list)}\n\n${formatAuditTrail(list)}`)
   })
 
 program

@@ -28,13 +28,35 @@ export function formatStatus(status: StatusView): string {
     ],
     ['state', `${status.state} (incarnation ${status.incarnation})`],
     ['members', `${m.alive} alive, ${m.suspect} suspect, ${m.dead} dead, ${m.left} left`],
-    ['manager', status.manager ?? 'none elected'],
+    ['manager', describeManager(status)],
     ['distribution', status.distribution ?? 'none'],
     ['addresses', status.addrs.join('\n             ')],
     ['uptime', `${status.uptimeSeconds} s`],
     ['version', status.version],
   ]
   return lines.map(([key, value]) => `${key.padEnd(12)} ${value}`).join('\n')
+}
+
+/** The manager line of `shoal status`: who, which term, and whether decisions can be made. */
+function describeManager(status: StatusView): string {
+  const view = (status.managerStatus ?? {}) as {
+    term?: number
+    quorum?: boolean
+    aliveVoters?: number
+    voters?: string[]
+    unplaced?: string[]
+    notReadyAnywhere?: string[]
+  }
+  const who = status.manager ?? 'none elected'
+  const votes = `${view.aliveVoters ?? 0}/${view.voters?.length ?? 0} voters alive`
+  const quorum = view.quorum
+    ? `quorum (${votes})`
+    : `NO QUORUM (${votes}): no rollout starts or advances and placement does not change on this side`
+  const notes = [
+    view.unplaced?.length ? `unplaced: ${view.unplaced.join(', ')}` : '',
+    view.notReadyAnywhere?.length ? `ready nowhere: ${view.notReadyAnywhere.join(', ')}` : '',
+  ].filter(Boolean)
+  return [`${who}, term ${view.term ?? 0}, ${quorum}`, ...notes].join('\n             ')
 }
 
 export function formatDistributions(list: DistributionView[]): string {
@@ -49,6 +71,43 @@ export function formatDistributions(list: DistributionView[]): string {
       String(d.holders.length),
       d.createdAt,
       d.publisher,
+    ]),
+  )
+}
+
+/** One version in `shoal history`: the distribution view plus the rollouts that moved the cluster to it. */
+export type HistoryEntry = DistributionView & {
+  rollouts?: Array<{
+    id: string
+    kind: string
+    from: string | null
+    strategy: string
+    state: string
+    reason: string | null
+    requestedBy: string
+    requestedAt: string
+    finishedAt: string | null
+  }>
+}
+
+/** Rollouts and rollbacks of a distribution's versions, oldest first. */
+export function formatAuditTrail(list: HistoryEntry[]): string {
+  const rows = list
+    .flatMap((d) => (d.rollouts ?? []).map((r) => ({ ...r, to: d.id })))
+    .sort((a, b) => a.requestedAt.localeCompare(b.requestedAt))
+  if (rows.length === 0) return 'no rollouts'
+  return table(
+    ['ROLLOUT', 'KIND', 'FROM', 'TO', 'STRATEGY', 'OUTCOME', 'REQUESTED BY', 'AT', 'FINISHED'],
+    rows.map((r) => [
+      r.id,
+      r.kind,
+      r.from ?? '-',
+      r.to,
+      r.strategy,
+      r.reason == null ? r.state : `${r.state} (${r.reason})`,
+      r.requestedBy.slice(-12),
+      r.requestedAt,
+      r.finishedAt ?? '-',
     ]),
   )
 }

@@ -80,6 +80,8 @@ const answerSchema = z.union([
 ])
 
 const COMMAND_TIMEOUT_MS = 10_000
+/** How long a command waits for a manager that can act before ERR_NO_QUORUM. */
+const MANAGER_WAIT_MS = 3000
 const MAX_COMMAND_BYTES = 64 * 1024
 /** A version named a moment ago on another agent may still be on its way here. */
 const LEARN_WAIT_MS = 5000
@@ -179,7 +181,14 @@ export class Manager {
    */
   async command(input: ManagerCommand): Promise<RolloutRecord> {
     const command = commandSchema.parse(input)
-    const view = this.status()
+    // A hand-over (a new term, a manager only suspected for a moment) takes a few
+    // ticks: wait that long for a manager that can act before saying there is none.
+    const deadline = Date.now() + MANAGER_WAIT_MS
+    let view = this.status()
+    while (!view.acting && (view.manager == null || view.self) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, this.init.tickMs))
+      view = this.status()
+    }
     if (view.acting) return this.execute(command)
     if (view.manager == null || view.self) throw noQuorum(view)
     const raw = await exchange(
