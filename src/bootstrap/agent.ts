@@ -2,6 +2,8 @@ import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { ConnectionGater } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { PingService } from '@libp2p/ping'
 import {
   type ApiBackend,
   ApiServer,
@@ -16,14 +18,17 @@ import { type Artifacts, openArtifacts, UnknownDistributionError } from '../arti
 import {
   type ClusterState,
   ClusterStateStore,
+  MANAGER_TICK_MS,
   Manager,
   type ManagerCommand,
   type ManagerStatus,
+  PRE_VOTE_TIMEOUT_MS,
   parsePlacement,
   type RolloutView,
   rolloutView,
   runsHere,
   targetOf,
+  VOTER_REMOVAL_MS,
 } from '../manager/index.js'
 import { createMembership, type Member, type Membership } from '../membership/index.js'
 import { componentsOf, Runtime, type RuntimeStatus } from '../runtime/index.js'
@@ -61,6 +66,9 @@ export interface StopOptions {
  * One Shoal agent: durable state, identity, libp2p node, membership and the
  * admin API, started in that order and stopped in reverse.
  */
+/** How long a forwarded command's answer waits for the state that holds it to reach this agent. */
+const COMMAND_VISIBLE_WAIT_MS = 3000
+
 export interface AgentHooks {
   /** Decides which peers may connect; tests use it to split a cluster in one process. */
   connectionGater?: ConnectionGater
@@ -397,6 +405,11 @@ export class Agent implements ApiBackend {
         )
       throw err
     }
+    // Read-your-writes: the answer came from the manager; wait (briefly) until
+    // this agent holds the state with it, so a client's next GET here finds it.
+    const deadline = Date.now() + COMMAND_VISIBLE_WAIT_MS
+    const seen = () => this.clusterState.current().rollouts.some((r) => r.id === record.id)
+    while (!seen() && Date.now() < deadline) await sleep(20)
     return rolloutView(record, this.membership.members())
   }
 
@@ -517,8 +530,8 @@ function createManager(
   return new Manager(
     {
       cluster: config.cluster,
-      tickMs: preset === 'test' ? 100 : 250,
-      voterRemovalMs: preset === 'test' ? 5000 : preset === 'cloud' ? 120_000 : 30_000,
+      tickMs: MANAGER_TICK_MS[preset],
+      voterRemovalMs: VOTER_REMOVAL_MS[preset],
     },
     {
       membership,
@@ -538,6 +551,15 @@ function createManager(
         },
       },
       db: state.sublevel('manager'),
+      reachable: async (id) => {
+        try {
+          const ping = (node.services as unknown as { ping: PingService }).ping
+          await ping.ping(peerIdFromString(id), { signal: AbortSignal.timeout(PRE_VOTE_TIMEOUT_MS[preset]) })
+          return true
+        } catch {
+          return false
+        }
+      },
       logger: log,
     },
   )

@@ -43,10 +43,19 @@ export async function follow(
   options: FollowOptions & { untilWaiting?: boolean },
 ): Promise<RolloutView> {
   const deadline = Date.now() + options.timeoutMs
+  const notFoundUntil = Date.now() + 5000
   let bar: SingleBar | null = null
   try {
     for (;;) {
-      const view = await client.get<RolloutView>(`/api/rollouts/${id}`)
+      // A rollout started through another agent may take a moment to reach this one.
+      const view = await client.get<RolloutView>(`/api/rollouts/${id}`).catch((err: unknown) => {
+        if ((err as { code?: string }).code === 'ERR_NOT_FOUND' && Date.now() < notFoundUntil) return null
+        throw err
+      })
+      if (view == null) {
+        await sleep(200)
+        continue
+      }
       if (options.progress && process.stderr.isTTY) {
         bar ??= progressBar(view)
         bar.setTotal(view.nodes.total)

@@ -6,14 +6,22 @@ import { decodeJson, encodeJson } from '../shared/json-frames.js'
 import type { Logger } from '../shared/logger.js'
 import { exchange, type StreamNetwork, serve } from '../shared/stream-rpc.js'
 import type { TypedEvents } from '../shared/typed-events.js'
+import {
+  COMMAND_TIMEOUT_MS,
+  HISTORY_LENGTH,
+  LEARN_WAIT_MS,
+  MANAGER_WAIT_MS,
+  MAX_COMMAND_BYTES,
+  ROLLOUT_DEFAULTS,
+} from './constants.js'
 import { CLAIM_KEY, type ElectionView, elect, isEligible } from './election.js'
 import { type PlacementSpec, parsePlacement, place } from './placement.js'
 import {
   type ClusterState,
   type ClusterStateStore,
-  HISTORY_LENGTH,
   ROLLOUT_STRATEGIES,
   type RolloutRecord,
+  STATE_KEY,
 } from './record.js'
 import { baseOf, isFinished, type NodeObservation, step, targetsOf } from './rollout-engine.js'
 
@@ -43,6 +51,8 @@ export interface ManagerComponents {
     layout(id: string): { components: string[]; placement: unknown } | null
   }
   db: { get(key: string): Promise<string | undefined>; put(key: string, value: string): Promise<void> }
+  /** Whether a member answers a direct ping now (a candidate's pre-vote). */
+  reachable(id: string): Promise<boolean>
   logger: Logger
 }
 
@@ -79,13 +89,6 @@ const answerSchema = z.union([
   }),
 ])
 
-const COMMAND_TIMEOUT_MS = 10_000
-/** How long a command waits for a manager that can act before ERR_NO_QUORUM. */
-const MANAGER_WAIT_MS = 3000
-const MAX_COMMAND_BYTES = 64 * 1024
-/** A version named a moment ago on another agent may still be on its way here. */
-const LEARN_WAIT_MS = 5000
-
 export interface ManagerStatus extends ElectionView {
   /** This node is the manager and sees a majority: it acts. */
   acting: boolean
@@ -114,6 +117,8 @@ export class Manager {
   private knownTerm = 0
   private myClaim: number | null = null
   private readonly readySince = new Map<string, number>()
+  /** When this node first saw each voter dead or forgotten (voter removal counts from there). */
+  private readonly goneSince = new Map<string, number>()
   private writes: Promise<unknown> = Promise.resolve()
   private running = false
   private ticking = false
@@ -184,13 +189,15 @@ export class Manager {
     // A hand-over (a new term, a manager only suspected for a moment) takes a few
     // ticks: wait that long for a manager that can act before saying there is none.
     const deadline = Date.now() + MANAGER_WAIT_MS
+    const cannotForward = (v: ManagerStatus) => v.manager == null || v.self || !v.quorum
     let view = this.status()
-    while (!view.acting && (view.manager == null || view.self) && Date.now() < deadline) {
+    while (!view.acting && cannotForward(view) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, this.init.tickMs))
       view = this.status()
     }
     if (view.acting) return this.execute(command)
-    if (view.manager == null || view.self) throw noQuorum(view)
+    // Without a majority on this side, the manager it still follows may be across a cut.
+    if (cannotForward(view) || view.manager == null) throw noQuorum(view)
     const raw = await exchange(
       this.components.network,
       peerIdFromString(view.manager),
@@ -218,14 +225,20 @@ export class Manager {
     this.ticking = true
     try {
       const state = this.components.store.current()
-      this.knownTerm = Math.max(this.knownTerm, state.term)
-      const view = elect({
+      const members = this.components.membership.members()
+      // Terms written by any manager, as members announce them, are never claimed again.
+      for (const m of members) this.knownTerm = Math.max(this.knownTerm, state.term, headTermOf(m.meta))
+      let view = elect({
         self: this.components.membership.id,
-        members: this.components.membership.members(),
+        members,
         voters: state.voters,
         knownTerm: this.knownTerm,
         myClaim: this.myClaim,
       })
+      if (view.claim != null && this.myClaim == null && !(await this.majorityAnswers(view.voters))) {
+        // The view is stale (a split not yet detected): claim nothing this tick.
+        view = { ...view, manager: null, claim: null }
+      }
       if (
         view.manager !== this.view.manager ||
         view.term !== this.view.term ||
@@ -330,14 +343,37 @@ export class Manager {
     for (const m of members) if (m.state === 'alive' && isEligible(m)) voters.add(m.id)
     for (const id of voters) {
       const m = byId.get(id)
-      if (
-        m == null ||
-        m.state === 'left' ||
-        (m.state === 'dead' && now - m.since >= this.init.voterRemovalMs)
-      )
+      if (m?.state === 'left') {
         voters.delete(id)
+        continue
+      }
+      // Dead, or already forgotten by membership: gone since this manager first saw it so.
+      if (m == null || m.state === 'dead') {
+        const since = this.goneSince.get(id) ?? now
+        this.goneSince.set(id, since)
+        if (now - since >= this.init.voterRemovalMs) voters.delete(id)
+      } else this.goneSince.delete(id)
     }
+    for (const id of this.goneSince.keys()) if (!voters.has(id)) this.goneSince.delete(id)
     return [...voters].sort()
+  }
+
+  /**
+   * Pre-vote: before claiming a new term, a candidate checks that a majority of
+   * the voters (itself included) answers a direct ping now. Its view may still
+   * show the far side of a fresh split alive; the pings do not cross the cut.
+   */
+  private async majorityAnswers(voters: string[]): Promise<boolean> {
+    const self = this.components.membership.id
+    const others = voters.filter((id) => id !== self)
+    const answers = await Promise.all(others.map((id) => this.components.reachable(id)))
+    const yes = answers.filter(Boolean).length + (voters.includes(self) ? 1 : 0)
+    if (yes * 2 > voters.length) return true
+    this.log.info('not claiming: a majority of the voters does not answer', {
+      answered: yes,
+      voters: voters.length,
+    })
+    return false
   }
 
   // --- commands --------------------------------------------------------------------------
@@ -472,7 +508,7 @@ function newRollout(state: ClusterState, request: RolloutRequest, members: Membe
   const maxUnavailable =
     request.maxUnavailable ??
     (request.maxUnavailablePercent == null
-      ? 1
+      ? ROLLOUT_DEFAULTS.maxUnavailable
       : Math.max(1, Math.floor((request.maxUnavailablePercent / 100) * n)))
   const number = Math.max(0, ...state.rollouts.map((r) => Number(r.id.slice(1)) || 0)) + 1
   const current = state.rollouts[0]
@@ -485,10 +521,11 @@ function newRollout(state: ClusterState, request: RolloutRequest, members: Membe
     from: base.defaultTarget,
     strategy: request.strategy,
     maxUnavailable: request.strategy === 'all-at-once' ? n : maxUnavailable,
-    canaryPercent: request.canaryPercent ?? (request.strategy === 'canary' ? 20 : 0),
+    canaryPercent:
+      request.canaryPercent ?? (request.strategy === 'canary' ? ROLLOUT_DEFAULTS.canaryPercent : 0),
     approve: request.approve ?? (request.strategy === 'canary' ? 'manual' : 'auto'),
-    minReadyMs: request.minReadyMs ?? (rolling ? 1000 : 0),
-    failureThreshold: request.failureThreshold ?? 1,
+    minReadyMs: request.minReadyMs ?? (rolling ? ROLLOUT_DEFAULTS.minReadyMs : 0),
+    failureThreshold: request.failureThreshold ?? ROLLOUT_DEFAULTS.failureThreshold,
     autoRollback: request.autoRollback,
     scope,
     state: 'running',
@@ -522,6 +559,11 @@ export function observe(members: readonly Member[]): Map<string, NodeObservation
     })
   }
   return found
+}
+
+function headTermOf(meta: MemberMetadata): number {
+  const term = (meta[STATE_KEY] as { term?: unknown } | null | undefined)?.term
+  return typeof term === 'number' && Number.isSafeInteger(term) ? term : 0
 }
 
 function noQuorum(view: ManagerStatus): ShoalError {

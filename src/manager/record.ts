@@ -8,6 +8,7 @@ import { decodeJson, encodeJson } from '../shared/json-frames.js'
 import type { Logger } from '../shared/logger.js'
 import { exchange, type StreamNetwork, serve } from '../shared/stream-rpc.js'
 import { TypedEvents } from '../shared/typed-events.js'
+import { MAX_STATE_BYTES, STATE_FETCH_TIMEOUT_MS } from './constants.js'
 
 export const ROLLOUT_STRATEGIES = ['all-at-once', 'rolling', 'canary'] as const
 export type RolloutStrategy = (typeof ROLLOUT_STRATEGIES)[number]
@@ -97,18 +98,12 @@ export type SignedClusterState = z.output<typeof signedSchema>
  */
 export const STATE_KEY = 'cluster'
 
-/** Rollouts kept in the record (the audit trail). */
-export const HISTORY_LENGTH = 30
-
 const headSchema = z.strictObject({
   term: z.number().int().min(0),
   seq: z.number().int().min(0),
   manager: z.string().max(100),
 })
 type StateHead = z.output<typeof headSchema>
-
-const FETCH_TIMEOUT_MS = 5000
-const MAX_STATE_BYTES = 4 * 1024 * 1024
 
 export function emptyState(): ClusterState {
   return {
@@ -202,7 +197,7 @@ export class ClusterStateStore {
     await serve(
       this.components.network,
       this.protocol,
-      { timeoutMs: FETCH_TIMEOUT_MS, maxBytes: 1024 },
+      { timeoutMs: STATE_FETCH_TIMEOUT_MS, maxBytes: 1024 },
       this.log,
       async (ch) => {
         await ch.read() // the request: empty
@@ -258,7 +253,7 @@ export class ClusterStateStore {
           this.components.network,
           peerIdFromString(from),
           this.protocol,
-          { timeoutMs: FETCH_TIMEOUT_MS, maxBytes: MAX_STATE_BYTES, signal: this.abort.signal },
+          { timeoutMs: STATE_FETCH_TIMEOUT_MS, maxBytes: MAX_STATE_BYTES, signal: this.abort.signal },
           async (ch) => {
             await ch.write(new Uint8Array(0))
             return decodeJson(signedSchema.nullable(), await ch.read(), 'cluster state')

@@ -13,6 +13,8 @@ export interface MembershipTimers {
   joinRetryInterval: number
   reapTimeout: number
   leaveTimeout: number
+  reconnectInterval: number
+  reconnectTimeout: number
 }
 
 /** Timers from a preset with overrides on top, checked once at start. */

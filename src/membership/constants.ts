@@ -30,6 +30,14 @@ export const LAN_TIMERS: MembershipTimers = {
   reapTimeout: 60_000,
   /** ms a graceful leave waits for peers to acknowledge it before shutting down. */
   leaveTimeout: 2_000,
+  /**
+   * ms between attempts to reach one member declared dead (not left), chosen at
+   * random: after a network split each side has declared the other dead, and
+   * without these attempts the halves would never merge again (Serf#605).
+   */
+  reconnectInterval: 2_000,
+  /** ms a dead member is kept on the reconnect list (Serf keeps 24 h; a restarted node rejoins by itself). */
+  reconnectTimeout: 6 * 3600_000,
 }
 
 /** For WAN-ish clouds where latencies vary: memberlist's own defaults. */
@@ -42,6 +50,7 @@ export const CLOUD_TIMERS: MembershipTimers = {
   suspicionMaxTimeoutMult: 6,
   syncInterval: 30_000,
   joinRetryInterval: 5_000,
+  reconnectInterval: 5_000,
 }
 
 /** Short timers for tests (Serf's tests shrink the probe interval the same way). */
@@ -55,6 +64,8 @@ export const TEST_TIMERS: MembershipTimers = {
   joinRetryInterval: 200,
   reapTimeout: 3_000,
   leaveTimeout: 1_000,
+  reconnectInterval: 300,
+  reconnectTimeout: 120_000,
 }
 
 export const TIMER_PRESETS = { lan: LAN_TIMERS, cloud: CLOUD_TIMERS, test: TEST_TIMERS } as const

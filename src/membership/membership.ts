@@ -74,6 +74,8 @@ export class Membership {
   private readonly syncing = new Set<string>()
   private readonly lastSync = new Map<string, number>()
   private readonly knownAddrs = new Map<string, string>()
+  /** Members declared dead, with their last addresses: tried again now and then (reconnectOne). */
+  private readonly failed = new Map<string, { addrs: string[]; since: number }>()
   private syncRounds = 0
   private readonly foreignPeers = new Set<string>()
   private readonly counters: Omit<MembershipStats, 'health'> = {
@@ -143,6 +145,15 @@ export class Membership {
     )
     this.events.on('member:join', this.rememberAddresses)
     this.events.on('member:update', this.rememberAddresses)
+    // Members declared dead stay on the reconnect list (with their addresses) until
+    // they come back, leave, or the reconnect timeout passes.
+    this.events.on('member:dead', (member) => {
+      if (member.addrs.length > 0) this.failed.set(member.id, { addrs: member.addrs, since: Date.now() })
+    })
+    for (const name of ['member:join', 'member:update', 'member:leave'] as const)
+      this.events.on(name, (member) => {
+        if (member.state !== 'dead') this.failed.delete(member.id)
+      })
     this.events.on('member:reap', (member) => {
       this.knownAddrs.delete(member.id)
       this.lastSync.delete(member.id)
@@ -181,6 +192,11 @@ export class Membership {
       () =>
         this.syncRounds++ < CATCH_UP_SYNCS ? this.timers.probeInterval * 2 : jitter(this.timers.syncInterval),
       () => this.syncRandom(),
+    )
+    void this.loop(
+      'reconnect',
+      () => jitter(this.timers.reconnectInterval),
+      () => this.reconnectOne(),
     )
     void this.loop(
       'join',
@@ -585,6 +601,38 @@ export class Membership {
         await this.syncWith(connection.remotePeer)
       }),
     )
+  }
+
+  /**
+   * Tries one member declared dead, at random: dial its last known addresses and
+   * sync. A member that really died costs a failed dial; one that was only cut
+   * off (a healed split) merges both views at once, and gossip does the rest.
+   */
+  private async reconnectOne(): Promise<void> {
+    const now = Date.now()
+    for (const [id, { since }] of this.failed)
+      if (now - since > this.timers.reconnectTimeout) this.failed.delete(id)
+    const [entry] = pickRandom([...this.failed], 1)
+    if (entry == null) return
+    const [id, { addrs }] = entry
+    const current = this.table?.get(id)
+    if (current != null && current.state !== 'dead') {
+      this.failed.delete(id)
+      return
+    }
+    try {
+      const peer = peerIdFromString(id)
+      const targets = addrs.map((addr) => {
+        const ma = multiaddr(addr)
+        return ma.getPeerId() == null ? ma.encapsulate(`/p2p/${id}`) : ma
+      })
+      await this.network.dial(targets, { signal: AbortSignal.timeout(this.timers.connectTimeout * 2) })
+      // A sync just tried (and failed) while it was away must not hold this one back.
+      this.lastSync.delete(id)
+      await this.syncWith(peer)
+    } catch (err) {
+      this.log.debug('a dead member is still unreachable', { member: id, error: messageOf(err) })
+    }
   }
 
   private async syncRandom(): Promise<void> {

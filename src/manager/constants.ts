@@ -1,0 +1,48 @@
+import type { TimerPreset } from '../membership/index.js'
+
+/**
+ * How often the manager loop runs (elect, keep the voters, step the rollout,
+ * place components). Well below a failure-detection round, so the hand-over
+ * after a manager is declared dead costs one tick more.
+ */
+export const MANAGER_TICK_MS: Record<TimerPreset, number> = { lan: 250, cloud: 500, test: 100 }
+
+/**
+ * A voter dead this long leaves the voting set, decided by a manager that sees
+ * a majority (so a minority side never shrinks the set to give itself quorum).
+ * Long enough to outlast a restart or a short partition, short enough that a
+ * cluster that really lost nodes can decide again without them.
+ */
+export const VOTER_REMOVAL_MS: Record<TimerPreset, number> = { lan: 30_000, cloud: 120_000, test: 5000 }
+
+/** A candidate's ping to each voter before it claims a term (the connection usually exists). */
+export const PRE_VOTE_TIMEOUT_MS: Record<TimerPreset, number> = { lan: 1000, cloud: 2000, test: 500 }
+
+/** How long a command waits for a manager that can act before ERR_NO_QUORUM (a hand-over takes a few ticks). */
+export const MANAGER_WAIT_MS = 3000
+
+/** One command exchange with the manager, dial to answer. */
+export const COMMAND_TIMEOUT_MS = 10_000
+export const MAX_COMMAND_BYTES = 64 * 1024
+
+/** A version named a moment ago on another agent may still be on its way here. */
+export const LEARN_WAIT_MS = 5000
+
+/** Rollouts kept in the cluster state (the audit trail `shoal history` shows). */
+export const HISTORY_LENGTH = 30
+
+/** Fetching the cluster state from a member that announces a newer head. */
+export const STATE_FETCH_TIMEOUT_MS = 5000
+export const MAX_STATE_BYTES = 4 * 1024 * 1024
+
+/** Rollout defaults when the command does not say. */
+export const ROLLOUT_DEFAULTS = {
+  /** rolling: nodes out of rotation at once */
+  maxUnavailable: 1,
+  /** canary: share of the nodes switched first, percent */
+  canaryPercent: 20,
+  /** rolling and canary: a switched node stays ready this long before the next goes */
+  minReadyMs: 1000,
+  /** failed nodes that stop a rollout */
+  failureThreshold: 1,
+} as const
