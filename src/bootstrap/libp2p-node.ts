@@ -68,6 +68,11 @@ export async function createNode(init: NodeInit, log: Logger): Promise<ShoalLibp
     ...(init.connectionGater == null ? {} : { connectionGater: init.connectionGater }),
     peerDiscovery,
     metrics: wireMeter(init.traffic),
+    // Membership's SWIM probes already check every member; libp2p's monitor would
+    // also ping every open connection every 10 s, all at once, which grew idle
+    // traffic with N (docs/benchmarks.md: flat bytes/node/s without it). yamux's
+    // keep-alive still closes dead connections.
+    connectionMonitor: { enabled: false },
     connectionManager: {
       maxConnections: 400,
       // libp2p accepts 5 new connections per second per remote host by default; many
