@@ -1,13 +1,15 @@
 /**
  * Benchmark entry: `npm run bench -- <suite> [--sizes 10,25,50,100] [--no-processes] [--workers W]`.
  * Suites: membership (default), artifacts (`--sizes` default 2,5,10,20; needs root for its network namespaces),
- * runtime (`--sizes` default 3,10), lb (direct vs built-in proxy vs HAProxy; failures under drains and restarts).
+ * runtime (`--sizes` default 3,10), lb (direct vs built-in proxy vs HAProxy; failures under drains and restarts),
+ * manager (failover at `--sizes`, default 5,10; rolling update of 10 nodes behind `shoal lb` under load).
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { runArtifacts } from './artifacts.js'
 import { runLb } from './lb.js'
+import { runManager } from './manager.js'
 import { DEFAULT_WORKERS, runMembership } from './membership.js'
 import { runRuntime } from './runtime.js'
 
@@ -22,7 +24,7 @@ const { positionals, values } = parseArgs({
   },
 })
 const suite = positionals[0] ?? 'membership'
-const SUITES = ['membership', 'artifacts', 'runtime', 'lb'] as const
+const SUITES = ['membership', 'artifacts', 'runtime', 'lb', 'manager'] as const
 if (!SUITES.includes(suite as never)) {
   console.error(`unknown benchmark suite "${suite}" (available: ${SUITES.join(', ')})`)
   process.exit(2)
@@ -32,6 +34,7 @@ const DEFAULT_SIZES: Record<string, string> = {
   artifacts: '2,5,10,20',
   runtime: '3,10',
   lb: '3',
+  manager: '5,10',
 }
 const sizesText = values.sizes ?? DEFAULT_SIZES[suite]!
 const sizes = sizesText.split(',').map(Number)
@@ -53,7 +56,9 @@ const { report, text } =
       ? await runRuntime({ sizes })
       : suite === 'lb'
         ? await runLb()
-        : await runMembership({ sizes, processes: !values['no-processes'], workers })
+        : suite === 'manager'
+          ? await runManager({ sizes })
+          : await runMembership({ sizes, processes: !values['no-processes'], workers })
 await mkdir(RESULTS, { recursive: true })
 const file = `${RESULTS}${suite}.json`
 await writeFile(file, `${JSON.stringify(report, null, 2)}\n`)

@@ -550,7 +550,8 @@ export function observe(members: readonly Member[]): Map<string, NodeObservation
       : []
     found.set(m.id, {
       id: m.id,
-      alive: m.state === 'alive',
+      // A suspected node keeps its place (and its slot in max-unavailable) until declared dead.
+      alive: m.state === 'alive' || m.state === 'suspect',
       active: typeof m.meta.distribution === 'string' ? m.meta.distribution : null,
       target: runtime.target ?? null,
       phase: runtime.phase ?? null,

@@ -3,6 +3,7 @@ import type { NodeProgress, RolloutRecord } from './record.js'
 /** What the manager sees of one member, from its metadata. */
 export interface NodeObservation {
   id: string
+  /** Alive or merely suspected: still a member (a suspected node keeps its place in a rollout). */
   alive: boolean
   /** The version it committed to (`distribution` in its metadata). */
   active: string | null
