@@ -507,7 +507,19 @@ function createRuntime(
           const state = clusterState.current()
           const target = targetOf(state, membership.id)
           if (target == null) return null
-          return { distribution: target, runs: (component) => runsHere(state, membership.id, component) }
+          // A node still pending in the running rollout unpacks its version ahead of its turn.
+          const latest = state.rollouts[0]
+          const prepare =
+            latest != null &&
+            ['running', 'waiting-approval', 'paused'].includes(latest.state) &&
+            latest.progress[membership.id] === 'pending'
+              ? latest.distribution
+              : null
+          return {
+            distribution: target,
+            runs: (component) => runsHere(state, membership.id, component),
+            prepare,
+          }
         },
         onChange: (listener) => clusterState.events.on('state:changed', () => listener()),
       },

@@ -47,7 +47,12 @@ export interface RuntimeComponents {
   /** The version the cluster wants this node to run, and its changes. */
   desired: {
     /** `runs` says which components of it this node runs (the manager's placement); absent = all. */
-    current(): { distribution: string; runs?: (component: string) => boolean } | null
+    current(): {
+      distribution: string
+      runs?: (component: string) => boolean
+      /** A version this node will move to soon (its turn in a rollout): unpacked ahead. */
+      prepare?: string | null
+    } | null
     onChange(listener: () => void): () => void
   }
   db: {
@@ -149,6 +154,9 @@ export class Runtime {
   private refused: string | null = null
   /** The version whose switch failed last (the phase says `failed` about it). */
   private failedTarget: string | null = null
+  /** Versions unpacked ahead (or being), so each is prepared once. */
+  private readonly prepared = new Set<string>()
+  private preparing: Promise<void> | undefined
   /** Which components the placement gives this node (all until the manager says otherwise). */
   private runs: (component: string) => boolean = () => true
   private lastSwitch: SwitchTiming | null = null
@@ -199,6 +207,7 @@ export class Runtime {
     this.abort.abort()
     for (const off of this.unsubscribe.splice(0)) off()
     await this.loop?.catch(() => {})
+    await this.preparing
     await Promise.all([...this.processes.values()].map((p) => p.stop()))
     clearTimeout(this.publishTimer)
     for (const file of this.logs.values()) await file.close()
@@ -301,6 +310,8 @@ export class Runtime {
     if (target == null) return
     this.target = target
     this.runs = wanted?.runs ?? this.runs
+    if (wanted?.prepare != null && wanted.prepare !== target && this.started)
+      this.prepareAhead(wanted.prepare)
     if (target === this.running) {
       // Sent back to the version it runs after a refused switch: it is where it should be.
       if (this.phase === 'failed' && this.failedTarget != null && this.failedTarget !== target) {
@@ -432,11 +443,7 @@ export class Runtime {
       if (descriptor == null) continue
       const version = versionOf(descriptor, manifest)
       await this.logFile(descriptor.name, true)
-      const dir = join(
-        this.componentsDir,
-        descriptor.name,
-        `${safe(version)}-${artifact.sha256.slice(0, 12)}`,
-      )
+      const dir = this.packageDir(descriptor.name, version, artifact.sha256)
       await unpackPackage(
         this.components.distributions.blobPath(artifact.sha256),
         dir,
@@ -464,6 +471,45 @@ export class Runtime {
       })
     }
     return specs
+  }
+
+  /** Where a component package is unpacked: named by content, so a folder that exists holds these bytes. */
+  private packageDir(name: string, version: string, sha256: string): string {
+    return join(this.componentsDir, name, `${safe(version)}-${sha256.slice(0, 12)}`)
+  }
+
+  /**
+   * Unpacks the components of `id` placed here before this node's turn comes
+   * (a rolling update names the version every node will move to), so that the
+   * switch itself only drains, stops and starts. Failures are left to the switch
+   * to report; one version is prepared at a time.
+   */
+  private prepareAhead(id: string): void {
+    if (this.prepared.has(id) || this.preparing != null) return
+    const manifest = this.components.distributions.manifest(id)
+    if (manifest == null || !this.components.distributions.isComplete(id)) return
+    this.prepared.add(id)
+    this.preparing = (async () => {
+      const descriptors = componentsOf(manifest.artifacts)
+      for (const artifact of manifest.artifacts) {
+        const descriptor = descriptors.get(String(artifact.descriptor?.name))
+        if (artifact.kind !== 'component' || descriptor == null || !this.runs(descriptor.name)) continue
+        const dir = this.packageDir(descriptor.name, versionOf(descriptor, manifest), artifact.sha256)
+        await unpackPackage(
+          this.components.distributions.blobPath(artifact.sha256),
+          dir,
+          this.init.config.unpack,
+        )
+      }
+      await this.installConfig(id, manifest)
+      this.log.info('prepared ahead of its switch', { id })
+    })()
+      .catch((err: unknown) =>
+        this.log.warn('could not prepare a version ahead', { id, error: describe(err) }),
+      )
+      .finally(() => {
+        this.preparing = undefined
+      })
   }
 
   /** Copies the config artifacts of a version into one folder, by artifact name (atomically). */
