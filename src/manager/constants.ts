@@ -31,6 +31,9 @@ export const LEARN_WAIT_MS = 5000
 /** Rollouts kept in the cluster state (the audit trail `shoal history` shows). */
 export const HISTORY_LENGTH = 30
 
+/** How long a manager's write waits for a newer state some member announces (a new term catching up). */
+export const STATE_CATCH_UP_MS = 3000
+
 /** Fetching the cluster state from a member that announces a newer head. */
 export const STATE_FETCH_TIMEOUT_MS = 5000
 export const MAX_STATE_BYTES = 4 * 1024 * 1024

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
@@ -13,6 +14,7 @@ import {
   MANAGER_WAIT_MS,
   MAX_COMMAND_BYTES,
   ROLLOUT_DEFAULTS,
+  STATE_CATCH_UP_MS,
 } from './constants.js'
 import { CLAIM_KEY, type ElectionView, elect, isEligible } from './election.js'
 import { type PlacementSpec, parsePlacement, place } from './placement.js'
@@ -252,7 +254,9 @@ export class Manager {
         })
       this.view = view
       if (view.claim !== this.myClaim) await this.announce(view.claim)
-      if (this.status().acting) await this.reconcile()
+      // A manager decides only from the newest state anyone announces: a new term
+      // must not write over progress it has not fetched yet.
+      if (this.status().acting && !this.components.store.isBehind()) await this.reconcile()
     } catch (err) {
       this.log.warn('manager tick failed', { error: messageOf(err) })
     } finally {
@@ -469,6 +473,11 @@ export class Manager {
   /** Applies `change` to a copy of the state and writes it as the next (term, seq), when it changed anything. */
   private mutate(change: (state: ClusterState) => ClusterState): Promise<void> {
     const run = this.writes.then(async () => {
+      // At the start of a term the newest state may still be on its way: wait for it (briefly).
+      const deadline = Date.now() + STATE_CATCH_UP_MS
+      while (this.components.store.isBehind() && Date.now() < deadline) await sleep(50)
+      if (this.components.store.isBehind())
+        throw new ShoalError('ERR_NO_MANAGER', 'the manager is still catching up with the cluster state', 503)
       const current = this.components.store.current()
       const next = change(structuredClone(current))
       const { seq: _s, issuedAt: _i, term: _t, manager: _m, ...rest } = next

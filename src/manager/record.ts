@@ -13,7 +13,16 @@ import { MAX_STATE_BYTES, STATE_FETCH_TIMEOUT_MS } from './constants.js'
 export const ROLLOUT_STRATEGIES = ['all-at-once', 'rolling', 'canary'] as const
 export type RolloutStrategy = (typeof ROLLOUT_STRATEGIES)[number]
 
-export const NODE_PROGRESS = ['pending', 'updating', 'done', 'failed', 'reverting', 'reverted'] as const
+/** `lost`: the node was dead when the rollout finished (it follows the cluster's version if it comes back). */
+export const NODE_PROGRESS = [
+  'pending',
+  'updating',
+  'done',
+  'failed',
+  'reverting',
+  'reverted',
+  'lost',
+] as const
 export type NodeProgress = (typeof NODE_PROGRESS)[number]
 
 export const ROLLOUT_STATES = [
@@ -220,6 +229,19 @@ export class ClusterStateStore {
 
   current(): ClusterState {
     return this.signed?.state ?? emptyState()
+  }
+
+  /**
+   * Some alive member announces a newer state than this node holds (it is being
+   * fetched). A dead member's announcement does not count: what only it held is lost.
+   */
+  isBehind(): boolean {
+    const current = this.current()
+    return this.components.membership.members().some((m) => {
+      if (m.self || m.state !== 'alive') return false
+      const head = headSchema.safeParse(m.meta[STATE_KEY])
+      return head.success && isNewer(head.data, current)
+    })
   }
 
   /** Signs and adopts a new state (the manager's write); its seq must be above the current one. */

@@ -151,6 +151,9 @@ export function step(rollout: RolloutRecord, ctx: StepContext): RolloutRecord {
     if (open === 0 && total > 0 && next.state === 'running' && (!inCanary || next.approved)) {
       next.state = 'done'
       next.finishedAt = new Date(ctx.now).toISOString()
+      // Dead nodes did not take part: say so rather than leave them pending for ever.
+      for (const [id, s] of Object.entries(progress))
+        if ((s === 'pending' || s === 'updating') && seen(id)?.alive !== true) progress[id] = 'lost'
     }
   }
   return changed(rollout, next)

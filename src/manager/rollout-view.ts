@@ -15,7 +15,15 @@ export interface RolloutNode {
 /** One entry of `GET /api/rollouts` and `shoal rollouts --json`. */
 export interface RolloutView extends Omit<RolloutRecord, 'progress' | 'baseTargets'> {
   startedAt: string
-  nodes: { total: number; pending: number; updating: number; done: number; failed: number; reverted: number }
+  nodes: {
+    total: number
+    pending: number
+    updating: number
+    done: number
+    failed: number
+    reverted: number
+    lost: number
+  }
   members: RolloutNode[]
 }
 
@@ -47,6 +55,7 @@ export function rolloutView(record: RolloutRecord, members: readonly Member[]): 
       done: count('done'),
       failed: count('failed'),
       reverted: count('reverted'),
+      lost: count('lost'),
     },
     members: nodes,
   }

@@ -492,7 +492,7 @@ describe('step: membership', () => {
   it('is done when every alive node is done, even with a dead one left behind', () => {
     const record = rollout({ progress: progressOf({ a: 'done', b: 'pending', c: 'updating' }) })
     const next = step(record, ctx(0, [on('a', NEW), dead('b'), on('c', NEW)]))
-    expect(next.progress).toEqual({ a: 'done', b: 'pending', c: 'done' })
+    expect(next.progress).toEqual({ a: 'done', b: 'lost', c: 'done' })
     expect(next.state).toBe('done')
   })
 
@@ -500,7 +500,7 @@ describe('step: membership', () => {
     const ids = ['a', 'b', 'c', 'd']
     const { record } = simulate(rollout({ progress: allPending(...ids) }), ids, 500, new Set(['b']))
     expect(record.state).toBe('done')
-    expect(record.progress).toEqual({ a: 'done', b: 'pending', c: 'done', d: 'done' })
+    expect(record.progress).toEqual({ a: 'done', b: 'lost', c: 'done', d: 'done' })
   })
 })
 
