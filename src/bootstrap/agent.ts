@@ -2,8 +2,6 @@ import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { ConnectionGater } from '@libp2p/interface'
-import { peerIdFromString } from '@libp2p/peer-id'
-import type { PingService } from '@libp2p/ping'
 import {
   type ApiBackend,
   ApiServer,
@@ -544,6 +542,7 @@ function createManager(
       cluster: config.cluster,
       tickMs: MANAGER_TICK_MS[preset],
       voterRemovalMs: VOTER_REMOVAL_MS[preset],
+      prevoteTimeoutMs: PRE_VOTE_TIMEOUT_MS[preset],
     },
     {
       membership,
@@ -563,15 +562,6 @@ function createManager(
         },
       },
       db: state.sublevel('manager'),
-      reachable: async (id) => {
-        try {
-          const ping = (node.services as unknown as { ping: PingService }).ping
-          await ping.ping(peerIdFromString(id), { signal: AbortSignal.timeout(PRE_VOTE_TIMEOUT_MS[preset]) })
-          return true
-        } catch {
-          return false
-        }
-      },
       logger: log,
     },
   )

@@ -15,7 +15,7 @@ export const MANAGER_TICK_MS: Record<TimerPreset, number> = { lan: 250, cloud: 5
  */
 export const VOTER_REMOVAL_MS: Record<TimerPreset, number> = { lan: 30_000, cloud: 120_000, test: 5000 }
 
-/** A candidate's ping to each voter before it claims a term (the connection usually exists). */
+/** A candidate asks each voter whom it follows before it claims a term (pre-vote); the connection usually exists. */
 export const PRE_VOTE_TIMEOUT_MS: Record<TimerPreset, number> = { lan: 1000, cloud: 2000, test: 500 }
 
 /** How long a command waits for a manager that can act before ERR_NO_QUORUM (a hand-over takes a few ticks). */

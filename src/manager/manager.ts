@@ -33,6 +33,8 @@ export interface ManagerInit {
   tickMs: number
   /** A voter dead this long leaves the voting set (decided by a quorate manager only). */
   voterRemovalMs: number
+  /** A candidate's question to each voter before it claims a term. */
+  prevoteTimeoutMs: number
 }
 
 export interface ManagerComponents {
@@ -53,8 +55,6 @@ export interface ManagerComponents {
     layout(id: string): { components: string[]; placement: unknown } | null
   }
   db: { get(key: string): Promise<string | undefined>; put(key: string, value: string): Promise<void> }
-  /** Whether a member answers a direct ping now (a candidate's pre-vote). */
-  reachable(id: string): Promise<boolean>
   logger: Logger
 }
 
@@ -81,6 +81,10 @@ const controlCommand = z.strictObject({
   requestedBy: z.string().default(''),
 })
 export const commandSchema = z.union([rolloutCommand, rollbackCommand, controlCommand])
+/** A candidate's pre-vote: "whom do you follow?" */
+const prevoteRequest = z.strictObject({ op: z.literal('prevote') })
+const requestSchema = z.union([prevoteRequest, rolloutCommand, rollbackCommand, controlCommand])
+const prevoteAnswer = z.strictObject({ ok: z.literal(true), follows: z.string().max(100).nullable() })
 export type ManagerCommand = z.input<typeof commandSchema>
 
 const answerSchema = z.union([
@@ -146,7 +150,13 @@ export class Manager {
       { timeoutMs: COMMAND_TIMEOUT_MS, maxBytes: MAX_COMMAND_BYTES },
       this.log,
       async (ch) => {
-        const command = decodeJson(commandSchema, await ch.read(), 'manager command')
+        const request = decodeJson(requestSchema, await ch.read(), 'manager request')
+        if (request.op === 'prevote') {
+          // The manager this node follows now: a candidate claims only if no majority follows another.
+          await ch.write(encodeJson({ ok: true, follows: this.view.manager }))
+          return
+        }
+        const command = commandSchema.parse(request)
         const answer = await this.execute(command).then(
           (rollout) => ({ ok: true as const, rollout }),
           (err: unknown) => ({ ok: false as const, error: errorOf(err) }),
@@ -363,21 +373,41 @@ export class Manager {
   }
 
   /**
-   * Pre-vote: before claiming a new term, a candidate checks that a majority of
-   * the voters (itself included) answers a direct ping now. Its view may still
-   * show the far side of a fresh split alive; the pings do not cross the cut.
+   * Pre-vote (as in Raft): before claiming a new term, a candidate asks every
+   * voter whom it follows. It claims only if a majority (itself included)
+   * answers and follows no other manager. Its view may still show the far side
+   * of a fresh split alive (no answer crosses the cut), or a manager that is
+   * alive may still look dead to it after a heal (the others still follow it).
    */
   private async majorityAnswers(voters: string[]): Promise<boolean> {
     const self = this.components.membership.id
     const others = voters.filter((id) => id !== self)
-    const answers = await Promise.all(others.map((id) => this.components.reachable(id)))
+    const answers = await Promise.all(others.map((id) => this.prevote(id)))
     const yes = answers.filter(Boolean).length + (voters.includes(self) ? 1 : 0)
     if (yes * 2 > voters.length) return true
-    this.log.info('not claiming: a majority of the voters does not answer', {
-      answered: yes,
+    this.log.info('not claiming: no majority of the voters grants it', {
+      granted: yes,
       voters: voters.length,
     })
     return false
+  }
+
+  private async prevote(id: string): Promise<boolean> {
+    try {
+      const answer = await exchange(
+        this.components.network,
+        peerIdFromString(id),
+        this.protocol,
+        { timeoutMs: this.init.prevoteTimeoutMs, maxBytes: MAX_COMMAND_BYTES },
+        async (ch) => {
+          await ch.write(encodeJson({ op: 'prevote' }))
+          return decodeJson(prevoteAnswer, await ch.read(), 'pre-vote answer')
+        },
+      )
+      return answer.follows == null || answer.follows === this.components.membership.id
+    } catch {
+      return false
+    }
   }
 
   // --- commands --------------------------------------------------------------------------
