@@ -1,5 +1,6 @@
 /** The admin HTTP API (JSON under /api) and the page at `/`. */
 export type { ArtifactsApi } from './artifact-routes.js'
+export type { NodesApi } from './node-routes.js'
 export type { RuntimeApi } from './runtime-routes.js'
 export { type ApiBackend, type ApiInit, ApiServer } from './server.js'
 export { countStates, type MemberView, memberView, type StatusView } from './views.js'

@@ -6,6 +6,7 @@ import { messageOf, ShoalError } from '../shared/errors.js'
 import type { Logger } from '../shared/logger.js'
 import { type ArtifactsApi, artifactRoutes } from './artifact-routes.js'
 import { DASHBOARD_HTML } from './dashboard.js'
+import { type NodesApi, nodeRoutes } from './node-routes.js'
 import { type RuntimeApi, runtimeRoutes } from './runtime-routes.js'
 import type { MemberView, StatusView } from './views.js'
 
@@ -15,6 +16,7 @@ export interface ApiBackend {
   members(): MemberView[]
   readonly distributions: ArtifactsApi
   readonly runtimeApi: RuntimeApi
+  readonly nodesApi: NodesApi
 }
 
 export interface ApiInit {
@@ -80,6 +82,7 @@ export class ApiServer {
     app.get('/api/members', (c) => c.json(this.backend.members()))
     artifactRoutes(app, () => this.backend.distributions)
     runtimeRoutes(app, () => this.backend.runtimeApi)
+    nodeRoutes(app, () => this.backend.nodesApi)
     app.notFound((c) =>
       c.json(
         { error: { code: 'ERR_NOT_FOUND', message: `no such endpoint: ${c.req.method} ${c.req.path}` } },

@@ -1,7 +1,9 @@
 import { mkdir, rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { ConnectionGater } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { z } from 'zod'
 import {
   type ApiBackend,
   ApiServer,
@@ -9,6 +11,7 @@ import {
   countStates,
   type MemberView,
   memberView,
+  type NodesApi,
   type RuntimeApi,
   type StatusView,
 } from '../api/index.js'
@@ -29,10 +32,13 @@ import {
   VOTER_REMOVAL_MS,
 } from '../manager/index.js'
 import { createMembership, type Member, type Membership } from '../membership/index.js'
+import { HANDLE_KEY, LaunchRecords, LocalProvider, NodeOperations, PROVIDER_KEY } from '../providers/index.js'
 import { componentsOf, Runtime, type RuntimeStatus } from '../runtime/index.js'
 import { ShoalError } from '../shared/errors.js'
 import { writeFileAtomic } from '../shared/files.js'
+import { decodeJson, encodeJson } from '../shared/json-frames.js'
 import { createLogger, type Logger } from '../shared/logger.js'
+import { exchange, serve } from '../shared/stream-rpc.js'
 import { VERSION } from '../shared/version.js'
 import { AgentState } from './agent-state.js'
 import { type AgentConfig, type AgentOptions, resolveAgentConfig } from './config.js'
@@ -64,6 +70,8 @@ export interface StopOptions {
  * One Shoal agent: durable state, identity, libp2p node, membership and the
  * admin API, started in that order and stopped in reverse.
  */
+const retireRequest = z.strictObject({ op: z.literal('retire') })
+
 /** How long a forwarded command's answer waits for the state that holds it to reach this agent. */
 const COMMAND_VISIBLE_WAIT_MS = 3000
 
@@ -88,7 +96,14 @@ export class Agent implements ApiBackend {
     private readonly state: AgentState,
     private readonly traffic: WireTraffic,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.retired = new Promise((resolve) => {
+      this.markRetired = resolve
+    })
+  }
+
+  /** `shoal node add|copy|remove` carried out by this agent (set once at start). */
+  nodeOps!: NodeOperations
 
   /** `hooks` are what plain-data options cannot carry: code that tests put in (a connection gater). */
   static async start(options: AgentOptions, logger?: Logger, hooks: AgentHooks = {}): Promise<Agent> {
@@ -130,6 +145,13 @@ export class Agent implements ApiBackend {
       )
       await membership.start()
       undo.unshift(() => membership.stop())
+      const { provider, handle, roles, tags } = config.node
+      if (provider != null || roles.length > 0 || Object.keys(tags).length > 0)
+        await membership.updateMetadata({
+          ...(provider == null ? {} : { [PROVIDER_KEY]: provider, [HANDLE_KEY]: handle }),
+          ...(roles.length > 0 ? { roles } : {}),
+          ...(Object.keys(tags).length > 0 ? { tags } : {}),
+        })
       // Bound once the cluster state exists: retention never drops a version in use.
       let inUse: () => Set<string> = () => new Set()
       const artifacts = await openArtifacts(
@@ -177,6 +199,10 @@ export class Agent implements ApiBackend {
         traffic,
         log,
       )
+      const records = new LaunchRecords(state.sublevel('providers'))
+      await records.open()
+      agent.nodeOps = createNodeOperations(agent, records, log)
+      await agent.serveRetire()
       await agent.startApi()
       apiUrl = agent.localApiUrl
       await runtime.start()
@@ -291,6 +317,17 @@ export class Agent implements ApiBackend {
       },
       detail: (id) => distributor.detail(id),
       verify: () => store.verifyAll(),
+    }
+  }
+
+  get nodesApi(): NodesApi {
+    const ops = this.nodeOps
+    return {
+      nodes: () => ops.nodes(),
+      add: (body) => ops.add(body.count, body),
+      copy: (id) => ops.add(1, { like: id, kind: 'copy' }),
+      remove: (id, force) => ops.remove(id, force),
+      operation: (id) => ops.get(id),
     }
   }
 
@@ -416,6 +453,44 @@ export class Agent implements ApiBackend {
     return { ...this.traffic }
   }
 
+  /** Resolves once another agent asked this one to retire (`shoal node remove`) and it has stopped. */
+  readonly retired: Promise<void>
+  private markRetired: () => void = () => {}
+
+  /** `/shoal/<cluster>/node/1.0.0 {"op":"retire"}`: acknowledge, then drain, leave and stop. */
+  async serveRetire(): Promise<void> {
+    await serve(
+      this.node,
+      `/shoal/${this.config.cluster}/node/1.0.0`,
+      { timeoutMs: 5000, maxBytes: 1024 },
+      this.log,
+      async (ch, connection) => {
+        decodeJson(retireRequest, await ch.read(), 'node request')
+        await ch.write(encodeJson({ ok: true }))
+        this.log.info('asked to retire: draining, leaving and stopping', {
+          by: connection.remotePeer.toString(),
+        })
+        setTimeout(() => {
+          void this.stop({ leave: true }).finally(() => this.markRetired())
+        }, 0)
+      },
+    )
+  }
+
+  /** Asks a member to retire (drain, leave, stop) and waits for its acknowledgement. */
+  async retire(id: string): Promise<void> {
+    await exchange(
+      this.node,
+      peerIdFromString(id),
+      `/shoal/${this.config.cluster}/node/1.0.0`,
+      { timeoutMs: 10_000, maxBytes: 1024 },
+      async (ch) => {
+        await ch.write(encodeJson({ op: 'retire' }))
+        await ch.read()
+      },
+    )
+  }
+
   private async startApi(): Promise<void> {
     this.api = new ApiServer(this.config.api, this, this.log)
     try {
@@ -444,6 +519,7 @@ export class Agent implements ApiBackend {
   private async shutdown(leave: boolean): Promise<void> {
     const steps: Array<[string, () => Promise<void>]> = [
       // Drained while still a member, so the load balancers hear of it before the processes stop.
+      ['node operations', async () => this.nodeOps?.stop()],
       // A leaving manager stops deciding first; the others elect a new one once it has left.
       ['manager', () => this.manager.stop()],
       ['drain', () => (leave ? this.runtime.drainAll() : Promise.resolve())],
@@ -587,4 +663,45 @@ function versionsInUse(state: ClusterState, members: Member[], runtime: RuntimeS
     add(r.from)
   }
   return ids
+}
+
+function createNodeOperations(agent: Agent, records: LaunchRecords, log: Logger): NodeOperations {
+  const { config, membership } = agent
+  // New local nodes listen where this agent listens (loopback in tests, a LAN address otherwise).
+  const listenIp = /^\/ip4\/([^/]+)/.exec(config.listen[0] ?? '')?.[1]
+  const host = listenIp == null || listenIp === '0.0.0.0' ? (config.advertiseHost ?? '127.0.0.1') : listenIp
+  const local = new LocalProvider(
+    {
+      dataRoot: join(dirname(config.dataDir), 'nodes'),
+      host,
+      launchedBy: agent.id,
+      startTimeoutMs: 30_000,
+      stopTimeoutMs: 30_000,
+    },
+    log.child('local-provider'),
+  )
+  return new NodeOperations(
+    {
+      self: agent.id,
+      baseSpec: {
+        cluster: config.cluster,
+        secretFile: config.secretFile,
+        trust: config.trust,
+        preset: config.preset,
+        mdns: config.mdns,
+      },
+      defaultProvider: local.name,
+      readyTimeoutMs: 5 * 60_000,
+      leaveTimeoutMs: 60_000,
+    },
+    {
+      members: () => membership.members(),
+      selfAddrs: () => membership.self.addrs,
+      targetFor: (id) => targetOf(agent.clusterState.current(), id),
+      providers: new Map([[local.name, local]]),
+      records,
+      retire: (id) => agent.retire(id),
+      logger: log,
+    },
+  )
 }

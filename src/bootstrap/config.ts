@@ -32,6 +32,16 @@ export interface AgentConfig {
   /** Host peers reach this node's components through (default: from --listen). */
   advertiseHost: string | null
   logLevel: LogLevel
+  /** How this node was launched (by a provider) and what it is, announced in member metadata. */
+  node: NodeIdentity
+}
+
+export interface NodeIdentity {
+  /** The provider that launched it and its handle there (null: started by hand). */
+  provider: string | null
+  handle: string | null
+  roles: string[]
+  tags: Record<string, string>
 }
 
 export interface AgentOptions {
@@ -49,6 +59,7 @@ export interface AgentOptions {
   runtime?: Partial<RuntimeConfig>
   advertiseHost?: string | null
   logLevel?: LogLevel
+  node?: Partial<NodeIdentity>
 }
 
 /** Applies the documented defaults and validates once, with a clear error. */
@@ -78,6 +89,12 @@ export function resolveAgentConfig(options: AgentOptions): AgentConfig {
     runtime: { ...(preset === 'test' ? TEST_RUNTIME_CONFIG : DEFAULT_RUNTIME_CONFIG), ...options.runtime },
     advertiseHost: options.advertiseHost ?? null,
     logLevel: options.logLevel ?? 'info',
+    node: {
+      provider: options.node?.provider ?? null,
+      handle: options.node?.handle ?? null,
+      roles: options.node?.roles ?? [],
+      tags: options.node?.tags ?? {},
+    },
   }
 }
 

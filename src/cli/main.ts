@@ -22,6 +22,17 @@ import {
 
 const collect = (value: string, previous: string[] = []) => [...previous, value]
 
+/** `--tag zone=a --tag tier=web` → {zone: 'a', tier: 'web'}. */
+function parseTags(values: string[]): Record<string, string> {
+  const tags: Record<string, string> = {}
+  for (const value of values) {
+    const at = value.indexOf('=')
+    if (at < 1) throw new ShoalError('ERR_BAD_REQUEST', `--tag wants KEY=VALUE (got "${value}")`, 400)
+    tags[value.slice(0, at)] = value.slice(at + 1)
+  }
+  return tags
+}
+
 function positiveInt(value: string): number {
   const n = Number(value)
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a whole number >= 1')
@@ -78,6 +89,10 @@ program
       .choices(['debug', 'info', 'warn', 'error'])
       .default('info'),
   )
+  .option('--role <role>', 'a role this node announces (copies keep it), repeatable', collect)
+  .option('--tag <key=value>', 'a tag this node announces (copies keep it), repeatable', collect)
+  .option('--provider <name>', 'set by a provider: the provider that launched this node')
+  .option('--handle <handle>', "set by a provider: this node's handle there")
   .action(async (opts) => {
     if (!isLogLevel(opts.logLevel))
       throw new ShoalError('ERR_CONFIG', `unknown log level ${opts.logLevel}`, 400)
@@ -102,7 +117,15 @@ program
       advertiseHost: opts.advertiseHost ?? null,
       preset: opts.preset as TimerPreset,
       logLevel: opts.logLevel as LogLevel,
+      node: {
+        provider: opts.provider ?? null,
+        handle: opts.handle ?? null,
+        roles: (opts.role as string[] | undefined) ?? [],
+        tags: parseTags((opts.tag as string[] | undefined) ?? []),
+      },
     })
+    // Removed through another agent (`shoal node remove`): it drained, left and stopped.
+    void agent.retired.then(() => process.exit(0))
     console.log(
       JSON.stringify({
         id: agent.id,
@@ -121,6 +144,78 @@ program
     }
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
+  })
+
+const node = program
+  .command('node')
+  .description('nodes through the infrastructure provider (docs/providers.md)')
+
+node
+  .command('add')
+  .description('launch nodes that join this cluster and run its release')
+  .option('--count <n>', 'how many', positiveInt, 1)
+  .option('--like <id>', 'copy the roles and tags (and provider) of this member')
+  .option('--provider <name>', 'provider to launch through (default: local)')
+  .option('--wait', 'block until every new node is ready; exit non-zero if one fails')
+  .option('--timeout <seconds>', 'with --wait: give up after this long (default 600)', positiveInt, 600)
+  .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    const { startOperation } = await import('./nodes.js')
+    const body = {
+      count: opts.count as number,
+      ...(opts.like == null ? {} : { like: opts.like }),
+      ...(opts.provider == null ? {} : { provider: opts.provider }),
+    }
+    await startOperation(new ApiClient(apiBaseUrl(opts.api)), '/api/nodes', body, opts)
+  })
+
+node
+  .command('copy')
+  .argument('<id>', 'member to copy (full id or its last characters)')
+  .description('launch one more node like this one: same cluster, roles, tags and provider')
+  .option('--wait', 'block until the new node is ready; exit non-zero if it fails')
+  .option('--timeout <seconds>', 'with --wait: give up after this long (default 600)', positiveInt, 600)
+  .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--json', 'print JSON')
+  .action(async (id: string, opts) => {
+    const { startOperation } = await import('./nodes.js')
+    await startOperation(
+      new ApiClient(apiBaseUrl(opts.api)),
+      `/api/nodes/${encodeURIComponent(id)}/copy`,
+      {},
+      opts,
+    )
+  })
+
+node
+  .command('remove')
+  .argument('<id>', 'member to remove (full id or its last characters)')
+  .description('drain the node (no new requests, in-flight ones finish), make it leave, and stop it')
+  .option('--force', 'terminate it through its provider even if it cannot be drained or does not leave')
+  .option('--wait', 'block until it is gone; exit non-zero if that fails')
+  .option('--timeout <seconds>', 'with --wait: give up after this long (default 600)', positiveInt, 600)
+  .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--json', 'print JSON')
+  .action(async (id: string, opts) => {
+    const { startOperation } = await import('./nodes.js')
+    await startOperation(
+      new ApiClient(apiBaseUrl(opts.api)),
+      `/api/nodes/${encodeURIComponent(id)}/remove`,
+      { force: Boolean(opts.force) },
+      opts,
+    )
+  })
+
+program
+  .command('nodes')
+  .description('members with their provider state (launching, joining, fetching, ready, draining, removing)')
+  .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    const { formatNodes } = await import('./nodes.js')
+    const list = await new ApiClient(apiBaseUrl(opts.api)).get<unknown[]>('/api/nodes')
+    print(Boolean(opts.json), list, () => formatNodes(list as never))
   })
 
 program

@@ -1,0 +1,23 @@
+/**
+ * Providers: starting and stopping nodes (`local` agent processes by default),
+ * the durable records of launched nodes, and the node operations any agent
+ * carries out (`shoal node add|copy|remove`).
+ */
+export { LocalProvider, type LocalProviderInit } from './local.js'
+export {
+  NodeOperations,
+  type NodeOperationsComponents,
+  type NodeOperationsInit,
+  type NodeState,
+  type Operation,
+} from './operations.js'
+export {
+  HANDLE_KEY,
+  type LaunchedNode,
+  type LaunchState,
+  type NodeSpec,
+  PROVIDER_KEY,
+  type Provider,
+  ProviderError,
+} from './provider.js'
+export { LaunchRecords } from './records.js'

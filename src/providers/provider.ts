@@ -1,0 +1,59 @@
+import type { TimerPreset } from '../membership/index.js'
+import { ShoalError } from '../shared/errors.js'
+
+/** What a new node needs to join the cluster: everything but its own identity. */
+export interface NodeSpec {
+  cluster: string
+  /** Path of the cluster secret on the launching machine (providers copy or pass it on). */
+  secretFile: string | null
+  /** Paths of trusted publisher keys on the launching machine. */
+  trust: string[]
+  /** Multiaddrs of members to join through. */
+  bootstrap: string[]
+  roles: string[]
+  tags: Record<string, string>
+  preset: TimerPreset
+  mdns: boolean
+}
+
+export type LaunchState = 'launching' | 'running' | 'terminating' | 'terminated' | 'failed'
+
+/** A node a provider started: kept durably by the agent that launched it. */
+export interface LaunchedNode {
+  provider: string
+  /** The provider's name for it (local: its data folder; static: host:folder; ec2: instance id). */
+  handle: string
+  /** Its peer id, once it started. */
+  id: string | null
+  /** Its admin API, when the provider knows it. */
+  api: string | null
+  state: LaunchState
+  launchedBy: string
+  launchedAt: string
+  error: string | null
+  roles: string[]
+  tags: Record<string, string>
+}
+
+/**
+ * An infrastructure provider: starts and stops machines (or processes) that run
+ * `shoal agent` with a given spec. `launch` resolves once the agent process runs
+ * (not once it joined: the caller watches the membership for that).
+ */
+export interface Provider {
+  readonly name: string
+  launch(spec: NodeSpec, progress: (step: string) => void): Promise<LaunchedNode>
+  /** Stops the node for good (it was asked to leave first; this makes sure it is gone). */
+  terminate(node: Pick<LaunchedNode, 'handle'>, progress: (step: string) => void): Promise<void>
+}
+
+export class ProviderError extends ShoalError {
+  constructor(provider: string, message: string) {
+    super('ERR_PROVIDER', `${provider} provider: ${message}`, 502)
+    this.name = 'ProviderError'
+  }
+}
+
+/** Member metadata keys a launched node sets about itself, so any agent can remove it. */
+export const PROVIDER_KEY = 'provider'
+export const HANDLE_KEY = 'handle'
