@@ -214,6 +214,10 @@ export class HttpProxy {
     const method = req.method ?? 'GET'
     const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] != null
     const replayable = IDEMPOTENT.has(method) && !hasBody
+    // A small body with a known length is read first, so it can be sent again to another
+    // backend when the first refused the connection; a large one streams through, once.
+    const length = Number(req.headers['content-length'] ?? Number.NaN)
+    const buffered = hasBody && length <= REPLAY_BODY_MAX ? await readBody(req, length) : null
     const tried = new Set<string>()
     const headers = forwardHeaders(req)
     for (let attempt = 0; ; attempt++) {
@@ -231,6 +235,7 @@ export class HttpProxy {
           `every backend tried for service "${this.init.service}" failed`,
         )
       }
+      if (attempt > 0) this.metrics.retries++ // counted only when there is another backend to try
       tried.add(entry.backend.key)
       entry.inflight++
       entry.counters.requests++
@@ -246,7 +251,7 @@ export class HttpProxy {
             method: method as 'GET',
             path: req.url ?? '/',
             headers,
-            body: hasBody ? req : null,
+            body: buffered ?? (hasBody ? req : null),
             signal: abort.signal,
           },
           ({ statusCode, headers: answer }) => {
@@ -266,17 +271,16 @@ export class HttpProxy {
         if (abort.signal.aborted && res.destroyed) return // the client went away
         entry.counters.failures++
         if (neverReached) this.eject(entry, code)
-        const safe = neverReached ? !req.readableDidRead : replayable
-        if (!res.headersSent && safe && attempt < this.init.maxRetries) {
-          this.metrics.retries++
-          continue
-        }
+        const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT'
+        // A streamed body went into the failed attempt (and is gone with it); a timeout
+        // means the backend has the request and is slow: neither is replayed.
+        const safe = (!hasBody || buffered != null) && !timeout && (neverReached || replayable)
+        if (!res.headersSent && safe && attempt < this.init.maxRetries) continue
         this.metrics.failed++
         if (res.headersSent) {
           res.destroy()
           return
         }
-        const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT'
         return sendError(
           res,
           timeout ? 504 : 502,
@@ -428,4 +432,18 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 
 function sendError(res: ServerResponse, status: number, code: string, message: string): void {
   sendJson(res, status, { error: { code, message } })
+}
+
+/** Bodies up to this size are read before proxying so a refused attempt can be replayed. */
+const REPLAY_BODY_MAX = 256 * 1024
+
+async function readBody(req: IncomingMessage, length: number): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > length) break // more than announced: send what was announced
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks)
 }

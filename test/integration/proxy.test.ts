@@ -1,0 +1,565 @@
+/**
+ * The built-in HTTP proxy (src/loadbalancer/proxy.ts) on its own, over a fixed
+ * set of plain node:http backends started here: forwarded headers, WebSocket
+ * pass-through, streamed bodies, timeouts, JSON errors, passive health and
+ * retries, all as a client (and the backend) sees them.
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  request,
+  type Server,
+  type ServerResponse,
+} from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type Backend, HttpProxy, type ProxyInit, type ProxyStatus } from '../../src/loadbalancer/index.js'
+import { silentLogger } from '../../src/shared/logger.js'
+import { waitFor } from '../helpers/wait.js'
+
+interface TestBackend {
+  name: string
+  port: number
+  server: Server
+  /** Requests whose head reached this backend (method, url, headers). */
+  seen: Array<{ method: string; url: string; headers: IncomingHttpHeaders }>
+  backend(weight?: number, state?: Backend['state']): Backend
+  close(): Promise<void>
+}
+
+interface Answer {
+  status: number
+  headers: IncomingHttpHeaders
+  body: Buffer
+  json<T = ErrorBody>(): T
+}
+
+interface ErrorBody {
+  error: { code: string; message: string }
+}
+
+const cleanups: Array<() => Promise<void>> = []
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {})
+})
+
+function backendFor(name: string, port: number, weight = 100, state: Backend['state'] = 'ready'): Backend {
+  return {
+    key: `${name}/web`,
+    node: name,
+    component: 'web',
+    version: '1',
+    endpoint: `http://127.0.0.1:${port}`,
+    host: '127.0.0.1',
+    port,
+    state,
+    weight,
+  }
+}
+
+/** A plain HTTP backend on 127.0.0.1:0; the default handler answers `{"backend": name}`. */
+async function startBackend(
+  name: string,
+  handler?: (req: IncomingMessage, res: ServerResponse) => void,
+  onUpgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void,
+): Promise<TestBackend> {
+  const seen: TestBackend['seen'] = []
+  const server = createServer((req, res) => {
+    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers })
+    if (handler != null) return handler(req, res)
+    req.resume()
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json')
+      res.end(JSON.stringify({ backend: name }))
+    })
+  })
+  // Upgraded sockets leave the HTTP server's bookkeeping: closeAllConnections() misses them.
+  const upgraded = new Set<Duplex>()
+  if (onUpgrade != null)
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers })
+      upgraded.add(socket)
+      socket.once('close', () => upgraded.delete(socket))
+      onUpgrade(req, socket, head)
+    })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  let closed = false
+  const close = async () => {
+    if (closed) return
+    closed = true
+    server.closeAllConnections()
+    for (const socket of upgraded) socket.destroy()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+  cleanups.push(close)
+  return { name, port, server, seen, backend: (w, s) => backendFor(name, port, w, s), close }
+}
+
+/** A port nothing listens on: connections to it are refused. */
+async function refusingPort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
+
+async function startProxy(backends: Backend[], init: Partial<ProxyInit> = {}) {
+  const proxy = new HttpProxy(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      service: 'web',
+      strategy: 'round-robin',
+      ejectMs: 5000,
+      connectTimeoutMs: 1000,
+      requestTimeoutMs: 10_000,
+      maxRetries: 2,
+      ...init,
+    },
+    silentLogger,
+  )
+  const { port } = await proxy.start()
+  cleanups.push(() => proxy.stop())
+  proxy.setBackends(backends)
+  const status = async () => (await call(port, { path: '/_shoal/lb' })).json<ProxyStatus>()
+  const metrics = async () => (await call(port, { path: '/_shoal/metrics' })).body.toString()
+  return { proxy, port, status, metrics }
+}
+
+/** One request on a fresh connection; `body` may be a Buffer or a writer that streams it. */
+function call(
+  port: number,
+  opts: {
+    method?: string
+    path?: string
+    headers?: Record<string, string | number>
+    body?: Buffer | ((req: ReturnType<typeof request>) => Promise<void>)
+  } = {},
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: opts.method ?? 'GET',
+        path: opts.path ?? '/',
+        headers: opts.headers,
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('error', reject)
+        res.on('end', () => {
+          const body = Buffer.concat(chunks)
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body,
+            json: <T>() => JSON.parse(body.toString()) as T,
+          })
+        })
+      },
+    )
+    req.on('error', reject)
+    if (typeof opts.body === 'function') opts.body(req).catch(reject)
+    else req.end(opts.body)
+  })
+}
+
+const backendOf = (answer: Answer) => answer.json<{ backend: string }>().backend
+const counter = (text: string, name: string) => {
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
+  return line == null ? undefined : Number(line.split(' ').pop())
+}
+
+describe('the built-in proxy', () => {
+  it('adds X-Forwarded-For (appended), -Proto and -Host, keeps Host, drops hop-by-hop headers', async () => {
+    const a = await startBackend('a')
+    const { port } = await startProxy([a.backend()])
+
+    const first = await call(port, {
+      path: '/some/path?q=1',
+      headers: { host: 'app.example:8443', 'x-custom': 'kept' },
+    })
+    expect(first.status).toBe(200)
+    expect(backendOf(first)).toBe('a')
+    const h1 = a.seen[0]!.headers
+    expect(a.seen[0]!.url).toBe('/some/path?q=1')
+    expect(h1['x-forwarded-for']).toBe('127.0.0.1')
+    expect(h1['x-forwarded-proto']).toBe('http')
+    expect(h1['x-forwarded-host']).toBe('app.example:8443')
+    expect(h1.host).toBe('app.example:8443')
+    expect(h1['x-custom']).toBe('kept')
+
+    // Behind another proxy: the chain is appended to, the outer proto/host kept.
+    await call(port, {
+      headers: {
+        host: 'inner.example',
+        'x-forwarded-for': '203.0.113.7',
+        'x-forwarded-proto': 'https',
+        'x-forwarded-host': 'outer.example',
+        // Hop-by-hop: Connection itself, what it names, and the fixed list.
+        connection: 'close, x-hop',
+        'x-hop': 'secret',
+        'keep-alive': 'timeout=5',
+        'proxy-authorization': 'Basic Zm9vOmJhcg==',
+      },
+    })
+    const h2 = a.seen[1]!.headers
+    expect(h2['x-forwarded-for']).toBe('203.0.113.7, 127.0.0.1')
+    expect(h2['x-forwarded-proto']).toBe('https')
+    expect(h2['x-forwarded-host']).toBe('outer.example')
+    expect(h2.host).toBe('inner.example')
+    expect(h2['x-hop']).toBeUndefined()
+    expect(h2['keep-alive']).toBeUndefined()
+    expect(h2['proxy-authorization']).toBeUndefined()
+  })
+
+  it('passes a WebSocket upgrade through as a tunnel: 101, headers forwarded, bytes echoed both ways', async () => {
+    const ws = await startBackend('ws', undefined, (_req, socket, head) => {
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Backend: ws\r\n\r\n',
+      )
+      if (head.length > 0) socket.write(head)
+      socket.on('data', (d: Buffer) => socket.write(d))
+      socket.on('end', () => socket.end())
+      socket.on('error', () => {})
+    })
+    const { port, status, metrics } = await startProxy([ws.backend()])
+
+    const { res, socket, head } = await new Promise<{
+      res: IncomingMessage
+      socket: Duplex
+      head: Buffer
+    }>((resolve, reject) => {
+      const req = request({
+        host: '127.0.0.1',
+        port,
+        path: '/chat?room=1',
+        agent: false,
+        headers: {
+          connection: 'Upgrade',
+          upgrade: 'websocket',
+          'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+          'sec-websocket-version': '13',
+        },
+      })
+      req.on('upgrade', (r, s, h) => resolve({ res: r, socket: s, head: h }))
+      req.on('response', (r) => reject(new Error(`no upgrade: ${r.statusCode}`)))
+      req.on('error', reject)
+      req.end()
+    })
+    expect(res.statusCode).toBe(101)
+    expect(res.headers['x-backend']).toBe('ws')
+    const up = ws.seen[0]!
+    expect(up.url).toBe('/chat?room=1')
+    expect(up.headers.upgrade).toBe('websocket')
+    expect(up.headers.connection).toMatch(/upgrade/i)
+    expect(up.headers['sec-websocket-key']).toBe('dGhlIHNhbXBsZSBub25jZQ==')
+    expect(up.headers['x-forwarded-for']).toBe('127.0.0.1')
+
+    // Raw bytes (any value, not just text) come back unchanged, in several rounds.
+    const payload = randomBytes(256 * 1024)
+    const received: Buffer[] = [head]
+    socket.on('data', (d: Buffer) => received.push(d))
+    for (let i = 0; i < 4; i++) socket.write(payload.subarray(i * 65536, (i + 1) * 65536))
+    await waitFor('the echo', () => Buffer.concat(received).length >= payload.length, { timeout: 5000 })
+    expect(Buffer.concat(received).equals(payload)).toBe(true)
+
+    expect((await status()).counters.upgrades).toBe(1)
+    expect((await status()).backends[0]!.inflight).toBe(1)
+    expect(counter(await metrics(), 'shoal_lb_upgrades_total')).toBe(1)
+    socket.destroy()
+    // Closing the client closes the tunnel and releases the backend.
+    await waitFor('the tunnel released', async () => (await status()).backends[0]!.inflight === 0, {
+      timeout: 3000,
+    })
+  })
+
+  it('streams a large request body to the backend before the client has finished sending it, intact', async () => {
+    const size = 16 * 1024 * 1024
+    const data = randomBytes(size)
+    let firstByteAt: (() => void) | undefined
+    const firstByte = new Promise<void>((resolve) => {
+      firstByteAt = resolve
+    })
+    const sink = await startBackend('sink', (req, res) => {
+      const hash = createHash('sha256')
+      let bytes = 0
+      req.on('data', (c: Buffer) => {
+        if (bytes === 0) firstByteAt!()
+        bytes += c.length
+        hash.update(c)
+      })
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json')
+        res.end(JSON.stringify({ bytes, sha256: hash.digest('hex') }))
+      })
+    })
+    const { port } = await startProxy([sink.backend()])
+
+    const answer = await call(port, {
+      method: 'POST',
+      path: '/upload',
+      headers: { 'content-type': 'application/octet-stream', 'content-length': size },
+      body: async (req) => {
+        req.write(data.subarray(0, 64 * 1024))
+        // A proxy that buffered the whole body would never let this resolve.
+        await Promise.race([
+          firstByte,
+          new Promise((_, reject) =>
+            setTimeout(() => reject(new Error('the backend got nothing before the body ended')), 3000),
+          ),
+        ])
+        for (let off = 64 * 1024; off < size; off += 1024 * 1024) {
+          const chunk = data.subarray(off, Math.min(size, off + 1024 * 1024))
+          if (!req.write(chunk)) await new Promise((resolve) => req.once('drain', resolve))
+        }
+        req.end()
+      },
+    })
+    expect(answer.status).toBe(200)
+    expect(answer.json()).toEqual({ bytes: size, sha256: createHash('sha256').update(data).digest('hex') })
+    expect(sink.seen[0]!.headers['content-length']).toBe(String(size))
+  })
+
+  it('echoes a chunked (no Content-Length) body of several MB back byte for byte', async () => {
+    const echo = await startBackend('echo', (req, res) => {
+      res.setHeader('content-type', 'application/octet-stream')
+      req.pipe(res)
+    })
+    const { port } = await startProxy([echo.backend()])
+    const data = randomBytes(4 * 1024 * 1024 + 17)
+    const answer = await call(port, {
+      method: 'PUT',
+      headers: { 'transfer-encoding': 'chunked' },
+      body: async (req) => {
+        for (let off = 0; off < data.length; off += 256 * 1024) {
+          if (!req.write(data.subarray(off, off + 256 * 1024)))
+            await new Promise((resolve) => req.once('drain', resolve))
+        }
+        req.end()
+      },
+    })
+    expect(answer.status).toBe(200)
+    expect(answer.body.length).toBe(data.length)
+    expect(answer.body.equals(data)).toBe(true)
+    expect(echo.seen[0]!.headers['transfer-encoding']).toBe('chunked')
+  })
+
+  it('answers 504 ERR_GATEWAY_TIMEOUT when the backend never answers a POST', async () => {
+    const hang = await startBackend('hang', (req) => req.resume())
+    const { port, status } = await startProxy([hang.backend()], { requestTimeoutMs: 400 })
+    const started = Date.now()
+    const answer = await call(port, { method: 'POST', body: Buffer.from('{"x":1}') })
+    const took = Date.now() - started
+    expect(answer.status).toBe(504)
+    expect(answer.headers['content-type']).toBe('application/json')
+    expect(answer.json().error.code).toBe('ERR_GATEWAY_TIMEOUT')
+    expect(took).toBeGreaterThanOrEqual(350)
+    expect(took).toBeLessThan(3000)
+    const s = await status()
+    expect(s.counters.failed).toBe(1)
+    expect(s.backends[0]!.counters.failures).toBe(1)
+    // A timeout is not a refused connection: the backend stays in.
+    expect(s.backends[0]!.ejected).toBe(false)
+  })
+
+  // A timeout means the backend has the request and is slow: it is not replayed elsewhere.
+  it('answers 504 ERR_GATEWAY_TIMEOUT when the backend never answers a GET', async () => {
+    const hang = await startBackend('hang', (req) => req.resume())
+    const { port } = await startProxy([hang.backend()], { requestTimeoutMs: 400 })
+    const answer = await call(port)
+    expect(answer.json().error.code).toBe('ERR_GATEWAY_TIMEOUT')
+    expect(answer.status).toBe(504)
+  })
+
+  it('answers 503 ERR_NO_BACKEND in JSON at once when no backend is ready, for requests and upgrades', async () => {
+    const a = await startBackend('a')
+    const { proxy, port, status, metrics } = await startProxy([])
+
+    const none = await call(port, { path: '/x' })
+    expect(none.status).toBe(503)
+    expect(none.headers['content-type']).toBe('application/json')
+    expect(none.json().error.code).toBe('ERR_NO_BACKEND')
+    expect(none.json().error.message).toContain('web')
+
+    // Draining and zero-weight backends take no new requests either.
+    proxy.setBackends([a.backend(100, 'draining'), backendFor('b', a.port, 0)])
+    const post = await call(port, { method: 'POST', body: Buffer.from('payload') })
+    expect(post.status).toBe(503)
+    expect(post.json().error.code).toBe('ERR_NO_BACKEND')
+    expect(a.seen).toHaveLength(0)
+
+    const upgrade = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request({
+        host: '127.0.0.1',
+        port,
+        agent: false,
+        headers: { connection: 'Upgrade', upgrade: 'websocket' },
+      })
+      req.on('upgrade', () => reject(new Error('upgraded with no backend')))
+      req.on('response', (res) => {
+        let body = ''
+        res.on('data', (c: Buffer) => {
+          body += c.toString()
+        })
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+      })
+      req.on('error', reject)
+      req.end()
+    })
+    expect(upgrade.status).toBe(503)
+    expect(JSON.parse(upgrade.body).error.code).toBe('ERR_NO_BACKEND')
+
+    expect((await status()).counters.noBackend).toBe(2)
+    expect(counter(await metrics(), 'shoal_lb_no_backend_total')).toBe(2)
+
+    // Once one is ready, it is served.
+    proxy.setBackends([a.backend()])
+    expect((await call(port)).status).toBe(200)
+  })
+
+  it('answers 502 ERR_BAD_GATEWAY when every backend refuses, then 503 while they are ejected', async () => {
+    const dead1 = await refusingPort()
+    const dead2 = await refusingPort()
+    const { port, status } = await startProxy([backendFor('d1', dead1), backendFor('d2', dead2)])
+    const first = await call(port)
+    expect(first.status).toBe(502)
+    expect(first.json().error.code).toBe('ERR_BAD_GATEWAY')
+    const s = await status()
+    expect(s.backends.every((b) => b.ejected)).toBe(true)
+    expect(s.backends.map((b) => b.counters.requests)).toEqual([1, 1])
+    expect(s.counters.failed).toBe(1)
+    const second = await call(port)
+    expect(second.status).toBe(503)
+    expect(second.json().error.code).toBe('ERR_NO_BACKEND')
+  })
+
+  it('ejects a backend that refuses connections for ejectMs, then tries it again', async () => {
+    const live = await startBackend('live')
+    const deadPort = await refusingPort()
+    const { port, status, metrics } = await startProxy([backendFor('dead', deadPort), live.backend()], {
+      ejectMs: 800,
+    })
+
+    // Round-robin picks `dead` first: refused, retried on `live`, `dead` ejected.
+    const first = await call(port)
+    expect(first.status).toBe(200)
+    expect(backendOf(first)).toBe('live')
+    let s = await status()
+    const dead = () => s.backends.find((b) => b.key === 'dead/web')!
+    expect(dead().ejected).toBe(true)
+    expect(dead().counters.ejections).toBe(1)
+    expect(dead().counters.failures).toBe(1)
+    expect(s.counters.retries).toBe(1)
+    expect(s.counters.failed).toBe(0)
+
+    // While ejected, nothing is sent to it: every request goes straight to `live`.
+    for (let i = 0; i < 6; i++) expect(backendOf(await call(port))).toBe('live')
+    s = await status()
+    expect(dead().counters.requests).toBe(1)
+    expect(s.counters.retries).toBe(1)
+    expect(live.seen).toHaveLength(7)
+    const text = await metrics()
+    expect(text).toContain('shoal_lb_backend_up{backend="dead/web",state="ejected"} 0')
+    expect(counter(text, 'shoal_lb_retries_total')).toBe(1)
+
+    // After ejectMs it is tried again (and, still refusing, ejected again).
+    await new Promise((resolve) => setTimeout(resolve, 900))
+    s = await status()
+    expect(dead().ejected).toBe(false)
+    for (let i = 0; i < 2; i++) expect((await call(port)).status).toBe(200)
+    s = await status()
+    expect(dead().counters.requests).toBe(2)
+    expect(dead().counters.ejections).toBe(2)
+    expect(dead().ejected).toBe(true)
+  })
+
+  // Bodies up to 256 KiB are read first so they can be replayed; larger ones stream through once.
+  it('retries a POST whose connection was refused (the body was never sent) on another backend', async () => {
+    const live = await startBackend('live', (req, res) => {
+      const chunks: Buffer[] = []
+      req.on('data', (c: Buffer) => chunks.push(c))
+      req.on('end', () => res.end(Buffer.concat(chunks)))
+    })
+    const deadPort = await refusingPort()
+    const { port, status } = await startProxy([backendFor('dead', deadPort), live.backend()])
+    const body = randomBytes(100_000)
+    const answer = await call(port, { method: 'POST', body })
+    const s = await status()
+    // The healthy backend must not pay for the dead one's refusal.
+    expect(s.backends.find((b) => b.key === 'live/web')!.ejected).toBe(false)
+    expect(answer.status).toBe(200)
+    expect(answer.body.equals(body)).toBe(true)
+    expect(live.seen).toHaveLength(1)
+    expect(s.counters.retries).toBe(1)
+  })
+
+  it('retries a POST without a body whose connection was refused on another backend', async () => {
+    const live = await startBackend('live')
+    const deadPort = await refusingPort()
+    const { port, status } = await startProxy([backendFor('dead', deadPort), live.backend()])
+    const answer = await call(port, { method: 'POST', path: '/ping' })
+    expect(answer.status).toBe(200)
+    expect(backendOf(answer)).toBe('live')
+    expect(live.seen[0]!.method).toBe('POST')
+    const s = await status()
+    expect(s.counters.retries).toBe(1)
+    expect(s.backends.find((b) => b.key === 'dead/web')!.ejected).toBe(true)
+    expect(s.backends.find((b) => b.key === 'live/web')!.ejected).toBe(false)
+  })
+
+  it('counts only retries that were actually sent to another backend', async () => {
+    const { port, status } = await startProxy([
+      backendFor('d1', await refusingPort()),
+      backendFor('d2', await refusingPort()),
+    ])
+    expect((await call(port)).status).toBe(502)
+    expect((await status()).counters.retries).toBe(1)
+  })
+
+  it('retries a GET on another backend when the first one drops the connection', async () => {
+    const flaky = await startBackend('flaky', (req) => req.socket.destroy())
+    const good = await startBackend('good')
+    // Weights make the first pick `flaky`, deterministically.
+    const { port, status } = await startProxy([flaky.backend(256), good.backend(1)])
+    const answer = await call(port, { path: '/idempotent' })
+    expect(answer.status).toBe(200)
+    expect(backendOf(answer)).toBe('good')
+    expect(flaky.seen).toHaveLength(1)
+    expect(good.seen).toHaveLength(1)
+    const s = await status()
+    expect(s.counters.retries).toBe(1)
+    // It answered the connection: no ejection for a reset after the request was sent.
+    expect(s.backends.find((b) => b.key === 'flaky/web')!.ejected).toBe(false)
+  })
+
+  it('does not retry a POST that reached a backend: 502, and the other backend never sees it', async () => {
+    const reached = await startBackend('reached', (req) => {
+      req.resume()
+      req.on('end', () => req.socket.destroy())
+    })
+    const other = await startBackend('other')
+    const { port, status, metrics } = await startProxy([reached.backend(256), other.backend(1)])
+    const answer = await call(port, { method: 'POST', path: '/orders', body: Buffer.from('{"buy":1}') })
+    expect(answer.status).toBe(502)
+    expect(answer.headers['content-type']).toBe('application/json')
+    expect(answer.json().error.code).toBe('ERR_BAD_GATEWAY')
+    expect(reached.seen).toHaveLength(1)
+    expect(other.seen).toHaveLength(0)
+    const s = await status()
+    expect(s.counters.retries).toBe(0)
+    expect(s.counters.failed).toBe(1)
+    expect(s.backends.find((b) => b.key === 'reached/web')!.counters.failures).toBe(1)
+    const text = await metrics()
+    expect(counter(text, 'shoal_lb_retries_total')).toBe(0)
+    expect(counter(text, 'shoal_lb_failed_total')).toBe(1)
+  })
+})
