@@ -112,6 +112,7 @@ export class Manager {
   private readonly log: Logger
   private readonly protocol: string
   private timer: NodeJS.Timeout | undefined
+  private wakeTimer: NodeJS.Timeout | undefined
   private view: ElectionView = {
     manager: null,
     term: 0,
@@ -181,6 +182,7 @@ export class Manager {
     if (!this.running) return
     this.running = false
     clearInterval(this.timer)
+    clearTimeout(this.wakeTimer)
     for (const off of this.unsubscribe.splice(0)) off()
     await this.components.network.unhandle(this.protocol).catch(() => {})
     await this.writes.catch(() => {})
@@ -298,6 +300,7 @@ export class Manager {
           members: members.filter((m) => m.state === 'alive' && isEligible(m)).map((m) => m.id),
           readySince: this.readySince,
         })
+        this.wakeAtMinReady(stepped, now)
         if (stepped !== latest) {
           state.rollouts[0] = stepped
           if (stepped.state !== latest.state)
@@ -348,6 +351,22 @@ export class Manager {
     state.placement = placed
     state.placementFrom = source
     state.unplaced = assignment.unplaced
+  }
+
+  /**
+   * A node that became ready on the new version counts as done once min-ready
+   * has passed: tick right then rather than up to a tick later (each rolling
+   * step would otherwise wait for the next tick).
+   */
+  private wakeAtMinReady(rollout: RolloutRecord, now: number): void {
+    let next = Number.POSITIVE_INFINITY
+    for (const [id, status] of Object.entries(rollout.progress)) {
+      const since = this.readySince.get(id)
+      if (status === 'updating' && since != null) next = Math.min(next, since + rollout.minReadyMs)
+    }
+    if (!Number.isFinite(next) || next - now >= this.init.tickMs) return
+    clearTimeout(this.wakeTimer)
+    this.wakeTimer = setTimeout(() => void this.tick(), Math.max(0, next - now) + 1)
   }
 
   /** Voters: every alive eligible member joins; a left one leaves; a dead one leaves after voterRemovalMs. */
