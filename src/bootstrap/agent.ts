@@ -32,7 +32,15 @@ import {
   VOTER_REMOVAL_MS,
 } from '../manager/index.js'
 import { createMembership, type Member, type Membership } from '../membership/index.js'
-import { HANDLE_KEY, LaunchRecords, LocalProvider, NodeOperations, PROVIDER_KEY } from '../providers/index.js'
+import {
+  HANDLE_KEY,
+  LaunchRecords,
+  LocalProvider,
+  loadProviders,
+  NodeOperations,
+  PROVIDER_KEY,
+  type Provider,
+} from '../providers/index.js'
 import { componentsOf, Runtime, type RuntimeStatus } from '../runtime/index.js'
 import { ShoalError } from '../shared/errors.js'
 import { writeFileAtomic } from '../shared/files.js'
@@ -201,7 +209,7 @@ export class Agent implements ApiBackend {
       )
       const records = new LaunchRecords(state.sublevel('providers'))
       await records.open()
-      agent.nodeOps = createNodeOperations(agent, records, log)
+      agent.nodeOps = await createNodeOperations(agent, records, log)
       await agent.serveRetire()
       await agent.startApi()
       apiUrl = agent.localApiUrl
@@ -665,7 +673,11 @@ function versionsInUse(state: ClusterState, members: Member[], runtime: RuntimeS
   return ids
 }
 
-function createNodeOperations(agent: Agent, records: LaunchRecords, log: Logger): NodeOperations {
+async function createNodeOperations(
+  agent: Agent,
+  records: LaunchRecords,
+  log: Logger,
+): Promise<NodeOperations> {
   const { config, membership } = agent
   // New local nodes listen where this agent listens (loopback in tests, a LAN address otherwise).
   const listenIp = /^\/ip4\/([^/]+)/.exec(config.listen[0] ?? '')?.[1]
@@ -680,6 +692,12 @@ function createNodeOperations(agent: Agent, records: LaunchRecords, log: Logger)
     },
     log.child('local-provider'),
   )
+  const configured =
+    config.providersFile == null
+      ? { providers: [], defaultProvider: local.name }
+      : await loadProviders(config.providersFile, agent.id, log)
+  const providers = new Map<string, Provider>([[local.name, local]])
+  for (const provider of configured.providers) providers.set(provider.name, provider)
   return new NodeOperations(
     {
       self: agent.id,
@@ -690,7 +708,7 @@ function createNodeOperations(agent: Agent, records: LaunchRecords, log: Logger)
         preset: config.preset,
         mdns: config.mdns,
       },
-      defaultProvider: local.name,
+      defaultProvider: configured.defaultProvider,
       readyTimeoutMs: 5 * 60_000,
       leaveTimeoutMs: 60_000,
     },
@@ -698,7 +716,7 @@ function createNodeOperations(agent: Agent, records: LaunchRecords, log: Logger)
       members: () => membership.members(),
       selfAddrs: () => membership.self.addrs,
       targetFor: (id) => targetOf(agent.clusterState.current(), id),
-      providers: new Map([[local.name, local]]),
+      providers,
       records,
       retire: (id) => agent.retire(id),
       logger: log,

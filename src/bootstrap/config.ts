@@ -34,6 +34,8 @@ export interface AgentConfig {
   logLevel: LogLevel
   /** How this node was launched (by a provider) and what it is, announced in member metadata. */
   node: NodeIdentity
+  /** JSON file configuring the static and ec2 providers (docs/providers.md); null: only `local`. */
+  providersFile: string | null
 }
 
 export interface NodeIdentity {
@@ -60,6 +62,7 @@ export interface AgentOptions {
   advertiseHost?: string | null
   logLevel?: LogLevel
   node?: Partial<NodeIdentity>
+  providersFile?: string | null
 }
 
 /** Applies the documented defaults and validates once, with a clear error. */
@@ -89,6 +92,7 @@ export function resolveAgentConfig(options: AgentOptions): AgentConfig {
     runtime: { ...(preset === 'test' ? TEST_RUNTIME_CONFIG : DEFAULT_RUNTIME_CONFIG), ...options.runtime },
     advertiseHost: options.advertiseHost ?? null,
     logLevel: options.logLevel ?? 'info',
+    providersFile: options.providersFile == null ? null : resolve(options.providersFile),
     node: {
       provider: options.node?.provider ?? null,
       handle: options.node?.handle ?? null,

@@ -91,6 +91,7 @@ program
   )
   .option('--role <role>', 'a role this node announces (copies keep it), repeatable', collect)
   .option('--tag <key=value>', 'a tag this node announces (copies keep it), repeatable', collect)
+  .option('--providers <file>', 'JSON file configuring the static and ec2 providers (docs/providers.md)')
   .option('--provider <name>', 'set by a provider: the provider that launched this node')
   .option('--handle <handle>', "set by a provider: this node's handle there")
   .action(async (opts) => {
@@ -117,6 +118,7 @@ program
       advertiseHost: opts.advertiseHost ?? null,
       preset: opts.preset as TimerPreset,
       logLevel: opts.logLevel as LogLevel,
+      providersFile: opts.providers ?? null,
       node: {
         provider: opts.provider ?? null,
         handle: opts.handle ?? null,

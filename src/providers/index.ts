@@ -3,6 +3,7 @@
  * the durable records of launched nodes, and the node operations any agent
  * carries out (`shoal node add|copy|remove`).
  */
+export { type ConfiguredProviders, loadProviders } from './config.js'
 export { LocalProvider, type LocalProviderInit } from './local.js'
 export {
   NodeOperations,
@@ -21,3 +22,4 @@ export {
   ProviderError,
 } from './provider.js'
 export { LaunchRecords } from './records.js'
+export { type StaticHost, StaticProvider, type StaticProviderInit } from './static.js'
