@@ -142,12 +142,13 @@ export class Agent implements ApiBackend {
       )
       await node.start()
       undo.unshift(async () => node.stop())
+      const discovered = config.discoverEc2 == null ? [] : await discoverOnEc2(config, log)
       const membership = createMembership(
         {
           cluster: config.cluster,
           preset: config.preset,
           timers: config.timers,
-          bootstrap: config.bootstrap,
+          bootstrap: [...config.bootstrap, ...discovered],
         },
         { network: node, store: state.incarnations(), logger: log },
       )
@@ -722,4 +723,25 @@ async function createNodeOperations(
       logger: log,
     },
   )
+}
+
+/** Members to join through, from EC2 instances tagged with the cluster (best effort: a failure is logged). */
+async function discoverOnEc2(config: AgentConfig, log: Logger): Promise<string[]> {
+  const where = config.discoverEc2!
+  try {
+    const [{ EC2Client }, { discoverPeers }] = await Promise.all([
+      import('@aws-sdk/client-ec2'),
+      import('../providers/ec2.js'),
+    ])
+    const client = new EC2Client({
+      region: where.region,
+      ...(where.endpoint == null ? {} : { endpoint: where.endpoint }),
+    })
+    const found = await discoverPeers(client, config.cluster)
+    log.info('found members on EC2 by the cluster tag', { count: found.length })
+    return found
+  } catch (err) {
+    log.warn('EC2 discovery failed; joining through --bootstrap only', { error: String(err) })
+    return []
+  }
 }

@@ -36,6 +36,8 @@ export interface AgentConfig {
   node: NodeIdentity
   /** JSON file configuring the static and ec2 providers (docs/providers.md); null: only `local`. */
   providersFile: string | null
+  /** Find members at start among EC2 instances tagged with the cluster (a cloud's discovery source). */
+  discoverEc2: { region: string; endpoint?: string } | null
 }
 
 export interface NodeIdentity {
@@ -63,6 +65,7 @@ export interface AgentOptions {
   logLevel?: LogLevel
   node?: Partial<NodeIdentity>
   providersFile?: string | null
+  discoverEc2?: { region: string; endpoint?: string } | null
 }
 
 /** Applies the documented defaults and validates once, with a clear error. */
@@ -93,6 +96,7 @@ export function resolveAgentConfig(options: AgentOptions): AgentConfig {
     advertiseHost: options.advertiseHost ?? null,
     logLevel: options.logLevel ?? 'info',
     providersFile: options.providersFile == null ? null : resolve(options.providersFile),
+    discoverEc2: options.discoverEc2 ?? null,
     node: {
       provider: options.node?.provider ?? null,
       handle: options.node?.handle ?? null,

@@ -92,6 +92,11 @@ program
   .option('--role <role>', 'a role this node announces (copies keep it), repeatable', collect)
   .option('--tag <key=value>', 'a tag this node announces (copies keep it), repeatable', collect)
   .option('--providers <file>', 'JSON file configuring the static and ec2 providers (docs/providers.md)')
+  .option(
+    '--discover-ec2 <region>',
+    'at start, join EC2 instances tagged shoal:cluster=<cluster> (needs ec2:DescribeInstances)',
+  )
+  .option('--discover-ec2-endpoint <url>', 'with --discover-ec2: the API endpoint of an EC2-compatible cloud')
   .option('--provider <name>', 'set by a provider: the provider that launched this node')
   .option('--handle <handle>', "set by a provider: this node's handle there")
   .action(async (opts) => {
@@ -119,6 +124,13 @@ program
       preset: opts.preset as TimerPreset,
       logLevel: opts.logLevel as LogLevel,
       providersFile: opts.providers ?? null,
+      discoverEc2:
+        opts.discoverEc2 == null
+          ? null
+          : {
+              region: opts.discoverEc2 as string,
+              ...(opts.discoverEc2Endpoint == null ? {} : { endpoint: opts.discoverEc2Endpoint as string }),
+            },
       node: {
         provider: opts.provider ?? null,
         handle: opts.handle ?? null,

@@ -23,6 +23,8 @@ export interface CloudInitInput {
   roles: string[]
   tags: Record<string, string>
   preset: TimerPreset
+  /** The instance finds running members by their cluster tag at start (`--discover-ec2`). */
+  discover?: { region: string; endpoint?: string }
 }
 
 /** Where things go on the instance. */
@@ -105,6 +107,11 @@ function runAgentScript(input: CloudInitInput, trustFiles: string[]): string {
   for (const addr of input.bootstrap) args.push(['--bootstrap', shellQuote(addr)])
   for (const role of input.roles) args.push(['--role', shellQuote(role)])
   for (const [k, v] of Object.entries(input.tags)) args.push(['--tag', shellQuote(`${k}=${v}`)])
+  if (input.discover != null) {
+    args.push(['--discover-ec2', shellQuote(input.discover.region)])
+    if (input.discover.endpoint != null)
+      args.push(['--discover-ec2-endpoint', shellQuote(input.discover.endpoint)])
+  }
   return `#!/bin/bash
 # Started by shoal-agent.service: reads this instance's id (the node's handle
 # in the ec2 provider) from the instance metadata service, then runs the agent.

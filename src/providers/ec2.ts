@@ -101,6 +101,11 @@ export class Ec2Provider implements Provider {
       roles: spec.roles,
       tags: spec.tags,
       preset: spec.preset,
+      // New instances also find running members by tag: the launcher's own addresses may be unreachable from the cloud network.
+      discover: {
+        region: this.init.region,
+        ...(this.init.endpoint == null ? {} : { endpoint: this.init.endpoint }),
+      },
     })
     if (Buffer.byteLength(userData) > MAX_USER_DATA) {
       throw new ProviderError(

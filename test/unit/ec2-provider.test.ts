@@ -197,6 +197,8 @@ describe('ec2 provider: launch', () => {
     const run = literalFile(doc, CLOUD_INIT_PATHS.runAgent)
     expect(run).toContain("--cluster 'prod-eu'")
     expect(run).toContain('--provider ec2')
+    // It also finds running members by the cluster tag, in the launcher's region.
+    expect(run).toContain("--discover-ec2 'eu-west-1'")
     expect(run).toContain('--handle "$instance_id"')
     expect(run).toContain('--no-mdns')
     expect(run).toContain(`--secret-file ${CLOUD_INIT_PATHS.secret}`)
