@@ -90,7 +90,13 @@ export class LoadBalancer {
   }
 
   private refresh(): void {
-    const next = backendsOf(this.components.membership.members(), this.init.service)
+    // The built-in proxy keeps a merely suspected node in rotation: a false suspicion
+    // under load must not take healthy nodes out, and a node that really died is
+    // ejected at its first refused connection (the request retried elsewhere).
+    // HAProxy has no such passive check here, so a suspected node leaves its pool.
+    const next = backendsOf(this.components.membership.members(), this.init.service, {
+      keepSuspect: this.sink == null,
+    })
     if (JSON.stringify(next) === JSON.stringify(this.backends)) return
     this.backends = next
     this.log.debug('backends', { backends: next.map((b) => `${b.key} ${b.state} ${b.weight}`) })
