@@ -2,7 +2,8 @@
  * Benchmark entry: `npm run bench -- <suite> [--sizes 10,25,50,100] [--no-processes] [--workers W]`.
  * Suites: membership (default), artifacts (`--sizes` default 2,5,10,20; needs root for its network namespaces),
  * runtime (`--sizes` default 3,10), lb (direct vs built-in proxy vs HAProxy; failures under drains and restarts),
- * manager (failover at `--sizes`, default 5,10; rolling update of 10 nodes behind `shoal lb` under load).
+ * manager (failover at `--sizes`, default 5,10; rolling update of 10 nodes behind `shoal lb` under load),
+ * nodes (`shoal node copy` to serving through `shoal lb` on 5 nodes with a ~100 MB distribution; `--sizes` unused).
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
@@ -11,6 +12,7 @@ import { runArtifacts } from './artifacts.js'
 import { runLb } from './lb.js'
 import { runManager } from './manager.js'
 import { DEFAULT_WORKERS, runMembership } from './membership.js'
+import { runNodes } from './nodes.js'
 import { runRuntime } from './runtime.js'
 
 const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url))
@@ -24,7 +26,7 @@ const { positionals, values } = parseArgs({
   },
 })
 const suite = positionals[0] ?? 'membership'
-const SUITES = ['membership', 'artifacts', 'runtime', 'lb', 'manager'] as const
+const SUITES = ['membership', 'artifacts', 'runtime', 'lb', 'manager', 'nodes'] as const
 if (!SUITES.includes(suite as never)) {
   console.error(`unknown benchmark suite "${suite}" (available: ${SUITES.join(', ')})`)
   process.exit(2)
@@ -35,6 +37,7 @@ const DEFAULT_SIZES: Record<string, string> = {
   runtime: '3,10',
   lb: '3',
   manager: '5,10',
+  nodes: '5',
 }
 const sizesText = values.sizes ?? DEFAULT_SIZES[suite]!
 const sizes = sizesText.split(',').map(Number)
@@ -58,7 +61,9 @@ const { report, text } =
         ? await runLb()
         : suite === 'manager'
           ? await runManager({ sizes })
-          : await runMembership({ sizes, processes: !values['no-processes'], workers })
+          : suite === 'nodes'
+            ? await runNodes()
+            : await runMembership({ sizes, processes: !values['no-processes'], workers })
 await mkdir(RESULTS, { recursive: true })
 const file = `${RESULTS}${suite}.json`
 await writeFile(file, `${JSON.stringify(report, null, 2)}\n`)

@@ -19,6 +19,7 @@ import { type Artifacts, openArtifacts, UnknownDistributionError } from '../arti
 import {
   type ClusterState,
   ClusterStateStore,
+  FORMATION_WAIT_MS,
   MANAGER_TICK_MS,
   Manager,
   type ManagerCommand,
@@ -628,6 +629,7 @@ function createManager(
       tickMs: MANAGER_TICK_MS[preset],
       voterRemovalMs: VOTER_REMOVAL_MS[preset],
       prevoteTimeoutMs: PRE_VOTE_TIMEOUT_MS[preset],
+      formationWaitMs: FORMATION_WAIT_MS[preset],
     },
     {
       membership,

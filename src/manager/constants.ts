@@ -18,6 +18,13 @@ export const VOTER_REMOVAL_MS: Record<TimerPreset, number> = { lan: 30_000, clou
 /** A candidate asks each voter whom it follows before it claims a term (pre-vote); the connection usually exists. */
 export const PRE_VOTE_TIMEOUT_MS: Record<TimerPreset, number> = { lan: 1000, cloud: 2000, test: 500 }
 
+/**
+ * A node alone, with no cluster state, waits this long after start before it
+ * founds a cluster by itself: enough for a joining node to reach its bootstrap
+ * peers (or mDNS to answer) and hear of the existing manager first.
+ */
+export const FORMATION_WAIT_MS: Record<TimerPreset, number> = { lan: 3000, cloud: 6000, test: 1000 }
+
 /** How long a command waits for a manager that can act before ERR_NO_QUORUM (a hand-over takes a few ticks). */
 export const MANAGER_WAIT_MS = 3000
 

@@ -6,6 +6,7 @@
  * abort, rollback) and their audit trail.
  */
 export {
+  FORMATION_WAIT_MS,
   HISTORY_LENGTH,
   MANAGER_TICK_MS,
   PRE_VOTE_TIMEOUT_MS,

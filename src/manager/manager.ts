@@ -35,6 +35,8 @@ export interface ManagerInit {
   voterRemovalMs: number
   /** A candidate's question to each voter before it claims a term. */
   prevoteTimeoutMs: number
+  /** A node alone with no cluster state waits this long after start before founding a cluster by itself. */
+  formationWaitMs: number
 }
 
 export interface ManagerComponents {
@@ -113,6 +115,7 @@ export class Manager {
   private readonly protocol: string
   private timer: NodeJS.Timeout | undefined
   private wakeTimer: NodeJS.Timeout | undefined
+  private startedAt = 0
   private view: ElectionView = {
     manager: null,
     term: 0,
@@ -144,6 +147,7 @@ export class Manager {
   async start(): Promise<void> {
     if (this.running) return
     this.running = true
+    this.startedAt = Date.now()
     this.knownTerm = Number((await this.components.db.get('term')) ?? 0)
     await serve(
       this.components.network,
@@ -249,7 +253,9 @@ export class Manager {
         knownTerm: this.knownTerm,
         myClaim: this.myClaim,
       })
-      if (view.claim != null && this.myClaim == null && !(await this.majorityAnswers(view.voters))) {
+      if (view.claim != null && this.myClaim == null && this.mustNotFound(state, members)) {
+        view = { ...view, manager: null, claim: null }
+      } else if (view.claim != null && this.myClaim == null && !(await this.majorityAnswers(view.voters))) {
         // The view is stale (a split not yet detected): claim nothing this tick.
         view = { ...view, manager: null, claim: null }
       }
@@ -389,6 +395,21 @@ export class Manager {
     }
     for (const id of this.goneSince.keys()) if (!voters.has(id)) this.goneSince.delete(id)
     return [...voters].sort()
+  }
+
+  /**
+   * A node that holds no cluster state yet may found the cluster (claim the
+   * first term with itself as a voter) only when no member announces a state
+   * (it should fetch that one and follow) and, while it sees no other member,
+   * only after the formation wait: a node that is still joining must not
+   * elect itself in a cluster that has a manager already.
+   */
+  private mustNotFound(state: ClusterState, members: Member[]): boolean {
+    if (state.voters.length > 0) return false
+    const others = members.filter((m) => !m.self && (m.state === 'alive' || m.state === 'suspect'))
+    if (others.some((m) => headTermOf(m.meta) > 0)) return true
+    const alone = others.length === 0
+    return alone && Date.now() - this.startedAt < this.init.formationWaitMs
   }
 
   /**

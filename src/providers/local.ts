@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from '../shared/logger.js'
+import { AGENT_NODE_FLAGS } from '../shared/version.js'
 import { type LaunchedNode, type NodeSpec, type Provider, ProviderError } from './provider.js'
 
 export interface LocalProviderInit {
@@ -44,6 +45,7 @@ export class LocalProvider implements Provider {
   async launch(spec: NodeSpec, progress: (step: string) => void): Promise<LaunchedNode> {
     const dataDir = join(this.init.dataRoot, `node-${randomBytes(4).toString('hex')}`)
     const args = [
+      ...AGENT_NODE_FLAGS,
       cliPath(),
       'agent',
       '--cluster',
