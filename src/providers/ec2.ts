@@ -15,7 +15,7 @@ import {
 import { CLUSTER_NAME } from '../bootstrap/constants.js'
 import type { Logger } from '../shared/logger.js'
 import { renderCloudInit, SHOAL_PORT } from './cloud-init.js'
-import { type LaunchedNode, type NodeSpec, type Provider, ProviderError } from './provider.js'
+import { type LaunchedNode, launchedNode, type NodeSpec, type Provider, ProviderError } from './provider.js'
 
 export interface Ec2ProviderInit {
   region: string
@@ -166,18 +166,11 @@ export class Ec2Provider implements Provider {
         const ip = instance?.PrivateIpAddress ?? 'an unknown address'
         progress(`instance ${instanceId} is running at ${ip}`)
         this.log.info('an ec2 instance is running', { instanceId, ip })
-        return {
-          provider: this.name,
+        return launchedNode(this.name, this.init.launchedBy, spec, {
           handle: instanceId,
           id: null,
           api: null,
-          state: 'running',
-          launchedBy: this.init.launchedBy,
-          launchedAt: new Date().toISOString(),
-          error: null,
-          roles: spec.roles,
-          tags: spec.tags,
-        }
+        })
       }
       if (
         state === 'shutting-down' ||

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from '../shared/logger.js'
 import { AGENT_NODE_FLAGS } from '../shared/version.js'
-import { type LaunchedNode, type NodeSpec, type Provider, ProviderError } from './provider.js'
+import { type LaunchedNode, launchedNode, type NodeSpec, type Provider, ProviderError } from './provider.js'
 
 export interface LocalProviderInit {
   /** Folder under which each launched node gets its own data folder. */
@@ -90,18 +90,11 @@ export class LocalProvider implements Provider {
       const run = await readRunFile(dataDir)
       if (run != null && run.pid === child.pid) {
         this.log.info('launched a local node', { id: run.id, dataDir, pid: run.pid })
-        return {
-          provider: this.name,
+        return launchedNode(this.name, this.init.launchedBy, spec, {
           handle: dataDir,
           id: run.id,
           api: run.api,
-          state: 'running',
-          launchedBy: this.init.launchedBy,
-          launchedAt: new Date().toISOString(),
-          error: null,
-          roles: spec.roles,
-          tags: spec.tags,
-        }
+        })
       }
       if (exited != null || Date.now() > deadline) {
         const tail = (await readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n')

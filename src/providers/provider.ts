@@ -47,6 +47,25 @@ export interface Provider {
   terminate(node: Pick<LaunchedNode, 'handle'>, progress: (step: string) => void): Promise<void>
 }
 
+/** The record of a node a provider has just started. */
+export function launchedNode(
+  provider: string,
+  launchedBy: string,
+  spec: NodeSpec,
+  node: { handle: string; id: string | null; api: string | null },
+): LaunchedNode {
+  return {
+    provider,
+    ...node,
+    state: 'running',
+    launchedBy,
+    launchedAt: new Date().toISOString(),
+    error: null,
+    roles: spec.roles,
+    tags: spec.tags,
+  }
+}
+
 export class ProviderError extends ShoalError {
   constructor(provider: string, message: string) {
     super('ERR_PROVIDER', `${provider} provider: ${message}`, 502)

@@ -5,7 +5,7 @@ import { homedir } from 'node:os'
 import { basename, join } from 'node:path'
 import { ConfigError, messageOf } from '../shared/errors.js'
 import type { Logger } from '../shared/logger.js'
-import { type LaunchedNode, type NodeSpec, type Provider, ProviderError } from './provider.js'
+import { type LaunchedNode, launchedNode, type NodeSpec, type Provider, ProviderError } from './provider.js'
 
 /** One machine of the fixed list: where to SSH to, and the address its agent listens on. */
 export interface StaticHost {
@@ -288,18 +288,11 @@ export class StaticProvider implements Provider {
     if (ready < 0 || typeof run.pid !== 'number' || typeof run.id !== 'string' || typeof run.api !== 'string')
       throw new ProviderError(this.name, `${host.handle}: unexpected answer: ${result.stdout.slice(0, 500)}`)
     this.log.info('launched a static node', { id: run.id, handle: host.handle, pid: run.pid })
-    return {
-      provider: this.name,
+    return launchedNode(this.name, this.init.launchedBy, spec, {
       handle: host.handle,
       id: run.id,
       api: run.api,
-      state: 'running',
-      launchedBy: this.init.launchedBy,
-      launchedAt: new Date().toISOString(),
-      error: null,
-      roles: spec.roles,
-      tags: spec.tags,
-    }
+    })
   }
 
   /**
