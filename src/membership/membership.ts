@@ -219,9 +219,12 @@ export class Membership {
     const claim: Claim = { kind: 'left', id: self.id, incarnation: self.incarnation }
     this.broadcast([claim])
     const witnesses = pickRandom(this.table.others('alive'), this.timers.indirectChecks)
-    const acked = (await Promise.all(witnesses.map((member) => this.notify(member.id, [claim])))).filter(
-      Boolean,
-    ).length
+    const answers = await Promise.all(witnesses.map((member) => this.notify(member.id, [claim])))
+    // A witness that did not answer in time (a busy node) gets one more try: without
+    // any ack the leave may not spread before this node's connections close.
+    const missed = witnesses.filter((_, i) => !answers[i])
+    const retried = await Promise.all(missed.map((member) => this.notify(member.id, [claim])))
+    const acked = answers.filter(Boolean).length + retried.filter(Boolean).length
     this.log.info('left the cluster', { notified: witnesses.length, acknowledged: acked })
   }
 
