@@ -1,5 +1,17 @@
 /** The admin HTTP API (JSON under /api) and the page at `/`. */
+
 export type { ArtifactsApi } from './artifact-routes.js'
+export {
+  type Caller,
+  callerOf,
+  isLoopback,
+  loadTokens,
+  MUTATING_ROUTES,
+  ROLES,
+  type Role,
+  rolesFor,
+  TokenTable,
+} from './auth.js'
 export type { NodesApi } from './node-routes.js'
 export type { RuntimeApi } from './runtime-routes.js'
 export { type ApiBackend, type ApiInit, ApiServer } from './server.js'

@@ -3,6 +3,7 @@ import { stream, streamSSE } from 'hono/streaming'
 import type { ManagerCommand, ManagerStatus, RolloutView } from '../manager/index.js'
 import type { ComponentStatus, Endpoint, RuntimeStatus } from '../runtime/index.js'
 import { ShoalError } from '../shared/errors.js'
+import { type Caller, callerOf } from './auth.js'
 
 /** What the component, service and rollout endpoints need from the agent. */
 export interface RuntimeApi {
@@ -15,9 +16,10 @@ export interface RuntimeApi {
   services(name: string): Endpoint[]
   /** Calls `listener` whenever membership or local components change. */
   onChange(listener: () => void): () => void
-  startRollout(body: unknown): Promise<RolloutView>
+  /** `caller`: who asked, when the request carried a token (recorded as the rollout's requester). */
+  startRollout(body: unknown, caller?: Caller | null): Promise<RolloutView>
   rollouts(): RolloutView[]
-  command(command: ManagerCommand): Promise<RolloutView>
+  command(command: ManagerCommand, caller?: Caller | null): Promise<RolloutView>
   manager(): ManagerStatus
 }
 
@@ -124,16 +126,19 @@ export function runtimeRoutes(app: Hono, api: () => RuntimeApi): void {
     const body = await c.req.json().catch(() => {
       throw new ShoalError('ERR_BAD_REQUEST', 'the body must be JSON {"distribution":"NAME@VERSION"}', 400)
     })
-    return c.json(await api().startRollout(body), 202)
+    return c.json(await api().startRollout(body, callerOf(c.req.raw)), 202)
   })
   app.get('/api/rollouts', (c) => c.json(api().rollouts()))
   for (const op of ['approve', 'pause', 'resume', 'abort'] as const)
     app.post(`/api/rollouts/:id/${op}`, async (c) =>
-      c.json(await api().command({ op, id: c.req.param('id') })),
+      c.json(await api().command({ op, id: c.req.param('id') }, callerOf(c.req.raw))),
     )
   app.post('/api/rollbacks', async (c) => {
     const body = (await c.req.json().catch(() => ({}))) as Record<string, unknown>
-    return c.json(await api().command({ ...body, op: 'rollback' } as ManagerCommand), 202)
+    return c.json(
+      await api().command({ ...body, op: 'rollback' } as ManagerCommand, callerOf(c.req.raw)),
+      202,
+    )
   })
   app.get('/api/manager', (c) => c.json(api().manager()))
   app.get('/api/rollouts/:id', (c) => {

@@ -5,6 +5,7 @@ import { Hono } from 'hono'
 import { messageOf, ShoalError } from '../shared/errors.js'
 import type { Logger } from '../shared/logger.js'
 import { type ArtifactsApi, artifactRoutes } from './artifact-routes.js'
+import { requireToken, type TokenTable } from './auth.js'
 import { DASHBOARD_HTML } from './dashboard.js'
 import { type NodesApi, nodeRoutes } from './node-routes.js'
 import { type RuntimeApi, runtimeRoutes } from './runtime-routes.js'
@@ -22,6 +23,8 @@ export interface ApiBackend {
 export interface ApiInit {
   host: string
   port: number
+  /** Tokens and their roles (`--tokens`); null: no authentication (the API must be on loopback). */
+  tokens?: TokenTable | null
 }
 
 /** The admin HTTP API and the page at `/`, served by every agent. */
@@ -76,6 +79,7 @@ export class ApiServer {
 
   private routes(): Hono {
     const app = new Hono()
+    if (this.init.tokens != null) app.use('/api/*', requireToken(this.init.tokens))
     app.get('/', (c) => c.html(DASHBOARD_HTML))
     app.get('/api/health', (c) => c.json({ ok: true }))
     app.get('/api/status', (c) => c.json(this.backend.status()))

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { mkdir, rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -8,12 +9,15 @@ import {
   type ApiBackend,
   ApiServer,
   type ArtifactsApi,
+  type Caller,
   countStates,
+  loadTokens,
   type MemberView,
   memberView,
   type NodesApi,
   type RuntimeApi,
   type StatusView,
+  type TokenTable,
 } from '../api/index.js'
 import { type Artifacts, openArtifacts, UnknownDistributionError } from '../artifacts/index.js'
 import {
@@ -118,6 +122,11 @@ export class Agent implements ApiBackend {
   static async start(options: AgentOptions, logger?: Logger, hooks: AgentHooks = {}): Promise<Agent> {
     const config = resolveAgentConfig(options)
     const log = logger ?? createLogger({ level: config.logLevel })
+    // Read before anything starts: a bad tokens file stops the agent at once.
+    const tokens = config.tokensFile == null ? null : await loadTokens(config.tokensFile)
+    // Components read the API (service discovery) with a token of their own, made at each start.
+    const componentToken = tokens == null ? null : randomBytes(24).toString('hex')
+    if (componentToken != null) tokens?.add(componentToken, { name: 'components', role: 'viewer' })
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
     const state = new AgentState(join(config.dataDir, STATE_DIR), config.dataDir)
     await state.open()
@@ -193,7 +202,15 @@ export class Agent implements ApiBackend {
       undo.unshift(() => clusterState.stop())
       const manager = createManager(config, membership, node, artifacts, clusterState, state, log)
       let apiUrl = ''
-      const runtime = createRuntime(config, membership, artifacts, clusterState, state, () => apiUrl, log)
+      const runtime = createRuntime(
+        config,
+        membership,
+        artifacts,
+        clusterState,
+        state,
+        { url: () => apiUrl, token: componentToken },
+        log,
+      )
       inUse = () => versionsInUse(clusterState.current(), membership.members(), runtime.status())
       undo.unshift(() => runtime.stop())
       await artifacts.distributor.start()
@@ -213,7 +230,7 @@ export class Agent implements ApiBackend {
       await records.open()
       agent.nodeOps = await createNodeOperations(agent, records, log)
       await agent.serveRetire()
-      await agent.startApi()
+      await agent.startApi(tokens)
       apiUrl = agent.localApiUrl
       await runtime.start()
       await manager.start()
@@ -362,9 +379,9 @@ export class Agent implements ApiBackend {
           for (const off of offs) off()
         }
       },
-      startRollout: (body) => this.startRollout(body),
+      startRollout: (body, caller) => this.startRollout(body, caller),
       rollouts: () => this.rollouts(),
-      command: (command) => this.managerCommand(command),
+      command: (command, caller) => this.managerCommand(command, caller),
       manager: () => this.managerStatus(),
     }
   }
@@ -417,7 +434,7 @@ export class Agent implements ApiBackend {
    * Starts a rollout through the manager (wherever it runs). The version's
    * components must be valid where this agent can tell, so a typo fails now.
    */
-  async startRollout(body: unknown): Promise<RolloutView> {
+  async startRollout(body: unknown, caller?: Caller | null): Promise<RolloutView> {
     const input = (body ?? {}) as Record<string, unknown>
     const distribution = input.distribution
     if (typeof distribution !== 'string' || !distribution.includes('@'))
@@ -433,14 +450,18 @@ export class Agent implements ApiBackend {
     if (entry == null) throw new UnknownDistributionError(distribution)
     const { artifacts, placement } = entry.signed.manifest
     parsePlacement(placement, [...componentsOf(artifacts).keys()])
-    return this.managerCommand({ ...input, op: 'rollout', distribution } as ManagerCommand)
+    return this.managerCommand({ ...input, op: 'rollout', distribution } as ManagerCommand, caller)
   }
 
-  /** rollout, rollback, approve, pause, resume, abort: carried out by the manager. */
-  async managerCommand(command: ManagerCommand): Promise<RolloutView> {
+  /**
+   * rollout, rollback, approve, pause, resume, abort: carried out by the manager.
+   * Requested by the token's holder ("alice (admin)") when there is one, else by this agent.
+   */
+  async managerCommand(command: ManagerCommand, caller?: Caller | null): Promise<RolloutView> {
     let record: Awaited<ReturnType<Manager['command']>>
+    const requestedBy = caller == null ? this.id : `${caller.name} (${caller.role})`
     try {
-      record = await this.manager.command({ ...command, requestedBy: this.id } as ManagerCommand)
+      record = await this.manager.command({ ...command, requestedBy } as ManagerCommand)
     } catch (err) {
       if (err instanceof Error && err.name === 'ZodError')
         throw new ShoalError(
@@ -501,8 +522,8 @@ export class Agent implements ApiBackend {
     )
   }
 
-  private async startApi(): Promise<void> {
-    this.api = new ApiServer(this.config.api, this, this.log)
+  private async startApi(tokens: TokenTable | null): Promise<void> {
+    this.api = new ApiServer({ ...this.config.api, tokens }, this, this.log)
     try {
       await this.api.start()
     } catch (err) {
@@ -524,6 +545,10 @@ export class Agent implements ApiBackend {
       api: this.apiUrl,
       addrs: info.addrs,
     })
+    if (tokens == null)
+      this.log.warn(
+        `the admin API at ${this.apiUrl} is unauthenticated (loopback only); pass --tokens FILE to require API tokens`,
+      )
   }
 
   private async shutdown(leave: boolean): Promise<void> {
@@ -566,7 +591,7 @@ function createRuntime(
   artifacts: Artifacts,
   clusterState: ClusterStateStore,
   state: AgentState,
-  apiUrl: () => string,
+  api: { url: () => string; token: string | null },
   log: Logger,
 ): Runtime {
   const { catalogue, distributor, store } = artifacts
@@ -575,7 +600,8 @@ function createRuntime(
       cluster: config.cluster,
       dataDir: config.dataDir,
       ...componentHosts(config, membership.self.addrs),
-      apiUrl,
+      apiUrl: api.url,
+      apiToken: api.token,
       config: config.runtime,
     },
     {
@@ -710,6 +736,7 @@ async function createNodeOperations(
         trust: config.trust,
         preset: config.preset,
         mdns: config.mdns,
+        tokensFile: config.tokensFile,
       },
       defaultProvider: configured.defaultProvider,
       readyTimeoutMs: 5 * 60_000,

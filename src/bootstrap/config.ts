@@ -1,6 +1,7 @@
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
+import { isLoopback } from '../api/index.js'
 import { type ArtifactsConfig, DEFAULT_ARTIFACTS_CONFIG } from '../artifacts/index.js'
 import { type MembershipTimers, resolveTimers, type TimerPreset } from '../membership/index.js'
 import { DEFAULT_RUNTIME_CONFIG, type RuntimeConfig, TEST_RUNTIME_CONFIG } from '../runtime/index.js'
@@ -15,8 +16,10 @@ export interface AgentConfig {
   dataDir: string
   /** libp2p listen multiaddrs. Default /ip4/0.0.0.0/tcp/7946. */
   listen: string[]
-  /** Admin API address. Default 127.0.0.1:7070. */
+  /** Admin API address. Default 127.0.0.1:7070; a non-loopback host needs `tokensFile`. */
   api: { host: string; port: number }
+  /** JSON file mapping API tokens to roles (docs/operations.md); null: no authentication, loopback only. */
+  tokensFile: string | null
   /** Multiaddrs of peers to join through (with or without /p2p/ID). */
   bootstrap: string[]
   /** Pre-shared key file closing the cluster (libp2p private network); null = open cluster. */
@@ -53,6 +56,7 @@ export interface AgentOptions {
   dataDir?: string
   listen?: string[]
   api?: string
+  tokensFile?: string | null
   bootstrap?: string[]
   secretFile?: string | null
   trust?: string[]
@@ -80,11 +84,18 @@ export function resolveAgentConfig(options: AgentOptions): AgentConfig {
   const bootstrap = options.bootstrap ?? []
   for (const addr of [...listen, ...bootstrap]) checkMultiaddr(addr)
   const preset = options.preset ?? 'lan'
+  const api = parseHostPort(options.api ?? DEFAULT_API)
+  const tokensFile = options.tokensFile == null ? null : resolve(options.tokensFile)
+  if (tokensFile == null && !isLoopback(api.host))
+    throw new ConfigError(
+      `without --tokens the API listens on loopback only (got --api ${options.api}); pass --tokens FILE or use 127.0.0.1`,
+    )
   return {
     cluster,
     dataDir: resolve(options.dataDir ?? join(homedir(), '.shoal', cluster)),
     listen,
-    api: parseHostPort(options.api ?? DEFAULT_API),
+    api,
+    tokensFile,
     bootstrap,
     secretFile: options.secretFile == null ? null : resolve(options.secretFile),
     trust: (options.trust ?? []).map((file) => resolve(file)),

@@ -9,7 +9,16 @@ export interface RequestOptions {
 
 /** Talks to an agent's admin API; errors come back as ShoalError with the API's code. */
 export class ApiClient {
-  constructor(readonly baseUrl: string) {}
+  /** `token`: sent as `Authorization: Bearer TOKEN` to agents started with --tokens. */
+  constructor(
+    readonly baseUrl: string,
+    readonly token: string | undefined = undefined,
+  ) {}
+
+  /** The Authorization header, when there is a token. */
+  authHeaders(): Record<string, string> {
+    return this.token == null || this.token === '' ? {} : { authorization: `Bearer ${this.token}` }
+  }
 
   get<T>(path: string): Promise<T> {
     return this.request<T>('GET', path)
@@ -30,7 +39,7 @@ export class ApiClient {
   }
 
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
-    const headers: Record<string, string> = { ...options.headers }
+    const headers: Record<string, string> = { ...this.authHeaders(), ...options.headers }
     let body: string | ReadableStream<Uint8Array> | undefined
     if (options.json !== undefined) {
       headers['content-type'] = 'application/json'
@@ -72,4 +81,9 @@ export class ApiClient {
 export function apiBaseUrl(option: string | undefined): string {
   const value = option ?? process.env.SHOAL_API ?? 'http://127.0.0.1:7070'
   return /^https?:\/\//.test(value) ? value : `http://${value}`
+}
+
+/** A client for `--api` and `--token` (or SHOAL_API and SHOAL_TOKEN). */
+export function apiClient(opts: { api?: string; token?: string }): ApiClient {
+  return new ApiClient(apiBaseUrl(opts.api), opts.token ?? process.env.SHOAL_TOKEN)
 }

@@ -14,7 +14,10 @@ export async function printLogs(
   )
   let response: Response
   try {
-    response = await fetch(url, follow ? {} : { signal: AbortSignal.timeout(30_000) })
+    response = await fetch(url, {
+      headers: client.authHeaders(),
+      ...(follow ? {} : { signal: AbortSignal.timeout(30_000) }),
+    })
   } catch (err) {
     throw new ShoalError(
       'ERR_AGENT_UNREACHABLE',

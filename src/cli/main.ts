@@ -10,7 +10,7 @@ import { ShoalError } from '../shared/errors.js'
 import { isLogLevel, type LogLevel } from '../shared/logger.js'
 import { parseBytes } from '../shared/units.js'
 import { VERSION } from '../shared/version.js'
-import { ApiClient, apiBaseUrl } from './client.js'
+import { apiClient } from './client.js'
 import {
   formatAuditTrail,
   formatComponents,
@@ -61,7 +61,11 @@ program
     'libp2p listen address, repeatable (default /ip4/0.0.0.0/tcp/7946)',
     collect,
   )
-  .option('--api <host:port>', 'admin API address (default 127.0.0.1:7070)')
+  .option(
+    '--api <host:port>',
+    'admin API address (default 127.0.0.1:7070; other than loopback needs --tokens)',
+  )
+  .option('--tokens <file>', 'JSON file of API tokens and their roles (docs/operations.md)')
   .option('--bootstrap <multiaddr>', 'peer to join through, repeatable', collect)
   .option(
     '--secret-file <file>',
@@ -116,6 +120,7 @@ program
       dataDir: opts.data,
       listen: opts.listen,
       api: opts.api,
+      tokensFile: opts.tokens ?? null,
       bootstrap: opts.bootstrap,
       secretFile: opts.secretFile ?? null,
       trust: opts.trust,
@@ -173,6 +178,7 @@ node
   .option('--wait', 'block until every new node is ready; exit non-zero if one fails')
   .option('--timeout <seconds>', 'with --wait: give up after this long (default 600)', positiveInt, 600)
   .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--token <token>', 'API token (default $SHOAL_TOKEN); needed when the agent runs with --tokens')
   .option('--json', 'print JSON')
   .action(async (opts) => {
     const { startOperation } = await import('./nodes.js')
@@ -181,7 +187,7 @@ node
       ...(opts.like == null ? {} : { like: opts.like }),
       ...(opts.provider == null ? {} : { provider: opts.provider }),
     }
-    await startOperation(new ApiClient(apiBaseUrl(opts.api)), '/api/nodes', body, opts)
+    await startOperation(apiClient(opts), '/api/nodes', body, opts)
   })
 
 node
@@ -191,15 +197,11 @@ node
   .option('--wait', 'block until the new node is ready; exit non-zero if it fails')
   .option('--timeout <seconds>', 'with --wait: give up after this long (default 600)', positiveInt, 600)
   .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--token <token>', 'API token (default $SHOAL_TOKEN); needed when the agent runs with --tokens')
   .option('--json', 'print JSON')
   .action(async (id: string, opts) => {
     const { startOperation } = await import('./nodes.js')
-    await startOperation(
-      new ApiClient(apiBaseUrl(opts.api)),
-      `/api/nodes/${encodeURIComponent(id)}/copy`,
-      {},
-      opts,
-    )
+    await startOperation(apiClient(opts), `/api/nodes/${encodeURIComponent(id)}/copy`, {}, opts)
   })
 
 node
@@ -210,11 +212,12 @@ node
   .option('--wait', 'block until it is gone; exit non-zero if that fails')
   .option('--timeout <seconds>', 'with --wait: give up after this long (default 600)', positiveInt, 600)
   .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--token <token>', 'API token (default $SHOAL_TOKEN); needed when the agent runs with --tokens')
   .option('--json', 'print JSON')
   .action(async (id: string, opts) => {
     const { startOperation } = await import('./nodes.js')
     await startOperation(
-      new ApiClient(apiBaseUrl(opts.api)),
+      apiClient(opts),
       `/api/nodes/${encodeURIComponent(id)}/remove`,
       { force: Boolean(opts.force) },
       opts,
@@ -225,10 +228,11 @@ program
   .command('nodes')
   .description('members with their provider state (launching, joining, fetching, ready, draining, removing)')
   .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--token <token>', 'API token (default $SHOAL_TOKEN); needed when the agent runs with --tokens')
   .option('--json', 'print JSON')
   .action(async (opts) => {
     const { formatNodes } = await import('./nodes.js')
-    const list = await new ApiClient(apiBaseUrl(opts.api)).get<unknown[]>('/api/nodes')
+    const list = await apiClient(opts).get<unknown[]>('/api/nodes')
     print(Boolean(opts.json), list, () => formatNodes(list as never))
   })
 
@@ -236,9 +240,10 @@ program
   .command('members')
   .description("the addressed agent's membership view")
   .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--token <token>', 'API token (default $SHOAL_TOKEN); needed when the agent runs with --tokens')
   .option('--json', 'print JSON')
   .action(async (opts) => {
-    const members = await new ApiClient(apiBaseUrl(opts.api)).get<MemberView[]>('/api/members')
+    const members = await apiClient(opts).get<MemberView[]>('/api/members')
     print(Boolean(opts.json), members, () => formatMembers(members))
   })
 
@@ -246,9 +251,10 @@ program
   .command('status')
   .description('this node, the manager, the active distribution, rollouts')
   .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--token <token>', 'API token (default $SHOAL_TOKEN); needed when the agent runs with --tokens')
   .option('--json', 'print JSON')
   .action(async (opts) => {
-    const status = await new ApiClient(apiBaseUrl(opts.api)).get<StatusView>('/api/status')
+    const status = await apiClient(opts).get<StatusView>('/api/status')
     print(Boolean(opts.json), status, () => formatStatus(status))
   })
 
@@ -285,10 +291,11 @@ program
   .requiredOption('--key <file>', 'private signing key (from "shoal key new")')
   .option('--chunk-size <bytes>', 'chunk size for new artifacts (default 1M)')
   .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--token <token>', 'API token (default $SHOAL_TOKEN); needed when the agent runs with --tokens')
   .option('--json', 'print JSON')
   .action(async (dir: string, opts) => {
     const { publish } = await import('./publish.js')
-    const result = await publish(new ApiClient(apiBaseUrl(opts.api)), {
+    const result = await publish(apiClient(opts), {
       dir,
       name: opts.name,
       version: opts.version,
@@ -308,9 +315,10 @@ program
   .command('distributions')
   .description('distribution versions this agent knows and whether it holds them')
   .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--token <token>', 'API token (default $SHOAL_TOKEN); needed when the agent runs with --tokens')
   .option('--json', 'print JSON')
   .action(async (opts) => {
-    const list = await new ApiClient(apiBaseUrl(opts.api)).get<DistributionView[]>('/api/distributions')
+    const list = await apiClient(opts).get<DistributionView[]>('/api/distributions')
     print(Boolean(opts.json), list, () => formatDistributions(list))
   })
 
@@ -321,11 +329,10 @@ program
     'every kept version of a distribution, oldest first, with who holds it, and the rollouts and rollbacks to each (who asked, when, outcome)',
   )
   .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--token <token>', 'API token (default $SHOAL_TOKEN); needed when the agent runs with --tokens')
   .option('--json', 'print JSON')
   .action(async (name: string, opts) => {
-    const list = await new ApiClient(apiBaseUrl(opts.api)).get<HistoryEntry[]>(
-      `/api/distributions/${encodeURIComponent(name)}`,
-    )
+    const list = await apiClient(opts).get<HistoryEntry[]>(`/api/distributions/${encodeURIComponent(name)}`)
     print(Boolean(opts.json), list, () => `${formatDistributions(list)}\n\n${formatAuditTrail(list)}`)
   })
 
@@ -335,12 +342,12 @@ program
     "re-hash every blob in the addressed agent's store; corrupt blobs are dropped and fetched again",
   )
   .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--token <token>', 'API token (default $SHOAL_TOKEN); needed when the agent runs with --tokens')
   .option('--json', 'print JSON')
   .action(async (opts) => {
-    const result = await new ApiClient(apiBaseUrl(opts.api)).post<{ checked: number; corrupt: string[] }>(
-      '/api/verify',
-      { timeoutMs: 60 * 60_000 },
-    )
+    const result = await apiClient(opts).post<{ checked: number; corrupt: string[] }>('/api/verify', {
+      timeoutMs: 60 * 60_000,
+    })
     print(Boolean(opts.json), result, () =>
       result.corrupt.length === 0
         ? `verified ${result.checked} blob(s): all intact`
@@ -382,10 +389,11 @@ program
   )
   .option('--timeout <seconds>', 'with --wait: give up after this long (default 600)', positiveInt, 600)
   .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--token <token>', 'API token (default $SHOAL_TOKEN); needed when the agent runs with --tokens')
   .option('--json', 'print JSON')
   .action(async (distribution: string, id: string | undefined, opts) => {
     const { rollout, follow, formatRollouts, parseUnavailable } = await import('./rollout.js')
-    const client = new ApiClient(apiBaseUrl(opts.api))
+    const client = apiClient(opts)
     const wait = { timeoutMs: (opts.timeout as number) * 1000, progress: !opts.json }
     if (distribution === 'status') {
       if (id == null) throw new ShoalError('ERR_BAD_REQUEST', 'usage: shoal rollout status ID [--watch]', 400)
@@ -424,6 +432,7 @@ program
   .option('--wait', 'block until it is done; exit non-zero otherwise')
   .option('--timeout <seconds>', 'with --wait: give up after this long (default 600)', positiveInt, 600)
   .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--token <token>', 'API token (default $SHOAL_TOKEN); needed when the agent runs with --tokens')
   .option('--json', 'print JSON')
   .action(async (name: string, opts) => {
     const { rollback, formatRollouts, parseUnavailable } = await import('./rollout.js')
@@ -434,7 +443,7 @@ program
       ...(opts.maxUnavailable == null ? {} : parseUnavailable(opts.maxUnavailable)),
     }
     const wait = { timeoutMs: (opts.timeout as number) * 1000, progress: !opts.json }
-    const view = await rollback(new ApiClient(apiBaseUrl(opts.api)), body, opts.wait ? wait : null)
+    const view = await rollback(apiClient(opts), body, opts.wait ? wait : null)
     print(Boolean(opts.json), view, () => formatRollouts([view]))
   })
 
@@ -449,10 +458,11 @@ for (const [op, what] of [
     .argument('<id>', 'rollout id (shoal rollouts)')
     .description(what)
     .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+    .option('--token <token>', 'API token (default $SHOAL_TOKEN); needed when the agent runs with --tokens')
     .option('--json', 'print JSON')
     .action(async (id: string, opts) => {
       const { formatRollouts } = await import('./rollout.js')
-      const view = await new ApiClient(apiBaseUrl(opts.api)).post<RolloutView>(`/api/rollouts/${id}/${op}`)
+      const view = await apiClient(opts).post<RolloutView>(`/api/rollouts/${id}/${op}`)
       print(Boolean(opts.json), view, () => formatRollouts([view]))
     })
 }
@@ -461,10 +471,11 @@ program
   .command('rollouts')
   .description('rollouts, newest first, with their progress')
   .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--token <token>', 'API token (default $SHOAL_TOKEN); needed when the agent runs with --tokens')
   .option('--json', 'print JSON')
   .action(async (opts) => {
     const { formatRollouts } = await import('./rollout.js')
-    const list = await new ApiClient(apiBaseUrl(opts.api)).get<RolloutView[]>('/api/rollouts')
+    const list = await apiClient(opts).get<RolloutView[]>('/api/rollouts')
     print(Boolean(opts.json), list, () => formatRollouts(list))
   })
 
@@ -472,9 +483,10 @@ program
   .command('components')
   .description("the addressed agent's components: version, state, endpoint, restarts")
   .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--token <token>', 'API token (default $SHOAL_TOKEN); needed when the agent runs with --tokens')
   .option('--json', 'print JSON')
   .action(async (opts) => {
-    const status = await new ApiClient(apiBaseUrl(opts.api)).get<RuntimeStatus>('/api/components')
+    const status = await apiClient(opts).get<RuntimeStatus>('/api/components')
     print(Boolean(opts.json), status, () => formatComponents(status))
   })
 
@@ -485,14 +497,10 @@ program
   .option('-f, --follow', 'keep printing new output')
   .option('-n, --lines <n>', 'lines of history', (v) => Number(v), 100)
   .option('--api <url>', 'agent API (default $SHOAL_API or http://127.0.0.1:7070)')
+  .option('--token <token>', 'API token (default $SHOAL_TOKEN); needed when the agent runs with --tokens')
   .action(async (component: string, opts) => {
     const { printLogs } = await import('./logs.js')
-    await printLogs(
-      new ApiClient(apiBaseUrl(opts.api)),
-      component,
-      opts.lines as number,
-      Boolean(opts.follow),
-    )
+    await printLogs(apiClient(opts), component, opts.lines as number, Boolean(opts.follow))
   })
 
 program

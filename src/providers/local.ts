@@ -54,8 +54,10 @@ export class LocalProvider implements Provider {
       dataDir,
       '--listen',
       `/ip4/${this.init.host}/tcp/0`,
+      // Without tokens an API must stay on loopback; with them it listens beside libp2p.
       '--api',
-      `${this.init.host}:0`,
+      `${spec.tokensFile == null ? '127.0.0.1' : this.init.host}:0`,
+      ...(spec.tokensFile == null ? [] : ['--tokens', spec.tokensFile]),
       '--preset',
       spec.preset,
       '--provider',

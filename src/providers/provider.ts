@@ -14,6 +14,8 @@ export interface NodeSpec {
   tags: Record<string, string>
   preset: TimerPreset
   mdns: boolean
+  /** The launcher's API tokens file: local nodes get it too, and then serve their API beside libp2p. */
+  tokensFile: string | null
 }
 
 export type LaunchState = 'launching' | 'running' | 'terminating' | 'terminated' | 'failed'

@@ -179,8 +179,9 @@ export class StaticProvider implements Provider {
         spec.cluster,
         '--listen',
         `/ip4/${host.address}/tcp/0`,
+        // The node's API stays on the host's loopback (no tokens are copied there).
         '--api',
-        `${host.address}:0`,
+        '127.0.0.1:0',
         '--preset',
         spec.preset,
         '--provider',

@@ -86,6 +86,8 @@ export interface RuntimeInit {
   advertiseHost: string
   /** The local agent's API, handed to components as SHOAL_API. */
   apiUrl: () => string
+  /** A viewer token for components (SHOAL_TOKEN) when the API requires tokens. */
+  apiToken?: string | null
   config: RuntimeConfig
 }
 
@@ -462,6 +464,7 @@ export class Runtime {
           SHOAL_NODE_ID: this.components.membership.id,
           SHOAL_CLUSTER: this.init.cluster,
           SHOAL_API: this.init.apiUrl(),
+          ...(this.init.apiToken == null ? {} : { SHOAL_TOKEN: this.init.apiToken }),
           SHOAL_COMPONENT: descriptor.name,
           SHOAL_VERSION: version,
           SHOAL_DISTRIBUTION: id,

@@ -92,8 +92,9 @@ function startAgent(name: string, cluster: string, ns: string, ip: string, root:
     dataDir,
     '--listen',
     `/ip4/${ip}/tcp/${LISTEN_PORT}`,
+    // Each namespace has its own loopback; the CLI runs inside it (an API off loopback needs tokens).
     '--api',
-    `${ip}:${API_PORT}`,
+    `127.0.0.1:${API_PORT}`,
     '--preset',
     'test',
   ])
@@ -105,7 +106,7 @@ function startAgent(name: string, cluster: string, ns: string, ip: string, root:
     cluster,
     ns,
     ip,
-    api: `http://${ip}:${API_PORT}`,
+    api: `http://127.0.0.1:${API_PORT}`,
     dataDir,
     stdoutFile,
     stderrFile,

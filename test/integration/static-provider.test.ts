@@ -110,6 +110,7 @@ describe.skipIf(unavailable != null)('static provider against a real sshd on loo
     spec = {
       cluster: cluster.cluster,
       secretFile,
+      tokensFile: null,
       trust: [publicFile],
       bootstrap: [seed.membership.self.addrs[0]!],
       roles: ['web'],

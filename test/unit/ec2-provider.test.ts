@@ -108,6 +108,7 @@ beforeAll(async () => {
   await writeFile(join(dir, 'publisher.pub'), TRUST)
   spec = {
     cluster: 'prod-eu',
+    tokensFile: null,
     secretFile: join(dir, 'cluster.secret'),
     trust: [join(dir, 'publisher.pub')],
     bootstrap: BOOTSTRAP,

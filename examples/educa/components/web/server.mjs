@@ -60,6 +60,8 @@ const site = readConfigFile('conf/educa.json')
 const title = typeof site.title === 'string' ? site.title : 'Educa'
 
 const api = process.env.SHOAL_API?.replace(/\/+$/, '')
+// The agent gives its components a token when its API requires one.
+const auth = process.env.SHOAL_TOKEN ? { authorization: `Bearer ${process.env.SHOAL_TOKEN}` } : {}
 /** Ready catalog endpoints, local ones first, as the agent last told us; null until it has. */
 let endpoints = null
 /** Aborts the events stream when the process stops. */
@@ -81,7 +83,7 @@ async function followCatalog() {
   while (!stopped.signal.aborted) {
     try {
       const res = await fetch(`${api}/api/services/catalog/events`, {
-        headers: { accept: 'text/event-stream' },
+        headers: { accept: 'text/event-stream', ...auth },
         signal: stopped.signal,
       })
       if (!res.ok || res.body == null) throw new Error(`HTTP ${res.status}`)
@@ -128,6 +130,7 @@ function onEvent(block) {
 async function lookUpCatalog() {
   try {
     const res = await fetch(`${api}/api/services/catalog`, {
+      headers: auth,
       signal: AbortSignal.timeout(CATALOG_TIMEOUT_MS),
     })
     if (res.ok) setEndpoints(await res.json())

@@ -1,0 +1,142 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import type { MiddlewareHandler } from 'hono'
+import { z } from 'zod'
+import { ConfigError, ShoalError } from '../shared/errors.js'
+
+/** Who may do what through the admin API (docs/operations.md, "Roles and tokens"). */
+export const ROLES = ['viewer', 'developer', 'operator', 'admin'] as const
+export type Role = (typeof ROLES)[number]
+
+/** The holder of a token, as a request carries it to the agent. */
+export interface Caller {
+  name: string
+  role: Role
+}
+
+/** Shortest token accepted: 16 characters keep a guessed token out of reach of online guessing. */
+export const MIN_TOKEN_LENGTH = 16
+
+const tokensFile = z.strictObject({
+  tokens: z
+    .array(
+      z.strictObject({
+        token: z.string().min(MIN_TOKEN_LENGTH, `a token needs at least ${MIN_TOKEN_LENGTH} characters`),
+        role: z.enum(ROLES),
+        name: z.string().min(1, 'give each token a name (who holds it)'),
+      }),
+    )
+    .min(1, 'list at least one token'),
+})
+
+/**
+ * The one table of mutating endpoints and the roles allowed to call them; every
+ * GET and HEAD is open to every role. A mutating route missing here is admin-only.
+ */
+export const MUTATING_ROUTES: ReadonlyArray<{ method: string; path: RegExp; roles: readonly Role[] }> = [
+  { method: 'POST', path: /^\/api\/artifacts$/, roles: ['developer', 'admin'] },
+  { method: 'POST', path: /^\/api\/distributions$/, roles: ['developer', 'admin'] },
+  { method: 'POST', path: /^\/api\/nodes$/, roles: ['operator', 'admin'] },
+  { method: 'POST', path: /^\/api\/nodes\/[^/]+\/(copy|remove)$/, roles: ['operator', 'admin'] },
+  { method: 'POST', path: /^\/api\/verify$/, roles: ['admin'] },
+  { method: 'POST', path: /^\/api\/components\/[^/]+\/(start|stop|weight)$/, roles: ['admin'] },
+  { method: 'POST', path: /^\/api\/rollouts$/, roles: ['admin'] },
+  { method: 'POST', path: /^\/api\/rollouts\/[^/]+\/(approve|pause|resume|abort)$/, roles: ['admin'] },
+  { method: 'POST', path: /^\/api\/rollbacks$/, roles: ['admin'] },
+]
+
+/** The roles that may send `method path`. */
+export function rolesFor(method: string, path: string): readonly Role[] {
+  if (method === 'GET' || method === 'HEAD') return ROLES
+  return MUTATING_ROUTES.find((r) => r.method === method && r.path.test(path))?.roles ?? ['admin']
+}
+
+/** Configured tokens, kept only as sha256 digests and compared in constant time. */
+export class TokenTable {
+  private readonly entries: Array<{ digest: Buffer; caller: Caller }>
+
+  constructor(tokens: ReadonlyArray<Caller & { token: string }>) {
+    this.entries = tokens.map(({ token, name, role }) => ({ digest: digest(token), caller: { name, role } }))
+  }
+
+  /** Adds a token (the agent's own, for its components: they read the API as viewers). */
+  add(token: string, caller: Caller): void {
+    this.entries.push({ digest: digest(token), caller })
+  }
+
+  /** The caller holding `token`, or null. Looks at every entry, so timing says nothing of which matched. */
+  lookup(token: string): Caller | null {
+    const presented = digest(token)
+    let found: Caller | null = null
+    for (const entry of this.entries) if (timingSafeEqual(entry.digest, presented)) found ??= entry.caller
+    return found
+  }
+}
+
+function digest(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest()
+}
+
+/** Reads and validates a tokens file (`shoal agent --tokens FILE`); a bad file is an ERR_CONFIG naming the field. */
+export async function loadTokens(file: string): Promise<TokenTable> {
+  let raw: unknown
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'))
+  } catch (err) {
+    throw new ConfigError(`tokens file ${file} cannot be read as JSON: ${(err as Error).message}`)
+  }
+  const parsed = tokensFile.safeParse(raw)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!
+    const field = issue.path.length === 0 ? '(top level)' : issue.path.join('.')
+    throw new ConfigError(`tokens file ${file}: ${field}: ${issue.message}`)
+  }
+  const seen = new Set<string>()
+  parsed.data.tokens.forEach((entry, i) => {
+    if (seen.has(entry.token)) throw new ConfigError(`tokens file ${file}: tokens.${i}.token: listed twice`)
+    seen.add(entry.token)
+  })
+  return new TokenTable(parsed.data.tokens)
+}
+
+const callers = new WeakMap<Request, Caller>()
+
+/** Who sent this request (null when the agent runs without tokens). */
+export function callerOf(request: Request): Caller | null {
+  return callers.get(request) ?? null
+}
+
+/**
+ * With tokens: every /api request but /api/health needs `Authorization: Bearer TOKEN`
+ * (401 without a known one) of a role the route allows (403 otherwise).
+ */
+export function requireToken(tokens: TokenTable): MiddlewareHandler {
+  return async (c, next) => {
+    const path = c.req.path
+    if (!path.startsWith('/api/') || path === '/api/health') return next()
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '')
+    const caller = match == null ? null : tokens.lookup(match[1]!)
+    if (caller == null)
+      throw new ShoalError(
+        'ERR_UNAUTHORIZED',
+        match == null
+          ? 'this agent needs an API token: pass --token TOKEN or set SHOAL_TOKEN (header "Authorization: Bearer TOKEN")'
+          : 'the API token is not known to this agent',
+        401,
+      )
+    const allowed = rolesFor(c.req.method, path)
+    if (!allowed.includes(caller.role))
+      throw new ShoalError(
+        'ERR_FORBIDDEN',
+        `${c.req.method} ${path} needs the ${allowed.join(' or ')} role; the token of "${caller.name}" has ${caller.role}`,
+        403,
+      )
+    callers.set(c.req.raw, caller)
+    return next()
+  }
+}
+
+/** "HOST" an API listening there is reachable only from this machine. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
+}
