@@ -305,6 +305,7 @@ export class Manager {
           observations: observe(members),
           members: members.filter((m) => m.state === 'alive' && isEligible(m)).map((m) => m.id),
           readySince: this.readySince,
+          lostAfterMs: this.init.voterRemovalMs,
         })
         this.wakeAtMinReady(stepped, now)
         if (stepped !== latest) {
@@ -631,6 +632,7 @@ export function observe(members: readonly Member[]): Map<string, NodeObservation
       id: m.id,
       // A suspected node keeps its place (and its slot in max-unavailable) until declared dead.
       alive: m.state === 'alive' || m.state === 'suspect',
+      deadSince: m.state === 'dead' ? m.since : null,
       active: typeof m.meta.distribution === 'string' ? m.meta.distribution : null,
       target: runtime.target ?? null,
       phase: runtime.phase ?? null,

@@ -5,6 +5,8 @@ export interface NodeObservation {
   id: string
   /** Alive or merely suspected: still a member (a suspected node keeps its place in a rollout). */
   alive: boolean
+  /** When this node was declared dead or left, in the manager's view (null while alive). */
+  deadSince?: number | null
   /** The version it committed to (`distribution` in its metadata). */
   active: string | null
   /** Its runtime's target and phase. */
@@ -48,6 +50,12 @@ export interface StepContext {
   members: string[]
   /** When each node was first seen ready on the rollout's version (kept by the manager between steps). */
   readySince: Map<string, number>
+  /**
+   * Nodes dead for less than this still hold the end of a rollout: a false
+   * verdict under load is refuted within seconds, and the node then takes its
+   * turn instead of being left behind as `lost`. Default 0.
+   */
+  lostAfterMs?: number
 }
 
 /**
@@ -147,7 +155,17 @@ export function step(rollout: RolloutRecord, ctx: StepContext): RolloutRecord {
       if (next.approve === 'auto' && aliveWith('failed').length === 0) next.approved = true
       else next.state = 'waiting-approval'
     }
-    const open = aliveWith('pending').length + aliveWith('updating').length
+    const recentlyDead = Object.entries(progress).filter(([id, s]) => {
+      const node = seen(id)
+      return (
+        (s === 'pending' || s === 'updating') &&
+        node != null &&
+        !node.alive &&
+        node.deadSince != null &&
+        ctx.now - node.deadSince < (ctx.lostAfterMs ?? 0)
+      )
+    }).length
+    const open = aliveWith('pending').length + aliveWith('updating').length + recentlyDead
     if (open === 0 && total > 0 && next.state === 'running' && (!inCanary || next.approved)) {
       next.state = 'done'
       next.finishedAt = new Date(ctx.now).toISOString()

@@ -496,6 +496,17 @@ describe('step: membership', () => {
     expect(next.state).toBe('done')
   })
 
+  it('waits for a node declared dead a moment ago before finishing without it (a false verdict under load)', () => {
+    const record = rollout({ progress: progressOf({ a: 'done', b: 'pending', c: 'done' }) })
+    const nodes = [on('a', NEW), { ...dead('b'), deadSince: 10_000 }, on('c', NEW)]
+    const early = step(record, { ...ctx(12_000, nodes), lostAfterMs: 5000 })
+    expect(early.state).toBe('running')
+    expect(early.progress.b).toBe('pending')
+    const late = step(record, { ...ctx(15_000, nodes), lostAfterMs: 5000 })
+    expect(late.state).toBe('done')
+    expect(late.progress.b).toBe('lost')
+  })
+
   it('runs a rollout to done around a node that is down the whole time', () => {
     const ids = ['a', 'b', 'c', 'd']
     const { record } = simulate(rollout({ progress: allPending(...ids) }), ids, 500, new Set(['b']))
