@@ -171,7 +171,7 @@ describe('the cluster manager drives rollouts on 5 agent processes behind shoal 
     const builds = buildEduca(join(dir, 'build'))
     // The seed first (others bootstrap through it), then the other four together.
     const start = async (name: string) => {
-      const args = ['--cluster', CLUSTER, '--data', join(dir, name), '--api', `127.0.0.1:${await freePort()}`]
+      const args = ['--cluster', CLUSTER, '--data', join(dir, name), '--api', '127.0.0.1:0']
       args.push('--listen', `/ip4/127.0.0.1/tcp/${name === 'a' ? seedPort : 0}`, ...common)
       args.push('--trust', join(dir, 'pub.key.pub'))
       if (name !== 'a') args.push('--bootstrap', `/ip4/127.0.0.1/tcp/${seedPort}`)
@@ -343,8 +343,10 @@ describe('the cluster manager drives rollouts on 5 agent processes behind shoal 
     expect(load.ok).toBe(load.sent)
     expect(load.sent).toBeGreaterThan(100)
     expect(samples).toBeGreaterThan(20)
+    // Out of rotation as the load balancer (built from membership) and the manager's record see it.
+    // One agent's raw member list is only logged: gossip can bring node B's "draining" before node
+    // A's "ready", so a single view may show two for a moment while the LB never routed that way.
     expect(maxOutLb).toBeLessThanOrEqual(1)
-    expect(maxOutMembers).toBeLessThanOrEqual(1)
     expect(maxUpdating).toBeLessThanOrEqual(1)
     expect(overlap).toBe(1)
     // Each node was out at some point, one at a time: the sampler did see the switches.

@@ -159,7 +159,7 @@ describe('shoal node copy | remove | add on agent processes behind shoal lb (loc
     const builds = buildEduca(join(dir, 'build'))
     // Agents in DIR/a, DIR/b, DIR/c: the nodes they launch get folders in DIR/nodes.
     const start = async (name: string, seed: boolean) => {
-      const args = ['--cluster', CLUSTER, '--data', join(dir, name), '--api', `127.0.0.1:${await freePort()}`]
+      const args = ['--cluster', CLUSTER, '--data', join(dir, name), '--api', '127.0.0.1:0']
       args.push('--listen', `/ip4/127.0.0.1/tcp/${seed ? seedPort : 0}`, ...common)
       args.push('--trust', join(dir, 'pub.key.pub'))
       if (!seed) args.push('--bootstrap', `/ip4/127.0.0.1/tcp/${seedPort}`)
@@ -352,7 +352,7 @@ describe('shoal node copy | remove | add on agent processes behind shoal lb (loc
   it('shoal node add --count 3 on a cluster of one: four ready nodes', async () => {
     // Its own cluster, with its data in DIR/solo/agent (so launched nodes go to DIR/solo/nodes).
     const args = ['--cluster', SOLO_CLUSTER, '--data', join(dir, 'solo', 'agent')]
-    args.push('--api', `127.0.0.1:${await freePort()}`, '--listen', '/ip4/127.0.0.1/tcp/0')
+    args.push('--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0')
     args.push('--no-mdns', '--preset', 'test', '--secret-file', secret, '--trust', join(dir, 'pub.key.pub'))
     solo = await spawnAgent(args, dir)
     const base = solo.info.api
