@@ -33,19 +33,14 @@ interface PublishedComponent {
 
 /**
  * The backends for `service` in a membership view: every component of an alive
- * member (with `keepSuspect`, of a merely suspected one too) that provides the service over HTTP and is `ready` or `draining`
+ * member that provides the service over HTTP and is `ready` or `draining`
  * (draining ones stay listed so their in-flight requests can finish and the
  * node can learn when they have). Sorted by key, so every reader agrees.
  */
-export function backendsOf(
-  members: readonly Member[],
-  service: string,
-  options: { keepSuspect?: boolean } = {},
-): Backend[] {
+export function backendsOf(members: readonly Member[], service: string): Backend[] {
   const found: Backend[] = []
   for (const member of members) {
-    const present = member.state === 'alive' || (options.keepSuspect === true && member.state === 'suspect')
-    if (!present || !Array.isArray(member.meta.components)) continue
+    if (member.state !== 'alive' || !Array.isArray(member.meta.components)) continue
     for (const c of member.meta.components as PublishedComponent[]) {
       const provides = Array.isArray(c.provides) ? c.provides : [c.name]
       if (!provides.includes(service) || typeof c.endpoint !== 'string') continue

@@ -90,13 +90,7 @@ export class LoadBalancer {
   }
 
   private refresh(): void {
-    // The built-in proxy keeps a merely suspected node in rotation: a false suspicion
-    // under load must not take healthy nodes out, and a node that really died is
-    // ejected at its first refused connection (the request retried elsewhere).
-    // HAProxy has no such passive check here, so a suspected node leaves its pool.
-    const next = backendsOf(this.components.membership.members(), this.init.service, {
-      keepSuspect: this.sink == null,
-    })
+    const next = backendsOf(this.components.membership.members(), this.init.service)
     if (JSON.stringify(next) === JSON.stringify(this.backends)) return
     this.backends = next
     this.log.debug('backends', { backends: next.map((b) => `${b.key} ${b.state} ${b.weight}`) })
