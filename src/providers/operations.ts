@@ -3,14 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Member } from '../membership/index.js'
 import { messageOf, NotFoundError, ShoalError } from '../shared/errors.js'
 import type { Logger } from '../shared/logger.js'
-import {
-  HANDLE_KEY,
-  type LaunchedNode,
-  type NodeSpec,
-  PROVIDER_KEY,
-  type Provider,
-  ProviderError,
-} from './provider.js'
+import { HANDLE_KEY, type NodeSpec, PROVIDER_KEY, type Provider } from './provider.js'
 import type { LaunchRecords } from './records.js'
 
 /** Where a node is in its life, as `shoal nodes` shows it. */
@@ -375,6 +368,3 @@ function stringRecord(value: unknown): Record<string, string> {
     string
   >
 }
-
-export type { LaunchedNode }
-export { ProviderError }

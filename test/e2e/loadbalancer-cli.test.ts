@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -8,20 +8,8 @@ import { buildEduca } from '../../examples/educa/build.mjs'
 import type { ProxyStatus } from '../../src/loadbalancer/index.js'
 import { freePort } from '../../src/shared/ports.js'
 import { runLoad } from '../helpers/load.js'
-import { type AgentProcess, CLI, runCli, spawnAgent } from '../helpers/processes.js'
+import { type AgentProcess, CLI, componentPids, runCli, spawnAgent } from '../helpers/processes.js'
 import { waitFor } from '../helpers/wait.js'
-
-/** Component processes of the agent whose data folder is `data`. */
-async function componentPids(data: string): Promise<number[]> {
-  const found: number[] = []
-  for (const entry of await readdir('/proc')) {
-    const pid = Number(entry)
-    if (!Number.isInteger(pid)) continue
-    const environ = await readFile(`/proc/${pid}/environ`, 'latin1').catch(() => '')
-    if (environ.split('\0').includes(`SHOAL_RUNTIME_DATA=${data}`)) found.push(pid)
-  }
-  return found
-}
 
 describe('shoal lb in front of agent processes', () => {
   let dir: string

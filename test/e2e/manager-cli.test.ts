@@ -11,25 +11,13 @@ import type { ProxyStatus } from '../../src/loadbalancer/index.js'
 import type { ManagerStatus, RolloutView } from '../../src/manager/index.js'
 import type { RuntimeStatus } from '../../src/runtime/index.js'
 import { freePort } from '../../src/shared/ports.js'
-import { type LoadResult, runLoad } from '../helpers/load.js'
-import { type AgentProcess, CLI, runCli, spawnAgent } from '../helpers/processes.js'
+import { steadyLoad } from '../helpers/load.js'
+import { type AgentProcess, CLI, componentPids, runCli, spawnAgent } from '../helpers/processes.js'
 import { waitFor } from '../helpers/wait.js'
 
 const CLUSTER = 'e2e-mgr'
 const NAMES = ['a', 'b', 'c', 'd', 'e'] as const
 type ManagerView = ManagerStatus & { stateTerm: number; stateSeq: number }
-
-/** Processes (components) started by the agent whose data folder is `data`: they outlive a SIGKILLed agent. */
-async function componentPids(data: string): Promise<number[]> {
-  const found: number[] = []
-  for (const entry of await readdir('/proc')) {
-    const pid = Number(entry)
-    if (!Number.isInteger(pid)) continue
-    const environ = await readFile(`/proc/${pid}/environ`, 'latin1').catch(() => '')
-    if (environ.split('\0').includes(`SHOAL_RUNTIME_DATA=${data}`)) found.push(pid)
-  }
-  return found
-}
 
 /** `shoal ARGS` with a longer timeout than runCli's 30 s (a rolling rollout with --wait). */
 function runCliLong(
@@ -41,37 +29,6 @@ function runCliLong(
       done({ code: err == null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr })
     })
   })
-}
-
-/**
- * A steady load for as long as it takes: back-to-back 1 s bounded runs of
- * `runLoad` (each started on time, not after the previous one drained), summed
- * when stopped.
- */
-function steadyLoad(url: string, rate: number): () => Promise<LoadResult> {
-  const runs: Array<Promise<LoadResult>> = []
-  let stopped = false
-  const loop = (async () => {
-    const started = Date.now()
-    for (let i = 0; !stopped; i++) {
-      runs.push(runLoad(url, { rate, durationMs: 1000 }))
-      const next = started + (i + 1) * 1000
-      while (!stopped && Date.now() < next) await sleep(Math.min(50, next - Date.now()))
-    }
-  })()
-  return async () => {
-    stopped = true
-    await loop
-    const total: LoadResult = { sent: 0, ok: 0, failed: 0, failures: {}, nodes: {} }
-    for (const r of await Promise.all(runs)) {
-      total.sent += r.sent
-      total.ok += r.ok
-      total.failed += r.failed
-      for (const [k, v] of Object.entries(r.failures)) total.failures[k] = (total.failures[k] ?? 0) + v
-      for (const [k, v] of Object.entries(r.nodes)) total.nodes[k] = (total.nodes[k] ?? 0) + v
-    }
-    return total
-  }
 }
 
 /** Calls `sample` every `everyMs` until the returned stop function is called (which resolves once the loop ends). */

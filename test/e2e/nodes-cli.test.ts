@@ -11,8 +11,8 @@ import type { MemberView, StatusView } from '../../src/api/index.js'
 import type { ProxyStatus } from '../../src/loadbalancer/index.js'
 import type { Operation } from '../../src/providers/index.js'
 import { freePort } from '../../src/shared/ports.js'
-import { type LoadResult, runLoad } from '../helpers/load.js'
-import { type AgentProcess, CLI, runCli, spawnAgent } from '../helpers/processes.js'
+import { runLoad, steadyLoad } from '../helpers/load.js'
+import { type AgentProcess, CLI, componentPids, runCli, spawnAgent } from '../helpers/processes.js'
 import { waitFor } from '../helpers/wait.js'
 
 const CLUSTER = 'e2e-nodes'
@@ -33,18 +33,6 @@ interface RunFile {
   pid: number
   id: string
   api: string
-}
-
-/** Processes (components) started by the agent whose data folder is `data`. */
-async function componentPids(data: string): Promise<number[]> {
-  const found: number[] = []
-  for (const entry of await readdir('/proc')) {
-    const pid = Number(entry)
-    if (!Number.isInteger(pid)) continue
-    const environ = await readFile(`/proc/${pid}/environ`, 'latin1').catch(() => '')
-    if (environ.split('\0').includes(`SHOAL_RUNTIME_DATA=${data}`)) found.push(pid)
-  }
-  return found
 }
 
 function isAlive(pid: number): boolean {
@@ -81,36 +69,6 @@ async function stopLaunched(root: string): Promise<void> {
       try {
         process.kill(pid, 'SIGKILL')
       } catch {}
-}
-
-/**
- * A steady load for as long as it takes: back-to-back 1 s bounded runs of
- * `runLoad` (each started on time), summed when stopped.
- */
-function steadyLoad(url: string, rate: number, paths: string[]): () => Promise<LoadResult> {
-  const runs: Array<Promise<LoadResult>> = []
-  let stopped = false
-  const loop = (async () => {
-    const started = Date.now()
-    for (let i = 0; !stopped; i++) {
-      runs.push(runLoad(url, { rate, durationMs: 1000, paths }))
-      const next = started + (i + 1) * 1000
-      while (!stopped && Date.now() < next) await sleep(Math.min(50, next - Date.now()))
-    }
-  })()
-  return async () => {
-    stopped = true
-    await loop
-    const total: LoadResult = { sent: 0, ok: 0, failed: 0, failures: {}, nodes: {} }
-    for (const r of await Promise.all(runs)) {
-      total.sent += r.sent
-      total.ok += r.ok
-      total.failed += r.failed
-      for (const [k, v] of Object.entries(r.failures)) total.failures[k] = (total.failures[k] ?? 0) + v
-      for (const [k, v] of Object.entries(r.nodes)) total.nodes[k] = (total.nodes[k] ?? 0) + v
-    }
-    return total
-  }
 }
 
 describe('shoal node copy | remove | add on agent processes behind shoal lb (local provider)', () => {

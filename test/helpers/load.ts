@@ -53,3 +53,34 @@ export async function runLoad(
   await dispatcher.close()
   return result
 }
+
+/**
+ * A steady load for as long as it takes: back-to-back 1 s bounded runs of
+ * `runLoad` (each started on time, not after the previous one drained), summed
+ * when the returned function is called.
+ */
+export function steadyLoad(url: string, rate: number, paths: string[] = ['/']): () => Promise<LoadResult> {
+  const runs: Array<Promise<LoadResult>> = []
+  let stopped = false
+  const loop = (async () => {
+    const started = Date.now()
+    for (let i = 0; !stopped; i++) {
+      runs.push(runLoad(url, { rate, durationMs: 1000, paths }))
+      const next = started + (i + 1) * 1000
+      while (!stopped && Date.now() < next) await sleep(Math.min(50, next - Date.now()))
+    }
+  })()
+  return async () => {
+    stopped = true
+    await loop
+    const total: LoadResult = { sent: 0, ok: 0, failed: 0, failures: {}, nodes: {} }
+    for (const r of await Promise.all(runs)) {
+      total.sent += r.sent
+      total.ok += r.ok
+      total.failed += r.failed
+      for (const [k, v] of Object.entries(r.failures)) total.failures[k] = (total.failures[k] ?? 0) + v
+      for (const [k, v] of Object.entries(r.nodes)) total.nodes[k] = (total.nodes[k] ?? 0) + v
+    }
+    return total
+  }
+}

@@ -1,5 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { createWriteStream } from 'node:fs'
+import { readdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 
@@ -56,4 +57,19 @@ export async function spawnAgent(args: string[], dir: string): Promise<AgentProc
       return exit
     },
   }
+}
+
+/**
+ * Component processes started by the agent whose data folder is `data` (found by
+ * the runtime's environment mark): they outlive a SIGKILLed agent.
+ */
+export async function componentPids(data: string): Promise<number[]> {
+  const found: number[] = []
+  for (const entry of await readdir('/proc')) {
+    const pid = Number(entry)
+    if (!Number.isInteger(pid)) continue
+    const environ = await readFile(`/proc/${pid}/environ`, 'latin1').catch(() => '')
+    if (environ.split('\0').includes(`SHOAL_RUNTIME_DATA=${data}`)) found.push(pid)
+  }
+  return found
 }
