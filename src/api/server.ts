@@ -8,6 +8,7 @@ import { type ArtifactsApi, artifactRoutes } from './artifact-routes.js'
 import { requireToken, type TokenTable } from './auth.js'
 import { DASHBOARD_HTML } from './dashboard.js'
 import { type NodesApi, nodeRoutes } from './node-routes.js'
+import { OPENAPI_DOCUMENT } from './openapi.js'
 import { type RuntimeApi, runtimeRoutes } from './runtime-routes.js'
 import type { MemberView, StatusView } from './views.js'
 
@@ -18,6 +19,8 @@ export interface ApiBackend {
   readonly distributions: ArtifactsApi
   readonly runtimeApi: RuntimeApi
   readonly nodesApi: NodesApi
+  /** The agent's metrics in Prometheus' text format (`GET /metrics`). */
+  metrics?(): Promise<string>
 }
 
 export interface ApiInit {
@@ -78,27 +81,39 @@ export class ApiServer {
   }
 
   private routes(): Hono {
-    const app = new Hono()
-    if (this.init.tokens != null) app.use('/api/*', requireToken(this.init.tokens))
-    app.get('/', (c) => c.html(DASHBOARD_HTML))
-    app.get('/api/health', (c) => c.json({ ok: true }))
-    app.get('/api/status', (c) => c.json(this.backend.status()))
-    app.get('/api/members', (c) => c.json(this.backend.members()))
-    artifactRoutes(app, () => this.backend.distributions)
-    runtimeRoutes(app, () => this.backend.runtimeApi)
-    nodeRoutes(app, () => this.backend.nodesApi)
-    app.notFound((c) =>
-      c.json(
-        { error: { code: 'ERR_NOT_FOUND', message: `no such endpoint: ${c.req.method} ${c.req.path}` } },
-        404,
-      ),
-    )
-    app.onError((err, c) => {
-      const status = err instanceof ShoalError ? err.status : 500
-      const code = err instanceof ShoalError ? err.code : 'ERR_INTERNAL'
-      if (status >= 500) this.log.error('request failed', { path: c.req.path, error: messageOf(err) })
-      return c.json({ error: { code, message: messageOf(err) } }, status as 500)
-    })
-    return app
+    return createApiApp(this.backend, this.init.tokens ?? null, this.log)
   }
+}
+
+/** Every route of the admin API (exported so tests can hold them against the OpenAPI document). */
+export function createApiApp(backend: ApiBackend, tokens: TokenTable | null, log: Logger): Hono {
+  const app = new Hono()
+  if (tokens != null) app.use('/api/*', requireToken(tokens))
+  app.get('/', (c) => c.html(DASHBOARD_HTML))
+  app.get('/api/openapi.json', (c) => c.json(OPENAPI_DOCUMENT))
+  app.get('/metrics', async (c) => {
+    if (backend.metrics == null) throw new ShoalError('ERR_NOT_FOUND', 'this process exports no metrics', 404)
+    return c.text(await backend.metrics(), 200, {
+      'Content-Type': 'text/plain; version=0.0.4; charset=utf-8',
+    })
+  })
+  app.get('/api/health', (c) => c.json({ ok: true }))
+  app.get('/api/status', (c) => c.json(backend.status()))
+  app.get('/api/members', (c) => c.json(backend.members()))
+  artifactRoutes(app, () => backend.distributions)
+  runtimeRoutes(app, () => backend.runtimeApi)
+  nodeRoutes(app, () => backend.nodesApi)
+  app.notFound((c) =>
+    c.json(
+      { error: { code: 'ERR_NOT_FOUND', message: `no such endpoint: ${c.req.method} ${c.req.path}` } },
+      404,
+    ),
+  )
+  app.onError((err, c) => {
+    const status = err instanceof ShoalError ? err.status : 500
+    const code = err instanceof ShoalError ? err.code : 'ERR_INTERNAL'
+    if (status >= 500) log.error('request failed', { path: c.req.path, error: messageOf(err) })
+    return c.json({ error: { code, message: messageOf(err) } }, status as 500)
+  })
+  return app
 }

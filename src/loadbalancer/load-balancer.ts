@@ -70,7 +70,9 @@ export class LoadBalancer {
     this.unsubscribe.push(this.proxy.events.on('proxy:drained', () => this.publishDrained()))
     if (this.sink?.onDrainedChange != null)
       this.unsubscribe.push(this.sink.onDrainedChange(() => this.publishDrained()))
-    await this.components.membership.updateMetadata({ service: this.init.service, drained: [] })
+    // `url`: where dashboards find this load balancer's status (/_shoal/lb) and metrics.
+    const url = `http://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`
+    await this.components.membership.updateMetadata({ service: this.init.service, drained: [], url })
     this.refresh()
     this.log.info('load balancer listening', {
       ...address,
