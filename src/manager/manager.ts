@@ -585,6 +585,7 @@ function newRollout(state: ClusterState, request: RolloutRequest, members: Membe
   const nodes = scope.length > 0 ? scope : eligible
   const n = Math.max(1, nodes.length)
   const rolling = request.strategy !== 'all-at-once'
+  const gated = request.strategy !== 'canary' && request.approve === 'manual'
   const maxUnavailable =
     request.maxUnavailable ??
     (request.maxUnavailablePercent == null
@@ -608,11 +609,12 @@ function newRollout(state: ClusterState, request: RolloutRequest, members: Membe
     failureThreshold: request.failureThreshold ?? ROLLOUT_DEFAULTS.failureThreshold,
     autoRollback: request.autoRollback,
     scope,
-    state: 'running',
+    // Manual approval of a rolling or all-at-once rollout gates its start: nothing moves until approved.
+    state: gated ? 'waiting-approval' : 'running',
     baseDefault: base.defaultTarget,
     baseTargets: base.targets,
     progress: Object.fromEntries(nodes.map((id) => [id, 'pending'])),
-    approved: request.strategy !== 'canary',
+    approved: request.strategy !== 'canary' && !gated,
     requestedBy: request.requestedBy,
     requestedAt: new Date().toISOString(),
     finishedAt: null,

@@ -133,6 +133,12 @@ export function step(rollout: RolloutRecord, ctx: StepContext): RolloutRecord {
     return changed(rollout, next)
   }
 
+  // A gated rolling or all-at-once rollout (manual approval) moves no node before it is approved.
+  if (next.state === 'running' && next.strategy !== 'canary' && !next.approved) {
+    next.state = 'waiting-approval'
+    return changed(rollout, next)
+  }
+
   if (next.state === 'running') {
     const total = Object.keys(progress).length
     const canarySize = Math.max(1, Math.ceil((next.canaryPercent / 100) * total))

@@ -318,6 +318,24 @@ describe('step: canary', () => {
   })
 })
 
+describe('step: approval gate', () => {
+  it('moves no node of an unapproved rolling rollout, then proceeds once approved', () => {
+    const record = rollout({
+      approve: 'manual',
+      approved: false,
+      state: 'waiting-approval',
+      progress: allPending('a', 'b'),
+    })
+    const nodes = [on('a', OLD), on('b', OLD)]
+    expect(step(record, ctx(0, nodes))).toBe(record)
+    const running = step({ ...record, state: 'running' }, ctx(0, nodes))
+    expect(running.state).toBe('waiting-approval')
+    expect(withStatus(running, 'pending')).toEqual(['a', 'b'])
+    const approved = step({ ...record, state: 'running', approved: true }, ctx(0, nodes))
+    expect(withStatus(approved, 'updating')).toEqual(['a'])
+  })
+})
+
 describe('step: paused', () => {
   it('starts no new node but lets updating ones finish', () => {
     const record = rollout({
