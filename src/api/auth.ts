@@ -36,6 +36,7 @@ const tokensFile = z.strictObject({
 export const MUTATING_ROUTES: ReadonlyArray<{ method: string; path: RegExp; roles: readonly Role[] }> = [
   { method: 'POST', path: /^\/api\/artifacts$/, roles: ['developer', 'admin'] },
   { method: 'POST', path: /^\/api\/distributions$/, roles: ['developer', 'admin'] },
+  { method: 'POST', path: /^\/api\/publish$/, roles: ['developer', 'admin'] },
   { method: 'POST', path: /^\/api\/nodes$/, roles: ['operator', 'admin'] },
   { method: 'POST', path: /^\/api\/nodes\/[^/]+\/(copy|remove)$/, roles: ['operator', 'admin'] },
   { method: 'POST', path: /^\/api\/verify$/, roles: ['admin'] },
@@ -124,6 +125,7 @@ export function requireToken(tokens: TokenTable): MiddlewareHandler {
           : 'the API token is not known to this agent',
         401,
       )
+    callers.set(c.req.raw, caller)
     const allowed = rolesFor(c.req.method, path)
     if (!allowed.includes(caller.role))
       throw new ShoalError(
@@ -131,7 +133,6 @@ export function requireToken(tokens: TokenTable): MiddlewareHandler {
         `${c.req.method} ${path} needs the ${allowed.join(' or ')} role; the token of "${caller.name}" has ${caller.role}`,
         403,
       )
-    callers.set(c.req.raw, caller)
     return next()
   }
 }

@@ -5,8 +5,9 @@ import { Hono } from 'hono'
 import { messageOf, ShoalError } from '../shared/errors.js'
 import type { Logger } from '../shared/logger.js'
 import { type ArtifactsApi, artifactRoutes } from './artifact-routes.js'
+import { AuditTrail } from './audit.js'
 import { requireToken, type TokenTable } from './auth.js'
-import { DASHBOARD_HTML } from './dashboard.js'
+import { dashboardRoutes } from './dashboard-routes.js'
 import { type NodesApi, nodeRoutes } from './node-routes.js'
 import { OPENAPI_DOCUMENT } from './openapi.js'
 import { type RuntimeApi, runtimeRoutes } from './runtime-routes.js'
@@ -88,8 +89,10 @@ export class ApiServer {
 /** Every route of the admin API (exported so tests can hold them against the OpenAPI document). */
 export function createApiApp(backend: ApiBackend, tokens: TokenTable | null, log: Logger): Hono {
   const app = new Hono()
+  const audit = new AuditTrail()
+  app.use('/api/*', audit.middleware())
   if (tokens != null) app.use('/api/*', requireToken(tokens))
-  app.get('/', (c) => c.html(DASHBOARD_HTML))
+  dashboardRoutes(app, backend, audit)
   app.get('/api/openapi.json', (c) => c.json(OPENAPI_DOCUMENT))
   app.get('/metrics', async (c) => {
     if (backend.metrics == null) throw new ShoalError('ERR_NOT_FOUND', 'this process exports no metrics', 404)

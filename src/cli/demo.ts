@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { existsSync, openSync } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -8,6 +9,7 @@ import type { MemberView } from '../api/index.js'
 import { writeNewKeyPair } from '../artifacts/index.js'
 import { writeNewSecret } from '../bootstrap/index.js'
 import { ShoalError } from '../shared/errors.js'
+import { writeFileAtomic } from '../shared/files.js'
 import { freePort } from '../shared/ports.js'
 import { AGENT_NODE_FLAGS } from '../shared/version.js'
 import { ApiClient } from './client.js'
@@ -41,6 +43,8 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   if (!existsSync(secretFile)) await writeNewSecret(secretFile)
   const keyFile = join(dataDir, 'publisher.key')
   if (!existsSync(keyFile)) await writeNewKeyPair(keyFile)
+  const tokensFile = join(dataDir, 'tokens.json')
+  const token = await demoToken(tokensFile)
 
   const children: ChildProcess[] = []
   let stopping = false
@@ -80,6 +84,8 @@ export async function runDemo(options: DemoOptions): Promise<void> {
         secretFile,
         '--trust',
         `${keyFile}.pub`,
+        '--tokens',
+        tokensFile,
         '--no-mdns',
         ...(i === 0 ? [] : ['--bootstrap', `/ip4/127.0.0.1/tcp/${firstP2pPort}`]),
       ]
@@ -110,24 +116,25 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     children.push(lb)
     const app = `http://127.0.0.1:${lbPort}`
 
-    await waitForConvergence(apis)
-    await deployEduca(apis[0]!, keyFile, join(dataDir, 'educa'), options.json)
+    await waitForConvergence(apis, token)
+    await deployEduca(new ApiClient(apis[0]!, token), keyFile, join(dataDir, 'educa'), options.json)
     await waitForApp(app, options.nodes)
+    const lastNode = (await new ApiClient(apis.at(-1)!, token).get<{ id: string }>('/api/status')).id
     if (options.json) {
-      console.log(JSON.stringify({ app, dashboard: apis[0], apis, token: null }))
+      console.log(JSON.stringify({ app, dashboard: apis[0], apis, token }))
     } else {
       console.log(`Shoal demo: ${options.nodes} agents in cluster "${CLUSTER}" (closed by ${secretFile})`)
       for (const [i, api] of apis.entries())
         console.log(`  agent ${i + 1}  API ${api}   log ${join(dataDir, `node-${i + 1}`, 'agent.log')}`)
-      console.log(`\nApp:       ${app}   (educa 1.0 through the load balancer; 1.1 is published too)`)
-      console.log(`LB status: ${app}/_shoal/lb   log ${join(lbDir, 'lb.log')}`)
-      console.log(`Dashboard: ${apis[0]}/`)
-      console.log(`Try:       npx shoal members --api ${apis[0]}`)
-      console.log(`           npx shoal rollout educa@1.1 --wait --api ${apis[0]}`)
-      console.log(`           npx shoal logs web --api ${apis[1] ?? apis[0]}`)
-      console.log(
-        `           npx shoal publish DIR --name NAME --version 1.0 --key ${keyFile} --api ${apis[0]}`,
-      )
+      console.log(`  load balancer ${app}/_shoal/lb   log ${join(lbDir, 'lb.log')}`)
+      console.log(`\nDashboard: ${apis[0]}/#token=${token}   (the admin token: ${token})`)
+      console.log(`App:       ${app}   (educa 1.0 through the load balancer; 1.1 is published too)`)
+      console.log('\nTry, in another shell:')
+      console.log(`  export SHOAL_API=${apis[0]} SHOAL_TOKEN=${token}`)
+      console.log(`  npx shoal node copy ${lastNode} --wait`)
+      console.log('  npx shoal rollout educa@1.1 --strategy rolling --wait')
+      console.log('  npx shoal rollback educa --wait')
+      console.log(`(tokens for other roles go in ${tokensFile}; the publisher key is ${keyFile})`)
       console.log('Press Ctrl+C to stop every agent.')
     }
   } catch (err) {
@@ -140,12 +147,16 @@ export async function runDemo(options: DemoOptions): Promise<void> {
  * Builds the sample application, publishes educa 1.0 and 1.1 and rolls 1.0 out
  * to every agent.
  */
-async function deployEduca(api: string, keyFile: string, buildDir: string, quiet: boolean): Promise<void> {
+async function deployEduca(
+  client: ApiClient,
+  keyFile: string,
+  buildDir: string,
+  quiet: boolean,
+): Promise<void> {
   const { buildEduca } = (await import(EDUCA_BUILD.href)) as {
     buildEduca(out: string): Promise<Record<'1.0' | '1.1', string>>
   }
   const builds = await buildEduca(buildDir)
-  const client = new ApiClient(api)
   for (const version of ['1.0', '1.1'] as const) {
     if (!quiet) console.log(`publishing educa ${version}…`)
     await publish(client, { dir: builds[version], name: 'educa', version, keyFile, progress: false })
@@ -178,11 +189,13 @@ async function waitForApp(app: string, nodes: number): Promise<void> {
   throw new ShoalError('ERR_DEMO_TIMEOUT', `educa did not answer through the load balancer at ${app}`, 500)
 }
 
-async function waitForConvergence(apis: string[]): Promise<void> {
+async function waitForConvergence(apis: string[], token: string): Promise<void> {
   const deadline = Date.now() + CONVERGE_TIMEOUT_MS
   while (Date.now() < deadline) {
     const views = await Promise.all(
-      apis.map((api) => new ApiClient(api).get<MemberView[]>('/api/members').catch(() => [] as MemberView[])),
+      apis.map((api) =>
+        new ApiClient(api, token).get<MemberView[]>('/api/members').catch(() => [] as MemberView[]),
+      ),
     )
     if (
       views.every(
@@ -197,6 +210,27 @@ async function waitForConvergence(apis: string[]): Promise<void> {
     `the demo agents did not all see each other within ${CONVERGE_TIMEOUT_MS / 1000} s; see their agent.log files`,
     500,
   )
+}
+
+/**
+ * The demo's admin token: read from its tokens file, or a new random one written
+ * there (0600) on the first run. Agents load the file with `--tokens`.
+ */
+async function demoToken(file: string): Promise<string> {
+  if (existsSync(file)) {
+    const parsed = JSON.parse(await readFile(file, 'utf8')) as {
+      tokens: Array<{ token: string; role: string }>
+    }
+    const admin = parsed.tokens.find((t) => t.role === 'admin')
+    if (admin != null) return admin.token
+  }
+  const token = randomBytes(24).toString('base64url')
+  await writeFileAtomic(
+    file,
+    `${JSON.stringify({ tokens: [{ name: 'demo admin', role: 'admin', token }] }, null, 2)}\n`,
+    0o600,
+  )
+  return token
 }
 
 function exited(child: ChildProcess, graceMs: number): Promise<void> {

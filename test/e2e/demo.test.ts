@@ -22,11 +22,15 @@ describe('shoal demo', () => {
     const line = await new Promise<string>((done) =>
       createInterface({ input: demo.stdout! }).once('line', done),
     )
-    const printed = JSON.parse(line) as { app: unknown; dashboard: string; apis: string[]; token: unknown }
+    const printed = JSON.parse(line) as { app: unknown; dashboard: string; apis: string[]; token: string }
     expect(printed.apis).toHaveLength(3)
+    // The demo's agents take tokens: its admin token is printed, and nothing is open without it.
+    expect(printed.token).toMatch(/^\S{16,}$/)
+    expect((await fetch(`${printed.apis[0]}/api/members`)).status).toBe(401)
+    const auth = { headers: { authorization: `Bearer ${printed.token}` } }
     expect(printed.dashboard).toBe(printed.apis[0])
     for (const api of printed.apis) {
-      const members = (await (await fetch(`${api}/api/members`)).json()) as Array<{
+      const members = (await (await fetch(`${api}/api/members`, auth)).json()) as Array<{
         state: string
         roles: string[]
       }>
@@ -41,7 +45,7 @@ describe('shoal demo', () => {
       backends: Array<{ state: string }>
     }
     expect(lb.backends.map((b) => b.state)).toEqual(['ready', 'ready', 'ready'])
-    const members = (await (await fetch(`${printed.apis[1]}/api/members`)).json()) as Array<{
+    const members = (await (await fetch(`${printed.apis[1]}/api/members`, auth)).json()) as Array<{
       distribution: string
       roles: string[]
       components: Array<{ state: string }>

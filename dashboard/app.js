@@ -1,0 +1,417 @@
+// The Shoal dashboard: one live snapshot from /api/events (server-sent events,
+// read through fetch so the token travels in a header, never in a URL), and
+// forms and buttons that call the same JSON API as the CLI.
+
+const TOKEN_KEY = 'shoal-token'
+const FINISHED = new Set(['done', 'failed', 'rolled-back', 'aborted', 'superseded'])
+const $ = (id) => document.getElementById(id)
+
+let token = localStorage.getItem(TOKEN_KEY) ?? ''
+let view = null
+let stream = null
+
+const esc = (value) =>
+  String(value ?? '').replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c],
+  )
+const short = (id) => (id == null ? '' : id.length > 12 ? `…${id.slice(-8)}` : id)
+const bytes = (n) => {
+  const units = ['B', 'KB', 'MB', 'GB']
+  let i = 0
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000
+    i++
+  }
+  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`
+}
+const time = (iso) => (iso == null ? '' : new Date(iso).toLocaleTimeString())
+const headers = () => (token === '' ? {} : { authorization: `Bearer ${token}` })
+
+function say(text, isError = false) {
+  const box = $('message')
+  box.textContent = text
+  box.className = isError ? 'error' : ''
+}
+
+/** Calls the API; a 401 asks for a token and retries once it is given. */
+async function api(method, path, body) {
+  const init = { method, headers: { ...headers() } }
+  if (body instanceof FormData) init.body = body
+  else if (body !== undefined) {
+    init.headers['content-type'] = 'application/json'
+    init.body = JSON.stringify(body)
+  }
+  const res = await fetch(path, init)
+  const answer = await res.json().catch(() => ({}))
+  if (res.status === 401) {
+    await askToken(answer.error?.message)
+    return api(method, path, body)
+  }
+  if (!res.ok)
+    throw new Error(`${answer.error?.message ?? res.statusText} (${answer.error?.code ?? res.status})`)
+  return answer
+}
+
+function askToken(reason) {
+  const dialog = $('token-dialog')
+  $('token-error').textContent = token === '' ? '' : (reason ?? 'That token was refused.')
+  if (!dialog.open) dialog.showModal()
+  return new Promise((resolve) => {
+    $('token-form').onsubmit = () => {
+      token = $('token-input').value.trim()
+      localStorage.setItem(TOKEN_KEY, token)
+      $('token-input').value = ''
+      $('forget-token').hidden = false
+      resolve()
+      restartStream()
+    }
+  })
+}
+
+/** Reads the event stream; reconnects after a second when it drops. */
+async function follow() {
+  const controller = new AbortController()
+  stream = controller
+  try {
+    const res = await fetch('/api/events', { headers: headers(), signal: controller.signal })
+    if (res.status === 401) {
+      setLive(false)
+      const answer = await res.json().catch(() => ({}))
+      await askToken(answer.error?.message)
+      return
+    }
+    if (!res.ok || res.body == null) throw new Error(`events: ${res.status}`)
+    setLive(true)
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
+    let buffer = ''
+    for (;;) {
+      const { value, done } = await reader.read()
+      if (done) break
+      buffer += value
+      let end = buffer.indexOf('\n\n')
+      while (end >= 0) {
+        handleEvent(buffer.slice(0, end))
+        buffer = buffer.slice(end + 2)
+        end = buffer.indexOf('\n\n')
+      }
+    }
+  } catch (err) {
+    if (controller.signal.aborted) return
+    console.warn(err)
+  }
+  if (stream !== controller) return
+  setLive(false)
+  setTimeout(follow, 1000)
+}
+
+function restartStream() {
+  stream?.abort()
+  follow()
+}
+
+function handleEvent(block) {
+  let event = 'message'
+  const data = []
+  for (const line of block.split('\n')) {
+    if (line.startsWith('event:')) event = line.slice(6).trim()
+    else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''))
+  }
+  if (event !== 'snapshot' || data.length === 0) return
+  view = JSON.parse(data.join('\n'))
+  render()
+}
+
+function setLive(live) {
+  const badge = $('live')
+  badge.textContent = live ? 'live' : 'reconnecting'
+  badge.className = `badge ${live ? 'ok' : 'warn'}`
+}
+
+function render() {
+  const { status } = view
+  const manager = status.managerStatus ?? {}
+  $('cluster').textContent = `cluster ${status.cluster}`
+  $('overview').textContent =
+    `${status.members.alive} alive of ${status.members.total} members · seen from ${short(status.id)} · manager ${
+      status.manager == null ? 'none' : short(status.manager)
+    }${manager.term == null ? '' : ` (term ${manager.term})`}${manager.quorum === false ? ' · NO QUORUM' : ''}`
+  renderNodes()
+  renderRollouts()
+  renderDistributions()
+  renderLoadBalancers()
+  renderAudit()
+}
+
+function renderNodes() {
+  const members = new Map(view.members.map((m) => [m.id, m]))
+  $('nodes').innerHTML = view.nodes
+    .map((node) => {
+      const m = members.get(node.id) ?? {}
+      const badges = `${m.manager ? '<span class="badge ok">manager</span>' : ''}${m.self ? '<span class="badge">this agent</span>' : ''}`
+      const components = (m.components ?? [])
+        .map((c) => `<span class="${esc(c.state)}">${esc(c.name)} ${esc(c.state)}</span>`)
+        .join('<br>')
+      const removable = node.id != null && node.state !== 'removing' && node.state !== 'gone'
+      const actions =
+        node.id == null
+          ? ''
+          : `<button type="button" data-copy="${esc(node.id)}" aria-label="Copy node ${esc(short(node.id))}">Copy</button>${
+              removable
+                ? `<button type="button" class="danger" data-remove="${esc(node.id)}" aria-label="Remove node ${esc(short(node.id))}">−</button>`
+                : ''
+            }`
+      return `<tr data-node="${esc(node.id ?? '')}" data-state="${esc(node.state)}">
+        <td><code title="${esc(node.id)}">${esc(short(node.id) || '(launching)')}</code>${badges}</td>
+        <td class="${esc(node.state)}">${esc(node.state)}</td>
+        <td class="${esc(node.member ?? '')}">${esc(node.member ?? '')}</td>
+        <td>${esc(node.distribution ?? '—')}</td>
+        <td>${components || '—'}</td>
+        <td>${esc(node.provider ?? '')} <span class="muted mono">${esc(node.handle ?? '')}</span></td>
+        <td><div class="actions">${actions}</div></td></tr>`
+    })
+    .join('')
+}
+
+function rolloutButtons(r) {
+  const button = (op, label, cls = '') =>
+    `<button type="button" class="${cls}" data-rollout="${esc(r.id)}" data-op="${op}">${label}</button>`
+  if (r.state === 'waiting-approval')
+    return button('approve', 'Approve', 'primary') + button('abort', 'Abort', 'danger')
+  if (r.state === 'running') return button('pause', 'Pause') + button('abort', 'Abort', 'danger')
+  if (r.state === 'paused') return button('resume', 'Resume', 'primary') + button('abort', 'Abort', 'danger')
+  return ''
+}
+
+function renderRollouts() {
+  const rollouts = [...view.rollouts].sort((a, b) => b.startedAt.localeCompare(a.startedAt))
+  const active = rollouts.filter((r) => !FINISHED.has(r.state))
+  $('active-rollouts').innerHTML =
+    active.length === 0
+      ? '<p class="muted">No rollout in progress.</p>'
+      : active
+          .map(
+            (r) => `<div class="rollout" data-rollout-id="${esc(r.id)}" data-state="${esc(r.state)}">
+        <strong>${esc(r.id)}</strong> ${esc(r.kind)} to <code>${esc(r.distribution)}</code> · ${esc(r.strategy)} ·
+        <span class="${esc(r.state)}">${esc(r.state)}</span>
+        <div><progress max="${r.nodes.total}" value="${r.nodes.done}" aria-label="nodes done"></progress>
+        ${r.nodes.done} of ${r.nodes.total} done${r.nodes.failed > 0 ? `, ${r.nodes.failed} failed` : ''}</div>
+        <div class="chips">${r.members.map((n) => `<span class="${esc(n.status)}" title="${esc(n.id)} ${esc(n.phase ?? '')}">${esc(short(n.id))} ${esc(n.status)}</span>`).join('')}</div>
+        <div class="actions">${rolloutButtons(r)}</div></div>`,
+          )
+          .join('')
+  $('rollout-history').innerHTML = rollouts
+    .slice(0, 20)
+    .map(
+      (
+        r,
+      ) => `<tr data-rollout-row="${esc(r.id)}"><td>${esc(r.id)}</td><td>${esc(r.kind)}</td><td><code>${esc(r.distribution)}</code></td>
+        <td>${esc(r.strategy)}</td><td class="${esc(r.state)}">${esc(r.state)}</td>
+        <td>${r.nodes.done}/${r.nodes.total}</td><td>${esc(r.requestedBy)}</td><td>${time(r.startedAt)}</td></tr>`,
+    )
+    .join('')
+}
+
+function renderDistributions() {
+  const running = new Map()
+  for (const m of view.members)
+    if (m.distribution != null) running.set(m.distribution, (running.get(m.distribution) ?? 0) + 1)
+  const nodes = view.nodes.length
+  $('distributions').innerHTML = view.distributions
+    .map((d) => {
+      const here = d.complete
+        ? 'complete'
+        : `${Math.floor((100 * d.progress.chunks) / Math.max(1, d.progress.total))} %`
+      return `<tr><td><code>${esc(d.id)}</code></td><td class="${d.complete ? 'complete' : 'warn'}">${here}</td>
+        <td>${d.holders.length} of ${nodes}</td><td>${running.get(d.id) ?? 0}</td><td>${d.artifacts}</td>
+        <td>${bytes(d.bytes)}</td><td>${time(d.createdAt)}</td></tr>`
+    })
+    .join('')
+  const versions = view.distributions.map((d) => d.id)
+  fillSelect($('rollout-distribution'), versions, versions.at(-1))
+  const names = [...new Set(view.distributions.map((d) => d.name))]
+  fillSelect($('rollback-name'), names)
+  const name = $('rollback-name').value
+  fillSelect(
+    $('rollback-to'),
+    ['', ...view.distributions.filter((d) => d.name === name).map((d) => d.version)],
+    undefined,
+    (v) => (v === '' ? 'the previous one' : v),
+  )
+}
+
+/** Replaces a select's options, keeping what the person chose. */
+function fillSelect(select, values, preferred, label = (v) => v) {
+  const chosen = select.value
+  const html = values.map((v) => `<option value="${esc(v)}">${esc(label(v))}</option>`).join('')
+  if (select.dataset.options === html) return
+  select.dataset.options = html
+  select.innerHTML = html
+  select.value = values.includes(chosen) ? chosen : (preferred ?? values[0] ?? '')
+}
+
+function renderLoadBalancers() {
+  $('lbs').innerHTML =
+    view.lb.length === 0
+      ? '<p class="muted">No load balancer in this cluster.</p>'
+      : view.lb
+          .map((lb) => {
+            if (lb.status == null)
+              return `<p><code>${esc(lb.url ?? short(lb.id))}</code> <span class="bad">unreachable: ${esc(lb.error)}</span></p>`
+            const rows = lb.status.backends
+              .map(
+                (
+                  b,
+                ) => `<tr><td><code>${esc(short(b.node))}</code> ${esc(b.component)}</td><td>${esc(b.version)}</td>
+                <td class="${b.ejected ? 'bad' : esc(b.state)}">${b.ejected ? 'ejected' : esc(b.state)}</td><td>${b.weight}</td>
+                <td>${b.inflight}</td><td>${b.counters.requests}</td><td>${b.counters.failures}</td></tr>`,
+              )
+              .join('')
+            return `<h3><a href="${esc(lb.url)}">${esc(lb.url)}</a> <span class="muted">${esc(lb.status.service)}, ${lb.status.counters.requests} requests, ${lb.status.counters.failed} failed</span></h3>
+            <table><thead><tr><th scope="col">Backend</th><th scope="col">Version</th><th scope="col">State</th><th scope="col">Weight</th><th scope="col">In flight</th><th scope="col">Requests</th><th scope="col">Failures</th></tr></thead>
+            <tbody>${rows || '<tr><td colspan="7" class="muted">no backend</td></tr>'}</tbody></table>`
+          })
+          .join('')
+}
+
+function renderAudit() {
+  const entries = [
+    ...view.audit.map((a) => ({
+      time: a.time,
+      who: a.role == null ? a.who : `${a.who} (${a.role})`,
+      what: `${a.method} ${a.path}`,
+      result: String(a.status),
+      ok: a.status < 400,
+    })),
+    ...view.rollouts.map((r) => ({
+      time: r.startedAt,
+      who: r.requestedBy,
+      what: `${r.kind} ${r.id} to ${r.distribution} (${r.strategy})`,
+      result: r.state,
+      ok: !['failed', 'aborted', 'rolled-back'].includes(r.state),
+    })),
+  ].sort((a, b) => b.time.localeCompare(a.time))
+  $('audit').innerHTML = entries
+    .slice(0, 40)
+    .map(
+      (e) =>
+        `<tr><td>${time(e.time)}</td><td>${esc(e.who || '—')}</td><td><code>${esc(e.what)}</code></td><td class="${e.ok ? 'ok' : 'bad'}">${esc(e.result)}</td></tr>`,
+    )
+    .join('')
+}
+
+async function act(label, work) {
+  say(`${label}…`)
+  try {
+    const answer = await work()
+    say(`${label}: ${describe(answer)}`)
+  } catch (err) {
+    say(`${label} failed: ${err.message}`, true)
+  }
+}
+
+function describe(answer) {
+  if (answer?.kind != null && answer?.steps != null) return `operation ${answer.id} ${answer.state}`
+  if (answer?.id != null && answer?.state != null) return `${answer.id} ${answer.state}`
+  if (answer?.result != null) return `${answer.result} ${answer.distribution?.id ?? ''}`
+  return 'done'
+}
+
+document.addEventListener('click', (event) => {
+  const target = event.target.closest('button')
+  if (target == null) return
+  if (target.dataset.copy != null) {
+    const id = target.dataset.copy
+    act(`Copying node ${short(id)}`, () => api('POST', `/api/nodes/${encodeURIComponent(id)}/copy`))
+  } else if (target.dataset.remove != null) {
+    const id = target.dataset.remove
+    if (!confirm(`Remove node ${id}? It is drained, leaves the cluster and stops.`)) return
+    act(`Removing node ${short(id)}`, () => api('POST', `/api/nodes/${encodeURIComponent(id)}/remove`, {}))
+  } else if (target.dataset.rollout != null) {
+    const { rollout, op } = target.dataset
+    act(`${op} ${rollout}`, () => api('POST', `/api/rollouts/${encodeURIComponent(rollout)}/${op}`))
+  } else if (target.id === 'forget-token') {
+    token = ''
+    localStorage.removeItem(TOKEN_KEY)
+    target.hidden = true
+    restartStream()
+  }
+})
+
+$('add-form').addEventListener('submit', (event) => {
+  event.preventDefault()
+  const count = Number(new FormData(event.target).get('count'))
+  act(`Adding ${count} node${count === 1 ? '' : 's'}`, () => api('POST', '/api/nodes', { count }))
+})
+
+$('rollout-form').addEventListener('submit', (event) => {
+  event.preventDefault()
+  const form = new FormData(event.target)
+  const strategy = form.get('strategy')
+  const body = { distribution: form.get('distribution'), strategy, approve: form.get('approve') }
+  if (strategy === 'rolling') body.maxUnavailable = Number(form.get('maxUnavailable'))
+  if (strategy === 'canary') body.canaryPercent = Number(form.get('canaryPercent'))
+  act(`Rollout of ${body.distribution}`, () => api('POST', '/api/rollouts', body))
+})
+
+$('rollback-name').addEventListener('change', () => view != null && renderDistributions())
+$('rollback-form').addEventListener('submit', (event) => {
+  event.preventDefault()
+  const form = new FormData(event.target)
+  const body = { name: form.get('name') }
+  if (form.get('to') !== '') body.to = form.get('to')
+  act(`Rollback of ${body.name}`, () => api('POST', '/api/rollbacks', body))
+})
+
+$('publish-form').addEventListener('submit', (event) => {
+  event.preventDefault()
+  const form = event.target
+  const data = new FormData()
+  data.append('name', form.elements.name.value)
+  data.append('version', form.elements.version.value)
+  data.append('key', form.elements.key.files[0])
+  // A folder's files keep their path inside it (the folder's own name dropped), as `shoal publish DIR` sees them.
+  for (const file of form.elements.folder.files)
+    data.append('file', file, file.webkitRelativePath.split('/').slice(1).join('/') || file.name)
+  for (const file of form.elements.files.files) data.append('file', file, file.name)
+  if (!data.has('file')) return say('Choose a release folder or files to publish.', true)
+  act(`Publishing ${form.elements.name.value} ${form.elements.version.value}`, () => upload(data))
+})
+
+/** POST /api/publish with upload progress (fetch reports none). */
+function upload(data) {
+  const bar = $('publish-progress')
+  bar.hidden = false
+  bar.value = 0
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest()
+    xhr.open('POST', '/api/publish')
+    for (const [name, value] of Object.entries(headers())) xhr.setRequestHeader(name, value)
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable) bar.value = e.loaded / e.total
+    }
+    xhr.onload = () => {
+      bar.hidden = true
+      const answer = JSON.parse(xhr.responseText || '{}')
+      if (xhr.status === 401)
+        return askToken(answer.error?.message).then(() => upload(data).then(resolve, reject))
+      if (xhr.status >= 400) return reject(new Error(`${answer.error?.message} (${answer.error?.code})`))
+      resolve(answer)
+    }
+    xhr.onerror = () => {
+      bar.hidden = true
+      reject(new Error('the agent did not answer'))
+    }
+    xhr.send(data)
+  })
+}
+
+// A link may carry the token in its fragment (never sent to a server): keep it, then drop it from the address bar.
+const linked = new URLSearchParams(location.hash.slice(1)).get('token')
+if (linked != null) {
+  token = linked
+  localStorage.setItem(TOKEN_KEY, token)
+  history.replaceState(null, '', location.pathname)
+}
+$('forget-token').hidden = token === ''
+follow()

@@ -1,0 +1,121 @@
+import { existsSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { streamSSE } from 'hono/streaming'
+import { ShoalError } from '../shared/errors.js'
+import type { AuditTrail } from './audit.js'
+import { publishUpload } from './browser-publish.js'
+import { type LoadBalancerView, loadBalancers } from './lb-view.js'
+import type { ApiBackend } from './server.js'
+
+/** The dashboard's files (dashboard/ at the package root), by the name they are served as. */
+const ASSETS: Record<string, string> = {
+  'app.js': 'text/javascript; charset=utf-8',
+  'style.css': 'text/css; charset=utf-8',
+}
+/** How often the event stream looks for changes nobody signals (transfers, operations, the LB). */
+const POLL_MS = 1_000
+/** A comment this often finds clients that went away. */
+const KEEP_ALIVE_MS = 15_000
+/** Largest upload of the publish form. */
+const MAX_UPLOAD = 512 * 1024 * 1024
+
+/**
+ * The dashboard at `/` and what only it needs:
+ * - `GET /`, `GET /dashboard/:file`: the page and its script and style;
+ * - `GET /api/events`: server-sent `snapshot` events (the whole view) on connect and on change;
+ * - `GET /api/lb`: the load balancers in membership and their backends;
+ * - `GET /api/audit`: mutating requests this agent served, newest last;
+ * - `POST /api/publish`: the publish form (multipart upload, signed like `shoal publish`).
+ */
+export function dashboardRoutes(app: Hono, backend: ApiBackend, audit: AuditTrail): void {
+  app.get('/', async (c) => c.html(await asset('index.html')))
+  app.get('/dashboard/:file', async (c) => {
+    const type = ASSETS[c.req.param('file')]
+    if (type == null) throw new ShoalError('ERR_NOT_FOUND', `no dashboard file ${c.req.param('file')}`, 404)
+    return c.body(await asset(c.req.param('file')), 200, {
+      'Content-Type': type,
+      'Cache-Control': 'no-cache',
+    })
+  })
+  app.get('/api/lb', async (c) => c.json(await loadBalancers(backend.members())))
+  app.get('/api/audit', (c) => c.json(audit.list()))
+  app.post(
+    '/api/publish',
+    bodyLimit({
+      maxSize: MAX_UPLOAD,
+      onError: () => {
+        throw new ShoalError(
+          'ERR_TOO_LARGE',
+          `uploads larger than ${MAX_UPLOAD} bytes go through shoal publish`,
+          413,
+        )
+      },
+    }),
+    publishUpload,
+  )
+  app.get('/api/events', (c) =>
+    streamSSE(c, async (sse) => {
+      let wake: (() => void) | undefined
+      const offChange = backend.runtimeApi.onChange(() => wake?.())
+      const offAudit = audit.onRecord(() => wake?.())
+      sse.onAbort(() => wake?.())
+      let last = ''
+      let lastSent = Date.now()
+      let lb: LoadBalancerView[] = []
+      try {
+        while (!sse.aborted) {
+          lb = await loadBalancers(backend.members()).catch(() => lb)
+          const data = JSON.stringify(snapshot(backend, audit, lb))
+          if (data !== last) {
+            last = data
+            lastSent = Date.now()
+            await sse.writeSSE({ event: 'snapshot', data })
+          } else if (Date.now() - lastSent >= KEEP_ALIVE_MS) {
+            lastSent = Date.now()
+            await sse.write(': keep-alive\n\n')
+          }
+          await new Promise<void>((resolve) => {
+            wake = resolve
+            setTimeout(resolve, POLL_MS).unref()
+          })
+          wake = undefined
+        }
+      } finally {
+        offChange()
+        offAudit()
+      }
+    }),
+  )
+}
+
+/** Everything the dashboard shows, as this agent sees it. */
+function snapshot(backend: ApiBackend, audit: AuditTrail, lb: LoadBalancerView[]) {
+  const { config: _config, ...status } = backend.status()
+  return {
+    status,
+    members: backend.members(),
+    nodes: backend.nodesApi.nodes(),
+    distributions: backend.distributions.list(),
+    rollouts: backend.runtimeApi.rollouts(),
+    lb,
+    audit: audit.list().slice(-50),
+  }
+}
+
+let assetRoot: string | undefined
+/** dashboard/ at the package root: three levels up from dist/src/api, two from src/api. */
+async function asset(file: string): Promise<string> {
+  assetRoot ??= [join(here(), '../../../dashboard'), join(here(), '../../dashboard')].find((dir) =>
+    existsSync(join(dir, 'index.html')),
+  )
+  if (assetRoot == null) throw new ShoalError('ERR_NOT_FOUND', 'the dashboard files are not installed', 404)
+  return readFile(join(assetRoot, file), 'utf8')
+}
+
+function here(): string {
+  return fileURLToPath(new URL('.', import.meta.url))
+}
