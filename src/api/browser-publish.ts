@@ -13,7 +13,7 @@ import { ShoalError } from '../shared/errors.js'
  * against itself with the caller's token, from a temporary copy of the upload;
  * the key lives in that folder only for the request and is never logged.
  */
-export async function publishUpload(c: Context): Promise<Response> {
+export async function publishUpload(c: Context, self: string): Promise<Response> {
   const form = await c.req.parseBody({ all: true }).catch(() => {
     throw new ShoalError('ERR_BAD_REQUEST', 'the body must be multipart/form-data', 400)
   })
@@ -39,8 +39,9 @@ export async function publishUpload(c: Context): Promise<Response> {
       await writeFile(target, Buffer.from(await file.arrayBuffer()))
     }
     const bearer = /^Bearer\s+(\S+)/i.exec(c.req.header('authorization') ?? '')?.[1]
-    const self = new ApiClient(new URL(c.req.url).origin, bearer)
-    const result = await publish(self, { dir, name, version, keyFile, progress: false })
+    // Its own address, never the request's Host header (which would send the upload and token elsewhere).
+    const agent = new ApiClient(self, bearer)
+    const result = await publish(agent, { dir, name, version, keyFile, progress: false })
     return c.json(result, result.result === 'added' ? 201 : 200)
   } finally {
     await rm(work, { recursive: true, force: true })

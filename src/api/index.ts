@@ -14,5 +14,5 @@ export {
 } from './auth.js'
 export type { NodesApi } from './node-routes.js'
 export type { RuntimeApi } from './runtime-routes.js'
-export { type ApiBackend, type ApiInit, ApiServer } from './server.js'
+export { type ApiBackend, type ApiInit, ApiServer, createApiApp } from './server.js'
 export { countStates, type MemberView, memberView, type StatusView } from './views.js'

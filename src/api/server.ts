@@ -82,17 +82,28 @@ export class ApiServer {
   }
 
   private routes(): Hono {
-    return createApiApp(this.backend, this.init.tokens ?? null, this.log)
+    return createApiApp(this.backend, this.init.tokens ?? null, this.log, () => {
+      const { host, port } = this.address()
+      const reachable =
+        host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host
+      return `http://${reachable}:${port}`
+    })
   }
 }
 
 /** Every route of the admin API (exported so tests can hold them against the OpenAPI document). */
-export function createApiApp(backend: ApiBackend, tokens: TokenTable | null, log: Logger): Hono {
+/** `self`: this API's own base URL (the publish form posts to it). */
+export function createApiApp(
+  backend: ApiBackend,
+  tokens: TokenTable | null,
+  log: Logger,
+  self: () => string = () => 'http://127.0.0.1:7070',
+): Hono {
   const app = new Hono()
   const audit = new AuditTrail()
   app.use('/api/*', audit.middleware())
   if (tokens != null) app.use('/api/*', requireToken(tokens))
-  dashboardRoutes(app, backend, audit)
+  dashboardRoutes(app, backend, audit, self)
   app.get('/api/openapi.json', (c) => c.json(OPENAPI_DOCUMENT))
   app.get('/metrics', async (c) => {
     if (backend.metrics == null) throw new ShoalError('ERR_NOT_FOUND', 'this process exports no metrics', 404)

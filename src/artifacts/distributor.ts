@@ -95,6 +95,8 @@ export interface DistributorStats {
   chunksServed: number
   bytesServed: number
   badChunks: number
+  /** Chunk requests that got no chunk (refused, timed out, cut short); corrupt chunks count as badChunks. */
+  chunkRequestsFailed: number
   penalised: Array<{ peer: string; until: string; reason: string }>
   /** Bytes fetched per peer, per version, since start. */
   sources: Record<string, Record<string, number>>
@@ -123,6 +125,7 @@ export class Distributor {
     chunksServed: 0,
     bytesServed: 0,
     badChunks: 0,
+    chunkRequestsFailed: 0,
   }
   private readonly sourceBytes = new Map<string, Map<string, number>>()
   private abort = new AbortController()
@@ -451,7 +454,11 @@ export class Distributor {
   private sourcesFor(id: string): ChunkSources {
     return {
       holders: (layout, fresh) => this.holdersOf(layout, fresh),
-      fetch: (peer, layout, index, signal) => this.fetchChunk(peer, layout, index, signal),
+      fetch: (peer, layout, index, signal) =>
+        this.fetchChunk(peer, layout, index, signal).catch((err: unknown) => {
+          if (!signal.aborted) this.counters.chunkRequestsFailed++
+          throw err
+        }),
       penalise: (peer, reason) => {
         this.counters.badChunks++
         this.penalties.set(peer, { until: Date.now() + PENALTY_MS, reason })

@@ -37,6 +37,7 @@ import {
   VOTER_REMOVAL_MS,
 } from '../manager/index.js'
 import { createMembership, type Member, type Membership } from '../membership/index.js'
+import { AgentMetrics } from '../metrics/index.js'
 import {
   HANDLE_KEY,
   LaunchRecords,
@@ -97,6 +98,8 @@ export class Agent implements ApiBackend {
   private api: ApiServer | undefined
   private stopping: Promise<void> | undefined
   private readonly startedAt = Date.now()
+  /** What `GET /metrics` shows: read from the subsystems at scrape time. */
+  private readonly exporter: AgentMetrics
 
   private constructor(
     readonly config: AgentConfig,
@@ -112,6 +115,18 @@ export class Agent implements ApiBackend {
   ) {
     this.retired = new Promise((resolve) => {
       this.markRetired = resolve
+    })
+    this.exporter = new AgentMetrics({
+      info: { id: node.peerId.toString(), cluster: config.cluster, version: VERSION },
+      members: () => membership.members(),
+      membership: () => membership.stats(),
+      wire: () => traffic,
+      transfer: () => artifacts.distributor.stats(),
+      transferLimits: config.artifacts,
+      distributions: () => this.distributionCounts(),
+      runtime: () => runtime.status(),
+      manager: () => manager.status(),
+      clusterState: () => clusterState.current(),
     })
   }
 
@@ -241,6 +256,7 @@ export class Agent implements ApiBackend {
             'Create a secret with "shoal secret new FILE" and pass --secret-file FILE to every agent.',
         )
       }
+      agent.exporter.start()
       return agent
     } catch (err) {
       for (const step of undo) await step().catch(() => {})
@@ -289,16 +305,26 @@ export class Agent implements ApiBackend {
         (r) => !['done', 'failed', 'rolled-back', 'aborted', 'superseded'].includes(r.state),
       ),
       health: this.membership.stats().health,
-      distributions: {
-        known: this.artifacts.catalogue.list().length,
-        complete: this.artifacts.catalogue.list().filter((e) => this.artifacts.distributor.isComplete(e.id))
-          .length,
-      },
+      distributions: this.distributionCounts(),
       transfer: this.artifacts.distributor.stats(),
       traffic: { ...this.traffic },
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       version: VERSION,
       config: this.config,
+    }
+  }
+
+  /** The agent's metrics in Prometheus' text format (`GET /metrics`; docs/metrics.md). */
+  metrics(): Promise<string> {
+    return this.exporter.render()
+  }
+
+  /** Distributions this agent knows, and how many of them it holds whole. */
+  private distributionCounts(): { known: number; complete: number } {
+    const entries = this.artifacts.catalogue.list()
+    return {
+      known: entries.length,
+      complete: entries.filter((e) => this.artifacts.distributor.isComplete(e.id)).length,
     }
   }
 
@@ -563,6 +589,7 @@ export class Agent implements ApiBackend {
       ['cluster state', () => this.clusterState.stop()],
       ['artifacts', () => this.artifacts.close()],
       ['membership', () => this.membership.stop()],
+      ['metrics', async () => this.exporter.stop()],
       ['api', () => this.api?.stop() ?? Promise.resolve()],
       ['libp2p', async () => this.node.stop()],
       ['state', () => this.state.close()],

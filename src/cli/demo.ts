@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, openSync } from 'node:fs'
-import { mkdir, readFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -51,7 +51,10 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   const stopAll = async () => {
     stopping = true
     for (const child of children) if (child.exitCode == null) child.kill('SIGTERM')
-    await Promise.all(children.map((child) => exited(child, 10_000)))
+    await Promise.all([
+      ...children.map((child) => exited(child, 10_000)),
+      stopLaunchedNodes(join(dataDir, 'nodes')),
+    ])
   }
   const onSignal = () => {
     if (!options.json) console.log('\nstopping the demo cluster…')
@@ -93,6 +96,8 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       const child = spawn(process.execPath, args, { stdio: ['ignore', log, log] })
       child.once('exit', (code) => {
         if (stopping) return
+        // Exit code 0: it was removed (`shoal node remove` or the dashboard's − button); the others go on.
+        if (code === 0) return console.log(`agent ${i + 1} was removed from the cluster and stopped`)
         console.error(`agent ${i + 1} exited unexpectedly (code ${code}); see ${join(nodeDir, 'agent.log')}`)
         void stopAll().then(() => process.exit(1))
       })
@@ -231,6 +236,40 @@ async function demoToken(file: string): Promise<string> {
     0o600,
   )
   return token
+}
+
+/**
+ * Stops the nodes the demo's agents launched (`node copy`, `node add`: the local
+ * provider's detached agents, each with its pid in `<root>/node-*\/agent.json`).
+ */
+async function stopLaunchedNodes(root: string): Promise<void> {
+  const folders = await readdir(root).catch(() => [] as string[])
+  const pids: number[] = []
+  for (const folder of folders) {
+    const run = await readFile(join(root, folder, 'agent.json'), 'utf8')
+      .then((text) => JSON.parse(text) as { pid?: unknown })
+      .catch(() => null)
+    if (typeof run?.pid !== 'number') continue
+    // Only a process that is still that node's agent (a pid may have been reused since).
+    const command = await readFile(`/proc/${run.pid}/cmdline`, 'utf8').catch(() => '')
+    if (!command.includes(join(root, folder))) continue
+    try {
+      process.kill(run.pid, 'SIGTERM')
+      pids.push(run.pid)
+    } catch {}
+  }
+  const deadline = Date.now() + 10_000
+  while (pids.some(isRunning) && Date.now() < deadline) await sleep(100)
+  for (const pid of pids.filter(isRunning)) process.kill(pid, 'SIGKILL')
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
 }
 
 function exited(child: ChildProcess, graceMs: number): Promise<void> {

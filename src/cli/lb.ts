@@ -1,5 +1,6 @@
 import { Observer, type ObserverOptions, parseHostPort } from '../bootstrap/index.js'
 import { type BackendSink, type BalanceStrategy, LoadBalancer } from '../loadbalancer/index.js'
+import { MetricsServer } from '../metrics/index.js'
 import { ShoalError } from '../shared/errors.js'
 import { createLogger, type LogLevel } from '../shared/logger.js'
 
@@ -12,6 +13,11 @@ export interface LbOptions extends Omit<ObserverOptions, 'roles' | 'listen'> {
   strategy: BalanceStrategy
   haproxySocket?: string
   haproxyBackend?: string
+  /**
+   * HOST:PORT of a listener of its own answering `GET /metrics` (the proxy port's
+   * `/metrics` belongs to the application; `/_shoal/metrics` is there too).
+   */
+  metrics?: string
   logLevel: LogLevel
 }
 
@@ -31,9 +37,11 @@ export async function runLoadBalancer(options: LbOptions): Promise<void> {
     throw new ShoalError('ERR_CONFIG', '--haproxy-socket and --haproxy-backend go together', 400)
   const log = createLogger({ level: options.logLevel })
   const listen = parseHostPort(options.listen)
-  const { listen: _http, p2pListen, ...member } = options
+  const metricsAt = options.metrics == null ? null : parseHostPort(options.metrics)
+  const { listen: _http, p2pListen, metrics: _metrics, ...member } = options
   const observer = await Observer.start({ ...member, listen: p2pListen ?? [], roles: ['lb'] }, log)
   let sink: (BackendSink & { stop(): Promise<void> }) | null = null
+  let metricsServer: MetricsServer | null = null
   try {
     if (options.haproxySocket != null) {
       const { HaproxySink } = await import('../loadbalancer/haproxy-sink.js')
@@ -53,13 +61,19 @@ export async function runLoadBalancer(options: LbOptions): Promise<void> {
       sink,
     )
     const address = await lb.start()
+    if (metricsAt != null) {
+      metricsServer = new MetricsServer({ ...metricsAt, render: () => lb.proxy.prometheus() }, log)
+      await metricsServer.start()
+    }
+    const metricsAddress = metricsServer?.address()
     console.log(
       JSON.stringify({
         id: observer.id,
         cluster: options.cluster,
-        url: `http://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`,
+        url: httpUrl(address),
         service: options.service,
         haproxy: options.haproxyBackend ?? null,
+        metrics: metricsAddress == null ? null : `${httpUrl(metricsAddress)}/metrics`,
         addrs: observer.membership.self.addrs,
       }),
     )
@@ -67,6 +81,7 @@ export async function runLoadBalancer(options: LbOptions): Promise<void> {
     const onSignal = () => {
       if (++signals > 1) process.exit(130)
       void (async () => {
+        await metricsServer?.stop()
         await lb.stop()
         await sink?.stop()
         await observer.stop({ leave: true })
@@ -76,8 +91,13 @@ export async function runLoadBalancer(options: LbOptions): Promise<void> {
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
   } catch (err) {
+    await metricsServer?.stop().catch(() => {})
     await sink?.stop().catch(() => {})
     await observer.stop({ leave: false })
     throw err
   }
+}
+
+function httpUrl({ host, port }: { host: string; port: number }): string {
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`
 }

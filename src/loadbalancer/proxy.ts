@@ -3,11 +3,12 @@ import type { AddressInfo } from 'node:net'
 import { connect, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { Pool } from 'undici'
+import { EXPOSITION_CONTENT_TYPE } from '../metrics/index.js'
 import type { Logger } from '../shared/logger.js'
 import { TypedEvents } from '../shared/typed-events.js'
 import type { Backend } from './backends.js'
 import { Balancer, type BalanceStrategy, type Slot } from './balancer.js'
-import { type BackendCounters, emptyCounters, ProxyMetrics } from './metrics.js'
+import { type BackendCounters, type BackendSample, emptyCounters, ProxyMetrics } from './metrics.js'
 
 export interface ProxyInit {
   host: string
@@ -77,7 +78,7 @@ const NEVER_REACHED = new Set([
  */
 export class HttpProxy {
   readonly events: TypedEvents<ProxyEvents>
-  readonly metrics = new ProxyMetrics()
+  readonly metrics: ProxyMetrics
   private readonly entries = new Map<string, Entry>()
   private readonly balancer: Balancer
   private server: Server | undefined
@@ -90,6 +91,7 @@ export class HttpProxy {
   ) {
     this.events = new TypedEvents(log)
     this.balancer = new Balancer(init.strategy)
+    this.metrics = new ProxyMetrics(init.service, () => this.backendSamples())
   }
 
   async start(): Promise<{ host: string; port: number }> {
@@ -193,16 +195,19 @@ export class HttpProxy {
     }
   }
 
-  prometheus(): string {
-    return this.metrics.render(
-      [...this.entries.values()].map((e) => ({
-        key: e.backend.key,
-        state: e.ejectedUntil > Date.now() ? 'ejected' : e.removed ? 'removed' : e.backend.state,
-        inflight: e.inflight,
-        counters: e.counters,
-      })),
-      this.init.service,
-    )
+  /** The proxy's metrics in Prometheus' text format (`/_shoal/metrics`, `shoal lb --metrics`). */
+  prometheus(): Promise<string> {
+    return this.metrics.render()
+  }
+
+  private backendSamples(): BackendSample[] {
+    const now = Date.now()
+    return [...this.entries.values()].map((e) => ({
+      key: e.backend.key,
+      state: e.ejectedUntil > now ? 'ejected' : e.removed ? 'removed' : e.backend.state,
+      inflight: e.inflight,
+      counters: e.counters,
+    }))
   }
 
   // --- requests --------------------------------------------------------------------
@@ -255,7 +260,7 @@ export class HttpProxy {
             signal: abort.signal,
           },
           ({ statusCode, headers: answer }) => {
-            this.metrics.observe((performance.now() - started) / 1000)
+            this.metrics.observe(entry.backend.key, (performance.now() - started) / 1000)
             const klass = `${Math.floor(statusCode / 100)}xx`
             entry.counters.responses[klass] = (entry.counters.responses[klass] ?? 0) + 1
             res.writeHead(statusCode, backHeaders(answer))
@@ -357,8 +362,14 @@ export class HttpProxy {
     if (path === '/_shoal/lb') sendJson(res, 200, this.status())
     else if (path === '/_shoal/health') sendJson(res, 200, { ok: true })
     else if (path === '/_shoal/metrics') {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
-      res.end(this.prometheus())
+      this.prometheus()
+        .then((text) => {
+          res.writeHead(200, { 'content-type': EXPOSITION_CONTENT_TYPE })
+          res.end(text)
+        })
+        .catch((err: unknown) =>
+          sendError(res, 500, 'ERR_INTERNAL', `rendering metrics failed: ${String(err)}`),
+        )
     } else sendError(res, 404, 'ERR_NOT_FOUND', `no such endpoint: ${path}`)
   }
 
@@ -384,6 +395,7 @@ export class HttpProxy {
   private closeIfIdle(entry: Entry): void {
     if (entry.inflight > 0 || this.entries.get(entry.backend.key) !== entry) return
     this.entries.delete(entry.backend.key)
+    this.metrics.forget(entry.backend.key)
     entry.pool.close().catch(() => {})
   }
 

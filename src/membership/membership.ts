@@ -47,6 +47,9 @@ export interface MembershipStats {
   syncs: number
   gossipSent: number
   gossipReceived: number
+  /** Payload bytes of the gossip messages above (once per message, not per peer it reached). */
+  gossipBytesSent: number
+  gossipBytesReceived: number
   /** Lifeguard local-health score: 0 is healthy; timeouts are stretched by (health + 1). */
   health: number
 }
@@ -87,6 +90,8 @@ export class Membership {
     syncs: 0,
     gossipSent: 0,
     gossipReceived: 0,
+    gossipBytesSent: 0,
+    gossipBytesReceived: 0,
   }
 
   constructor(
@@ -330,6 +335,7 @@ export class Membership {
     const publish = () => {
       if (!this.running) return
       this.counters.gossipSent++
+      this.counters.gossipBytesSent += data.byteLength
       this.network.services.pubsub
         .publish(this.protocols.topic, data)
         .catch((err) => this.log.debug('gossip publish failed', { error: messageOf(err) }))
@@ -342,6 +348,7 @@ export class Membership {
     const message = evt.detail
     if (message.topic !== this.protocols.topic || !this.running) return
     this.counters.gossipReceived++
+    this.counters.gossipBytesReceived += message.data.byteLength
     try {
       this.applyAll(decodeGossip(message.data).claims)
     } catch (err) {
