@@ -154,7 +154,7 @@ function renderNodes() {
         .join('<br>')
       const removable = node.id != null && node.state !== 'removing' && node.state !== 'gone'
       const actions =
-        node.id == null
+        node.id == null || node.state === 'gone'
           ? ''
           : `<button type="button" data-copy="${esc(node.id)}" aria-label="Copy node ${esc(short(node.id))}">Copy</button>${
               removable

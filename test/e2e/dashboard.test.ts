@@ -157,7 +157,9 @@ describe.skipIf(!existsSync(CHROMIUM))('dashboard in headless Chromium', () => {
       })
       .toBe('done')
     await expect
-      .poll(() => page.locator('#nodes tr').filter({ hasText: 'educa@1.1' }).count(), { timeout: 15_000 })
+      .poll(() => page.locator('#nodes tr[data-state="ready"]').filter({ hasText: 'educa@1.1' }).count(), {
+        timeout: 15_000,
+      })
       .toBe(3)
     const answer = (await (await fetch(printed.app)).json()) as { version: string }
     expect(answer.version).toBe('1.1')
@@ -175,7 +177,9 @@ describe.skipIf(!existsSync(CHROMIUM))('dashboard in headless Chromium', () => {
       })
       .toMatch(/rollback\s*educa@1\.0[\s\S]*done/)
     await expect
-      .poll(() => page.locator('#nodes tr').filter({ hasText: 'educa@1.0' }).count(), { timeout: 15_000 })
+      .poll(() => page.locator('#nodes tr[data-state="ready"]').filter({ hasText: 'educa@1.0' }).count(), {
+        timeout: 15_000,
+      })
       .toBe(3)
     const answer = (await (await fetch(printed.app)).json()) as { version: string }
     expect(answer.version).toBe('1.0')
