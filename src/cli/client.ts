@@ -7,7 +7,40 @@ export interface RequestOptions {
   timeoutMs?: number
 }
 
-/** Talks to an agent's admin API; errors come back as ShoalError with the API's code. */
+/** The agent answered with an error: its code and message, and the HTTP status (exit code 4 or 5). */
+export class AgentError extends ShoalError {
+  constructor(code: string, message: string, status: number) {
+    super(code, message, status)
+    this.name = 'AgentError'
+  }
+}
+
+/** No answer from the agent: refused, unresolvable or timed out (exit code 3). */
+export class AgentUnreachableError extends ShoalError {
+  constructor(baseUrl: string, cause: unknown) {
+    const detail = (cause as Error).cause ?? (cause as Error).message ?? String(cause)
+    super(
+      'ERR_AGENT_UNREACHABLE',
+      `cannot reach an agent at ${baseUrl} (${String(detail)}); is "shoal agent" running? Point to it with --api or SHOAL_API`,
+      503,
+    )
+    this.name = 'AgentUnreachableError'
+  }
+}
+
+/** Turns an error answer (`{"error":{"code","message"}}`, or anything else) into an AgentError. */
+export async function agentErrorOf(response: Response): Promise<AgentError> {
+  const payload = (await response.json().catch(() => null)) as {
+    error?: { code?: string; message?: string }
+  } | null
+  return new AgentError(
+    payload?.error?.code ?? 'ERR_HTTP',
+    payload?.error?.message ?? `HTTP ${response.status}`,
+    response.status,
+  )
+}
+
+/** Talks to an agent's admin API; errors come back as AgentError with the API's code. */
 export class ApiClient {
   /** `token`: sent as `Authorization: Bearer TOKEN` to agents started with --tokens. */
   constructor(
@@ -33,7 +66,7 @@ export class ApiClient {
     try {
       return await this.get<T>(path)
     } catch (err) {
-      if (err instanceof ShoalError && err.status === 404) return null
+      if (err instanceof AgentError && err.status === 404) return null
       throw err
     }
   }
@@ -58,22 +91,10 @@ export class ApiClient {
         ...(options.body != null ? { duplex: 'half' } : {}),
       } as RequestInit)
     } catch (err) {
-      throw new ShoalError(
-        'ERR_AGENT_UNREACHABLE',
-        `cannot reach an agent at ${this.baseUrl} (${(err as Error).cause ?? (err as Error).message}); is "shoal agent" running? Point to it with --api or SHOAL_API`,
-        503,
-      )
+      throw new AgentUnreachableError(this.baseUrl, err)
     }
-    const payload = (await response.json().catch(() => null)) as unknown
-    if (!response.ok) {
-      const error = (payload as { error?: { code?: string; message?: string } } | null)?.error
-      throw new ShoalError(
-        error?.code ?? 'ERR_HTTP',
-        error?.message ?? `HTTP ${response.status}`,
-        response.status,
-      )
-    }
-    return payload as T
+    if (!response.ok) throw await agentErrorOf(response)
+    return (await response.json().catch(() => null)) as T
   }
 }
 

@@ -1,5 +1,4 @@
-import { ShoalError } from '../shared/errors.js'
-import type { ApiClient } from './client.js'
+import { AgentUnreachableError, type ApiClient, agentErrorOf } from './client.js'
 
 /** Prints a component's log tail; with `follow`, keeps printing new output until interrupted. */
 export async function printLogs(
@@ -19,22 +18,9 @@ export async function printLogs(
       ...(follow ? {} : { signal: AbortSignal.timeout(30_000) }),
     })
   } catch (err) {
-    throw new ShoalError(
-      'ERR_AGENT_UNREACHABLE',
-      `cannot reach an agent at ${client.baseUrl}: ${String(err)}`,
-      503,
-    )
+    throw new AgentUnreachableError(client.baseUrl, err)
   }
-  if (!response.ok) {
-    const error = (
-      (await response.json().catch(() => null)) as { error?: { code: string; message: string } } | null
-    )?.error
-    throw new ShoalError(
-      error?.code ?? 'ERR_HTTP',
-      error?.message ?? `HTTP ${response.status}`,
-      response.status,
-    )
-  }
+  if (!response.ok) throw await agentErrorOf(response)
   const decoder = new TextDecoder()
   for await (const chunk of response.body ?? []) process.stdout.write(decoder.decode(chunk, { stream: true }))
 }

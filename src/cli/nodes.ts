@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Operation } from '../providers/index.js'
-import { ShoalError } from '../shared/errors.js'
 import type { ApiClient } from './client.js'
+import { OperationFailedError, WaitTimeoutError } from './exit-codes.js'
 import { table } from './table.js'
 
 interface WaitOptions {
@@ -13,7 +13,7 @@ interface WaitOptions {
 /**
  * Starts a node operation and, with --wait, follows it: each step is printed as
  * it happens (to stderr, so --json output stays one document), and the command
- * exits non-zero if a node failed or time ran out.
+ * exits 1 if a node failed (the JSON error carries the operation), 6 if time ran out.
  */
 export async function startOperation(
   client: ApiClient,
@@ -37,11 +37,14 @@ export async function startOperation(
     shown = op.steps.length
     if (op.state !== 'running') break
     if (Date.now() > deadline)
-      throw new ShoalError('ERR_TIMEOUT', `${op.kind} ${op.id} not done after ${options.timeout} s`, 504)
+      throw new WaitTimeoutError(
+        `${op.kind} ${op.id} not done after ${options.timeout} s; follow it with: curl ${client.baseUrl}/api/operations/${op.id}`,
+      )
     await sleep(250)
     op = await client.get<Operation>(`/api/operations/${op.id}`)
   }
-  if (op.state === 'failed') throw new ShoalError('ERR_NODE_OPERATION', `${op.kind} failed: ${op.error}`, 500)
+  if (op.state === 'failed')
+    throw new OperationFailedError('ERR_NODE_OPERATION', `${op.kind} failed: ${op.error}`, { operation: op })
   const ids = op.nodes.map((n) => n.id ?? n.handle).join(', ')
   print(options, op, `${op.kind} done: ${ids}`)
 }

@@ -17,6 +17,7 @@ import {
   signManifest,
 } from '../artifacts/index.js'
 import type { ApiClient } from './client.js'
+import { formatBytes } from './table.js'
 
 /** The optional `distribution.json` in a publish folder (docs/distributions.md). */
 const descriptionSchema = z
@@ -92,26 +93,30 @@ export async function publish(client: ApiClient, options: PublishOptions): Promi
     options.progress && process.stderr.isTTY
       ? new SingleBar({
           stream: process.stderr,
-          format: 'uploading {bar} {percentage}% | {value}/{total} bytes | {file}',
+          format: 'uploading [{bar}] {percentage}% | {sent} of {size} | {file}',
+          hideCursor: true,
         })
       : null
-  bar?.start(total, 0, { file: '' })
+  bar?.start(total, 0, { file: '', sent: formatBytes(0), size: formatBytes(total) })
   let sent = 0
-  for (const artifact of missing) {
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        sent += chunk.length
-        bar?.update(sent, { file: artifact.name })
-        done(null, chunk)
-      },
-    })
-    const stream = createReadStream(files.get(artifact.name)!).pipe(counter)
-    await client.post(`/api/artifacts?sha256=${artifact.sha256}`, {
-      body: Readable.toWeb(stream) as ReadableStream<Uint8Array>,
-      timeoutMs: 60 * 60_000,
-    })
+  try {
+    for (const artifact of missing) {
+      const counter = new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          sent += chunk.length
+          bar?.update(sent, { file: artifact.name, sent: formatBytes(sent) })
+          done(null, chunk)
+        },
+      })
+      const stream = createReadStream(files.get(artifact.name)!).pipe(counter)
+      await client.post(`/api/artifacts?sha256=${artifact.sha256}`, {
+        body: Readable.toWeb(stream) as ReadableStream<Uint8Array>,
+        timeoutMs: 60 * 60_000,
+      })
+    }
+  } finally {
+    bar?.stop()
   }
-  bar?.stop()
   const posted = await client.post<{ result: 'added' | 'same'; distribution: DistributionView }>(
     '/api/distributions',
     {

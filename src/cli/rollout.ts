@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Presets, SingleBar } from 'cli-progress'
 import type { RolloutView } from '../manager/index.js'
-import { ShoalError } from '../shared/errors.js'
 import type { ApiClient } from './client.js'
+import { OperationFailedError, UsageError, WaitTimeoutError } from './exit-codes.js'
+import { shortId, table } from './table.js'
 
 export interface FollowOptions {
   timeoutMs: number
@@ -33,9 +34,10 @@ export async function rollback(
 }
 
 /**
- * Follows a rollout until it ends (resolves on `done`, throws on anything
- * else) or, with `untilWaiting`, until it waits for approval. A progress bar on
- * a terminal shows nodes done out of the rollout's nodes.
+ * Follows a rollout until it ends (resolves on `done`, throws RolloutFailedError
+ * on any other end, WaitTimeoutError after `timeoutMs`) or, with `untilWaiting`,
+ * until it waits for approval. With `progress`, a bar on stderr shows nodes done
+ * out of the rollout's nodes, when stderr is a terminal.
  */
 export async function follow(
   client: ApiClient,
@@ -65,10 +67,8 @@ export async function follow(
       if (options.untilWaiting && view.state === 'waiting-approval') return view
       if (FINAL.has(view.state)) throw new RolloutFailedError(view)
       if (Date.now() > deadline)
-        throw new ShoalError(
-          'ERR_TIMEOUT',
-          `rollout ${view.id} not done after ${Math.round(options.timeoutMs / 1000)} s: ${view.state}, ${view.nodes.done}/${view.nodes.total} nodes done`,
-          504,
+        throw new WaitTimeoutError(
+          `rollout ${view.id} not done after ${Math.round(options.timeoutMs / 1000)} s: ${view.state}, ${view.nodes.done}/${view.nodes.total} nodes done; follow it with "shoal rollout status ${view.id} --watch"`,
         )
       await sleep(300)
     }
@@ -77,7 +77,8 @@ export async function follow(
   }
 }
 
-export class RolloutFailedError extends ShoalError {
+/** A followed rollout ended other than `done`; the JSON error carries the rollout. */
+export class RolloutFailedError extends OperationFailedError {
   constructor(view: RolloutView) {
     const failed = view.members
       .filter((m) => m.status === 'failed' || m.error != null)
@@ -86,8 +87,9 @@ export class RolloutFailedError extends ShoalError {
     super(
       'ERR_ROLLOUT_FAILED',
       `rollout ${view.id} of ${view.distribution} ended ${view.state}${detail ? `: ${detail}` : ''}`,
-      500,
+      { rollout: view },
     )
+    this.name = 'RolloutFailedError'
   }
 }
 
@@ -104,20 +106,38 @@ function progressBar(view: RolloutView): SingleBar {
   return bar
 }
 
+/** Rollouts as a table, newest first as the API lists them. */
 export function formatRollouts(list: RolloutView[]): string {
   if (list.length === 0) return 'no rollouts'
-  return list
-    .map(
-      (r) =>
-        `${r.id.padEnd(5)} ${r.kind.padEnd(8)} ${`${r.from ?? '-'} → ${r.distribution}`.padEnd(28)} ${r.strategy.padEnd(11)} ${r.state.padEnd(16)} ${r.nodes.done}/${r.nodes.total} done${r.nodes.failed > 0 ? `, ${r.nodes.failed} failed` : ''}  ${r.startedAt}${r.reason ? `  (${r.reason})` : ''}`,
-    )
-    .join('\n')
+  return table(
+    ['ROLLOUT', 'KIND', 'FROM', 'TO', 'STRATEGY', 'STATE', 'NODES', 'STARTED'],
+    list.map((r) => [
+      r.id,
+      r.kind,
+      r.from ?? '-',
+      r.distribution,
+      r.strategy,
+      r.reason ? `${r.state} (${r.reason})` : r.state,
+      `${r.nodes.done}/${r.nodes.total} done${r.nodes.failed > 0 ? `, ${r.nodes.failed} failed` : ''}`,
+      r.startedAt,
+    ]),
+  )
+}
+
+/** One rollout (`shoal rollout status ID`): its row, then where each of its nodes is. */
+export function formatRollout(view: RolloutView): string {
+  if (view.members.length === 0) return formatRollouts([view])
+  const nodes = table(
+    ['NODE', 'PROGRESS', 'RUNS', 'PHASE', 'ERROR'],
+    view.members.map((m) => [shortId(m.id), m.status, m.distribution ?? '-', m.phase ?? '-', m.error ?? '']),
+  )
+  return `${formatRollouts([view])}\n\n${nodes}`
 }
 
 /** `--max-unavailable 2` or `--max-unavailable 25%`. */
 export function parseUnavailable(value: string): { maxUnavailable?: number; maxUnavailablePercent?: number } {
   const match = /^(\d+)(%?)$/.exec(value.trim())
   if (match == null || Number(match[1]) < 1)
-    throw new ShoalError('ERR_BAD_REQUEST', `--max-unavailable wants N or P% (got "${value}")`, 400)
+    throw new UsageError(`--max-unavailable wants N or P% (got "${value}")`)
   return match[2] === '%' ? { maxUnavailablePercent: Number(match[1]) } : { maxUnavailable: Number(match[1]) }
 }

@@ -97,7 +97,7 @@ export function formatAuditTrail(list: HistoryEntry[]): string {
     .sort((a, b) => a.requestedAt.localeCompare(b.requestedAt))
   if (rows.length === 0) return 'no rollouts'
   return table(
-    ['ROLLOUT', 'KIND', 'FROM', 'TO', 'STRATEGY', 'OUTCOME', 'REQUESTED BY', 'AT', 'FINISHED'],
+    ['ROLLOUT', 'KIND', 'FROM', 'TO', 'STRATEGY', 'STATE', 'REQUESTED BY', 'STARTED', 'FINISHED'],
     rows.map((r) => [
       r.id,
       r.kind,

@@ -1,0 +1,84 @@
+import { type Command, InvalidArgumentError, Option } from 'commander'
+import { UsageError } from './exit-codes.js'
+
+/** Options every client command shares: which agent, which token, and JSON output. */
+export interface ClientOptions {
+  api?: string
+  token?: string
+  json?: boolean
+}
+
+/** The options of commands that start long work and can wait for it. */
+export interface WaitOptions {
+  wait?: boolean
+  /** Seconds. */
+  timeout: number
+}
+
+/** The help heading of --api, --token, --json and --help. */
+export const COMMON_OPTIONS = 'Common options:'
+
+/**
+ * Adds `--api`, `--token` and (unless `json: false`) `--json` to a command that
+ * talks to an agent, after its own options and under their own help heading.
+ * SHOAL_API and SHOAL_TOKEN fill in when the flags are absent; apiClient applies
+ * the default address.
+ */
+export function clientOptions(command: Command, { json = true }: { json?: boolean } = {}): Command {
+  command
+    .addOption(
+      new Option('--api <url>', 'agent API, URL or HOST:PORT (default http://127.0.0.1:7070)')
+        .env('SHOAL_API')
+        .helpGroup(COMMON_OPTIONS),
+    )
+    .addOption(
+      new Option('--token <token>', 'API token, for agents started with --tokens')
+        .env('SHOAL_TOKEN')
+        .helpGroup(COMMON_OPTIONS),
+    )
+  if (json)
+    command.addOption(
+      new Option(
+        '--json',
+        'print JSON on stdout; errors as {"error":{"code","message"}} on stderr',
+      ).helpGroup(COMMON_OPTIONS),
+    )
+  return command
+}
+
+/** `--wait` (described by `what`) and `--timeout SECONDS`, for commands that start long work. */
+export function waitOptions(command: Command, what: string): Command {
+  return command
+    .option('--wait', what)
+    .option('--timeout <seconds>', 'with --wait: give up after this long, exit code 6', positiveInt, 600)
+}
+
+/** The `Examples:` block of a command's help: each line a command, or a `# comment`. */
+export function examples(...lines: string[]): string {
+  return `\nExamples:\n${lines.map((line) => (line.startsWith('#') ? `  ${line}` : `  $ ${line}`)).join('\n')}`
+}
+
+/** Prints a result on stdout: indented JSON with --json, else the human form. */
+export function print(json: boolean | undefined, data: unknown, human: () => string): void {
+  console.log(json ? JSON.stringify(data, null, 2) : human())
+}
+
+/** A repeatable option: `--bootstrap a --bootstrap b` → ['a', 'b']. */
+export const collect = (value: string, previous: string[] = []) => [...previous, value]
+
+export function positiveInt(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a whole number >= 1')
+  return n
+}
+
+/** `--tag zone=a --tag tier=web` → {zone: 'a', tier: 'web'}. */
+export function parseTags(values: string[]): Record<string, string> {
+  const tags: Record<string, string> = {}
+  for (const value of values) {
+    const at = value.indexOf('=')
+    if (at < 1) throw new UsageError(`--tag wants KEY=VALUE (got "${value}")`)
+    tags[value.slice(0, at)] = value.slice(at + 1)
+  }
+  return tags
+}

@@ -1,0 +1,113 @@
+import { CommanderError } from 'commander'
+import { messageOf, ShoalError } from '../shared/errors.js'
+import { AgentError, AgentUnreachableError } from './client.js'
+
+/**
+ * What `shoal` exits with: scripts branch on these (docs/cli.md, `shoal --help`).
+ * Every failure reaches `exitCodeOf` through the one handler in main.ts.
+ */
+export const EXIT = {
+  /** The command did what it was asked; with --wait, the rollout or node operation succeeded. */
+  ok: 0,
+  /** It ran and failed: a rollout failed, was rolled back, aborted or superseded; a node operation failed; verify found corrupt blobs; a local file was bad. */
+  failed: 1,
+  /** Bad command line: unknown command or option, missing or malformed argument. Nothing was sent. */
+  usage: 2,
+  /** No agent answered at --api / SHOAL_API: connection refused, no such host, timed out. */
+  unreachable: 3,
+  /** The agent refused the request (HTTP 4xx): bad or missing token, unknown rollout or distribution, conflicting state. */
+  rejected: 4,
+  /** The agent failed to do it (HTTP 5xx): no manager or quorum, provider error, internal error. */
+  agentError: 5,
+  /** --wait / --watch gave up after --timeout; the work may still be going on. */
+  timeout: 6,
+} as const
+
+/** The exit codes as `shoal --help` and docs/cli.md list them. */
+export const EXIT_CODES_HELP = `Exit codes:
+  0  success (with --wait: the rollout or node operation succeeded)
+  1  the operation failed (rollout failed, rolled back, aborted or superseded;
+     node operation failed; verify found corrupt blobs; a bad local file)
+  2  usage error: unknown command or option, missing or malformed argument
+  3  cannot reach the agent (--api / SHOAL_API): refused, unresolvable, timed out
+  4  rejected by the agent (HTTP 4xx): token, unknown id or name, conflicting state
+  5  the agent failed (HTTP 5xx): no manager or quorum, provider error
+  6  --wait or --watch gave up after --timeout (the work may still be going on)`
+
+/** A bad command line found after parsing (exit code 2). */
+export class UsageError extends ShoalError {
+  constructor(message: string) {
+    super('ERR_USAGE', message, 400)
+    this.name = 'UsageError'
+  }
+}
+
+/** --wait or --watch ran out of time (exit code 6). */
+export class WaitTimeoutError extends ShoalError {
+  constructor(message: string) {
+    super('ERR_TIMEOUT', message, 504)
+    this.name = 'WaitTimeoutError'
+  }
+}
+
+/** The operation ended and failed (exit code 1); `detail` joins the JSON error (e.g. the rollout). */
+export class OperationFailedError extends ShoalError {
+  constructor(
+    code: string,
+    message: string,
+    readonly detail: Record<string, unknown> = {},
+  ) {
+    super(code, message, 500)
+    this.name = 'OperationFailedError'
+  }
+}
+
+export function exitCodeOf(err: unknown): number {
+  // Commander's own usage errors, and --help / --version (exit code 0).
+  if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage
+  if (err instanceof UsageError) return EXIT.usage
+  if (err instanceof AgentUnreachableError) return EXIT.unreachable
+  if (err instanceof AgentError) return err.status >= 500 ? EXIT.agentError : EXIT.rejected
+  if (err instanceof WaitTimeoutError) return EXIT.timeout
+  return EXIT.failed
+}
+
+/** The `{"error": {...}}` object printed with --json, shaped like the API's errors. */
+export function errorObject(err: unknown): { error: Record<string, unknown> } {
+  if (err instanceof CommanderError) {
+    const message =
+      err.code === 'commander.help' ? 'a command is missing; see --help' : err.message.replace(/^error: /, '')
+    return { error: { code: 'ERR_USAGE', message } }
+  }
+  const code =
+    err instanceof ShoalError
+      ? err.code
+      : typeof (err as { code?: unknown })?.code === 'string'
+        ? (err as { code: string }).code
+        : 'ERR_UNEXPECTED'
+  return {
+    error: {
+      code,
+      message: messageOf(err),
+      ...(err instanceof AgentError ? { status: err.status } : {}),
+      ...(err instanceof OperationFailedError ? err.detail : {}),
+    },
+  }
+}
+
+/**
+ * Reports a failure on stderr and answers the exit code: `error: MESSAGE (CODE)`,
+ * or with --json the error object on one line. Commander has already printed
+ * its own usage errors (unless --json silenced it).
+ */
+export function reportError(err: unknown, json: boolean): number {
+  const exitCode = exitCodeOf(err)
+  if (exitCode === EXIT.ok) return exitCode
+  if (json) {
+    process.stderr.write(`${JSON.stringify(errorObject(err))}\n`)
+  } else if (!(err instanceof CommanderError)) {
+    const { code, message } = errorObject(err).error
+    process.stderr.write(`error: ${String(message)} (${String(code)})\n`)
+  }
+  return exitCode
+}

@@ -1,0 +1,69 @@
+import { CommanderError, InvalidArgumentError } from 'commander'
+import { describe, expect, it } from 'vitest'
+import { AgentError, AgentUnreachableError } from '../../src/cli/client.js'
+import {
+  EXIT,
+  errorObject,
+  exitCodeOf,
+  OperationFailedError,
+  UsageError,
+  WaitTimeoutError,
+} from '../../src/cli/exit-codes.js'
+import { RolloutFailedError } from '../../src/cli/rollout.js'
+import { formatBytes } from '../../src/cli/table.js'
+import type { RolloutView } from '../../src/manager/index.js'
+import { ShoalError } from '../../src/shared/errors.js'
+
+const failedRollout = {
+  id: 'r7',
+  distribution: 'educa@1.1',
+  state: 'rolled-back',
+  reason: '1 node(s) failed',
+  members: [
+    { id: '12D3KooWabcdefgh', status: 'failed', distribution: null, phase: null, error: 'crash loop' },
+  ],
+  nodes: { total: 1, pending: 0, updating: 0, done: 0, failed: 1, reverted: 0, lost: 0 },
+} as unknown as RolloutView
+
+describe('CLI exit codes (docs/cli.md)', () => {
+  it('maps each kind of failure to the code scripts branch on', () => {
+    expect(exitCodeOf(new CommanderError(0, 'commander.helpDisplayed', '(outputHelp)'))).toBe(EXIT.ok)
+    expect(exitCodeOf(new CommanderError(1, 'commander.unknownOption', "error: unknown option '--x'"))).toBe(
+      2,
+    )
+    expect(exitCodeOf(new InvalidArgumentError('must be a whole number >= 1'))).toBe(2)
+    expect(exitCodeOf(new UsageError('wants NAME@VERSION'))).toBe(2)
+    expect(exitCodeOf(new AgentUnreachableError('http://127.0.0.1:7070', new Error('ECONNREFUSED')))).toBe(3)
+    expect(exitCodeOf(new AgentError('ERR_UNAUTHORIZED', 'no token', 401))).toBe(4)
+    expect(exitCodeOf(new AgentError('ERR_ROLLOUT_FINISHED', 'r3 is done', 409))).toBe(4)
+    expect(exitCodeOf(new AgentError('ERR_NO_QUORUM', 'no quorum', 503))).toBe(5)
+    expect(exitCodeOf(new WaitTimeoutError('not done after 600 s'))).toBe(6)
+    expect(exitCodeOf(new RolloutFailedError(failedRollout))).toBe(1)
+    expect(exitCodeOf(new OperationFailedError('ERR_NODE_OPERATION', 'add failed'))).toBe(1)
+    // Local failures that are not the agent's answer: a bad key file, a bad folder.
+    expect(exitCodeOf(new ShoalError('ERR_MANIFEST_INVALID', 'no files', 400))).toBe(1)
+    expect(exitCodeOf(Object.assign(new Error('ENOENT: no such file'), { code: 'ENOENT' }))).toBe(1)
+  })
+
+  it('prints errors in the API shape, with the rollout of a failed --wait', () => {
+    expect(errorObject(new AgentError('ERR_NOT_FOUND', 'no rollout r9', 404))).toEqual({
+      error: { code: 'ERR_NOT_FOUND', message: 'no rollout r9', status: 404 },
+    })
+    expect(
+      errorObject(new CommanderError(1, 'commander.unknownOption', "error: unknown option '--x'")),
+    ).toEqual({ error: { code: 'ERR_USAGE', message: "unknown option '--x'" } })
+    const failed = errorObject(new RolloutFailedError(failedRollout)).error
+    expect(failed).toMatchObject({ code: 'ERR_ROLLOUT_FAILED', rollout: { id: 'r7', state: 'rolled-back' } })
+    expect(failed.message).toBe(
+      'rollout r7 of educa@1.1 ended rolled-back: 1 node(s) failed; abcdefgh: crash loop',
+    )
+    expect(errorObject(Object.assign(new Error('ENOENT: x'), { code: 'ENOENT' })).error.code).toBe('ENOENT')
+    expect(errorObject('odd').error).toEqual({ code: 'ERR_UNEXPECTED', message: 'odd' })
+  })
+
+  it('formats byte counts for people', () => {
+    expect(formatBytes(0)).toBe('0 B')
+    expect(formatBytes(1023)).toBe('1023 B')
+    expect(formatBytes(3_000_100)).toBe('2.9 MiB')
+  })
+})
