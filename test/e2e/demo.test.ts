@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { afterAll, describe, expect, it } from 'vitest'
-import { CLI } from '../helpers/processes.js'
+import { CLI, runCli } from '../helpers/processes.js'
 
 describe('shoal demo', () => {
   const dirs: string[] = []
@@ -46,6 +46,7 @@ describe('shoal demo', () => {
     }
     expect(lb.backends.map((b) => b.state)).toEqual(['ready', 'ready', 'ready'])
     const members = (await (await fetch(`${printed.apis[1]}/api/members`, auth)).json()) as Array<{
+      id: string
       distribution: string
       roles: string[]
       components: Array<{ state: string }>
@@ -57,8 +58,34 @@ describe('shoal demo', () => {
     const page = await fetch(printed.dashboard)
     expect(page.headers.get('content-type')).toContain('text/html')
 
+    // A node copied through an agent (the local provider's detached process) stops with the demo too.
+    const copied = await runCli(
+      [
+        'node',
+        'copy',
+        members.find((m) => !m.roles.includes('lb'))!.id,
+        '--wait',
+        '--json',
+        '--api',
+        printed.apis[0]!,
+      ],
+      {
+        SHOAL_TOKEN: printed.token,
+      },
+    )
+    expect(copied.code).toBe(0)
+    const copy = (JSON.parse(copied.stdout) as { nodes: Array<{ id: string }> }).nodes[0]!.id
+    const after = (await (await fetch(`${printed.apis[0]}/api/members`, auth)).json()) as Array<{
+      id: string
+    }>
+    expect(after.some((m) => m.id === copy)).toBe(true)
+
     demo.kill('SIGTERM')
     expect(await exit).toBe(0)
     for (const api of printed.apis) await expect(fetch(`${api}/api/health`)).rejects.toThrow()
+    const leftovers = await new Promise<string>((done) =>
+      execFile('pgrep', ['-f', dir], (_err, stdout) => done(stdout.trim())),
+    )
+    expect(leftovers).toBe('')
   })
 })
