@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { chmod, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
@@ -8,7 +8,8 @@ import { PEER_KEY_FILE } from './constants.js'
 
 /**
  * The node's libp2p key, kept in the data folder so a restarted node keeps its
- * peer id. Created on first start (ed25519, mode 0600).
+ * peer id. Created on first start (ed25519, mode 0600); one restored from a
+ * backup with looser permissions is brought back to 0600 (docs/security.md).
  */
 export async function loadOrCreatePeerKey(dataDir: string): Promise<PrivateKey> {
   const file = join(dataDir, PEER_KEY_FILE)
@@ -21,8 +22,9 @@ export async function loadOrCreatePeerKey(dataDir: string): Promise<PrivateKey> 
     await writeFileAtomic(file, privateKeyToProtobuf(key), 0o600)
     return key
   }
+  let key: PrivateKey
   try {
-    return privateKeyFromProtobuf(bytes)
+    key = privateKeyFromProtobuf(bytes)
   } catch (err) {
     throw new ShoalError(
       'ERR_PEER_KEY_INVALID',
@@ -30,5 +32,17 @@ export async function loadOrCreatePeerKey(dataDir: string): Promise<PrivateKey> 
       500,
       { cause: err },
     )
+  }
+  await keepPrivate(file)
+  return key
+}
+
+/** Takes group and other access away from `file`; best effort (a read-only or foreign file stays as it is). */
+async function keepPrivate(file: string): Promise<void> {
+  try {
+    const { mode } = await stat(file)
+    if ((mode & 0o077) !== 0) await chmod(file, mode & 0o700)
+  } catch {
+    // Not ours to change: the key still works, as before.
   }
 }
