@@ -7,6 +7,7 @@ import type { Logger } from '../shared/logger.js'
 import { type ArtifactsApi, artifactRoutes } from './artifact-routes.js'
 import { AuditTrail } from './audit.js'
 import { requireToken, type TokenTable } from './auth.js'
+import { browserGuard } from './browser-guard.js'
 import { dashboardRoutes } from './dashboard-routes.js'
 import { type NodesApi, nodeRoutes } from './node-routes.js'
 import { OPENAPI_DOCUMENT } from './openapi.js'
@@ -101,6 +102,7 @@ export function createApiApp(
 ): Hono {
   const app = new Hono()
   const audit = new AuditTrail()
+  app.use('*', browserGuard(tokens != null))
   app.use('/api/*', audit.middleware())
   if (tokens != null) app.use('/api/*', requireToken(tokens))
   dashboardRoutes(app, backend, audit, self)

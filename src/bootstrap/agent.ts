@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, rm } from 'node:fs/promises'
+import { chmod, mkdir, rm, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { ConnectionGater } from '@libp2p/interface'
@@ -143,6 +143,9 @@ export class Agent implements ApiBackend {
     const componentToken = tokens == null ? null : randomBytes(24).toString('hex')
     if (componentToken != null) tokens?.add(componentToken, { name: 'components', role: 'viewer' })
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
+    // State, blobs, components and logs are this agent's alone (like PostgreSQL's data directory).
+    const { mode } = await stat(config.dataDir)
+    if ((mode & 0o077) !== 0) await chmod(config.dataDir, 0o700)
     const state = new AgentState(join(config.dataDir, STATE_DIR), config.dataDir)
     await state.open()
     const undo: Array<() => Promise<void>> = [() => state.close()]

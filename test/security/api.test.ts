@@ -173,13 +173,10 @@ describe('API without tokens', () => {
     })
     afterAll(() => cluster.cleanup())
 
-    // BUG: without tokens the loopback API executes cross-origin "simple" requests. A web
-    // page the operator opens can POST (text/plain or form bodies need no CORS preflight)
-    // to http://127.0.0.1:7070/api/... and start rollouts, add or remove nodes, stop
-    // components: the API ignores the Origin header and parses any body as JSON
-    // (src/api/server.ts, createApiApp). Expected: a request whose Origin is not the
-    // API's own is refused (403), and JSON endpoints require application/json.
-    it.fails('refuses a cross-origin POST (CSRF from a web page)', async () => {
+    // Without tokens a web page the operator opens could POST "simple" requests (no CORS
+    // preflight) to http://127.0.0.1:7070/api/...: a foreign Origin is refused
+    // (src/api/browser-guard.ts).
+    it('refuses a cross-origin POST (CSRF from a web page)', async () => {
       const answer = await rawRequest(agent.apiUrl, '/api/verify', {
         method: 'POST',
         headers: { origin: 'http://evil.example', 'content-type': 'text/plain' },
@@ -188,11 +185,9 @@ describe('API without tokens', () => {
       expect(answer.status).toBe(403)
     })
 
-    // BUG: the unauthenticated API answers any Host header, so DNS rebinding (evil.example
-    // resolving to 127.0.0.1 after the page loaded) lets a web page read it, same-origin
-    // as far as the browser knows: members, status, logs (src/api/server.ts). Expected:
-    // without tokens, only a loopback Host (127.0.0.1, localhost, [::1], with the port) is served.
-    it.fails('refuses a foreign Host header (DNS rebinding)', async () => {
+    // DNS rebinding (evil.example resolving to 127.0.0.1 after the page loaded) would make
+    // the page same-origin with the API: without tokens only loopback Host names are served.
+    it('refuses a foreign Host header (DNS rebinding)', async () => {
       const answer = await rawRequest(agent.apiUrl, '/api/members', {
         headers: { host: 'evil.example:7070' },
       })

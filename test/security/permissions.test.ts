@@ -143,14 +143,9 @@ describe('the data folder of an agent', () => {
     expect(octal(await modeOf(join(dataDir, 'peer.key')))).toBe('0600')
   })
 
-  // BUG: an agent started on a data folder that already exists with group/other access
-  // (made beforehand by `mkdir -p`, a config tool, or `shoal demo`, which creates its
-  // node-N folders 0755 before starting the agents: src/cli/demo.ts) leaves it open:
-  // mkdir(..., { mode: 0o700 }) in src/bootstrap/agent.ts applies the mode only to a
-  // folder it creates. The state, the blobs (config artifacts included), the unpacked
-  // components and their logs are then readable by every local user. Expected: the
-  // agent brings the folder to 0700 at start (PostgreSQL refuses such a data directory).
-  it.fails('an existing data folder open to others is closed to 0700 at start', async () => {
+  // A data folder that exists already with group/other access (made by `mkdir -p` or a
+  // config tool) is closed to 0700 at start, as PostgreSQL insists for its data directory.
+  it('an existing data folder open to others is closed to 0700 at start', async () => {
     const dataDir = await cluster.dataDir()
     await chmod(dataDir, 0o755)
     await cluster.start({ dataDir })
