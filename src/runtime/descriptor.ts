@@ -6,13 +6,21 @@ const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/
 
 const name = z.string().regex(NAME, 'lower-case letters, digits, ".", "_" or "-", at most 63')
 
+/** Text handed to spawn (paths, arguments, environment): a NUL byte makes it throw on every node. */
+const spawnText = z.string().refine((s) => !s.includes('\u0000'), 'may not contain a NUL byte')
+
+const insidePackage = (p: string) =>
+  !p.startsWith('/') && !p.includes('\\') && p.split('/').every((s) => s !== '..' && s !== '')
+
 /** A path inside the unpacked package: relative, no `..`, no backslashes. */
-const packagePath = z
-  .string()
+const packagePath = spawnText.min(1).refine(insidePackage, 'a relative path inside the package')
+
+/** An executable: a bare name looked up on PATH, an absolute path, or a path inside the package. */
+const executable = spawnText
   .min(1)
   .refine(
-    (p) => !p.startsWith('/') && !p.includes('\\') && p.split('/').every((s) => s !== '..' && s !== ''),
-    'a relative path inside the package',
+    (p) => !p.includes('/') || p.startsWith('/') || insidePackage(p),
+    'a command name, an absolute path or a relative path inside the package',
   )
 
 const requirement = z.union([
@@ -27,7 +35,7 @@ const health = z
     /** Status the HTTP check expects. */
     status: z.number().int().min(100).max(599).default(200),
     /** A command run in the component's folder; exit 0 means healthy. */
-    command: z.array(z.string().min(1)).min(1).optional(),
+    command: z.array(spawnText.min(1)).min(1).optional(),
     intervalMs: z.number().int().min(50).max(600_000).default(1000),
     timeoutMs: z.number().int().min(50).max(600_000).default(2000),
   })
@@ -46,11 +54,15 @@ export const componentDescriptorSchema = z
     version: z.string().min(1).max(64).optional(),
     start: z.union([
       /** A JavaScript entry point run with the agent's own Node.js. */
-      z.strictObject({ node: packagePath, args: z.array(z.string()).default([]) }),
+      z.strictObject({ node: packagePath, args: z.array(spawnText).default([]) }),
       /** An executable: a path inside the package, or a command on the PATH. */
-      z.strictObject({ exec: z.string().min(1), args: z.array(z.string()).default([]) }),
+      z.strictObject({ exec: executable, args: z.array(spawnText).default([]) }),
+      /** An OSGi bundle (the artifact is its jar), started in the node's framework at this start level. */
+      z.strictObject({
+        osgi: z.strictObject({ startLevel: z.number().int().min(1).max(99).default(10) }),
+      }),
     ]),
-    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), spawnText).default({}),
     /** Serves HTTP: the agent assigns a port through PORT and publishes the endpoint. */
     http: z.boolean().default(false),
     /** Without a health check the component is ready once it has run for readyDelayMs (at least 1 s). */
@@ -64,6 +76,11 @@ export const componentDescriptorSchema = z
     /** Services it uses; a hard requirement delays the start until one is ready somewhere. */
     requires: z.array(requirement).default([]),
   })
+  // A bundle has no process: no port, no health command, no environment of its own.
+  .refine(
+    (d) => !('osgi' in d.start) || (!d.http && d.health == null && Object.keys(d.env).length === 0),
+    'an osgi component takes no "http", "health" or "env"',
+  )
   .transform((d) => ({ ...d, provides: d.provides ?? [d.name] }))
 
 export type ComponentDescriptor = z.output<typeof componentDescriptorSchema>
@@ -97,12 +114,15 @@ interface ArtifactLike {
  */
 export function componentsOf(artifacts: readonly ArtifactLike[]): Map<string, ComponentDescriptor> {
   const found = new Map<string, ComponentDescriptor>()
-  for (const artifact of artifacts) {
-    if (artifact.kind !== 'component') continue
-    if (artifact.descriptor == null) throw new DescriptorError(artifact.name, 'has no descriptor')
-    const descriptor = parseDescriptor(artifact.name, artifact.descriptor)
+  for (const [i, artifact] of artifacts.entries()) {
+    // Also called on raw request bodies: what is not even an object is no component (the schema refuses it).
+    if (typeof artifact !== 'object' || artifact == null || artifact.kind !== 'component') continue
+    // Named in messages; a raw body's name may be any JSON value.
+    const label = typeof artifact.name === 'string' ? artifact.name : `artifacts.${i}`
+    if (artifact.descriptor == null) throw new DescriptorError(label, 'has no descriptor')
+    const descriptor = parseDescriptor(label, artifact.descriptor)
     if (found.has(descriptor.name))
-      throw new DescriptorError(artifact.name, `another component is also named "${descriptor.name}"`)
+      throw new DescriptorError(label, `another component is also named "${descriptor.name}"`)
     found.set(descriptor.name, descriptor)
   }
   return found

@@ -1,4 +1,4 @@
-import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises'
+import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
@@ -8,6 +8,8 @@ import { TypedEvents } from '../shared/typed-events.js'
 import { type ComponentDescriptor, componentsOf } from './descriptor.js'
 import { LogFile } from './log-file.js'
 import { findOrphans, RUNTIME_MARK, reap } from './orphans.js'
+import { bundleStatus, isOsgi, wantedBundles } from './osgi/osgi-components.js'
+import { OsgiHost } from './osgi/osgi-host.js'
 import { type Endpoint, endpointsOf } from './services.js'
 import {
   ComponentProcess,
@@ -126,6 +128,12 @@ interface Intent {
 }
 
 const METADATA_DEBOUNCE_MS = 25
+/**
+ * `unpackPackage`'s temp folder beside an install folder (`VERSION-SHA12` + `.tmp-HEX12`),
+ * and `installConfig`'s beside a config folder (`~` never appears in a `safe` name).
+ */
+const UNPACK_TEMP = /-[0-9a-f]{12}\.tmp-[0-9a-f]{12}$/
+const CONFIG_TEMP = /~tmp-\d+$/
 /** Weight a component announces unless an operator or a rollout set another. */
 const DEFAULT_WEIGHT = 100
 
@@ -168,6 +176,8 @@ export class Runtime {
   private publishTimer: NodeJS.Timeout | undefined
   private readonly abort = new AbortController()
   private readonly unsubscribe: Array<() => void> = []
+  /** The node's OSGi framework, started when a version first places a bundle here (docs/osgi.md). */
+  private readonly osgi: OsgiHost
 
   constructor(
     private readonly init: RuntimeInit,
@@ -175,6 +185,18 @@ export class Runtime {
   ) {
     this.log = components.logger.child('runtime')
     this.events = new TypedEvents(this.log)
+    this.osgi = new OsgiHost(
+      {
+        dir: join(init.dataDir, 'osgi'),
+        // Marked like every component process, so an agent restarted after kill -9 reaps a framework left behind.
+        env: { [RUNTIME_MARK]: init.dataDir },
+        logFile: join(this.logsDir, 'osgi-framework.log'),
+        spawned: (pid) => this.trackPid(pid, true),
+        exited: (pid) => this.trackPid(pid, false),
+      },
+      this.log.child('osgi'),
+    )
+    this.osgi.onChange(() => this.publishSoon())
   }
 
   async start(): Promise<void> {
@@ -183,6 +205,7 @@ export class Runtime {
     await mkdir(this.componentsDir, { recursive: true })
     await mkdir(this.logsDir, { recursive: true })
     await this.reapOrphans()
+    await this.removeUnfinishedInstalls()
     this.active = (await this.components.db.get('active')) ?? null
     const intent = await this.readIntent()
     if (intent != null) {
@@ -211,12 +234,15 @@ export class Runtime {
     await this.loop?.catch(() => {})
     await this.preparing
     await Promise.all([...this.processes.values()].map((p) => p.stop()))
+    await this.osgi.stop()
     clearTimeout(this.publishTimer)
     for (const file of this.logs.values()) await file.close()
   }
 
   status(): RuntimeStatus {
     const components = [...this.processes.values()].map((p) => p.status())
+    const framework = this.osgi.frameworkView().pid
+    for (const bundle of this.osgi.states()) components.push(bundleStatus(bundle, framework))
     for (const [name, { version, state }] of this.installing)
       if (!this.processes.has(name))
         components.push({
@@ -351,6 +377,8 @@ export class Runtime {
     let specs: ComponentSpec[]
     try {
       specs = await this.install(to, manifest)
+      // OSGi bundles switch in place, in the running framework; a failure puts the old bundles back.
+      await this.osgi.apply(this.bundlesOf(to, manifest), manifest.config)
     } catch (err) {
       this.installing.clear()
       this.refused = to
@@ -396,7 +424,13 @@ export class Runtime {
    * components no longer placed here and starts the ones newly placed here.
    */
   private async reassign(id: string, manifest: ManifestLike): Promise<void> {
-    const placed = new Set(this.placedHere(manifest))
+    const bundles = this.bundlesOf(id, manifest)
+    if (!this.osgi.holds(bundles))
+      await this.osgi.apply(bundles, manifest.config).catch((err: unknown) => {
+        this.log.error('placing bundles failed', { id, error: describe(err) })
+        this.setPhase('failed', describe(err))
+      })
+    const placed = new Set(this.placedHere(manifest).filter((name) => !bundles.some((b) => b.name === name)))
     const leaving = [...this.processes.values()].filter((p) => !placed.has(p.name))
     const arriving = [...placed].filter((name) => !this.processes.has(name))
     if (leaving.length === 0 && arriving.length === 0) return
@@ -425,6 +459,18 @@ export class Runtime {
     this.publishSoon()
   }
 
+  /** The OSGi bundles of `id` placed on this node. */
+  private bundlesOf(id: string, manifest: ManifestLike) {
+    return wantedBundles(
+      id,
+      manifest.artifacts,
+      componentsOf(manifest.artifacts),
+      (name) => this.runs(name),
+      (sha256) => this.components.distributions.blobPath(sha256),
+      (descriptor) => versionOf(descriptor, manifest),
+    )
+  }
+
   /** Names of the components of `manifest` the placement gives this node. */
   private placedHere(manifest: ManifestLike): string[] {
     return [...componentsOf(manifest.artifacts).keys()].filter((name) => this.runs(name))
@@ -437,12 +483,12 @@ export class Runtime {
     const configDir = await this.installConfig(id, manifest)
     const specs: ComponentSpec[] = []
     for (const d of descriptors.values())
-      this.installing.set(d.name, { version: versionOf(d, manifest), state: 'installing' })
+      if (!isOsgi(d)) this.installing.set(d.name, { version: versionOf(d, manifest), state: 'installing' })
     this.publishSoon()
     for (const artifact of manifest.artifacts) {
       if (artifact.kind !== 'component') continue
       const descriptor = [...descriptors.values()].find((d) => artifact.descriptor?.name === d.name)
-      if (descriptor == null) continue
+      if (descriptor == null || isOsgi(descriptor)) continue
       const version = versionOf(descriptor, manifest)
       await this.logFile(descriptor.name, true)
       const dir = this.packageDir(descriptor.name, version, artifact.sha256)
@@ -497,6 +543,7 @@ export class Runtime {
       for (const artifact of manifest.artifacts) {
         const descriptor = descriptors.get(String(artifact.descriptor?.name))
         if (artifact.kind !== 'component' || descriptor == null || !this.runs(descriptor.name)) continue
+        if (isOsgi(descriptor)) continue
         const dir = this.packageDir(descriptor.name, versionOf(descriptor, manifest), artifact.sha256)
         await unpackPackage(
           this.components.distributions.blobPath(artifact.sha256),
@@ -519,7 +566,7 @@ export class Runtime {
   private async installConfig(id: string, manifest: ManifestLike): Promise<string> {
     const dir = join(this.init.dataDir, 'configs', safe(id))
     if (await exists(dir)) return dir
-    const temp = `${dir}.tmp-${process.pid}`
+    const temp = `${dir}~tmp-${process.pid}`
     await rm(temp, { recursive: true, force: true })
     for (const artifact of manifest.artifacts.filter((a) => a.kind === 'config')) {
       const file = join(temp, artifact.name)
@@ -619,6 +666,7 @@ export class Runtime {
       distribution: status.active,
       components,
       runtime: { target: status.target, phase: status.phase, error: status.error },
+      osgi: this.osgi.metadata(),
       ready: components.every((c) => c.state === 'ready'),
     })
   }
@@ -679,6 +727,24 @@ export class Runtime {
       await reap(orphans, 5000)
     }
     await this.components.db.put('pids', '[]')
+  }
+
+  /**
+   * Temp folders of unpacks and config copies that an earlier run was killed in
+   * the middle of. They were never renamed into place, so nothing uses them, and
+   * no later install would ever touch them again (each gets a fresh temp name).
+   */
+  private async removeUnfinishedInstalls(): Promise<void> {
+    const list = (dir: string) => readdir(dir).catch(() => [] as string[])
+    const left: string[] = []
+    for (const component of await list(this.componentsDir))
+      for (const name of await list(join(this.componentsDir, component)))
+        if (UNPACK_TEMP.test(name)) left.push(join(this.componentsDir, component, name))
+    const configs = join(this.init.dataDir, 'configs')
+    for (const name of await list(configs)) if (CONFIG_TEMP.test(name)) left.push(join(configs, name))
+    if (left.length === 0) return
+    this.log.warn('removing unfinished installs left by an earlier run', { folders: left })
+    for (const folder of left) await rm(folder, { recursive: true, force: true })
   }
 
   private trackPid(pid: number, alive: boolean): void {

@@ -326,6 +326,8 @@ export class ComponentProcess {
 function commandOf(descriptor: ComponentDescriptor, dir: string): [string, string[]] {
   const start = descriptor.start
   if ('node' in start) return [process.execPath, [join(dir, start.node), ...start.args]]
+  // Bundles run in the node's OSGi framework (osgi/osgi-host.ts); the runtime never supervises them as processes.
+  if (!('exec' in start)) throw new Error(`${descriptor.name} is an OSGi bundle, not a process`)
   // A path with a slash is inside the package (or absolute); a bare name is looked up on PATH.
   const command = start.exec.includes('/') && !start.exec.startsWith('/') ? join(dir, start.exec) : start.exec
   return [command, start.args]

@@ -125,6 +125,12 @@ export class OsgiHost {
     await this.refreshStates()
   }
 
+  /** True when the framework already holds exactly these bundles (same names and jars). */
+  holds(wanted: readonly WantedBundle[]): boolean {
+    if (wanted.length !== this.wanted.length) return false
+    return wanted.every((w) => this.wanted.some((x) => x.name === w.name && x.sha256 === w.sha256))
+  }
+
   /** What the runtime shows for each wanted bundle. */
   states(): OsgiComponentState[] {
     return this.wanted.map((w) => {
