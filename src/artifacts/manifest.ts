@@ -1,6 +1,7 @@
 import { createHash, type KeyObject } from 'node:crypto'
 import { z } from 'zod'
 import { canonicalJson } from '../shared/canonical-json.js'
+import { withinDepth } from '../shared/json-frames.js'
 import { MAX_ARTIFACTS, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from './constants.js'
 import { ManifestInvalidError, ManifestSignatureError } from './errors.js'
 import { keyId, signBytes, type TrustedKey, verifyBytes } from './signing.js'
@@ -70,6 +71,13 @@ const manifestSchema = z
   })
   .strict()
 
+/**
+ * Deepest nesting a manifest may have (its config, placement and descriptors are
+ * free-form). Canonical JSON, which signatures and digests are computed over,
+ * recurses and overflows the stack a few thousand levels down.
+ */
+export const MAX_MANIFEST_DEPTH = 64
+
 export type Manifest = z.infer<typeof manifestSchema>
 export type ArtifactEntry = Manifest['artifacts'][number]
 
@@ -108,6 +116,10 @@ export function signManifest(
 
 /** Checks a manifest against the schema; ERR_MANIFEST_INVALID names the first problem. */
 export function parseManifest(input: unknown): Manifest {
+  if (!withinDepth(input, MAX_MANIFEST_DEPTH))
+    throw new ManifestInvalidError(`invalid manifest: nested more than ${MAX_MANIFEST_DEPTH} levels deep`)
+  const problem = notCanonical(input)
+  if (problem != null) throw new ManifestInvalidError(`invalid manifest: ${problem}`)
   const parsed = manifestSchema.safeParse(input)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]
@@ -140,10 +152,29 @@ export function verifySignedManifest(input: unknown, trusted: TrustedKey[]): Sig
         : `${distributionId(manifest)} is signed by key ${manifest.publisher}, which this cluster does not trust`,
     )
   }
-  if (!verifyBytes(key.key, new TextEncoder().encode(canonicalJson(raw)), signature)) {
+  // Over what is kept (the parsed manifest), so it verifies again wherever it is served next.
+  if (!verifyBytes(key.key, new TextEncoder().encode(canonicalJson(manifest)), signature)) {
     throw new ManifestSignatureError(
       `the signature of ${distributionId(manifest)} does not verify with key ${key.id}: forged or altered`,
     )
   }
   return { manifest, signature }
+}
+
+/**
+ * What keeps `value` from being signed and kept as it is, or null: a number JSON
+ * cannot carry (`1e400` parses to Infinity; canonical JSON refuses it) or a
+ * "__proto__" key (the schema's records drop it, so what is kept would differ
+ * from what was signed).
+ */
+function notCanonical(value: unknown): string | null {
+  const stack = [value]
+  while (stack.length > 0) {
+    const next = stack.pop()
+    if (typeof next === 'number' && !Number.isFinite(next)) return `has a number out of range (${next})`
+    if (next == null || typeof next !== 'object') continue
+    if (!Array.isArray(next) && Object.hasOwn(next, '__proto__')) return 'uses the reserved key "__proto__"'
+    for (const child of Array.isArray(next) ? next : Object.values(next)) stack.push(child)
+  }
+  return null
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { lstat, mkdir, rename, rm } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { dirname, posix } from 'node:path'
 import { Transform } from 'node:stream'
 import * as tar from 'tar'
 import { messageOf, ShoalError } from '../shared/errors.js'
@@ -134,8 +134,16 @@ async function extract(tarball: string, temp: string, limits: UnpackLimits): Pro
       }) as unknown as tar.ReadEntry,
   })
   watchEntries(unpack, new PackageChecker(limits))
-  await readArchive(tarball, unpack)
+  await readArchive(tarball, unpack).catch((err: unknown) => {
+    // The checker refuses the layouts that make these; should one slip through, it is the package's fault.
+    if (PACKAGE_LAYOUT_ERRORS.has((err as NodeJS.ErrnoException).code ?? ''))
+      throw invalid(`package cannot be unpacked: ${messageOf(err)}`, err)
+    throw err
+  })
 }
+
+/** What extracting a package whose entries clash (a file over a folder, a folder under a file) fails with. */
+const PACKAGE_LAYOUT_ERRORS: ReadonlySet<string> = new Set(['ENOTEMPTY', 'ENOTDIR', 'EEXIST', 'EISDIR'])
 
 /** Streams the archive file into a tar parser until it has seen the end, or fails. */
 async function readArchive(tarball: string, parser: tar.Parser): Promise<void> {
@@ -171,14 +179,16 @@ function watchEntries(parser: tar.Parser, checker: PackageChecker): void {
 
 /**
  * Checks entries in archive order and remembers what later entries are checked
- * against. Folders and links never share a path, whatever the order: nothing is
- * ever written through a link, and a link never replaces a folder.
+ * against. A folder never shares a path with a link or a file, whatever the order:
+ * nothing is ever written through a link or into a file, and neither replaces a
+ * folder (tar would fail half-way, unable to remove a folder that has content).
  */
 class PackageChecker {
   entries = 0
   bytes = 0
   private readonly folders = new Set<string>()
   private readonly links = new Set<string>()
+  private readonly files = new Set<string>()
 
   constructor(private readonly limits: UnpackLimits) {}
 
@@ -207,18 +217,27 @@ class PackageChecker {
     for (let i = 1; i < segments.length; i++) {
       const parent = segments.slice(0, i).join('/')
       if (this.links.has(parent)) throw unsafe(`${name} goes through the symbolic link "${parent}"`)
+      if (this.files.has(parent)) throw unsafe(`${name} is inside "${parent}", which is a file`)
       this.folders.add(parent)
     }
     if (entry.type === 'Directory') {
       if (this.links.has(path)) throw unsafe(`${name} is both a folder and a symbolic link`)
+      if (this.files.has(path)) throw unsafe(`${name} is both a folder and a file`)
       this.folders.add(path)
-    }
-    if (entry.type === 'SymbolicLink') {
+    } else if (entry.type === 'SymbolicLink') {
       if (this.folders.has(path)) throw unsafe(`${name} is both a folder and a symbolic link`)
       if (!linkStaysInside(segments, entry.linkpath ?? '')) {
         throw unsafe(`${name} is a symbolic link to "${entry.linkpath}", outside the package`)
       }
+      if (linkStallsTar(segments, entry.linkpath ?? '')) {
+        throw unsafe(
+          `${name} is a symbolic link to "${entry.linkpath}", a folder of its own path or below it`,
+        )
+      }
       this.links.add(path)
+    } else {
+      if (this.folders.has(path)) throw unsafe(`${name} is both a folder and a file`)
+      this.files.add(path)
     }
   }
 }
@@ -244,6 +263,25 @@ function linkStaysInside(linkSegments: string[], target: string): boolean {
   const climbs = firstName === -1 ? parts.length : firstName
   if (parts.slice(climbs).includes('..')) return false
   return climbs <= linkSegments.length - 1
+}
+
+/**
+ * Whether tar (7.x) would wait forever on this link instead of unpacking it: it
+ * reserves a link's own path and its target text together (case-folded and
+ * normalised, as below) and never starts an entry when one of those paths is a
+ * folder of the other (`b -> b/a`, `a/b -> A`), so the install would hang.
+ */
+function linkStallsTar(linkSegments: string[], target: string): boolean {
+  const fold = (s: string) => s.normalize('NFD').toLocaleLowerCase('en').toLocaleUpperCase('en')
+  const own = linkSegments.map(fold)
+  const to = posix
+    .normalize(target)
+    .split('/')
+    .filter((s) => s !== '' && s !== '.')
+    .map(fold)
+  const isFolderOf = (outer: string[], inner: string[]) =>
+    outer.length > 0 && outer.length < inner.length && outer.every((s, i) => s === inner[i])
+  return isFolderOf(own, to) || isFolderOf(to, own)
 }
 
 /** Whether `dest` holds a completed install; anything there but a folder is an error. */

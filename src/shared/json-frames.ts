@@ -1,23 +1,46 @@
 import type { z } from 'zod'
+import { ShoalError } from './errors.js'
 
 /** A peer sent a frame that is not the JSON its protocol expects. */
-export class FrameError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message)
+export class FrameError extends ShoalError {
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(code, message, 400, options)
     this.name = 'FrameError'
   }
 }
+
+/**
+ * Deepest nesting of arrays and objects a frame may have. Every Shoal message is a
+ * few levels deep; a manifest's config and placement may use up to 64 (manifest.ts).
+ */
+export const MAX_FRAME_DEPTH = 100
 
 export function encodeJson(value: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(value))
 }
 
 /**
+ * Whether `value` nests at most `maxDepth` arrays and objects deep (a scalar is 0 deep).
+ * Checked without recursion, before anything recursive (JSON.stringify, canonical
+ * JSON) meets a peer's value: JSON.parse reads far deeper documents than those can
+ * write back without overflowing the stack.
+ */
+export function withinDepth(value: unknown, maxDepth: number): boolean {
+  const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 0 }]
+  while (stack.length > 0) {
+    const { value: next, depth } = stack.pop()!
+    if (next == null || typeof next !== 'object') continue
+    if (depth + 1 > maxDepth) return false
+    for (const child of Array.isArray(next) ? next : Object.values(next))
+      if (child != null && typeof child === 'object') stack.push({ value: child, depth: depth + 1 })
+  }
+  return true
+}
+
+/**
  * Parses one frame with a schema: a peer's malformed message becomes a FrameError
- * with `code` (a log line for us), never a crash.
+ * with `code` (a log line for us), never a crash. Frames nested deeper than
+ * MAX_FRAME_DEPTH are refused, so whatever is accepted can be written back out.
  */
 export function decodeJson<T>(
   schema: z.ZodType<T>,
@@ -31,6 +54,8 @@ export function decodeJson<T>(
   } catch {
     throw new FrameError(code, `${what}: not JSON`)
   }
+  if (!withinDepth(json, MAX_FRAME_DEPTH))
+    throw new FrameError(code, `${what}: nested more than ${MAX_FRAME_DEPTH} levels deep`)
   const parsed = schema.safeParse(json)
   if (!parsed.success) throw new FrameError(code, `${what}: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
   return parsed.data

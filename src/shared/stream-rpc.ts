@@ -1,6 +1,8 @@
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { type LengthPrefixedStream, lpStream } from 'it-length-prefixed-stream'
 import type { Libp2p } from 'libp2p'
+import { ShoalError } from './errors.js'
+import { FrameError } from './json-frames.js'
 import type { Logger } from './logger.js'
 
 /** What request/response exchanges need of the libp2p node. */
@@ -22,11 +24,65 @@ export interface Channel {
 }
 
 function channel(stream: Stream, signal: AbortSignal, maxBytes: number): Channel {
-  const lp: LengthPrefixedStream<Stream> = lpStream(stream, { maxDataLength: maxBytes })
+  const lp: LengthPrefixedStream<Stream> = lpStream(stream, {
+    maxDataLength: maxBytes,
+    lengthDecoder: boundedVarint(maxBytes),
+  })
   return {
-    read: async () => (await lp.read({ signal })).subarray(),
+    read: async () => {
+      try {
+        return (await lp.read({ signal })).subarray()
+      } catch (err) {
+        throw framingError(err, maxBytes)
+      }
+    },
     write: (bytes) => lp.write(bytes, { signal }),
   }
+}
+
+/**
+ * Decodes the unsigned varint length prefix, refusing it as soon as it runs longer
+ * than any length up to `maxBytes` needs: the library's own decoder reads a prefix
+ * of 0xff bytes one at a time until the stream ends or the deadline passes.
+ */
+function boundedVarint(maxBytes: number) {
+  let prefixBytes = 1
+  for (let n = maxBytes; n >= 0x80; n = Math.floor(n / 0x80)) prefixBytes++
+  return (data: { byteLength: number; get(index: number): number }): number => {
+    let value = 0
+    for (let i = 0; i < data.byteLength && i < prefixBytes; i++) {
+      const byte = data.get(i)
+      value += (byte & 0x7f) * 2 ** (7 * i)
+      if (byte < 0x80) return value
+    }
+    if (data.byteLength >= prefixBytes)
+      throw new FrameError('ERR_FRAME_TOO_LARGE', `the peer's frame is over ${maxBytes} bytes`)
+    // Incomplete: it-length-prefixed-stream reads another byte on a RangeError.
+    throw new RangeError('length prefix incomplete')
+  }
+}
+
+/** it-length-prefixed-stream's refusals of a peer's framing, by error name. */
+const BAD_LENGTH = new Set([
+  'InvalidDataLengthError',
+  'InvalidDataLengthLengthError',
+  'InvalidMessageLengthError',
+])
+
+/**
+ * A peer's bad framing as a coded error: a length prefix over the limit is a
+ * FrameError (ERR_FRAME_TOO_LARGE), a stream that ends inside a frame is
+ * ERR_STREAM_CLOSED. Aborts, timeouts and resets pass through unchanged.
+ */
+function framingError(err: unknown, maxBytes: number): unknown {
+  const name = err instanceof Error ? err.name : ''
+  if (BAD_LENGTH.has(name))
+    return new FrameError('ERR_FRAME_TOO_LARGE', `the peer's frame is over ${maxBytes} bytes`, { cause: err })
+  if (name === 'UnexpectedEOFError') {
+    const message = 'the peer closed the stream before a whole frame arrived'
+    return new ShoalError('ERR_STREAM_CLOSED', message, 502, { cause: err })
+  }
+  return err
 }
 
 /**
