@@ -33,8 +33,10 @@ export async function publishUpload(c: Context, self: string): Promise<Response>
     const keyFile = join(work, 'publisher.key')
     await writeFile(keyFile, Buffer.from(await key.arrayBuffer()), { mode: 0o600 })
     const dir = join(work, 'release')
-    for (const file of files) {
-      const target = join(dir, safeRelativePath(file.name))
+    const paths = files.map((file) => safeRelativePath(file.name))
+    checkLayout(paths)
+    for (const [i, file] of files.entries()) {
+      const target = join(dir, paths[i]!)
       await mkdir(dirname(target), { recursive: true })
       await writeFile(target, Buffer.from(await file.arrayBuffer()))
     }
@@ -54,10 +56,35 @@ function single(value: unknown, field: string): string {
   return value.trim()
 }
 
-/** A file's path inside the release folder; refuses absolute paths and `..`. */
+/** A file's path inside the release folder; refuses absolute paths, `..`, NUL bytes and names no file system holds. */
 function safeRelativePath(name: string): string {
   const path = normalize(name.replace(/\\/g, '/'))
-  if (path.startsWith(sep) || path.startsWith('..') || path.split(sep).includes('..') || path === '.')
-    throw new ShoalError('ERR_BAD_REQUEST', `"${name}" is not a path inside the release folder`, 400)
+  const segments = path.split(sep)
+  if (
+    path.startsWith(sep) ||
+    path === '.' ||
+    path.endsWith(sep) ||
+    path.includes('\u0000') ||
+    segments.some((s) => s === '..' || Buffer.byteLength(s) > 255)
+  )
+    throw new ShoalError(
+      'ERR_BAD_REQUEST',
+      `${JSON.stringify(name)} is not a file path inside the release folder`,
+      400,
+    )
   return path
+}
+
+/** Every path is a file: none may also be a folder of another (`a` and `a/b`). */
+function checkLayout(paths: string[]): void {
+  const all = new Set(paths)
+  for (const path of paths) {
+    const segments = path.split(sep)
+    for (let i = 1; i < segments.length; i++) {
+      const parent = segments.slice(0, i).join(sep)
+      if (all.has(parent))
+        throw new ShoalError('ERR_BAD_REQUEST', `"${parent}" is both a file and a folder in the upload`, 400)
+    }
+  }
+  if (all.size !== paths.length) throw new ShoalError('ERR_BAD_REQUEST', 'the upload names a file twice', 400)
 }

@@ -1,9 +1,13 @@
 import type { Hono } from 'hono'
 import { stream, streamSSE } from 'hono/streaming'
+import { z } from 'zod'
 import type { ManagerCommand, ManagerStatus, RolloutView } from '../manager/index.js'
 import type { ComponentStatus, Endpoint, RuntimeStatus } from '../runtime/index.js'
 import { ShoalError } from '../shared/errors.js'
 import { type Caller, callerOf } from './auth.js'
+import { jsonBody, parseBody } from './bodies.js'
+
+const weightBody = z.strictObject({ weight: z.number().int().min(0).max(256) })
 
 /** What the component, service and rollout endpoints need from the agent. */
 export interface RuntimeApi {
@@ -82,8 +86,8 @@ export function runtimeRoutes(app: Hono, api: () => RuntimeApi): void {
     c.json(await api().startComponent(c.req.param('name'))),
   )
   app.post('/api/components/:name/weight', async (c) => {
-    const body = (await c.req.json().catch(() => ({}))) as { weight?: unknown }
-    return c.json(await api().setWeight(c.req.param('name'), Number(body.weight)))
+    const body = parseBody(weightBody, await jsonBody(c.req.raw, null))
+    return c.json(await api().setWeight(c.req.param('name'), body.weight))
   })
 
   app.get('/api/services/:name', (c) => {

@@ -16,6 +16,7 @@ import {
   type SignedManifest,
   signManifest,
 } from '../artifacts/index.js'
+import { ShoalError } from '../shared/errors.js'
 import type { ApiClient } from './client.js'
 import { formatBytes } from './table.js'
 
@@ -88,6 +89,9 @@ export async function publish(client: ApiClient, options: PublishOptions): Promi
   for (const artifact of uniqueByHash(artifacts)) {
     if ((await client.find(`/api/artifacts/${artifact.sha256}`)) == null) missing.push(artifact)
   }
+  // Offered before any upload: an agent that refuses the signature (a key it does not
+  // trust) or the manifest says so now, and no blob is left behind for nothing.
+  if (missing.length > 0) await offerManifest(client, signed)
   const total = missing.reduce((sum, a) => sum + a.size, 0)
   const bar =
     options.progress && process.stderr.isTTY
@@ -124,6 +128,16 @@ export async function publish(client: ApiClient, options: PublishOptions): Promi
     },
   )
   return { ...posted, uploaded: { artifacts: missing.length, bytes: total } }
+}
+
+/** Posts the manifest; ERR_ARTIFACT_MISSING (what is expected before the upload) means it was accepted as signed. */
+async function offerManifest(client: ApiClient, signed: SignedManifest): Promise<void> {
+  try {
+    await client.post('/api/distributions', { json: signed })
+  } catch (err) {
+    if (err instanceof ShoalError && err.code === 'ERR_ARTIFACT_MISSING') return
+    throw err
+  }
 }
 
 function uniqueByHash(artifacts: ArtifactEntry[]): ArtifactEntry[] {

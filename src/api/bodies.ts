@@ -1,0 +1,22 @@
+import type { z } from 'zod'
+import { ShoalError } from '../shared/errors.js'
+
+/** The request's JSON body; `fallback` when it has none (if given); ERR_BAD_REQUEST when it is not JSON. */
+export async function jsonBody(request: Request, fallback?: unknown): Promise<unknown> {
+  const text = await request.text()
+  if (text.trim() === '' && fallback !== undefined) return fallback
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw new ShoalError('ERR_BAD_REQUEST', 'the body is not JSON', 400)
+  }
+}
+
+/** Checks a body against `schema`; ERR_BAD_REQUEST names the first problem. */
+export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
+  const parsed = schema.safeParse(body)
+  if (parsed.success) return parsed.data
+  const issue = parsed.error.issues[0]!
+  const field = issue.path.length === 0 ? 'the body' : issue.path.join('.')
+  throw new ShoalError('ERR_BAD_REQUEST', `${field}: ${issue.message}`, 400)
+}
