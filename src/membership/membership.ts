@@ -624,7 +624,7 @@ export class Membership {
       if (now - since > this.timers.reconnectTimeout) this.failed.delete(id)
     const [entry] = pickRandom([...this.failed], 1)
     if (entry == null) return
-    const [id, { addrs }] = entry
+    const [id, { addrs, since }] = entry
     const current = this.table?.get(id)
     if (current != null && current.state !== 'dead') {
       this.failed.delete(id)
@@ -632,6 +632,14 @@ export class Membership {
     }
     try {
       const peer = peerIdFromString(id)
+      // A connection opened before the member was declared dead is not to be trusted:
+      // after a split it is a TCP connection whose packets were lost, and whose
+      // retransmissions back off exponentially (the next one comes about as long after
+      // the heal as the cut lasted, up to minutes). A dial would hand it back, so drop
+      // it; a connection opened since (the member dialled us after the heal) is fine.
+      for (const connection of this.network.getConnections(peer))
+        if (connection.timeline.open <= since)
+          connection.abort(new Error('member declared dead: its connection is stale, dialling afresh'))
       const targets = addrs.map((addr) => {
         const ma = multiaddr(addr)
         return ma.getPeerId() == null ? ma.encapsulate(`/p2p/${id}`) : ma
