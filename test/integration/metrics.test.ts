@@ -250,10 +250,21 @@ describe('GET /metrics on an agent', () => {
       progress: false,
     })
     const started = await api.post<RolloutView>('/api/rollouts', { json: { distribution: 'hello@1.0' } })
+    // Done as every agent sees it (the state record reaches the others a moment after the
+    // manager), and every runtime settled: what each agent's metrics then report.
     await waitFor(
-      'the rollout to be done',
-      async () => (await api.get<RolloutView>(`/api/rollouts/${started.id}`)).state === 'done',
-      { timeout: 20_000, interval: 100 },
+      'the rollout to be done on every agent',
+      async () => {
+        const views = await Promise.all(
+          agents.map((a) =>
+            new ApiClient(a.apiUrl, ADMIN_TOKEN).get<RolloutView>(`/api/rollouts/${started.id}`),
+          ),
+        )
+        return (
+          views.every((v) => v.state === 'done') && agents.every((a) => a.runtime.status().phase === 'done')
+        )
+      },
+      { timeout: 30_000, interval: 100 },
     )
   }, 40_000)
 
