@@ -3,7 +3,9 @@
  * Suites: membership (default), artifacts (`--sizes` default 2,5,10,20; needs root for its network namespaces),
  * runtime (`--sizes` default 3,10), lb (direct vs built-in proxy vs HAProxy; failures under drains and restarts),
  * manager (failover at `--sizes`, default 5,10; rolling update of 10 nodes behind `shoal lb` under load),
- * nodes (`shoal node copy` to serving through `shoal lb` on 5 nodes with a ~100 MB distribution; `--sizes` unused).
+ * nodes (`shoal node copy` to serving through `shoal lb` on 5 nodes with a ~100 MB distribution; `--sizes` unused),
+ * scale (the membership benchmark at `--sizes`, then the simulation up to `--max` members, default 1000;
+ * `--no-real` carries the real figures over from the last scale.json; docs/scale.md).
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
@@ -14,6 +16,7 @@ import { runManager } from './manager.js'
 import { DEFAULT_WORKERS, runMembership } from './membership.js'
 import { runNodes } from './nodes.js'
 import { runRuntime } from './runtime.js'
+import { runScale } from './scale/index.js'
 
 const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url))
 
@@ -23,10 +26,12 @@ const { positionals, values } = parseArgs({
     sizes: { type: 'string' },
     'no-processes': { type: 'boolean', default: false },
     workers: { type: 'string', default: String(DEFAULT_WORKERS) },
+    max: { type: 'string', default: '1000' },
+    'no-real': { type: 'boolean', default: false },
   },
 })
 const suite = positionals[0] ?? 'membership'
-const SUITES = ['membership', 'artifacts', 'runtime', 'lb', 'manager', 'nodes'] as const
+const SUITES = ['membership', 'artifacts', 'runtime', 'lb', 'manager', 'nodes', 'scale'] as const
 if (!SUITES.includes(suite as never)) {
   console.error(`unknown benchmark suite "${suite}" (available: ${SUITES.join(', ')})`)
   process.exit(2)
@@ -38,6 +43,7 @@ const DEFAULT_SIZES: Record<string, string> = {
   lb: '3',
   manager: '5,10',
   nodes: '5',
+  scale: '10,25,50,100',
 }
 const sizesText = values.sizes ?? DEFAULT_SIZES[suite]!
 const sizes = sizesText.split(',').map(Number)
@@ -63,7 +69,9 @@ const { report, text } =
           ? await runManager({ sizes })
           : suite === 'nodes'
             ? await runNodes()
-            : await runMembership({ sizes, processes: !values['no-processes'], workers })
+            : suite === 'scale'
+              ? await runScale({ sizes, max: Number(values.max), real: !values['no-real'], workers })
+              : await runMembership({ sizes, processes: !values['no-processes'], workers })
 await mkdir(RESULTS, { recursive: true })
 const file = `${RESULTS}${suite}.json`
 await writeFile(file, `${JSON.stringify(report, null, 2)}\n`)

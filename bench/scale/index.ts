@@ -1,0 +1,462 @@
+/**
+ * The scale suite (`npm run bench -- scale [--sizes 10,25,50,100] [--max N] [--no-real]`):
+ * 1. real: the membership benchmark's in-process agents (bench/membership.ts) at
+ *    `--sizes` on this machine, unchanged (`--no-real` carries over the previous
+ *    run's figures from bench/results/scale.json instead);
+ * 2. calibration of the simulated wire on real libp2p nodes (calibrate.ts);
+ * 3. the simulation (real Membership code, simulated network and clock) at every
+ *    size of SIM_SIZES up to `--max`, one child process each; at 10,000, the hybrid
+ *    run (hybrid.ts) with a share of the members on the real code;
+ * 4. scale.json, a text summary, and the plots docs/img/scale-bytes.svg and
+ *    docs/img/scale-time.svg.
+ */
+import { fork } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { LAN_TIMERS, suspicionBounds } from '../../src/membership/index.js'
+import { runMembership, type SizeResult } from '../membership.js'
+import { machine, round, source, table } from '../util.js'
+import { type Calibration, calibrate } from './calibrate.js'
+import { measureViewCpu } from './cpu.js'
+import type { HybridResult } from './hybrid.js'
+import type { SimSizeResult } from './scenario.js'
+import { lineChart } from './svg.js'
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
+const PREVIOUS = `${ROOT}bench/results/scale.json`
+/** Sizes simulated with every member on the real code and Shoal's limits; a mass join up to 250, seeded views above. */
+export const SIM_SIZES = [10, 25, 50, 100, 250, 500, 1000]
+/** Members on the real code in the hybrid runs (the rest are light members, hybrid.ts). */
+export const HYBRID_FULL = 200
+export const HYBRID_N = 10_000
+const SEED = 1
+/** Heap for one simulation process: the 10,000 run needs several GB. */
+const HEAP_MB = 16_384
+/** Simulations run this many at a time (virtual-time results do not depend on it; wall times do). */
+const CONCURRENCY = 3
+
+/** One simulation run: a size, how it starts, its connection limit, and whether it is a hybrid run. */
+export interface SimRun {
+  label: string
+  n: number
+  warm?: boolean
+  /** null: no limit. */
+  maxConnections?: number | null
+  hybridFull?: number
+}
+
+/**
+ * The runs up to `max` members: the main series (Shoal as configured), a seeded
+ * 250 to check that seeding changes nothing but the join, and with no connection
+ * limit ("what if"): the full code at 1,000, and the hybrid at 1,000 (to check it
+ * against the full code) and 10,000.
+ */
+export function simRuns(max: number): SimRun[] {
+  const runs: SimRun[] = SIM_SIZES.map((n) => ({ label: `${n}`, n }))
+  runs.push({ label: '250 seeded', n: 250, warm: true })
+  runs.push({ label: '1000 no limit', n: 1000, maxConnections: null })
+  runs.push({ label: '1000 hybrid no limit', n: 1000, maxConnections: null, hybridFull: HYBRID_FULL })
+  runs.push({ label: '10000 hybrid no limit', n: HYBRID_N, maxConnections: null, hybridFull: HYBRID_FULL })
+  return runs.filter((run) => run.n <= max)
+}
+
+export interface ScaleOptions {
+  sizes: number[]
+  max: number
+  real: boolean
+  workers: number
+}
+
+interface RealPart {
+  date: string
+  durationS: number
+  carriedOver: boolean
+  inProcess: unknown
+  notes: string[]
+  quietWaits: unknown
+  results: SizeResult[]
+  skipped: unknown
+}
+
+export async function runScale(options: ScaleOptions) {
+  const began = Date.now()
+  const log = (line: string) => console.error(`scale: ${line}`)
+  const previous = existsSync(PREVIOUS)
+    ? (JSON.parse(readFileSync(PREVIOUS, 'utf8')) as { real?: RealPart })
+    : {}
+
+  let real: RealPart | null = null
+  if (options.real) {
+    log(`real agents at N = ${options.sizes.join(', ')} (the membership benchmark, in-process) ...`)
+    // One call per size: the membership suite skips a size once a smaller one failed to converge,
+    // and this suite wants every size measured (a failure is a figure too).
+    const started = Date.now()
+    const reports = []
+    for (const n of options.sizes)
+      reports.push((await runMembership({ sizes: [n], processes: false, workers: options.workers })).report)
+    const first = reports[0]!
+    real = {
+      date: first.date,
+      durationS: Math.round((Date.now() - started) / 1000),
+      carriedOver: false,
+      inProcess: first.inProcess,
+      notes: first.notes,
+      quietWaits: reports.flatMap((r) => r.quietWaits),
+      results: reports.flatMap((r) => r.results),
+      skipped: reports.flatMap((r) => r.skipped),
+    }
+  } else if (previous.real != null) {
+    real = { ...previous.real, carriedOver: true }
+    log(`real figures carried over from the run of ${real.date}`)
+  }
+
+  log('calibrating the simulated wire on real libp2p nodes ...')
+  const calibration = await calibrate()
+  log(`calibrated: ${JSON.stringify(calibration.costs)}`)
+
+  log('timing whole-view work (sync encode/decode, digest, re-broadcast decode) ...')
+  const viewCpu = await measureViewCpu([100, 1000, 10_000])
+
+  const runs = simRuns(options.max)
+  log(`simulating ${runs.map((r) => r.label).join(', ')} (${CONCURRENCY} at a time) ...`)
+  // Longest first, so that the pool ends together.
+  const order = [...runs].sort((a, b) => b.n - a.n)
+  const outcomes = await pool(order, CONCURRENCY, async (run) => {
+    const common = {
+      n: run.n,
+      seed: SEED,
+      costs: calibration.costs,
+      ...(run.warm == null ? {} : { warm: run.warm }),
+      ...(run.maxConnections === undefined ? {} : { maxConnections: run.maxConnections }),
+    }
+    const started = Date.now()
+    const result =
+      run.hybridFull == null
+        ? await simulate<SimSizeResult>(common)
+        : await simulate<HybridResult>({ ...common, hybrid: { full: run.hybridFull } })
+    log(`${run.label} done in ${Math.round((Date.now() - started) / 1000)} s`)
+    return { run, result }
+  })
+  const byLabel = (label: string) => outcomes.find((o) => o.run.label === label)?.result
+  const simulated = SIM_SIZES.map((n) => byLabel(`${n}`) as SimSizeResult | undefined).filter(
+    (r): r is SimSizeResult => r != null,
+  )
+  const seeded250 = (byLabel('250 seeded') as SimSizeResult | undefined) ?? null
+  const unlimited1000 = (byLabel('1000 no limit') as SimSizeResult | undefined) ?? null
+  const hybrid1000 = (byLabel('1000 hybrid no limit') as HybridResult | undefined) ?? null
+  const hybrid = (byLabel('10000 hybrid no limit') as HybridResult | undefined) ?? null
+  for (const r of simulated) log(`N = ${r.n}: ${simSummary(r)}`)
+
+  const report = {
+    suite: 'scale',
+    date: new Date(began).toISOString(),
+    durationS: Math.round((Date.now() - began) / 1000),
+    machine: machine(),
+    source: source(),
+    preset: 'lan',
+    notes: [
+      'real: the membership benchmark (bench/membership.ts) run by this suite: N whole agents in one process on ' +
+        '127.0.0.1, spread over worker threads; the machine was shared with other work, see real.quietWaits and ' +
+        'hostCpu.foreignCores per size.',
+      'simulation: the real Membership class (src/membership) on a simulated network and a virtual clock ' +
+        '(bench/scale/); CPU is free there, so no node is ever late; bytes are counted with the framing measured ' +
+        'in calibration.',
+      `hybrid (N = ${HYBRID_N}): ${HYBRID_FULL} members run the real code; the others are light members that ` +
+        'probe, answer, sync and forward gossip with the same wire format but keep no view (bench/scale/hybrid.ts).',
+    ],
+    calibration,
+    viewCpu,
+    real,
+    simulation: {
+      seed: SEED,
+      latencyMs: [1, 5],
+      loss: 0,
+      maxConnections: 400,
+      results: simulated,
+      seeded250,
+    },
+    withoutConnectionLimit: { full1000: unlimited1000, hybrid1000, hybrid10000: hybrid },
+    comparison: compare(real?.results ?? [], simulated),
+    limits: limits(simulated, hybrid),
+  }
+  await writePlots(real?.results ?? [], simulated, unlimited1000, hybrid)
+  return { report, text: render(report.real, simulated, hybrid, calibration, report.comparison) }
+}
+
+/** Runs `work` over `items`, at most `limit` at a time, results in the order of `items`. */
+async function pool<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++
+      results[i] = await work(items[i]!)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return results
+}
+
+/** Runs one simulation in a child process (its own heap and its own clock). */
+function simulate<T>(options: object): Promise<T> {
+  const script = fileURLToPath(new URL('./sim-process.js', import.meta.url))
+  return new Promise((resolve, reject) => {
+    const child = fork(script, [JSON.stringify(options)], {
+      execArgv: ['--expose-gc', `--max-old-space-size=${HEAP_MB}`],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    })
+    let result: T | undefined
+    child.on('message', (message: { kind: string; result: T }) => {
+      if (message.kind === 'result') result = message.result
+    })
+    child.on('error', reject)
+    child.on('exit', (code) => {
+      if (result != null) resolve(result)
+      else reject(new Error(`simulation process exited with code ${code} and no result`))
+    })
+  })
+}
+
+export interface Comparison {
+  n: number
+  metric: string
+  real: number | null
+  simulated: number | null
+  /** real / simulated. */
+  ratio: number | null
+  /** The real figure was measured with its event loop later than a probe timeout (CPU-starved). */
+  realStarved: boolean
+}
+
+function compare(real: SizeResult[], simulated: SimSizeResult[]): Comparison[] {
+  const out: Comparison[] = []
+  for (const r of real) {
+    const s = simulated.find((x) => x.n === r.n)
+    if (s == null) continue
+    const pairs: Array<[string, number | null, number | null]> = [
+      ['idle sent B/node/s', r.idle?.sentBytesPerNodePerSec ?? null, s.idle?.sentBytesPerNodePerSec ?? null],
+      ['complete views ms', r.completeViewsMs, s.completeViewsMs],
+      ['join seen by all ms', r.joinSeenByAllMs, s.joinSeenByAllMs],
+      ['kill suspected by all ms', r.killSuspectedByAllMs, s.killSuspectedByAllMs],
+      ['kill dead by all ms', r.killDeadByAllMs, s.killDeadByAllMs],
+      ['idle connections per member', r.idle?.meanConnections ?? null, s.idle?.meanConnections ?? null],
+    ]
+    for (const [metric, a, b] of pairs) {
+      out.push({
+        n: r.n,
+        metric,
+        real: a,
+        simulated: b,
+        ratio: a != null && b != null && b > 0 ? round(a / b, 2) : null,
+        realStarved: r.starvedPhases.length > 0,
+      })
+    }
+  }
+  return out
+}
+
+/** Figures for the limits at 10,000 members (docs/scale.md), from the runs and the formulas. */
+function limits(simulated: SimSizeResult[], hybrid: HybridResult | null) {
+  const largest = simulated.at(-1)
+  const recordBytes = hybrid?.recordBytes ?? largest?.recordBytes ?? 316
+  const maxMessage = 4 * 1024 * 1024
+  const at = (n: number) => suspicionBounds(LAN_TIMERS, n)
+  return {
+    recordBytes,
+    syncMessageBytesAt10k: recordBytes * 10_000,
+    /** Members whose records fit one 4 MiB sync message, by metadata size. */
+    membersPerSyncMessage: Object.fromEntries(
+      [0, 120, 1024, 4096, 16 * 1024].map((meta) => [
+        `meta ${meta} B`,
+        Math.floor(maxMessage / (recordBytes - 120 + meta)),
+      ]),
+    ),
+    /** Largest gossip batch membership accepts (claims), against a joiner's re-broadcast of its whole view. */
+    maxClaimsPerGossipMessage: 1024,
+    suspicionMs: Object.fromEntries([10, 100, 1000, 10_000].map((n) => [n, at(n)])),
+    maxConnections: 400,
+  }
+}
+
+async function writePlots(
+  real: SizeResult[],
+  simulated: SimSizeResult[],
+  unlimited1000: SimSizeResult | null,
+  hybrid: HybridResult | null,
+) {
+  await mkdir(`${ROOT}docs/img`, { recursive: true })
+  const realPoints = (pick: (r: SizeResult) => number | null | undefined) =>
+    real.map((r) => ({ x: r.n, y: pick(r) ?? null }))
+  const simPoints = (pick: (r: SimSizeResult) => number | null | undefined) =>
+    simulated.map((r) => ({ x: r.n, y: pick(r) ?? null }))
+  const noLimit = (full: number | null | undefined, atTenK: number | null | undefined) => [
+    ...(unlimited1000 == null ? [] : [{ x: 1000, y: full ?? null }]),
+    ...(hybrid == null ? [] : [{ x: hybrid.n, y: atTenK ?? null }]),
+  ]
+  const notes = [
+    'Real: whole agents in one process on a shared 2-core machine (CPU-starved from N = 50). Sim: membership only, free CPU.',
+    `No connection limit: the full code at N = 1000; at N = ${HYBRID_N}, ${HYBRID_FULL} members on the real code, the rest light.`,
+  ]
+  await writeFile(
+    `${ROOT}docs/img/scale-bytes.svg`,
+    lineChart({
+      title: 'Membership traffic per member vs cluster size',
+      xLabel: 'members (N)',
+      yLabel: 'bytes sent per member per second',
+      series: [
+        {
+          name: 'real agents, idle',
+          color: '#1f77b4',
+          points: realPoints((r) => r.idle?.sentBytesPerNodePerSec),
+        },
+        {
+          name: 'sim, idle (as real)',
+          color: '#1f77b4',
+          dashed: true,
+          points: simPoints((r) => r.idle?.sentBytesPerNodePerSec),
+        },
+        {
+          name: 'sim, steady (150-180 s)',
+          color: '#d62728',
+          dashed: true,
+          points: simPoints((r) => r.steady?.sentBytesPerNodePerSec),
+        },
+        {
+          name: 'sim, steady, no conn. limit',
+          color: '#9467bd',
+          dashed: true,
+          points: noLimit(
+            unlimited1000?.steady?.sentBytesPerNodePerSec,
+            hybrid?.steady?.full.sentBytesPerNodePerSec,
+          ),
+        },
+      ],
+      notes,
+    }),
+  )
+  await writeFile(
+    `${ROOT}docs/img/scale-time.svg`,
+    lineChart({
+      title: 'Convergence and failure detection vs cluster size',
+      xLabel: 'members (N)',
+      yLabel: 'ms until every member sees it',
+      series: [
+        { name: 'real: views complete', color: '#1f77b4', points: realPoints((r) => r.completeViewsMs) },
+        { name: 'real: join seen by all', color: '#2ca02c', points: realPoints((r) => r.joinSeenByAllMs) },
+        { name: 'real: crash dead by all', color: '#d62728', points: realPoints((r) => r.killDeadByAllMs) },
+        {
+          name: 'sim: views complete',
+          color: '#1f77b4',
+          dashed: true,
+          points: simPoints((r) => r.completeViewsMs),
+        },
+        {
+          name: 'sim: join seen by all',
+          color: '#2ca02c',
+          dashed: true,
+          points: simPoints((r) => r.joinSeenByAllMs),
+        },
+        {
+          name: 'sim: crash dead by all',
+          color: '#d62728',
+          dashed: true,
+          points: simPoints((r) => r.killDeadByAllMs),
+        },
+        {
+          name: 'sim, no limit: crash dead',
+          color: '#9467bd',
+          dashed: true,
+          points: noLimit(unlimited1000?.killDeadByAllMs, hybrid?.killDeadByAllMs),
+        },
+      ],
+      notes,
+    }),
+  )
+}
+
+function simSummary(r: SimSizeResult): string {
+  return (
+    `views ${r.completeViewsMs} ms, join ${r.joinSeenByAllMs} ms, dead ${r.killDeadByAllMs} ms, ` +
+    `idle ${r.idle?.sentBytesPerNodePerSec} B/node/s, steady ${r.steady?.sentBytesPerNodePerSec} B/node/s, ` +
+    `false suspect/dead ${r.falsePositives.suspect}/${r.falsePositives.dead}, wall ${r.wallS} s`
+  )
+}
+
+function render(
+  real: RealPart | null,
+  simulated: SimSizeResult[],
+  hybrid: HybridResult | null,
+  calibration: Calibration,
+  comparison: Comparison[],
+): string {
+  const parts: string[] = []
+  if (real != null) {
+    parts.push(
+      `Real agents (${real.carriedOver ? `carried over from ${real.date}` : real.date}):`,
+      table(
+        ['N', 'views ms', 'join ms', 'dead ms', 'B/node/s', 'conns', 'RSS MB/agent', 'false s/d', 'starved'],
+        real.results.map((r) => [
+          r.n,
+          r.completeViewsMs,
+          r.joinSeenByAllMs,
+          r.killDeadByAllMs,
+          r.idle?.sentBytesPerNodePerSec ?? null,
+          r.idle?.meanConnections ?? null,
+          r.idle?.rssPerAgentMB ?? null,
+          `${r.falsePositives.suspect}/${r.falsePositives.dead}`,
+          r.starvedPhases.join(',') || 'no',
+        ]),
+      ),
+      '',
+    )
+  }
+  parts.push(
+    `Calibration: ${JSON.stringify(calibration.measured)}`,
+    `Checks: ${JSON.stringify({ ...calibration.checks, details: undefined })}`,
+    '',
+    'Simulation (real membership code, simulated network and clock; times in virtual ms):',
+    table(
+      [
+        'N',
+        'views ms',
+        'join ms',
+        'dead ms',
+        'idle B/n/s',
+        'steady B/n/s',
+        'steady conns',
+        'lost dials/n/s',
+        'false s/d',
+        'KB/node',
+        'sync msg B',
+        'wall s',
+      ],
+      simulated.map((r) => [
+        r.n,
+        r.completeViewsMs,
+        r.joinSeenByAllMs,
+        r.killDeadByAllMs,
+        r.idle?.sentBytesPerNodePerSec ?? null,
+        r.steady?.sentBytesPerNodePerSec ?? null,
+        r.steady?.meanConnections ?? null,
+        r.steady?.refusedDialsPerNodePerSec ?? null,
+        `${r.falsePositives.suspect}/${r.falsePositives.dead}`,
+        r.memory.perNodeKB,
+        r.syncMessageBytes,
+        r.wallS,
+      ]),
+    ),
+  )
+  if (hybrid != null) parts.push('', `N = ${hybrid.n} (hybrid): ${JSON.stringify(hybrid.summary)}`)
+  if (comparison.length > 0) {
+    parts.push(
+      '',
+      'Real vs simulated:',
+      table(
+        ['N', 'metric', 'real', 'sim', 'real/sim', 'real starved'],
+        comparison.map((c) => [c.n, c.metric, c.real, c.simulated, c.ratio, c.realStarved ? 'yes' : 'no']),
+      ),
+    )
+  }
+  return parts.join('\n')
+}

@@ -1,0 +1,713 @@
+/**
+ * The simulated network: nodes with addresses, lazily opened connections with a
+ * handshake cost, multiplexed streams carrying the bytes membership writes, and a
+ * gossipsub-like pubsub (pubsub.ts), all on the virtual clock. Each node offers
+ * what `MembershipNetwork` asks of libp2p, so the real `Membership` runs on it
+ * unchanged. Every byte a node would put on the wire is counted, by category,
+ * with the framing libp2p adds (costs.ts).
+ *
+ * What it models from libp2p 2.x as Shoal configures it (src/bootstrap/libp2p-node.ts):
+ * - one connection per pair of members, opened by the first dial after
+ *   `connectRtts` round trips, never closed while both live (the connection
+ *   pruner cannot close connections that carry a gossipsub stream, and every
+ *   member connection does);
+ * - inbound connections refused once a node holds `maxConnections` (libp2p's
+ *   `acceptIncomingConnection`), and a node holding that many loses any new
+ *   outbound connection to the pruner as soon as it opens (calibrate.ts checks both
+ *   on real libp2p);
+ * - `peer:identify` one round trip after a connection opens, `peer:disconnect`
+ *   when the last connection to a peer closes;
+ * - a crashed node's connections close (its peers see it at once, as on one host),
+ *   and dials to it are refused after one round trip.
+ * Latency is fixed per pair (uniform in [latencyMinMs, latencyMaxMs], one way);
+ * with `loss` > 0 that share of messages waits a TCP retransmission (200 ms) more.
+ * CPU time is free: no node is ever late (unlike the in-process benchmark).
+ */
+import type { PeerId } from '@libp2p/interface'
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import type { MembershipNetwork } from '../../src/membership/index.js'
+import type { VirtualClock } from './clock.js'
+import type { WireCosts } from './costs.js'
+import { type SimMessage, SimPubsub } from './pubsub.js'
+
+export const CATEGORIES = ['probe', 'sync', 'gossip', 'control', 'connect', 'keepalive'] as const
+export type Category = (typeof CATEGORIES)[number]
+const CATEGORY_INDEX: Record<Category, number> = {
+  probe: 0,
+  sync: 1,
+  gossip: 2,
+  control: 3,
+  connect: 4,
+  keepalive: 5,
+}
+const RETRANSMIT_MS = 200
+const GOSSIPSUB_PROTOCOL = '/meshsub/1.2.0'
+
+export interface WorldInit {
+  clock: VirtualClock
+  costs: WireCosts
+  random: () => number
+  latencyMinMs?: number
+  latencyMaxMs?: number
+  loss?: number
+  /** libp2p connectionManager.maxConnections as Shoal sets it. */
+  maxConnections?: number
+  /**
+   * `events` (default): every gossip copy on every hop is an event. `flood`: a
+   * message's spread over the mesh is computed at once (breadth-first, hop by hop,
+   * every copy still counted in bytes) and delivered only to nodes that
+   * `interested` names: what makes 10,000 members affordable (hybrid.ts).
+   */
+  gossip?: 'events' | 'flood'
+  interested?: (node: SimNode) => boolean
+  /** Called for each flooded message with its arrival time at any node (null: not reached). */
+  onFlood?: (message: SimMessage, publisher: SimNode, arrival: (node: SimNode) => number | null) => void
+}
+
+/** Bytes a node sent and received, per category. */
+export class Meter {
+  readonly sent = new Float64Array(CATEGORIES.length)
+  readonly received = new Float64Array(CATEGORIES.length)
+
+  total(which: 'sent' | 'received'): number {
+    let sum = 0
+    for (const value of this[which]) sum += value
+    return sum
+  }
+}
+
+type Listener = (evt: { detail: unknown }) => void
+type StreamHandler = (data: { stream: SimStream; connection: SimConnection }) => void
+
+export class SimWorld {
+  readonly clock: VirtualClock
+  readonly costs: WireCosts
+  readonly random: () => number
+  readonly nodes = new Map<string, SimNode>()
+  private readonly byHost = new Map<string, SimNode>()
+  private readonly latencyMin: number
+  private readonly latencySpan: number
+  private readonly loss: number
+  readonly maxConnections: number
+  readonly gossip: 'events' | 'flood'
+  private readonly interested: (node: SimNode) => boolean
+  private readonly onFlood: WorldInit['onFlood']
+  private floodGeneration = 0
+  /** Publish times of recent messages (flood mode: every member holds every message, for IHAVE sizes). */
+  readonly recentMessages: number[] = []
+  /** Connections opened and dials refused, over the whole run. */
+  readonly totals = { connections: 0, refusedFull: 0, prunedOutbound: 0, refusedDown: 0, streams: 0 }
+  private nextHost = 1
+
+  constructor(init: WorldInit) {
+    this.clock = init.clock
+    this.costs = init.costs
+    this.random = init.random
+    this.latencyMin = init.latencyMinMs ?? 1
+    this.latencySpan = (init.latencyMaxMs ?? 5) - this.latencyMin
+    this.loss = init.loss ?? 0
+    this.maxConnections = init.maxConnections ?? 400
+    this.gossip = init.gossip ?? 'events'
+    this.interested = init.interested ?? (() => true)
+    this.onFlood = init.onFlood
+  }
+
+  /**
+   * Flood mode: `message` spreads from `publisher` to its connected subscribers
+   * (floodPublish), then from each node that gets it to its mesh peers but the one
+   * it came from, hop by hop. Every copy is charged; interested nodes get theirs
+   * at its arrival time (the first copy, by hops).
+   */
+  flood(publisher: SimNode, message: SimMessage): void {
+    const generation = ++this.floodGeneration
+    const size = message.data.byteLength + message.topic.length + this.costs.gossipMessage
+    const now = this.clock.now
+    const queue: SimNode[] = []
+    const reach = (node: SimNode, at: number, parent: SimNode) => {
+      if (node.floodMark === generation || !node.up) return
+      node.floodMark = generation
+      node.floodAt = at
+      node.floodParent = parent
+      queue.push(node)
+    }
+    publisher.floodMark = generation
+    publisher.floodAt = now
+    for (const peer of publisher.pubsub.peers.values()) {
+      this.charge(publisher, peer, 'gossip', size)
+      reach(peer, now + this.delay(publisher, peer), publisher)
+    }
+    for (let head = 0; head < queue.length; head++) {
+      const node = queue[head]!
+      for (const peer of node.pubsub.mesh.values()) {
+        if (peer === node.floodParent || !peer.up) continue
+        this.charge(node, peer, 'gossip', size)
+        reach(peer, node.floodAt + this.delay(node, peer), node)
+      }
+    }
+    this.recentMessages.push(now)
+    for (const node of queue) {
+      if (this.interested(node))
+        this.clock.schedule(node.floodAt - now, () => {
+          if (node.up) node.pubsub.receiveFlooded(message)
+        })
+    }
+    this.onFlood?.(message, publisher, (node) => (node.floodMark === generation ? node.floodAt : null))
+  }
+
+  /** Messages published in the last `ms` (flood mode). */
+  recentCount(ms: number): number {
+    const since = this.clock.now - ms
+    while (this.recentMessages.length > 0 && this.recentMessages[0]! < since - 10_000)
+      this.recentMessages.shift()
+    let count = 0
+    for (let i = this.recentMessages.length - 1; i >= 0 && this.recentMessages[i]! >= since; i--) count++
+    return count
+  }
+
+  /** A new node on its own host (10.x.y.z:4001), not started. */
+  addNode(peerId: PeerId): SimNode {
+    const n = this.nextHost++
+    const host = `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`
+    const node = new SimNode(this, peerId, host)
+    this.nodes.set(node.id, node)
+    this.byHost.set(host, node)
+    return node
+  }
+
+  nodeAt(addr: Multiaddr): SimNode | undefined {
+    const host = addr.toString().split('/')[2]
+    return host == null ? undefined : this.byHost.get(host)
+  }
+
+  /** One-way delay between two nodes (fixed per pair), plus a retransmission now and then with loss. */
+  delay(a: SimNode, b: SimNode): number {
+    const base = this.latencyMin + this.latencySpan * pairFraction(a.index, b.index)
+    return this.loss > 0 && this.random() < this.loss ? base + RETRANSMIT_MS : base
+  }
+
+  /** Counts `bytes` from `from` to `to`. */
+  charge(from: SimNode, to: SimNode, category: Category, bytes: number): void {
+    const i = CATEGORY_INDEX[category]
+    from.meter.sent[i]! += bytes
+    to.meter.received[i]! += bytes
+  }
+
+  /** Runs `fn` after `ms` virtual ms unless `node` has crashed by then. */
+  after(ms: number, node: SimNode, fn: () => void): void {
+    this.clock.schedule(ms, () => {
+      if (node.up) fn()
+    })
+  }
+}
+
+/** One end of a connection between two simulated nodes. */
+export class SimConnection {
+  readonly id: string
+  status: 'open' | 'closed' = 'open'
+  readonly timeline: { open: number; close?: number }
+  readonly streams: SimStream[] = []
+  other!: SimConnection
+  readonly remotePeer: PeerId
+  readonly remoteAddr: Multiaddr
+
+  constructor(
+    readonly local: SimNode,
+    readonly remote: SimNode,
+    readonly direction: 'inbound' | 'outbound',
+    id: number,
+  ) {
+    this.id = `c${id}`
+    this.timeline = { open: local.world.clock.now }
+    this.remotePeer = remote.peerId
+    this.remoteAddr = remote.addr
+  }
+
+  async close(): Promise<void> {
+    this.local.world.clock.schedule(0, () => this.local.disconnect(this.remote))
+  }
+
+  abort(): void {
+    this.local.disconnect(this.remote)
+  }
+
+  async newStream(protocols: string | string[]): Promise<SimStream> {
+    const protocol = Array.isArray(protocols) ? protocols[0]! : protocols
+    return this.local.openStream(this, protocol)
+  }
+}
+
+let nextStreamId = 0
+
+/**
+ * One end of a stream: `source` yields what the other end wrote, `sink` writes,
+ * with the byte stream interface libp2p 2.x gives (it-byte-stream and
+ * it-length-prefixed-stream run on it unchanged).
+ */
+export class SimStream {
+  readonly id = `s${nextStreamId++}`
+  status: 'open' | 'closed' | 'aborted' | 'reset' = 'open'
+  peer!: SimStream
+  private readonly inbox: Uint8Array[] = []
+  private ended = false
+  private failure: Error | undefined
+  private waiter: { resolve: (r: IteratorResult<Uint8Array>) => void; reject: (e: Error) => void } | undefined
+  private writeClosed = false
+  private readonly closedWrite: Promise<IteratorResult<Uint8Array>>
+  private markClosedWrite: () => void = () => {}
+  private lastArrival = 0
+  readonly source: AsyncIterable<Uint8Array>
+
+  constructor(
+    readonly node: SimNode,
+    readonly connection: SimConnection,
+    readonly protocol: string,
+    readonly direction: 'inbound' | 'outbound',
+    readonly category: Category,
+  ) {
+    this.closedWrite = new Promise((resolve) => {
+      this.markClosedWrite = () => resolve({ done: true, value: undefined })
+    })
+    const next = (): Promise<IteratorResult<Uint8Array>> => {
+      const chunk = this.inbox.shift()
+      if (chunk != null) return Promise.resolve({ done: false, value: chunk })
+      if (this.failure != null) return Promise.reject(this.failure)
+      if (this.ended) return Promise.resolve({ done: true, value: undefined })
+      return new Promise((resolve, reject) => {
+        this.waiter = { resolve, reject }
+      })
+    }
+    this.source = { [Symbol.asyncIterator]: () => ({ next }) }
+  }
+
+  sink = async (source: AsyncIterable<Uint8Array | { subarray(): Uint8Array }>): Promise<void> => {
+    const iterator = source[Symbol.asyncIterator]()
+    while (!this.writeClosed) {
+      const result = await Promise.race([iterator.next(), this.closedWrite])
+      if (result.done === true) break
+      const value = result.value
+      this.transmit(value instanceof Uint8Array ? value : value.subarray())
+    }
+    this.closeWrite()
+  }
+
+  async close(): Promise<void> {
+    this.closeWrite()
+    this.closeRead()
+    if (this.status === 'open') this.status = 'closed'
+    this.detach()
+  }
+
+  /** Off the connection's stream list (libp2p drops a stream once closed or reset). */
+  private detach(): void {
+    const streams = this.connection.streams
+    const i = streams.indexOf(this)
+    if (i >= 0) streams.splice(i, 1)
+  }
+
+  closeWrite(): void {
+    if (this.writeClosed) return
+    this.writeClosed = true
+    this.markClosedWrite()
+    this.send(this.node.world.costs.streamClose, () => this.peer.remoteEnded())
+  }
+
+  closeRead(): void {
+    this.ended = true
+    this.inbox.length = 0
+    this.wake()
+  }
+
+  abort(err?: Error): void {
+    if (this.status === 'aborted' || this.status === 'reset') return
+    this.status = 'aborted'
+    this.writeClosed = true
+    this.markClosedWrite()
+    this.fail(err ?? new Error('stream aborted'))
+    this.send(this.node.world.costs.streamClose, () => this.peer.reset())
+    this.detach()
+  }
+
+  /** The other end aborted, or the connection went away. */
+  reset(): void {
+    if (this.status === 'reset') return
+    this.status = 'reset'
+    this.writeClosed = true
+    this.markClosedWrite()
+    const err = new Error('stream reset')
+    err.name = 'StreamResetError'
+    this.fail(err)
+    this.detach()
+  }
+
+  deliver(chunk: Uint8Array): void {
+    if (this.ended || this.failure != null) return
+    if (this.waiter != null) {
+      const { resolve } = this.waiter
+      this.waiter = undefined
+      resolve({ done: false, value: chunk })
+    } else {
+      this.inbox.push(chunk)
+    }
+  }
+
+  private remoteEnded(): void {
+    this.ended = true
+    this.wake()
+  }
+
+  private wake(): void {
+    if (this.waiter == null) return
+    const { resolve } = this.waiter
+    this.waiter = undefined
+    resolve({ done: true, value: undefined })
+  }
+
+  private fail(err: Error): void {
+    this.failure = err
+    this.inbox.length = 0
+    if (this.waiter == null) return
+    const { reject } = this.waiter
+    this.waiter = undefined
+    reject(err)
+  }
+
+  private transmit(chunk: Uint8Array): void {
+    const costs = this.node.world.costs
+    // A write larger than a noise message (64 KiB) goes out as several frames.
+    const frames = Math.max(1, Math.ceil(chunk.byteLength / 65_519))
+    const peer = this.peer
+    this.send(chunk.byteLength + frames * costs.frame, () => peer.deliver(chunk))
+  }
+
+  /** Charges `bytes` to this end's node and runs `arrive` at the other end, in order. */
+  private send(bytes: number, arrive: () => void): void {
+    const world = this.node.world
+    const remote = this.peer.node
+    if (!this.node.up || this.connection.status !== 'open') return
+    world.charge(this.node, remote, this.category, bytes)
+    const at = Math.max(world.clock.now + world.delay(this.node, remote), this.lastArrival)
+    this.lastArrival = at
+    world.after(at - world.clock.now, remote, arrive)
+  }
+}
+
+/** A simulated libp2p node: what membership needs of one (MembershipNetwork). */
+export class SimNode {
+  private static count = 0
+  readonly index = SimNode.count++
+  readonly id: string
+  readonly addr: Multiaddr
+  readonly meter = new Meter()
+  up = false
+  readonly connections = new Map<string, SimConnection>()
+  private readonly pendingDials = new Map<string, Promise<void>>()
+  private readonly handlers = new Map<string, StreamHandler>()
+  private readonly listeners = new Map<string, Set<Listener>>()
+  readonly pubsub: SimPubsub
+  private keepAliveTimer: unknown
+  private nextConnectionId = 0
+  /** Overrides the world's maxConnections for this node (the seeder of a warm start has none). */
+  maxConnections: number | undefined
+  /** Scratch fields of SimWorld.flood. */
+  floodMark = 0
+  floodAt = 0
+  floodParent: SimNode | undefined
+  readonly peerStore = {
+    merge: async () => {},
+    patch: async () => {},
+    save: async () => {},
+  }
+  readonly services: { pubsub: SimPubsub }
+
+  constructor(
+    readonly world: SimWorld,
+    readonly peerId: PeerId,
+    readonly host: string,
+  ) {
+    this.id = peerId.toString()
+    this.addr = multiaddr(`/ip4/${host}/tcp/4001/p2p/${this.id}`)
+    this.pubsub = new SimPubsub(this)
+    this.services = { pubsub: this.pubsub }
+  }
+
+  /** This node as the membership code sees it. */
+  asNetwork(): MembershipNetwork {
+    return this as unknown as MembershipNetwork
+  }
+
+  start(): void {
+    this.up = true
+    this.pubsub.start()
+    const { keepAlive, keepAliveMs } = this.world.costs
+    // Yamux keep-alive: a ping and a pong each way per connection and period.
+    const phase = this.world.random() * keepAliveMs
+    this.keepAliveTimer = this.world.clock.schedule(
+      phase,
+      () => {
+        for (const connection of this.connections.values())
+          this.world.charge(this, connection.remote, 'keepalive', keepAlive)
+      },
+      [],
+      keepAliveMs,
+    )
+  }
+
+  /** A crash: no leave, every connection drops, nothing more is sent. */
+  crash(): void {
+    if (!this.up) return
+    this.up = false
+    this.world.clock.cancel(this.keepAliveTimer)
+    this.pubsub.stop()
+    for (const connection of [...this.connections.values()]) {
+      const remote = connection.remote
+      this.disconnect(remote)
+      this.world.clock.schedule(this.world.delay(this, remote), () => remote.disconnect(this))
+    }
+  }
+
+  getMultiaddrs(): Multiaddr[] {
+    return [this.addr]
+  }
+
+  getConnections(peer?: PeerId): SimConnection[] {
+    if (peer == null) return [...this.connections.values()]
+    const connection = this.connections.get(peer.toString())
+    return connection == null ? [] : [connection]
+  }
+
+  async handle(protocol: string, handler: StreamHandler): Promise<void> {
+    this.handlers.set(protocol, handler)
+  }
+
+  async unhandle(protocols: string | string[]): Promise<void> {
+    for (const protocol of Array.isArray(protocols) ? protocols : [protocols]) this.handlers.delete(protocol)
+  }
+
+  handles(protocol: string): boolean {
+    return this.handlers.has(protocol)
+  }
+
+  protocols(): string[] {
+    return [...this.handlers.keys(), GOSSIPSUB_PROTOCOL]
+  }
+
+  addEventListener(type: string, listener: Listener): void {
+    let set = this.listeners.get(type)
+    if (set == null) {
+      set = new Set()
+      this.listeners.set(type, set)
+    }
+    set.add(listener)
+  }
+
+  removeEventListener(type: string, listener: Listener): void {
+    this.listeners.get(type)?.delete(listener)
+  }
+
+  dispatch(type: string, detail: unknown): void {
+    for (const listener of this.listeners.get(type) ?? []) listener({ detail })
+  }
+
+  async hangUp(peer: PeerId): Promise<void> {
+    const remote = this.world.nodes.get(peer.toString())
+    if (remote == null) return
+    this.disconnect(remote)
+    this.world.clock.schedule(this.world.delay(this, remote), () => remote.disconnect(this))
+  }
+
+  /** A connection to a peer (id), an address or the first of several addresses that answers. */
+  async dial(
+    target: PeerId | Multiaddr | Multiaddr[],
+    options: { signal?: AbortSignal } = {},
+  ): Promise<SimConnection> {
+    const remote = this.resolve(target)
+    if (remote == null) throw dialError('no such peer or address', 'NoValidAddressesError')
+    return this.connect(remote, options.signal)
+  }
+
+  async dialProtocol(
+    target: PeerId | Multiaddr | Multiaddr[],
+    protocols: string | string[],
+    options: { signal?: AbortSignal } = {},
+  ): Promise<SimStream> {
+    const connection = await this.dial(target, options)
+    options.signal?.throwIfAborted()
+    const protocol = Array.isArray(protocols) ? protocols[0]! : protocols
+    return this.openStream(connection, protocol, options.signal)
+  }
+
+  /** Opens a stream: the responder gets it after one way, the initiator after its selection is echoed. */
+  openStream(connection: SimConnection, protocol: string, signal?: AbortSignal): Promise<SimStream> {
+    const world = this.world
+    const remote = connection.remote
+    const category: Category = protocol.includes('/sync/') ? 'sync' : 'probe'
+    const local = new SimStream(this, connection, protocol, 'outbound', category)
+    const far = new SimStream(remote, connection.other, protocol, 'inbound', category)
+    local.peer = far
+    far.peer = local
+    world.totals.streams++
+    const oneWay = world.delay(this, remote)
+    world.charge(this, remote, category, world.costs.streamOpenInitiator + protocol.length + 1)
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(signal?.reason ?? new Error('aborted'))
+      signal?.addEventListener('abort', onAbort, { once: true })
+      world.clock.schedule(oneWay, () => {
+        if (!remote.up || connection.other.status !== 'open') return
+        const handler = remote.handlers.get(protocol)
+        world.charge(remote, this, category, world.costs.streamOpenResponder + protocol.length + 1)
+        world.clock.schedule(world.delay(remote, this), () => {
+          signal?.removeEventListener('abort', onAbort)
+          if (!this.up || connection.status !== 'open') return reject(dialError('connection closed'))
+          if (handler == null)
+            return reject(dialError('protocol selection failed', 'UnsupportedProtocolError'))
+          connection.streams.push(local)
+          resolve(local)
+        })
+        if (handler == null) return
+        connection.other.streams.push(far)
+        try {
+          handler({ stream: far, connection: connection.other })
+        } catch {
+          far.abort()
+        }
+      })
+    })
+  }
+
+  /** Drops the connection to `remote` on this side (the other side is told by the caller). */
+  disconnect(remote: SimNode): void {
+    const connection = this.connections.get(remote.id)
+    if (connection == null) return
+    this.connections.delete(remote.id)
+    connection.status = 'closed'
+    connection.timeline.close = this.world.clock.now
+    for (const stream of connection.streams) stream.reset()
+    connection.streams.length = 0
+    this.pubsub.removePeer(remote.id)
+    if (this.up) {
+      this.dispatch('connection:close', connection)
+      this.dispatch('peer:disconnect', remote.peerId)
+    }
+  }
+
+  private resolve(target: PeerId | Multiaddr | Multiaddr[]): SimNode | undefined {
+    if (Array.isArray(target)) {
+      for (const addr of target) {
+        const node = this.world.nodeAt(addr)
+        if (node != null) return node
+      }
+      return undefined
+    }
+    if ('getPeerId' in target) return this.world.nodeAt(target)
+    return this.world.nodes.get(target.toString())
+  }
+
+  private connect(remote: SimNode, signal?: AbortSignal): Promise<SimConnection> {
+    if (signal?.aborted) return Promise.reject(signal.reason)
+    const existing = this.connections.get(remote.id)
+    if (existing != null) return Promise.resolve(existing)
+    let pending = this.pendingDials.get(remote.id) ?? remote.pendingDials.get(this.id)
+    if (pending == null) {
+      const started = this.handshake(remote)
+      this.pendingDials.set(remote.id, started)
+      const done = () => this.pendingDials.delete(remote.id)
+      started.then(done, done)
+      pending = started
+    }
+    const dialled = pending.then(() => {
+      const connection = this.connections.get(remote.id)
+      if (connection == null) throw dialError('connection closed during the dial')
+      return connection
+    })
+    if (signal == null) return dialled
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(signal.reason)
+      signal.addEventListener('abort', onAbort, { once: true })
+      dialled.then(
+        (connection) => {
+          signal.removeEventListener('abort', onAbort)
+          resolve(connection)
+        },
+        (err: unknown) => {
+          signal.removeEventListener('abort', onAbort)
+          reject(err)
+        },
+      )
+    })
+  }
+
+  /**
+   * TCP and the libp2p upgrade: refused after one round trip by a crashed node or
+   * one that holds maxConnections already; otherwise open on both sides after
+   * connectRtts round trips, identified one round trip later.
+   */
+  private handshake(remote: SimNode): Promise<void> {
+    const world = this.world
+    const rtt = world.delay(this, remote) + world.delay(remote, this)
+    return new Promise((resolve, reject) => {
+      world.clock.schedule(rtt, () => {
+        if (!this.up) return reject(dialError('dialler stopped'))
+        if (!remote.up) {
+          world.totals.refusedDown++
+          return reject(dialError('connection refused', 'ConnectionRefusedError'))
+        }
+        const remoteLimit = remote.maxConnections ?? world.maxConnections
+        if (remote.connections.size >= remoteLimit && !remote.connections.has(this.id)) {
+          world.totals.refusedFull++
+          return reject(dialError('connection refused: the peer holds maxConnections'))
+        }
+        world.clock.schedule(rtt * (world.costs.connectRtts - 1), () => {
+          if (!this.up || !remote.up) return reject(dialError('connection reset during the handshake'))
+          if (this.connections.has(remote.id)) return resolve()
+          // Over the limit, libp2p's pruner closes the newest connection (no gossipsub
+          // stream on it yet) as soon as it opens: the handshake is paid for nothing.
+          if (this.connections.size >= (this.maxConnections ?? world.maxConnections)) {
+            world.totals.prunedOutbound++
+            world.charge(this, remote, 'connect', world.costs.connectDialer)
+            world.charge(remote, this, 'connect', world.costs.connectListener)
+            return reject(dialError('connection closed by the connection pruner (maxConnections)'))
+          }
+          world.totals.connections++
+          const outbound = new SimConnection(this, remote, 'outbound', this.nextConnectionId++)
+          const inbound = new SimConnection(remote, this, 'inbound', remote.nextConnectionId++)
+          outbound.other = inbound
+          inbound.other = outbound
+          this.connections.set(remote.id, outbound)
+          remote.connections.set(this.id, inbound)
+          world.charge(this, remote, 'connect', world.costs.connectDialer)
+          world.charge(remote, this, 'connect', world.costs.connectListener)
+          this.dispatch('connection:open', outbound)
+          remote.dispatch('connection:open', inbound)
+          this.dispatch('peer:connect', remote.peerId)
+          remote.dispatch('peer:connect', this.peerId)
+          resolve()
+          // Identify, then the gossipsub hello (subscriptions) on its own stream.
+          world.clock.schedule(rtt, () => {
+            if (outbound.status !== 'open') return
+            this.dispatch('peer:identify', { peerId: remote.peerId, protocols: remote.protocols() })
+            remote.dispatch('peer:identify', { peerId: this.peerId, protocols: this.protocols() })
+            this.pubsub.addPeer(remote)
+            remote.pubsub.addPeer(this)
+          })
+        })
+      })
+    })
+  }
+}
+
+function dialError(message: string, name = 'DialError'): Error {
+  const err = new Error(message)
+  err.name = name
+  return err
+}
+
+/** A fixed pseudo-random fraction in [0, 1) for an unordered pair of node indexes. */
+function pairFraction(a: number, b: number): number {
+  const lo = Math.min(a, b)
+  const hi = Math.max(a, b)
+  let h = (lo * 0x9e3779b1) ^ (hi * 0x85ebca77)
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d)
+  h = Math.imul(h ^ (h >>> 15), 0x846ca68b)
+  h ^= h >>> 16
+  return (h >>> 0) / 2 ** 32
+}
