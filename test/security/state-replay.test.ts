@@ -133,7 +133,7 @@ describe('a replayed cluster state of an older term is ignored', () => {
     await insider.membership.updateMetadata({
       cluster: { ...head(replay.state), term: current.term + 5 },
     })
-    await waitFor('the manager to fetch the replay', () => requests >= 1)
+    await waitFor('the manager to fetch the replay', () => requests >= 1, { timeout: 45_000 })
     // 2. The same record with its term raised: the signature no longer verifies.
     served = { ...replay, state: { ...replay.state, term: current.term + 6 } }
     await insider.membership.updateMetadata({
