@@ -11,8 +11,11 @@
  *    docs/img/scale-time.svg.
  */
 import { fork } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { LAN_TIMERS, suspicionBounds } from '../../src/membership/index.js'
 import { runMembership, type SizeResult } from '../membership.js'
@@ -24,6 +27,7 @@ import type { SimSizeResult } from './scenario.js'
 import { lineChart } from './svg.js'
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
+const CACHE = join(tmpdir(), 'shoal-scale-cache')
 const PREVIOUS = `${ROOT}bench/results/scale.json`
 /** Sizes simulated with every member on the real code and Shoal's limits; a mass join up to 250, seeded views above. */
 export const SIM_SIZES = [10, 25, 50, 100, 250, 500, 1000]
@@ -106,6 +110,8 @@ export async function runScale(options: ScaleOptions) {
       results: reports.flatMap((r) => r.results),
       skipped: reports.flatMap((r) => r.skipped),
     }
+    // Kept at once: a run interrupted later can carry it over (--no-real).
+    await writeFile(PREVIOUS, `${JSON.stringify({ suite: 'scale', partial: true, real }, null, 2)}\n`)
   } else if (previous.real != null) {
     real = { ...previous.real, carriedOver: true }
     log(`real figures carried over from the run of ${real.date}`)
@@ -118,6 +124,11 @@ export async function runScale(options: ScaleOptions) {
   log('timing whole-view work (sync encode/decode, digest, re-broadcast decode) ...')
   const viewCpu = await measureViewCpu([100, 1000, 10_000])
 
+  // A result is kept per run under the hash of its inputs and of the simulation and
+  // membership code (virtual-time results are deterministic): an interrupted suite
+  // picks up where it stopped.
+  const code = codeHash()
+  await mkdir(CACHE, { recursive: true })
   const runs = simRuns(options.max)
   log(`simulating ${runs.map((r) => r.label).join(', ')} (${CONCURRENCY} at a time) ...`)
   // Longest first, so that the pool ends together.
@@ -131,12 +142,18 @@ export async function runScale(options: ScaleOptions) {
       ...(run.maxConnections === undefined ? {} : { maxConnections: run.maxConnections }),
     }
     const started = Date.now()
+    const input = run.hybridFull == null ? common : { ...common, hybrid: { full: run.hybridFull } }
+    const file = `${CACHE}/${createHash('sha256').update(JSON.stringify(input)).update(code).digest('hex').slice(0, 24)}.json`
+    if (existsSync(file)) {
+      log(`${run.label}: the same code and inputs ran before: result reused from ${file}`)
+      const cached = JSON.parse(readFileSync(file, 'utf8')) as SimSizeResult | HybridResult
+      return { run, result: cached, reused: true }
+    }
     const result =
-      run.hybridFull == null
-        ? await simulate<SimSizeResult>(common)
-        : await simulate<HybridResult>({ ...common, hybrid: { full: run.hybridFull } })
+      run.hybridFull == null ? await simulate<SimSizeResult>(input) : await simulate<HybridResult>(input)
+    await writeFile(file, JSON.stringify(result))
     log(`${run.label} done in ${Math.round((Date.now() - started) / 1000)} s`)
-    return { run, result }
+    return { run, result, reused: false }
   })
   const byLabel = (label: string) => outcomes.find((o) => o.run.label === label)?.result
   const simulated = SIM_SIZES.map((n) => byLabel(`${n}`) as SimSizeResult | undefined).filter(
@@ -177,11 +194,28 @@ export async function runScale(options: ScaleOptions) {
       seeded250,
     },
     withoutConnectionLimit: { full1000: unlimited1000, hybrid1000, hybrid10000: hybrid },
+    /** Each simulation: its wall time when it ran, and whether this report reused it (same code and inputs). */
+    simulationRuns: outcomes.map(({ run, result, reused }) => ({
+      label: run.label,
+      wallS: result.wallS,
+      reusedFromCache: reused,
+    })),
     comparison: compare(real?.results ?? [], simulated),
     limits: limits(simulated, hybrid),
   }
   await writePlots(real?.results ?? [], simulated, unlimited1000, hybrid)
   return { report, text: render(report.real, simulated, hybrid, calibration, report.comparison) }
+}
+
+/** A hash of the compiled simulation and of the code it runs (membership, shared stream and frame helpers). */
+function codeHash(): string {
+  const hash = createHash('sha256')
+  for (const dir of ['dist/bench/scale', 'dist/src/membership', 'dist/src/shared']) {
+    for (const name of readdirSync(join(ROOT, dir)).sort()) {
+      if (name.endsWith('.js')) hash.update(name).update(readFileSync(join(ROOT, dir, name)))
+    }
+  }
+  return hash.digest('hex')
 }
 
 /** Runs `work` over `items`, at most `limit` at a time, results in the order of `items`. */
