@@ -110,7 +110,11 @@ export interface HybridResult {
   notes: string[]
 }
 
-/** What every member says about itself now: light members' records, full members' own, the crashed as dead until reaped. */
+/**
+ * What the light members answer syncs with: every member's record as the cluster
+ * knows it (light members' own, full members' own), and a crashed member as it
+ * was, until a dead claim about it is seen on gossip; then dead until reaped.
+ */
 class Truth {
   readonly light = new Map<string, LightMember>()
   readonly full = new Map<string, SimMember>()
@@ -514,14 +518,22 @@ class Hybrid {
     return light
   }
 
+  /** A light member crashes; the truth keeps it alive until the cluster declares it dead (onFlood). */
   crashLight(light: LightMember): void {
     light.stop()
     light.node.crash()
     this.truth.light.delete(light.id)
-    this.truth.crashed.set(light.id, { ...light.record(), state: 'dead' })
+    this.truth.crashed.set(light.id, light.record())
+    this.truth.changed()
+  }
+
+  private declaredDead(id: string): void {
+    const record = this.truth.crashed.get(id)
+    if (record == null || record.state === 'dead') return
+    this.truth.crashed.set(id, { ...record, state: 'dead' })
     this.truth.changed()
     this.cluster.clock.schedule(REAP_MS, () => {
-      this.truth.crashed.delete(light.id)
+      this.truth.crashed.delete(id)
       this.truth.changed()
     })
   }
@@ -538,6 +550,7 @@ class Hybrid {
     if (!Array.isArray(claims) || claims.length > 1024) return
     for (const claim of claims) {
       if (claim.kind === 'dead' || claim.kind === 'left') this.truth.declared.add(claim.id)
+      if (claim.kind === 'dead') this.declaredDead(claim.id)
       if (claim.kind === 'alive') this.truth.declared.delete(claim.id)
       if (claim.kind !== 'suspect' && claim.kind !== 'dead') continue
       const light = this.truth.light.get(claim.id)

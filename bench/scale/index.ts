@@ -127,7 +127,7 @@ export async function runScale(options: ScaleOptions) {
   // A result is kept per run under the hash of its inputs and of the simulation and
   // membership code (virtual-time results are deterministic): an interrupted suite
   // picks up where it stopped.
-  const code = codeHash()
+  const code = { plain: codeHash(false), hybrid: codeHash(true) }
   await mkdir(CACHE, { recursive: true })
   const runs = simRuns(options.max)
   log(`simulating ${runs.map((r) => r.label).join(', ')} (${CONCURRENCY} at a time) ...`)
@@ -143,7 +143,11 @@ export async function runScale(options: ScaleOptions) {
     }
     const started = Date.now()
     const input = run.hybridFull == null ? common : { ...common, hybrid: { full: run.hybridFull } }
-    const file = `${CACHE}/${createHash('sha256').update(JSON.stringify(input)).update(code).digest('hex').slice(0, 24)}.json`
+    const file = `${CACHE}/${createHash('sha256')
+      .update(JSON.stringify(input))
+      .update(run.hybridFull == null ? code.plain : code.hybrid)
+      .digest('hex')
+      .slice(0, 24)}.json`
     if (existsSync(file)) {
       log(`${run.label}: the same code and inputs ran before: result reused from ${file}`)
       const cached = JSON.parse(readFileSync(file, 'utf8')) as SimSizeResult | HybridResult
@@ -207,10 +211,15 @@ export async function runScale(options: ScaleOptions) {
   return { report, text: render(report.real, simulated, hybrid, calibration, report.comparison) }
 }
 
-/** A hash of the compiled simulation and of the code it runs (membership, shared stream and frame helpers). */
-function codeHash(): string {
+/** The compiled files a simulation runs: its own and the code under test (membership, shared helpers). */
+const SIM_FILES = ['clock', 'costs', 'network', 'pubsub', 'cluster', 'scenario', 'sim-process']
+
+/** A hash of the code a simulation runs (hybrid.js too for a hybrid run); with its inputs it names a result in the cache. */
+function codeHash(hybrid: boolean): string {
   const hash = createHash('sha256')
-  for (const dir of ['dist/bench/scale', 'dist/src/membership', 'dist/src/shared']) {
+  for (const name of hybrid ? [...SIM_FILES, 'hybrid'] : SIM_FILES)
+    hash.update(name).update(readFileSync(join(ROOT, 'dist/bench/scale', `${name}.js`)))
+  for (const dir of ['dist/src/membership', 'dist/src/shared']) {
     for (const name of readdirSync(join(ROOT, dir)).sort()) {
       if (name.endsWith('.js')) hash.update(name).update(readFileSync(join(ROOT, dir, name)))
     }
