@@ -3,9 +3,20 @@
  * main thread drives a cell directly (`--workers 1`) or through a worker thread
  * (membership-worker.ts), always with plain, cloneable arguments and results.
  */
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { Libp2p } from '@libp2p/interface'
 import { Agent } from '../src/bootstrap/index.js'
-import type { Member, MemberState } from '../src/membership/index.js'
+import { createNode } from '../src/bootstrap/libp2p-node.js'
+import type { WireTraffic } from '../src/bootstrap/wire-meter.js'
+import {
+  createMembership,
+  type Member,
+  type MemberState,
+  type Membership,
+  type TimerPreset,
+} from '../src/membership/index.js'
 import { createLogger } from '../src/shared/logger.js'
+import { VERSION } from '../src/shared/version.js'
 import { loopDelay, TempDirs } from './util.js'
 
 const logger = createLogger({ level: 'error' })
@@ -79,26 +90,38 @@ export type CellMessage =
   | { kind: 'reply'; id: number; result?: unknown; error?: string }
   | { kind: 'accusation'; accusation: RawAccusation }
 
+/**
+ * What the benchmark runs per member: a whole agent (API, state, manager, runtime), or
+ * only what membership and gossip need (the libp2p node as agents build it, and
+ * Membership): a lighter member, so that more of them fit on the machine's cores.
+ */
+export type CellKind = 'agent' | 'membership'
+
+/** The parts of a running member the cell reads. */
+interface Runner {
+  id: string
+  membership: Membership
+  node: Pick<Libp2p, 'getConnections'>
+  wireTraffic(): WireTraffic
+  stop(options: { leave: boolean }): Promise<void>
+}
+
 export class AgentCell implements CellApi {
-  private readonly agents = new Map<number, Agent>()
+  private readonly agents = new Map<number, Runner>()
   private readonly dirs = new TempDirs()
   private endLoop: (() => Delay) | undefined
 
-  constructor(private readonly accused: (accusation: RawAccusation) => void) {}
+  constructor(
+    private readonly accused: (accusation: RawAccusation) => void,
+    private readonly kind: CellKind = 'agent',
+    private readonly preset: TimerPreset = 'lan',
+  ) {}
 
   async start(index: number, cluster: string, bootstrap: string[]): Promise<CellAgent> {
-    const agent = await Agent.start(
-      {
-        cluster,
-        dataDir: await this.dirs.make('shoal-bench-'),
-        listen: ['/ip4/127.0.0.1/tcp/0'],
-        api: '127.0.0.1:0',
-        bootstrap,
-        mdns: false,
-        preset: 'lan',
-      },
-      logger,
-    )
+    const agent =
+      this.kind === 'agent'
+        ? await this.startAgent(cluster, bootstrap)
+        : await startMember(cluster, bootstrap, this.preset)
     this.agents.set(index, agent)
     const accuse = (event: RawAccusation['event']) => (member: Member) =>
       this.accused({
@@ -110,6 +133,21 @@ export class AgentCell implements CellApi {
     agent.membership.events.on('member:suspect', accuse('suspect'))
     agent.membership.events.on('member:dead', accuse('dead'))
     return { index, id: agent.id, addrs: agent.membership.self.addrs }
+  }
+
+  private async startAgent(cluster: string, bootstrap: string[]): Promise<Runner> {
+    return await Agent.start(
+      {
+        cluster,
+        dataDir: await this.dirs.make('shoal-bench-'),
+        listen: ['/ip4/127.0.0.1/tcp/0'],
+        api: '127.0.0.1:0',
+        bootstrap,
+        mdns: false,
+        preset: this.preset,
+      },
+      logger,
+    )
   }
 
   async stop(index: number): Promise<void> {
@@ -154,6 +192,46 @@ export class AgentCell implements CellApi {
     this.agents.clear()
     await Promise.all(agents.map((agent) => agent.stop({ leave: false }).catch(() => {})))
     await this.dirs.removeAll()
+  }
+}
+
+/** A member without the agent around it: the libp2p node as agents assemble it, and Membership (incarnation kept in memory). */
+async function startMember(cluster: string, bootstrap: string[], preset: TimerPreset): Promise<Runner> {
+  const traffic: WireTraffic = { sentBytes: 0, receivedBytes: 0 }
+  const node = await createNode(
+    {
+      cluster,
+      privateKey: await generateKeyPair('Ed25519'),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      bootstrap,
+      secret: null,
+      mdns: false,
+      preset,
+      traffic,
+      version: VERSION,
+    },
+    logger,
+  )
+  await node.start()
+  let incarnation: number | null = null
+  const store = {
+    load: async () => incarnation,
+    save: async (value: number) => {
+      incarnation = value
+    },
+  }
+  const membership = createMembership({ cluster, preset, bootstrap }, { network: node, store, logger })
+  await membership.start()
+  return {
+    id: node.peerId.toString(),
+    membership,
+    node,
+    wireTraffic: () => ({ ...traffic }),
+    async stop({ leave }) {
+      if (leave) await membership.leave()
+      await membership.stop()
+      await node.stop()
+    },
   }
 }
 

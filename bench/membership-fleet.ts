@@ -6,10 +6,12 @@
  */
 import { type EventLoopUtilization, performance } from 'node:perf_hooks'
 import { Worker } from 'node:worker_threads'
+import type { TimerPreset } from '../src/membership/index.js'
 import {
   AgentCell,
   type CellAgent,
   type CellApi,
+  type CellKind,
   type CellMessage,
   type CellMethod,
   type CellRequest,
@@ -37,8 +39,8 @@ interface Host {
 class LocalHost implements Host {
   private readonly cell: AgentCell
 
-  constructor(accused: Accused) {
-    this.cell = new AgentCell(accused)
+  constructor(accused: Accused, kind: CellKind, preset: TimerPreset) {
+    this.cell = new AgentCell(accused, kind, preset)
   }
 
   async call<M extends CellMethod>(method: M, ...args: Parameters<CellApi[M]>): Promise<Result<M>> {
@@ -55,7 +57,7 @@ class LocalHost implements Host {
 }
 
 class WorkerHost implements Host {
-  private readonly worker = new Worker(new URL('./membership-worker.js', import.meta.url))
+  private readonly worker: Worker
   private readonly pending = new Map<
     number,
     { resolve: (value: unknown) => void; reject: (err: Error) => void }
@@ -63,7 +65,10 @@ class WorkerHost implements Host {
   private nextId = 0
   private failure: Error | undefined
 
-  constructor(accused: Accused) {
+  constructor(accused: Accused, kind: CellKind, preset: TimerPreset) {
+    this.worker = new Worker(new URL('./membership-worker.js', import.meta.url), {
+      workerData: { kind, preset },
+    })
     this.worker.on('message', (message: CellMessage) => {
       if (message.kind === 'accusation') {
         accused(message.accusation)
@@ -109,13 +114,15 @@ export class Fleet {
   private readonly hosts: Host[]
   private readonly listeners: Accused[] = []
 
-  constructor(workers: number) {
+  constructor(workers: number, kind: CellKind = 'agent', preset: TimerPreset = 'lan') {
     const accused: Accused = (accusation) => {
       for (const listener of this.listeners) listener(accusation)
     }
     this.mode = workers <= 1 ? 'single-loop' : 'worker-threads'
     this.hosts =
-      workers <= 1 ? [new LocalHost(accused)] : Array.from({ length: workers }, () => new WorkerHost(accused))
+      workers <= 1
+        ? [new LocalHost(accused, kind, preset)]
+        : Array.from({ length: workers }, () => new WorkerHost(accused, kind, preset))
   }
 
   /** Event loops the agents run on. */

@@ -6,8 +6,8 @@
  */
 import { availableParallelism } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { MemberState } from '../src/membership/index.js'
-import type { CellAgent, Delay, Stats, TrafficSample, ViewSample } from './membership-cell.js'
+import type { MemberState, TimerPreset } from '../src/membership/index.js'
+import type { CellAgent, CellKind, Delay, Stats, TrafficSample, ViewSample } from './membership-cell.js'
 import { Fleet, type FleetMode } from './membership-fleet.js'
 import { describe, render, STARVED_MS, summary, targets } from './membership-report.js'
 import { measureProcesses, type ProcessResult } from './processes.js'
@@ -53,10 +53,20 @@ export interface InProcessSetup {
 
 export interface SizeResult {
   n: number
+  /** Whole agents, or members running only the libp2p node and Membership (membership-cell.ts). */
+  kind: CellKind
+  /** Membership timers the members ran. */
+  preset: TimerPreset
   /** ceil(N / workers): agents sharing the busiest event loop. */
   agentsPerLoop: number
-  /** Until the N-1 concurrent `Agent.start` calls (after agent 0's) resolved. */
+  /** Until the N-1 concurrent `Agent.start` calls (after agent 0's) resolved; with a rolling start, until the last batch's did. */
   startMs: number | null
+  /**
+   * A rolling start (`rollingBatch`): agents start `batch` at a time, each batch once every
+   * earlier agent lists all started ones alive (or after a 60 s cap); `completeViewsMs` then
+   * counts from the last batch's start. null: all N-1 at once.
+   */
+  rolling: { batch: number; batches: number; batchesComplete: number; totalMs: number } | null
   completeViewsMs: number | null
   /** Median over agents of the first time its own view listed N alive. */
   medianAgentCompleteMs: number | null
@@ -94,7 +104,19 @@ export interface SizeResult {
   notes: string[]
 }
 
-export async function runMembership(options: { sizes: number[]; processes: boolean; workers: number }) {
+export interface MembershipOptions {
+  sizes: number[]
+  processes: boolean
+  workers: number
+  /** Sizes at or above `from` start `batch` agents at a time (a rolling start) rather than all at once. */
+  rolling?: { from: number; batch: number }
+  /** What each member runs (default: whole agents). */
+  kind?: CellKind
+  /** Membership timers (default lan). */
+  preset?: TimerPreset
+}
+
+export async function runMembership(options: MembershipOptions) {
   const began = Date.now()
   const host = machine()
   const setup: InProcessSetup = {
@@ -127,8 +149,9 @@ export async function runMembership(options: { sizes: number[]; processes: boole
       continue
     }
     await waitForQuiet(`N = ${n}`)
-    console.error(`membership: N = ${n} on ${describe(setup)} ...`)
-    results.push(await measureSize(n, setup.workers))
+    console.error(`membership: N = ${n} (${options.kind ?? 'agent'}s) on ${describe(setup)} ...`)
+    const batch = options.rolling != null && n >= options.rolling.from ? options.rolling.batch : null
+    results.push(await measureSize(n, setup.workers, batch, options.kind ?? 'agent', options.preset ?? 'lan'))
     console.error(`membership: N = ${n} done (${summary(results.at(-1)!)})`)
   }
   let processes: ProcessResult | null = null
@@ -143,7 +166,7 @@ export async function runMembership(options: { sizes: number[]; processes: boole
     durationS: Math.round((Date.now() - began) / 1000),
     machine: host,
     source: source(),
-    preset: 'lan',
+    preset: options.preset ?? 'lan',
     inProcess: setup,
     notes: [
       setup.mode === 'single-loop'
@@ -168,8 +191,14 @@ export async function runMembership(options: { sizes: number[]; processes: boole
   return { report, text: render(setup, results, skipped, processes, report.targets) }
 }
 
-async function measureSize(n: number, workers: number): Promise<SizeResult> {
-  const fleet = new Fleet(workers)
+async function measureSize(
+  n: number,
+  workers: number,
+  rollingBatch: number | null,
+  kind: CellKind,
+  preset: TimerPreset,
+): Promise<SizeResult> {
+  const fleet = new Fleet(workers, kind, preset)
   const ids: string[] = []
   const index = new Map<string, number>()
   const notes: string[] = []
@@ -214,8 +243,11 @@ async function measureSize(n: number, workers: number): Promise<SizeResult> {
 
   const result: SizeResult = {
     n,
+    kind,
+    preset,
     agentsPerLoop: Math.ceil(n / fleet.loops),
     startMs: null,
+    rolling: null,
     completeViewsMs: null,
     medianAgentCompleteMs: null,
     joinSeenByAllMs: null,
@@ -232,16 +264,42 @@ async function measureSize(n: number, workers: number): Promise<SizeResult> {
     notes,
   }
   try {
-    // 1. Start agent 0, then N-1 at once through it; wait for every view to list N alive.
+    // 1. Start agent 0, then N-1 at once through it (or a batch at a time: a rolling start);
+    // wait for every view to list N alive.
     const first = await start(0, [])
     const boot = first.addrs.filter((addr) => addr.includes('/tcp/'))
     let leave = await enter('converge')
+    const began = performance.now()
+    let startedCount = 1
+    if (rollingBatch != null) {
+      const rolling = { batch: rollingBatch, batches: 0, batchesComplete: 0, totalMs: 0 }
+      while (startedCount + rollingBatch < n) {
+        const from = startedCount
+        await Promise.all(Array.from({ length: rollingBatch }, (_, i) => start(from + i, boot)))
+        startedCount += rollingBatch
+        rolling.batches++
+        const batchSince = performance.now()
+        const settled = await milestones(
+          async () => {
+            const views = await fleet.views({ alive: 'all' })
+            return { complete: views.every((view) => view.alive === startedCount) }
+          },
+          { since: batchSince, capMs: 60_000, everyMs: CONVERGE_POLL_MS },
+        )
+        if (settled.complete != null) rolling.batchesComplete++
+      }
+      rolling.batches++
+      rolling.totalMs = Math.round(performance.now() - began)
+      result.rolling = rolling
+    }
     const since = performance.now()
     const firstComplete = new Map<number, number>()
     let startError: unknown
-    const starting = Promise.all(Array.from({ length: n - 1 }, (_, i) => start(i + 1, boot))).then(
+    const starting = Promise.all(
+      Array.from({ length: n - startedCount }, (_, i) => start(startedCount + i, boot)),
+    ).then(
       () => {
-        result.startMs = Math.round(performance.now() - since)
+        result.startMs = Math.round(performance.now() - (rollingBatch == null ? since : began))
       },
       (err: unknown) => {
         startError = err ?? new Error('agent start failed')

@@ -6,14 +6,19 @@
  * nodes (`shoal node copy` to serving through `shoal lb` on 5 nodes with a ~100 MB distribution; `--sizes` unused),
  * scale (the membership benchmark at `--sizes`, then the simulation up to `--max` members, default 1000;
  * `--no-real` carries the real figures over from the last scale.json; docs/scale.md).
+ * `--members agent|membership[,...]` (membership, scale; scale's default both): whole agents, or only libp2p and Membership.
+ * `--preset lan|cloud|test` (membership, scale): the real members' membership timers (default lan).
+ * `--rolling FROM:BATCH` (membership, scale; scale's default 100:10): sizes >= FROM start BATCH agents at a time.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { TIMER_PRESETS, type TimerPreset } from '../src/membership/index.js'
 import { runArtifacts } from './artifacts.js'
 import { runLb } from './lb.js'
 import { runManager } from './manager.js'
 import { DEFAULT_WORKERS, runMembership } from './membership.js'
+import type { CellKind } from './membership-cell.js'
 import { runNodes } from './nodes.js'
 import { runRuntime } from './runtime.js'
 import { runScale } from './scale/index.js'
@@ -28,6 +33,9 @@ const { positionals, values } = parseArgs({
     workers: { type: 'string', default: String(DEFAULT_WORKERS) },
     max: { type: 'string', default: '1000' },
     'no-real': { type: 'boolean', default: false },
+    rolling: { type: 'string' },
+    members: { type: 'string' },
+    preset: { type: 'string', default: 'lan' },
   },
 })
 const suite = positionals[0] ?? 'membership'
@@ -58,6 +66,33 @@ if (!Number.isInteger(workers) || workers < 1) {
   process.exit(2)
 }
 
+// --rolling FROM:BATCH: sizes >= FROM start BATCH agents at a time (scale: 100:10 unless given; off elsewhere).
+const rollingText = values.rolling ?? (suite === 'scale' ? '100:10' : undefined)
+const [rollingFrom, rollingBatch] = (rollingText ?? '').split(':').map(Number)
+const rolling =
+  rollingText == null ? undefined : { from: rollingFrom ?? Number.NaN, batch: rollingBatch ?? Number.NaN }
+if (
+  rolling != null &&
+  !(Number.isInteger(rolling.from) && Number.isInteger(rolling.batch) && rolling.batch >= 1)
+) {
+  console.error(`--rolling wants FROM:BATCH (whole numbers, e.g. 100:10), got "${rollingText}"`)
+  process.exit(2)
+}
+
+// --members agent|membership (membership, scale): whole agents, or only the libp2p node and Membership.
+// The scale suite measures both unless told (agent,membership).
+const kinds = (values.members ?? (suite === 'scale' ? 'agent,membership' : 'agent')).split(',')
+if (!kinds.every((kind): kind is CellKind => kind === 'agent' || kind === 'membership')) {
+  console.error(`--members wants agent, membership or both (comma-separated), got "${values.members}"`)
+  process.exit(2)
+}
+
+const preset = values.preset as TimerPreset
+if (!(preset in TIMER_PRESETS)) {
+  console.error(`--preset wants ${Object.keys(TIMER_PRESETS).join(', ')}, got "${values.preset}"`)
+  process.exit(2)
+}
+
 const { report, text } =
   suite === 'artifacts'
     ? await runArtifacts({ sizes })
@@ -70,8 +105,23 @@ const { report, text } =
           : suite === 'nodes'
             ? await runNodes()
             : suite === 'scale'
-              ? await runScale({ sizes, max: Number(values.max), real: !values['no-real'], workers })
-              : await runMembership({ sizes, processes: !values['no-processes'], workers })
+              ? await runScale({
+                  sizes,
+                  max: Number(values.max),
+                  real: !values['no-real'],
+                  workers,
+                  rolling,
+                  kinds,
+                  preset,
+                })
+              : await runMembership({
+                  sizes,
+                  processes: !values['no-processes'],
+                  workers,
+                  rolling,
+                  kind: kinds[0]!,
+                  preset,
+                })
 await mkdir(RESULTS, { recursive: true })
 const file = `${RESULTS}${suite}.json`
 await writeFile(file, `${JSON.stringify(report, null, 2)}\n`)

@@ -1,8 +1,9 @@
 /**
  * The scale suite (`npm run bench -- scale [--sizes 10,25,50,100] [--max N] [--no-real]`):
- * 1. real: the membership benchmark's in-process agents (bench/membership.ts) at
- *    `--sizes` on this machine, unchanged (`--no-real` carries over the previous
- *    run's figures from bench/results/scale.json instead);
+ * 1. real: the membership benchmark's in-process members (bench/membership.ts) at
+ *    `--sizes`, for each of `--members` (whole agents, membership only) with the
+ *    timers of `--preset`, merged into the figures of earlier runs (a series measured
+ *    again replaces its old figures; `--no-real` only carries them over);
  * 2. calibration of the simulated wire on real libp2p nodes (calibrate.ts);
  * 3. the simulation (real Membership code, simulated network and clock) at every
  *    size of SIM_SIZES up to `--max`, one child process each; at 10,000, the hybrid
@@ -17,8 +18,9 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { LAN_TIMERS, suspicionBounds } from '../../src/membership/index.js'
+import { LAN_TIMERS, suspicionBounds, type TimerPreset } from '../../src/membership/index.js'
 import { runMembership, type SizeResult } from '../membership.js'
+import type { CellKind } from '../membership-cell.js'
 import { machine, round, source, table } from '../util.js'
 import { type Calibration, calibrate } from './calibrate.js'
 import { measureViewCpu } from './cpu.js'
@@ -48,6 +50,8 @@ export interface SimRun {
   /** null: no limit. */
   maxConnections?: number | null
   hybridFull?: number
+  /** Membership timers (default lan). */
+  preset?: TimerPreset
 }
 
 /**
@@ -59,6 +63,7 @@ export interface SimRun {
 export function simRuns(max: number): SimRun[] {
   const runs: SimRun[] = SIM_SIZES.map((n) => ({ label: `${n}`, n }))
   runs.push({ label: '250 seeded', n: 250, warm: true })
+  runs.push({ label: '100 cloud', n: 100, preset: 'cloud' })
   runs.push({ label: '1000 no limit', n: 1000, maxConnections: null })
   runs.push({ label: '1000 hybrid no limit', n: 1000, maxConnections: null, hybridFull: HYBRID_FULL })
   runs.push({ label: '10000 hybrid no limit', n: HYBRID_N, maxConnections: null, hybridFull: HYBRID_FULL })
@@ -70,6 +75,12 @@ export interface ScaleOptions {
   max: number
   real: boolean
   workers: number
+  /** Real sizes at or above `from` start `batch` members at a time (100 whole agents starting at once starve 2 cores). */
+  rolling?: { from: number; batch: number }
+  /** What the real members run: whole agents, membership only, or both (each size measured once per kind). */
+  kinds: CellKind[]
+  /** The real members' membership timers. */
+  preset: TimerPreset
 }
 
 interface RealPart {
@@ -79,7 +90,8 @@ interface RealPart {
   inProcess: unknown
   notes: string[]
   quietWaits: unknown
-  results: SizeResult[]
+  /** Every series measured so far; `date` says when (older runs lack kind and preset: whole agents, lan). */
+  results: Array<SizeResult & { date?: string }>
   skipped: unknown
 }
 
@@ -97,9 +109,27 @@ export async function runScale(options: ScaleOptions) {
     // and this suite wants every size measured (a failure is a figure too).
     const started = Date.now()
     const reports = []
-    for (const n of options.sizes)
-      reports.push((await runMembership({ sizes: [n], processes: false, workers: options.workers })).report)
+    for (const kind of options.kinds)
+      for (const n of options.sizes)
+        reports.push(
+          (
+            await runMembership({
+              sizes: [n],
+              processes: false,
+              workers: options.workers,
+              ...(options.rolling == null ? {} : { rolling: options.rolling }),
+              kind,
+              preset: options.preset,
+            })
+          ).report,
+        )
     const first = reports[0]!
+    // Merged into the previous figures: a series measured now (same N, members and timers)
+    // replaces the old one, the others stay, each with the date it was measured.
+    const measured = reports.flatMap((r) => r.results.map((result) => ({ ...result, date: r.date })))
+    const key = (r: SizeResult) => `${r.n}/${r.kind ?? 'agent'}/${r.preset ?? 'lan'}`
+    const fresh = new Set(measured.map(key))
+    const kept = (previous.real?.results ?? []).filter((r) => !fresh.has(key(r)))
     real = {
       date: first.date,
       durationS: Math.round((Date.now() - started) / 1000),
@@ -107,7 +137,9 @@ export async function runScale(options: ScaleOptions) {
       inProcess: first.inProcess,
       notes: first.notes,
       quietWaits: reports.flatMap((r) => r.quietWaits),
-      results: reports.flatMap((r) => r.results),
+      results: [...kept, ...measured].sort(
+        (a, b) => (a.kind ?? 'agent').localeCompare(b.kind ?? 'agent') || a.n - b.n,
+      ),
       skipped: reports.flatMap((r) => r.skipped),
     }
     // Kept at once: a run interrupted later can carry it over (--no-real).
@@ -140,6 +172,7 @@ export async function runScale(options: ScaleOptions) {
       costs: calibration.costs,
       ...(run.warm == null ? {} : { warm: run.warm }),
       ...(run.maxConnections === undefined ? {} : { maxConnections: run.maxConnections }),
+      ...(run.preset == null ? {} : { cluster: { preset: run.preset } }),
     }
     const started = Date.now()
     const input = run.hybridFull == null ? common : { ...common, hybrid: { full: run.hybridFull } }
@@ -164,6 +197,7 @@ export async function runScale(options: ScaleOptions) {
     (r): r is SimSizeResult => r != null,
   )
   const seeded250 = (byLabel('250 seeded') as SimSizeResult | undefined) ?? null
+  const cloud100 = (byLabel('100 cloud') as SimSizeResult | undefined) ?? null
   const unlimited1000 = (byLabel('1000 no limit') as SimSizeResult | undefined) ?? null
   const hybrid1000 = (byLabel('1000 hybrid no limit') as HybridResult | undefined) ?? null
   const hybrid = (byLabel('10000 hybrid no limit') as HybridResult | undefined) ?? null
@@ -196,6 +230,7 @@ export async function runScale(options: ScaleOptions) {
       maxConnections: 400,
       results: simulated,
       seeded250,
+      cloud100,
     },
     withoutConnectionLimit: { full1000: unlimited1000, hybrid1000, hybrid10000: hybrid },
     /** Each simulation: its wall time when it ran, and whether this report reused it (same code and inputs). */
@@ -204,7 +239,9 @@ export async function runScale(options: ScaleOptions) {
       wallS: result.wallS,
       reusedFromCache: reused,
     })),
-    comparison: compare(real?.results ?? [], simulated),
+    comparison: compare(real?.results ?? [], (n, preset) =>
+      preset === 'cloud' ? (cloud100?.n === n ? cloud100 : undefined) : simulated.find((s) => s.n === n),
+    ),
     limits: limits(simulated, hybrid),
   }
   await writePlots(real?.results ?? [], simulated, unlimited1000, hybrid)
@@ -263,6 +300,8 @@ function simulate<T>(options: object): Promise<T> {
 
 export interface Comparison {
   n: number
+  kind: CellKind
+  preset: TimerPreset
   metric: string
   real: number | null
   simulated: number | null
@@ -272,10 +311,14 @@ export interface Comparison {
   realStarved: boolean
 }
 
-function compare(real: SizeResult[], simulated: SimSizeResult[]): Comparison[] {
+/** Each real series against the simulation of the same N and timers. */
+function compare(
+  real: SizeResult[],
+  simulatedAt: (n: number, preset: TimerPreset) => SimSizeResult | undefined,
+): Comparison[] {
   const out: Comparison[] = []
   for (const r of real) {
-    const s = simulated.find((x) => x.n === r.n)
+    const s = simulatedAt(r.n, r.preset ?? 'lan')
     if (s == null) continue
     const pairs: Array<[string, number | null, number | null]> = [
       ['idle sent B/node/s', r.idle?.sentBytesPerNodePerSec ?? null, s.idle?.sentBytesPerNodePerSec ?? null],
@@ -288,6 +331,8 @@ function compare(real: SizeResult[], simulated: SimSizeResult[]): Comparison[] {
     for (const [metric, a, b] of pairs) {
       out.push({
         n: r.n,
+        kind: r.kind ?? 'agent',
+        preset: r.preset ?? 'lan',
         metric,
         real: a,
         simulated: b,
@@ -329,8 +374,11 @@ async function writePlots(
   hybrid: HybridResult | null,
 ) {
   await mkdir(`${ROOT}docs/img`, { recursive: true })
+  // Whole agents on lan timers (the product as configured); membership-only members are in scale.json.
+  const agents = real.filter((r) => (r.kind ?? 'agent') === 'agent' && (r.preset ?? 'lan') === 'lan')
   const realPoints = (pick: (r: SizeResult) => number | null | undefined) =>
-    real.map((r) => ({ x: r.n, y: pick(r) ?? null }))
+    agents.map((r) => ({ x: r.n, y: pick(r) ?? null }))
+  const starvedFrom = agents.find((r) => r.starvedPhases.length > 0)?.n
   const simPoints = (pick: (r: SimSizeResult) => number | null | undefined) =>
     simulated.map((r) => ({ x: r.n, y: pick(r) ?? null }))
   const noLimit = (full: number | null | undefined, atTenK: number | null | undefined) => [
@@ -338,7 +386,7 @@ async function writePlots(
     ...(hybrid == null ? [] : [{ x: hybrid.n, y: atTenK ?? null }]),
   ]
   const notes = [
-    'Real: whole agents in one process on a shared 2-core machine (CPU-starved from N = 50). Sim: membership only, free CPU.',
+    `Real: whole agents in one process on a 2-core machine${starvedFrom == null ? '' : ` (CPU-starved from N = ${starvedFrom})`}. Sim: membership only, free CPU.`,
     `No connection limit: the full code at N = 1000; at N = ${HYBRID_N}, ${HYBRID_FULL} members on the real code, the rest light.`,
   ]
   await writeFile(
@@ -438,15 +486,31 @@ function render(
     parts.push(
       `Real agents (${real.carriedOver ? `carried over from ${real.date}` : real.date}):`,
       table(
-        ['N', 'views ms', 'join ms', 'dead ms', 'B/node/s', 'conns', 'RSS MB/agent', 'false s/d', 'starved'],
+        [
+          'N',
+          'members',
+          'timers',
+          'views ms',
+          'join ms',
+          'dead ms',
+          'B/node/s',
+          'conns',
+          'RSS MB',
+          'CPU %/member',
+          'false s/d',
+          'starved',
+        ],
         real.results.map((r) => [
           r.n,
+          r.kind ?? 'agent',
+          r.preset ?? 'lan',
           r.completeViewsMs,
           r.joinSeenByAllMs,
           r.killDeadByAllMs,
           r.idle?.sentBytesPerNodePerSec ?? null,
           r.idle?.meanConnections ?? null,
           r.idle?.rssPerAgentMB ?? null,
+          r.idle?.cpuPercentOfOneCorePerAgent ?? null,
           `${r.falsePositives.suspect}/${r.falsePositives.dead}`,
           r.starvedPhases.join(',') || 'no',
         ]),
@@ -496,8 +560,17 @@ function render(
       '',
       'Real vs simulated:',
       table(
-        ['N', 'metric', 'real', 'sim', 'real/sim', 'real starved'],
-        comparison.map((c) => [c.n, c.metric, c.real, c.simulated, c.ratio, c.realStarved ? 'yes' : 'no']),
+        ['N', 'members', 'timers', 'metric', 'real', 'sim', 'real/sim', 'real starved'],
+        comparison.map((c) => [
+          c.n,
+          c.kind,
+          c.preset,
+          c.metric,
+          c.real,
+          c.simulated,
+          c.ratio,
+          c.realStarved ? 'yes' : 'no',
+        ]),
       ),
     )
   }
