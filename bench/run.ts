@@ -8,6 +8,7 @@
  * `--no-real` carries the real figures over from the last scale.json; docs/scale.md).
  * `--members agent|membership[,...]` (membership, scale; scale's default both): whole agents, or only libp2p and Membership.
  * `--preset lan|cloud|test` (membership, scale): the real members' membership timers (default lan).
+ * `--reuse-calibration` (scale): the previous run's wire calibration (cached simulations then match).
  * `--rolling FROM:BATCH` (membership, scale; scale's default 100:10): sizes >= FROM start BATCH agents at a time.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -36,6 +37,7 @@ const { positionals, values } = parseArgs({
     rolling: { type: 'string' },
     members: { type: 'string' },
     preset: { type: 'string', default: 'lan' },
+    'reuse-calibration': { type: 'boolean', default: false },
   },
 })
 const suite = positionals[0] ?? 'membership'
@@ -113,6 +115,7 @@ const { report, text } =
                   rolling,
                   kinds,
                   preset,
+                  reuseCalibration: values['reuse-calibration'],
                 })
               : await runMembership({
                   sizes,

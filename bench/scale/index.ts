@@ -4,7 +4,8 @@
  *    `--sizes`, for each of `--members` (whole agents, membership only) with the
  *    timers of `--preset`, merged into the figures of earlier runs (a series measured
  *    again replaces its old figures; `--no-real` only carries them over);
- * 2. calibration of the simulated wire on real libp2p nodes (calibrate.ts);
+ * 2. calibration of the simulated wire on real libp2p nodes (calibrate.ts;
+ *    `--reuse-calibration` takes the previous run's, so cached simulations match);
  * 3. the simulation (real Membership code, simulated network and clock) at every
  *    size of SIM_SIZES up to `--max`, one child process each; at 10,000, the hybrid
  *    run (hybrid.ts) with a share of the members on the real code;
@@ -81,6 +82,8 @@ export interface ScaleOptions {
   kinds: CellKind[]
   /** The real members' membership timers. */
   preset: TimerPreset
+  /** Take the previous run's calibration (bench/results/scale.json) rather than measuring it again. */
+  reuseCalibration?: boolean
 }
 
 interface RealPart {
@@ -99,7 +102,7 @@ export async function runScale(options: ScaleOptions) {
   const began = Date.now()
   const log = (line: string) => console.error(`scale: ${line}`)
   const previous = existsSync(PREVIOUS)
-    ? (JSON.parse(readFileSync(PREVIOUS, 'utf8')) as { real?: RealPart })
+    ? (JSON.parse(readFileSync(PREVIOUS, 'utf8')) as { real?: RealPart; calibration?: Calibration })
     : {}
 
   let real: RealPart | null = null
@@ -149,9 +152,18 @@ export async function runScale(options: ScaleOptions) {
     log(`real figures carried over from the run of ${real.date}`)
   }
 
-  log('calibrating the simulated wire on real libp2p nodes ...')
-  const calibration = await calibrate()
-  log(`calibrated: ${JSON.stringify(calibration.costs)}`)
+  // Handshake bytes vary by a few percent between runs (addresses, identify), and the
+  // costs are part of a cached simulation's inputs: reusing the last calibration
+  // collects the cached results of a long run instead of simulating them again.
+  let calibration: Calibration
+  if (options.reuseCalibration && previous.calibration != null) {
+    calibration = previous.calibration
+    log(`calibration reused from the previous run: ${JSON.stringify(calibration.costs)}`)
+  } else {
+    log('calibrating the simulated wire on real libp2p nodes ...')
+    calibration = await calibrate()
+    log(`calibrated: ${JSON.stringify(calibration.costs)}`)
+  }
 
   log('timing whole-view work (sync encode/decode, digest, re-broadcast decode) ...')
   const viewCpu = await measureViewCpu([100, 1000, 10_000])
