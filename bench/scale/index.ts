@@ -387,10 +387,15 @@ async function writePlots(
 ) {
   await mkdir(`${ROOT}docs/img`, { recursive: true })
   // Whole agents on lan timers (the product as configured); membership-only members are in scale.json.
-  const agents = real.filter((r) => (r.kind ?? 'agent') === 'agent' && (r.preset ?? 'lan') === 'lan')
-  const realPoints = (pick: (r: SizeResult) => number | null | undefined) =>
-    agents.map((r) => ({ x: r.n, y: pick(r) ?? null }))
-  const starvedFrom = agents.find((r) => r.starvedPhases.length > 0)?.n
+  // Real members on lan timers: whole agents (what operators run), and membership-only
+  // members (what the simulation runs: the times are compared with those).
+  const series = (kind: CellKind) =>
+    real.filter((r) => (r.kind ?? 'agent') === kind && (r.preset ?? 'lan') === 'lan')
+  const agents = series('agent')
+  const members = series('membership').length > 0 ? series('membership') : agents
+  const realPoints = (pick: (r: SizeResult) => number | null | undefined, of = agents) =>
+    of.map((r) => ({ x: r.n, y: pick(r) ?? null }))
+  const starvedFrom = (of: SizeResult[]) => of.find((r) => r.starvedPhases.includes('idle'))?.n
   const simPoints = (pick: (r: SimSizeResult) => number | null | undefined) =>
     simulated.map((r) => ({ x: r.n, y: pick(r) ?? null }))
   const noLimit = (full: number | null | undefined, atTenK: number | null | undefined) => [
@@ -398,7 +403,7 @@ async function writePlots(
     ...(hybrid == null ? [] : [{ x: hybrid.n, y: atTenK ?? null }]),
   ]
   const notes = [
-    `Real: whole agents in one process on a 2-core machine${starvedFrom == null ? '' : ` (CPU-starved from N = ${starvedFrom})`}. Sim: membership only, free CPU.`,
+    `Real: in one process on a 2-core machine${starvedFrom(members) == null ? '' : `, CPU-starved at N = ${starvedFrom(members)}`}; times: membership-only members. Sim: free CPU.`,
     `No connection limit: the full code at N = 1000; at N = ${HYBRID_N}, ${HYBRID_FULL} members on the real code, the rest light.`,
   ]
   await writeFile(
@@ -412,6 +417,11 @@ async function writePlots(
           name: 'real agents, idle',
           color: '#1f77b4',
           points: realPoints((r) => r.idle?.sentBytesPerNodePerSec),
+        },
+        {
+          name: 'real membership only, idle',
+          color: '#17becf',
+          points: realPoints((r) => r.idle?.sentBytesPerNodePerSec, members),
         },
         {
           name: 'sim, idle (as real)',
@@ -445,9 +455,21 @@ async function writePlots(
       xLabel: 'members (N)',
       yLabel: 'ms until every member sees it',
       series: [
-        { name: 'real: views complete', color: '#1f77b4', points: realPoints((r) => r.completeViewsMs) },
-        { name: 'real: join seen by all', color: '#2ca02c', points: realPoints((r) => r.joinSeenByAllMs) },
-        { name: 'real: crash dead by all', color: '#d62728', points: realPoints((r) => r.killDeadByAllMs) },
+        {
+          name: 'real: views complete',
+          color: '#1f77b4',
+          points: realPoints((r) => r.completeViewsMs, members),
+        },
+        {
+          name: 'real: join seen by all',
+          color: '#2ca02c',
+          points: realPoints((r) => r.joinSeenByAllMs, members),
+        },
+        {
+          name: 'real: crash dead by all',
+          color: '#d62728',
+          points: realPoints((r) => r.killDeadByAllMs, members),
+        },
         {
           name: 'sim: views complete',
           color: '#1f77b4',
