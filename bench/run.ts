@@ -9,6 +9,7 @@
  * `--members agent|membership[,...]` (membership, scale; scale's default both): whole agents, or only libp2p and Membership.
  * `--preset lan|cloud|test` (membership, scale): the real members' membership timers (default lan).
  * `--reuse-calibration` (scale): the previous run's wire calibration (cached simulations then match).
+ * `--run-up-to N` (scale): a simulation larger than N with no cached result is reported missing, not run.
  * `--rolling FROM:BATCH` (membership, scale; scale's default 100:10): sizes >= FROM start BATCH agents at a time.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -38,6 +39,7 @@ const { positionals, values } = parseArgs({
     members: { type: 'string' },
     preset: { type: 'string', default: 'lan' },
     'reuse-calibration': { type: 'boolean', default: false },
+    'run-up-to': { type: 'string' },
   },
 })
 const suite = positionals[0] ?? 'membership'
@@ -116,6 +118,7 @@ const { report, text } =
                   kinds,
                   preset,
                   reuseCalibration: values['reuse-calibration'],
+                  ...(values['run-up-to'] == null ? {} : { runUpTo: Number(values['run-up-to']) }),
                 })
               : await runMembership({
                   sizes,

@@ -8,7 +8,8 @@
  *    `--reuse-calibration` takes the previous run's, so cached simulations match);
  * 3. the simulation (real Membership code, simulated network and clock) at every
  *    size of SIM_SIZES up to `--max`, one child process each; at 10,000, the hybrid
- *    run (hybrid.ts) with a share of the members on the real code;
+ *    run (hybrid.ts) with a share of the members on the real code (`--run-up-to N`:
+ *    a larger run with no cached result is reported missing rather than run);
  * 4. scale.json, a text summary, and the plots docs/img/scale-bytes.svg and
  *    docs/img/scale-time.svg.
  */
@@ -84,6 +85,8 @@ export interface ScaleOptions {
   preset: TimerPreset
   /** Take the previous run's calibration (bench/results/scale.json) rather than measuring it again. */
   reuseCalibration?: boolean
+  /** Simulations larger than this with no cached result are reported missing instead of run. */
+  runUpTo?: number
 }
 
 interface RealPart {
@@ -198,6 +201,10 @@ export async function runScale(options: ScaleOptions) {
       const cached = JSON.parse(readFileSync(file, 'utf8')) as SimSizeResult | HybridResult
       return { run, result: cached, reused: true }
     }
+    if (options.runUpTo != null && run.n > options.runUpTo) {
+      log(`${run.label}: no cached result and larger than --run-up-to ${options.runUpTo}: reported missing`)
+      return { run, result: null, reused: false }
+    }
     const result =
       run.hybridFull == null ? await simulate<SimSizeResult>(input) : await simulate<HybridResult>(input)
     await writeFile(file, JSON.stringify(result))
@@ -248,8 +255,9 @@ export async function runScale(options: ScaleOptions) {
     /** Each simulation: its wall time when it ran, and whether this report reused it (same code and inputs). */
     simulationRuns: outcomes.map(({ run, result, reused }) => ({
       label: run.label,
-      wallS: result.wallS,
+      wallS: result?.wallS ?? null,
       reusedFromCache: reused,
+      ...(result == null ? { missing: 'not run: no cached result, larger than --run-up-to' } : {}),
     })),
     comparison: compare(real?.results ?? [], (n, preset) =>
       preset === 'cloud' ? (cloud100?.n === n ? cloud100 : undefined) : simulated.find((s) => s.n === n),
