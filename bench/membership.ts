@@ -149,9 +149,18 @@ export async function runMembership(options: MembershipOptions) {
       continue
     }
     await waitForQuiet(`N = ${n}`)
-    console.error(`membership: N = ${n} (${options.kind ?? 'agent'}s) on ${describe(setup)} ...`)
-    const batch = options.rolling != null && n >= options.rolling.from ? options.rolling.batch : null
-    results.push(await measureSize(n, setup.workers, batch, options.kind ?? 'agent', options.preset ?? 'lan'))
+    const kind = options.kind ?? 'agent'
+    console.error(
+      `membership: N = ${n} (${kind === 'agent' ? 'whole agents' : 'membership only'}) on ${describe(setup)} ...`,
+    )
+    results.push(
+      await measureSize(n, {
+        workers: setup.workers,
+        rollingBatch: options.rolling != null && n >= options.rolling.from ? options.rolling.batch : null,
+        kind,
+        preset: options.preset ?? 'lan',
+      }),
+    )
     console.error(`membership: N = ${n} done (${summary(results.at(-1)!)})`)
   }
   let processes: ProcessResult | null = null
@@ -191,12 +200,18 @@ export async function runMembership(options: MembershipOptions) {
   return { report, text: render(setup, results, skipped, processes, report.targets) }
 }
 
+/** How one size runs: on how many event loops, started how, with what members and timers. */
+interface SizeSetup {
+  workers: number
+  /** Members started this many at a time; null: all at once. */
+  rollingBatch: number | null
+  kind: CellKind
+  preset: TimerPreset
+}
+
 async function measureSize(
   n: number,
-  workers: number,
-  rollingBatch: number | null,
-  kind: CellKind,
-  preset: TimerPreset,
+  { workers, rollingBatch, kind, preset }: SizeSetup,
 ): Promise<SizeResult> {
   const fleet = new Fleet(workers, kind, preset)
   const ids: string[] = []
