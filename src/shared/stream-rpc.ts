@@ -1,4 +1,4 @@
-import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { Connection, DialOptions, DialProtocolOptions, PeerId, Stream } from '@libp2p/interface'
 import { type LengthPrefixedStream, lpStream } from 'it-length-prefixed-stream'
 import type { Libp2p } from 'libp2p'
 import { ShoalError } from './errors.js'
@@ -102,7 +102,7 @@ export async function exchange<T>(
 ): Promise<T> {
   const deadline = AbortSignal.timeout(Math.max(1, Math.round(limits.timeoutMs)))
   const signal = limits.signal == null ? deadline : AbortSignal.any([deadline, limits.signal])
-  const stream = await network.dialProtocol(peer, protocol, { signal })
+  const stream = await openStream(network, peer, protocol, signal)
   try {
     const result = await talk(channel(stream, signal, limits.maxBytes))
     await stream.close({ signal })
@@ -111,6 +111,28 @@ export async function exchange<T>(
     stream.abort(err instanceof Error ? err : new Error(String(err)))
     throw err
   }
+}
+
+/**
+ * Opens a stream to `peer`. libp2p can hand back a connection it still lists but
+ * that has closed (or is closing), and every stream on it fails at once: commands
+ * to a manager were refused for 20 s that way (docs/reliability-chaos.md, finding 2).
+ * Such a failure comes before anything is sent, so one retry on a new connection
+ * is safe whatever the protocol.
+ */
+async function openStream(network: StreamNetwork, peer: PeerId, protocol: string, signal: AbortSignal) {
+  try {
+    return await network.dialProtocol(peer, protocol, { signal })
+  } catch (err) {
+    if (!isClosedConnection(err) || signal.aborted) throw err
+    // libp2p passes these options on to dial(), which honours `force`; the type leaves it out.
+    const fresh: DialProtocolOptions & DialOptions = { signal, force: true }
+    return await network.dialProtocol(peer, protocol, fresh)
+  }
+}
+
+function isClosedConnection(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'ConnectionClosedError' || err.name === 'ConnectionClosingError')
 }
 
 /**
