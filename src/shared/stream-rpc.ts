@@ -132,7 +132,9 @@ async function openStream(network: StreamNetwork, peer: PeerId, protocol: string
 }
 
 function isClosedConnection(err: unknown): boolean {
-  return err instanceof Error && (err.name === 'ConnectionClosedError' || err.name === 'ConnectionClosingError')
+  return (
+    err instanceof Error && (err.name === 'ConnectionClosedError' || err.name === 'ConnectionClosingError')
+  )
 }
 
 /**
