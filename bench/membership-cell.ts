@@ -17,7 +17,7 @@ import {
 } from '../src/membership/index.js'
 import { createLogger } from '../src/shared/logger.js'
 import { VERSION } from '../src/shared/version.js'
-import { loopDelay, TempDirs } from './util.js'
+import { loopDelay, memoryIncarnations, TempDirs } from './util.js'
 
 const logger = createLogger({ level: 'error' })
 
@@ -213,14 +213,10 @@ async function startMember(cluster: string, bootstrap: string[], preset: TimerPr
     logger,
   )
   await node.start()
-  let incarnation: number | null = null
-  const store = {
-    load: async () => incarnation,
-    save: async (value: number) => {
-      incarnation = value
-    },
-  }
-  const membership = createMembership({ cluster, preset, bootstrap }, { network: node, store, logger })
+  const membership = createMembership(
+    { cluster, preset, bootstrap },
+    { network: node, store: memoryIncarnations(), logger },
+  )
   await membership.start()
   return {
     id: node.peerId.toString(),

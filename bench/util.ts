@@ -6,6 +6,7 @@ import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { IncarnationStore } from '../src/membership/index.js'
 
 /** Polls `done` every `everyMs` until it holds; elapsed ms since `since`, or null after `capMs`. */
 export async function waitFor(
@@ -168,6 +169,17 @@ export function loopDelay(): () => { p99Ms: number; maxMs: number } {
   return () => {
     histogram.disable()
     return { p99Ms: round(histogram.percentile(99) / 1e6), maxMs: round(histogram.max / 1e6) }
+  }
+}
+
+/** An incarnation store in memory, for members whose restarts the benchmark does not test. */
+export function memoryIncarnations(): IncarnationStore {
+  let value: number | null = null
+  return {
+    load: async () => value,
+    save: async (incarnation) => {
+      value = incarnation
+    },
   }
 }
 

@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { DistributionView } from '../../src/artifacts/index.js'
 import type { ManagerStatus, RolloutView } from '../../src/manager/index.js'
 import type { RuntimeStatus } from '../../src/runtime/index.js'
+import { intBetween, mulberry32, pick, shuffle } from '../random.js'
 import { round, table } from '../util.js'
 import {
   CHECKS,
@@ -42,7 +43,6 @@ import {
   postJson,
   sizeOf,
 } from './cluster.js'
-import { intBetween, mulberry32, pick, shuffle } from './random.js'
 import { type BaseVersion, VersionFactory } from './versions.js'
 
 export const PHASES = ['download', 'install', 'switch', 'rollout'] as const

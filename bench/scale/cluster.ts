@@ -9,7 +9,6 @@ import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import {
   createMembership,
-  type IncarnationStore,
   type Member,
   type MemberMetadata,
   type MemberState,
@@ -18,6 +17,8 @@ import {
   type TimerPreset,
 } from '../../src/membership/index.js'
 import { silentLogger } from '../../src/shared/logger.js'
+import { mulberry32 } from '../random.js'
+import { memoryIncarnations } from '../util.js'
 import { VirtualClock } from './clock.js'
 import { DEFAULT_COSTS, type WireCosts } from './costs.js'
 import { type SimNode, SimWorld, type WorldInit } from './network.js'
@@ -194,7 +195,7 @@ export class SimCluster {
         bootstrap,
         meta: (this.init.meta ?? agentMeta)(index, manager),
       },
-      { network: node.asNetwork(), store: memoryStore(), logger: silentLogger },
+      { network: node.asNetwork(), store: memoryIncarnations(), logger: silentLogger },
     )
     const member = new SimMember(this.members.length, node, membership)
     const track = (state: MemberState | null) => (m: Member) => member.track(m, state)
@@ -261,27 +262,5 @@ export class SimCluster {
     this.uninstall?.()
     this.uninstall = undefined
     if (this.realRandom != null) Math.random = this.realRandom
-  }
-}
-
-function memoryStore(): IncarnationStore {
-  let value: number | null = null
-  return {
-    load: async () => value,
-    save: async (incarnation) => {
-      value = incarnation
-    },
-  }
-}
-
-/** A small seeded PRNG (mulberry32): repeatable runs. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
   }
 }

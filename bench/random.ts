@@ -1,6 +1,7 @@
 /**
- * A small seeded PRNG (mulberry32) so a campaign's choices (phase order, victim,
- * moment of the kill) come back the same for the same seed.
+ * A small seeded PRNG (mulberry32) so that seeded runs come back the same: a chaos
+ * campaign's choices (phase order, victim, moment of the kill), a simulation's
+ * latencies and random picks.
  */
 export type Random = () => number
 
