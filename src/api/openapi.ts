@@ -1183,6 +1183,11 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
           version: { type: 'string' },
           distribution: { type: 'string' },
           state: ref('ComponentState'),
+          instance: {
+            type: 'integer',
+            enum: [0, 1],
+            description: 'Which instance: 1 for a version started beside the running one during a switch',
+          },
           pid: nullable('integer'),
           port: nullable('integer'),
           endpoint: nullable('string'),
@@ -1341,6 +1346,11 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
           from: nullable('string', { description: 'The version moved from' }),
           strategy: ref('RolloutStrategy'),
           maxUnavailable: { type: 'integer' },
+          keepOneServing: {
+            type: 'boolean',
+            description:
+              'All at once with a component that cannot run twice on a node: one node waits until another is ready',
+          },
           canaryPercent: { type: 'number' },
           approve: { type: 'string', enum: ['manual', 'auto'] },
           minReadyMs: { type: 'integer' },

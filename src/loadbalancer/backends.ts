@@ -1,10 +1,11 @@
 import type { Member } from '../membership/index.js'
+import { instanceKey } from '../shared/instance-key.js'
 
 export type BackendState = 'ready' | 'draining'
 
 /** One instance of the served component, as the membership reports it. */
 export interface Backend {
-  /** Stable across updates: `<node id>/<component>`. */
+  /** Stable across updates: `<node id>/<component>`, `#1` added for a second instance (shared/instance-key.ts). */
   key: string
   node: string
   component: string
@@ -24,6 +25,7 @@ export const DEFAULT_WEIGHT = 100
 
 interface PublishedComponent {
   name?: unknown
+  instance?: unknown
   version?: unknown
   state?: unknown
   endpoint?: unknown
@@ -48,7 +50,7 @@ export function backendsOf(members: readonly Member[], service: string): Backend
       const url = parseEndpoint(c.endpoint)
       if (url == null) continue
       found.push({
-        key: `${member.id}/${String(c.name)}`,
+        key: instanceKey(member.id, String(c.name), c.instance === 1 ? 1 : 0),
         node: member.id,
         component: String(c.name),
         version: String(c.version),

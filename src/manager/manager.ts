@@ -53,8 +53,11 @@ export interface ManagerComponents {
     has(id: string): Promise<boolean>
     /** Versions of `name` this node knows, oldest first. */
     history(name: string): string[]
-    /** A known version's component names and raw `placement` rules (null when unknown here). */
-    layout(id: string): { components: string[]; placement: unknown } | null
+    /**
+     * A known version's component names, raw `placement` rules and the components
+     * that may not run twice on a node (`exclusive`) (null when unknown here).
+     */
+    layout(id: string): { components: string[]; placement: unknown; exclusive?: string[] } | null
   }
   db: { get(key: string): Promise<string | undefined>; put(key: string, value: string): Promise<void> }
   logger: Logger
@@ -464,6 +467,13 @@ export class Manager {
         const { op, ...options } = command
         const request = { ...options, distribution, kind: op } as RolloutRequest
         created = newRollout(state, request, this.components.membership.members())
+        // Nodes switch make-before-break, so all at once keeps serving, except where a
+        // component cannot run twice on a node: then one node waits for another (docs/manager.md).
+        if (
+          created.strategy === 'all-at-once' &&
+          [created.distribution, created.from].some((id) => id != null && this.hasExclusive(id))
+        )
+          created.keepOneServing = true
         for (const r of state.rollouts) if (!isFinished(r)) r.state = 'superseded'
         state.rollouts = [created, ...state.rollouts].slice(0, HISTORY_LENGTH)
         Object.assign(state, targetsOf(created))
@@ -530,6 +540,10 @@ export class Manager {
       `no earlier version of ${name} to roll back to; name one with --to`,
       409,
     )
+  }
+
+  private hasExclusive(id: string): boolean {
+    return (this.components.versions.layout(id)?.exclusive?.length ?? 0) > 0
   }
 
   private async requireKnown(id: string): Promise<void> {

@@ -47,6 +47,12 @@ const rolloutSchema = z.strictObject({
   strategy: z.enum(ROLLOUT_STRATEGIES),
   /** Nodes switching at once (rolling); all of them for all-at-once. */
   maxUnavailable: z.number().int().min(1),
+  /**
+   * All-at-once with a component that cannot run twice on a node (`exclusive`):
+   * one node stays on the old version until another is ready on the new one, so
+   * the service is never without a ready backend. Absent = false.
+   */
+  keepOneServing: z.boolean().optional(),
   /** Share of the nodes switched first (canary), percent. */
   canaryPercent: z.number().min(0).max(100),
   approve: z.enum(['manual', 'auto']),

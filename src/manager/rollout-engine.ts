@@ -145,7 +145,8 @@ export function step(rollout: RolloutRecord, ctx: StepContext): RolloutRecord {
     // Only alive nodes count: a canary node that dies is replaced, never taken as a success.
     const started = () => aliveWith('updating').length + aliveWith('done').length + aliveWith('failed').length
     const inCanary = next.strategy === 'canary' && !next.approved
-    const limit = next.strategy === 'all-at-once' ? total : inCanary ? canarySize : next.maxUnavailable
+    const allAtOnce = next.keepOneServing === true ? Math.max(1, total - 1) : total
+    const limit = next.strategy === 'all-at-once' ? allAtOnce : inCanary ? canarySize : next.maxUnavailable
     const pending = aliveWith('pending').sort()
     for (const id of pending) {
       if (aliveWith('updating').length >= limit) break

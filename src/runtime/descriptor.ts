@@ -69,6 +69,13 @@ export const componentDescriptorSchema = z
     health: health.optional(),
     /** Wait this long after start before the first health check counts. */
     readyDelayMs: z.number().int().min(0).max(600_000).default(0),
+    /**
+     * Never runs twice on one node (it binds a fixed port, holds a lock): a switch
+     * stops the old version before it starts this one, instead of starting this one
+     * beside it, and an all-at-once rollout keeps one node on the old version until
+     * another is ready on the new one.
+     */
+    exclusive: z.boolean().default(false),
     /** After SIGTERM, wait this long before SIGKILL. */
     stopTimeoutMs: z.number().int().min(0).max(600_000).default(5000),
     /** Services this component offers (default: its own name). */

@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
 import { messageOf, NotFoundError, ShoalError } from '../shared/errors.js'
+import { instanceKey } from '../shared/instance-key.js'
 import type { Logger } from '../shared/logger.js'
 import { TypedEvents } from '../shared/typed-events.js'
 import { type ComponentDescriptor, componentsOf } from './descriptor.js'
@@ -149,6 +150,8 @@ export class Runtime {
   readonly events: TypedEvents<RuntimeEvents>
   private readonly log: Logger
   private readonly processes = new Map<string, ComponentProcess>()
+  /** The previous version's processes, serving until the new version's are ready (make before break). */
+  private readonly retiring: ComponentProcess[] = []
   private readonly installing = new Map<string, { version: string; state: ComponentState }>()
   private readonly logs = new Map<string, LogFile>()
   private readonly held = new Set<string>()
@@ -233,14 +236,14 @@ export class Runtime {
     for (const off of this.unsubscribe.splice(0)) off()
     await this.loop?.catch(() => {})
     await this.preparing
-    await Promise.all([...this.processes.values()].map((p) => p.stop()))
+    await Promise.all([...this.processes.values(), ...this.retiring].map((p) => p.stop()))
     await this.osgi.stop()
     clearTimeout(this.publishTimer)
     for (const file of this.logs.values()) await file.close()
   }
 
   status(): RuntimeStatus {
-    const components = [...this.processes.values()].map((p) => p.status())
+    const components = [...this.retiring, ...this.processes.values()].map((p) => p.status())
     const framework = this.osgi.frameworkView().pid
     for (const bundle of this.osgi.states()) components.push(bundleStatus(bundle, framework))
     for (const [name, { version, state }] of this.installing)
@@ -250,6 +253,7 @@ export class Runtime {
           version,
           distribution: this.target ?? '',
           state,
+          instance: 0,
           pid: null,
           port: null,
           endpoint: null,
@@ -264,7 +268,7 @@ export class Runtime {
       target: this.target,
       phase: this.phase,
       error: this.error,
-      components: components.sort((a, b) => a.name.localeCompare(b.name)),
+      components: components.sort((a, b) => a.name.localeCompare(b.name) || a.instance - b.instance),
       lastSwitch: this.lastSwitch,
     }
   }
@@ -392,21 +396,31 @@ export class Runtime {
     }
     if (!this.started) return
 
-    // 2. Drain and stop A, start B.
+    // 2. Make before break: start B beside A, so A keeps serving until B is ready.
+    // A component that cannot run twice on a node (exclusive) stops first.
     timing.installedAt = new Date().toISOString()
     this.setPhase('switching', null)
-    await this.drainAndStop([...this.processes.values()])
+    const previous = [...this.processes.values()]
+    const exclusive = new Set(specs.filter((s) => s.descriptor.exclusive).map((s) => s.name))
+    const stopFirst = previous.filter((p) => p.spec.descriptor.exclusive || exclusive.has(p.name))
+    await this.drainAndStop(stopFirst)
+    this.retiring.push(...previous.filter((p) => !stopFirst.includes(p)))
     this.processes.clear()
     this.held.clear()
     this.running = to
-    for (const spec of specs) this.supervise(spec)
+    for (const spec of specs) {
+      spec.instance = this.retiring.some((p) => p.name === spec.name && p.spec.instance === 0) ? 1 : 0
+      this.supervise(spec)
+    }
     for (const spec of specs) void this.startWhenRequirementsMet(this.processes.get(spec.name)!)
     timing.spawnedAt = new Date().toISOString()
     this.publishSoon()
 
-    // 3. Commit once every component is ready or has failed: the node is then on B.
+    // 3. Once every component of B is ready or has failed, drain and stop A; the node is then on B.
     await this.settled(specs.map((s) => s.name))
     if (!this.started || this.running !== to) return
+    await this.retire()
+    if (!this.started) return
     timing.settledAt = new Date().toISOString()
     this.active = to
     await this.components.db.batch([
@@ -503,6 +517,7 @@ export class Runtime {
         distribution: id,
         dir,
         descriptor,
+        instance: 0,
         bindHost: this.init.bindHost,
         advertiseHost: this.init.advertiseHost,
         env: {
@@ -657,6 +672,8 @@ export class Runtime {
     const components = status.components.map((c) => ({
       name: c.name,
       version: c.version,
+      // Only the second instance of a make-before-break switch says which it is.
+      ...(c.instance === 0 ? {} : { instance: c.instance }),
       state: c.state,
       endpoint: c.endpoint,
       provides: c.provides,
@@ -693,7 +710,7 @@ export class Runtime {
     const deadline = Date.now() + this.init.config.drainTimeoutMs
     const pending = () =>
       procs.filter((p) => {
-        const key = `${self}/${p.name}`
+        const key = instanceKey(self, p.name, p.spec.instance)
         return this.components.membership
           .members()
           .filter((m) => m.state === 'alive' && isLoadBalancerFor(m, p.spec.descriptor.provides))
@@ -714,7 +731,16 @@ export class Runtime {
   /** Drains and stops every component, for a graceful agent stop (before it leaves the cluster). */
   async drainAll(): Promise<void> {
     if (!this.started) return
-    await this.drainAndStop([...this.processes.values()])
+    await this.drainAndStop([...this.retiring, ...this.processes.values()])
+  }
+
+  /** Takes the previous version's processes out of rotation and stops them (end of a switch). */
+  private async retire(): Promise<void> {
+    const leaving = this.retiring.slice()
+    if (leaving.length === 0) return
+    await this.drainAndStop(leaving)
+    this.retiring.splice(0, this.retiring.length, ...this.retiring.filter((p) => !leaving.includes(p)))
+    this.publishSoon()
   }
 
   // --- crash safety ----------------------------------------------------------------------

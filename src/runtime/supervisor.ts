@@ -25,6 +25,11 @@ export interface ComponentSpec {
   /** Its unpacked package. */
   dir: string
   descriptor: ComponentDescriptor
+  /**
+   * 0, or 1 for a version started beside the running one of the same name during
+   * a make-before-break switch: the two are told apart by it (shared/instance-key.ts).
+   */
+  instance: number
   /** Environment besides the descriptor's own and PORT/HOST. */
   env: Record<string, string>
   /** Interface it listens on, and the host others reach it through. */
@@ -57,6 +62,8 @@ export interface ComponentStatus {
   version: string
   distribution: string
   state: ComponentState
+  /** Which of (at most) two instances of this component on the node (ComponentSpec.instance). */
+  instance: number
   pid: number | null
   port: number | null
   endpoint: string | null
@@ -123,6 +130,7 @@ export class ComponentProcess {
       version,
       distribution,
       state: this.state,
+      instance: this.spec.instance,
       pid: this.child?.pid ?? null,
       port: this.port,
       endpoint,

@@ -9,6 +9,7 @@ describe('component descriptors', () => {
       env: {},
       http: false,
       readyDelayMs: 0,
+      exclusive: false,
       stopTimeoutMs: 5000,
       provides: ['web'],
       requires: [],

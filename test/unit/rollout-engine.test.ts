@@ -245,6 +245,41 @@ describe('step: all-at-once', () => {
     const { history } = simulate(rollout({ strategy: 'all-at-once', progress: allPending(...ids) }), ids)
     expect(history.map((r) => r.state)).toEqual(['running', 'done'])
   })
+
+  it('keeps one node on the old version until another is ready when a component cannot run twice', () => {
+    const ids = ['a', 'b', 'c']
+    const record = rollout({
+      strategy: 'all-at-once',
+      maxUnavailable: 3,
+      keepOneServing: true,
+      progress: allPending(...ids),
+    })
+    const first = step(
+      record,
+      ctx(
+        0,
+        ids.map((id) => on(id, OLD)),
+      ),
+    )
+    expect(withStatus(first, 'updating')).toEqual(['a', 'b'])
+    expect(withStatus(first, 'pending')).toEqual(['c'])
+    // Still switching: c keeps serving the old version.
+    const waiting = step(first, ctx(10, [switching('a', OLD, NEW), switching('b', OLD, NEW), on('c', OLD)]))
+    expect(withStatus(waiting, 'pending')).toEqual(['c'])
+    // a is ready on the new version: c may go.
+    const next = step(waiting, ctx(20, [on('a', NEW), switching('b', OLD, NEW), on('c', OLD)]))
+    expect(next.progress).toEqual({ a: 'done', b: 'updating', c: 'updating' })
+  })
+
+  it('moves a single node even when it is the only one serving', () => {
+    const record = rollout({
+      strategy: 'all-at-once',
+      maxUnavailable: 1,
+      keepOneServing: true,
+      progress: allPending('a'),
+    })
+    expect(withStatus(step(record, ctx(0, [on('a', OLD)])), 'updating')).toEqual(['a'])
+  })
 })
 
 describe('step: canary', () => {

@@ -60,6 +60,7 @@ export function bundleStatus(state: OsgiComponentState, pid: number | null): Com
     version: state.version,
     distribution: state.distribution,
     state: state.state,
+    instance: 0,
     pid,
     port: null,
     endpoint: null,
