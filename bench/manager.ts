@@ -58,7 +58,7 @@ const LOAD_RATE = 100
 const LOAD_CONNECTIONS = 10
 
 type ManagerView = ManagerStatus & { stateTerm: number; stateSeq: number }
-type Agent = Started & { dataDir: string }
+export type Agent = Started & { dataDir: string }
 
 interface FailoverRun {
   killed: string
@@ -615,7 +615,7 @@ async function measureRolling(dirs: TempDirs, notes: string[]) {
 }
 
 /** A fixed-rate load (GET / and /slow?ms=100 in turn) that runs until stopped. */
-function steadyLoad(url: string) {
+export function steadyLoad(url: string) {
   let stop = () => {}
   const done = new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(
@@ -635,7 +635,12 @@ function steadyLoad(url: string) {
 
 // --- helpers ---------------------------------------------------------------------------
 
-async function startCluster(n: number, dirs: TempDirs, extra: string[], agents: Agent[]): Promise<void> {
+export async function startCluster(
+  n: number,
+  dirs: TempDirs,
+  extra: string[],
+  agents: Agent[],
+): Promise<void> {
   const first = await startAgent(dirs, [], extra, agents)
   const boot = tcpAddrs(first)
   await Promise.all(Array.from({ length: n - 1 }, () => startAgent(dirs, boot, extra, agents)))
@@ -657,7 +662,7 @@ async function restartAgent(dataDir: string, boot: string[], agents: Agent[]): P
 }
 
 /** Waits up to 20 s for the host to be quiet before a phase; notes it when it was not. */
-async function waitQuiet(phase: string, notes: string[]) {
+export async function waitQuiet(phase: string, notes: string[]) {
   const quiet = await quietHost({ limitCores: 0.3, maxWaitS: 20 })
   if (!quiet.quiet)
     notes.push(`${phase}: other processes used more than 0.3 core for ${quiet.waitedS} s before it began`)
@@ -710,18 +715,18 @@ async function descendantTicks(): Promise<number> {
   return procs.reduce((sum, p) => sum + (p.pid === process.pid ? p.reaped : tree.has(p.pid) ? p.ticks : 0), 0)
 }
 
-function tcpAddrs(agent: Agent): string[] {
+export function tcpAddrs(agent: Agent): string[] {
   return agent.info.addrs.filter((a) => a.includes('/tcp/'))
 }
 
-async function getJson<T>(base: string, path: string, timeoutMs = 3000): Promise<T> {
+export async function getJson<T>(base: string, path: string, timeoutMs = 3000): Promise<T> {
   const res = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(timeoutMs) })
   if (!res.ok) throw new Error(`GET ${base}${path}: HTTP ${res.status}`)
   return (await res.json()) as T
 }
 
 /** Polls `check` (every 100 ms) until it holds; throws after `capMs`. */
-async function until(what: string, check: () => Promise<boolean>, capMs = 60_000): Promise<void> {
+export async function until(what: string, check: () => Promise<boolean>, capMs = 60_000): Promise<void> {
   const { held } = await milestones(async () => ({ held: await check().catch(() => false) }), {
     capMs,
     everyMs: 100,
@@ -729,7 +734,7 @@ async function until(what: string, check: () => Promise<boolean>, capMs = 60_000
   if (held == null) throw new Error(`benchmark: timed out waiting for ${what}`)
 }
 
-async function firstLine(child: ChildProcess): Promise<string> {
+export async function firstLine(child: ChildProcess): Promise<string> {
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', resolve)
     child.once('exit', (code) => reject(new Error(`child exited with ${code}`)))
@@ -737,7 +742,7 @@ async function firstLine(child: ChildProcess): Promise<string> {
 }
 
 /** SIGKILLs component processes an agent left behind (marked with its data folder). */
-async function reapComponents(dataDirs: string[]): Promise<void> {
+export async function reapComponents(dataDirs: string[]): Promise<void> {
   const marks = new Set(dataDirs.map((d) => `SHOAL_RUNTIME_DATA=${d}`))
   for (const entry of await readdir('/proc')) {
     const pid = Number(entry)

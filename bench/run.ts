@@ -3,6 +3,8 @@
  * Suites: membership (default), artifacts (`--sizes` default 2,5,10,20; needs root for its network namespaces),
  * runtime (`--sizes` default 3,10), lb (direct vs built-in proxy vs HAProxy; failures under drains and restarts),
  * manager (failover at `--sizes`, default 5,10; rolling update of 10 nodes behind `shoal lb` under load),
+ * switch (all-at-once rollouts and rollbacks of the demo's 3 nodes behind `shoal lb` under load, against one node's
+ * switch; `--sizes` takes the node count, default 3),
  * nodes (`shoal node copy` to serving through `shoal lb` on 5 nodes with a ~100 MB distribution; `--sizes` unused),
  * scale (the membership benchmark at `--sizes`, then the simulation up to `--max` members, default 1000;
  * `--no-real` carries the real figures over from the last scale.json; docs/scale.md).
@@ -24,6 +26,7 @@ import type { CellKind } from './membership-cell.js'
 import { runNodes } from './nodes.js'
 import { runRuntime } from './runtime.js'
 import { runScale } from './scale/index.js'
+import { runSwitch } from './switch.js'
 
 const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url))
 
@@ -43,7 +46,7 @@ const { positionals, values } = parseArgs({
   },
 })
 const suite = positionals[0] ?? 'membership'
-const SUITES = ['membership', 'artifacts', 'runtime', 'lb', 'manager', 'nodes', 'scale'] as const
+const SUITES = ['membership', 'artifacts', 'runtime', 'lb', 'manager', 'nodes', 'scale', 'switch'] as const
 if (!SUITES.includes(suite as never)) {
   console.error(`unknown benchmark suite "${suite}" (available: ${SUITES.join(', ')})`)
   process.exit(2)
@@ -55,6 +58,7 @@ const DEFAULT_SIZES: Record<string, string> = {
   lb: '3',
   manager: '5,10',
   nodes: '5',
+  switch: '3',
   scale: '10,25,50,100',
 }
 const sizesText = values.sizes ?? DEFAULT_SIZES[suite]!
@@ -108,26 +112,28 @@ const { report, text } =
           ? await runManager({ sizes })
           : suite === 'nodes'
             ? await runNodes()
-            : suite === 'scale'
-              ? await runScale({
-                  sizes,
-                  max: Number(values.max),
-                  real: !values['no-real'],
-                  workers,
-                  rolling,
-                  kinds,
-                  preset,
-                  reuseCalibration: values['reuse-calibration'],
-                  ...(values['run-up-to'] == null ? {} : { runUpTo: Number(values['run-up-to']) }),
-                })
-              : await runMembership({
-                  sizes,
-                  processes: !values['no-processes'],
-                  workers,
-                  rolling,
-                  kind: kinds[0]!,
-                  preset,
-                })
+            : suite === 'switch'
+              ? await runSwitch({ sizes })
+              : suite === 'scale'
+                ? await runScale({
+                    sizes,
+                    max: Number(values.max),
+                    real: !values['no-real'],
+                    workers,
+                    rolling,
+                    kinds,
+                    preset,
+                    reuseCalibration: values['reuse-calibration'],
+                    ...(values['run-up-to'] == null ? {} : { runUpTo: Number(values['run-up-to']) }),
+                  })
+                : await runMembership({
+                    sizes,
+                    processes: !values['no-processes'],
+                    workers,
+                    rolling,
+                    kind: kinds[0]!,
+                    preset,
+                  })
 await mkdir(RESULTS, { recursive: true })
 const file = `${RESULTS}${suite}.json`
 await writeFile(file, `${JSON.stringify(report, null, 2)}\n`)

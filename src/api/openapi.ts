@@ -1226,6 +1226,7 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
               startedAt: { type: 'string', format: 'date-time' },
               installedAt: nullable('string', { format: 'date-time' }),
               spawnedAt: nullable('string', { format: 'date-time' }),
+              readyAt: nullable('string', { format: 'date-time' }),
               settledAt: nullable('string', { format: 'date-time' }),
             },
           },

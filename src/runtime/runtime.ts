@@ -103,6 +103,9 @@ export interface SwitchTiming {
   startedAt: string
   installedAt: string | null
   spawnedAt: string | null
+  /** Every new component ready or failed; the old ones are drained and stopped after it. */
+  readyAt: string | null
+  /** Committed: the old components are gone. */
   settledAt: string | null
 }
 
@@ -371,6 +374,7 @@ export class Runtime {
       startedAt: intent.at,
       installedAt: null,
       spawnedAt: null,
+      readyAt: null,
       settledAt: null,
     }
     this.lastSwitch = timing
@@ -419,6 +423,7 @@ export class Runtime {
     // 3. Once every component of B is ready or has failed, drain and stop A; the node is then on B.
     await this.settled(specs.map((s) => s.name))
     if (!this.started || this.running !== to) return
+    timing.readyAt = new Date().toISOString()
     await this.retire()
     if (!this.started) return
     timing.settledAt = new Date().toISOString()
