@@ -284,10 +284,34 @@ export class Agent implements ApiBackend {
     return `http://${local.includes(':') ? `[${local}]` : local}:${port}`
   }
 
-  /** Stops the agent (safe to call twice; the second call waits for the first). */
+  /**
+   * Stops the agent (safe to call twice and concurrently: every call gets the
+   * first call's promise, whatever its options).
+   */
   stop(options: StopOptions = {}): Promise<void> {
     this.stopping ??= this.shutdown(options.leave ?? true)
     return this.stopping
+  }
+
+  /**
+   * SIGKILLs the process group of every component process this agent runs, for
+   * an exit that cannot wait for the graceful stop (a stop forced by the
+   * operator): nothing is drained, but nothing outlives the agent either.
+   */
+  killComponents(): void {
+    const pids = new Set(this.runtime.status().components.map((c) => c.pid))
+    for (const pid of pids) {
+      if (pid == null) continue
+      try {
+        process.kill(-pid, 'SIGKILL')
+      } catch {
+        try {
+          process.kill(pid, 'SIGKILL')
+        } catch {
+          // already gone
+        }
+      }
+    }
   }
 
   status(): StatusView {

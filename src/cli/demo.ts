@@ -15,6 +15,7 @@ import { AGENT_NODE_FLAGS } from '../shared/version.js'
 import { ApiClient } from './client.js'
 import { publish } from './publish.js'
 import { rollout } from './rollout.js'
+import { handleStopSignals, REPEAT_WINDOW_MS } from './stop-signals.js'
 
 export interface DemoOptions {
   nodes: number
@@ -26,6 +27,14 @@ const CLUSTER = 'demo'
 const CLI = fileURLToPath(new URL('./main.js', import.meta.url))
 /** How long the demo waits for every agent to list every other as alive. */
 const CONVERGE_TIMEOUT_MS = 30_000
+/**
+ * How long an agent (drain, leave, stop its components) or the load balancer gets
+ * to stop gracefully before the demo forces it: the `lan` drain timeout (30 s)
+ * plus the components' stop timeouts, with room to spare.
+ */
+const STOP_GRACE_MS = 60_000
+/** How long a forced process gets to end its components and exit before SIGKILL. */
+const FORCE_GRACE_MS = 5000
 /** How long the demo waits for educa to run everywhere. */
 const ROLLOUT_TIMEOUT_MS = 120_000
 /** The sample application's build script, from the package root (dist/src/cli → examples). */
@@ -47,21 +56,33 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   const token = await demoToken(tokensFile)
 
   const children: ChildProcess[] = []
-  let stopping = false
-  const stopAll = async () => {
-    stopping = true
-    for (const child of children) if (child.exitCode == null) child.kill('SIGTERM')
-    await Promise.all([
-      ...children.map((child) => exited(child, 10_000)),
-      stopLaunchedNodes(join(dataDir, 'nodes')),
-    ])
+  let stopping: Promise<void> | undefined
+  let signalled = false
+  let forceNow: () => void = () => {}
+  const forced = new Promise<void>((resolve) => {
+    forceNow = resolve
+  })
+  // Agents, the load balancer and the nodes launched through them (`node copy`), all at once.
+  const stopAll = (): Promise<void> => {
+    stopping ??= (async () => {
+      const processes = [...children.map(childProcess), ...(await launchedNodes(join(dataDir, 'nodes')))]
+      await Promise.all(processes.map((p) => terminate(p, forced)))
+    })()
+    return stopping
   }
-  const onSignal = () => {
-    if (!options.json) console.log('\nstopping the demo cluster…')
-    void stopAll().then(() => process.exit(0))
-  }
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
+  // Ctrl-C reaches the demo, npx and every agent at once, and npx passes it on:
+  // repeats within a few seconds are the same request (cli/stop-signals.ts).
+  handleStopSignals({
+    stop: async () => {
+      signalled = true
+      if (!options.json) console.log('\nstopping the demo cluster…')
+      await stopAll()
+    },
+    force: async () => {
+      forceNow()
+      await stopAll()
+    },
+  })
 
   try {
     const firstP2pPort = await freePort('127.0.0.1', 7946)
@@ -95,7 +116,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       const log = openSync(join(nodeDir, 'agent.log'), 'a')
       const child = spawn(process.execPath, args, { stdio: ['ignore', log, log] })
       child.once('exit', (code) => {
-        if (stopping) return
+        if (stopping != null) return
         // Exit code 0: it was removed (`shoal node remove` or the dashboard's − button); the others go on.
         if (code === 0) return console.log(`agent ${i + 1} was removed from the cluster and stopped`)
         console.error(`agent ${i + 1} exited unexpectedly (code ${code}); see ${join(nodeDir, 'agent.log')}`)
@@ -114,7 +135,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     lbArgs.push('--secret-file', secretFile, '--no-mdns')
     const lb = spawn(process.execPath, [...AGENT_NODE_FLAGS, ...lbArgs], { stdio: ['ignore', lbLog, lbLog] })
     lb.once('exit', (code) => {
-      if (stopping) return
+      if (stopping != null) return
       console.error(`the load balancer exited unexpectedly (code ${code}); see ${join(lbDir, 'lb.log')}`)
       void stopAll().then(() => process.exit(1))
     })
@@ -144,6 +165,8 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     }
   } catch (err) {
     await stopAll()
+    // Stopped by a signal while starting: the failure is the stop itself, and the handler exits.
+    if (signalled) return
     throw err
   }
 }
@@ -238,13 +261,29 @@ async function demoToken(file: string): Promise<string> {
   return token
 }
 
+/** A process the demo stops: one it spawned, or a node launched through its agents. */
+interface Stoppable {
+  pid: number
+  /** Resolves once the process has ended. */
+  gone: Promise<void>
+}
+
+function childProcess(child: ChildProcess): Stoppable {
+  const gone =
+    child.exitCode != null || child.signalCode != null
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  return { pid: child.pid ?? -1, gone }
+}
+
 /**
- * Stops the nodes the demo's agents launched (`node copy`, `node add`: the local
+ * The nodes the demo's agents launched (`node copy`, `node add`: the local
  * provider's detached agents, each with its pid in `<root>/node-*\/agent.json`).
+ * They run in process groups of their own, so no terminal signal reaches them.
  */
-async function stopLaunchedNodes(root: string): Promise<void> {
+async function launchedNodes(root: string): Promise<Stoppable[]> {
   const folders = await readdir(root).catch(() => [] as string[])
-  const pids: number[] = []
+  const found: Stoppable[] = []
   for (const folder of folders) {
     const run = await readFile(join(root, folder, 'agent.json'), 'utf8')
       .then((text) => JSON.parse(text) as { pid?: unknown })
@@ -253,14 +292,46 @@ async function stopLaunchedNodes(root: string): Promise<void> {
     // Only a process that is still that node's agent (a pid may have been reused since).
     const command = await readFile(`/proc/${run.pid}/cmdline`, 'utf8').catch(() => '')
     if (!command.includes(join(root, folder))) continue
-    try {
-      process.kill(run.pid, 'SIGTERM')
-      pids.push(run.pid)
-    } catch {}
+    const pid = run.pid
+    found.push({
+      pid,
+      gone: (async () => {
+        while (isRunning(pid)) await sleep(100)
+      })(),
+    })
   }
-  const deadline = Date.now() + 10_000
-  while (pids.some(isRunning) && Date.now() < deadline) await sleep(100)
-  for (const pid of pids.filter(isRunning)) process.kill(pid, 'SIGKILL')
+  return found
+}
+
+/**
+ * Stops one process: SIGTERM and up to STOP_GRACE_MS for its graceful stop;
+ * then (or at once when the demo's stop is `forced`) a later signal, which makes
+ * it force its own stop (cli/stop-signals.ts: its components go with it); SIGKILL
+ * only if that does not end it within FORCE_GRACE_MS.
+ */
+async function terminate(target: Stoppable, forced: Promise<void>): Promise<void> {
+  const signal = (name: NodeJS.Signals) => {
+    try {
+      process.kill(target.pid, name)
+    } catch {
+      // already gone
+    }
+  }
+  const sentAt = Date.now()
+  signal('SIGTERM')
+  const ended = await Promise.race([
+    target.gone.then(() => true),
+    sleep(STOP_GRACE_MS).then(() => false),
+    forced.then(() => false),
+  ])
+  if (ended) return
+  // A signal sooner than the repeat window would count as the same request.
+  const early = sentAt + REPEAT_WINDOW_MS + 500 - Date.now()
+  if (early > 0) await Promise.race([target.gone, sleep(early)])
+  signal('SIGTERM')
+  if (await Promise.race([target.gone.then(() => true), sleep(FORCE_GRACE_MS).then(() => false)])) return
+  signal('SIGKILL')
+  await target.gone
 }
 
 function isRunning(pid: number): boolean {
@@ -270,15 +341,4 @@ function isRunning(pid: number): boolean {
   } catch {
     return false
   }
-}
-
-function exited(child: ChildProcess, graceMs: number): Promise<void> {
-  if (child.exitCode != null || child.signalCode != null) return Promise.resolve()
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
-    child.once('exit', () => {
-      clearTimeout(timer)
-      resolve()
-    })
-  })
 }

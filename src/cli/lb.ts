@@ -3,6 +3,7 @@ import { type BackendSink, type BalanceStrategy, LoadBalancer } from '../loadbal
 import { MetricsServer } from '../metrics/index.js'
 import { ShoalError } from '../shared/errors.js'
 import { createLogger, type LogLevel } from '../shared/logger.js'
+import { handleStopSignals } from './stop-signals.js'
 
 export interface LbOptions extends Omit<ObserverOptions, 'roles' | 'listen'> {
   /** HTTP address the proxy listens on. */
@@ -77,19 +78,15 @@ export async function runLoadBalancer(options: LbOptions): Promise<void> {
         addrs: observer.membership.self.addrs,
       }),
     )
-    let signals = 0
-    const onSignal = () => {
-      if (++signals > 1) process.exit(130)
-      void (async () => {
+    // A repeated signal within a few seconds is the same request (cli/stop-signals.ts).
+    handleStopSignals({
+      stop: async () => {
         await metricsServer?.stop()
         await lb.stop()
         await sink?.stop()
         await observer.stop({ leave: true })
-        process.exit(0)
-      })()
-    }
-    process.on('SIGINT', onSignal)
-    process.on('SIGTERM', onSignal)
+      },
+    })
   } catch (err) {
     await metricsServer?.stop().catch(() => {})
     await sink?.stop().catch(() => {})

@@ -1,9 +1,11 @@
 import { type Command, Option } from 'commander'
+import type { Agent } from '../bootstrap/index.js'
 import type { TimerPreset } from '../membership/index.js'
 import { isLogLevel, type LogLevel } from '../shared/logger.js'
 import { parseBytes } from '../shared/units.js'
 import { collect, examples, parseTags, positiveInt, print } from './command-options.js'
 import { UsageError } from './exit-codes.js'
+import { handleStopSignals } from './stop-signals.js'
 
 const presetOption = () =>
   new Option('--preset <preset>', 'timer preset').choices(['lan', 'cloud', 'test']).default('lan')
@@ -76,14 +78,25 @@ export function addSetupCommands(program: Command): void {
     .action(async (opts) => {
       if (!isLogLevel(opts.logLevel)) throw new UsageError(`unknown log level ${opts.logLevel}`)
       // The agent stack (libp2p, level) loads only for commands that need it: client commands stay fast.
-      const { Agent } = await import('../bootstrap/index.js')
+      const { Agent: AgentClass } = await import('../bootstrap/index.js')
       const artifacts = {
         ...(opts.maxArtifactSize == null ? {} : { maxArtifactBytes: parseBytes(opts.maxArtifactSize) }),
         ...(opts.retention == null ? {} : { retention: opts.retention as number }),
         ...(opts.uploadRate == null ? {} : { uploadRate: parseBytes(opts.uploadRate) }),
         ...(opts.downloadRate == null ? {} : { downloadRate: parseBytes(opts.downloadRate) }),
       }
-      const agent = await Agent.start({
+      // Handled from the first moment: a signal during the start stops the agent once it has started.
+      let starting: Promise<Agent> | undefined
+      let started: Agent | undefined
+      handleStopSignals({
+        stop: async () => {
+          const agent = await starting?.catch(() => undefined)
+          await agent?.stop({ leave: true })
+        },
+        // Forced: no drain, no leave, but no component outlives the agent either.
+        force: () => started?.killComponents(),
+      })
+      starting = AgentClass.start({
         artifacts,
         cluster: opts.cluster,
         dataDir: opts.data,
@@ -112,6 +125,8 @@ export function addSetupCommands(program: Command): void {
           tags: parseTags((opts.tag as string[] | undefined) ?? []),
         },
       })
+      const agent = await starting
+      started = agent
       // Removed through another agent (`shoal node remove`): it drained, left and stopped.
       void agent.retired.then(() => process.exit(0))
       console.log(
@@ -122,16 +137,6 @@ export function addSetupCommands(program: Command): void {
           addrs: agent.membership.self.addrs,
         }),
       )
-      let signals = 0
-      const onSignal = (signal: NodeJS.Signals) => {
-        if (++signals > 1) {
-          console.error(`second ${signal}: exiting without finishing the graceful leave`)
-          process.exit(130)
-        }
-        void agent.stop({ leave: true }).then(() => process.exit(0))
-      }
-      process.on('SIGINT', onSignal)
-      process.on('SIGTERM', onSignal)
     })
 
   program
