@@ -11,6 +11,7 @@ import { browserGuard } from './browser-guard.js'
 import { dashboardRoutes } from './dashboard-routes.js'
 import { type NodesApi, nodeRoutes } from './node-routes.js'
 import { OPENAPI_DOCUMENT } from './openapi.js'
+import { type ReleasesApi, releaseRoutes } from './release-routes.js'
 import { type RuntimeApi, runtimeRoutes } from './runtime-routes.js'
 import type { MemberView, StatusView } from './views.js'
 
@@ -23,6 +24,8 @@ export interface ApiBackend {
   readonly nodesApi: NodesApi
   /** The agent's metrics in Prometheus' text format (`GET /metrics`). */
   metrics?(): Promise<string>
+  /** The agent's node operations: they hold the Shoal release launched nodes download (`GET /releases/…`). */
+  readonly nodeOps?: ReleasesApi
 }
 
 export interface ApiInit {
@@ -102,6 +105,8 @@ export function createApiApp(
 ): Hono {
   const app = new Hono()
   const audit = new AuditTrail()
+  // First: its signed URL is its credential, for nodes that hold no token and reach us by any host name.
+  releaseRoutes(app, () => backend.nodeOps)
   app.use('*', browserGuard(tokens != null))
   app.use('/api/*', audit.middleware())
   if (tokens != null) app.use('/api/*', requireToken(tokens))

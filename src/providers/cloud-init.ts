@@ -11,10 +11,15 @@ import type { TimerPreset } from '../membership/index.js'
 
 export interface CloudInitInput {
   cluster: string
-  /** Version of the `shoal` npm package to install (also what `shoal --version` must print to skip it). */
+  /** Version of Shoal to install (what `shoal --version` must print for the install to be skipped). */
   shoalVersion: string
-  /** What `npm install -g` installs; default `shoal@<shoalVersion>` (a tarball URL works too). */
-  npmPackage?: string
+  /**
+   * Where to install Shoal from: the launching agent's own release (a signed URL
+   * and the tarball's sha256, fetched and checked by `fetch-release.sh`), or a
+   * package spec for `npm install -g` (`npmPackage` in the providers file: a
+   * mirror's package, a tarball URL).
+   */
+  install: { release: { url: string; sha256: string; name: string } } | { npmPackage: string }
   /** Content of the cluster secret file (null: an open cluster). */
   secret: string | null
   /** Contents of the trusted publisher keys. */
@@ -33,6 +38,7 @@ export const CLOUD_INIT_PATHS = {
   secret: '/etc/shoal/cluster.secret',
   trustDir: '/etc/shoal/trust',
   install: '/usr/local/lib/shoal/install.sh',
+  fetchRelease: '/usr/local/lib/shoal/fetch-release.sh',
   runAgent: '/usr/local/lib/shoal/run-agent.sh',
   unit: '/etc/systemd/system/shoal-agent.service',
   data: '/var/lib/shoal/data',
@@ -60,6 +66,12 @@ export function renderCloudInit(input: CloudInitInput): string {
     permissions: '0755',
     content: runAgentScript(input, trustFiles),
   })
+  if ('release' in input.install)
+    files.push({
+      path: CLOUD_INIT_PATHS.fetchRelease,
+      permissions: '0700',
+      content: fetchReleaseScript(input.install.release),
+    })
   files.push({ path: CLOUD_INIT_PATHS.install, permissions: '0755', content: installScript(input) })
   files.push({ path: CLOUD_INIT_PATHS.unit, permissions: '0644', content: systemdUnit(input) })
 
@@ -139,8 +151,44 @@ ${args.map((arg) => `  ${arg.join(' ')}`).join(' \\\n')}
 `
 }
 
+/**
+ * Downloads the launching agent's release into folder `$1`, checks its sha256 and
+ * prints its path. The URL is signed and expires (docs/cloud-init.md); a refusal
+ * prints the agent's JSON error (ERR_RELEASE_URL_EXPIRED, ...) to cloud-init's log.
+ * curl retries what may pass (no connection yet, timeouts, 5xx), not a refusal.
+ */
+function fetchReleaseScript(release: { url: string; sha256: string; name: string }): string {
+  return `#!/bin/bash
+# Run by install.sh: fetches Shoal from the agent that launched this instance.
+set -euo pipefail
+dest="$1/"${shellQuote(release.name)}
+status=$(curl -sS --retry 10 --retry-connrefused --retry-delay 3 --connect-timeout 10 --max-time 900 \\
+  -o "$dest" -w '%{http_code}' ${shellQuote(release.url)}) || status="$status (curl exit $?)"
+if [ "$status" != 200 ]; then
+  echo "shoal: could not download Shoal from the launching agent (HTTP $status): $(head -c 600 "$dest" 2>/dev/null || true)" >&2
+  rm -f "$dest"
+  exit 1
+fi
+expected=${shellQuote(release.sha256)}
+actual=$(sha256sum "$dest" | cut -d ' ' -f 1)
+if [ "$actual" != "$expected" ]; then
+  echo "shoal: the downloaded release has sha256 $actual, not $expected; not installing it" >&2
+  rm -f "$dest"
+  exit 1
+fi
+echo "$dest"
+`
+}
+
 function installScript(input: CloudInitInput): string {
-  const pkg = input.npmPackage ?? `shoal@${input.shoalVersion}`
+  const install =
+    'npmPackage' in input.install
+      ? `  npm install -g --no-fund --no-audit ${shellQuote(input.install.npmPackage)}`
+      : `  release_dir=$(mktemp -d)
+  release=$(bash ${CLOUD_INIT_PATHS.fetchRelease} "$release_dir")
+  # Shoal itself comes from the launcher; its dependencies from the npm registry.
+  npm install -g --no-fund --no-audit "$release"
+  rm -rf "$release_dir"`
   return `#!/bin/bash
 # Run once by cloud-init (runcmd): installs Node.js ${NODE_MAJOR} and Shoal unless the
 # image already has them, then starts the agent.
@@ -165,7 +213,7 @@ if ! node --version 2>/dev/null | grep -q '^v${NODE_MAJOR}\\.'; then
   rm -rf "$tmp"
 fi
 if [ "$(shoal --version 2>/dev/null || true)" != ${shellQuote(input.shoalVersion)} ]; then
-  npm install -g --no-fund --no-audit ${shellQuote(pkg)}
+${install}
 fi
 id -u shoal >/dev/null 2>&1 || useradd --system --home-dir /var/lib/shoal --create-home --shell /usr/sbin/nologin shoal
 install -d -m 0700 -o shoal -g shoal /var/lib/shoal ${CLOUD_INIT_PATHS.data}

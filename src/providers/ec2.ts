@@ -13,9 +13,12 @@ import {
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2'
 import { CLUSTER_NAME } from '../bootstrap/constants.js'
+import { messageOf } from '../shared/errors.js'
 import type { Logger } from '../shared/logger.js'
-import { renderCloudInit, SHOAL_PORT } from './cloud-init.js'
+import { VERSION } from '../shared/version.js'
+import { type CloudInitInput, renderCloudInit, SHOAL_PORT } from './cloud-init.js'
 import { type LaunchedNode, launchedNode, type NodeSpec, type Provider, ProviderError } from './provider.js'
+import type { Releases } from './releases.js'
 
 export interface Ec2ProviderInit {
   region: string
@@ -30,10 +33,22 @@ export interface Ec2ProviderInit {
   keyName?: string
   /** Instance profile name, or its ARN. */
   iamInstanceProfile?: string
-  /** Version of the `shoal` npm package the instances install. */
-  shoalVersion: string
-  /** What `npm install -g` installs instead of `shoal@<shoalVersion>` (a tarball URL, a mirror's package). */
+  /**
+   * Version of Shoal the instances run: with the launcher's release (the default)
+   * it is the launcher's own version; with `npmPackage`, the version that package
+   * installs (what `shoal --version` prints; default: the launcher's version).
+   */
+  shoalVersion?: string
+  /** What `npm install -g` installs instead of the launcher's own release (a mirror's package, a tarball URL). */
   npmPackage?: string
+  /**
+   * Base URL of this agent's API as the new instances reach it (`http://10.0.1.5:7070`):
+   * they download the launcher's release from `<releaseUrl>/releases/<token>`.
+   * Needed unless `npmPackage` is set.
+   */
+  releaseUrl?: string
+  /** The launcher's release and the URLs it signs (see Releases); needed with `releaseUrl`. */
+  releases?: Releases
   /**
    * Ask EC2 to allow only IMDSv2 (token) metadata requests, which keeps the user-data
    * (it holds the cluster secret) out of reach of SSRF. Default: on for AWS, off
@@ -76,12 +91,15 @@ export class Ec2ProviderError extends ProviderError {
 export class Ec2Provider implements Provider {
   readonly name = 'ec2'
   private readonly client: EC2Client
+  /** What the agent's API serves at `/releases/<token>` (through NodeOperations.release). */
+  readonly releases: Releases | undefined
 
   constructor(
     private readonly init: Ec2ProviderInit,
     private readonly log: Logger,
     client?: EC2Client,
   ) {
+    this.releases = init.releases
     this.client =
       client ??
       new EC2Client({ region: init.region, ...(init.endpoint == null ? {} : { endpoint: init.endpoint }) })
@@ -91,10 +109,10 @@ export class Ec2Provider implements Provider {
     if (!CLUSTER_NAME.test(spec.cluster)) {
       throw new ProviderError(this.name, `cluster name "${spec.cluster}" is not valid`)
     }
+    const install = await this.installSource(progress)
     const userData = renderCloudInit({
       cluster: spec.cluster,
-      shoalVersion: this.init.shoalVersion,
-      ...(this.init.npmPackage == null ? {} : { npmPackage: this.init.npmPackage }),
+      ...install,
       secret: spec.secretFile == null ? null : await this.readLocal(spec.secretFile, 'the cluster secret'),
       trust: await Promise.all(spec.trust.map((file) => this.readLocal(file, 'a trusted key'))),
       bootstrap: spec.bootstrap,
@@ -253,6 +271,35 @@ export class Ec2Provider implements Provider {
     } catch (err) {
       if (errorName(err) === 'InvalidInstanceID.NotFound') return goneIsUndefined ? undefined : null
       throw awsError('DescribeInstances', err)
+    }
+  }
+
+  /** Where the instance gets Shoal: an npm package if configured, else this agent's own release. */
+  private async installSource(
+    progress: (step: string) => void,
+  ): Promise<Pick<CloudInitInput, 'shoalVersion' | 'install'>> {
+    const { npmPackage, releaseUrl, releases } = this.init
+    if (npmPackage != null)
+      return { shoalVersion: this.init.shoalVersion ?? VERSION, install: { npmPackage } }
+    if (releaseUrl == null || releases == null)
+      throw new ProviderError(
+        this.name,
+        "new instances cannot install Shoal: set releaseUrl (this agent's API as instances reach it) or npmPackage in the providers file",
+      )
+    const offer = await releases.offer(releaseUrl).catch((err: unknown) => {
+      throw new ProviderError(this.name, messageOf(err))
+    })
+    if (this.init.shoalVersion != null && this.init.shoalVersion !== offer.version)
+      throw new ProviderError(
+        this.name,
+        `shoalVersion is ${this.init.shoalVersion} but this agent runs Shoal ${offer.version}, the release it serves; remove shoalVersion, or set npmPackage to install another version`,
+      )
+    progress(
+      `instances download Shoal ${offer.version} (sha256 ${offer.sha256.slice(0, 12)}…) from ${releaseUrl} until ${new Date(offer.expiresAt).toISOString()}`,
+    )
+    return {
+      shoalVersion: offer.version,
+      install: { release: { url: offer.url, sha256: offer.sha256, name: offer.name } },
     }
   }
 

@@ -3,7 +3,7 @@
  * the durable records of launched nodes, and the node operations any agent
  * carries out (`shoal node add|copy|remove`).
  */
-export { type ConfiguredProviders, loadProviders } from './config.js'
+export { type ConfiguredProviders, type LoadProvidersOptions, loadProviders } from './config.js'
 export { LocalProvider, type LocalProviderInit } from './local.js'
 export {
   NodeOperations,
@@ -22,4 +22,7 @@ export {
   ProviderError,
 } from './provider.js'
 export { LaunchRecords } from './records.js'
+export { type ReleaseFile, ReleasePackError } from './release-pack.js'
+export { ReleaseUrlExpiredError, ReleaseUrlSignatureError } from './release-url.js'
+export { type ReleaseOffer, Releases, type ReleasesInit } from './releases.js'
 export { type StaticHost, StaticProvider, type StaticProviderInit } from './static.js'

@@ -5,6 +5,7 @@ import { messageOf, NotFoundError, ShoalError } from '../shared/errors.js'
 import type { Logger } from '../shared/logger.js'
 import { HANDLE_KEY, type NodeSpec, PROVIDER_KEY, type Provider } from './provider.js'
 import type { LaunchRecords } from './records.js'
+import type { ReleaseFile } from './release-pack.js'
 
 /** Where a node is in its life, as `shoal nodes` shows it. */
 export type NodeState = 'launching' | 'joining' | 'fetching' | 'ready' | 'draining' | 'removing' | 'gone'
@@ -75,6 +76,17 @@ export class NodeOperations {
 
   stop(): void {
     this.stopped = true
+  }
+
+  /**
+   * The release tarball a URL's token grants, for `GET /releases/<token>`: nodes
+   * this agent launched download Shoal from it (src/providers/releases.ts).
+   */
+  async release(token: string): Promise<ReleaseFile> {
+    const releases = [...this.components.providers.values()].find((p) => p.releases != null)?.releases
+    if (releases == null)
+      throw new NotFoundError('this agent serves no Shoal release (no provider on it installs Shoal from it)')
+    return releases.open(token)
   }
 
   get(id: string): Operation {

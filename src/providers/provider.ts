@@ -1,5 +1,6 @@
 import type { TimerPreset } from '../membership/index.js'
 import { ShoalError } from '../shared/errors.js'
+import type { Releases } from './releases.js'
 
 /** What a new node needs to join the cluster: everything but its own identity. */
 export interface NodeSpec {
@@ -44,6 +45,8 @@ export interface LaunchedNode {
  */
 export interface Provider {
   readonly name: string
+  /** The launcher's own Shoal release, for providers whose nodes download it (ec2). */
+  readonly releases?: Releases | undefined
   launch(spec: NodeSpec, progress: (step: string) => void): Promise<LaunchedNode>
   /** Stops the node for good (it was asked to leave first; this makes sure it is gone). */
   terminate(node: Pick<LaunchedNode, 'handle'>, progress: (step: string) => void): Promise<void>

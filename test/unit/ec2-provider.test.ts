@@ -18,12 +18,14 @@ import { discoverPeers, Ec2Provider, type Ec2ProviderInit } from '../../src/prov
 import type { NodeSpec } from '../../src/providers/provider.js'
 import { ShoalError } from '../../src/shared/errors.js'
 import { createLogger } from '../../src/shared/logger.js'
+import { VERSION } from '../../src/shared/version.js'
 
 const ec2 = mockClient(EC2Client)
 const log = createLogger({ level: 'silent' })
 const SECRET =
   '/key/swarm/psk/1.0.0/\n/base16/\n0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n'
 const TRUST = '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAtrustedkey\n-----END PUBLIC KEY-----\n'
+const RELEASE_URL = `http://10.0.1.5:7070/releases/1893456000.${'ab'.repeat(32)}.${'A'.repeat(43)}`
 const BOOTSTRAP = [
   '/ip4/10.0.1.10/tcp/7946/p2p/12D3KooWExampleA',
   '/ip4/10.0.1.11/tcp/7946/p2p/12D3KooWExampleB',
@@ -41,6 +43,8 @@ const init: Ec2ProviderInit = {
   keyName: 'ops',
   iamInstanceProfile: 'shoal-node',
   shoalVersion: '0.1.0',
+  // The override; the default (the launcher's own release) is test/integration/ec2-release.test.ts.
+  npmPackage: 'shoal@0.1.0',
   launchedBy: '12D3KooWLauncher',
   pollMs: 2,
   startTimeoutMs: 2_000,
@@ -310,6 +314,32 @@ describe('ec2 provider: launch', () => {
   })
 })
 
+describe('ec2 provider: where instances get Shoal', () => {
+  it('fails with ERR_PROVIDER before calling EC2 when it has neither a release URL nor an npm package', async () => {
+    await expectProviderError(
+      provider({ npmPackage: undefined }).launch(spec, () => {}),
+      /set releaseUrl .* or npmPackage/,
+    )
+    expect(ec2.commandCalls(RunInstancesCommand)).toHaveLength(0)
+  })
+
+  it('installs npmPackage when it is set, checking for shoalVersion (default: the launcher version)', async () => {
+    ec2.on(RunInstancesCommand).resolves({ Instances: [{ InstanceId: 'i-0npm' }] })
+    ec2
+      .on(DescribeInstancesCommand)
+      .resolves(describeAnswer({ InstanceId: 'i-0npm', State: { Name: 'running' } }))
+    await provider({ npmPackage: 'https://mirror.example/shoal-0.1.0.tgz', shoalVersion: undefined }).launch(
+      spec,
+      () => {},
+    )
+    const doc = userDataOfLastLaunch()
+    const install = literalFile(doc, CLOUD_INIT_PATHS.install)
+    expect(install).toContain("npm install -g --no-fund --no-audit 'https://mirror.example/shoal-0.1.0.tgz'")
+    expect(install).toContain(`!= '${VERSION}' ]`)
+    expect(doc).not.toContain(CLOUD_INIT_PATHS.fetchRelease)
+  })
+})
+
 describe('ec2 provider: terminate', () => {
   it('terminates the instance by its id and polls until it shuts down', async () => {
     ec2.on(TerminateInstancesCommand).resolves({ TerminatingInstances: [{ InstanceId: 'i-0old' }] })
@@ -436,6 +466,7 @@ describe('cloud-init scripts', () => {
   const doc = renderCloudInit({
     cluster: 'prod-eu',
     shoalVersion: '0.1.0',
+    install: { release: { url: RELEASE_URL, sha256: 'ab'.repeat(32), name: 'shoal-0.1.0.tgz' } },
     secret: SECRET,
     trust: [TRUST, TRUST],
     bootstrap: BOOTSTRAP,
@@ -444,8 +475,41 @@ describe('cloud-init scripts', () => {
     preset: 'cloud',
   })
 
+  it('pass `cloud-init schema`, with the launcher release and with an npm package', async () => {
+    const withNpm = renderCloudInit({
+      cluster: 'prod-eu',
+      shoalVersion: '0.1.0',
+      install: { npmPackage: 'shoal@0.1.0' },
+      secret: null,
+      trust: [],
+      bootstrap: [],
+      roles: [],
+      tags: {},
+      preset: 'lan',
+      discover: { region: 'eu-west-1', endpoint: 'https://ec2.private.example:8788' },
+    })
+    const tmp = await mkdtemp(join(tmpdir(), 'shoal-cloud-init-'))
+    try {
+      for (const [name, content] of [
+        ['release.yaml', doc],
+        ['npm.yaml', withNpm],
+      ] as const) {
+        await writeFile(join(tmp, name), content)
+        // Debian's cloud-init package (.ci/run installs it).
+        const res = spawnSync('cloud-init', ['schema', '--config-file', join(tmp, name)], {
+          encoding: 'utf8',
+        })
+        expect(res.error, 'cloud-init is not installed (apt-get install cloud-init)').toBeUndefined()
+        expect(`${res.stdout}${res.stderr}`).toContain('Valid cloud-config')
+        expect(res.status).toBe(0)
+      }
+    } finally {
+      await rm(tmp, { recursive: true, force: true })
+    }
+  })
+
   it('are valid bash', async () => {
-    for (const path of [CLOUD_INIT_PATHS.install, CLOUD_INIT_PATHS.runAgent]) {
+    for (const path of [CLOUD_INIT_PATHS.install, CLOUD_INIT_PATHS.runAgent, CLOUD_INIT_PATHS.fetchRelease]) {
       const res = spawnSync('bash', ['-n'], { input: literalFile(doc, path), encoding: 'utf8' })
       expect(res.stderr).toBe('')
       expect(res.status).toBe(0)

@@ -1,0 +1,43 @@
+import { createReadStream } from 'node:fs'
+import { Readable } from 'node:stream'
+import type { Hono } from 'hono'
+import { ShoalError } from '../shared/errors.js'
+
+/** A release tarball on this machine (src/providers/release-pack.ts). */
+export interface ReleaseDownload {
+  path: string
+  name: string
+  sha256: string
+  size: number
+}
+
+/** Where the API finds the release a token grants: the agent's node operations. */
+export interface ReleasesApi {
+  /** Throws ERR_RELEASE_URL_SIGNATURE (403), ERR_RELEASE_URL_EXPIRED (410) or ERR_NOT_FOUND (404). */
+  release(token: string): Promise<ReleaseDownload>
+}
+
+/**
+ * `GET /releases/:token`: the Shoal release tarball a node launched by this agent
+ * installs (docs/cloud-init.md). The signed, expiring token in the URL is the
+ * credential, like a presigned object URL: the new node holds no API token, so
+ * this route sits outside `/api/*` and is registered before the token check and
+ * the browser guard. It serves one file, read-only, and only while the token holds.
+ */
+export function releaseRoutes(app: Hono, api: () => ReleasesApi | undefined): void {
+  app.get('/releases/:token', async (c) => {
+    const releases = api()
+    if (releases == null) throw new ShoalError('ERR_NOT_FOUND', 'this agent serves no Shoal release', 404)
+    const release = await releases.release(c.req.param('token'))
+    const headers = {
+      'Content-Type': 'application/gzip',
+      'Content-Length': String(release.size),
+      'Content-Disposition': `attachment; filename="${release.name}"`,
+      'Cache-Control': 'no-store',
+      'X-Shoal-Sha256': release.sha256,
+    }
+    if (c.req.method === 'HEAD') return c.body(null, 200, headers)
+    const body = Readable.toWeb(createReadStream(release.path)) as ReadableStream<Uint8Array>
+    return c.body(body, 200, headers)
+  })
+}
