@@ -24,7 +24,10 @@ const CONTROLS = [
 const SUBCOMMANDS = ['status', 'list', 'history', 'undo', ...CONTROLS.map(([op]) => op)]
 
 const strategyOption = () =>
-  new Option('--strategy <strategy>', 'how nodes move')
+  new Option(
+    '--strategy <strategy>',
+    'how nodes move (every node switches make-before-break, so all-at-once keeps serving)',
+  )
     .choices(['all-at-once', 'rolling', 'canary'])
     .default('all-at-once')
 
