@@ -8,6 +8,7 @@ import { type Browser, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { steadyLoad } from '../helpers/load.js'
 import { CLI } from '../helpers/processes.js'
+import { skipReason } from '../helpers/skip.js'
 import { waitFor } from '../helpers/wait.js'
 
 /** Debian's Chromium (.ci/run installs it); playwright-core drives it, it downloads no browser of its own. */
@@ -34,7 +35,13 @@ interface NodeRow {
  * load balancer; a rolling rollout to 1.1 started from the form, approved and
  * finished; a rollback to 1.0.
  */
-describe.skipIf(!existsSync(CHROMIUM))('dashboard in headless Chromium', () => {
+const noBrowser = skipReason(
+  import.meta.url,
+  'dashboard in headless Chromium',
+  existsSync(CHROMIUM) ? null : `${CHROMIUM} is missing (apt-get install chromium)`,
+)
+
+describe.skipIf(noBrowser != null)('dashboard in headless Chromium', () => {
   let dir: string
   let demo: ChildProcess
   let printed: Demo

@@ -27,13 +27,14 @@ import {
   startHaproxy,
   stopHaproxy,
 } from '../helpers/haproxy.js'
+import { skipReason } from '../helpers/skip.js'
 import { waitFor } from '../helpers/wait.js'
 
-if (!available) {
-  console.warn(
-    `[haproxy e2e] skipped: ${HAPROXY} is missing; install HAProxy ≥ 2.6 (apt-get install haproxy).`,
-  )
-}
+const unavailable = skipReason(
+  import.meta.url,
+  'HAProxy driver against a real HAProxy',
+  available ? null : `${HAPROXY} is missing; install HAProxy ≥ 2.6 (apt-get install haproxy)`,
+)
 
 /** Short timers so removals and the restart repair happen within the test's budget. */
 const RESYNC_MS = 200
@@ -110,7 +111,7 @@ describe('serverName', () => {
   })
 })
 
-describe.skipIf(!available)('HAProxy driver against a real HAProxy 2.6', () => {
+describe.skipIf(unavailable != null)('HAProxy driver against a real HAProxy 2.6', () => {
   let dir: string
   let config: string
   let socket: string

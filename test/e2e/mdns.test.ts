@@ -21,6 +21,7 @@ import {
   netnsUnavailableReason,
   randomSuffix,
 } from '../helpers/netns.js'
+import { skipReason } from '../helpers/skip.js'
 
 const CLI = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url))
 const SUBNET = '10.213.77'
@@ -31,10 +32,12 @@ const CONVERGE_TIMEOUT = 40_000
 /** How long the outsider is watched after the cluster converged. */
 const OUTSIDER_WATCH = 2_500
 
-const unavailable = await netnsUnavailableReason()
-if (unavailable != null) {
-  console.warn(`[mdns e2e] skipped: ${unavailable}. mDNS needs multicast, which loopback lacks here.`)
-}
+// mDNS needs multicast, which loopback lacks: the agents get a LAN of network namespaces.
+const unavailable = skipReason(
+  import.meta.url,
+  'mDNS discovery (network namespaces)',
+  await netnsUnavailableReason(),
+)
 
 interface MemberEntry {
   id: string

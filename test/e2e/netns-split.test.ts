@@ -38,12 +38,16 @@ import {
   type ShapeReport,
   shapingUnavailableReason,
 } from '../helpers/netns-cluster.js'
+import { skipReason } from '../helpers/skip.js'
 
-const unavailable = await netnsUnavailableReason()
-if (unavailable != null) console.warn(`[netns faults e2e] skipped: ${unavailable}`)
-const noShaping = unavailable ?? (await shapingUnavailableReason())
-if (unavailable == null && noShaping != null)
-  console.warn(`[netns faults e2e] partial faults skipped: ${noShaping}`)
+const unavailable = skipReason(
+  import.meta.url,
+  'network faults in namespaces',
+  await netnsUnavailableReason(),
+)
+const noShaping =
+  unavailable ??
+  skipReason(import.meta.url, 'partial network faults (delay, loss)', await shapingUnavailableReason())
 
 /** The issue's target: one view and one manager this soon after the heal. */
 const HEAL_TARGET_MS = 5_000

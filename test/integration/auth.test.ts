@@ -10,7 +10,14 @@ import { TestCluster } from '../helpers/cluster.js'
 import { makeComponentDistribution } from '../helpers/components.js'
 import { makeKey } from '../helpers/distribution.js'
 import { CLI, runCli } from '../helpers/processes.js'
+import { skipReason } from '../helpers/skip.js'
 import { waitFor } from '../helpers/wait.js'
+
+const noCli = skipReason(
+  import.meta.url,
+  'the CLI sends tokens',
+  existsSync(CLI) ? null : `${CLI} is missing (run npm run build)`,
+)
 
 const TOKENS = {
   admin: 'admin-token-0123456789abcdef',
@@ -143,7 +150,7 @@ describe('API roles and tokens', () => {
     expect(saw).toEqual({ withToken: 200, without: 401 })
   }, 30_000)
 
-  it.skipIf(!existsSync(CLI))(
+  it.skipIf(noCli != null)(
     'the CLI sends SHOAL_TOKEN or --token; a 401/403 exits non-zero',
     async () => {
       const api = agent.apiUrl

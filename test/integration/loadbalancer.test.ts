@@ -9,9 +9,16 @@ import { silentLogger } from '../../src/shared/logger.js'
 import { TestCluster } from '../helpers/cluster.js'
 import { makeComponentDistribution } from '../helpers/components.js'
 import { makeKey } from '../helpers/distribution.js'
-import { haproxyAvailable, runHaproxy, stopHaproxy } from '../helpers/haproxy.js'
+import { HAPROXY, haproxyAvailable, runHaproxy, stopHaproxy } from '../helpers/haproxy.js'
 import { runLoad } from '../helpers/load.js'
+import { skipReason } from '../helpers/skip.js'
 import { waitFor } from '../helpers/wait.js'
+
+const noHaproxy = skipReason(
+  import.meta.url,
+  'load balancer with HAProxy',
+  haproxyAvailable ? null : `${HAPROXY} is missing (apt-get install haproxy)`,
+)
 
 /** A web component with no graceful shutdown: SIGTERM ends it at once, requests in flight die with it. */
 const ABRUPT = `
@@ -187,7 +194,7 @@ describe('the load balancer follows the membership', () => {
     expect(after.counters).toMatchObject({ retries: 0, failed: 0 })
   })
 
-  describe.skipIf(!haproxyAvailable)('with HAProxy driven through its runtime API', () => {
+  describe.skipIf(noHaproxy != null)('with HAProxy driven through its runtime API', () => {
     it('loses no request while a node drains and stops under steady load', async () => {
       const { agents, url, ready, sink } = await setup(3, 'web', 'abrupt', 'haproxy')
       await ready(3)

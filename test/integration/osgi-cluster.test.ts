@@ -11,10 +11,10 @@ import { osgiUnavailableReason } from '../../src/runtime/osgi/osgi-host.js'
 import { ShoalError } from '../../src/shared/errors.js'
 import { TestCluster } from '../helpers/cluster.js'
 import { makeKey } from '../helpers/distribution.js'
+import { skipReason } from '../helpers/skip.js'
 import { waitFor } from '../helpers/wait.js'
 
-const unavailable = osgiUnavailableReason()
-if (unavailable != null) console.warn(`skipping the OSGi cluster tests: ${unavailable}`)
+const unavailable = skipReason(import.meta.url, 'OSGi components on a cluster', osgiUnavailableReason())
 
 /** What a node's framework holds, asked of its management agent (not of Shoal's own view). */
 async function framework(agent: Agent) {

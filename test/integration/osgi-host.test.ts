@@ -7,9 +7,9 @@ import { buildOsgiGreeting } from '../../examples/osgi-greeting/build.mjs'
 import type { WantedBundle } from '../../src/runtime/osgi/bundle-plan.js'
 import { OsgiHost, osgiUnavailableReason } from '../../src/runtime/osgi/osgi-host.js'
 import { createLogger } from '../../src/shared/logger.js'
+import { skipReason } from '../helpers/skip.js'
 
-const unavailable = osgiUnavailableReason()
-if (unavailable != null) console.warn(`skipping the OSGi host tests: ${unavailable}`)
+const unavailable = skipReason(import.meta.url, 'OsgiHost on Apache Felix', osgiUnavailableReason())
 
 /** A real Apache Felix with Shoal's management agent, driven through OsgiHost. */
 describe.skipIf(unavailable != null)('OsgiHost on Apache Felix', () => {

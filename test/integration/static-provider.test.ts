@@ -17,15 +17,18 @@ import {
 import { createLogger } from '../../src/shared/logger.js'
 import { TestCluster } from '../helpers/cluster.js'
 import { CLI } from '../helpers/processes.js'
+import { skipReason } from '../helpers/skip.js'
 import { freePort, type Sshd, sshdUnavailable, startSshd } from '../helpers/sshd.js'
 import { waitFor } from '../helpers/wait.js'
 
 const execFileAsync = promisify(execFile)
 const log = createLogger({ level: 'silent' })
 
-const unavailable = sshdUnavailable() ?? (existsSync(CLI) ? null : `${CLI} is missing (run npm run build)`)
-if (unavailable != null)
-  console.warn(`skipping the static provider tests against a real sshd: ${unavailable}`)
+const unavailable = skipReason(
+  import.meta.url,
+  'static provider against a real sshd',
+  sshdUnavailable() ?? (existsSync(CLI) ? null : `${CLI} is missing (run npm run build)`),
+)
 
 /** Alive and not a zombie (launched agents are orphans; init may not reap them here). */
 async function isRunning(pid: number): Promise<boolean> {

@@ -7,6 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Agent } from '../../src/bootstrap/index.js'
 import { TestCluster } from '../helpers/cluster.js'
 import { CLI, runCli } from '../helpers/processes.js'
+import { skipReason } from '../helpers/skip.js'
+
+const noCli = skipReason(
+  import.meta.url,
+  'the CLI against a token-less agent',
+  existsSync(CLI) ? null : `${CLI} is missing (run npm run build)`,
+)
 
 const VIEWER = 'viewer-token-0123456789abcdef'
 const ADMIN = 'admin-token-0123456789abcdef'
@@ -138,7 +145,7 @@ describe('API with tokens: no token 401, wrong role 403, no way around it', () =
 })
 
 describe('API without tokens', () => {
-  it.skipIf(!existsSync(CLI))(
+  it.skipIf(noCli != null)(
     'an agent asked to listen beyond loopback without --tokens exits at start with a clear error',
     async () => {
       const data = await mkdtemp(join(tmpdir(), 'shoal-exposed-'))

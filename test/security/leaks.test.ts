@@ -8,6 +8,7 @@ import { writeNewSecret } from '../../src/bootstrap/index.js'
 import { freePort } from '../../src/shared/ports.js'
 import { makeDistributionDir, makeKey } from '../helpers/distribution.js'
 import { type AgentProcess, CLI, runCli, spawnAgent } from '../helpers/processes.js'
+import { skipReason } from '../helpers/skip.js'
 import { waitFor } from '../helpers/wait.js'
 import { filesUnder, leaks, privateKeyForms, type Secret, swarmKeyForms } from './helpers/secrets.js'
 
@@ -16,7 +17,13 @@ const TOKENS = { viewer: token(), developer: token(), operator: token(), admin: 
 /** Tokens a client sends by mistake: a real one with a typo, and one cut short. */
 const WRONG = [`${TOKENS.admin}x`, TOKENS.developer.slice(0, 30)]
 
-describe.skipIf(!existsSync(CLI))('secrets and tokens stay out of logs and answers', () => {
+const noCli = skipReason(
+  import.meta.url,
+  'secrets and tokens stay out of logs',
+  existsSync(CLI) ? null : `${CLI} is missing (run npm run build)`,
+)
+
+describe.skipIf(noCli != null)('secrets and tokens stay out of logs and answers', () => {
   let dir: string
   let agent: AgentProcess | undefined
   afterAll(async () => {

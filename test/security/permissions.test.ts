@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline'
 import { afterAll, describe, expect, it } from 'vitest'
 import { TestCluster } from '../helpers/cluster.js'
 import { CLI, type CliResult } from '../helpers/processes.js'
+import { skipReason } from '../helpers/skip.js'
 import { waitFor } from '../helpers/wait.js'
 
 const modeOf = async (path: string) => (await stat(path)).mode & 0o777
@@ -51,7 +52,13 @@ function stopProcess(child: ChildProcess): Promise<void> {
   })
 }
 
-describe.skipIf(!existsSync(CLI))('keys, secrets and tokens are written for their owner only', () => {
+const noCli = skipReason(
+  import.meta.url,
+  'files written for their owner only',
+  existsSync(CLI) ? null : `${CLI} is missing (run npm run build)`,
+)
+
+describe.skipIf(noCli != null)('keys, secrets and tokens are written for their owner only', () => {
   const dirs: string[] = []
   const tempDir = async () => {
     const dir = await mkdtemp(join(tmpdir(), 'shoal-perm-'))
