@@ -722,7 +722,12 @@ function createManager(
           const manifest = artifacts.catalogue.get(id)?.signed.manifest
           if (manifest == null) return null
           try {
-            return { components: [...componentsOf(manifest.artifacts).keys()], placement: manifest.placement }
+            const components = componentsOf(manifest.artifacts)
+            return {
+              components: [...components.keys()],
+              placement: manifest.placement,
+              exclusive: [...components.values()].filter((d) => d.exclusive && d.http).map((d) => d.name),
+            }
           } catch {
             return null // bad descriptors: the rollout of it fails on the nodes with the reason
           }
