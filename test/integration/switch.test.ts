@@ -1,0 +1,122 @@
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { MemberView } from '../../src/api/index.js'
+import type { Agent } from '../../src/bootstrap/index.js'
+import { ApiClient } from '../../src/cli/client.js'
+import { publish } from '../../src/cli/publish.js'
+import type { RolloutView } from '../../src/manager/index.js'
+import type { ComponentStatus } from '../../src/runtime/index.js'
+import { TestCluster } from '../helpers/cluster.js'
+import { makeComponentDistribution } from '../helpers/components.js'
+import { makeKey } from '../helpers/distribution.js'
+import { waitFor } from '../helpers/wait.js'
+
+/** A web server whose /healthz answers 200 once the file named by GATE exists (always, without GATE). */
+const SERVER = `
+import { existsSync } from 'node:fs'
+import { createServer } from 'node:http'
+const gate = process.env.GATE
+createServer((req, res) => {
+  if (req.url === '/healthz') {
+    res.statusCode = gate == null || existsSync(gate) ? 200 : 503
+    return res.end()
+  }
+  res.setHeader('content-type', 'application/json')
+  res.end(JSON.stringify({ version: process.env.SHOAL_VERSION }))
+}).listen(Number(process.env.PORT), process.env.HOST)
+process.on('SIGTERM', () => process.exit(0))
+`
+
+function isRunning(pid: number | null): boolean {
+  if (pid == null) return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+describe('a node switches versions make-before-break', () => {
+  let cluster: TestCluster
+  afterEach(async () => {
+    await cluster.cleanup()
+  })
+
+  it('starts the new version beside the old one, which serves until the new one is ready; an exclusive component stops first', async () => {
+    cluster = new TestCluster()
+    const dir = await cluster.dataDir()
+    const keys = await makeKey(dir)
+    const [agent] = (await cluster.startMany(1, { trust: [keys.pub] })) as [Agent]
+    const client = new ApiClient(agent.apiUrl)
+    const release = async (version: string, descriptor: Record<string, unknown>) => {
+      const content = await makeComponentDistribution(join(dir, `v${version}`), {
+        web: {
+          files: { 'server.mjs': SERVER },
+          descriptor: {
+            start: { node: 'server.mjs' },
+            http: true,
+            health: { http: '/healthz' },
+            ...descriptor,
+          },
+        },
+      })
+      await publish(client, { dir: content, name: 'app', version, keyFile: keys.key, progress: false })
+      await client.post<RolloutView>('/api/rollouts', { json: { distribution: `app@${version}` } })
+    }
+    const webs = () => agent.runtime.status().components.filter((c) => c.name === 'web')
+    const published = async () =>
+      ((await client.get<MemberView[]>('/api/members')).find((m) => m.id === agent.id)?.components ??
+        []) as Array<{ name: string; version: string; state: string; instance?: number }>
+    const answer = async (web: ComponentStatus) =>
+      ((await (await fetch(web.endpoint!)).json()) as { version: string }).version
+
+    await release('1', {})
+    await waitFor(
+      'app@1 ready',
+      () => agent.runtime.status().active === 'app@1' && webs()[0]?.state === 'ready',
+    )
+
+    // Version 2 is not healthy until its gate opens: version 1 keeps serving beside it.
+    const gate2 = join(dir, 'gate-2')
+    await release('2', { env: { GATE: gate2 } })
+    const [old, fresh] = await waitFor('version 2 started beside version 1', () => {
+      const both = webs()
+      return both.length === 2 && both[1]!.state === 'starting' && both[1]!.pid != null ? both : null
+    })
+    expect(old).toMatchObject({ version: '1', instance: 0, state: 'ready' })
+    expect(fresh).toMatchObject({ version: '2', instance: 1 })
+    expect(await answer(old!)).toBe('1')
+    await waitFor('both instances in the member metadata', async () => (await published()).length === 2)
+    expect((await published()).map((c) => `${c.version}:${c.state}:${c.instance ?? 0}`).sort()).toEqual([
+      '1:ready:0',
+      '2:starting:1',
+    ])
+    expect(agent.runtime.status()).toMatchObject({ active: 'app@1', phase: 'switching' })
+
+    await writeFile(gate2, '')
+    await waitFor(
+      'version 2 committed',
+      () => agent.runtime.status().active === 'app@2' && webs().length === 1,
+    )
+    expect(webs()[0]).toMatchObject({ version: '2', instance: 1, state: 'ready' })
+    expect(await answer(webs()[0]!)).toBe('2')
+    await waitFor('version 1 stopped', () => !isRunning(old!.pid))
+    const timing = agent.runtime.status().lastSwitch!
+    expect(Date.parse(timing.readyAt!)).toBeLessThanOrEqual(Date.parse(timing.settledAt!))
+
+    // Version 3 may not run twice on a node: version 2 is stopped before it starts.
+    const gate3 = join(dir, 'gate-3')
+    await release('3', { env: { GATE: gate3 }, exclusive: true })
+    const only = await waitFor('version 3 starting alone', () => {
+      const now = webs()
+      return now.length === 1 && now[0]!.version === '3' && now[0]!.pid != null ? now[0]! : null
+    })
+    expect(only.instance).toBe(0)
+    expect(isRunning(fresh!.pid)).toBe(false)
+    await writeFile(gate3, '')
+    await waitFor('version 3 committed', () => agent.runtime.status().active === 'app@3')
+    expect(await answer(webs()[0]!)).toBe('3')
+  })
+})
