@@ -178,6 +178,26 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
         },
       },
     },
+    '/releases/{token}': {
+      get: {
+        operationId: 'getRelease',
+        summary: "This agent's Shoal release tarball, for a node it launched",
+        description:
+          'Outside `/api`: no API token; the signed, expiring token in the path is the credential (docs/cloud-init.md).',
+        tags: ['nodes'],
+        security: [],
+        parameters: [{ name: 'token', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: {
+          '200': {
+            description: 'The release in npm pack format; header X-Shoal-Sha256 has its hash',
+            content: { 'application/gzip': { schema: { type: 'string' } } },
+          },
+          '403': json('Not signed by this agent, or altered (`ERR_RELEASE_URL_SIGNATURE`)', ref('Error')),
+          '404': response('NotFound'),
+          '410': json('Expired (`ERR_RELEASE_URL_EXPIRED`)', ref('Error')),
+        },
+      },
+    },
 
     // --- cluster ------------------------------------------------------------------------
     '/api/status': {

@@ -783,7 +783,7 @@ async function createNodeOperations(
   const configured =
     config.providersFile == null
       ? { providers: [], defaultProvider: local.name }
-      : await loadProviders(config.providersFile, agent.id, log)
+      : await loadProviders(config.providersFile, agent.id, log, { dataDir: config.dataDir })
   const providers = new Map<string, Provider>([[local.name, local]])
   for (const provider of configured.providers) providers.set(provider.name, provider)
   return new NodeOperations(

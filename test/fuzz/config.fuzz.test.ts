@@ -55,6 +55,7 @@ const providers: Json = {
     instanceType: 't3.small',
     securityGroupIds: ['sg-1'],
     shoalVersion: '0.1.0',
+    releaseUrl: 'http://10.0.1.5:7070',
     pollMs: 2000,
   },
 }
