@@ -77,7 +77,7 @@ describe.skipIf(noBrowser != null)('dashboard in headless Chromium', () => {
     })
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 } })
     page.on('dialog', (dialog) => void dialog.accept())
-  }, 120_000)
+  })
 
   afterAll(async () => {
     await browser?.close()
@@ -87,20 +87,20 @@ describe.skipIf(noBrowser != null)('dashboard in headless Chromium', () => {
       await exited
     }
     await rm(dir, { recursive: true, force: true })
-  }, 60_000)
+  })
 
   it('asks for the token once, then shows the three nodes live', async () => {
     await page.goto(printed.dashboard)
     await page.getByLabel('Token', { exact: true }).fill(printed.token)
     await page.getByRole('button', { name: 'Use token' }).click()
-    await expect.poll(() => nodeRows().count(), { timeout: 15_000 }).toBe(3)
+    await expect.poll(() => nodeRows().count(), { timeout: 60_000 }).toBe(3)
     await expect.poll(() => page.locator('#nodes tr[data-state="ready"]').count()).toBe(3)
     await expect.poll(() => page.locator('#lbs table tbody tr').count()).toBe(3)
     await shot('1-three-nodes')
     // A reload keeps the token: the dashboard asked once.
     await page.reload()
     await expect
-      .poll(() => page.locator('#nodes tr[data-state="ready"]').count(), { timeout: 15_000 })
+      .poll(() => page.locator('#nodes tr[data-state="ready"]').count(), { timeout: 60_000 })
       .toBe(3)
     expect(
       await page.locator('#token-dialog').evaluate((d) => (d as unknown as { open: boolean }).open),
@@ -115,9 +115,9 @@ describe.skipIf(noBrowser != null)('dashboard in headless Chromium', () => {
         interval: 500,
       })
       .toBe(4)
-    await expect.poll(() => page.locator('#lbs table tbody tr').count(), { timeout: 15_000 }).toBe(4)
+    await expect.poll(() => page.locator('#lbs table tbody tr').count(), { timeout: 60_000 }).toBe(4)
     await shot('2-four-nodes')
-  }, 90_000)
+  })
 
   it('removes the copy with its − button, with no failed request through the load balancer', async () => {
     const nodes = await api<NodeRow[]>('/api/nodes')
@@ -136,14 +136,14 @@ describe.skipIf(noBrowser != null)('dashboard in headless Chromium', () => {
         (await page.locator(`#nodes tr[data-node="${copy!.id}"][data-state="ready"]`).count()) === 0,
       { timeout: 60_000, interval: 250 },
     )
-    await expect.poll(() => page.locator('#lbs table tbody tr').count(), { timeout: 15_000 }).toBe(3)
+    await expect.poll(() => page.locator('#lbs table tbody tr').count(), { timeout: 60_000 }).toBe(3)
     await new Promise((done) => setTimeout(done, 1000))
     const load = await stopLoad()
     expect(load.failures).toEqual({})
     expect(load.ok).toBe(load.sent)
     expect(load.sent).toBeGreaterThan(100)
     await shot('3-copy-removed')
-  }, 90_000)
+  })
 
   it('starts a rolling rollout to 1.1 from the form, approves it and watches it finish', async () => {
     const form = page.locator('#rollout-form')
@@ -152,7 +152,7 @@ describe.skipIf(noBrowser != null)('dashboard in headless Chromium', () => {
     await form.getByLabel('Approval').selectOption('manual')
     await form.getByRole('button', { name: 'Start rollout' }).click()
     const waiting = page.locator('.rollout[data-state="waiting-approval"]')
-    await expect.poll(() => waiting.count(), { timeout: 15_000 }).toBe(1)
+    await expect.poll(() => waiting.count(), { timeout: 60_000 }).toBe(1)
     await shot('4-waiting-approval')
     // Gated: nothing moved before the approval.
     expect((await api<NodeRow[]>('/api/nodes')).filter((n) => n.distribution === 'educa@1.1')).toEqual([])
@@ -165,13 +165,13 @@ describe.skipIf(noBrowser != null)('dashboard in headless Chromium', () => {
       .toBe('done')
     await expect
       .poll(() => page.locator('#nodes tr[data-state="ready"]').filter({ hasText: 'educa@1.1' }).count(), {
-        timeout: 15_000,
+        timeout: 60_000,
       })
       .toBe(3)
     const answer = (await (await fetch(printed.app)).json()) as { version: string }
     expect(answer.version).toBe('1.1')
     await shot('5-rolled-out')
-  }, 90_000)
+  })
 
   it('rolls back to 1.0 from the form', async () => {
     const form = page.locator('#rollback-form')
@@ -185,7 +185,7 @@ describe.skipIf(noBrowser != null)('dashboard in headless Chromium', () => {
       .toMatch(/rollback\s*educa@1\.0[\s\S]*done/)
     await expect
       .poll(() => page.locator('#nodes tr[data-state="ready"]').filter({ hasText: 'educa@1.0' }).count(), {
-        timeout: 15_000,
+        timeout: 60_000,
       })
       .toBe(3)
     const answer = (await (await fetch(printed.app)).json()) as { version: string }
@@ -194,5 +194,5 @@ describe.skipIf(noBrowser != null)('dashboard in headless Chromium', () => {
       .poll(() => page.locator('#audit tr').filter({ hasText: 'rollback' }).count())
       .toBeGreaterThan(0)
     await shot('6-rolled-back')
-  }, 90_000)
+  })
 })

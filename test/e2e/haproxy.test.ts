@@ -194,7 +194,7 @@ describe.skipIf(unavailable != null)('HAProxy driver against a real HAProxy 2.6'
     )
     haproxy = startHaproxy(config, join(dir, 'haproxy.log'))
     runtime = new HaproxyRuntime(socket, 1_000)
-    await waitFor('HAProxy to answer on its stats socket', () => runtime.cliLevel(), { timeout: 5_000 })
+    await waitFor('HAProxy to answer on its stats socket', () => runtime.cliLevel(), { timeout: 30_000 })
     for (const name of ['a', 'b', 'c']) apps.push(await startApp(name))
     driver = new HaproxyDriver(
       { socket, backend: 'app', resyncMs: RESYNC_MS, removeTimeoutMs: REMOVE_TIMEOUT_MS },

@@ -28,7 +28,7 @@ const SUBNET = '10.213.77'
 const LISTEN_PORT = 7946
 const API_PORT = 7070
 /** How long the first three agents get to find each other (and the outsider to answer). */
-const CONVERGE_TIMEOUT = 40_000
+const CONVERGE_TIMEOUT = 90_000
 /** How long the outsider is watched after the cluster converged. */
 const OUTSIDER_WATCH = 2_500
 

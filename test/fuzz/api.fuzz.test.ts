@@ -68,7 +68,7 @@ beforeAll(async () => {
     progress: false,
   })
   await new ApiClient(agent.apiUrl).post('/api/rollouts', { json: { distribution: KNOWN } })
-  await waitFor('fz@1.0 to run', () => agent.status().distribution === KNOWN, { timeout: 30_000 })
+  await waitFor('fz@1.0 to run', () => agent.status().distribution === KNOWN, { timeout: 60_000 })
   ;(
     agent.nodeOps as unknown as { components: { providers: Map<string, Provider> } }
   ).components.providers.set('local', inertProvider)
@@ -77,7 +77,7 @@ beforeAll(async () => {
   blobsDir = join(agent.config.dataDir, 'blobs')
   artifactBytes = new Uint8Array(0)
   app = createApiApp(agent, null, silentLogger, () => agent.apiUrl)
-}, 120_000)
+})
 
 afterAll(() => cluster.cleanup())
 
@@ -260,7 +260,7 @@ async function settled(): Promise<string> {
       await new Promise((resolve) => setTimeout(resolve, 30))
       return first === (await snapshot()) ? first : false
     },
-    { timeout: 30_000 },
+    { timeout: 60_000 },
   )
   return snapshot()
 }

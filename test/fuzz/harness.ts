@@ -13,8 +13,8 @@ import { ShoalError } from '../../src/shared/errors.js'
 export const FUZZ_RUNS = envInteger('FUZZ_RUNS', 200)
 export const FUZZ_SEED = envInteger('FUZZ_SEED', 42)
 const FUZZ_PATH = process.env.FUZZ_PATH || undefined
-/** Per-test timeout: a minute for the default slice, more in proportion for a fuzz run. */
-export const FUZZ_TIMEOUT_MS = Math.max(60_000, FUZZ_RUNS * 100)
+/** Per-test timeout: the suite's default (vitest.config.ts) for the default slice, more in proportion for a fuzz run. */
+export const FUZZ_TIMEOUT_MS = Math.max(180_000, FUZZ_RUNS * 100)
 
 function envInteger(name: string, fallback: number): number {
   const raw = process.env[name]

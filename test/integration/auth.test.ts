@@ -66,7 +66,7 @@ describe('API roles and tokens', () => {
     const options: Partial<AgentOptions> = { tokensFile, trust: [keys.pub] }
     agent = await cluster.start(options)
     expect(agent.config.tokensFile).toBe(tokensFile)
-  }, 30_000)
+  })
 
   afterAll(() => cluster.cleanup())
 
@@ -104,7 +104,7 @@ describe('API roles and tokens', () => {
     const result = await call('POST', '/api/rollouts', TOKENS.admin, { distribution: 'nothing@1.0' })
     expect([401, 403]).not.toContain(result.status)
     expect(result.body.error?.code).toBe('ERR_UNKNOWN_DISTRIBUTION')
-  }, 20_000)
+  })
 
   it('a developer publishes, an admin rolls out, recorded as requested by the token holder', async () => {
     // The component asks the API for a service with the token its agent gave it, and without.
@@ -148,26 +148,22 @@ describe('API roles and tokens', () => {
       JSON.parse(await readFile(out, 'utf8').catch(() => 'null')),
     )
     expect(saw).toEqual({ withToken: 200, without: 401 })
-  }, 30_000)
+  })
 
-  it.skipIf(noCli != null)(
-    'the CLI sends SHOAL_TOKEN or --token; a 401/403 exits non-zero',
-    async () => {
-      const api = agent.apiUrl
-      const denied = await runCli(['members', '--json', '--api', api])
-      expect(denied.code).not.toBe(0)
-      expect(denied.stderr).toMatch(/ERR_UNAUTHORIZED/)
-      const viaEnv = await runCli(['members', '--json', '--api', api], { SHOAL_TOKEN: TOKENS.viewer })
-      expect(viaEnv.code).toBe(0)
-      expect(JSON.parse(viaEnv.stdout)).toHaveLength(1)
-      const viaFlag = await runCli(['status', '--json', '--api', api, '--token', TOKENS.viewer])
-      expect(viaFlag.code).toBe(0)
-      const forbidden = await runCli(['verify', '--api', api], { SHOAL_TOKEN: TOKENS.viewer })
-      expect(forbidden.code).not.toBe(0)
-      expect(forbidden.stderr).toMatch(/ERR_FORBIDDEN/)
-    },
-    30_000,
-  )
+  it.skipIf(noCli != null)('the CLI sends SHOAL_TOKEN or --token; a 401/403 exits non-zero', async () => {
+    const api = agent.apiUrl
+    const denied = await runCli(['members', '--json', '--api', api])
+    expect(denied.code).not.toBe(0)
+    expect(denied.stderr).toMatch(/ERR_UNAUTHORIZED/)
+    const viaEnv = await runCli(['members', '--json', '--api', api], { SHOAL_TOKEN: TOKENS.viewer })
+    expect(viaEnv.code).toBe(0)
+    expect(JSON.parse(viaEnv.stdout)).toHaveLength(1)
+    const viaFlag = await runCli(['status', '--json', '--api', api, '--token', TOKENS.viewer])
+    expect(viaFlag.code).toBe(0)
+    const forbidden = await runCli(['verify', '--api', api], { SHOAL_TOKEN: TOKENS.viewer })
+    expect(forbidden.code).not.toBe(0)
+    expect(forbidden.stderr).toMatch(/ERR_FORBIDDEN/)
+  })
 })
 
 describe('API without tokens', () => {

@@ -42,7 +42,7 @@ describe('distributions travel peer to peer', () => {
       `${id} complete on ${agents.length} agents`,
       () => agents.every((a) => a.artifacts.distributor.isComplete(id)),
       {
-        timeout: 20_000,
+        timeout: 60_000,
       },
     )
 
@@ -200,7 +200,7 @@ describe('distributions travel peer to peer', () => {
     })
     const progress = () =>
       (slow.distributions.list()[0] as { progress?: { chunks: number } } | undefined)?.progress?.chunks ?? 0
-    await waitFor('some chunks on disk', () => progress() >= 5, { timeout: 20_000 })
+    await waitFor('some chunks on disk', () => progress() >= 5, { timeout: 60_000 })
     const dataDir = slow.config.dataDir
     await slow.stop({ leave: false })
     cluster.agents.splice(cluster.agents.indexOf(slow), 1)

@@ -52,7 +52,7 @@ describe('the manager drives rollouts', () => {
       return s.components.every((c) => c.state === 'ready') && s.components.length > 0 ? s.active : null
     })
   const rollout = (id: string) => api.get<RolloutView>(`/api/rollouts/${id}`)
-  const until = (id: string, state: string, timeout = 30_000) =>
+  const until = (id: string, state: string, timeout = 60_000) =>
     waitFor(
       `rollout ${id} to be ${state}`,
       async () => {
@@ -62,7 +62,7 @@ describe('the manager drives rollouts', () => {
       { timeout, interval: 100 },
     )
   const everywhere = (version: string) =>
-    waitFor(`every node on ${version}`, () => versions().every((v) => v === version), { timeout: 30_000 })
+    waitFor(`every node on ${version}`, () => versions().every((v) => v === version), { timeout: 60_000 })
 
   beforeAll(async () => {
     dir = await cluster.dataDir()
@@ -77,7 +77,7 @@ describe('the manager drives rollouts', () => {
     const first = await api.post<RolloutView>('/api/rollouts', { json: { distribution: 'hello@1.0' } })
     await until(first.id, 'done')
     await everywhere('hello@1.0')
-  }, 60_000)
+  })
 
   afterAll(() => cluster.cleanup())
 

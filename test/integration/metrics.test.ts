@@ -266,7 +266,7 @@ describe('GET /metrics on an agent', () => {
       },
       { timeout: 30_000, interval: 100 },
     )
-  }, 40_000)
+  })
 
   afterAll(() => cluster.cleanup())
 

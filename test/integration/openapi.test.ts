@@ -284,7 +284,7 @@ describe('what a real agent answers matches the document', () => {
       '/api/distributions/app/1.0',
     )
     params.sha256 = detail.manifest.manifest.artifacts[0]!.sha256
-  }, 60_000)
+  })
 
   afterAll(() => cluster.cleanup())
 

@@ -53,7 +53,7 @@ async function setup(nodes: number) {
           if (err instanceof ShoalError && ['ERR_NO_QUORUM', 'ERR_NO_MANAGER'].includes(err.code)) return null
           throw err
         }),
-      { timeout: 15_000, interval: 250 },
+      { timeout: 60_000, interval: 250 },
     )
     return waitFor(
       `rollout ${started.id} to end`,
@@ -73,10 +73,10 @@ describe.skipIf(unavailable != null)('OSGi components on a cluster (Apache Felix
     ctx = await setup(3)
     await ctx.publishAs(ctx.releases['1.0'], '1.0')
     await ctx.publishAs(ctx.releases['1.1'], '1.1')
-  }, 120_000)
+  })
   afterAll(async () => {
     await ctx?.cluster.cleanup()
-  }, 60_000)
+  })
 
   it('rolls out 1.0: every node runs both bundles, active, the client using the greeter', async () => {
     expect((await ctx.roll('/api/rollouts', { distribution: 'greeting@1.0' })).state).toBe('done')
@@ -98,7 +98,7 @@ describe.skipIf(unavailable != null)('OSGi components on a cluster (Apache Felix
         bundles: expect.arrayContaining([expect.objectContaining({ component: 'greeter', state: 'ACTIVE' })]),
       })
     }
-  }, 120_000)
+  })
 
   it('rolls 1.0 to 1.1 one node at a time, updating only the greeter bundle, then rolls back', async () => {
     const before = new Map(
@@ -129,7 +129,7 @@ describe.skipIf(unavailable != null)('OSGi components on a cluster (Apache Felix
       expect(f.greeting).toBe('Hello, Shoal 1.0 (greeter 1.0.0)')
       expect(agent.runtime.status().active).toBe('greeting@1.0')
     }
-  }, 180_000)
+  }, 300_000)
 })
 
 describe.skipIf(unavailable != null)('an OSGi version whose bundle cannot resolve', () => {
@@ -138,10 +138,10 @@ describe.skipIf(unavailable != null)('an OSGi version whose bundle cannot resolv
     ctx = await setup(1)
     await ctx.publishAs(ctx.releases['1.0'], '1.0')
     await ctx.publishAs(ctx.releases.broken, '1.1')
-  }, 120_000)
+  })
   afterAll(async () => {
     await ctx?.cluster.cleanup()
-  }, 60_000)
+  })
 
   it('leaves the node on 1.0 with every 1.0 bundle active', async () => {
     expect((await ctx.roll('/api/rollouts', { distribution: 'greeting@1.0' })).state).toBe('done')
@@ -159,5 +159,5 @@ describe.skipIf(unavailable != null)('an OSGi version whose bundle cannot resolv
     expect(f.greeter).toMatchObject({ version: '1.0.0', state: 'ACTIVE' })
     expect(f.client).toMatchObject({ state: 'ACTIVE' })
     expect(f.greeting).toBe('Hello, Shoal 1.0 (greeter 1.0.0)')
-  }, 120_000)
+  })
 })

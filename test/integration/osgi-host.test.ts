@@ -41,7 +41,7 @@ describe.skipIf(unavailable != null)('OsgiHost on Apache Felix', () => {
       { dir, env: {}, logFile: join(dir, 'felix.log'), spawned: () => {}, exited: () => {} },
       createLogger({ level: 'warn' }),
     )
-  }, 60_000)
+  })
 
   afterAll(async () => {
     await host?.stop()

@@ -269,7 +269,7 @@ describe('the built-in proxy', () => {
     const received: Buffer[] = [head]
     socket.on('data', (d: Buffer) => received.push(d))
     for (let i = 0; i < 4; i++) socket.write(payload.subarray(i * 65536, (i + 1) * 65536))
-    await waitFor('the echo', () => Buffer.concat(received).length >= payload.length, { timeout: 5000 })
+    await waitFor('the echo', () => Buffer.concat(received).length >= payload.length, { timeout: 30_000 })
     expect(Buffer.concat(received).equals(payload)).toBe(true)
 
     expect((await status()).counters.upgrades).toBe(1)

@@ -141,7 +141,7 @@ describe('roles: every endpoint with every role', () => {
       JSON.stringify({ tokens: ROLES.map((role) => ({ token: TOKENS[role], role, name: `the-${role}` })) }),
     )
     agent = await cluster.start({ tokensFile })
-  }, 30_000)
+  })
 
   afterAll(() => cluster.cleanup())
 

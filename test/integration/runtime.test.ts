@@ -65,7 +65,7 @@ describe('components run on every node', () => {
         }
         return true
       },
-      { timeout: 30_000, interval: 100 },
+      { timeout: 90_000, interval: 100 },
     )
 
   const webOf = (agent: Agent) => {
@@ -81,7 +81,11 @@ describe('components run on every node', () => {
     const builds = await buildEduca(join(dir, 'build'))
     await publishTo(agents[0]!, builds['1.0'], 'educa', '1.0')
     // Any node can start the rollout once it has heard of the version.
-    await waitFor('agent 1 to learn educa@1.0', () => agents[1]!.artifacts.catalogue.get('educa@1.0') != null)
+    await waitFor(
+      'agent 1 to learn educa@1.0',
+      () => agents[1]!.artifacts.catalogue.get('educa@1.0') != null,
+      { timeout: 60_000 },
+    )
     const started = await rollout(agents[1]!, 'educa@1.0')
     expect(started).toMatchObject({ distribution: 'educa@1.0', strategy: 'all-at-once', state: 'running' })
     await runningEverywhere(agents, 'educa@1.0')
@@ -145,10 +149,14 @@ describe('components run on every node', () => {
     )
     await publishTo(agent, bad, 'educa', '6.6')
     await rollout(agent, 'educa@6.6')
-    const status = await waitFor('the install to be refused', () => {
-      const s = agent.runtime.status()
-      return s.target === 'educa@6.6' && s.phase === 'failed' ? s : null
-    })
+    const status = await waitFor(
+      'the install to be refused',
+      () => {
+        const s = agent.runtime.status()
+        return s.target === 'educa@6.6' && s.phase === 'failed' ? s : null
+      },
+      { timeout: 60_000 },
+    )
     expect(status.error).toMatch(/^ERR_PACKAGE_UNSAFE: .*\.\.\/\.\.\/escaped\.txt/)
     expect(status.active).toBe('educa@1.0')
     expect(status.components.map((c) => ({ name: c.name, pid: c.pid, state: c.state }))).toEqual(before)
@@ -156,10 +164,14 @@ describe('components run on every node', () => {
     expect(await stat(join(agent.config.dataDir, '..', 'escaped.txt')).catch(() => null)).toBeNull()
     expect((await ask(agent)).version).toBe('1.0')
     // The manager saw the node fail and sent it back to what it ran before: 1.0.
-    const latest = await waitFor('the rollout to be rolled back', async () => {
-      const [r] = await new ApiClient(agent.apiUrl).get<RolloutView[]>('/api/rollouts')
-      return r?.state === 'rolled-back' ? r : null
-    })
+    const latest = await waitFor(
+      'the rollout to be rolled back',
+      async () => {
+        const [r] = await new ApiClient(agent.apiUrl).get<RolloutView[]>('/api/rollouts')
+        return r?.state === 'rolled-back' ? r : null
+      },
+      { timeout: 60_000 },
+    )
     expect(latest).toMatchObject({ distribution: 'educa@6.6', nodes: { reverted: 1 } })
     expect(latest.reason).toMatch(/1 node\(s\) failed/)
     expect(agent.runtime.status()).toMatchObject({ active: 'educa@1.0', target: 'educa@1.0', phase: 'done' })
@@ -182,9 +194,13 @@ describe('components run on every node', () => {
     expect(services.endpoints[0]!.local).toBe(true)
 
     await client.post('/api/components/catalog/stop')
-    await waitFor('web on a to use the catalog on b', async () => (await ask(a)).catalog.node === b.id)
+    await waitFor('web on a to use the catalog on b', async () => (await ask(a)).catalog.node === b.id, {
+      timeout: 60_000,
+    })
     await client.post('/api/components/catalog/start')
-    await waitFor('web on a to use its own catalog again', async () => (await ask(a)).catalog.node === a.id)
+    await waitFor('web on a to use its own catalog again', async () => (await ask(a)).catalog.node === a.id, {
+      timeout: 60_000,
+    })
   })
 
   it('restarts a crashing component, marks a crash loop failed with its last log lines', async () => {
@@ -215,10 +231,14 @@ describe('components run on every node', () => {
     await publishTo(agent, content, 'crashy', '1.0')
     await rollout(agent, 'crashy@1.0')
     const client = new ApiClient(agent.apiUrl)
-    const status = await waitFor('the crash loop to be detected', async () => {
-      const s = await client.get<RuntimeStatus>('/api/components')
-      return s.phase === 'failed' ? s : null
-    })
+    const status = await waitFor(
+      'the crash loop to be detected',
+      async () => {
+        const s = await client.get<RuntimeStatus>('/api/components')
+        return s.phase === 'failed' ? s : null
+      },
+      { timeout: 60_000 },
+    )
     const byName = Object.fromEntries(status.components.map((c) => [c.name, c]))
     expect(byName.flaky).toMatchObject({ state: 'ready', restarts: 1, lastExit: { code: 3 } })
     expect(byName.crasher).toMatchObject({ state: 'failed', lastExit: { code: 1 } })
@@ -228,10 +248,14 @@ describe('components run on every node', () => {
     expect(logs).toContain('boom: the database is on fire')
     expect(logs).toContain('giving up')
     // A first rollout has nothing to go back to: it ends failed.
-    const failed = await waitFor('the rollout to fail', async () => {
-      const [r] = await client.get<RolloutView[]>('/api/rollouts')
-      return r?.state === 'failed' ? r : null
-    })
+    const failed = await waitFor(
+      'the rollout to fail',
+      async () => {
+        const [r] = await client.get<RolloutView[]>('/api/rollouts')
+        return r?.state === 'failed' ? r : null
+      },
+      { timeout: 60_000 },
+    )
     expect(failed).toMatchObject({ nodes: { failed: 1 } })
     expect(() => new URL(byName.flaky!.endpoint!)).not.toThrow()
   })

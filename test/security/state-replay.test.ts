@@ -181,5 +181,5 @@ describe('a replayed cluster state of an older term is ignored', () => {
     expect(logs.get(next.id)!.some((l) => l.includes('ignored a cluster state with a bad signature'))).toBe(
       true,
     )
-  }, 120_000)
+  })
 })

@@ -191,7 +191,7 @@ describe('educa sample', () => {
     })
     const page = `http://127.0.0.1:${webPort}/`
     const healthy = async () => (await getJson(`${catalogEndpoint}/healthz`)).status === 200
-    await waitFor('catalog health', healthy, { timeout: 3000 })
+    await waitFor('catalog health', healthy, { timeout: 30_000 })
     const courses = await getJson(`${catalogEndpoint}/courses`)
     expect(courses.body).toMatchObject({ component: 'catalog', version: '1.1', node: 'node-a' })
     expect(courses.body.courses).toHaveLength(4)
@@ -200,7 +200,7 @@ describe('educa sample', () => {
 
     const catalogOf = async () => (await getJson(page)).body.catalog as { endpoint?: string; error?: string }
     const found = async () => (await catalogOf()).endpoint != null
-    await waitFor('web to find the catalog', found, { timeout: 3000 })
+    await waitFor('web to find the catalog', found, { timeout: 30_000 })
     const up = await getJson(page)
     expect(up.status).toBe(200)
     expect(up.body).toEqual({
@@ -230,7 +230,7 @@ describe('educa sample', () => {
     const dead = `http://127.0.0.1:${await freePort()}`
     api.drop([dead, catalogEndpoint])
     const fellBack = async () => (await catalogOf()).endpoint === catalogEndpoint
-    await waitFor('web to reconnect and fall back', fellBack, { timeout: 3000 })
+    await waitFor('web to reconnect and fall back', fellBack, { timeout: 30_000 })
 
     catalog.child.kill('SIGTERM')
     expect(await catalog.exit).toBe(0)
@@ -248,7 +248,7 @@ describe('educa sample', () => {
     const port = await freePort()
     const web = runComponent(webDir, port, {})
     const front = () => getJson(`http://127.0.0.1:${port}/`)
-    const answer = await waitFor('web 1.0 front page', front, { timeout: 3000 })
+    const answer = await waitFor('web 1.0 front page', front, { timeout: 30_000 })
     expect(answer).toEqual({
       status: 200,
       body: {
