@@ -1,11 +1,12 @@
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { isLoopback } from '../api/index.js'
 import { type ArtifactsConfig, DEFAULT_ARTIFACTS_CONFIG } from '../artifacts/index.js'
 import { type MembershipTimers, resolveTimers, type TimerPreset } from '../membership/index.js'
 import { DEFAULT_RUNTIME_CONFIG, type RuntimeConfig, TEST_RUNTIME_CONFIG } from '../runtime/index.js'
-import { ConfigError } from '../shared/errors.js'
+import { ConfigError, messageOf, OptionError } from '../shared/errors.js'
 import type { LogLevel } from '../shared/logger.js'
 import { CLUSTER_NAME, DEFAULT_API, DEFAULT_LISTEN } from './constants.js'
 
@@ -72,22 +73,27 @@ export interface AgentOptions {
   discoverEc2?: { region: string; endpoint?: string } | null
 }
 
-/** Applies the documented defaults and validates once, with a clear error. */
+/**
+ * Applies the documented defaults and validates once, with a clear error, before
+ * anything is made or started: a malformed option is an `OptionError` (the CLI
+ * exits 2), the bootstrap list's with code ERR_BAD_BOOTSTRAP.
+ */
 export function resolveAgentConfig(options: AgentOptions): AgentConfig {
   const cluster = options.cluster
   if (typeof cluster !== 'string' || !CLUSTER_NAME.test(cluster)) {
-    throw new ConfigError(
+    throw new OptionError(
       `cluster name "${cluster}" is not valid: use 1-40 lowercase letters, digits and dashes, starting and ending with a letter or digit`,
     )
   }
   const listen = options.listen?.length ? options.listen : [DEFAULT_LISTEN]
   const bootstrap = options.bootstrap ?? []
-  for (const addr of [...listen, ...bootstrap]) checkMultiaddr(addr)
+  for (const addr of listen) checkListen(addr)
+  for (const addr of bootstrap) checkBootstrap(addr)
   const preset = options.preset ?? 'lan'
-  const api = parseHostPort(options.api ?? DEFAULT_API)
+  const api = parseHostPort(options.api ?? DEFAULT_API, '--api')
   const tokensFile = options.tokensFile == null ? null : resolve(options.tokensFile)
   if (tokensFile == null && !isLoopback(api.host))
-    throw new ConfigError(
+    throw new OptionError(
       `without --tokens the API listens on loopback only (got --api ${options.api}); pass --tokens FILE or use 127.0.0.1`,
     )
   return {
@@ -117,11 +123,14 @@ export function resolveAgentConfig(options: AgentOptions): AgentConfig {
   }
 }
 
-/** "HOST:PORT", ":PORT" or "PORT" (host defaults to loopback). */
-export function parseHostPort(value: string): { host: string; port: number } {
+/** "HOST:PORT", ":PORT" or "PORT" (host defaults to loopback); `flag` names the option in the error. */
+export function parseHostPort(value: string, flag?: string): { host: string; port: number } {
   const match = /^(?:(.*):)?(\d{1,5})$/.exec(value.trim())
   const port = Number(match?.[2])
-  if (match == null || port > 65535) throw new ConfigError(`"${value}" is not HOST:PORT`)
+  if (match == null || port > 65535)
+    throw new OptionError(
+      `${flag == null ? '' : `${flag} `}"${value}" is not HOST:PORT (for example 127.0.0.1:7070, or port 0 for any free port)`,
+    )
   const host = (match[1] ?? '').replace(/^\[(.*)\]$/, '$1') || '127.0.0.1'
   return { host, port }
 }
@@ -137,10 +146,62 @@ function resolveArtifacts(overrides: Partial<ArtifactsConfig> = {}): ArtifactsCo
   return config
 }
 
-function checkMultiaddr(addr: string): void {
+/** The protocol names of a multiaddr (`['ip4', 'tcp', 'p2p']`), or the parser's complaint. */
+function protocols(addr: string): string[] | Error {
   try {
-    multiaddr(addr)
-  } catch {
-    throw new ConfigError(`"${addr}" is not a multiaddr (for example /ip4/10.0.0.5/tcp/7946)`)
+    return multiaddr(addr).protoNames()
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err))
+  }
+}
+
+const IP = ['ip4', 'ip6']
+const HOST = [...IP, 'dns', 'dns4', 'dns6']
+
+/** Listen addresses are what libp2p's TCP transport (the only one) can bind: an IP and a TCP port. */
+function checkListen(addr: string): void {
+  const names = protocols(addr)
+  if (Array.isArray(names) && names.length === 2 && IP.includes(names[0]!) && names[1] === 'tcp') return
+  throw new OptionError(
+    `libp2p listen address "${addr}" is not /ip4/HOST/tcp/PORT or /ip6/HOST/tcp/PORT${
+      names instanceof Error ? ` (${messageOf(names)})` : ''
+    }; for example ${DEFAULT_LISTEN}, or port 0 for any free port`,
+  )
+}
+
+/**
+ * A bootstrap address must be one this node can dial over TCP: /ip4, /ip6 or
+ * /dns* with a TCP port, or /dnsaddr; `/p2p/PEER_ID` at the end is optional (the
+ * peer's id is then learnt in the handshake) but must be a valid id when given.
+ */
+function checkBootstrap(addr: string): void {
+  const hint =
+    'give a peer\'s address as /ip4/HOST/tcp/PORT, optionally ending in /p2p/PEER_ID (the "addrs" an agent prints when it starts)'
+  const fail = (problem: string) => new OptionError(`--bootstrap "${addr}" ${problem}`, 'ERR_BAD_BOOTSTRAP')
+  const names = protocols(addr)
+  if (names instanceof Error) {
+    const hostPort = /^\[?([^/\s\]]+)\]?:(\d{1,5})$/.exec(addr.trim())
+    if (hostPort != null) {
+      const [, host, port] = hostPort
+      const kind = /^[\d.]+$/.test(host!) ? 'ip4' : host!.includes(':') ? 'ip6' : 'dns'
+      throw fail(`is HOST:PORT, not a multiaddr: write /${kind}/${host}/tcp/${port}`)
+    }
+    throw fail(`is not a multiaddr (${messageOf(names)}); ${hint}`)
+  }
+  const route = names.at(-1) === 'p2p' ? names.slice(0, -1) : names
+  const dialable =
+    (route.length === 2 && HOST.includes(route[0]!) && route[1] === 'tcp') ||
+    (route.length === 1 && route[0] === 'dnsaddr')
+  if (!dialable)
+    throw fail(`is not an address this node can dial (an IP or DNS name and a TCP port); ${hint}`)
+  if (route.length < names.length) {
+    const id = /\/p2p\/([^/]*)\/?$/.exec(addr)?.[1] ?? ''
+    try {
+      peerIdFromString(id)
+    } catch {
+      throw fail(
+        `ends in /p2p/${id}, which is not a peer id; copy the address from the peer's start line, or leave /p2p/… out`,
+      )
+    }
   }
 }

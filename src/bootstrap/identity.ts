@@ -2,7 +2,7 @@ import { chmod, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
-import { ShoalError } from '../shared/errors.js'
+import { messageOf, ShoalError } from '../shared/errors.js'
 import { writeFileAtomic } from '../shared/files.js'
 import { PEER_KEY_FILE } from './constants.js'
 
@@ -17,7 +17,13 @@ export async function loadOrCreatePeerKey(dataDir: string): Promise<PrivateKey> 
   try {
     bytes = await readFile(file)
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new ShoalError(
+        'ERR_PEER_KEY_UNREADABLE',
+        `cannot read this node's key ${file} (${(err as NodeJS.ErrnoException).code ?? messageOf(err)}); run the agent as the data folder's owner, or pass another --data`,
+        500,
+        { cause: err },
+      )
     const key = await generateKeyPair('Ed25519')
     await writeFileAtomic(file, privateKeyToProtobuf(key), 0o600)
     return key

@@ -12,6 +12,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
 import type { TimerPreset } from '../membership/index.js'
+import { PortInUseError, ShoalError } from '../shared/errors.js'
 import type { Logger } from '../shared/logger.js'
 import { MDNS_INTERVAL } from './constants.js'
 import { type WireTraffic, wireMeter } from './wire-meter.js'
@@ -104,6 +105,15 @@ export async function createNode(init: NodeInit, log: Logger): Promise<ShoalLibp
     },
     start: false,
   })
+  // libp2p's start error lists every failed address with a stack trace; callers get one line.
+  const start = node.start.bind(node)
+  node.start = async () => {
+    try {
+      await start()
+    } catch (err) {
+      throw listenFailure(err) ?? err
+    }
+  }
   node.addEventListener('connection:open', (evt) => closeDuplicate(node, evt.detail, log))
   dialFound = ({ id, multiaddrs }) => {
     if (id.equals(node.peerId) || node.getConnections(id).length > 0) return
@@ -112,6 +122,38 @@ export async function createNode(init: NodeInit, log: Logger): Promise<ShoalLibp
     })
   }
   return node as unknown as ShoalLibp2p
+}
+
+/**
+ * The first address libp2p could not listen on, as an error an operator can act
+ * on: ERR_PORT_IN_USE when another process holds the port, ERR_LISTEN_ADDRESS
+ * otherwise. Null when `err` is not libp2p's listen failure. libp2p 2.x keeps the
+ * causes only in the message: "  ADDR: Error: listen EADDRINUSE: …" per address.
+ */
+export function listenFailure(err: unknown): ShoalError | null {
+  if (!(err instanceof Error) || err.name !== 'UnsupportedListenAddressesError') return null
+  const failed = /^ {2}(\/\S+): (?:\w*Error: )?(.*)$/m.exec(err.message)
+  if (failed == null) {
+    return new ShoalError(
+      'ERR_LISTEN_ADDRESS',
+      'cannot listen on any libp2p listen address; give a TCP address of this machine such as /ip4/0.0.0.0/tcp/7946',
+      500,
+      { cause: err },
+    )
+  }
+  const [, addr, detail] = failed
+  const at = `cannot listen on ${addr}`
+  if (/\bEADDRINUSE\b/.test(detail!))
+    return new PortInUseError(
+      `${at}: the port is in use by another process (another agent?); stop it or choose another port`,
+      { cause: err },
+    )
+  const problem = /\bEADDRNOTAVAIL\b/.test(detail!)
+    ? "that IP address is not one of this machine's; use one of its addresses, or 0.0.0.0 for all"
+    : /\bEACCES\b/.test(detail!)
+      ? 'permission denied (ports below 1024 need privileges); choose a port from 1024 up'
+      : detail!.trim()
+  return new ShoalError('ERR_LISTEN_ADDRESS', `${at}: ${problem}`, 500, { cause: err })
 }
 
 /**

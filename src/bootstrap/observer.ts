@@ -52,17 +52,20 @@ export class Observer {
       mdns: options.mdns ?? true,
       preset: options.preset ?? 'lan',
     })
+    // Read before anything is made: a missing or bad secret leaves no data folder behind.
+    const secret = config.secretFile == null ? null : await readSecret(config.secretFile)
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
     const state = new AgentState(join(config.dataDir, STATE_DIR), config.dataDir)
     await state.open()
+    let node: ShoalLibp2p | undefined
     try {
-      const node = await createNode(
+      node = await createNode(
         {
           cluster: config.cluster,
           privateKey: await loadOrCreatePeerKey(config.dataDir),
           listen: config.listen,
           bootstrap: config.bootstrap,
-          secret: config.secretFile == null ? null : await readSecret(config.secretFile),
+          secret,
           mdns: config.mdns,
           preset: config.preset,
           traffic: { sentBytes: 0, receivedBytes: 0 },
@@ -84,6 +87,7 @@ export class Observer {
       await membership.updateMetadata({ roles: options.roles })
       return new Observer(node, membership, state, log)
     } catch (err) {
+      await Promise.resolve(node?.stop()).catch(() => {})
       await state.close().catch(() => {})
       throw err
     }

@@ -14,20 +14,37 @@ export async function writeNewSecret(file: string): Promise<void> {
   await writeFileAtomic(file, key, 0o600)
 }
 
-/** Reads and checks a cluster secret file. */
+/** Reads and checks a cluster secret file; every way it can be wrong is ERR_SECRET_FILE, with what to do. */
 export async function readSecret(file: string): Promise<Uint8Array> {
   let bytes: Uint8Array
   try {
     bytes = await readFile(file)
   } catch (err) {
-    throw new ShoalError('ERR_SECRET_FILE', `cannot read secret file ${file}: ${(err as Error).message}`, 400)
+    throw new ShoalError('ERR_SECRET_FILE', unreadable(file, err as NodeJS.ErrnoException), 400, {
+      cause: err,
+    })
   }
   if (!SWARM_KEY.test(new TextDecoder().decode(bytes))) {
     throw new ShoalError(
       'ERR_SECRET_FILE',
-      `${file} is not a cluster secret; create one with "shoal secret new FILE"`,
+      `${file} is not a cluster secret; pass the file "shoal secret new FILE" wrote (the same one on every node)`,
       400,
     )
   }
   return bytes
+}
+
+function unreadable(file: string, err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'ENOENT':
+    case 'ENOTDIR':
+      return `secret file ${file} does not exist; copy the cluster's secret there, or make one for a new cluster with "shoal secret new ${file}"`
+    case 'EISDIR':
+      return `secret file ${file} is a folder; pass the secret file itself (made by "shoal secret new FILE")`
+    case 'EACCES':
+    case 'EPERM':
+      return `secret file ${file} is not readable by this user; run the agent as the file's owner (mode 0600)`
+    default:
+      return `cannot read secret file ${file}: ${err.message}`
+  }
 }

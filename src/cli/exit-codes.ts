@@ -1,5 +1,5 @@
 import { CommanderError } from 'commander'
-import { messageOf, ShoalError } from '../shared/errors.js'
+import { messageOf, OptionError, PortInUseError, ShoalError } from '../shared/errors.js'
 import { AgentError, AgentUnreachableError } from './client.js'
 
 /**
@@ -65,11 +65,43 @@ export class OperationFailedError extends ShoalError {
 export function exitCodeOf(err: unknown): number {
   // Commander's own usage errors, and --help / --version (exit code 0).
   if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage
-  if (err instanceof UsageError) return EXIT.usage
+  if (err instanceof UsageError || err instanceof OptionError) return EXIT.usage
   if (err instanceof AgentUnreachableError) return EXIT.unreachable
   if (err instanceof AgentError) return err.status >= 500 ? EXIT.agentError : EXIT.rejected
   if (err instanceof WaitTimeoutError) return EXIT.timeout
   return EXIT.failed
+}
+
+/**
+ * A system error a listener raised with no Shoal error around it (the load
+ * balancer's or metrics port taken), as the operator's problem; other errors as they are.
+ */
+export function operatorError(err: unknown): unknown {
+  const sys = err as NodeJS.ErrnoException & { address?: string; port?: number }
+  if (
+    sys instanceof Error &&
+    !(sys instanceof ShoalError) &&
+    sys.code === 'EADDRINUSE' &&
+    sys.syscall === 'listen'
+  )
+    return new PortInUseError(
+      `cannot listen on ${sys.address ?? ''}:${sys.port ?? ''}: the port is in use by another process; stop it or choose another port`,
+      { cause: err },
+    )
+  return err
+}
+
+/**
+ * One line, never a stack trace: what a library wrote across several lines
+ * (causes, "    at …" frames) is folded into one, frames left out.
+ */
+export function oneLine(message: string): string {
+  return message
+    .split('\n')
+    .filter((line) => !/^\s+at /.test(line))
+    .map((line) => line.trim())
+    .filter(Boolean)
+    .join(' ')
 }
 
 /** The `{"error": {...}}` object printed with --json, shaped like the API's errors. */
@@ -88,7 +120,7 @@ export function errorObject(err: unknown): { error: Record<string, unknown> } {
   return {
     error: {
       code,
-      message: messageOf(err),
+      message: oneLine(messageOf(err)),
       ...(err instanceof AgentError ? { status: err.status } : {}),
       ...(err instanceof OperationFailedError ? err.detail : {}),
     },
@@ -100,7 +132,8 @@ export function errorObject(err: unknown): { error: Record<string, unknown> } {
  * or with --json the error object on one line. Commander has already printed
  * its own usage errors (unless --json silenced it).
  */
-export function reportError(err: unknown, json: boolean): number {
+export function reportError(thrown: unknown, json: boolean): number {
+  const err = operatorError(thrown)
   const exitCode = exitCodeOf(err)
   if (exitCode === EXIT.ok) return exitCode
   if (json) {

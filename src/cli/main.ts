@@ -70,6 +70,17 @@ program.commandsGroup('Setup:')
 addSetupCommands(program)
 program.helpCommand(true)
 
+// The processes print JSON start lines of their own; --json makes their start errors JSON too.
+for (const name of ['agent', 'lb']) {
+  program.commands
+    .find((c) => c.name() === name)
+    ?.addOption(
+      new Option('--json', 'a failed start as {"error":{"code","message"}} on stderr').helpGroup(
+        COMMON_OPTIONS,
+      ),
+    )
+}
+
 // A usage error names the help to read rather than printing all of it.
 const hint = (command: Command) => {
   const path: string[] = []

@@ -23,6 +23,25 @@ export class ConfigError extends ShoalError {
   }
 }
 
+/**
+ * A malformed option value (a command-line flag, or the `AgentOptions` field it
+ * fills): nothing was started, and the CLI exits 2 as for any usage error.
+ */
+export class OptionError extends ShoalError {
+  constructor(message: string, code = 'ERR_CONFIG') {
+    super(code, message, 400)
+    this.name = 'OptionError'
+  }
+}
+
+/** A TCP port this process was to listen on is held by another process. */
+export class PortInUseError extends ShoalError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('ERR_PORT_IN_USE', message, 409, options)
+    this.name = 'PortInUseError'
+  }
+}
+
 export class DataDirInUseError extends ShoalError {
   constructor(dir: string, options?: ErrorOptions) {
     super(

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { parseHostPort, resolveAgentConfig } from '../../src/bootstrap/config.js'
+import { EXIT, exitCodeOf } from '../../src/cli/exit-codes.js'
 import { decodeGossip, decodeProbeRequest, encode } from '../../src/membership/messages.js'
-import { ShoalError } from '../../src/shared/errors.js'
+import { OptionError, ShoalError } from '../../src/shared/errors.js'
 
 describe('agent configuration', () => {
   it('applies the documented defaults', () => {
@@ -18,7 +19,7 @@ describe('agent configuration', () => {
     for (const options of [
       { cluster: 'Bad Name' },
       { cluster: '-x' },
-      { cluster: 'ok', bootstrap: ['not-a-multiaddr'] },
+      { cluster: 'ok', listen: ['/ip4/127.0.0.1/udp/7946'] },
       { cluster: 'ok', api: 'localhost:99999' },
       { cluster: 'ok', timers: { probeInterval: -1 } },
     ]) {
@@ -29,6 +30,44 @@ describe('agent configuration', () => {
         expect((err as ShoalError).code).toBe('ERR_CONFIG')
       }
     }
+  })
+
+  it('refuses bootstrap addresses no node can dial with ERR_BAD_BOOTSTRAP, as option errors (exit 2)', () => {
+    const id = '12D3KooWHJNavF2ib6GtfWtRxyK9kChgqPro14BuWktfAcS6LB1j'
+    for (const [address, says] of [
+      ['not-a-multiaddr', 'is not a multiaddr'],
+      ['/ip4/127.0.0.1/tcpx/7946', 'is not a multiaddr'],
+      ['10.0.0.5:7946', 'write /ip4/10.0.0.5/tcp/7946'],
+      ['seed.example:7946', 'write /dns/seed.example/tcp/7946'],
+      ['/ip4/10.0.0.5', 'is not an address this node can dial'],
+      ['/ip4/10.0.0.5/udp/7946', 'is not an address this node can dial'],
+      [`/p2p/${id}`, 'is not an address this node can dial'],
+      ['/ip4/10.0.0.5/tcp/7946/p2p/QmNotAPeer', 'ends in /p2p/QmNotAPeer, which is not a peer id'],
+    ] as const) {
+      let thrown: unknown
+      try {
+        resolveAgentConfig({ cluster: 'ok', bootstrap: [address] })
+      } catch (err) {
+        thrown = err
+      }
+      expect(thrown, address).toBeInstanceOf(OptionError)
+      expect(thrown).toMatchObject({ code: 'ERR_BAD_BOOTSTRAP' })
+      expect((thrown as Error).message).toMatch(new RegExp(`^--bootstrap "${address}" `))
+      expect((thrown as Error).message).toContain(says)
+      expect(exitCodeOf(thrown)).toBe(EXIT.usage)
+    }
+  })
+
+  it('accepts bootstrap addresses with or without /p2p/PEER_ID, and DNS names', () => {
+    const id = '12D3KooWHJNavF2ib6GtfWtRxyK9kChgqPro14BuWktfAcS6LB1j'
+    const bootstrap = [
+      '/ip4/10.0.0.5/tcp/7946',
+      `/ip4/10.0.0.5/tcp/7946/p2p/${id}`,
+      '/ip6/::1/tcp/7946',
+      `/dns4/seed.example/tcp/7946/p2p/${id}`,
+      '/dnsaddr/bootstrap.example',
+    ]
+    expect(resolveAgentConfig({ cluster: 'ok', bootstrap }).bootstrap).toEqual(bootstrap)
   })
 
   it('parses API addresses', () => {
