@@ -128,14 +128,33 @@ function setLive(live) {
   badge.className = `badge ${live ? 'ok' : 'warn'}`
 }
 
+/** A load balancer (`shoal lb`) is a member with role lb, not a node that runs components. */
+const isLoadBalancer = (m) => (m.roles ?? []).includes('lb')
+const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`
+
+/** "3 nodes alive of 3 · 1 load balancer", as `shoal status` says it. */
+function memberCounts(members) {
+  const nodes = members.filter((m) => !isLoadBalancer(m))
+  const alive = nodes.filter((m) => m.state === 'alive').length
+  const parts = [`${plural(alive, 'node')} alive of ${nodes.length}`]
+  const lbs = members.filter((m) => isLoadBalancer(m) && m.state !== 'left')
+  const lbsAlive = lbs.filter((m) => m.state === 'alive').length
+  if (lbs.length > 0)
+    parts.push(
+      lbsAlive === lbs.length
+        ? plural(lbs.length, 'load balancer')
+        : `${lbsAlive} of ${plural(lbs.length, 'load balancer')} alive`,
+    )
+  return parts.join(' · ')
+}
+
 function render() {
   const { status } = view
   const manager = status.managerStatus ?? {}
   $('cluster').textContent = `cluster ${status.cluster}`
-  $('overview').textContent =
-    `${status.members.alive} alive of ${status.members.total} members · seen from ${short(status.id)} · manager ${
-      status.manager == null ? 'none' : short(status.manager)
-    }${manager.term == null ? '' : ` (term ${manager.term})`}${manager.quorum === false ? ' · NO QUORUM' : ''}`
+  $('overview').textContent = `${memberCounts(view.members)} · seen from ${short(status.id)} · manager ${
+    status.manager == null ? 'none' : short(status.manager)
+  }${manager.term == null ? '' : ` (term ${manager.term})`}${manager.quorum === false ? ' · NO QUORUM' : ''}`
   renderNodes()
   renderRollouts()
   renderDistributions()
@@ -149,6 +168,7 @@ function renderNodes() {
     .map((node) => {
       const m = members.get(node.id) ?? {}
       const badges = `${m.manager ? '<span class="badge ok">manager</span>' : ''}${m.self ? '<span class="badge">this agent</span>' : ''}`
+      const roles = (m.roles ?? []).map((r) => `<span class="role">${esc(r)}</span>`).join(' ')
       const components = (m.components ?? [])
         .map((c) => `<span class="${esc(c.state)}">${esc(c.name)} ${esc(c.state)}</span>`)
         .join('<br>')
@@ -165,6 +185,7 @@ function renderNodes() {
         <td><code title="${esc(node.id)}">${esc(short(node.id) || '(launching)')}</code>${badges}</td>
         <td class="${esc(node.state)}">${esc(node.state)}</td>
         <td class="${esc(node.member ?? '')}">${esc(node.member ?? '')}</td>
+        <td class="roles">${roles || '—'}</td>
         <td>${esc(node.distribution ?? '—')}</td>
         <td>${components || '—'}</td>
         <td>${esc(node.provider ?? '')} <span class="muted mono">${esc(node.handle ?? '')}</span></td>
@@ -256,8 +277,10 @@ function renderLoadBalancers() {
       ? '<p class="muted">No load balancer in this cluster.</p>'
       : view.lb
           .map((lb) => {
+            // A member of the cluster with role lb, not one of the nodes above.
+            const member = `<span class="role">lb</span> member <code title="${esc(lb.id)}">${esc(short(lb.id))}</code> <span class="${esc(lb.state)}">${esc(lb.state)}</span>`
             if (lb.status == null)
-              return `<p><code>${esc(lb.url ?? short(lb.id))}</code> <span class="bad">unreachable: ${esc(lb.error)}</span></p>`
+              return `<p data-lb="${esc(lb.id)}"><code>${esc(lb.url ?? short(lb.id))}</code> ${member} <span class="bad">unreachable: ${esc(lb.error)}</span></p>`
             const rows = lb.status.backends
               .map(
                 (
@@ -267,7 +290,7 @@ function renderLoadBalancers() {
                 <td>${b.inflight}</td><td>${b.counters.requests}</td><td>${b.counters.failures}</td></tr>`,
               )
               .join('')
-            return `<h3><a href="${esc(lb.url)}">${esc(lb.url)}</a> <span class="muted">${esc(lb.status.service)}, ${lb.status.counters.requests} requests, ${lb.status.counters.failed} failed</span></h3>
+            return `<h3 data-lb="${esc(lb.id)}"><a href="${esc(lb.url)}">${esc(lb.url)}</a> <span class="muted">${member} · ${esc(lb.status.service)}, ${lb.status.counters.requests} requests, ${lb.status.counters.failed} failed</span></h3>
             <table><thead><tr><th scope="col">Backend</th><th scope="col">Version</th><th scope="col">State</th><th scope="col">Weight</th><th scope="col">In flight</th><th scope="col">Requests</th><th scope="col">Failures</th></tr></thead>
             <tbody>${rows || '<tr><td colspan="7" class="muted">no backend</td></tr>'}</tbody></table>`
           })

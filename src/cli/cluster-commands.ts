@@ -35,7 +35,10 @@ export function addClusterCommands(program: Command): void {
         examples('shoal status', `shoal status --json | jq '{manager, distribution, members}'`),
       ),
   ).action(async (opts: ClientOptions) => {
-    const status = await apiClient(opts).get<StatusView>('/api/status')
-    print(opts.json, status, () => formatStatus(status))
+    const client = apiClient(opts)
+    const status = await client.get<StatusView>('/api/status')
+    // People read nodes and load balancers apart, which needs each member's roles.
+    const members = opts.json ? [] : await client.get<MemberView[]>('/api/members')
+    print(opts.json, status, () => formatStatus(status, members))
   })
 }

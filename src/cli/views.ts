@@ -3,13 +3,39 @@ import type { DistributionView } from '../artifacts/index.js'
 import type { RuntimeStatus } from '../runtime/index.js'
 import { shortId, table } from './table.js'
 
+/** The role a load balancer (`shoal lb`) announces: a member, but not a node that runs components. */
+const LB_ROLE = 'lb'
+const isLoadBalancer = (m: MemberView) => m.roles.includes(LB_ROLE)
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
+
+/**
+ * The member counts people read (`shoal status`, as on the dashboard): nodes and
+ * load balancers apart, "3 nodes alive of 3 · 1 load balancer". "of" counts every
+ * node this agent knows, left and dead ones included.
+ */
+export function describeMembers(members: MemberView[]): string {
+  const nodes = members.filter((m) => !isLoadBalancer(m))
+  const alive = nodes.filter((m) => m.state === 'alive').length
+  const parts = [`${plural(alive, 'node')} alive of ${nodes.length}`]
+  const lbs = members.filter((m) => isLoadBalancer(m) && m.state !== 'left')
+  const lbsAlive = lbs.filter((m) => m.state === 'alive').length
+  if (lbs.length > 0)
+    parts.push(
+      lbsAlive === lbs.length
+        ? plural(lbs.length, 'load balancer')
+        : `${lbsAlive} of ${plural(lbs.length, 'load balancer')} alive`,
+    )
+  return parts.join(' · ')
+}
+
 export function formatMembers(members: MemberView[]): string {
   return table(
-    ['ID', 'STATE', 'READY', 'INC', 'DISTRIBUTION', 'COMPONENTS', 'ADDRESS'],
+    ['ID', 'STATE', 'READY', 'ROLES', 'INC', 'DISTRIBUTION', 'COMPONENTS', 'ADDRESS'],
     members.map((m) => [
       `${shortId(m.id)}${m.self ? ' *' : ''}${m.manager ? ' (manager)' : ''}`,
       m.state,
       m.ready ? 'yes' : 'no',
+      m.roles.join(',') || '-',
       String(m.incarnation),
       m.distribution ?? '-',
       m.components.map((c) => `${c.name}:${c.state}`).join(' ') || '-',
@@ -18,7 +44,8 @@ export function formatMembers(members: MemberView[]): string {
   )
 }
 
-export function formatStatus(status: StatusView): string {
+/** `members`: the addressed agent's member list, for counting nodes and load balancers apart. */
+export function formatStatus(status: StatusView, members: MemberView[]): string {
   const m = status.members
   const lines: Array<[string, string]> = [
     ['node', status.id],
@@ -27,7 +54,7 @@ export function formatStatus(status: StatusView): string {
       `${status.cluster}${status.open ? '  (OPEN: no secret, anyone who can reach it may join)' : ''}`,
     ],
     ['state', `${status.state} (incarnation ${status.incarnation})`],
-    ['members', `${m.alive} alive, ${m.suspect} suspect, ${m.dead} dead, ${m.left} left`],
+    ['members', `${describeMembers(members)} (${m.suspect} suspect, ${m.dead} dead, ${m.left} left)`],
     ['manager', describeManager(status)],
     ['distribution', status.distribution ?? 'none'],
     ['addresses', status.addrs.join('\n             ')],
