@@ -1,12 +1,23 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { chromium } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { MemberView, StatusView } from '../../src/api/index.js'
 import { type AgentProcess, CLI, runCli, spawnAgent } from '../helpers/processes.js'
+import { skipReason } from '../helpers/skip.js'
 import { waitFor } from '../helpers/wait.js'
+
+/** Debian's Chromium, as test/e2e/dashboard.test.ts drives it. */
+const CHROMIUM = '/usr/bin/chromium'
+const noBrowser = skipReason(
+  import.meta.url,
+  'roles on the dashboard',
+  existsSync(CHROMIUM) ? null : `${CHROMIUM} is missing (apt-get install chromium)`,
+)
 
 /**
  * What each member is, as `shoal members` and `shoal status` show it: two agents
@@ -95,4 +106,34 @@ describe('roles in the member list, load balancers counted apart from nodes', ()
     const status = JSON.parse(await cli('status', '--json')) as StatusView
     expect(status.members).toMatchObject({ total: 3, alive: 3 })
   })
+
+  it.skipIf(noBrowser != null)(
+    'the dashboard counts nodes apart and shows roles and the lb member',
+    async () => {
+      const browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: [
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-background-networking',
+          '--disable-component-update',
+        ],
+      })
+      try {
+        const page = await browser.newPage()
+        await page.goto(`${api}/`)
+        await page
+          .locator('#overview', { hasText: /^2 nodes alive of 2 · 1 load balancer · seen from / })
+          .waitFor({ timeout: 60_000 })
+        const web = page.locator(`#nodes tr[data-node="${agents[1]!.info.id}"] td.roles`)
+        await web.waitFor({ timeout: 60_000 })
+        expect(await web.textContent()).toBe('web')
+        const lbEntry = page.locator(`#lbs [data-lb="${lbId}"]`)
+        await lbEntry.waitFor({ timeout: 60_000 })
+        expect(await lbEntry.textContent()).toMatch(/\blb member …\S+ alive\b/)
+      } finally {
+        await browser.close()
+      }
+    },
+  )
 })
