@@ -605,6 +605,8 @@ export class Agent implements ApiBackend {
   }
 
   private async shutdown(leave: boolean): Promise<void> {
+    // From now on a component that exits (signalled with the whole service) stays stopped.
+    this.runtime.beginShutdown()
     const steps: Array<[string, () => Promise<void>]> = [
       // Drained while still a member, so the load balancers hear of it before the processes stop.
       ['node operations', async () => this.nodeOps?.stop()],

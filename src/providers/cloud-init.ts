@@ -243,6 +243,8 @@ Restart=on-failure
 RestartSec=5
 # SIGTERM makes the agent leave the cluster gracefully.
 KillSignal=SIGTERM
+# Only the agent gets SIGTERM: it drains its components before it stops them (docs/systemd.md).
+KillMode=mixed
 TimeoutStopSec=120
 
 [Install]

@@ -733,6 +733,11 @@ export class Runtime {
       })
   }
 
+  /** The agent begins to stop: components that exit from now on are not restarted. */
+  beginShutdown(): void {
+    for (const proc of [...this.retiring, ...this.processes.values()]) proc.expectExit()
+  }
+
   /** Drains and stops every component, for a graceful agent stop (before it leaves the cluster). */
   async drainAll(): Promise<void> {
     if (!this.started) return

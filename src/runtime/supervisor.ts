@@ -102,6 +102,8 @@ export class ComponentProcess {
   private lastExit: ExitInfo | null = null
   private error: string | null = null
   private stopping = false
+  /** The agent is stopping: an exit from now on ends the component instead of restarting it. */
+  private ending = false
   private readonly abort = new AbortController()
   private exited: Promise<void> = Promise.resolve()
 
@@ -156,6 +158,15 @@ export class ComponentProcess {
     return true
   }
 
+  /**
+   * The agent is stopping: an exit from now on is the end, not a crash to restart.
+   * A service manager may signal every process of the service at once (systemd's
+   * default KillMode), so components can exit before the agent gets to stop them.
+   */
+  expectExit(): void {
+    this.ending = true
+  }
+
   /** SIGTERM, then SIGKILL after the stop timeout; resolves once the process is gone. */
   async stop(): Promise<void> {
     if (this.stopping) return this.exited
@@ -181,6 +192,13 @@ export class ComponentProcess {
         return true
       })
       if (this.stopping || !crashed) return
+      // Draining means a stop is on its way: an exit now (a signal sent to the whole
+      // service, say) finishes it early rather than being a crash.
+      if (this.ending || this.state === 'draining') {
+        this.note('exited while stopping; not restarted')
+        this.setState('stopped')
+        return
+      }
       this.crashesInARow++
       if (this.crashesInARow > this.policy.crashLoopLimit) {
         this.error = `crash loop: ${this.crashesInARow} failed runs in a row`
@@ -195,6 +213,10 @@ export class ComponentProcess {
       this.setState('starting')
       this.note(`restarting in ${delay} ms`)
       await sleep(delay, undefined, { signal: this.abort.signal }).catch(() => {})
+      if (this.ending) {
+        this.setState('stopped')
+        return
+      }
       this.restarts++
     }
   }

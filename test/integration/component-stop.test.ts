@@ -1,0 +1,52 @@
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { Agent } from '../../src/bootstrap/index.js'
+import { ApiClient } from '../../src/cli/client.js'
+import { publish } from '../../src/cli/publish.js'
+import type { RolloutView } from '../../src/manager/index.js'
+import { TestCluster } from '../helpers/cluster.js'
+import { makeComponentDistribution } from '../helpers/components.js'
+import { makeKey } from '../helpers/distribution.js'
+import { waitFor } from '../helpers/wait.js'
+
+const SERVER = `
+import { createServer } from 'node:http'
+createServer((req, res) => res.end('ok')).listen(Number(process.env.PORT), process.env.HOST)
+process.on('SIGTERM', () => process.exit(0))
+`
+
+describe('a component that exits while the agent stops', () => {
+  let cluster: TestCluster
+  afterEach(async () => {
+    await cluster.cleanup()
+  })
+
+  // systemd's default KillMode signals every process of the service at once: a component may
+  // exit before its agent drains it. That is the end of it, not a crash to restart.
+  it('is not restarted once the agent has begun to stop', async () => {
+    cluster = new TestCluster()
+    const dir = await cluster.dataDir()
+    const keys = await makeKey(dir)
+    const [agent] = (await cluster.startMany(1, { trust: [keys.pub] })) as [Agent]
+    const client = new ApiClient(agent.apiUrl)
+    const content = await makeComponentDistribution(join(dir, 'app'), {
+      web: { files: { 'server.mjs': SERVER }, descriptor: { start: { node: 'server.mjs' }, http: true } },
+    })
+    await publish(client, { dir: content, name: 'app', version: '1', keyFile: keys.key, progress: false })
+    await client.post<RolloutView>('/api/rollouts', { json: { distribution: 'app@1' } })
+    const web = () => agent.runtime.status().components.find((c) => c.name === 'web')
+    const { pid } = await waitFor('web ready', () => (web()?.state === 'ready' ? web() : null))
+
+    agent.runtime.beginShutdown()
+    process.kill(pid!, 'SIGTERM')
+    await waitFor('the exit noted', async () =>
+      (await agent.runtime.logTail('web', 20)).some((line) =>
+        line.includes('exited while stopping; not restarted'),
+      ),
+    )
+    expect(web()).toMatchObject({ state: 'stopped', pid: null, restarts: 0 })
+    expect((await agent.runtime.logTail('web', 20)).some((line) => line.includes('restarting in'))).toBe(
+      false,
+    )
+  })
+})
