@@ -862,7 +862,11 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
               endpoint: nullable('string'),
             },
           }),
-          roles: arrayOf({ type: 'string' }),
+          roles: {
+            ...arrayOf({ type: 'string' }),
+            description:
+              'Roles it announces: `lb` for a load balancer (`shoal lb`, a member but not a node), what `--role` gave an agent',
+          },
           incarnation: { type: 'integer', minimum: 0 },
           self: { type: 'boolean' },
           since: { type: 'string', format: 'date-time', description: 'When this view saw the state change' },
