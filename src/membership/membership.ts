@@ -9,7 +9,7 @@ import { type Channel, exchange, serve } from '../shared/stream-rpc.js'
 import { TypedEvents } from '../shared/typed-events.js'
 import { Awareness } from './awareness.js'
 import type { MembershipTimers } from './config.js'
-import { CATCH_UP_SYNCS, MAX_MESSAGE_BYTES } from './constants.js'
+import { BOOTSTRAP_WARN_AFTER, CATCH_UP_SYNCS, MAX_MESSAGE_BYTES } from './constants.js'
 import type { MembershipEvents } from './events.js'
 import type { Claim, Member, MemberMetadata, MemberRecord } from './member.js'
 import { claimsOfRecord } from './member.js'
@@ -79,6 +79,8 @@ export class Membership {
   private readonly knownAddrs = new Map<string, string>()
   /** Members declared dead, with their last addresses: tried again now and then (reconnectOne). */
   private readonly failed = new Map<string, { addrs: string[]; since: number }>()
+  /** Failed joins in a row per bootstrap address, so a wrong address is reported, not retried silently. */
+  private readonly bootstrapFailures = new Map<string, number>()
   private syncRounds = 0
   private readonly foreignPeers = new Set<string>()
   private readonly counters: Omit<MembershipStats, 'health'> = {
@@ -605,10 +607,22 @@ export class Membership {
     // identify event, so waiting for one would leave a node alone after a failed sync.
     await Promise.allSettled(
       this.init.bootstrap.map(async (addr) => {
-        const connection = await this.network.dial(multiaddr(addr), {
-          signal: AbortSignal.timeout(this.timers.joinRetryInterval * 2),
-        })
-        await this.syncWith(connection.remotePeer)
+        try {
+          const connection = await this.network.dial(multiaddr(addr), {
+            signal: AbortSignal.timeout(this.timers.joinRetryInterval * 2),
+          })
+          await this.syncWith(connection.remotePeer)
+          this.bootstrapFailures.delete(addr)
+        } catch (err) {
+          const failures = (this.bootstrapFailures.get(addr) ?? 0) + 1
+          this.bootstrapFailures.set(addr, failures)
+          // The third failure in a row, then every twentieth: a wrong address is worth a line, not a flood.
+          if (failures === BOOTSTRAP_WARN_AFTER || failures % (BOOTSTRAP_WARN_AFTER * 20) === 0)
+            this.log.warn(
+              `cannot join through bootstrap ${addr} (${failures} tries): ${messageOf(err)}; check the address and port, and that both nodes use the same cluster name and --secret-file`,
+            )
+          throw err
+        }
       }),
     )
   }
