@@ -1,8 +1,9 @@
 import { Observer, type ObserverOptions, parseHostPort } from '../bootstrap/index.js'
 import { type BackendSink, type BalanceStrategy, LoadBalancer } from '../loadbalancer/index.js'
 import { MetricsServer } from '../metrics/index.js'
-import { ShoalError } from '../shared/errors.js'
+import { PortInUseError, ShoalError } from '../shared/errors.js'
 import { createLogger, type LogLevel } from '../shared/logger.js'
+import { freePort } from '../shared/ports.js'
 import { handleStopSignals } from './stop-signals.js'
 
 export interface LbOptions extends Omit<ObserverOptions, 'roles' | 'listen'> {
@@ -40,6 +41,9 @@ export async function runLoadBalancer(options: LbOptions): Promise<void> {
   const listen = parseHostPort(options.listen)
   const metricsAt = options.metrics == null ? null : parseHostPort(options.metrics)
   const { listen: _http, p2pListen, metrics: _metrics, ...member } = options
+  // A port in use is an operator's mistake: say which flag before joining anything.
+  await requireFreePort(listen, '--listen')
+  if (metricsAt != null) await requireFreePort(metricsAt, '--metrics')
   const observer = await Observer.start({ ...member, listen: p2pListen ?? [], roles: ['lb'] }, log)
   let sink: (BackendSink & { stop(): Promise<void> }) | null = null
   let metricsServer: MetricsServer | null = null
@@ -93,6 +97,15 @@ export async function runLoadBalancer(options: LbOptions): Promise<void> {
     await observer.stop({ leave: false })
     throw err
   }
+}
+
+async function requireFreePort({ host, port }: { host: string; port: number }, flag: string): Promise<void> {
+  if (port === 0) return
+  const free = await freePort(host, port).catch(() => port) // an address problem is the listen's to report
+  if (free !== port)
+    throw new PortInUseError(
+      `cannot listen on ${host}:${port} (${flag}): the port is in use by another process; stop it or choose another port`,
+    )
 }
 
 function httpUrl({ host, port }: { host: string; port: number }): string {
