@@ -53,7 +53,7 @@ export class TestCluster {
   }
 
   /** Waits until every agent in `agents` sees `id` in `state`. */
-  async waitForState(agents: Agent[], id: string, state: MemberState, timeout = 15_000): Promise<void> {
+  async waitForState(agents: Agent[], id: string, state: MemberState, timeout = 60_000): Promise<void> {
     await waitFor(
       `${agents.length} agents to see ${id.slice(-6)} ${state}`,
       () => agents.every((agent) => agent.membership.get(id)?.state === state),
@@ -62,7 +62,7 @@ export class TestCluster {
   }
 
   /** Waits until each agent lists exactly the given agents, all alive. */
-  async waitForConvergence(agents: Agent[] = this.agents, timeout = 15_000): Promise<void> {
+  async waitForConvergence(agents: Agent[] = this.agents, timeout = 60_000): Promise<void> {
     const ids = agents.map((a) => a.id).sort()
     await waitFor(
       `${agents.length} agents to converge`,

@@ -2,7 +2,7 @@
 export async function waitFor<T>(
   what: string,
   check: () => T | Promise<T>,
-  { timeout = 15_000, interval = 25 }: { timeout?: number; interval?: number } = {},
+  { timeout = 60_000, interval = 25 }: { timeout?: number; interval?: number } = {},
 ): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeout
   let last: unknown
