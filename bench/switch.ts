@@ -80,6 +80,7 @@ export async function runSwitch(options: { sizes: number[] }) {
   const dirs = new TempDirs()
   const notes: string[] = []
   const changes: Change[] = []
+  let contention: Contention | null = null
   const agents: Agent[] = []
   let lb: ChildProcess | undefined
   const loadAverageAtStart = round(loadavg()[0] ?? 0, 2)
@@ -193,6 +194,11 @@ export async function runSwitch(options: { sizes: number[] }) {
       console.error(`round ${round} ${kind} → ${to}: ${JSON.stringify(changes.at(-1))}`)
     }
 
+    // The physical limit of this host: how much slower the components start when every
+    // node starts its own at once, with the cluster idle (no agent is switching).
+    contention = await startupContention(n)
+    console.error(`component start-up, one node's vs all ${n} nodes' at once: ${JSON.stringify(contention)}`)
+
     for (let r = 1; r <= ROUNDS; r++) {
       await measure(
         r,
@@ -281,6 +287,7 @@ export async function runSwitch(options: { sizes: number[] }) {
       loadAverageAtStart,
     },
     hostQuietBefore,
+    contention,
     changes: measured,
     targets,
     notes,
@@ -320,6 +327,10 @@ export async function runSwitch(options: { sizes: number[] }) {
       ]),
     ),
     '',
+    contention == null
+      ? 'component start-up contention: not measured'
+      : `component start-up (spawn → healthy, median of ${contention.runs}): one node's ${contention.perNode} processes ${contention.oneNodeMs} ms, all ${n} nodes' ${contention.perNode * n} at once ${contention.allNodesMs} ms: ×${contention.factor} on this host`,
+    '',
     table(
       ['target', 'measured', ''],
       targets.map((t) => [t.target, t.measured, t.pass ? 'pass' : 'FAIL']),
@@ -350,4 +361,63 @@ async function change(
     capMs,
   )
   return view
+}
+
+interface Contention {
+  perNode: number
+  runs: number
+  oneNodeMs: number
+  allNodesMs: number
+  factor: number
+}
+
+const EDUCA_SERVERS = ['web', 'catalog'].map((name) =>
+  fileURLToPath(new URL(`../../examples/educa/components/${name}/server.mjs`, import.meta.url)),
+)
+
+/**
+ * Spawns the educa components (web and catalog) of one node, then of `nodes` nodes at
+ * once, with the agents' Node.js flags, and times spawn → every /healthz answering 200
+ * (polled every 50 ms, as the supervisor does while a component starts).
+ */
+async function startupContention(nodes: number, runs = 5): Promise<Contention> {
+  const once = async (count: number) => {
+    const started = performance.now()
+    const children: ChildProcess[] = []
+    try {
+      const ports = await Promise.all(Array.from({ length: count }, () => freePort()))
+      for (const [i, port] of ports.entries())
+        children.push(
+          spawn(process.execPath, [...AGENT_NODE_FLAGS, EDUCA_SERVERS[i % EDUCA_SERVERS.length]!], {
+            env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1' },
+            stdio: 'ignore',
+          }),
+        )
+      await Promise.all(
+        ports.map(async (port) => {
+          for (;;) {
+            const ok = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2000) })
+              .then((res) => res.ok)
+              .catch(() => false)
+            if (ok) return
+            await sleep(50)
+          }
+        }),
+      )
+      return performance.now() - started
+    } finally {
+      await Promise.all(children.map((child) => terminate(child)))
+    }
+  }
+  const perNode = EDUCA_SERVERS.length
+  const one: number[] = []
+  const all: number[] = []
+  for (let i = 0; i < runs; i++) {
+    one.push(await once(perNode))
+    all.push(await once(perNode * nodes))
+  }
+  const middle = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!
+  const oneNodeMs = Math.round(middle(one))
+  const allNodesMs = Math.round(middle(all))
+  return { perNode, runs, oneNodeMs, allNodesMs, factor: round(allNodesMs / oneNodeMs, 2) }
 }
