@@ -52,7 +52,7 @@ import { ShoalError } from '../shared/errors.js'
 import { writeFileAtomic } from '../shared/files.js'
 import { decodeJson, encodeJson } from '../shared/json-frames.js'
 import { createLogger, type Logger } from '../shared/logger.js'
-import { freePort } from '../shared/ports.js'
+import { portInUse } from '../shared/ports.js'
 import { exchange, serve } from '../shared/stream-rpc.js'
 import { VERSION } from '../shared/version.js'
 import { AgentState } from './agent-state.js'
@@ -143,10 +143,10 @@ export class Agent implements ApiBackend {
     // Components read the API (service discovery) with a token of their own, made at each start.
     const componentToken = tokens == null ? null : randomBytes(24).toString('hex')
     if (componentToken != null) tokens?.add(componentToken, { name: 'components', role: 'viewer' })
-    // Operator mistakes are found before anything is written or started: a bad secret file,
-    // an API port in use (ApiServer says the same should it be taken later).
+    // Operator mistakes are found before anything starts: a bad secret file before the data
+    // folder is made, the folder held by another agent, then an API port in use (ApiServer
+    // says the same should it be taken later).
     const secret = config.secretFile == null ? null : await readSecret(config.secretFile)
-    await requireFreeApiPort(config.api)
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
     // State, blobs, components and logs are this agent's alone (like PostgreSQL's data directory).
     const { mode } = await stat(config.dataDir)
@@ -155,6 +155,7 @@ export class Agent implements ApiBackend {
     await state.open()
     const undo: Array<() => Promise<void>> = [() => state.close()]
     try {
+      await requireFreeApiPort(config.api)
       const privateKey = await loadOrCreatePeerKey(config.dataDir)
       const traffic: WireTraffic = { sentBytes: 0, receivedBytes: 0 }
       const node = await createNode(
@@ -637,9 +638,7 @@ export class Agent implements ApiBackend {
 
 /** Throws ERR_API_ADDRESS_IN_USE when something already listens on the API's fixed port. */
 async function requireFreeApiPort({ host, port }: { host: string; port: number }): Promise<void> {
-  if (port === 0) return
-  const free = await freePort(host, port).catch(() => port) // an address problem is the listen's to report
-  if (free !== port)
+  if (port !== 0 && (await portInUse(host, port)))
     throw new ShoalError(
       'ERR_API_ADDRESS_IN_USE',
       `API address ${host}:${port} is in use; pass another --api`,

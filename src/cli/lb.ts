@@ -3,7 +3,7 @@ import { type BackendSink, type BalanceStrategy, LoadBalancer } from '../loadbal
 import { MetricsServer } from '../metrics/index.js'
 import { PortInUseError, ShoalError } from '../shared/errors.js'
 import { createLogger, type LogLevel } from '../shared/logger.js'
-import { freePort } from '../shared/ports.js'
+import { portInUse } from '../shared/ports.js'
 import { handleStopSignals } from './stop-signals.js'
 
 export interface LbOptions extends Omit<ObserverOptions, 'roles' | 'listen'> {
@@ -100,9 +100,7 @@ export async function runLoadBalancer(options: LbOptions): Promise<void> {
 }
 
 async function requireFreePort({ host, port }: { host: string; port: number }, flag: string): Promise<void> {
-  if (port === 0) return
-  const free = await freePort(host, port).catch(() => port) // an address problem is the listen's to report
-  if (free !== port)
+  if (port !== 0 && (await portInUse(host, port)))
     throw new PortInUseError(
       `cannot listen on ${host}:${port} (${flag}): the port is in use by another process; stop it or choose another port`,
     )

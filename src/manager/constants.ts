@@ -56,3 +56,10 @@ export const ROLLOUT_DEFAULTS = {
   /** failed nodes that stop a rollout */
   failureThreshold: 1,
 } as const
+
+/**
+ * After every holder of a newer cluster state failed to serve it (a timeout on a
+ * loaded host, say), the members are scanned again this long after: a head is
+ * otherwise only fetched when its holder announces again, which may be never.
+ */
+export const STATE_RETRY_MS = 1000

@@ -8,7 +8,7 @@ import { decodeJson, encodeJson } from '../shared/json-frames.js'
 import type { Logger } from '../shared/logger.js'
 import { exchange, type StreamNetwork, serve } from '../shared/stream-rpc.js'
 import { TypedEvents } from '../shared/typed-events.js'
-import { MAX_STATE_BYTES, STATE_FETCH_TIMEOUT_MS } from './constants.js'
+import { MAX_STATE_BYTES, STATE_FETCH_TIMEOUT_MS, STATE_RETRY_MS } from './constants.js'
 
 export const ROLLOUT_STRATEGIES = ['all-at-once', 'rolling', 'canary'] as const
 export type RolloutStrategy = (typeof ROLLOUT_STRATEGIES)[number]
@@ -195,6 +195,7 @@ export class ClusterStateStore {
   /** The newest head heard of, and who holds it: fetched one at a time. */
   private wanted: { head: StateHead; from: string } | null = null
   private fetching: Promise<void> | undefined
+  private retryTimer: NodeJS.Timeout | undefined
   private readonly abort = new AbortController()
 
   constructor(private readonly components: ClusterStateComponents) {
@@ -228,6 +229,7 @@ export class ClusterStateStore {
   async stop(): Promise<void> {
     for (const off of this.unsubscribe.splice(0)) off()
     this.abort.abort()
+    clearTimeout(this.retryTimer)
     await this.components.network.unhandle(this.protocol).catch(() => {})
     await this.fetching
     await this.chain
@@ -304,8 +306,21 @@ export class ClusterStateStore {
         failed.add(from)
         if (this.wanted?.head === head) this.wanted = null
         this.wanted ??= this.otherHolder(head, failed)
+        if (this.wanted == null) this.retryLater()
       }
     }
+  }
+
+  /** Scans the members again after a round in which no holder served a newer state. */
+  private retryLater(): void {
+    if (this.retryTimer != null || this.abort.signal.aborted) return
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined
+      // Only alive holders: what a dead member alone held is lost (isBehind), not retried for ever.
+      for (const member of this.components.membership.members())
+        if (member.state === 'alive') this.onMember(member)
+    }, STATE_RETRY_MS)
+    this.retryTimer.unref()
   }
 
   /** After a failed fetch: another alive member announcing the same or a newer head, not tried yet. */

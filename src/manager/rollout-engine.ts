@@ -145,11 +145,22 @@ export function step(rollout: RolloutRecord, ctx: StepContext): RolloutRecord {
     // Only alive nodes count: a canary node that dies is replaced, never taken as a success.
     const started = () => aliveWith('updating').length + aliveWith('done').length + aliveWith('failed').length
     const inCanary = next.strategy === 'canary' && !next.approved
-    const allAtOnce = next.keepOneServing === true ? Math.max(1, total - 1) : total
-    const limit = next.strategy === 'all-at-once' ? allAtOnce : inCanary ? canarySize : next.maxUnavailable
+    // keepOneServing: until a node is done on the new version, one alive node stays on the
+    // old one; a failed node counts as moved (it may serve nothing).
+    const holdOne =
+      next.strategy === 'all-at-once' && next.keepOneServing === true && aliveWith('done').length === 0
+    const aliveCount = Object.keys(progress).filter((id) => seen(id)?.alive === true).length
+    const limit = holdOne
+      ? Math.max(1, aliveCount - 1)
+      : next.strategy === 'all-at-once'
+        ? total
+        : inCanary
+          ? canarySize
+          : next.maxUnavailable
+    const moving = () => aliveWith('updating').length + (holdOne ? aliveWith('failed').length : 0)
     const pending = aliveWith('pending').sort()
     for (const id of pending) {
-      if (aliveWith('updating').length >= limit) break
+      if (moving() >= limit) break
       if (inCanary && started() >= canarySize) break
       progress[id] = 'updating'
     }

@@ -177,6 +177,8 @@ export class Runtime {
   private runs: (component: string) => boolean = () => true
   private lastSwitch: SwitchTiming | null = null
   private started = false
+  /** The agent is stopping: no switch or placement change starts a component any more. */
+  private shuttingDown = false
   private dirty = false
   private loop: Promise<void> | undefined
   private publishTimer: NodeJS.Timeout | undefined
@@ -398,20 +400,25 @@ export class Runtime {
     } finally {
       this.installing.clear()
     }
-    if (!this.started) return
+    if (!this.started || this.shuttingDown) return
 
-    // 2. Make before break: start B beside A, so A keeps serving until B is ready.
-    // A component that cannot run twice on a node (exclusive) stops first.
+    // 2. Make before break: start B beside A, so A keeps serving until B is ready. What
+    // serves nothing (failed, held, restarting) and what cannot run twice on a node
+    // (exclusive) stops first. Old instances kept serving after an earlier failed
+    // switch (see retire) are part of A.
     timing.installedAt = new Date().toISOString()
     this.setPhase('switching', null)
-    const previous = [...this.processes.values()]
+    const previous = [...this.retiring, ...this.processes.values()]
     const exclusive = new Set(specs.filter((s) => s.descriptor.exclusive).map((s) => s.name))
-    const stopFirst = previous.filter((p) => p.spec.descriptor.exclusive || exclusive.has(p.name))
+    const stopFirst = previous.filter(
+      (p) => p.status().state !== 'ready' || p.spec.descriptor.exclusive || exclusive.has(p.name),
+    )
     await this.drainAndStop(stopFirst)
-    this.retiring.push(...previous.filter((p) => !stopFirst.includes(p)))
+    this.retiring.splice(0, this.retiring.length, ...previous.filter((p) => !stopFirst.includes(p)))
     this.processes.clear()
     this.held.clear()
     this.running = to
+    if (!this.started || this.shuttingDown) return
     for (const spec of specs) {
       spec.instance = this.retiring.some((p) => p.name === spec.name && p.spec.instance === 0) ? 1 : 0
       this.supervise(spec)
@@ -472,7 +479,7 @@ export class Runtime {
     } finally {
       this.installing.clear()
     }
-    if (!this.started || this.running !== id) return
+    if (!this.started || this.shuttingDown || this.running !== id) return
     for (const spec of specs) this.supervise(spec)
     for (const spec of specs) void this.startWhenRequirementsMet(this.processes.get(spec.name)!)
     this.publishSoon()
@@ -627,7 +634,7 @@ export class Runtime {
     while (this.started && this.processes.get(proc.name) === proc) {
       const missing = hard.filter((s) => this.services(s).length === 0)
       if (missing.length === 0) {
-        if (!this.held.has(proc.name)) proc.start()
+        if (!this.held.has(proc.name) && !this.shuttingDown) proc.start()
         return
       }
       if (!noted) {
@@ -715,6 +722,8 @@ export class Runtime {
     const deadline = Date.now() + this.init.config.drainTimeoutMs
     const pending = () =>
       procs.filter((p) => {
+        // One that has exited (signalled with the whole service, say) has nothing in flight.
+        if (p.status().pid == null) return false
         const key = instanceKey(self, p.name, p.spec.instance)
         return this.components.membership
           .members()
@@ -735,6 +744,7 @@ export class Runtime {
 
   /** The agent begins to stop: components that exit from now on are not restarted. */
   beginShutdown(): void {
+    this.shuttingDown = true
     for (const proc of [...this.retiring, ...this.processes.values()]) proc.expectExit()
   }
 
@@ -744,9 +754,18 @@ export class Runtime {
     await this.drainAndStop([...this.retiring, ...this.processes.values()])
   }
 
-  /** Takes the previous version's processes out of rotation and stops them (end of a switch). */
+  /**
+   * Takes the previous version's processes out of rotation and stops them (end of a
+   * switch). One whose successor failed keeps serving until the next switch: a bad
+   * release must not take the node out of rotation while it is rolled back.
+   */
   private async retire(): Promise<void> {
-    const leaving = this.retiring.slice()
+    const kept = this.retiring.filter((p) => this.processes.get(p.name)?.status().state === 'failed')
+    const leaving = this.retiring.filter((p) => !kept.includes(p))
+    if (kept.length > 0)
+      this.log.warn('keeping the previous version of failed components serving until the next switch', {
+        components: kept.map((p) => `${p.name}@${p.spec.version}`),
+      })
     if (leaving.length === 0) return
     await this.drainAndStop(leaving)
     this.retiring.splice(0, this.retiring.length, ...this.retiring.filter((p) => !leaving.includes(p)))

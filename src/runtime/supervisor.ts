@@ -211,13 +211,17 @@ export class ComponentProcess {
         this.policy.backoffBaseMs * 2 ** (this.crashesInARow - 1),
       )
       this.setState('starting')
-      this.note(`restarting in ${delay} ms`)
+      // Said when it happens: the agent may begin to stop during the back-off.
+      this.note(`next run in ${delay} ms (back-off)`)
       await sleep(delay, undefined, { signal: this.abort.signal }).catch(() => {})
       if (this.ending) {
+        this.note('not restarted: the agent is stopping')
         this.setState('stopped')
         return
       }
+      if (this.stopping) return
       this.restarts++
+      this.note(`restarting (restart ${this.restarts})`)
     }
   }
 

@@ -22,3 +22,16 @@ function tryListen(host: string, port: number): Promise<number> {
     })
   })
 }
+
+/**
+ * True when something already listens on `host:port`. Any other listen error (an
+ * address this machine lacks, a privileged port) is left for the real listen to report.
+ */
+export function portInUse(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer()
+    server.unref()
+    server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EADDRINUSE'))
+    server.listen(port, host, () => server.close(() => resolve(false)))
+  })
+}

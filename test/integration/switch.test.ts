@@ -26,6 +26,7 @@ createServer((req, res) => {
   res.end(JSON.stringify({ version: process.env.SHOAL_VERSION }))
 }).listen(Number(process.env.PORT), process.env.HOST)
 process.on('SIGTERM', () => process.exit(0))
+if (process.env.CRASH) process.exit(1)
 `
 
 function isRunning(pid: number | null): boolean {
@@ -118,5 +119,49 @@ describe('a node switches versions make-before-break', () => {
     await writeFile(gate3, '')
     await waitFor('version 3 committed', () => agent.runtime.status().active === 'app@3')
     expect(await answer(webs()[0]!)).toBe('3')
+  })
+  it('keeps the previous version of a component serving when its new version fails, until the next switch', async () => {
+    cluster = new TestCluster()
+    const dir = await cluster.dataDir()
+    const keys = await makeKey(dir)
+    const [agent] = (await cluster.startMany(1, { trust: [keys.pub] })) as [Agent]
+    const client = new ApiClient(agent.apiUrl)
+    const release = async (version: string, env: Record<string, string> = {}) => {
+      const content = await makeComponentDistribution(join(dir, `v${version}`), {
+        web: {
+          files: { 'server.mjs': SERVER },
+          descriptor: { start: { node: 'server.mjs' }, http: true, health: { http: '/healthz' }, env },
+        },
+      })
+      await publish(client, { dir: content, name: 'app', version, keyFile: keys.key, progress: false })
+      // No automatic rollback: the failed state is what this test looks at.
+      await client.post<RolloutView>('/api/rollouts', {
+        json: { distribution: `app@${version}`, autoRollback: false },
+      })
+    }
+    const webs = () => agent.runtime.status().components.filter((c) => c.name === 'web')
+
+    await release('1')
+    const first = await waitFor('app@1 ready', () =>
+      agent.runtime.status().active === 'app@1' && webs()[0]?.state === 'ready' ? webs()[0] : null,
+    )
+    await release('2', { CRASH: '1' })
+    await waitFor('app@2 failed', () => {
+      const status = agent.runtime.status()
+      return status.active === 'app@2' && status.phase === 'failed'
+    })
+    // Version 1 still serves; version 2 is reported failed beside it.
+    expect(webs().map((c) => `${c.version}:${c.state}:${c.instance}`)).toEqual(['1:ready:0', '2:failed:1'])
+    expect(isRunning(first.pid)).toBe(true)
+    expect(await (await fetch(first.endpoint!)).json()).toEqual({ version: '1' })
+
+    // Back to version 1: a new instance starts, and the one kept serving retires once it is ready.
+    await client.post<RolloutView>('/api/rollouts', { json: { distribution: 'app@1' } })
+    await waitFor('app@1 again', () => {
+      const status = agent.runtime.status()
+      return status.active === 'app@1' && status.phase === 'done' && webs().length === 1
+    })
+    expect(webs()[0]).toMatchObject({ version: '1', state: 'ready', instance: 1 })
+    await waitFor('the kept instance stopped', () => !isRunning(first.pid))
   })
 })

@@ -271,6 +271,25 @@ describe('step: all-at-once', () => {
     expect(next.progress).toEqual({ a: 'done', b: 'updating', c: 'updating' })
   })
 
+  it('keeps one alive node back when another is dead, and counts a failed node as moved', () => {
+    const ids = ['a', 'b', 'c', 'd']
+    const record = rollout({
+      strategy: 'all-at-once',
+      maxUnavailable: 4,
+      keepOneServing: true,
+      failureThreshold: 2,
+      progress: allPending(...ids),
+    })
+    const first = step(record, ctx(0, [on('a', OLD), on('b', OLD), on('c', OLD), dead('d')]))
+    expect(withStatus(first, 'updating')).toEqual(['a', 'b'])
+    const next = step(
+      first,
+      ctx(10, [failing('a', OLD, NEW), switching('b', OLD, NEW), on('c', OLD), dead('d')]),
+    )
+    expect(next.progress.a).toBe('failed')
+    expect(next.progress.c).toBe('pending')
+  })
+
   it('moves a single node even when it is the only one serving', () => {
     const record = rollout({
       strategy: 'all-at-once',
