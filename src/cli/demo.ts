@@ -65,7 +65,9 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   // Agents, the load balancer and the nodes launched through them (`node copy`), all at once.
   const stopAll = (): Promise<void> => {
     stopping ??= (async () => {
-      const processes = [...children.map(childProcess), ...(await launchedNodes(join(dataDir, 'nodes')))]
+      // A child that never started has no pid (and kill(-1) would signal every process of the user).
+      const spawned = children.filter((c) => c.pid != null).map(childProcess)
+      const processes = [...spawned, ...(await launchedNodes(join(dataDir, 'nodes')))]
       await Promise.all(processes.map((p) => terminate(p, forced)))
     })()
     return stopping
@@ -113,6 +115,8 @@ export async function runDemo(options: DemoOptions): Promise<void> {
         '--no-mdns',
         ...(i === 0 ? [] : ['--bootstrap', `/ip4/127.0.0.1/tcp/${firstP2pPort}`]),
       ]
+      // Stopped while starting: start nothing more (stopAll already has what it must stop).
+      if (stopping != null) return
       const log = openSync(join(nodeDir, 'agent.log'), 'a')
       const child = spawn(process.execPath, args, { stdio: ['ignore', log, log] })
       child.once('exit', (code) => {
@@ -129,6 +133,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     const lbPort = await freePort('127.0.0.1', 8080)
     const lbDir = join(dataDir, 'lb')
     await mkdir(lbDir, { recursive: true })
+    if (stopping != null) return
     const lbLog = openSync(join(lbDir, 'lb.log'), 'a')
     const lbArgs = [CLI, 'lb', '--cluster', CLUSTER, '--listen', `127.0.0.1:${lbPort}`, '--data', lbDir]
     lbArgs.push('--bootstrap', `/ip4/127.0.0.1/tcp/${firstP2pPort}`, '--p2p-listen', '/ip4/127.0.0.1/tcp/0')
@@ -273,7 +278,7 @@ function childProcess(child: ChildProcess): Stoppable {
     child.exitCode != null || child.signalCode != null
       ? Promise.resolve()
       : new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  return { pid: child.pid ?? -1, gone }
+  return { pid: child.pid!, gone }
 }
 
 /**
