@@ -8,7 +8,6 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { TestCluster } from '../helpers/cluster.js'
 import { CLI, type CliResult } from '../helpers/processes.js'
 import { skipReason } from '../helpers/skip.js'
-import { waitFor } from '../helpers/wait.js'
 
 const modeOf = async (path: string) => (await stat(path)).mode & 0o777
 const octal = (mode: number) => mode.toString(8).padStart(4, '0')
@@ -113,25 +112,6 @@ describe.skipIf(noCli != null)('keys, secrets and tokens are written for their o
       expect(octal(await modeOf(join(data, 'peer.key')))).toBe('0600')
     } finally {
       await stopProcess(child)
-    }
-  })
-
-  it('shoal demo writes its tokens file, secret and publisher key 0600', async () => {
-    const dir = await tempDir()
-    const demo = spawn(process.execPath, [CLI, 'demo', '--json', '--nodes', '1', '--data', dir], {
-      stdio: 'ignore',
-    })
-    try {
-      // They are written before any agent starts; the demo is stopped right after.
-      await waitFor('the demo to write its files', () => existsSync(join(dir, 'node-1')))
-      expect({
-        tokens: octal(await modeOf(join(dir, 'tokens.json'))),
-        secret: octal(await modeOf(join(dir, 'cluster.secret'))),
-        key: octal(await modeOf(join(dir, 'publisher.key'))),
-        pub: octal(await modeOf(join(dir, 'publisher.key.pub'))),
-      }).toEqual({ tokens: '0600', secret: '0600', key: '0600', pub: '0644' })
-    } finally {
-      await stopProcess(demo)
     }
   })
 })
