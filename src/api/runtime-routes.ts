@@ -44,9 +44,10 @@ const MAX_LOG_LINES = 10_000
 export function runtimeRoutes(app: Hono, api: () => RuntimeApi): void {
   app.get('/api/components', (c) => c.json(api().status()))
   app.get('/api/components/:name', (c) => {
-    const found = api()
-      .status()
-      .components.find((x) => x.name === c.req.param('name'))
+    const status = api().status()
+    // During a make-before-break switch a component runs twice: the one of the target version is it.
+    const named = status.components.filter((x) => x.name === c.req.param('name'))
+    const found = named.find((x) => x.distribution === status.target) ?? named[0]
     if (found == null)
       throw new ShoalError('ERR_NOT_FOUND', `no component "${c.req.param('name')}" on this node`, 404)
     return c.json(found)
