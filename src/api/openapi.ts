@@ -1390,6 +1390,18 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
           startedAt: { type: 'string', format: 'date-time' },
           finishedAt: nullable('string', { format: 'date-time' }),
           reason: nullable('string'),
+          actions: {
+            ...arrayOf({
+              type: 'object',
+              required: ['op', 'by', 'at'],
+              properties: {
+                op: { type: 'string', enum: ['approve', 'pause', 'resume', 'abort'] },
+                by: { type: 'string' },
+                at: { type: 'string', format: 'date-time' },
+              },
+            }),
+            description: 'Who approved, paused, resumed or aborted it, and when (the newest 20)',
+          },
           nodes: {
             type: 'object',
             description: 'Counts by progress',

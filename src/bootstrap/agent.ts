@@ -397,6 +397,8 @@ export class Agent implements ApiBackend {
               requestedBy: r.requestedBy,
               requestedAt: r.requestedAt,
               finishedAt: r.finishedAt,
+              actions: r.actions ?? [],
+              failures: r.failures ?? {},
             })),
         }))
       },

@@ -114,29 +114,52 @@ export type HistoryEntry = DistributionView & {
     requestedBy: string
     requestedAt: string
     finishedAt: string | null
+    /** Who approved, paused, resumed or aborted it, and when. */
+    actions?: Array<{ op: string; by: string; at: string }>
+    /** Why nodes failed in it, by node id. */
+    failures?: Record<string, string>
   }>
 }
 
 /** Rollouts and rollbacks of a distribution's versions, oldest first. */
 export function formatAuditTrail(list: HistoryEntry[]): string {
-  const rows = list
-    .flatMap((d) => (d.rollouts ?? []).map((r) => ({ ...r, to: d.id })))
-    .sort((a, b) => a.requestedAt.localeCompare(b.requestedAt))
-  if (rows.length === 0) return 'no rollouts'
-  return table(
-    ['ROLLOUT', 'KIND', 'FROM', 'TO', 'STRATEGY', 'STATE', 'REQUESTED BY', 'STARTED', 'FINISHED'],
-    rows.map((r) => [
-      r.id,
-      r.kind,
-      r.from ?? '-',
-      r.to,
-      r.strategy,
-      r.reason == null ? r.state : `${r.state} (${r.reason})`,
-      r.requestedBy.slice(-12),
-      r.requestedAt,
-      r.finishedAt ?? '-',
-    ]),
+  const rollouts = list.flatMap((d) => (d.rollouts ?? []).map((r) => ({ ...r, to: d.id })))
+  if (rollouts.length === 0) return 'no rollouts'
+  // Each rollout, then each approval, pause, resume or abort of it, in the order they happened.
+  const rows = rollouts.flatMap((r) => [
+    {
+      at: r.requestedAt,
+      cells: [
+        r.id,
+        r.kind,
+        r.from ?? '-',
+        r.to,
+        r.strategy,
+        r.reason == null || r.reason === r.state ? r.state : `${r.state} (${r.reason})`,
+        who(r.requestedBy),
+        r.requestedAt,
+        r.finishedAt ?? '-',
+      ],
+    },
+    ...(r.actions ?? []).map((a) => ({
+      at: a.at,
+      cells: [r.id, a.op, '', '', '', '', who(a.by), a.at, ''],
+    })),
+  ])
+  rows.sort((a, b) => a.at.localeCompare(b.at))
+  const failures = rollouts.flatMap((r) =>
+    Object.entries(r.failures ?? {}).map(([node, why]) => `${r.id} ${shortId(node)}: ${why}`),
   )
+  const trail = table(
+    ['ROLLOUT', 'KIND', 'FROM', 'TO', 'STRATEGY', 'STATE', 'BY', 'AT', 'FINISHED'],
+    rows.map((r) => r.cells),
+  )
+  return failures.length === 0 ? trail : `${trail}\n\nfailures:\n${failures.map((f) => `  ${f}`).join('\n')}`
+}
+
+/** A requester as people read it: a token's `NAME (ROLE)` whole, an agent's peer id shortened. */
+function who(requestedBy: string): string {
+  return /^12D3KooW\w{40,}$/.test(requestedBy) ? shortId(requestedBy) : requestedBy
 }
 
 export function formatComponents(status: RuntimeStatus): string {

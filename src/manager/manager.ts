@@ -21,6 +21,7 @@ import { type PlacementSpec, parsePlacement, place } from './placement.js'
 import {
   type ClusterState,
   type ClusterStateStore,
+  MAX_ACTIONS,
   ROLLOUT_STRATEGIES,
   type RolloutRecord,
   STATE_KEY,
@@ -515,6 +516,9 @@ export class Manager {
           if ((s === 'updating' || s === 'done' || s === 'failed') && baseOf(rollout, id) != null)
             rollout.progress[id] = 'reverting'
       }
+      // The audit trail: who approved, paused, resumed or aborted it, and when.
+      const act = { op: command.op, by: command.requestedBy, at: new Date().toISOString() }
+      rollout.actions = [...(rollout.actions ?? []), act].slice(-MAX_ACTIONS)
       if (state.rollouts[0] === rollout) Object.assign(state, targetsOf(rollout))
       found = rollout
       return state
@@ -640,10 +644,17 @@ function newRollout(state: ClusterState, request: RolloutRequest, members: Membe
 export function observe(members: readonly Member[]): Map<string, NodeObservation> {
   const found = new Map<string, NodeObservation>()
   for (const m of members) {
-    const runtime = (m.meta.runtime ?? {}) as { target?: string | null; phase?: string | null }
+    const runtime = (m.meta.runtime ?? {}) as {
+      target?: string | null
+      phase?: string | null
+      error?: string | null
+    }
     const components = Array.isArray(m.meta.components)
-      ? (m.meta.components as Array<{ state?: string }>)
+      ? (m.meta.components as Array<{ name?: string; state?: string; error?: unknown }>)
       : []
+    const failedComponents = components
+      .filter((c) => c.state === 'failed')
+      .map((c) => `${String(c.name)} failed${typeof c.error === 'string' ? `: ${c.error}` : ''}`)
     found.set(m.id, {
       id: m.id,
       // A suspected node keeps its place (and its slot in max-unavailable) until declared dead.
@@ -653,7 +664,13 @@ export function observe(members: readonly Member[]): Map<string, NodeObservation
       target: runtime.target ?? null,
       phase: runtime.phase ?? null,
       ready: components.every((c) => c.state === 'ready'),
-      failed: runtime.phase === 'failed' || components.some((c) => c.state === 'failed'),
+      failed: runtime.phase === 'failed' || failedComponents.length > 0,
+      error:
+        typeof runtime.error === 'string'
+          ? runtime.error
+          : failedComponents.length > 0
+            ? failedComponents.join('; ')
+            : null,
     })
   }
   return found

@@ -10,6 +10,11 @@ import { exchange, type StreamNetwork, serve } from '../shared/stream-rpc.js'
 import { TypedEvents } from '../shared/typed-events.js'
 import { MAX_STATE_BYTES, STATE_FETCH_TIMEOUT_MS, STATE_RETRY_MS } from './constants.js'
 
+/** The most of a node's failure reason a rollout record keeps. */
+export const FAILURE_CHARS = 500
+/** The most control actions (approve, pause, resume, abort) a rollout record keeps. */
+export const MAX_ACTIONS = 20
+
 export const ROLLOUT_STRATEGIES = ['all-at-once', 'rolling', 'canary'] as const
 export type RolloutStrategy = (typeof ROLLOUT_STRATEGIES)[number]
 
@@ -69,6 +74,19 @@ const rolloutSchema = z.strictObject({
   baseDefault: z.string().nullable(),
   baseTargets: z.record(z.string(), z.string()),
   progress: z.record(z.string(), z.enum(NODE_PROGRESS)),
+  /** Approvals, pauses, resumes and aborts: who and when (the newest MAX_ACTIONS). */
+  actions: z
+    .array(
+      z.strictObject({
+        op: z.enum(['approve', 'pause', 'resume', 'abort']),
+        by: z.string().max(200),
+        at: z.string(),
+      }),
+    )
+    .max(MAX_ACTIONS)
+    .optional(),
+  /** Why each node that failed did (its runtime's error when it failed), kept after it is sent back. */
+  failures: z.record(z.string(), z.string().max(FAILURE_CHARS)).optional(),
   /** Canary share approved (manually or after a clean observation window). */
   approved: z.boolean(),
   requestedBy: z.string(),

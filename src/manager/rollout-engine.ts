@@ -1,4 +1,4 @@
-import type { NodeProgress, RolloutRecord } from './record.js'
+import { FAILURE_CHARS, type NodeProgress, type RolloutRecord } from './record.js'
 
 /** What the manager sees of one member, from its metadata. */
 export interface NodeObservation {
@@ -16,6 +16,8 @@ export interface NodeObservation {
   ready: boolean
   /** A component of its target failed, or its switch did. */
   failed: boolean
+  /** What its runtime says went wrong (null when nothing did). */
+  error?: string | null
 }
 
 /** What `node` ran before the rollout (where it goes back to), or null when it ran nothing. */
@@ -85,6 +87,7 @@ export function step(rollout: RolloutRecord, ctx: StepContext): RolloutRecord {
       const goal = status === 'updating' ? next.distribution : baseOf(next, id)
       if (status === 'updating' && node.failed && node.target === goal) {
         progress[id] = 'failed'
+        next.failures = { ...next.failures, [id]: (node.error ?? 'failed').slice(0, FAILURE_CHARS) }
         ctx.readySince.delete(id)
         continue
       }

@@ -39,12 +39,13 @@ export function rolloutView(record: RolloutRecord, members: readonly Member[]): 
         status,
         distribution: seen.get(id)?.active ?? null,
         phase: seen.get(id)?.phase ?? null,
-        error: runtime.error ?? null,
+        // The reason it failed in this rollout outlives its being sent back.
+        error: record.failures?.[id] ?? runtime.error ?? null,
       }
     })
     .sort((a, b) => a.id.localeCompare(b.id))
   const count = (...statuses: NodeProgress[]) => nodes.filter((n) => statuses.includes(n.status)).length
-  const { progress: _p, baseTargets: _b, ...rest } = record
+  const { progress: _p, baseTargets: _b, failures: _f, ...rest } = record
   return {
     ...rest,
     startedAt: record.requestedAt,
@@ -53,7 +54,8 @@ export function rolloutView(record: RolloutRecord, members: readonly Member[]): 
       pending: count('pending'),
       updating: count('updating', 'reverting'),
       done: count('done'),
-      failed: count('failed'),
+      // Nodes whose switch failed in this rollout, whether or not they were sent back since.
+      failed: nodes.filter((n) => n.status === 'failed' || record.failures?.[n.id] != null).length,
       reverted: count('reverted'),
       lost: count('lost'),
     },

@@ -132,6 +132,8 @@ interface Intent {
 }
 
 const METADATA_DEBOUNCE_MS = 25
+/** The most of a failed component's error announced in member metadata. */
+const COMPONENT_ERROR_CHARS = 300
 /**
  * `unpackPackage`'s temp folder beside an install folder (`VERSION-SHA12` + `.tmp-HEX12`),
  * and `installConfig`'s beside a config folder (`~` never appears in a `safe` name).
@@ -440,7 +442,11 @@ export class Runtime {
       { type: 'del', key: 'intent' },
     ])
     const failed = this.status().components.filter((c) => c.state === 'failed')
-    if (failed.length > 0) this.setPhase('failed', `${failed.map((c) => c.name).join(', ')} failed`)
+    if (failed.length > 0)
+      this.setPhase(
+        'failed',
+        failed.map((c) => `${c.name} failed: ${c.error ?? 'no reason given'}`).join('; '),
+      )
     else this.setPhase('done', null)
     this.log.info('switched', { to, failed: failed.map((c) => c.name) })
   }
@@ -687,6 +693,8 @@ export class Runtime {
       // Only the second instance of a make-before-break switch says which it is.
       ...(c.instance === 0 ? {} : { instance: c.instance }),
       state: c.state,
+      // Why a component failed travels with it, so the manager can keep the reason in the rollout.
+      ...(c.state === 'failed' && c.error != null ? { error: c.error.slice(0, COMPONENT_ERROR_CHARS) } : {}),
       endpoint: c.endpoint,
       provides: c.provides,
       weight: this.weights.get(c.name) ?? DEFAULT_WEIGHT,

@@ -10,6 +10,8 @@ import type { LogFile } from './log-file.js'
 
 /** A component without a health check is ready once it has run this long (or its readyDelayMs). */
 const UNCHECKED_READY_MS = 1000
+/** Lines of a component's output kept for the reason of a crash loop. */
+const RECENT_LINES = 5
 /** Gap between health checks until a component is first ready (then its own interval). */
 const STARTUP_CHECK_MS = 50
 
@@ -101,6 +103,8 @@ export class ComponentProcess {
   private crashesInARow = 0
   private lastExit: ExitInfo | null = null
   private error: string | null = null
+  /** The last lines the component wrote, for the reason of a crash loop. */
+  private readonly recentOutput: string[] = []
   private stopping = false
   /** The agent is stopping: an exit from now on ends the component instead of restarting it. */
   private ending = false
@@ -200,8 +204,9 @@ export class ComponentProcess {
         return
       }
       this.crashesInARow++
-      if (this.crashesInARow > this.policy.crashLoopLimit) {
-        this.error = `crash loop: ${this.crashesInARow} failed runs in a row`
+      if (this.crashesInARow >= this.policy.crashLoopLimit) {
+        // Why the last run ended: what the health check saw, else the exit and the last output.
+        this.error = `crash loop: ${this.crashesInARow} failed runs in a row; last run: ${this.error ?? this.lastRun()}`
         this.note(`giving up: ${this.error}`)
         this.setState('failed')
         return
@@ -245,8 +250,16 @@ export class ComponentProcess {
         resolve({ code: null, signal: null, at: new Date().toISOString() })
       })
     })
-    child.stdout?.setEncoding('utf8').on('data', (text: string) => this.logFile.write(text))
-    child.stderr?.setEncoding('utf8').on('data', (text: string) => this.logFile.write(text))
+    const output = (text: string) => {
+      this.logFile.write(text)
+      for (const line of text.split('\n')) if (line.trim() !== '') this.recentOutput.push(line.trim())
+      this.recentOutput.splice(0, Math.max(0, this.recentOutput.length - RECENT_LINES))
+    }
+    this.recentOutput.length = 0
+    // Each run's reason is its own (the crash loop reports the last one).
+    this.error = null
+    child.stdout?.setEncoding('utf8').on('data', output)
+    child.stderr?.setEncoding('utf8').on('data', output)
     if (child.pid != null) {
       this.hooks.spawned(this.name, child.pid)
       this.note(
@@ -286,14 +299,15 @@ export class ComponentProcess {
         check == null ? Math.max(descriptor.readyDelayMs, UNCHECKED_READY_MS) : descriptor.readyDelayMs
       await sleep(delay, undefined, { signal })
       while (!signal.aborted) {
-        const healthy =
-          check == null ||
-          (await checkHealth(check, {
-            host: this.spec.bindHost === '0.0.0.0' ? '127.0.0.1' : this.spec.bindHost,
-            port: this.port,
-            cwd: this.spec.dir,
-            env: this.environment(),
-          }))
+        const { healthy, detail } =
+          check == null
+            ? { healthy: true, detail: '' }
+            : await checkHealth(check, {
+                host: this.spec.bindHost === '0.0.0.0' ? '127.0.0.1' : this.spec.bindHost,
+                port: this.port,
+                cwd: this.spec.dir,
+                env: this.environment(),
+              })
         // Draining ends health watching: the stop follows, and it must not turn ready again.
         if (signal.aborted || this.stopping || this.state === 'draining') return
         const ready = this.state === 'ready'
@@ -307,14 +321,18 @@ export class ComponentProcess {
             unreadySince = Date.now()
           } else if (Date.now() - unreadySince >= this.policy.stableAfterMs) this.crashesInARow = 0
         } else if (ready && ++failures >= this.policy.unhealthyAfter) {
-          this.error = `${failures} health checks failed in a row`
+          this.error = `${failures} health checks failed in a row; last: ${detail}`
           this.note(`${this.error}; out of rotation until a check passes`)
           this.setState('starting')
           unreadySince = Date.now()
         } else if (!ready && Date.now() - unreadySince > this.policy.startTimeoutMs) {
-          this.error = `not healthy for ${this.policy.startTimeoutMs} ms`
+          this.error = `not healthy within ${this.policy.startTimeoutMs} ms; last check: ${detail}`
           this.note(`${this.error}; restarting`)
-          signalGroup(child.pid!, 'SIGKILL')
+          // The same stop as everywhere: SIGTERM, SIGKILL after the stop timeout.
+          const pid = child.pid!
+          signalGroup(pid, 'SIGTERM')
+          const killer = setTimeout(() => signalGroup(pid, 'SIGKILL'), descriptor.stopTimeoutMs)
+          child.once('exit', () => clearTimeout(killer))
           return
         }
         // While not ready, check every 50 ms: a component is usually up within tens
@@ -325,6 +343,19 @@ export class ComponentProcess {
     } catch {
       // aborted: the process ended
     }
+  }
+
+  /** How the last run ended, with the last lines it wrote. */
+  private lastRun(): string {
+    const exit = this.lastExit
+    const how =
+      exit == null
+        ? 'did not start'
+        : exit.signal != null
+          ? `killed by ${exit.signal}`
+          : `exit code ${exit.code}`
+    const tail = this.recentOutput.join(' | ')
+    return tail === '' ? how : `${how}: ${tail.length > 300 ? `…${tail.slice(-300)}` : tail}`
   }
 
   private environment(): NodeJS.ProcessEnv {
