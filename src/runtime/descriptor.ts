@@ -67,6 +67,11 @@ export const componentDescriptorSchema = z
     http: z.boolean().default(false),
     /** Without a health check the component is ready once it has run for readyDelayMs (at least 1 s). */
     health: health.optional(),
+    /**
+     * A start that is not healthy this long after spawn counts as a crash (and a ready
+     * component unhealthy this long is restarted). Default: the agent's (60 s).
+     */
+    startTimeoutMs: z.number().int().min(1000).max(3_600_000).optional(),
     /** Wait this long after start before the first health check counts. */
     readyDelayMs: z.number().int().min(0).max(600_000).default(0),
     /**

@@ -430,7 +430,14 @@ export class Runtime {
     this.publishSoon()
 
     // 3. Once every component of B is ready or has failed, drain and stop A; the node is then on B.
-    await this.settled(specs.map((s) => s.name))
+    // Sent elsewhere meanwhile (abort, rollback): the switch is given up at once.
+    if (
+      !(await this.settled(
+        specs.map((s) => s.name),
+        to,
+      ))
+    )
+      return this.giveUp(from, to, stopFirst.length === 0)
     if (!this.started || this.running !== to) return
     timing.readyAt = new Date().toISOString()
     await this.retire()
@@ -449,6 +456,33 @@ export class Runtime {
       )
     else this.setPhase('done', null)
     this.log.info('switched', { to, failed: failed.map((c) => c.name) })
+  }
+
+  /**
+   * A switch to `to` that the cluster no longer wants (an abort, a rollback) before
+   * it settled. When the node is sent back to `from` and every one of its old
+   * components still serves (none had to stop first), the new ones are stopped and
+   * the old ones simply stay: no restart, nothing out of rotation. Otherwise the
+   * next reconcile switches to whatever is wanted now, the usual way.
+   */
+  private async giveUp(from: string | null, to: string, oldIntact: boolean): Promise<void> {
+    const wanted = this.components.desired.current()?.distribution
+    this.log.warn('switch interrupted: the cluster wants another version', { from, to, wanted })
+    if (!oldIntact || wanted == null || wanted !== from || this.retiring.length === 0) return
+    if (this.retiring.some((p) => p.spec.distribution !== from)) return
+    const abandoned = [...this.processes.values()]
+    await this.drainAndStop(abandoned)
+    this.processes.clear()
+    for (const proc of this.retiring.splice(0)) this.processes.set(proc.name, proc)
+    this.running = from
+    this.failedTarget = null
+    await this.components.db.del('intent')
+    if (this.lastSwitch != null) this.lastSwitch.settledAt = new Date().toISOString()
+    this.setPhase('done', null)
+    this.log.info('back on the previous version; its components never stopped', {
+      version: from,
+      abandoned: to,
+    })
   }
 
   /**
@@ -653,13 +687,22 @@ export class Runtime {
     }
   }
 
-  private async settled(names: string[]): Promise<void> {
+  /**
+   * Waits until every component named is ready or failed, or until the cluster no
+   * longer wants `to` here (an abort or a rollback): then it returns false at once.
+   */
+  private async settled(names: string[], to: string): Promise<boolean> {
     const done = () =>
       names.every((n) => {
         const state = this.processes.get(n)?.status().state
         return state == null || state === 'ready' || state === 'failed' || this.held.has(n)
       })
-    while (this.started && !done()) await sleep(50, undefined, { signal: this.abort.signal }).catch(() => {})
+    const stillWanted = () => (this.components.desired.current()?.distribution ?? to) === to
+    while (this.started && !done()) {
+      if (!stillWanted()) return false
+      await sleep(50, undefined, { signal: this.abort.signal }).catch(() => {})
+    }
+    return true
   }
 
   // --- metadata ------------------------------------------------------------------------

@@ -290,6 +290,7 @@ export class ComponentProcess {
     const { descriptor } = this.spec
     const check = descriptor.health
     const interval = check?.intervalMs ?? 1000
+    const startTimeoutMs = descriptor.startTimeoutMs ?? this.policy.startTimeoutMs
     let unreadySince = Date.now()
     let failures = 0
     let everReady = false
@@ -325,8 +326,8 @@ export class ComponentProcess {
           this.note(`${this.error}; out of rotation until a check passes`)
           this.setState('starting')
           unreadySince = Date.now()
-        } else if (!ready && Date.now() - unreadySince > this.policy.startTimeoutMs) {
-          this.error = `not healthy within ${this.policy.startTimeoutMs} ms; last check: ${detail}`
+        } else if (!ready && Date.now() - unreadySince > startTimeoutMs) {
+          this.error = `not healthy within ${startTimeoutMs} ms; last check: ${detail}`
           this.note(`${this.error}; restarting`)
           // The same stop as everywhere: SIGTERM, SIGKILL after the stop timeout.
           const pid = child.pid!

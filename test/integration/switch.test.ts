@@ -164,4 +164,46 @@ describe('a node switches versions make-before-break', () => {
     expect(webs()[0]).toMatchObject({ version: '1', state: 'ready', instance: 1 })
     await waitFor('the kept instance stopped', () => !isRunning(first.pid))
   })
+  it('an abort during a switch gives it up at once: the new version stops, the old one never did', async () => {
+    cluster = new TestCluster()
+    const dir = await cluster.dataDir()
+    const keys = await makeKey(dir)
+    const [agent] = (await cluster.startMany(1, { trust: [keys.pub] })) as [Agent]
+    const client = new ApiClient(agent.apiUrl)
+    for (const version of ['1', '2']) {
+      const content = await makeComponentDistribution(join(dir, `v${version}`), {
+        web: {
+          files: { 'server.mjs': SERVER },
+          // Version 2 never becomes healthy (its gate is never opened).
+          descriptor: {
+            start: { node: 'server.mjs' },
+            http: true,
+            health: { http: '/healthz' },
+            // …and waits 10 minutes before it counts that as a crash: only an interrupt ends its switch.
+            ...(version === '2' ? { env: { GATE: join(dir, 'never') }, startTimeoutMs: 600_000 } : {}),
+          },
+        },
+      })
+      await publish(client, { dir: content, name: 'app', version, keyFile: keys.key, progress: false })
+    }
+    const webs = () => agent.runtime.status().components.filter((c) => c.name === 'web')
+    await client.post<RolloutView>('/api/rollouts', { json: { distribution: 'app@1' } })
+    const old = await waitFor('app@1 ready', () =>
+      agent.runtime.status().active === 'app@1' && webs()[0]?.state === 'ready' ? webs()[0] : null,
+    )
+    const bad = await client.post<RolloutView>('/api/rollouts', { json: { distribution: 'app@2' } })
+    const fresh = await waitFor('version 2 starting', () =>
+      webs().find((c) => c.version === '2' && c.state === 'starting' && c.pid != null),
+    )
+    await client.post(`/api/rollouts/${bad.id}/abort`)
+    const view = await waitFor('the abort to finish', async () => {
+      const v = await client.get<RolloutView>(`/api/rollouts/${bad.id}`)
+      return v.state === 'aborted' ? v : null
+    })
+    expect(view.members[0]).toMatchObject({ status: 'reverted', distribution: 'app@1' })
+    expect(agent.runtime.status()).toMatchObject({ active: 'app@1', target: 'app@1', phase: 'done' })
+    expect(webs()).toEqual([expect.objectContaining({ version: '1', state: 'ready', pid: old.pid })])
+    await waitFor('version 2 stopped', () => !isRunning(fresh.pid))
+    expect(view.actions).toEqual([{ op: 'abort', by: agent.id, at: expect.any(String) }])
+  })
 })
