@@ -104,6 +104,12 @@ const ROLLOUT_OPTIONS: Record<string, Schema> = {
     minimum: 1,
     description: 'Failed nodes that stop it (default 1)',
   },
+  progressDeadlineMs: {
+    type: 'integer',
+    minimum: 1000,
+    maximum: 86_400_000,
+    description: "A node's switch not done this long after its turn came fails (default 600000)",
+  },
   autoRollback: { type: 'boolean', default: true },
   nodes: {
     ...arrayOf({ type: 'string' }),
@@ -1380,6 +1386,12 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
           approve: { type: 'string', enum: ['manual', 'auto'] },
           minReadyMs: { type: 'integer' },
           failureThreshold: { type: 'integer' },
+          progressDeadlineMs: { type: 'integer' },
+          updatingSince: {
+            type: 'object',
+            additionalProperties: { type: 'string', format: 'date-time' },
+            description: "When each node's turn came (for the progress deadline)",
+          },
           autoRollback: { type: 'boolean' },
           scope: { ...arrayOf({ type: 'string' }), description: 'Nodes it is limited to; empty: every node' },
           state: ref('RolloutState'),

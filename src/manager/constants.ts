@@ -55,6 +55,13 @@ export const ROLLOUT_DEFAULTS = {
   minReadyMs: 1000,
   /** failed nodes that stop a rollout */
   failureThreshold: 1,
+  /**
+   * A node's switch that has not finished this long after its turn came fails
+   * (and, by default, the rollout rolls back): Kubernetes' progressDeadlineSeconds
+   * default, 600 s. It bounds a start that never becomes healthy, whatever the
+   * components' own start timeouts and crash-loop back-off add up to.
+   */
+  progressDeadlineMs: 600_000,
 } as const
 
 /**

@@ -74,6 +74,8 @@ const rolloutCommand = z.strictObject({
   approve: z.enum(['manual', 'auto']).optional(),
   minReadyMs: z.number().int().min(0).max(3_600_000).optional(),
   failureThreshold: z.number().int().min(1).optional(),
+  /** A node's switch not done this long after its turn came fails (default 600 000). */
+  progressDeadlineMs: z.number().int().min(1000).max(86_400_000).optional(),
   autoRollback: z.boolean().default(true),
   nodes: z.array(z.string()).default([]),
   requestedBy: z.string().default(''),
@@ -625,6 +627,7 @@ function newRollout(state: ClusterState, request: RolloutRequest, members: Membe
     approve: request.approve ?? (request.strategy === 'canary' ? 'manual' : 'auto'),
     minReadyMs: request.minReadyMs ?? (rolling ? ROLLOUT_DEFAULTS.minReadyMs : 0),
     failureThreshold: request.failureThreshold ?? ROLLOUT_DEFAULTS.failureThreshold,
+    progressDeadlineMs: request.progressDeadlineMs ?? ROLLOUT_DEFAULTS.progressDeadlineMs,
     autoRollback: request.autoRollback,
     scope,
     // Manual approval of a rolling or all-at-once rollout gates its start: nothing moves until approved.

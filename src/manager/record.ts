@@ -85,6 +85,10 @@ const rolloutSchema = z.strictObject({
     )
     .max(MAX_ACTIONS)
     .optional(),
+  /** A node's switch must finish this long after its turn came, or it fails. Absent: no deadline. */
+  progressDeadlineMs: z.number().int().min(1000).optional(),
+  /** When each node's turn came (it went `updating`), for the progress deadline. */
+  updatingSince: z.record(z.string(), z.string()).optional(),
   /** Why each node that failed did (its runtime's error when it failed), kept after it is sent back. */
   failures: z.record(z.string(), z.string().max(FAILURE_CHARS)).optional(),
   /** Canary share approved (manually or after a clean observation window). */

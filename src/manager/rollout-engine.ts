@@ -94,6 +94,19 @@ export function step(rollout: RolloutRecord, ctx: StepContext): RolloutRecord {
       const onGoal = node.active === goal && node.target === goal && node.phase === 'done' && node.ready
       if (!onGoal) {
         ctx.readySince.delete(id)
+        const since = Date.parse(next.updatingSince?.[id] ?? '')
+        const deadline = next.progressDeadlineMs
+        if (status === 'updating' && deadline != null && ctx.now - since > deadline) {
+          progress[id] = 'failed'
+          const where = `${node.phase ?? 'no phase'}${node.error == null ? '' : `: ${node.error}`}`
+          next.failures = {
+            ...next.failures,
+            [id]: `not done within the progress deadline (${deadline / 1000} s): ${where}`.slice(
+              0,
+              FAILURE_CHARS,
+            ),
+          }
+        }
         continue
       }
       const since = ctx.readySince.get(id) ?? ctx.now
@@ -166,6 +179,7 @@ export function step(rollout: RolloutRecord, ctx: StepContext): RolloutRecord {
       if (moving() >= limit) break
       if (inCanary && started() >= canarySize) break
       progress[id] = 'updating'
+      next.updatingSince = { ...next.updatingSince, [id]: new Date(ctx.now).toISOString() }
     }
     const aliveTotal = Object.keys(progress).filter((id) => seen(id)?.alive === true).length
     const canaryDone =

@@ -689,3 +689,20 @@ describe('targetsOf, nodeTarget and baseOf', () => {
     expect(targetsOf(record)).toEqual({ defaultTarget: null, targets: { a: NEW } })
   })
 })
+
+describe('step: progress deadline', () => {
+  it("notes when a node's turn came, and fails it (with the reason) once its switch outlasts the deadline", () => {
+    const record = rollout({ strategy: 'rolling', progressDeadlineMs: 1000, progress: allPending('a', 'b') })
+    const first = step(record, ctx(0, [on('a', OLD), on('b', OLD)]))
+    expect(first.progress.a).toBe('updating')
+    expect(first.updatingSince).toEqual({ a: new Date(0).toISOString() })
+    const slow = { ...switching('a', OLD, NEW), error: 'web: /healthz answered HTTP 503: db down' }
+    expect(step(first, ctx(1000, [slow, on('b', OLD)])).progress.a).toBe('updating')
+    const late = step(first, ctx(1001, [slow, on('b', OLD)]))
+    expect(late.progress.a).toBe('reverting')
+    expect(late.state).toBe('rolling-back')
+    expect(late.failures?.a).toBe(
+      'not done within the progress deadline (1 s): starting: web: /healthz answered HTTP 503: db down',
+    )
+  })
+})
