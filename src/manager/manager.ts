@@ -531,8 +531,20 @@ export class Manager {
 
   /** `--to`, else the version the cluster ran before the current one. */
   private rollbackTarget(name: string, to: string | undefined): string {
-    if (to != null) return to.includes('@') ? to : `${name}@${to}`
     const state = this.components.store.current()
+    if (to != null) {
+      const target = to.includes('@') ? to : `${name}@${to}`
+      // A rollback to where every node already is would be a rollout FROM x TO x: say so instead.
+      const latest = state.rollouts[0]
+      const settled = latest == null || isFinished(latest)
+      if (settled && state.defaultTarget === target && Object.keys(state.targets).length === 0)
+        throw new ShoalError(
+          'ERR_ALREADY_RUNNING',
+          `every node already runs ${target}; nothing to roll back`,
+          409,
+        )
+      return target
+    }
     const current = state.defaultTarget
     const previous = state.rollouts.find(
       (r) => r.state === 'done' && r.distribution === current && r.from != null,

@@ -71,6 +71,15 @@ describe('a rollout keeps why it failed, and who acted on it', () => {
     expect(node.error).toMatch(/web failed: crash loop: \d+ failed runs in a row; last run: exit code 1/)
     expect(node.error).toContain('db down')
 
+    // Rolling back to where every node already is: said, not turned into a rollout FROM 1 TO 1.
+    const again = await fetch(`${agent.apiUrl}/api/rollbacks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'app', to: '1' }),
+    })
+    expect(again.status).toBe(409)
+    expect(((await again.json()) as { error: { code: string } }).error.code).toBe('ERR_ALREADY_RUNNING')
+
     // The history keeps it too, and the table names who asked, whole.
     const history = await client.get<HistoryEntry[]>('/api/distributions/app')
     const text = formatAuditTrail(history)
