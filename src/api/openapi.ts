@@ -1314,7 +1314,9 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
       },
       NodeProgress: {
         type: 'string',
-        enum: ['pending', 'updating', 'done', 'failed', 'reverting', 'reverted', 'lost'],
+        enum: ['pending', 'updating', 'done', 'failed', 'reverting', 'reverted', 'lost', 'skipped'],
+        description:
+          '`skipped`: never moved, in a rollout that ended (aborted, rolled back, failed, superseded)',
       },
       RolloutRequest: {
         type: 'object',
@@ -1425,6 +1427,7 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
               failed: { type: 'integer' },
               reverted: { type: 'integer' },
               lost: { type: 'integer' },
+              skipped: { type: 'integer' },
             },
           },
           members: arrayOf(ref('RolloutNode')),

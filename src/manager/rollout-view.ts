@@ -1,11 +1,15 @@
 import type { Member } from '../membership/index.js'
 import { observe } from './manager.js'
 import type { NodeProgress, RolloutRecord } from './record.js'
+import { isFinished } from './rollout-engine.js'
+
+/** How a node stands in a rollout: its progress, or `skipped` when the rollout ended before its turn. */
+export type RolloutNodeStatus = NodeProgress | 'skipped'
 
 export interface RolloutNode {
   id: string
   /** Where the rollout has this node. */
-  status: NodeProgress
+  status: RolloutNodeStatus
   /** What the node reports: the version it runs, its runtime phase, an error. */
   distribution: string | null
   phase: string | null
@@ -23,6 +27,7 @@ export interface RolloutView extends Omit<RolloutRecord, 'progress' | 'baseTarge
     failed: number
     reverted: number
     lost: number
+    skipped: number
   }
   members: RolloutNode[]
 }
@@ -30,8 +35,11 @@ export interface RolloutView extends Omit<RolloutRecord, 'progress' | 'baseTarge
 /** A rollout record with what the members report, for people and scripts. */
 export function rolloutView(record: RolloutRecord, members: readonly Member[]): RolloutView {
   const seen = observe(members)
+  const ended = isFinished(record)
   const nodes = Object.entries(record.progress)
-    .map(([id, status]) => {
+    .map(([id, progress]) => {
+      // A node still pending when the rollout ended was never touched: say so, not "pending".
+      const status: RolloutNodeStatus = ended && progress === 'pending' ? 'skipped' : progress
       const m = members.find((x) => x.id === id)
       const runtime = (m?.meta.runtime ?? {}) as { error?: string | null }
       return {
@@ -44,7 +52,7 @@ export function rolloutView(record: RolloutRecord, members: readonly Member[]): 
       }
     })
     .sort((a, b) => a.id.localeCompare(b.id))
-  const count = (...statuses: NodeProgress[]) => nodes.filter((n) => statuses.includes(n.status)).length
+  const count = (...statuses: RolloutNodeStatus[]) => nodes.filter((n) => statuses.includes(n.status)).length
   const { progress: _p, baseTargets: _b, failures: _f, ...rest } = record
   return {
     ...rest,
@@ -58,6 +66,7 @@ export function rolloutView(record: RolloutRecord, members: readonly Member[]): 
       failed: nodes.filter((n) => n.status === 'failed' || record.failures?.[n.id] != null).length,
       reverted: count('reverted'),
       lost: count('lost'),
+      skipped: count('skipped'),
     },
     members: nodes,
   }

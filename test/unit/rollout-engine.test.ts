@@ -706,3 +706,19 @@ describe('step: progress deadline', () => {
     )
   })
 })
+
+describe('rolloutView', () => {
+  it('says `skipped` for nodes a finished rollout never moved', async () => {
+    const { rolloutView } = await import('../../src/manager/rollout-view.js')
+    const ended = rollout({
+      state: 'aborted',
+      progress: { a: 'reverted', b: 'pending' },
+      finishedAt: new Date(0).toISOString(),
+    })
+    const view = rolloutView(ended, [])
+    expect(view.members.map((m) => `${m.id}:${m.status}`)).toEqual(['a:reverted', 'b:skipped'])
+    expect(view.nodes).toMatchObject({ total: 2, pending: 0, skipped: 1, reverted: 1 })
+    const running = rolloutView({ ...ended, state: 'running', finishedAt: null }, [])
+    expect(running.nodes).toMatchObject({ pending: 1, skipped: 0 })
+  })
+})
