@@ -50,8 +50,14 @@ export function clientOptions(command: Command, { json = true }: { json?: boolea
 export function waitOptions(command: Command, what: string): Command {
   return command
     .option('--wait', what)
-    .option('--timeout <seconds>', 'with --wait: give up after this long, exit code 6', positiveInt, 600)
+    .option('--timeout <seconds>', 'with --wait: give up after this long, exit code 6', timeoutSeconds, 600)
 }
+
+/** `--timeout SECONDS` of --wait and --watch: whole seconds, at least 1. */
+export const timeoutSeconds = flagValue(
+  wholeUpTo(Number.MAX_SAFE_INTEGER / 1000),
+  '--timeout is whole seconds (≥ 1)',
+)
 
 /** The `Examples:` block of a command's help: each line a command, or a `# comment`. */
 export function examples(...lines: string[]): string {
@@ -70,6 +76,55 @@ export function positiveInt(value: string): number {
   const n = Number(value)
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a whole number >= 1')
   return n
+}
+
+/**
+ * A commander parser for a flag whose value `parse` reads, or answers null for;
+ * the message then says what the flag takes, in the CLI's words ("--canary is P (1–100)…").
+ */
+export function flagValue<T>(parse: (value: string) => T | null, takes: string): (value: string) => T {
+  return (value) => {
+    const parsed = parse(value.trim())
+    if (parsed == null) throw new InvalidArgumentError(takes)
+    return parsed
+  }
+}
+
+/** `N` or `P%`: a count of nodes, at least 1, or a share of them, 1–100%. */
+export type NodeCount = { maxUnavailable: number } | { maxUnavailablePercent: number }
+
+/** `2` or `25%` (the rollout body's `maxUnavailable` or `maxUnavailablePercent`), else null. */
+export function nodeCount(value: string): NodeCount | null {
+  const match = /^(\d+)(%?)$/.exec(value)
+  if (match == null) return null
+  const n = Number(match[1])
+  if (match[2] === '%') return n >= 1 && n <= 100 ? { maxUnavailablePercent: n } : null
+  return n >= 1 && Number.isSafeInteger(n) ? { maxUnavailable: n } : null
+}
+
+/** A whole percent, 1–100, with or without the `%`; else null. */
+export function percent(value: string): number | null {
+  const match = /^(\d+)%?$/.exec(value)
+  const n = Number(match?.[1])
+  return match != null && n >= 1 && n <= 100 ? n : null
+}
+
+/** Seconds from 0 to `max`, fractions allowed (`0.5`), as milliseconds; else null. */
+export function secondsUpTo(max: number): (value: string) => number | null {
+  return (value) => {
+    if (!/^\d+(\.\d+)?$/.test(value)) return null
+    const n = Number(value)
+    return n <= max ? Math.round(n * 1000) : null
+  }
+}
+
+/** A whole number from 1 to `max`; else null. */
+export function wholeUpTo(max: number): (value: string) => number | null {
+  return (value) => {
+    if (!/^\d+$/.test(value)) return null
+    const n = Number(value)
+    return n >= 1 && n <= max ? n : null
+  }
 }
 
 /** `--tag zone=a --tag tier=web` → {zone: 'a', tier: 'web'}. */

@@ -1,6 +1,6 @@
 import { CommanderError } from 'commander'
 import { messageOf, OptionError, PortInUseError, ShoalError } from '../shared/errors.js'
-import { AgentError, AgentUnreachableError } from './client.js'
+import { AgentError, AgentUnreachableError, NotAnAgentError } from './client.js'
 
 /**
  * What `shoal` exits with: scripts branch on these (docs/cli.md, `shoal --help`).
@@ -13,7 +13,7 @@ export const EXIT = {
   failed: 1,
   /** Bad command line: unknown command or option, missing or malformed argument. Nothing was sent. */
   usage: 2,
-  /** No agent answered at --api / SHOAL_API: connection refused, no such host, timed out. */
+  /** No agent answered at --api / SHOAL_API: connection refused, no such host, timed out, or something else answered (ERR_NOT_AN_AGENT). */
   unreachable: 3,
   /** The agent refused the request (HTTP 4xx): bad or missing token, unknown rollout or distribution, conflicting state. */
   rejected: 4,
@@ -29,7 +29,8 @@ export const EXIT_CODES_HELP = `Exit codes:
   1  the operation failed (rollout failed, rolled back, aborted or superseded;
      node operation failed; verify found corrupt blobs; a bad local file)
   2  usage error: unknown command or option, missing or malformed argument
-  3  cannot reach the agent (--api / SHOAL_API): refused, unresolvable, timed out
+  3  cannot reach the agent (--api / SHOAL_API): refused, unresolvable, timed out,
+     or the address is not an agent's API (a load balancer, a metrics port)
   4  rejected by the agent (HTTP 4xx): token, unknown id or name, conflicting state
   5  the agent failed (HTTP 5xx): no manager or quorum, provider error
   6  --wait or --watch gave up after --timeout (the work may still be going on)`
@@ -66,7 +67,7 @@ export function exitCodeOf(err: unknown): number {
   // Commander's own usage errors, and --help / --version (exit code 0).
   if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage
   if (err instanceof UsageError || err instanceof OptionError) return EXIT.usage
-  if (err instanceof AgentUnreachableError) return EXIT.unreachable
+  if (err instanceof AgentUnreachableError || err instanceof NotAnAgentError) return EXIT.unreachable
   if (err instanceof AgentError) return err.status >= 500 ? EXIT.agentError : EXIT.rejected
   if (err instanceof WaitTimeoutError) return EXIT.timeout
   return EXIT.failed

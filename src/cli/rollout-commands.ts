@@ -5,10 +5,16 @@ import {
   type ClientOptions,
   clientOptions,
   examples,
-  positiveInt,
+  flagValue,
+  type NodeCount,
+  nodeCount,
+  percent,
   print,
+  secondsUpTo,
+  timeoutSeconds,
   type WaitOptions,
   waitOptions,
+  wholeUpTo,
 } from './command-options.js'
 import { UsageError } from './exit-codes.js'
 import { configureHistory } from './release-commands.js'
@@ -23,6 +29,18 @@ const CONTROLS = [
 /** `shoal rollout WORD ...` forms; anything else is a NAME@VERSION to roll out. */
 const SUBCOMMANDS = ['status', 'list', 'history', 'undo', ...CONTROLS.map(([op]) => op)]
 
+/**
+ * The numeric rollout flags, checked here (exit code 2, nothing sent) in the
+ * limits the agent's rollout request holds them to (src/manager/manager.ts).
+ */
+const maxUnavailableFlag = flagValue(nodeCount, '--max-unavailable is N (≥ 1) or P% (1–100%)')
+const canaryFlag = flagValue(percent, '--canary is a percent of the nodes, 1–100')
+const minReadyFlag = flagValue(secondsUpTo(3600), '--min-ready is seconds, 0–3600 (fractions allowed)')
+const failureThresholdFlag = flagValue(
+  wholeUpTo(Number.MAX_SAFE_INTEGER),
+  '--failure-threshold is a whole number of nodes (≥ 1)',
+)
+
 const strategyOption = () =>
   new Option(
     '--strategy <strategy>',
@@ -34,10 +52,11 @@ const strategyOption = () =>
 type RolloutStartOptions = ClientOptions &
   WaitOptions & {
     strategy: string
-    maxUnavailable?: string
+    maxUnavailable?: NodeCount
     canary?: number
     approve?: string
     nodes?: string
+    /** Milliseconds (the flag is seconds). */
     minReady?: number
     failureThreshold?: number
     autoRollback?: boolean
@@ -59,8 +78,12 @@ export function addRolloutCommands(program: Command): void {
         .summary(`move the cluster to a version; also rollout ${SUBCOMMANDS.join('|')}`)
         .description('move the cluster (or --nodes) to a distribution version (docs/manager.md)')
         .addOption(strategyOption())
-        .option('--max-unavailable <n>', 'rolling: nodes out of rotation at once, N or P% (default 1)')
-        .option('--canary <percent>', 'canary: share of nodes updated first (default 20)', positiveInt)
+        .option(
+          '--max-unavailable <n>',
+          'rolling: nodes out of rotation at once, N or P% (default 1)',
+          maxUnavailableFlag,
+        )
+        .option('--canary <percent>', 'canary: share of nodes updated first, 1-100 (default 20)', canaryFlag)
         .addOption(
           new Option('--approve <mode>', 'canary: continue after approval, or after a clean window').choices([
             'manual',
@@ -70,10 +93,14 @@ export function addRolloutCommands(program: Command): void {
         .option('--nodes <ids>', 'only these nodes (comma-separated ids)')
         .option(
           '--min-ready <seconds>',
-          'a node must stay ready this long before the next one goes (default 1)',
-          Number,
+          'a node must stay ready this long before the next one goes, 0-3600 (default 1)',
+          minReadyFlag,
         )
-        .option('--failure-threshold <n>', 'failed nodes that stop the rollout (default 1)', positiveInt)
+        .option(
+          '--failure-threshold <n>',
+          'failed nodes that stop the rollout (default 1)',
+          failureThresholdFlag,
+        )
         .option('--no-auto-rollback', 'when the threshold is crossed, stop but do not send failed nodes back')
         // `shoal rollout --watch status ID` worked when status was an argument.
         .addOption(new Option('--watch').hideHelp())
@@ -95,15 +122,15 @@ export function addRolloutCommands(program: Command): void {
       throw new UsageError(
         `"${distribution}" is neither NAME@VERSION nor a rollout command (${SUBCOMMANDS.join(', ')})`,
       )
-    const { rollout: start, formatRollout, parseUnavailable } = await import('./rollout.js')
+    const { rollout: start, formatRollout } = await import('./rollout.js')
     const body = {
       distribution,
       strategy: opts.strategy,
-      ...(opts.maxUnavailable == null ? {} : parseUnavailable(opts.maxUnavailable)),
+      ...opts.maxUnavailable,
       ...(opts.canary == null ? {} : { canaryPercent: opts.canary }),
       ...(opts.approve == null ? {} : { approve: opts.approve }),
       ...(opts.nodes == null ? {} : { nodes: String(opts.nodes).split(',').filter(Boolean) }),
-      ...(opts.minReady == null ? {} : { minReadyMs: Math.round(Number(opts.minReady) * 1000) }),
+      ...(opts.minReady == null ? {} : { minReadyMs: opts.minReady }),
       ...(opts.failureThreshold == null ? {} : { failureThreshold: opts.failureThreshold }),
       autoRollback: opts.autoRollback !== false,
     }
@@ -118,7 +145,12 @@ export function addRolloutCommands(program: Command): void {
       .argument('<id>', 'rollout id (shoal rollout list)')
       .description('one rollout and where each of its nodes is; --watch follows it to its end')
       .option('-w, --watch', 'follow until it ends: exit code 0 when done, 1 when it fails')
-      .option('--timeout <seconds>', 'with --watch: give up after this long, exit code 6', positiveInt, 600)
+      .option(
+        '--timeout <seconds>',
+        'with --watch: give up after this long, exit code 6',
+        timeoutSeconds,
+        600,
+      )
       .addHelpText('after', examples('shoal rollout status r3', 'shoal rollout status r3 --watch')),
   ).action(
     async (id: string, own: ClientOptions & { watch?: boolean; timeout: number }, command: Command) => {
@@ -171,7 +203,11 @@ function configureRollback(command: Command, alias: string): Command {
         )
         .option('--to <version>', 'the version to go back to')
         .addOption(strategyOption())
-        .option('--max-unavailable <n>', 'rolling: nodes out of rotation at once, N or P%')
+        .option(
+          '--max-unavailable <n>',
+          'rolling: nodes out of rotation at once, N or P%',
+          maxUnavailableFlag,
+        )
         .addHelpText(
           'after',
           examples(`shoal ${self} educa --wait`, `shoal ${self} educa --to 1.0 --strategy rolling`),
@@ -181,11 +217,11 @@ function configureRollback(command: Command, alias: string): Command {
   ).action(
     async (
       target: string,
-      own: ClientOptions & WaitOptions & { to?: string; strategy: string; maxUnavailable?: string },
+      own: ClientOptions & WaitOptions & { to?: string; strategy: string; maxUnavailable?: NodeCount },
       cmd: Command,
     ) => {
       const opts = withParentOptions(cmd, own)
-      const { rollback, formatRollout, parseUnavailable } = await import('./rollout.js')
+      const { rollback, formatRollout } = await import('./rollout.js')
       // `undo educa@1.0` reads as `undo educa --to 1.0`.
       const at = target.indexOf('@')
       const name = at > 0 && opts.to == null ? target.slice(0, at) : target
@@ -194,7 +230,7 @@ function configureRollback(command: Command, alias: string): Command {
         name,
         ...(to == null ? {} : { to }),
         strategy: opts.strategy,
-        ...(opts.maxUnavailable == null ? {} : parseUnavailable(opts.maxUnavailable)),
+        ...opts.maxUnavailable,
       }
       const wait = opts.wait ? { timeoutMs: opts.timeout * 1000, progress: !opts.json } : null
       const view = await rollback(apiClient(opts), body, wait)

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Presets, SingleBar } from 'cli-progress'
 import type { RolloutView } from '../manager/index.js'
 import type { ApiClient } from './client.js'
-import { OperationFailedError, UsageError, WaitTimeoutError } from './exit-codes.js'
+import { OperationFailedError, WaitTimeoutError } from './exit-codes.js'
 import { shortId, table } from './table.js'
 
 export interface FollowOptions {
@@ -132,12 +132,4 @@ export function formatRollout(view: RolloutView): string {
     view.members.map((m) => [shortId(m.id), m.status, m.distribution ?? '-', m.phase ?? '-', m.error ?? '']),
   )
   return `${formatRollouts([view])}\n\n${nodes}`
-}
-
-/** `--max-unavailable 2` or `--max-unavailable 25%`. */
-export function parseUnavailable(value: string): { maxUnavailable?: number; maxUnavailablePercent?: number } {
-  const match = /^(\d+)(%?)$/.exec(value.trim())
-  if (match == null || Number(match[1]) < 1)
-    throw new UsageError(`--max-unavailable wants N or P% (got "${value}")`)
-  return match[2] === '%' ? { maxUnavailablePercent: Number(match[1]) } : { maxUnavailable: Number(match[1]) }
 }

@@ -1,6 +1,7 @@
 import { CommanderError, InvalidArgumentError } from 'commander'
 import { describe, expect, it } from 'vitest'
-import { AgentError, AgentUnreachableError } from '../../src/cli/client.js'
+import { AgentError, AgentUnreachableError, identify, NotAnAgentError } from '../../src/cli/client.js'
+import { nodeCount, percent, secondsUpTo } from '../../src/cli/command-options.js'
 import {
   EXIT,
   errorObject,
@@ -34,6 +35,7 @@ describe('CLI exit codes (docs/cli.md)', () => {
     expect(exitCodeOf(new InvalidArgumentError('must be a whole number >= 1'))).toBe(2)
     expect(exitCodeOf(new UsageError('wants NAME@VERSION'))).toBe(2)
     expect(exitCodeOf(new AgentUnreachableError('http://127.0.0.1:7070', new Error('ECONNREFUSED')))).toBe(3)
+    expect(exitCodeOf(new NotAnAgentError('http://127.0.0.1:8080', 'is not a Shoal agent'))).toBe(3)
     expect(exitCodeOf(new AgentError('ERR_UNAUTHORIZED', 'no token', 401))).toBe(4)
     expect(exitCodeOf(new AgentError('ERR_ROLLOUT_FINISHED', 'r3 is done', 409))).toBe(4)
     expect(exitCodeOf(new AgentError('ERR_NO_QUORUM', 'no quorum', 503))).toBe(5)
@@ -65,5 +67,56 @@ describe('CLI exit codes (docs/cli.md)', () => {
     expect(formatBytes(0)).toBe('0 B')
     expect(formatBytes(1023)).toBe('1023 B')
     expect(formatBytes(3_000_100)).toBe('2.9 MiB')
+  })
+})
+
+describe('what answers at --api (the probe before any token is sent)', () => {
+  const json = (status: number, body: unknown) =>
+    new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } })
+  const answer = (response: Response, text: string) => identify(response, text)
+
+  it('takes an agent by its own 404 or its browser guard', async () => {
+    const notFound = { error: { code: 'ERR_NOT_FOUND', message: 'no such endpoint: GET /_shoal/lb' } }
+    expect(answer(json(404, notFound), JSON.stringify(notFound))).toBeNull()
+    const guard = { error: { code: 'ERR_FORBIDDEN_HOST', message: 'this API answers only to loopback…' } }
+    expect(answer(json(403, guard), JSON.stringify(guard))).toBeNull()
+  })
+
+  it('names a load balancer, a metrics port, anything else', () => {
+    const lb = { service: 'web', strategy: 'round-robin', backends: [] }
+    expect(answer(json(200, lb), JSON.stringify(lb))).toBe(
+      "is a Shoal load balancer (service web), not an agent's API",
+    )
+    const metrics = new Response('only GET /metrics is served here\n', {
+      status: 404,
+      headers: { 'content-type': 'text/plain' },
+    })
+    expect(answer(metrics, 'only GET /metrics is served here\n')).toMatch(/^is a Shoal metrics port/)
+    const page = new Response('', { status: 200, headers: { 'content-type': 'text/html', server: 'nginx' } })
+    expect(answer(page, '')).toBe(
+      'is not a Shoal agent (GET /_shoal/lb answered HTTP 200 text/html from nginx)',
+    )
+    // An application's JSON 404 in another shape is not the agent's.
+    expect(answer(json(404, { error: 'not found' }), '{"error":"not found"}')).toMatch(
+      /^is not a Shoal agent/,
+    )
+  })
+})
+
+describe('numeric rollout flags', () => {
+  it('--max-unavailable is N (>= 1) or P% (1-100%)', () => {
+    expect(nodeCount('2')).toEqual({ maxUnavailable: 2 })
+    expect(nodeCount('25%')).toEqual({ maxUnavailablePercent: 25 })
+    expect(nodeCount('100%')).toEqual({ maxUnavailablePercent: 100 })
+    for (const bad of ['0', '0%', '150%', '1.5', '-1', 'x', '%', '']) expect(nodeCount(bad)).toBeNull()
+  })
+
+  it('--canary is 1-100, --min-ready 0-3600 s', () => {
+    expect(percent('20')).toBe(20)
+    expect(percent('20%')).toBe(20)
+    for (const bad of ['0', '101', '2.5', 'x']) expect(percent(bad)).toBeNull()
+    expect(secondsUpTo(3600)('0.5')).toBe(500)
+    expect(secondsUpTo(3600)('0')).toBe(0)
+    for (const bad of ['3601', '-1', '1e3', 'x', '']) expect(secondsUpTo(3600)(bad)).toBeNull()
   })
 })
