@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import type { MiddlewareHandler } from 'hono'
 import { z } from 'zod'
 import { ConfigError, ShoalError } from '../shared/errors.js'
@@ -22,7 +22,7 @@ const tokensFile = z.strictObject({
     .array(
       z.strictObject({
         token: z.string().min(MIN_TOKEN_LENGTH, `a token needs at least ${MIN_TOKEN_LENGTH} characters`),
-        role: z.enum(ROLES),
+        role: z.enum(ROLES, { error: `a role is one of ${ROLES.join(', ')}` }),
         name: z.string().min(1, 'give each token a name (who holds it)'),
       }),
     )
@@ -78,26 +78,75 @@ function digest(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest()
 }
 
-/** Reads and validates a tokens file (`shoal agent --tokens FILE`); a bad file is an ERR_CONFIG naming the field. */
-export async function loadTokens(file: string): Promise<TokenTable> {
+/** What `loadTokens` needs besides the file: where to say that the file is open to others. */
+export interface LoadTokensInit {
+  /** Called with one line when the file's mode lets group or others in (the agent logs it as a warning). */
+  warn?: (message: string) => void
+}
+
+/**
+ * Reads and validates a tokens file (`shoal agent --tokens FILE`). A bad file is one
+ * ERR_CONFIG listing every problem, each with its field (`tokens.2.role`), so one
+ * edit fixes them all. A file that group or others may read still loads, with a
+ * warning, as ssh warns of a key file: it holds secrets and should be mode 0600.
+ */
+export async function loadTokens(file: string, init: LoadTokensInit = {}): Promise<TokenTable> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError(`tokens file ${file} cannot be read: ${(err as Error).message}`)
+  }
+  const warning = await modeWarning(file)
+  if (warning != null) init.warn?.(warning)
   let raw: unknown
   try {
-    raw = JSON.parse(await readFile(file, 'utf8'))
+    raw = JSON.parse(text)
   } catch (err) {
     throw new ConfigError(`tokens file ${file} cannot be read as JSON: ${(err as Error).message}`)
   }
+  const problems = tokensFileProblems(raw)
+  if (problems.length === 1) throw new ConfigError(`tokens file ${file}: ${problems[0]}`)
+  if (problems.length > 1)
+    throw new ConfigError(`tokens file ${file} has ${problems.length} problems: ${problems.join('; ')}`)
+  return new TokenTable(tokensFile.parse(raw).tokens)
+}
+
+/**
+ * Every problem of a parsed tokens file as "FIELD: MESSAGE", in the order of the
+ * entries; empty when the file is good. A token listed twice is named even when
+ * other entries are bad.
+ */
+export function tokensFileProblems(raw: unknown): string[] {
+  const problems: Array<{ entry: number; text: string }> = []
   const parsed = tokensFile.safeParse(raw)
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!
-    const field = issue.path.length === 0 ? '(top level)' : issue.path.join('.')
-    throw new ConfigError(`tokens file ${file}: ${field}: ${issue.message}`)
-  }
-  const seen = new Set<string>()
-  parsed.data.tokens.forEach((entry, i) => {
-    if (seen.has(entry.token)) throw new ConfigError(`tokens file ${file}: tokens.${i}.token: listed twice`)
-    seen.add(entry.token)
-  })
-  return new TokenTable(parsed.data.tokens)
+  if (!parsed.success)
+    for (const issue of parsed.error.issues) {
+      const field = issue.path.length === 0 ? '(top level)' : issue.path.join('.')
+      const entry = issue.path[0] === 'tokens' && typeof issue.path[1] === 'number' ? issue.path[1] : -1
+      problems.push({ entry, text: `${field}: ${issue.message}` })
+    }
+  const listed = (raw as { tokens?: unknown } | null)?.tokens
+  const first = new Map<string, number>()
+  if (Array.isArray(listed))
+    listed.forEach((item: unknown, i) => {
+      const token = (item as { token?: unknown } | null)?.token
+      if (typeof token !== 'string') return
+      const earlier = first.get(token)
+      if (earlier == null) first.set(token, i)
+      else problems.push({ entry: i, text: `tokens.${i}.token: listed twice (also tokens.${earlier}.token)` })
+    })
+  // Stable: an entry's problems stay in the schema's order, a duplicate after them.
+  return problems.sort((a, b) => a.entry - b.entry).map((p) => p.text)
+}
+
+/** "tokens file X is readable by others (mode 0644); chmod 600 X", or null when only the owner may use it. */
+export async function modeWarning(file: string): Promise<string | null> {
+  if (process.platform === 'win32') return null
+  const mode = (await stat(file)).mode & 0o777
+  if ((mode & 0o077) === 0) return null
+  const how = (mode & 0o044) !== 0 ? 'readable' : (mode & 0o022) !== 0 ? 'writable' : 'accessible'
+  return `tokens file ${file} is ${how} by others (mode ${mode.toString(8).padStart(4, '0')}); chmod 600 ${file}`
 }
 
 const callers = new WeakMap<Request, Caller>()

@@ -5,7 +5,7 @@ import type { MemberState, MembershipStats } from '../membership/index.js'
 import { COMPONENT_STATES, type RuntimeStatus } from '../runtime/index.js'
 import { collectedCounter, collectedGauge, flag } from './collected.js'
 import { RATE_SAMPLE_MS, RATE_WINDOW_MS } from './constants.js'
-import { exposition } from './exposition.js'
+import { exposition, startProcessMetrics } from './exposition.js'
 import { RateMeter } from './rate-meter.js'
 
 const MEMBER_STATES = ['alive', 'suspect', 'dead', 'left'] as const satisfies readonly MemberState[]
@@ -45,8 +45,10 @@ export class AgentMetrics {
     this.managerMetrics()
   }
 
+  /** Starts sampling the transfer rate, and the process metrics with it (once per process). */
   start(): void {
     if (this.timer != null) return
+    startProcessMetrics()
     this.sampleRates()
     this.timer = setInterval(() => this.sampleRates(), RATE_SAMPLE_MS)
     this.timer.unref()

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { messageOf } from '../shared/errors.js'
 import type { Logger } from '../shared/logger.js'
-import { EXPOSITION_CONTENT_TYPE } from './exposition.js'
+import { EXPOSITION_CONTENT_TYPE, startProcessMetrics } from './exposition.js'
 
 export interface MetricsServerInit {
   host: string
@@ -26,6 +26,8 @@ export class MetricsServer {
 
   async start(): Promise<{ host: string; port: number }> {
     if (this.server != null) return this.address()
+    // Sampled from now, so the first scrape already shows the event loop and CPU.
+    startProcessMetrics()
     const server = createServer((req, res) => {
       const path = (req.url ?? '').split('?')[0]
       if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {

@@ -190,4 +190,25 @@ describe('API without tokens', () => {
       message: expect.stringMatching(/tokens\.0\.role/),
     })
   })
+
+  it('names every bad entry of a tokens file at once', async () => {
+    const dir = await cluster.dataDir()
+    const file = join(dir, 'tokens.json')
+    await writeFile(
+      file,
+      JSON.stringify({
+        tokens: [
+          { token: 'short', role: 'admin', name: 'a' },
+          { token: TOKENS.admin, role: 'admin', name: 'alice' },
+          { token: TOKENS.viewer, role: 'root', name: 'v' },
+        ],
+      }),
+    )
+    const refused = await cluster.start({ tokensFile: file }).then(
+      () => null,
+      (err: unknown) => err as { code: string; message: string },
+    )
+    expect(refused?.code).toBe('ERR_CONFIG')
+    expect(refused?.message).toMatch(/has 2 problems: tokens\.0\.token: .*; tokens\.2\.role: /)
+  })
 })
