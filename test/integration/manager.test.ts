@@ -187,7 +187,7 @@ describe('the manager drives rollouts', () => {
     })
     const ended = await until(started.id, 'rolled-back', 45_000)
     expect(ended.reason).toMatch(/failed/)
-    expect(ended.nodes).toMatchObject({ reverted: 1, done: 0, pending: 4 })
+    expect(ended.nodes).toMatchObject({ reverted: 1, done: 0, pending: 0, skipped: 4 })
     await everywhere('hello@1.1')
     // No other node ever left 1.1.
     const touched = agents.filter((a) => {
