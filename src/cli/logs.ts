@@ -14,7 +14,7 @@ export async function printLogs(
   let response: Response
   try {
     response = await fetch(url, {
-      headers: client.authHeaders(),
+      headers: await client.verifiedAuthHeaders(),
       ...(follow ? {} : { signal: AbortSignal.timeout(30_000) }),
     })
   } catch (err) {

@@ -36,6 +36,10 @@ const SUBCOMMANDS = ['status', 'list', 'history', 'undo', ...CONTROLS.map(([op])
 const maxUnavailableFlag = flagValue(nodeCount, '--max-unavailable is N (≥ 1) or P% (1–100%)')
 const canaryFlag = flagValue(percent, '--canary is a percent of the nodes, 1–100')
 const minReadyFlag = flagValue(secondsUpTo(3600), '--min-ready is seconds, 0–3600 (fractions allowed)')
+const progressDeadlineFlag = flagValue((value) => {
+  const ms = secondsUpTo(86_400)(value)
+  return ms == null || ms < 1000 ? null : ms
+}, '--progress-deadline is seconds, 1–86400')
 const failureThresholdFlag = flagValue(
   wholeUpTo(Number.MAX_SAFE_INTEGER),
   '--failure-threshold is a whole number of nodes (≥ 1)',
@@ -58,6 +62,8 @@ type RolloutStartOptions = ClientOptions &
     nodes?: string
     /** Milliseconds (the flag is seconds). */
     minReady?: number
+    /** Milliseconds (the flag is seconds). */
+    progressDeadline?: number
     failureThreshold?: number
     autoRollback?: boolean
   }
@@ -101,6 +107,11 @@ export function addRolloutCommands(program: Command): void {
           'failed nodes that stop the rollout (default 1)',
           failureThresholdFlag,
         )
+        .option(
+          '--progress-deadline <seconds>',
+          "a node's switch not done this long after its turn came fails (default 600)",
+          progressDeadlineFlag,
+        )
         .option('--no-auto-rollback', 'when the threshold is crossed, stop but do not send failed nodes back')
         // `shoal rollout --watch status ID` worked when status was an argument.
         .addOption(new Option('--watch').hideHelp())
@@ -132,6 +143,7 @@ export function addRolloutCommands(program: Command): void {
       ...(opts.nodes == null ? {} : { nodes: String(opts.nodes).split(',').filter(Boolean) }),
       ...(opts.minReady == null ? {} : { minReadyMs: opts.minReady }),
       ...(opts.failureThreshold == null ? {} : { failureThreshold: opts.failureThreshold }),
+      ...(opts.progressDeadline == null ? {} : { progressDeadlineMs: opts.progressDeadline }),
       autoRollback: opts.autoRollback !== false,
     }
     const wait = opts.wait ? { timeoutMs: opts.timeout * 1000, progress: !opts.json } : null
