@@ -4,6 +4,7 @@ import type { RolloutView } from '../manager/index.js'
 import type { ApiClient } from './client.js'
 import { OperationFailedError, WaitTimeoutError } from './exit-codes.js'
 import { shortId, table } from './table.js'
+import { stateText } from './views.js'
 
 export interface FollowOptions {
   timeoutMs: number
@@ -117,7 +118,7 @@ export function formatRollouts(list: RolloutView[]): string {
       r.from ?? '-',
       r.distribution,
       r.strategy,
-      r.reason ? `${r.state} (${r.reason})` : r.state,
+      stateText(r.state, r.reason),
       `${r.nodes.done}/${r.nodes.total} done${r.nodes.failed > 0 ? `, ${r.nodes.failed} failed` : ''}`,
       r.startedAt,
     ]),

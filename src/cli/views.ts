@@ -135,7 +135,7 @@ export function formatAuditTrail(list: HistoryEntry[]): string {
         r.from ?? '-',
         r.to,
         r.strategy,
-        r.reason == null || r.reason === r.state ? r.state : `${r.state} (${r.reason})`,
+        stateText(r.state, r.reason),
         who(r.requestedBy),
         r.requestedAt,
         r.finishedAt ?? '-',
@@ -155,6 +155,12 @@ export function formatAuditTrail(list: HistoryEntry[]): string {
     rows.map((r) => r.cells),
   )
   return failures.length === 0 ? trail : `${trail}\n\nfailures:\n${failures.map((f) => `  ${f}`).join('\n')}`
+}
+
+/** A rollout's state with its reason, without saying the same thing twice ("aborted (aborted)"). */
+export function stateText(state: string, reason: string | null): string {
+  if (reason == null || reason === '' || reason === state) return state
+  return reason === 'aborted' ? `${state} (after an abort)` : `${state} (${reason})`
 }
 
 /** A requester as people read it: a token's `NAME (ROLE)` whole, an agent's peer id shortened. */

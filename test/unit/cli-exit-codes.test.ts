@@ -120,3 +120,15 @@ describe('numeric rollout flags', () => {
     for (const bad of ['3601', '-1', '1e3', 'x', '']) expect(secondsUpTo(3600)(bad)).toBeNull()
   })
 })
+
+describe('rollout states as people read them', () => {
+  it('says a reason once, and an abort that was superseded as such', async () => {
+    const { stateText } = await import('../../src/cli/views.js')
+    expect(stateText('aborted', 'aborted')).toBe('aborted')
+    expect(stateText('superseded', 'aborted')).toBe('superseded (after an abort)')
+    expect(stateText('rolled-back', '1 node(s) failed (threshold 1)')).toBe(
+      'rolled-back (1 node(s) failed (threshold 1))',
+    )
+    expect(stateText('done', null)).toBe('done')
+  })
+})
