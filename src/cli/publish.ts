@@ -146,6 +146,20 @@ function uniqueByHash(artifacts: ArtifactEntry[]): ArtifactEntry[] {
 
 /** Every regular file under `dir` (but distribution.json) as an artifact entry. */
 async function describeFolder(dir: string, chunkSize: number) {
+  // The folder itself first: a wrong path is an operator's mistake, not a file-system error.
+  const folder = await lstat(dir).catch(() => null)
+  if (folder == null)
+    throw new ShoalError(
+      'ERR_RELEASE_FOLDER',
+      `release folder ${dir} does not exist; pass the folder that holds the release's files`,
+      400,
+    )
+  if (!folder.isDirectory())
+    throw new ShoalError(
+      'ERR_RELEASE_FOLDER',
+      `${dir} is not a folder; pass the folder that holds the release's files`,
+      400,
+    )
   const text = await readFile(join(dir, DESCRIPTION_FILE), 'utf8').catch(() => null)
   let raw: unknown = {}
   try {

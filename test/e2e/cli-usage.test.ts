@@ -71,6 +71,25 @@ describe('the shoal command line: verbs, aliases, --json, exit codes, help', () 
     await rm(dir, { recursive: true, force: true })
   })
 
+  it('publish from a folder that does not exist: one line saying so, a code, nothing sent', async () => {
+    const result = await shoal(
+      'publish',
+      join(dir, 'no-such-release'),
+      '--name',
+      'x',
+      '--version',
+      '1',
+      '--key',
+      join(dir, 'pub.key'),
+      '--json',
+    )
+    expect(result.code).toBe(1)
+    expect(jsonError(result)).toMatchObject({
+      code: 'ERR_RELEASE_FOLDER',
+      message: expect.stringContaining('no-such-release does not exist'),
+    })
+  })
+
   it('shoal --help teaches: groups, a workflow, env vars, exit codes; each command has examples', async () => {
     const help = await runCli(['--help'])
     expect(help.code).toBe(0)
