@@ -16,6 +16,8 @@ import {
   type SignedManifest,
   signManifest,
 } from '../artifacts/index.js'
+import { parsePlacement } from '../manager/index.js'
+import { componentsOf } from '../runtime/index.js'
 import { ShoalError } from '../shared/errors.js'
 import type { ApiClient } from './client.js'
 import { formatBytes } from './table.js'
@@ -67,6 +69,9 @@ export async function publish(client: ApiClient, options: PublishOptions): Promi
     options.dir,
     options.chunkSize ?? DEFAULT_CHUNK_SIZE,
   )
+  // The rules the agents apply at rollout, applied before anything is uploaded: a typo in
+  // the placement would otherwise publish a version that can never be rolled out.
+  parsePlacement(description.placement, [...componentsOf(artifacts).keys()])
   const history =
     (await client.find<DistributionView[]>(`/api/distributions/${encodeURIComponent(options.name)}`)) ?? []
   const previous = history.filter((v) => v.version !== options.version).at(-1)

@@ -90,6 +90,34 @@ describe('the shoal command line: verbs, aliases, --json, exit codes, help', () 
     })
   })
 
+  it('publish with a typo in the placement rules: refused before anything is uploaded, naming the rule', async () => {
+    const folder = join(dir, 'typo-release')
+    await mkdir(folder, { recursive: true })
+    await writeFile(join(folder, 'notes.txt'), 'hello\n')
+    await writeFile(
+      join(folder, 'distribution.json'),
+      JSON.stringify({ artifacts: { 'notes.txt': { kind: 'resource' } }, placement: { wbe: 'all' } }),
+    )
+    const result = await shoal(
+      'publish',
+      folder,
+      '--name',
+      'typo',
+      '--version',
+      '1',
+      '--key',
+      join(dir, 'pub.key'),
+      '--json',
+    )
+    expect(result.code).not.toBe(0)
+    expect(jsonError(result)).toMatchObject({
+      code: 'ERR_MANIFEST_INVALID',
+      message: expect.stringContaining('"wbe" is not a component'),
+    })
+    const listed = await shoal('distributions', '--json')
+    expect((JSON.parse(listed.stdout) as Array<{ name: string }>).some((d) => d.name === 'typo')).toBe(false)
+  })
+
   it('shoal --help teaches: groups, a workflow, env vars, exit codes; each command has examples', async () => {
     const help = await runCli(['--help'])
     expect(help.code).toBe(0)
