@@ -61,6 +61,7 @@ import { RUN_FILE, STATE_DIR } from './constants.js'
 import { loadOrCreatePeerKey } from './identity.js'
 import { createNode, type ShoalLibp2p } from './libp2p-node.js'
 import { readSecret } from './secret.js'
+import { startWarnings } from './start-warnings.js'
 import type { WireTraffic } from './wire-meter.js'
 
 /** How long a rollout waits for a version this agent has not heard of yet. */
@@ -139,7 +140,8 @@ export class Agent implements ApiBackend {
     const config = resolveAgentConfig(options)
     const log = logger ?? createLogger({ level: config.logLevel })
     // Read before anything starts: a bad tokens file stops the agent at once.
-    const tokens = config.tokensFile == null ? null : await loadTokens(config.tokensFile)
+    const tokens =
+      config.tokensFile == null ? null : await loadTokens(config.tokensFile, { warn: (m) => log.warn(m) })
     // Components read the API (service discovery) with a token of their own, made at each start.
     const componentToken = tokens == null ? null : randomBytes(24).toString('hex')
     if (componentToken != null) tokens?.add(componentToken, { name: 'components', role: 'viewer' })
@@ -264,6 +266,7 @@ export class Agent implements ApiBackend {
             'Create a secret with "shoal secret new FILE" and pass --secret-file FILE to every agent.',
         )
       }
+      for (const warning of startWarnings(config)) log.warn(warning)
       agent.exporter.start()
       return agent
     } catch (err) {

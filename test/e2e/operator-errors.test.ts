@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { StatusView } from '../../src/api/index.js'
 import { EXIT } from '../../src/cli/exit-codes.js'
 import { type AgentProcess, type CliResult, runCli, spawnAgent } from '../helpers/processes.js'
+import { waitFor } from '../helpers/wait.js'
 
 /**
  * The usual operator mistakes at start, through the real `shoal` binary: each
@@ -169,6 +170,46 @@ describe('operator mistakes at start: one line, a stable code, a fitting exit co
       expect(first.child.exitCode).toBeNull()
     } finally {
       await first?.stop('SIGKILL')
+    }
+  })
+
+  it('an agent that can install nothing and looks for no peers, with a loose tokens file: one warning line each', async () => {
+    const tokens = join(dir, 'loose.tokens')
+    await writeFile(
+      tokens,
+      JSON.stringify({ tokens: [{ name: 'ops', role: 'admin', token: 'a'.repeat(24) }] }),
+      {
+        mode: 0o644,
+      },
+    )
+    const logDir = await mkdtemp(join(tmpdir(), 'shoal-warn-'))
+    let lone: AgentProcess | undefined
+    try {
+      lone = await spawnAgent(
+        ['--cluster', 'mistakes', '--data', join(dir, 'lone'), '--listen', '/ip4/127.0.0.1/tcp/0'].concat([
+          '--api',
+          '127.0.0.1:0',
+          '--tokens',
+          tokens,
+          '--no-mdns',
+          '--preset',
+          'test',
+        ]),
+        logDir,
+      )
+      const logFile = join(logDir, (await readdir(logDir)).find((f) => f.endsWith('.log'))!)
+      const warnings = await waitFor('the start warnings', async () => {
+        const lines = (await readFile(logFile, 'utf8')).split('\n').filter((l) => l.includes(' WARN '))
+        return lines.length >= 3 ? lines : null
+      })
+      expect(warnings.join('\n')).toContain(
+        `tokens file ${tokens} is readable by others (mode 0644); chmod 600`,
+      )
+      expect(warnings.join('\n')).toContain('no --trust was given')
+      expect(warnings.join('\n')).toContain('no --bootstrap was given and mDNS is off')
+    } finally {
+      await lone?.stop('SIGTERM')
+      await rm(logDir, { recursive: true, force: true })
     }
   })
 
