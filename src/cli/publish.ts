@@ -51,6 +51,11 @@ export interface PublishOptions {
   chunkSize?: number
   /** Show a progress bar on stderr (when it is a terminal). */
   progress: boolean
+  /**
+   * Apply the agents' placement rules before uploading (default true). False publishes
+   * what an older shoal would; the agents still refuse such a version at rollout.
+   */
+  preflight?: boolean
 }
 
 export interface PublishResult {
@@ -71,7 +76,7 @@ export async function publish(client: ApiClient, options: PublishOptions): Promi
   )
   // The rules the agents apply at rollout, applied before anything is uploaded: a typo in
   // the placement would otherwise publish a version that can never be rolled out.
-  parsePlacement(description.placement, [...componentsOf(artifacts).keys()])
+  if (options.preflight !== false) parsePlacement(description.placement, [...componentsOf(artifacts).keys()])
   const history =
     (await client.find<DistributionView[]>(`/api/distributions/${encodeURIComponent(options.name)}`)) ?? []
   const previous = history.filter((v) => v.version !== options.version).at(-1)

@@ -54,13 +54,15 @@ describe('placement of components over the cluster', () => {
     const keys = await makeKey(dir)
     const agents = await cluster.startMany(nodes, { trust: [keys.pub] })
     await cluster.waitForConvergence(agents)
-    const publishTo = (agent: Agent, content: string, name: string, version: string) =>
+    // Without the CLI's own check (as an older shoal publishes): the agents must refuse at rollout.
+    const publishTo = (agent: Agent, content: string, name: string, version: string, preflight = false) =>
       publish(new ApiClient(agent.apiUrl), {
         dir: content,
         name,
         version,
         keyFile: keys.key,
         progress: false,
+        preflight,
       })
     return { dir, agents, publishTo }
   }
@@ -252,6 +254,13 @@ describe('placement of components over the cluster', () => {
         .sort((x, y) => x.name.localeCompare(y.name)),
     )
     const bad = await placedDistribution(join(dir, 'bad'), all, { a: { replicas: 0 }, b: 'partition' })
+    // The CLI refuses it before uploading anything…
+    await expect(publishTo(agents[1]!, bad, 'app', '2.0', true)).rejects.toMatchObject({
+      code: 'ERR_MANIFEST_INVALID',
+      message: expect.stringMatching(/placement\.a\.replicas/),
+    })
+    expect(agents[1]!.artifacts.catalogue.get('app@2.0')).toBeUndefined()
+    // …and what an older CLI publishes anyway is refused by every agent at rollout.
     await publishTo(agents[1]!, bad, 'app', '2.0')
     await waitFor('agent 0 to learn app@2.0', () => agents[0]!.artifacts.catalogue.get('app@2.0') != null)
     for (const agent of agents) {
