@@ -227,10 +227,27 @@ function renderRollouts() {
       (
         r,
       ) => `<tr data-rollout-row="${esc(r.id)}"><td>${esc(r.id)}</td><td>${esc(r.kind)}</td><td><code>${esc(r.distribution)}</code></td>
-        <td>${esc(r.strategy)}</td><td class="${esc(r.state)}">${esc(r.state)}</td>
-        <td>${r.nodes.done}/${r.nodes.total}</td><td>${esc(r.requestedBy)}</td><td>${time(r.startedAt)}</td></tr>`,
+        <td>${esc(r.strategy)}</td><td class="${esc(r.state)}">${esc(r.state)}${r.reason != null && r.reason !== r.state ? ` <small>(${esc(r.reason)})</small>` : ''}</td>
+        <td>${r.nodes.done}/${r.nodes.total}</td><td>${esc(who(r.requestedBy))}</td><td>${time(r.startedAt)}</td></tr>${rolloutNotes(r)}`,
     )
     .join('')
+}
+
+/** A requester: a token's `NAME (ROLE)` whole, an agent's peer id shortened. */
+function who(requestedBy) {
+  return /^12D3KooW\w{40,}$/.test(requestedBy) ? short(requestedBy) : requestedBy
+}
+
+/** Under a rollout's row: why nodes failed in it, and who approved, paused, resumed or aborted it. */
+function rolloutNotes(r) {
+  const failures = r.members
+    .filter((n) => n.error != null)
+    .map((n) => `<div class="bad" data-failure="${esc(n.id)}">${esc(short(n.id))}: ${esc(n.error)}</div>`)
+  const actions = (r.actions ?? []).map(
+    (a) => `<div class="muted">${esc(a.op)} by ${esc(who(a.by))} at ${time(a.at)}</div>`,
+  )
+  if (failures.length === 0 && actions.length === 0) return ''
+  return `<tr data-rollout-notes="${esc(r.id)}"><td></td><td colspan="7">${[...failures, ...actions].join('')}</td></tr>`
 }
 
 function renderDistributions() {
