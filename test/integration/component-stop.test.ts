@@ -1,12 +1,6 @@
-import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { Agent } from '../../src/bootstrap/index.js'
-import { ApiClient } from '../../src/cli/client.js'
-import { publish } from '../../src/cli/publish.js'
-import type { RolloutView } from '../../src/manager/index.js'
 import { TestCluster } from '../helpers/cluster.js'
-import { makeComponentDistribution } from '../helpers/components.js'
-import { makeKey } from '../helpers/distribution.js'
+import { oneAgent } from '../helpers/one-agent.js'
 import { waitFor } from '../helpers/wait.js'
 
 const SERVER = `
@@ -25,15 +19,9 @@ describe('a component that exits while the agent stops', () => {
   // exit before its agent drains it. That is the end of it, not a crash to restart.
   it('is not restarted once the agent has begun to stop', async () => {
     cluster = new TestCluster()
-    const dir = await cluster.dataDir()
-    const keys = await makeKey(dir)
-    const [agent] = (await cluster.startMany(1, { trust: [keys.pub] })) as [Agent]
-    const client = new ApiClient(agent.apiUrl)
-    const content = await makeComponentDistribution(join(dir, 'app'), {
-      web: { files: { 'server.mjs': SERVER }, descriptor: { start: { node: 'server.mjs' }, http: true } },
-    })
-    await publish(client, { dir: content, name: 'app', version: '1', keyFile: keys.key, progress: false })
-    await client.post<RolloutView>('/api/rollouts', { json: { distribution: 'app@1' } })
+    const { agent, publishWeb, rollout } = await oneAgent(cluster)
+    await publishWeb('1', SERVER)
+    await rollout('1')
     const web = () => agent.runtime.status().components.find((c) => c.name === 'web')
     const { pid } = await waitFor('web ready', () => (web()?.state === 'ready' ? web() : null))
 

@@ -1,16 +1,11 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { Agent } from '../../src/bootstrap/index.js'
-import { ApiClient } from '../../src/cli/client.js'
-import { publish } from '../../src/cli/publish.js'
 import { formatAuditTrail, type HistoryEntry } from '../../src/cli/views.js'
 import type { RolloutView } from '../../src/manager/index.js'
 import { checkHealth } from '../../src/runtime/health.js'
 import { TestCluster } from '../helpers/cluster.js'
-import { makeComponentDistribution } from '../helpers/components.js'
-import { makeKey } from '../helpers/distribution.js'
+import { oneAgent } from '../helpers/one-agent.js'
 import { waitFor } from '../helpers/wait.js'
 
 /** A web server that, with CRASH set, says why on stderr and exits 1 at start. */
@@ -32,22 +27,9 @@ describe('a rollout keeps why it failed, and who acted on it', () => {
 
   it('a release that exits 1 at start: rolled back, and the record says which node failed and why; approvals are in the audit trail', async () => {
     cluster = new TestCluster()
-    const dir = await cluster.dataDir()
-    const keys = await makeKey(dir)
-    const [agent] = (await cluster.startMany(1, { trust: [keys.pub] })) as [Agent]
-    const client = new ApiClient(agent.apiUrl)
-    for (const [version, env] of [
-      ['1', {}],
-      ['2', { CRASH: '1' }],
-    ] as const) {
-      const content = await makeComponentDistribution(join(dir, `v${version}`), {
-        web: {
-          files: { 'server.mjs': SERVER },
-          descriptor: { start: { node: 'server.mjs' }, http: true, env },
-        },
-      })
-      await publish(client, { dir: content, name: 'app', version, keyFile: keys.key, progress: false })
-    }
+    const { agent, client, publishWeb } = await oneAgent(cluster)
+    await publishWeb('1', SERVER)
+    await publishWeb('2', SERVER, { env: { CRASH: '1' } })
     const finished = (id: string, state: string) =>
       waitFor(`${id} ${state}`, async () => {
         const view = await client.get<RolloutView>(`/api/rollouts/${id}`)

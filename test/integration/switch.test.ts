@@ -2,14 +2,10 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { MemberView } from '../../src/api/index.js'
-import type { Agent } from '../../src/bootstrap/index.js'
-import { ApiClient } from '../../src/cli/client.js'
-import { publish } from '../../src/cli/publish.js'
 import type { RolloutView } from '../../src/manager/index.js'
 import type { ComponentStatus } from '../../src/runtime/index.js'
 import { TestCluster } from '../helpers/cluster.js'
-import { makeComponentDistribution } from '../helpers/components.js'
-import { makeKey } from '../helpers/distribution.js'
+import { isRunning, oneAgent } from '../helpers/one-agent.js'
 import { waitFor } from '../helpers/wait.js'
 
 /** A web server whose /healthz answers 200 once the file named by GATE exists (always, without GATE). */
@@ -29,16 +25,6 @@ process.on('SIGTERM', () => process.exit(0))
 if (process.env.CRASH) process.exit(1)
 `
 
-function isRunning(pid: number | null): boolean {
-  if (pid == null) return false
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
 describe('a node switches versions make-before-break', () => {
   let cluster: TestCluster
   afterEach(async () => {
@@ -47,26 +33,11 @@ describe('a node switches versions make-before-break', () => {
 
   it('starts the new version beside the old one, which serves until the new one is ready; an exclusive component stops first', async () => {
     cluster = new TestCluster()
-    const dir = await cluster.dataDir()
-    const keys = await makeKey(dir)
-    const [agent] = (await cluster.startMany(1, { trust: [keys.pub] })) as [Agent]
-    const client = new ApiClient(agent.apiUrl)
+    const { dir, agent, client, publishWeb, rollout, webs } = await oneAgent(cluster)
     const release = async (version: string, descriptor: Record<string, unknown>) => {
-      const content = await makeComponentDistribution(join(dir, `v${version}`), {
-        web: {
-          files: { 'server.mjs': SERVER },
-          descriptor: {
-            start: { node: 'server.mjs' },
-            http: true,
-            health: { http: '/healthz' },
-            ...descriptor,
-          },
-        },
-      })
-      await publish(client, { dir: content, name: 'app', version, keyFile: keys.key, progress: false })
-      await client.post<RolloutView>('/api/rollouts', { json: { distribution: `app@${version}` } })
+      await publishWeb(version, SERVER, { health: { http: '/healthz' }, ...descriptor })
+      await rollout(version)
     }
-    const webs = () => agent.runtime.status().components.filter((c) => c.name === 'web')
     const published = async () =>
       ((await client.get<MemberView[]>('/api/members')).find((m) => m.id === agent.id)?.components ??
         []) as Array<{ name: string; version: string; state: string; instance?: number }>
@@ -122,24 +93,12 @@ describe('a node switches versions make-before-break', () => {
   })
   it('keeps the previous version of a component serving when its new version fails, until the next switch', async () => {
     cluster = new TestCluster()
-    const dir = await cluster.dataDir()
-    const keys = await makeKey(dir)
-    const [agent] = (await cluster.startMany(1, { trust: [keys.pub] })) as [Agent]
-    const client = new ApiClient(agent.apiUrl)
+    const { agent, publishWeb, rollout, webs } = await oneAgent(cluster)
     const release = async (version: string, env: Record<string, string> = {}) => {
-      const content = await makeComponentDistribution(join(dir, `v${version}`), {
-        web: {
-          files: { 'server.mjs': SERVER },
-          descriptor: { start: { node: 'server.mjs' }, http: true, health: { http: '/healthz' }, env },
-        },
-      })
-      await publish(client, { dir: content, name: 'app', version, keyFile: keys.key, progress: false })
+      await publishWeb(version, SERVER, { health: { http: '/healthz' }, env })
       // No automatic rollback: the failed state is what this test looks at.
-      await client.post<RolloutView>('/api/rollouts', {
-        json: { distribution: `app@${version}`, autoRollback: false },
-      })
+      await rollout(version, { autoRollback: false })
     }
-    const webs = () => agent.runtime.status().components.filter((c) => c.name === 'web')
 
     await release('1')
     const first = await waitFor('app@1 ready', () =>
@@ -156,7 +115,7 @@ describe('a node switches versions make-before-break', () => {
     expect(await (await fetch(first.endpoint!)).json()).toEqual({ version: '1' })
 
     // Back to version 1: a new instance starts, and the one kept serving retires once it is ready.
-    await client.post<RolloutView>('/api/rollouts', { json: { distribution: 'app@1' } })
+    await rollout('1')
     await waitFor('app@1 again', () => {
       const status = agent.runtime.status()
       return status.active === 'app@1' && status.phase === 'done' && webs().length === 1
@@ -164,34 +123,23 @@ describe('a node switches versions make-before-break', () => {
     expect(webs()[0]).toMatchObject({ version: '1', state: 'ready', instance: 1 })
     await waitFor('the kept instance stopped', () => !isRunning(first.pid))
   })
+
   it('an abort during a switch gives it up at once: the new version stops, the old one never did', async () => {
     cluster = new TestCluster()
-    const dir = await cluster.dataDir()
-    const keys = await makeKey(dir)
-    const [agent] = (await cluster.startMany(1, { trust: [keys.pub] })) as [Agent]
-    const client = new ApiClient(agent.apiUrl)
-    for (const version of ['1', '2']) {
-      const content = await makeComponentDistribution(join(dir, `v${version}`), {
-        web: {
-          files: { 'server.mjs': SERVER },
-          // Version 2 never becomes healthy (its gate is never opened).
-          descriptor: {
-            start: { node: 'server.mjs' },
-            http: true,
-            health: { http: '/healthz' },
-            // …and waits 10 minutes before it counts that as a crash: only an interrupt ends its switch.
-            ...(version === '2' ? { env: { GATE: join(dir, 'never') }, startTimeoutMs: 600_000 } : {}),
-          },
-        },
-      })
-      await publish(client, { dir: content, name: 'app', version, keyFile: keys.key, progress: false })
-    }
-    const webs = () => agent.runtime.status().components.filter((c) => c.name === 'web')
-    await client.post<RolloutView>('/api/rollouts', { json: { distribution: 'app@1' } })
+    const { dir, agent, client, publishWeb, rollout, webs } = await oneAgent(cluster)
+    await publishWeb('1', SERVER, { health: { http: '/healthz' } })
+    // Version 2 never becomes healthy (its gate is never opened), and waits 10 minutes
+    // before it counts that as a crash: only an interrupt ends its switch.
+    await publishWeb('2', SERVER, {
+      health: { http: '/healthz' },
+      env: { GATE: join(dir, 'never') },
+      startTimeoutMs: 600_000,
+    })
+    await rollout('1')
     const old = await waitFor('app@1 ready', () =>
       agent.runtime.status().active === 'app@1' && webs()[0]?.state === 'ready' ? webs()[0] : null,
     )
-    const bad = await client.post<RolloutView>('/api/rollouts', { json: { distribution: 'app@2' } })
+    const bad = await rollout('2')
     const fresh = await waitFor('version 2 starting', () =>
       webs().find((c) => c.version === '2' && c.state === 'starting' && c.pid != null),
     )
