@@ -14,6 +14,8 @@ describe('availability: a graceful leave does not take the cluster’s decisions
   // voters of a larger cluster leave within one manager tick. docs/manager.md says a member
   // that left "is removed at once". Expected: the survivor keeps acting (a `left` voter,
   // announced by the node itself, is not a split, so it need not count).
+  // Open issue 18 (a replicated command log with explicit voter changes) makes this a real
+  // test: it is kept as it.fails until then so that the day it passes, it says so.
   it.fails('one of two voters leaves: the other keeps acting as the manager', async () => {
     const agents = await cluster.startMany(2)
     await cluster.waitForConvergence(agents)
