@@ -55,7 +55,10 @@ export function claimOf(meta: MemberMetadata): number | null {
 export function elect(input: ElectionInput): ElectionView {
   const bySelf = new Map(input.members.map((m) => [m.id, m]))
   const alive = input.members.filter((m) => m.state === 'alive' && isEligible(m))
-  const voters = input.voters.length > 0 ? [...input.voters] : alive.map((m) => m.id).sort() // first formation
+  // A voter that announced its own leave is not a voter that might be across a split: it
+  // does not count, so the last voters standing keep their quorum (the manager also drops it).
+  const recorded = input.voters.filter((id) => bySelf.get(id)?.state !== 'left')
+  const voters = recorded.length > 0 ? recorded : alive.map((m) => m.id).sort() // first formation
   const aliveVoters = voters.filter((id) => bySelf.get(id)?.state === 'alive').length
   const quorum = aliveVoters * 2 > voters.length
 

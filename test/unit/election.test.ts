@@ -264,3 +264,18 @@ describe('elect: after a partition heals', () => {
     expect(managers).toEqual(['c', 'c', 'c'])
   })
 })
+
+describe('elect: voters that left', () => {
+  it('a voter that announced its leave does not count; one that is dead still does', () => {
+    const left = round('a', [member('a', { claim: 3 }), member('b', { state: 'left' })], {
+      voters: ['a', 'b'],
+      myClaim: 3,
+    })
+    expect(left).toMatchObject({ manager: 'a', quorum: true, voters: ['a'], aliveVoters: 1 })
+    const dead = round('a', [member('a', { claim: 3 }), member('b', { state: 'dead' })], {
+      voters: ['a', 'b'],
+      myClaim: 3,
+    })
+    expect(dead).toMatchObject({ quorum: false, voters: ['a', 'b'], aliveVoters: 1 })
+  })
+})
