@@ -226,9 +226,44 @@ function helloApp(dir: string): Promise<string> {
 
 const ADMIN_TOKEN = 'admin-token-0123456789abcdef'
 
+/**
+ * Scrapes `url` every 100 ms until stopped and keeps the scrape with the highest
+ * received transfer rate, with the received byte total of that same scrape. A rate
+ * is a 10 s window that the scrape must fall in; watching the whole transfer, not
+ * one scrape after it, keeps that from depending on how fast a loaded machine is.
+ */
+function watchReceivedRate(url: string) {
+  const peak = { rate: 0, bytes: 0 }
+  let stopped = false
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        const metrics = await scrape(url)
+        const rate =
+          sampleValue(metrics, 'shoal_transfer_rate_bytes_per_second', { direction: 'received' }) ?? 0
+        if (rate > peak.rate) {
+          peak.rate = rate
+          peak.bytes = sampleValue(metrics, 'shoal_transfer_bytes_total', { direction: 'received' }) ?? 0
+        }
+      } catch {
+        // A failed scrape is retried; the test asserts on what the others saw.
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  })()
+  return {
+    peak,
+    stop: async () => {
+      stopped = true
+      await loop
+    },
+  }
+}
+
 describe('GET /metrics on an agent', () => {
   const cluster = new TestCluster()
   let agents: Agent[]
+  let receivedRate: ReturnType<typeof watchReceivedRate> | undefined
 
   beforeAll(async () => {
     const dir = await cluster.dataDir()
@@ -241,6 +276,7 @@ describe('GET /metrics on an agent', () => {
     )
     agents = await cluster.startMany(3, { trust: [keys.pub], tokensFile })
     await cluster.waitForConvergence(agents)
+    receivedRate = watchReceivedRate(`${agents[1]!.apiUrl}/metrics`)
     const api = new ApiClient(agents[0]!.apiUrl, ADMIN_TOKEN)
     await publish(api, {
       dir: await helloApp(dir),
@@ -266,9 +302,21 @@ describe('GET /metrics on an agent', () => {
       },
       { timeout: 30_000, interval: 100 },
     )
+    // The rate rises at the first sample after the chunks arrive and stays up for its window;
+    // if it never does, the test below says so.
+    const peak = receivedRate.peak
+    await waitFor('agents[1] to report a received transfer rate', () => peak.rate > 0, {
+      timeout: 30_000,
+      interval: 100,
+    })
+      .catch(() => {})
+      .finally(() => receivedRate?.stop())
   })
 
-  afterAll(() => cluster.cleanup())
+  afterAll(async () => {
+    await receivedRate?.stop()
+    await cluster.cleanup()
+  })
 
   it('parses as Prometheus text, without a token, and counts what the cluster did', async () => {
     // agents[1] did not publish: it fetched every byte from its peers.
@@ -299,9 +347,10 @@ describe('GET /metrics on an agent', () => {
       sampleValue(metrics, 'shoal_transfer_bytes_total', { direction: 'received' }),
     ).toBeGreaterThanOrEqual(hello!.bytes)
     expect(sampleValue(metrics, 'shoal_transfer_chunks_total', { direction: 'received' })).toBeGreaterThan(0)
-    expect(
-      sampleValue(metrics, 'shoal_transfer_rate_bytes_per_second', { direction: 'received' }),
-    ).toBeGreaterThanOrEqual(0)
+    // The download showed as a rate, in bytes per second: two samples are at least 1 s apart,
+    // so no rate exceeds the bytes received so far (half a second of slack for the timers).
+    expect(receivedRate!.peak.rate, 'the received transfer rate never rose above 0').toBeGreaterThan(0)
+    expect(receivedRate!.peak.rate).toBeLessThanOrEqual(receivedRate!.peak.bytes / 0.5)
     expect(sampleValue(metrics, 'shoal_chunk_failures_total', { reason: 'corrupt' })).toBe(0)
     expect(sampleValue(metrics, 'shoal_distributions', { state: 'complete' })).toBe(1)
 
