@@ -1,13 +1,12 @@
 /**
  * CPU a member spends on whole-view work as N grows, on this machine (the
  * simulation gives CPU for free): encoding and decoding a full state-sync message
- * (messages.ts, with its schema checks), a view digest as MemberTable computes it,
+ * (messages.ts, with its schema checks), the view digest MemberTable sends (view-digest.ts),
  * and decoding a joiner's re-broadcast of its whole view as one gossip message.
  */
-import { createHash } from 'node:crypto'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import type { MemberRecord } from '../../src/membership/index.js'
+import { type MemberRecord, viewDigest } from '../../src/membership/index.js'
 import { decodeGossip, decodeSync, encode } from '../../src/membership/messages.js'
 import { agentMeta } from './cluster.js'
 
@@ -51,10 +50,7 @@ export async function measureViewCpu(sizes: number[]): Promise<ViewCpu[]> {
       syncMessageBytes: bytes.byteLength,
       encodeMs: time(() => encode(message)),
       decodeMs: time(() => decodeSync(bytes)),
-      digestMs: time(() => {
-        const lines = records.map((r) => `${r.id}:${r.incarnation}:${r.state}`).sort()
-        createHash('sha256').update(lines.join('\n')).digest('base64url')
-      }),
+      digestMs: time(() => viewDigest(records)),
       rebroadcastBytes: gossip.byteLength,
       rebroadcastDecodeMs: time(() => {
         try {

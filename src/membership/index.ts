@@ -17,6 +17,7 @@ export type { IncarnationStore, MembershipComponents, MembershipStats } from './
 export { Membership } from './membership.js'
 export type { MembershipNetwork } from './network.js'
 export { type MembershipProtocols, membershipProtocols } from './protocols.js'
+export { viewDigest } from './view-digest.js'
 
 export interface MembershipInit {
   /** Cluster name; scopes the protocols and the gossip topic. */

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import type { Logger } from '../shared/logger.js'
 import type { TypedEvents } from '../shared/typed-events.js'
 import { type MembershipTimers, suspicionBounds } from './config.js'
@@ -6,6 +5,7 @@ import type { MembershipEvents } from './events.js'
 import { applyClaim, refutation } from './incarnation.js'
 import type { Claim, Member, MemberRecord } from './member.js'
 import { Suspicion } from './suspicion.js'
+import { viewDigest } from './view-digest.js'
 
 export interface MemberTableHooks {
   /** A suspicion ran out: the table has marked the member dead; tell the cluster. */
@@ -80,15 +80,9 @@ export class MemberTable {
     return n
   }
 
-  /**
-   * A digest of who is in which incarnation and state; two views with the same
-   * digest need no full exchange.
-   */
+  /** The view's digest (view-digest.ts); two views with the same digest need no full exchange. */
   digest(): string {
-    const lines = [...this.entries.values()]
-      .map(({ record }) => `${record.id}:${record.incarnation}:${record.state}`)
-      .sort()
-    return createHash('sha256').update(lines.join('\n')).digest('base64url')
+    return viewDigest(Array.from(this.entries.values(), (entry) => entry.record))
   }
 
   /** Applies one claim; true when it changed the view (so it is news worth passing on). */
