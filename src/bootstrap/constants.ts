@@ -8,5 +8,5 @@ export const MDNS_INTERVAL = { lan: 2_000, cloud: 10_000, test: 250 } as const
 export const PEER_KEY_FILE = 'peer.key'
 export const STATE_DIR = 'state'
 export const RUN_FILE = 'agent.json'
-/** Cluster names go into protocol ids, topics and the mDNS service name (a DNS label). */
-export const CLUSTER_NAME = /^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/
+/** Re-exported for config.ts; its home is shared/ because providers checks cluster names too. */
+export { CLUSTER_NAME } from '../shared/cluster-name.js'

@@ -12,7 +12,7 @@ import {
   type Tag,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2'
-import { CLUSTER_NAME } from '../bootstrap/constants.js'
+import { CLUSTER_NAME } from '../shared/cluster-name.js'
 import { messageOf } from '../shared/errors.js'
 import type { Logger } from '../shared/logger.js'
 import { VERSION } from '../shared/version.js'
