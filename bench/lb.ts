@@ -225,6 +225,7 @@ async function changesUnderLoad(dirs: TempDirs, notes: string[]) {
     await until(async () => (await client.get<RolloutView>(`/api/rollouts/${rollout.id}`)).state === 'done')
 
     const lbPort = await freePort()
+    const adminPort = await freePort()
     const lb = spawn(
       process.execPath,
       [
@@ -235,6 +236,8 @@ async function changesUnderLoad(dirs: TempDirs, notes: string[]) {
         'bench-proc',
         '--listen',
         `127.0.0.1:${lbPort}`,
+        '--admin',
+        `127.0.0.1:${adminPort}`,
         '--no-mdns',
       ]
         .concat(['--data', await dirs.make('shoal-bench-lb-lb-'), '--p2p-listen', '/ip4/127.0.0.1/tcp/0'])
@@ -246,7 +249,9 @@ async function changesUnderLoad(dirs: TempDirs, notes: string[]) {
     const lbUrl = `http://127.0.0.1:${lbPort}`
     const readyBackends = async () =>
       (
-        (await (await fetch(`${lbUrl}/_shoal/lb`)).json()) as { backends: Array<{ state: string }> }
+        (await (await fetch(`http://127.0.0.1:${adminPort}/_shoal/lb`)).json()) as {
+          backends: Array<{ state: string }>
+        }
       ).backends.filter((b) => b.state === 'ready').length
     await until(async () => (await readyBackends()) === 3)
 

@@ -410,9 +410,20 @@ async function measureRolling(dirs: TempDirs, notes: string[]) {
     )
 
     const lbPort = await freePort()
+    const adminPort = await freePort()
     lb = spawn(
       process.execPath,
-      [...AGENT_NODE_FLAGS, CLI, 'lb', '--cluster', 'bench-proc', '--listen', `127.0.0.1:${lbPort}`]
+      [
+        ...AGENT_NODE_FLAGS,
+        CLI,
+        'lb',
+        '--cluster',
+        'bench-proc',
+        '--listen',
+        `127.0.0.1:${lbPort}`,
+        '--admin',
+        `127.0.0.1:${adminPort}`,
+      ]
         .concat(['--no-mdns', '--data', await dirs.make('shoal-bench-mgr-lb-')])
         .concat(['--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'error'])
         .concat(tcpAddrs(agents[0]!).flatMap((b) => ['--bootstrap', b])),
@@ -420,9 +431,10 @@ async function measureRolling(dirs: TempDirs, notes: string[]) {
     )
     await firstLine(lb)
     const lbUrl = `http://127.0.0.1:${lbPort}`
+    const lbAdmin = `http://127.0.0.1:${adminPort}`
     const inRotation = async () =>
       new Set(
-        (await getJson<ProxyStatus>(lbUrl, '/_shoal/lb')).backends
+        (await getJson<ProxyStatus>(lbAdmin, '/_shoal/lb')).backends
           .filter((b) => b.state === 'ready' && !b.ejected)
           .map((b) => b.node),
       ).size
@@ -447,7 +459,7 @@ async function measureRolling(dirs: TempDirs, notes: string[]) {
       while (sampling) {
         const next = performance.now() + 100
         const [lbStatus, members, rolloutView] = await Promise.all([
-          getJson<ProxyStatus>(lbUrl, '/_shoal/lb', 2000).catch(() => null),
+          getJson<ProxyStatus>(lbAdmin, '/_shoal/lb', 2000).catch(() => null),
           getJson<MemberView[]>(managerApi, '/api/members', 2000).catch(() => null),
           rolloutId == null
             ? null

@@ -196,9 +196,20 @@ export async function runNodes() {
 
     // The load balancer (built-in proxy) in front of `web`.
     const lbPort = await freePort()
+    const adminPort = await freePort()
     const lb = spawn(
       process.execPath,
-      [...AGENT_NODE_FLAGS, CLI, 'lb', '--cluster', 'bench-proc', '--listen', `127.0.0.1:${lbPort}`]
+      [
+        ...AGENT_NODE_FLAGS,
+        CLI,
+        'lb',
+        '--cluster',
+        'bench-proc',
+        '--listen',
+        `127.0.0.1:${lbPort}`,
+        '--admin',
+        `127.0.0.1:${adminPort}`,
+      ]
         .concat(['--no-mdns', '--data', join(work, 'lb'), '--preset', PRESET])
         .concat(['--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'error'])
         .concat(boot.flatMap((b) => ['--bootstrap', b])),
@@ -207,9 +218,10 @@ export async function runNodes() {
     children.push(lb)
     await firstLine(lb)
     const lbUrl = `http://127.0.0.1:${lbPort}`
+    const lbAdmin = `http://127.0.0.1:${adminPort}`
     await until(
       `${CLUSTER_SIZE} nodes in the load balancer's rotation`,
-      async () => (await inRotation(lbUrl)).size === CLUSTER_SIZE,
+      async () => (await inRotation(lbAdmin)).size === CLUSTER_SIZE,
     )
 
     // Baseline: the same bytes over plain HTTP on loopback, from another process; one
@@ -223,7 +235,7 @@ export async function runNodes() {
       try {
         const baselineMs = await plain.once()
         await sleep(1000)
-        runs.push({ ...(await copyOnce(i, agents, lbUrl, notes)), baselineMs })
+        runs.push({ ...(await copyOnce(i, agents, lbUrl, lbAdmin, notes)), baselineMs })
       } catch (err) {
         notes.push(`run ${i} failed: ${String(err)}`)
         console.error(err)
@@ -393,7 +405,13 @@ export async function runNodes() {
 
 // --- one copy ---------------------------------------------------------------------------
 
-async function copyOnce(run: number, agents: Agent[], lbUrl: string, notes: string[]): Promise<CopyRun> {
+async function copyOnce(
+  run: number,
+  agents: Agent[],
+  lbUrl: string,
+  lbAdmin: string,
+  notes: string[],
+): Promise<CopyRun> {
   const launcher = agents[0]!
   const model = agents[1]!
   const remover = agents[2]!
@@ -444,7 +462,7 @@ async function copyOnce(run: number, agents: Agent[], lbUrl: string, notes: stri
       id == null ? null : getJson<MemberView[]>(launcher.info.api, '/api/members').catch(() => null),
       api == null ? null : getJson<DistributionView[]>(api, '/api/distributions').catch(() => null),
       api == null ? null : getJson<RuntimeStatus>(api, '/api/components').catch(() => null),
-      id == null ? null : inRotation(lbUrl).catch(() => null),
+      id == null ? null : inRotation(lbAdmin).catch(() => null),
     ])
     const [opNow, members, dists, comps, inLb] = polls
     const now = Math.round(performance.now() - t0)
@@ -563,7 +581,7 @@ async function copyOnce(run: number, agents: Agent[], lbUrl: string, notes: stri
     notes.push(`run ${run}: shoal node remove printed ${JSON.stringify(out.stdout.slice(0, 300))}`)
   }
   if ('error' in out) notes.push(`run ${run}: shoal node remove failed: ${out.error}`)
-  const lbDroppedMs = await untilMs(async () => !(await inRotation(lbUrl, true)).has(id!), 30_000)
+  const lbDroppedMs = await untilMs(async () => !(await inRotation(lbAdmin, true)).has(id!), 30_000)
   const processExited = pid == null ? true : !isAlive(pid)
 
   return {
@@ -749,8 +767,8 @@ async function descendantTicks(): Promise<number> {
 let launchedMark: string | null = null
 
 /** Nodes whose `web` backend the load balancer lists ready (`any`: listed at all). */
-async function inRotation(lbUrl: string, any = false): Promise<Set<string>> {
-  const status = await getJson<ProxyStatus>(lbUrl, '/_shoal/lb', 2000)
+async function inRotation(lbAdmin: string, any = false): Promise<Set<string>> {
+  const status = await getJson<ProxyStatus>(lbAdmin, '/_shoal/lb', 2000)
   return new Set(status.backends.filter((b) => any || (b.state === 'ready' && !b.ejected)).map((b) => b.node))
 }
 

@@ -111,9 +111,20 @@ export async function runSwitch(options: { sizes: number[] }) {
     await change(client, { distribution: 'educa@1.0' }, 120_000)
 
     const lbPort = await freePort()
+    const adminPort = await freePort()
     lb = spawn(
       process.execPath,
-      [...AGENT_NODE_FLAGS, CLI, 'lb', '--cluster', 'bench-proc', '--listen', `127.0.0.1:${lbPort}`]
+      [
+        ...AGENT_NODE_FLAGS,
+        CLI,
+        'lb',
+        '--cluster',
+        'bench-proc',
+        '--listen',
+        `127.0.0.1:${lbPort}`,
+        '--admin',
+        `127.0.0.1:${adminPort}`,
+      ]
         .concat(['--no-mdns', '--data', await dirs.make('shoal-bench-switch-lb-'), ...closed])
         .concat(['--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'error'])
         .concat(tcpAddrs(agents[0]!).flatMap((b) => ['--bootstrap', b])),
@@ -121,9 +132,10 @@ export async function runSwitch(options: { sizes: number[] }) {
     )
     await firstLine(lb)
     const lbUrl = `http://127.0.0.1:${lbPort}`
+    const lbAdmin = `http://127.0.0.1:${adminPort}`
     const ids = agents.map((a) => a.info.id)
     await until(`${n} backends ready in the load balancer`, async () => {
-      const { backends } = await getJson<ProxyStatus>(lbUrl, '/_shoal/lb')
+      const { backends } = await getJson<ProxyStatus>(lbAdmin, '/_shoal/lb')
       return new Set(backends.filter((b) => b.state === 'ready').map((b) => b.node)).size === n
     })
 
@@ -134,7 +146,7 @@ export async function runSwitch(options: { sizes: number[] }) {
       const sampler = (async () => {
         while (sampling) {
           const next = performance.now() + 100
-          const status = await getJson<ProxyStatus>(lbUrl, '/_shoal/lb', 2000).catch(() => null)
+          const status = await getJson<ProxyStatus>(lbAdmin, '/_shoal/lb', 2000).catch(() => null)
           if (status != null) {
             const ready = new Set(
               status.backends.filter((b) => b.state === 'ready' && !b.ejected).map((b) => b.node),

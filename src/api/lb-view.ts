@@ -4,6 +4,7 @@ import type { MemberView } from './views.js'
 export interface LoadBalancerView {
   id: string
   state: string
+  /** Its admin listener (status and metrics), where the view asked. */
   url: string | null
   /** Its `/_shoal/lb` answer (service, strategy, backends with counters), or null when unreachable. */
   status: unknown
@@ -15,18 +16,30 @@ const STATUS_TIMEOUT_MS = 1_000
 
 /**
  * The load balancers in membership (observers with the `lb` role announce their
- * URL) and each one's backends, asked over HTTP.
+ * admin URL) and each one's backends, asked over HTTP; `credential` (derived
+ * from the cluster secret) opens an admin listener that asks for tokens.
  */
-export async function loadBalancers(members: MemberView[]): Promise<LoadBalancerView[]> {
+export async function loadBalancers(
+  members: MemberView[],
+  credential: string | null = null,
+): Promise<LoadBalancerView[]> {
   const observers = members.filter((m) => m.roles.includes('lb') && m.state !== 'left')
   return Promise.all(
     observers.map(async (m): Promise<LoadBalancerView> => {
-      const url = reachableUrl(m)
+      // `admin`: its admin listener; a load balancer from before it had one served its status on `url`.
+      const url = reachableUrl(m, typeof m.meta.admin === 'string' ? m.meta.admin : m.meta.url)
       const base = { id: m.id, state: m.state, url }
-      if (url == null) return { ...base, status: null, error: 'it announces no URL' }
+      if (url == null) return { ...base, status: null, error: 'it announces no admin URL' }
       if (m.state === 'dead') return { ...base, status: null, error: 'dead' }
       try {
-        const res = await fetch(`${url}/_shoal/lb`, { signal: AbortSignal.timeout(STATUS_TIMEOUT_MS) })
+        const res = await fetch(`${url}/_shoal/lb`, {
+          headers: credential == null ? {} : { authorization: `Bearer ${credential}` },
+          signal: AbortSignal.timeout(STATUS_TIMEOUT_MS),
+        })
+        if (!res.ok) {
+          const body = (await res.json().catch(() => null)) as { error?: { message?: string } } | null
+          return { ...base, status: null, error: body?.error?.message ?? `HTTP ${res.status}` }
+        }
         return { ...base, status: await res.json() }
       } catch (err) {
         return { ...base, status: null, error: (err as Error).message }
@@ -35,9 +48,8 @@ export async function loadBalancers(members: MemberView[]): Promise<LoadBalancer
   )
 }
 
-/** Its announced URL, with a wildcard listen address replaced by the host it is a member at. */
-function reachableUrl(member: MemberView): string | null {
-  const url = member.meta.url
+/** An announced URL, with a wildcard listen address replaced by the host it is a member at. */
+function reachableUrl(member: MemberView, url: unknown): string | null {
   if (typeof url !== 'string') return null
   const wildcard = /^http:\/\/(0\.0\.0\.0|\[::\])(?=:)/
   if (!wildcard.test(url)) return url

@@ -8,5 +8,5 @@ export {
 } from './config.js'
 export { DEFAULT_API, RUN_FILE } from './constants.js'
 export { Observer, type ObserverOptions } from './observer.js'
-export { readSecret, writeNewSecret } from './secret.js'
+export { clusterCredential, readSecret, writeNewSecret } from './secret.js'
 export type { WireTraffic } from './wire-meter.js'

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { generateKey } from '@libp2p/pnet'
 import { ShoalError } from '../shared/errors.js'
@@ -47,4 +48,15 @@ function unreadable(file: string, err: NodeJS.ErrnoException): string {
     default:
       return `cannot read secret file ${file}: ${err.message}`
   }
+}
+
+/**
+ * A credential every holder of the cluster secret can compute and nobody else:
+ * HMAC-SHA256 of `purpose` keyed with the secret, hex. Agents present it to a load
+ * balancer's admin listener (`purpose` "lb-admin") so that their dashboards can read
+ * its status when it is exposed with tokens; it never travels in the clear unless
+ * that listener does.
+ */
+export function clusterCredential(secret: Uint8Array, purpose: string): string {
+  return `shoal-cluster.${createHmac('sha256', secret).update(`shoal/${purpose}/v1`).digest('hex')}`
 }

@@ -44,9 +44,9 @@ export class NotAnAgentError extends ShoalError {
 }
 
 /**
- * Where the CLI asks, without credentials, what answers at an address. A Shoal
- * load balancer answers this path itself (its status) and never forwards it to
- * the application; an agent answers it with its own JSON 404.
+ * Where the CLI asks, without credentials, what answers at an address. An agent
+ * answers it with its own JSON 404; a Shoal load balancer's admin listener with its
+ * status; its public listener forwards it to the application and adds `Via: … shoal-lb`.
  */
 export const PROBE_PATH = '/_shoal/lb'
 
@@ -111,9 +111,18 @@ export function identify(response: Response, text: string): string | null {
     (response.status === 403 && error?.code === 'ERR_FORBIDDEN_HOST')
   )
     return null
+  // Its public listener forwards every path to the application and names itself in `Via`.
+  if (/\bshoal-lb\b/.test(response.headers.get('via') ?? ''))
+    return "is a Shoal load balancer (the application's address), not an agent's API"
   const lb = body as { service?: unknown; backends?: unknown } | null
   if (response.status === 200 && typeof lb?.service === 'string' && Array.isArray(lb.backends))
-    return `is a Shoal load balancer (service ${lb.service}), not an agent's API`
+    return `is a Shoal load balancer's admin listener (service ${lb.service}), not an agent's API`
+  if (
+    response.status === 401 &&
+    typeof error?.message === 'string' &&
+    error.message.startsWith("this load balancer's admin listener")
+  )
+    return "is a Shoal load balancer's admin listener, not an agent's API"
   if (response.status === 404 && text.startsWith('only GET /metrics is served here'))
     return "is a Shoal metrics port (it serves only GET /metrics), not an agent's API"
   const server = response.headers.get('server')

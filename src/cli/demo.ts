@@ -131,13 +131,14 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     }
     // The load balancer: an observer member routing to every ready `web`.
     const lbPort = await freePort('127.0.0.1', 8080)
+    const adminPort = await freePort('127.0.0.1', 9180)
     const lbDir = join(dataDir, 'lb')
     await mkdir(lbDir, { recursive: true })
     if (stopping != null) return
     const lbLog = openSync(join(lbDir, 'lb.log'), 'a')
     const lbArgs = [CLI, 'lb', '--cluster', CLUSTER, '--listen', `127.0.0.1:${lbPort}`, '--data', lbDir]
     lbArgs.push('--bootstrap', `/ip4/127.0.0.1/tcp/${firstP2pPort}`, '--p2p-listen', '/ip4/127.0.0.1/tcp/0')
-    lbArgs.push('--secret-file', secretFile, '--no-mdns')
+    lbArgs.push('--admin', `127.0.0.1:${adminPort}`, '--secret-file', secretFile, '--no-mdns')
     const lb = spawn(process.execPath, [...AGENT_NODE_FLAGS, ...lbArgs], { stdio: ['ignore', lbLog, lbLog] })
     lb.once('exit', (code) => {
       if (stopping != null) return
@@ -146,18 +147,19 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     })
     children.push(lb)
     const app = `http://127.0.0.1:${lbPort}`
+    const lbAdmin = `http://127.0.0.1:${adminPort}`
 
     await waitForConvergence(apis, token)
     await deployEduca(new ApiClient(apis[0]!, token), keyFile, join(dataDir, 'educa'), options.json)
-    await waitForApp(app, options.nodes)
+    await waitForApp(app, lbAdmin, options.nodes)
     const lastNode = (await new ApiClient(apis.at(-1)!, token).get<{ id: string }>('/api/status')).id
     if (options.json) {
-      console.log(JSON.stringify({ app, dashboard: apis[0], apis, token }))
+      console.log(JSON.stringify({ app, lbAdmin, dashboard: apis[0], apis, token }))
     } else {
       console.log(`Shoal demo: ${options.nodes} agents in cluster "${CLUSTER}" (closed by ${secretFile})`)
       for (const [i, api] of apis.entries())
         console.log(`  agent ${i + 1}  API ${api}   log ${join(dataDir, `node-${i + 1}`, 'agent.log')}`)
-      console.log(`  load balancer ${app}/_shoal/lb   log ${join(lbDir, 'lb.log')}`)
+      console.log(`  load balancer ${lbAdmin}/_shoal/lb   log ${join(lbDir, 'lb.log')}`)
       console.log(`\nDashboard: ${apis[0]}/#token=${token}   (the admin token: ${token})`)
       console.log(`App:       ${app}   (educa 1.0 through the load balancer; 1.1 is published too)`)
       console.log('\nTry, in another shell:')
@@ -203,10 +205,10 @@ async function deployEduca(
 }
 
 /** Waits until the load balancer routes to `nodes` ready backends and educa answers through it. */
-async function waitForApp(app: string, nodes: number): Promise<void> {
+async function waitForApp(app: string, lbAdmin: string, nodes: number): Promise<void> {
   const deadline = Date.now() + CONVERGE_TIMEOUT_MS
   while (Date.now() < deadline) {
-    const ready = await fetch(`${app}/_shoal/lb`)
+    const ready = await fetch(`${lbAdmin}/_shoal/lb`)
       .then((res) => res.json() as Promise<{ backends: Array<{ state: string }> }>)
       .then((s) => s.backends.filter((b) => b.state === 'ready').length)
       .catch(() => 0)

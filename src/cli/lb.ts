@@ -1,4 +1,12 @@
-import { Observer, type ObserverOptions, parseHostPort } from '../bootstrap/index.js'
+import { timingSafeEqual } from 'node:crypto'
+import { isLoopback, loadTokens, type TokenTable } from '../api/index.js'
+import {
+  clusterCredential,
+  Observer,
+  type ObserverOptions,
+  parseHostPort,
+  readSecret,
+} from '../bootstrap/index.js'
 import { type BackendSink, type BalanceStrategy, LoadBalancer } from '../loadbalancer/index.js'
 import { MetricsServer } from '../metrics/index.js'
 import { PortInUseError, ShoalError } from '../shared/errors.js'
@@ -16,12 +24,22 @@ export interface LbOptions extends Omit<ObserverOptions, 'roles' | 'listen'> {
   haproxySocket?: string
   haproxyBackend?: string
   /**
-   * HOST:PORT of a listener of its own answering `GET /metrics` (the proxy port's
-   * `/metrics` belongs to the application; `/_shoal/metrics` is there too).
+   * HOST:PORT of the admin listener (status, health, metrics); default
+   * DEFAULT_ADMIN. Anywhere but loopback it needs `tokensFile` (`--tokens`).
+   */
+  admin?: string
+  /** Tokens (the agent's tokens file format) that may read the admin listener; any role may. */
+  tokensFile?: string
+  /**
+   * HOST:PORT of a listener of its own answering only `GET /metrics`, without a
+   * token (the proxy port's paths all belong to the application).
    */
   metrics?: string
   logLevel: LogLevel
 }
+
+/** Where the admin listener is when `--admin` is not given: this machine only. */
+export const DEFAULT_ADMIN = '127.0.0.1:9180'
 
 /** Default proxy timings (docs/loadbalancer.md). */
 const EJECT_MS = 5000
@@ -39,10 +57,21 @@ export async function runLoadBalancer(options: LbOptions): Promise<void> {
     throw new ShoalError('ERR_CONFIG', '--haproxy-socket and --haproxy-backend go together', 400)
   const log = createLogger({ level: options.logLevel })
   const listen = parseHostPort(options.listen)
+  const adminAt = parseHostPort(options.admin ?? DEFAULT_ADMIN)
   const metricsAt = options.metrics == null ? null : parseHostPort(options.metrics)
-  const { listen: _http, p2pListen, metrics: _metrics, ...member } = options
+  const { listen: _http, p2pListen, metrics: _metrics, admin: _admin, tokensFile, ...member } = options
+  if (tokensFile == null && !isLoopback(adminAt.host))
+    throw new ShoalError(
+      'ERR_CONFIG',
+      `the admin listener ${options.admin} is reachable from other machines: pass --tokens FILE (tokens that may read it), or keep it on 127.0.0.1`,
+      400,
+    )
+  const tokens =
+    tokensFile == null ? null : await loadTokens(tokensFile, { warn: (message) => log.warn(message) })
+  const secret = options.secretFile == null ? null : await readSecret(options.secretFile)
   // A port in use is an operator's mistake: say which flag before joining anything.
   await requireFreePort(listen, '--listen')
+  await requireFreePort(adminAt, '--admin')
   if (metricsAt != null) await requireFreePort(metricsAt, '--metrics')
   const observer = await Observer.start({ ...member, listen: p2pListen ?? [], roles: ['lb'] }, log)
   let sink: (BackendSink & { stop(): Promise<void> }) | null = null
@@ -56,6 +85,7 @@ export async function runLoadBalancer(options: LbOptions): Promise<void> {
       {
         service: options.service,
         listen,
+        admin: { ...adminAt, authorize: tokens == null ? null : adminTokens(tokens, secret) },
         strategy: options.strategy,
         ejectMs: EJECT_MS,
         connectTimeoutMs: CONNECT_TIMEOUT_MS,
@@ -76,6 +106,7 @@ export async function runLoadBalancer(options: LbOptions): Promise<void> {
         id: observer.id,
         cluster: options.cluster,
         url: httpUrl(address),
+        admin: httpUrl(address.admin),
         service: options.service,
         haproxy: options.haproxyBackend ?? null,
         metrics: metricsAddress == null ? null : `${httpUrl(metricsAddress)}/metrics`,
@@ -104,6 +135,17 @@ async function requireFreePort({ host, port }: { host: string; port: number }, f
     throw new PortInUseError(
       `cannot listen on ${host}:${port} (${flag}): the port is in use by another process; stop it or choose another port`,
     )
+}
+
+/** Tokens of the file, and the cluster's own credential (agents' dashboards) when there is a secret. */
+function adminTokens(tokens: TokenTable, secret: Uint8Array | null): (token: string) => boolean {
+  const cluster = secret == null ? null : Buffer.from(clusterCredential(secret, 'lb-admin'))
+  return (token) => {
+    const presented = Buffer.from(token)
+    const isCluster =
+      cluster != null && presented.length === cluster.length && timingSafeEqual(presented, cluster)
+    return tokens.lookup(token) != null || isCluster
+  }
 }
 
 function httpUrl({ host, port }: { host: string; port: number }): string {

@@ -168,8 +168,17 @@ export function addSetupCommands(program: Command): void {
     )
     .option('--haproxy-backend <name>', 'the HAProxy backend whose servers Shoal manages')
     .option(
+      '--admin <host:port>',
+      'its own listener for /_shoal/lb (status), /_shoal/health and /_shoal/metrics; beyond loopback it needs --tokens',
+      '127.0.0.1:9180',
+    )
+    .option(
+      '--tokens <file>',
+      "JSON file of tokens that may read the admin listener (the agent's --tokens format)",
+    )
+    .option(
       '--metrics <host:port>',
-      'serve Prometheus metrics at GET /metrics on a listener of its own (docs/metrics.md)',
+      'serve Prometheus metrics at GET /metrics on a listener of its own, without a token (docs/metrics.md)',
     )
     .addOption(presetOption())
     .addOption(logLevelOption())
@@ -177,6 +186,7 @@ export function addSetupCommands(program: Command): void {
       'after',
       examples(
         'shoal lb --cluster prod --secret-file cluster.secret --listen 0.0.0.0:80 --service web',
+        'curl http://127.0.0.1:9180/_shoal/lb   # its backends, on the admin listener',
         'shoal lb --cluster prod --haproxy-socket /run/haproxy/admin.sock --haproxy-backend web',
       ),
     )
@@ -194,6 +204,8 @@ export function addSetupCommands(program: Command): void {
         mdns: opts.mdns,
         haproxySocket: opts.haproxySocket,
         haproxyBackend: opts.haproxyBackend,
+        admin: opts.admin as string,
+        ...(opts.tokens == null ? {} : { tokensFile: opts.tokens as string }),
         ...(opts.metrics == null ? {} : { metrics: opts.metrics as string }),
         preset: opts.preset as TimerPreset,
         logLevel: opts.logLevel as LogLevel,

@@ -3,6 +3,7 @@
  * pool from member metadata, routes HTTP with the built-in proxy or drives
  * HAProxy, and confirms drains to the nodes.
  */
+export { AdminServer, type AdminServerInit, type AdminServerSources } from './admin-server.js'
 export { type Backend, type BackendState, backendsOf, DEFAULT_WEIGHT } from './backends.js'
 export { Balancer, type BalanceStrategy } from './balancer.js'
 export { HaproxyDriver, type HaproxyDriverInit, type HaproxyStatus } from './haproxy.js'
@@ -13,4 +14,4 @@ export {
   type LoadBalancerComponents,
   type LoadBalancerInit,
 } from './load-balancer.js'
-export { HttpProxy, type ProxyInit, type ProxyStatus } from './proxy.js'
+export { HttpProxy, type ProxyInit, type ProxyStatus, VIA } from './proxy.js'

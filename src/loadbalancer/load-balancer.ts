@@ -1,6 +1,7 @@
 import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
 import type { Logger } from '../shared/logger.js'
 import type { TypedEvents } from '../shared/typed-events.js'
+import { AdminServer } from './admin-server.js'
 import { type Backend, backendsOf } from './backends.js'
 import type { BalanceStrategy } from './balancer.js'
 import { HttpProxy, type ProxyStatus } from './proxy.js'
@@ -9,6 +10,11 @@ export interface LoadBalancerInit {
   /** The service to serve (components that provide it over HTTP). */
   service: string
   listen: { host: string; port: number }
+  /**
+   * Its own listener for status, health and metrics (`--admin`, loopback by
+   * default); `authorize` checks a bearer token, null when none is asked.
+   */
+  admin: { host: string; port: number; authorize: ((token: string) => boolean) | null }
   strategy: BalanceStrategy
   ejectMs: number
   connectTimeoutMs: number
@@ -41,6 +47,7 @@ export interface BackendSink {
  */
 export class LoadBalancer {
   readonly proxy: HttpProxy
+  readonly admin: AdminServer
   private readonly log: Logger
   private readonly unsubscribe: Array<() => void> = []
   private backends: Backend[] = []
@@ -53,10 +60,23 @@ export class LoadBalancer {
   ) {
     this.log = components.logger.child('lb')
     this.proxy = new HttpProxy({ ...init, ...init.listen }, this.log)
+    this.admin = new AdminServer(
+      init.admin,
+      { status: () => this.status(), prometheus: () => this.proxy.prometheus() },
+      this.log,
+    )
   }
 
-  async start(): Promise<{ host: string; port: number }> {
+  /** Listens (proxy, then admin) and joins the pool; answers both bound addresses. */
+  async start(): Promise<{ host: string; port: number; admin: { host: string; port: number } }> {
     const address = await this.proxy.start()
+    let admin: { host: string; port: number }
+    try {
+      admin = await this.admin.start()
+    } catch (err) {
+      await this.proxy.stop()
+      throw err
+    }
     const { events } = this.components.membership
     for (const name of [
       'member:join',
@@ -70,21 +90,28 @@ export class LoadBalancer {
     this.unsubscribe.push(this.proxy.events.on('proxy:drained', () => this.publishDrained()))
     if (this.sink?.onDrainedChange != null)
       this.unsubscribe.push(this.sink.onDrainedChange(() => this.publishDrained()))
-    // `url`: where dashboards find this load balancer's status (/_shoal/lb) and metrics.
-    const url = `http://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`
-    await this.components.membership.updateMetadata({ service: this.init.service, drained: [], url })
+    // `url`: the application's address; `admin`: where dashboards find this load
+    // balancer's status (/_shoal/lb) and metrics.
+    await this.components.membership.updateMetadata({
+      service: this.init.service,
+      drained: [],
+      url: httpUrl(address),
+      admin: httpUrl(admin),
+    })
     this.refresh()
     this.log.info('load balancer listening', {
       ...address,
+      admin: httpUrl(admin),
       service: this.init.service,
       external: this.sink != null,
     })
-    return address
+    return { ...address, admin }
   }
 
   async stop(): Promise<void> {
     for (const off of this.unsubscribe.splice(0)) off()
     await this.proxy.stop()
+    await this.admin.stop()
   }
 
   status(): ProxyStatus & { external: boolean } {
@@ -116,4 +143,8 @@ export class LoadBalancer {
       .updateMetadata({ drained })
       .catch((err: unknown) => this.log.warn('could not publish drained backends', { error: String(err) }))
   }
+}
+
+function httpUrl({ host, port }: { host: string; port: number }): string {
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`
 }

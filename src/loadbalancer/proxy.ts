@@ -3,7 +3,6 @@ import type { AddressInfo } from 'node:net'
 import { connect, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { Pool } from 'undici'
-import { EXPOSITION_CONTENT_TYPE } from '../metrics/index.js'
 import type { Logger } from '../shared/logger.js'
 import { TypedEvents } from '../shared/typed-events.js'
 import type { Backend } from './backends.js'
@@ -195,7 +194,7 @@ export class HttpProxy {
     }
   }
 
-  /** The proxy's metrics in Prometheus' text format (`/_shoal/metrics`, `shoal lb --metrics`). */
+  /** The proxy's metrics in Prometheus' text format (the admin listener's `/_shoal/metrics`, `shoal lb --metrics`). */
   prometheus(): Promise<string> {
     return this.metrics.render()
   }
@@ -213,7 +212,6 @@ export class HttpProxy {
   // --- requests --------------------------------------------------------------------
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (req.url?.startsWith('/_shoal/')) return this.serveOwn(req, res)
     this.metrics.requests++
     const started = performance.now()
     const method = req.method ?? 'GET'
@@ -263,7 +261,7 @@ export class HttpProxy {
             this.metrics.observe(entry.backend.key, (performance.now() - started) / 1000)
             const klass = `${Math.floor(statusCode / 100)}xx`
             entry.counters.responses[klass] = (entry.counters.responses[klass] ?? 0) + 1
-            res.writeHead(statusCode, backHeaders(answer))
+            res.writeHead(statusCode, withVia(backHeaders(answer)))
             return res
           },
         )
@@ -308,7 +306,7 @@ export class HttpProxy {
     const entry = this.balancer.pick(this.entries.values(), new Set()) as Entry | null
     if (entry == null) {
       client.end(
-        'HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":{"code":"ERR_NO_BACKEND","message":"no ready backend"}}',
+        `HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nVia: ${VIA}\r\nConnection: close\r\n\r\n{"error":{"code":"ERR_NO_BACKEND","message":"no ready backend"}}`,
       )
       return
     }
@@ -355,22 +353,6 @@ export class HttpProxy {
       release()
       upstream.destroy()
     })
-  }
-
-  private serveOwn(req: IncomingMessage, res: ServerResponse): void {
-    const path = (req.url ?? '').split('?')[0]
-    if (path === '/_shoal/lb') sendJson(res, 200, this.status())
-    else if (path === '/_shoal/health') sendJson(res, 200, { ok: true })
-    else if (path === '/_shoal/metrics') {
-      this.prometheus()
-        .then((text) => {
-          res.writeHead(200, { 'content-type': EXPOSITION_CONTENT_TYPE })
-          res.end(text)
-        })
-        .catch((err: unknown) =>
-          sendError(res, 500, 'ERR_INTERNAL', `rendering metrics failed: ${String(err)}`),
-        )
-    } else sendError(res, 404, 'ERR_NOT_FOUND', `no such endpoint: ${path}`)
   }
 
   // --- backends ----------------------------------------------------------------------
@@ -436,9 +418,25 @@ function backHeaders(
   return out
 }
 
+/**
+ * This proxy in a response's `Via` (RFC 9110 §7.6.3): how `shoal` tells that an
+ * address is a load balancer's public listener, without sending it a token.
+ */
+export const VIA = '1.1 shoal-lb'
+
+function withVia(headers: Record<string, string | string[]>): Record<string, string | string[]> {
+  const prior = headers.via
+  headers.via = prior == null ? VIA : `${Array.isArray(prior) ? prior.join(', ') : prior}, ${VIA}`
+  return headers
+}
+
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    via: VIA,
+  })
   res.end(text)
 }
 

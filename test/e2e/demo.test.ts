@@ -25,7 +25,13 @@ describe('shoal demo', () => {
     const line = await new Promise<string>((done) =>
       createInterface({ input: demo.stdout! }).once('line', done),
     )
-    const printed = JSON.parse(line) as { app: unknown; dashboard: string; apis: string[]; token: string }
+    const printed = JSON.parse(line) as {
+      app: unknown
+      lbAdmin: string
+      dashboard: string
+      apis: string[]
+      token: string
+    }
     expect(printed.apis).toHaveLength(3)
     // The demo's agents take tokens: its admin token is printed, and nothing is open without it.
     expect(printed.token).toMatch(/^\S{16,}$/)
@@ -53,7 +59,7 @@ describe('shoal demo', () => {
     // The sample app runs: educa 1.0 answers through the load balancer, from every node.
     const answer = (await (await fetch(String(printed.app))).json()) as { app: string; version: string }
     expect(answer).toMatchObject({ app: 'educa', version: '1.0' })
-    const lb = (await (await fetch(`${String(printed.app)}/_shoal/lb`)).json()) as {
+    const lb = (await (await fetch(`${String(printed.lbAdmin)}/_shoal/lb`)).json()) as {
       backends: Array<{ state: string }>
     }
     expect(lb.backends.map((b) => b.state)).toEqual(['ready', 'ready', 'ready'])

@@ -15,6 +15,8 @@ describe('shoal lb in front of agent processes', () => {
   let dir: string
   let seedPort: number
   let lbUrl: string
+  /** Its admin listener (status, metrics). */
+  let lbAdmin: string
   let stopLb: () => Promise<void>
   const agents = new Map<string, AgentProcess>()
 
@@ -23,7 +25,7 @@ describe('shoal lb in front of agent processes', () => {
     if (result.code !== 0) throw new Error(`shoal ${args.join(' ')} failed: ${result.stderr}`)
     return result.stdout
   }
-  const status = async () => (await (await fetch(`${lbUrl}/_shoal/lb`)).json()) as ProxyStatus
+  const status = async () => (await (await fetch(`${lbAdmin}/_shoal/lb`)).json()) as ProxyStatus
   const readyBackends = async () => (await status()).backends.filter((b) => b.state === 'ready').length
 
   beforeAll(async () => {
@@ -79,6 +81,8 @@ describe('shoal lb in front of agent processes', () => {
         'e2e-lb',
         '--listen',
         `127.0.0.1:${await freePort()}`,
+        '--admin',
+        '127.0.0.1:0',
         '--data',
         join(dir, 'lb'),
       ]
@@ -94,7 +98,7 @@ describe('shoal lb in front of agent processes', () => {
     const line = await new Promise<string>((resolve) =>
       createInterface({ input: lb.stdout! }).once('line', resolve),
     )
-    lbUrl = (JSON.parse(line) as { url: string }).url
+    ;({ url: lbUrl, admin: lbAdmin } = JSON.parse(line) as { url: string; admin: string })
     await waitFor('three ready backends', async () => (await readyBackends()) === 3, { timeout: 20_000 })
   })
 

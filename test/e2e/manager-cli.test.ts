@@ -52,6 +52,8 @@ describe('the cluster manager drives rollouts on 5 agent processes behind shoal 
   let dir: string
   let seedPort: number
   let lbUrl: string
+  /** Its admin listener (status, metrics). */
+  let lbAdmin: string
   let stopLb: (() => Promise<void>) | undefined
   const agents = new Map<string, AgentProcess>()
   /** Peer id → agent name. */
@@ -69,7 +71,7 @@ describe('the cluster manager drives rollouts on 5 agent processes behind shoal 
     if (!res.ok) throw new Error(`GET ${base}${path}: HTTP ${res.status} ${await res.text()}`)
     return (await res.json()) as T
   }
-  const lbStatus = () => get<ProxyStatus>(lbUrl, '/_shoal/lb')
+  const lbStatus = () => get<ProxyStatus>(lbAdmin, '/_shoal/lb')
   const agentMembers = async (base: string) =>
     (await get<MemberView[]>(base, '/api/members')).filter((m) => !m.roles.includes('lb'))
   /** Agent ids whose web component the load balancer routes new requests to. */
@@ -186,6 +188,8 @@ describe('the cluster manager drives rollouts on 5 agent processes behind shoal 
         CLUSTER,
         '--listen',
         `127.0.0.1:${await freePort()}`,
+        '--admin',
+        '127.0.0.1:0',
         '--data',
         join(dir, 'lb'),
       ]
@@ -201,7 +205,7 @@ describe('the cluster manager drives rollouts on 5 agent processes behind shoal 
     const line = await new Promise<string>((resolve) =>
       createInterface({ input: lb.stdout! }).once('line', resolve),
     )
-    lbUrl = (JSON.parse(line) as { url: string }).url
+    ;({ url: lbUrl, admin: lbAdmin } = JSON.parse(line) as { url: string; admin: string })
     await waitFor('five nodes in rotation', async () => (await inRotation()).size === 5, { timeout: 20_000 })
   }, 90_000)
 

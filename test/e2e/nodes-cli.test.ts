@@ -75,6 +75,8 @@ describe('shoal node copy | remove | add on agent processes behind shoal lb (loc
   let dir: string
   let secret: string
   let lbUrl: string
+  /** Its admin listener (status, metrics). */
+  let lbAdmin: string
   let lb: ChildProcess | undefined
   let lbExit: Promise<number | null> | undefined
   const agents: AgentProcess[] = []
@@ -94,7 +96,7 @@ describe('shoal node copy | remove | add on agent processes behind shoal lb (loc
     return (await res.json()) as T
   }
   const api = (i: number) => agents[i]!.info.api
-  const lbStatus = () => get<ProxyStatus>(lbUrl, '/_shoal/lb')
+  const lbStatus = () => get<ProxyStatus>(lbAdmin, '/_shoal/lb')
   const readyBackendNodes = async () =>
     new Set((await lbStatus()).backends.filter((b) => b.state === 'ready' && !b.ejected).map((b) => b.node))
   const members = async (base: string) =>
@@ -166,6 +168,8 @@ describe('shoal node copy | remove | add on agent processes behind shoal lb (loc
         CLUSTER,
         '--listen',
         `127.0.0.1:${await freePort()}`,
+        '--admin',
+        '127.0.0.1:0',
         '--data',
         join(dir, 'lb'),
       ]
@@ -178,7 +182,7 @@ describe('shoal node copy | remove | add on agent processes behind shoal lb (loc
     const line = await new Promise<string>((resolve) =>
       createInterface({ input: child.stdout! }).once('line', resolve),
     )
-    lbUrl = (JSON.parse(line) as { url: string }).url
+    ;({ url: lbUrl, admin: lbAdmin } = JSON.parse(line) as { url: string; admin: string })
     await waitFor('three nodes in rotation', async () => (await readyBackendNodes()).size === 3, {
       timeout: 60_000,
     })

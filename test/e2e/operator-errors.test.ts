@@ -50,6 +50,7 @@ describe('operator mistakes at start: one line, a stable code, a fitting exit co
       '--cluster': 'mistakes',
       '--data': join(dir, `lb-${++runs}`),
       '--listen': '127.0.0.1:0',
+      '--admin': '127.0.0.1:0',
       '--p2p-listen': '/ip4/127.0.0.1/tcp/0',
       '--preset': 'test',
       ...overrides,
@@ -113,6 +114,10 @@ describe('operator mistakes at start: one line, a stable code, a fitting exit co
       `cannot listen on 127.0.0.1:${taken} (--listen): the port is in use by another process`,
     )
     jsonFailure(await lb({ '--listen': `127.0.0.1:${taken}` }, '--json'), EXIT.failed, 'ERR_PORT_IN_USE')
+    const admin = failure(await lb({ '--admin': `127.0.0.1:${taken}` }), EXIT.failed, 'ERR_PORT_IN_USE')
+    expect(admin).toContain(
+      `cannot listen on 127.0.0.1:${taken} (--admin): the port is in use by another process`,
+    )
   })
 
   it('a missing, folder or foreign secret file: ERR_SECRET_FILE saying what to do, exit 1', async () => {

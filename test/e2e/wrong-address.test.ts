@@ -22,6 +22,8 @@ describe('shoal pointed at the wrong address', () => {
   let lb: ChildProcess
   let lbExit: Promise<number | null>
   let lbUrl: string
+  /** Its admin listener (status, metrics). */
+  let lbAdmin: string
   let metricsUrl: string
   let app: Server
   let appUrl: string
@@ -64,6 +66,8 @@ describe('shoal pointed at the wrong address', () => {
         'e2e-wrong',
         '--listen',
         `127.0.0.1:${await freePort()}`,
+        '--admin',
+        '127.0.0.1:0',
         '--metrics',
         `127.0.0.1:${metricsPort}`,
         '--data',
@@ -84,7 +88,7 @@ describe('shoal pointed at the wrong address', () => {
     const line = await new Promise<string>((resolve) =>
       createInterface({ input: lb.stdout! }).once('line', resolve),
     )
-    lbUrl = (JSON.parse(line) as { url: string }).url
+    ;({ url: lbUrl, admin: lbAdmin } = JSON.parse(line) as { url: string; admin: string })
     metricsUrl = `http://127.0.0.1:${metricsPort}`
     await waitFor(
       'the metrics port',
@@ -132,7 +136,13 @@ describe('shoal pointed at the wrong address', () => {
     expect(result.code).toBe(3)
     expect(result.stdout).toBe('')
     expect(errorLine(result.stderr)).toBe(
-      `error: ${lbUrl} is a Shoal load balancer (service web), not an agent's API; pass --api with an agent's API address (shoal agent --api, default http://127.0.0.1:7070) (ERR_NOT_AN_AGENT)`,
+      `error: ${lbUrl} is a Shoal load balancer (the application's address), not an agent's API; pass --api with an agent's API address (shoal agent --api, default http://127.0.0.1:7070) (ERR_NOT_AN_AGENT)`,
+    )
+    // Its admin listener, where its status is, is named as such.
+    const admin = await runCli(['members', '--api', lbAdmin, '--token', TOKEN])
+    expect(admin.code).toBe(3)
+    expect(errorLine(admin.stderr)).toBe(
+      `error: ${lbAdmin} is a Shoal load balancer's admin listener (service web), not an agent's API; pass --api with an agent's API address (shoal agent --api, default http://127.0.0.1:7070) (ERR_NOT_AN_AGENT)`,
     )
     const json = await runCli(['rollout', 'educa@1.1', '--json', '--api', lbUrl, '--token', TOKEN])
     expect(json.code).toBe(3)

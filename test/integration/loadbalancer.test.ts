@@ -99,6 +99,7 @@ describe('the load balancer follows the membership', () => {
       {
         service,
         listen: { host: '127.0.0.1', port: 0 },
+        admin: { host: '127.0.0.1', port: 0, authorize: null },
         strategy: 'round-robin',
         ejectMs: 2000,
         connectTimeoutMs: 1000,
@@ -108,11 +109,11 @@ describe('the load balancer follows the membership', () => {
       { membership: observer.membership, logger: silentLogger },
       sink,
     )
-    const { port } = await lb.start()
+    const { port, admin } = await lb.start()
     stops.push(() => lb.stop())
     const url = `http://127.0.0.1:${sink == null ? port : haproxyPort}`
-    const status = async () =>
-      (await (await fetch(`http://127.0.0.1:${port}/_shoal/lb`)).json()) as ProxyStatus
+    const adminUrl = `http://127.0.0.1:${admin.port}`
+    const status = async () => (await (await fetch(`${adminUrl}/_shoal/lb`)).json()) as ProxyStatus
     const ready = (n: number) =>
       waitFor(
         `${n} ready backends`,
@@ -122,7 +123,7 @@ describe('the load balancer follows the membership', () => {
             : sink.status().servers.filter((b) => b.state === 'ready').length === n,
         { timeout: 30_000 },
       )
-    return { agents, keys, url, status, ready, observer, sink }
+    return { agents, keys, url, adminUrl, status, ready, observer, sink }
   }
 
   const nodesOf = async (url: string, n: number) => {
@@ -135,7 +136,7 @@ describe('the load balancer follows the membership', () => {
   }
 
   it('spreads requests over every ready node, drops an unhealthy one and adds a new one once ready', async () => {
-    const { agents, keys, url, status, ready } = await setup(3)
+    const { agents, keys, url, adminUrl, status, ready } = await setup(3)
     await ready(3)
     const spread = await nodesOf(url, 30)
     expect(Object.keys(spread).sort()).toEqual(agents.map((a) => a.id).sort())
@@ -163,7 +164,7 @@ describe('the load balancer follows the membership', () => {
     await ready(4)
     expect(Object.keys(await nodesOf(url, 40))).toContain(late.id)
 
-    const metrics = await (await fetch(`${url}/_shoal/metrics`)).text()
+    const metrics = await (await fetch(`${adminUrl}/_shoal/metrics`)).text()
     expect(metrics).toMatch(/shoal_lb_requests_total\{service="web"\} \d+/)
     expect(metrics).toContain(`shoal_lb_backend_up{backend="${late.id}/web",state="ready"} 1`)
   })

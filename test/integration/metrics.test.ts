@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Agent } from '../../src/bootstrap/index.js'
 import { ApiClient } from '../../src/cli/client.js'
 import { publish } from '../../src/cli/publish.js'
-import { type Backend, HttpProxy } from '../../src/loadbalancer/index.js'
+import { AdminServer, type Backend, HttpProxy } from '../../src/loadbalancer/index.js'
 import type { RolloutView } from '../../src/manager/index.js'
 import { MetricsServer, RateMeter } from '../../src/metrics/index.js'
 import { silentLogger } from '../../src/shared/logger.js'
@@ -407,7 +407,7 @@ describe('the load balancer metrics', () => {
     }
   }
 
-  it('parses as Prometheus text, with a latency histogram per backend, on the proxy and on its own listener', async () => {
+  it('parses as Prometheus text, with a latency histogram per backend, on the admin listener and on its own', async () => {
     const a = await backend('a')
     const b = await backend('b')
     const proxy = new HttpProxy(
@@ -434,8 +434,19 @@ describe('the load balancer metrics', () => {
     )
     const own = await listener.start()
     cleanups.push(() => listener.stop())
+    const adminServer = new AdminServer(
+      { host: '127.0.0.1', port: 0, authorize: null },
+      { status: () => proxy.status(), prometheus: () => proxy.prometheus() },
+      silentLogger,
+    )
+    const admin = `http://127.0.0.1:${(await adminServer.start()).port}`
+    cleanups.push(() => adminServer.stop())
 
-    for (const url of [`http://127.0.0.1:${port}/_shoal/metrics`, `http://127.0.0.1:${own.port}/metrics`]) {
+    for (const url of [
+      `${admin}/metrics`,
+      `${admin}/_shoal/metrics`,
+      `http://127.0.0.1:${own.port}/metrics`,
+    ]) {
       const metrics = await scrape(url)
       expect(sampleValue(metrics, 'shoal_lb_requests_total', { service: 'web' })).toBe(6)
       expect(metrics.get('shoal_lb_request_duration_seconds')?.type).toBe('histogram')
@@ -455,7 +466,7 @@ describe('the load balancer metrics', () => {
 
     // A backend that leaves takes its series with it.
     proxy.setBackends([a])
-    const after = await scrape(`http://127.0.0.1:${port}/_shoal/metrics`)
+    const after = await scrape(`${admin}/metrics`)
     expect(
       sampleValue(after, 'shoal_lb_request_duration_seconds_count', { backend: 'b/web' }),
     ).toBeUndefined()

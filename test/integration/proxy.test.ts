@@ -126,8 +126,9 @@ async function startProxy(backends: Backend[], init: Partial<ProxyInit> = {}) {
   const { port } = await proxy.start()
   cleanups.push(() => proxy.stop())
   proxy.setBackends(backends)
-  const status = async () => (await call(port, { path: '/_shoal/lb' })).json<ProxyStatus>()
-  const metrics = async () => (await call(port, { path: '/_shoal/metrics' })).body.toString()
+  // Read in-process: the public listener serves only the application (admin-server.ts serves these).
+  const status = async (): Promise<ProxyStatus> => proxy.status()
+  const metrics = () => proxy.prometheus()
   return { proxy, port, status, metrics }
 }
 
@@ -179,6 +180,36 @@ const counter = (text: string, name: string) => {
 }
 
 describe('the built-in proxy', () => {
+  it('serves every path to the application, /_shoal/ included, and names itself in Via', async () => {
+    const a = await startBackend('a', (req, res) => {
+      res.setHeader('via', '1.0 app-cache')
+      res.end(`app ${req.method} ${req.url}`)
+    })
+    const { port } = await startProxy([a.backend()])
+    for (const [method, path] of [
+      ['GET', '/_shoal/lb'],
+      ['POST', '/_shoal/lb'],
+      ['GET', '/_shoal/metrics'],
+      ['GET', '/_shoal/health'],
+    ] as const) {
+      const answer = await call(port, { method, path })
+      expect(answer.status).toBe(200)
+      expect(answer.body.toString()).toBe(`app ${method} ${path}`)
+      // RFC 9110 §7.6.3: the proxy appends itself to what the application sent.
+      expect(answer.headers.via).toBe('1.0 app-cache, 1.1 shoal-lb')
+    }
+    expect(a.seen.map((r) => r.url)).toEqual([
+      '/_shoal/lb',
+      '/_shoal/lb',
+      '/_shoal/metrics',
+      '/_shoal/health',
+    ])
+    const { port: empty } = await startProxy([])
+    const none = await call(empty, { path: '/' })
+    expect(none.status).toBe(503)
+    expect(none.headers.via).toBe('1.1 shoal-lb')
+  })
+
   it('adds X-Forwarded-For (appended), -Proto and -Host, keeps Host, drops hop-by-hop headers', async () => {
     const a = await startBackend('a')
     const { port } = await startProxy([a.backend()])

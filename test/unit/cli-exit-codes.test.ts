@@ -85,7 +85,21 @@ describe('what answers at --api (the probe before any token is sent)', () => {
   it('names a load balancer, a metrics port, anything else', () => {
     const lb = { service: 'web', strategy: 'round-robin', backends: [] }
     expect(answer(json(200, lb), JSON.stringify(lb))).toBe(
-      "is a Shoal load balancer (service web), not an agent's API",
+      "is a Shoal load balancer's admin listener (service web), not an agent's API",
+    )
+    const locked = {
+      error: { code: 'ERR_UNAUTHORIZED', message: "this load balancer's admin listener needs a token …" },
+    }
+    expect(answer(json(401, locked), JSON.stringify(locked))).toBe(
+      "is a Shoal load balancer's admin listener, not an agent's API",
+    )
+    // Its public listener: whatever the application answered, marked by the proxy's Via.
+    const proxied = new Response('<h1>Not found</h1>', {
+      status: 404,
+      headers: { 'content-type': 'text/html', via: '1.0 cache, 1.1 shoal-lb' },
+    })
+    expect(answer(proxied, '')).toBe(
+      "is a Shoal load balancer (the application's address), not an agent's API",
     )
     const metrics = new Response('only GET /metrics is served here\n', {
       status: 404,
