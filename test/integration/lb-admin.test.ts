@@ -48,7 +48,7 @@ describe("the load balancer's admin listener", () => {
   })
 
   it('with tokens, reads need one (health does not); the cluster credential opens it too', async () => {
-    const secret = new TextEncoder().encode('/key/swarm/psk/1.0.0/\n/base16/\n' + 'ab'.repeat(32))
+    const secret = new TextEncoder().encode(`/key/swarm/psk/1.0.0/\n/base16/\n${'ab'.repeat(32)}`)
     const credential = clusterCredential(secret, 'lb-admin')
     const url = await startAdmin((token) => token === 'reader-token-0123456789' || token === credential)
     const bare = await fetch(`${url}/_shoal/lb`)
