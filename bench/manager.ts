@@ -30,6 +30,7 @@ import type { ManagerStatus, RolloutView } from '../src/manager/index.js'
 import { type MembershipTimers, suspicionBounds } from '../src/membership/index.js'
 import type { RuntimeStatus } from '../src/runtime/index.js'
 import { freePort } from '../src/shared/ports.js'
+import { presetTimers } from '../src/shared/presets.js'
 import { AGENT_NODE_FLAGS } from '../src/shared/version.js'
 import { type Started, startProcess, terminate } from './processes.js'
 import {
@@ -47,8 +48,8 @@ import {
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
 const EDUCA_BUILD = new URL('../../examples/educa/build.mjs', import.meta.url)
 const PRESET = 'lan'
-/** Manager tick of the lan and cloud presets (src/bootstrap/agent.ts, not configurable). */
-const MANAGER_TICK_MS = 250
+/** Manager tick of the preset (src/shared/presets.ts, not configurable). */
+const MANAGER_TICK_MS = presetTimers(PRESET).manager.tickMs
 const KILLS_PER_SIZE = 5
 const POLL_MS = 20
 /** Idle time before each kill, so probes have connected every agent to every other. */

@@ -8,14 +8,9 @@ import type { Libp2p } from '@libp2p/interface'
 import { Agent } from '../src/bootstrap/index.js'
 import { createNode } from '../src/bootstrap/libp2p-node.js'
 import type { WireTraffic } from '../src/bootstrap/wire-meter.js'
-import {
-  createMembership,
-  type Member,
-  type MemberState,
-  type Membership,
-  type TimerPreset,
-} from '../src/membership/index.js'
+import { createMembership, type Member, type MemberState, type Membership } from '../src/membership/index.js'
 import { createLogger } from '../src/shared/logger.js'
+import { presetTimers, type TimerPreset } from '../src/shared/presets.js'
 import { VERSION } from '../src/shared/version.js'
 import { loopDelay, memoryIncarnations, TempDirs } from './util.js'
 
@@ -198,6 +193,7 @@ export class AgentCell implements CellApi {
 /** A member without the agent around it: the libp2p node as agents assemble it, and Membership (incarnation kept in memory). */
 async function startMember(cluster: string, bootstrap: string[], preset: TimerPreset): Promise<Runner> {
   const traffic: WireTraffic = { sentBytes: 0, receivedBytes: 0 }
+  const timers = presetTimers(preset)
   const node = await createNode(
     {
       cluster,
@@ -206,7 +202,7 @@ async function startMember(cluster: string, bootstrap: string[], preset: TimerPr
       bootstrap,
       secret: null,
       mdns: false,
-      preset,
+      mdnsIntervalMs: timers.mdns.intervalMs,
       traffic,
       version: VERSION,
     },
@@ -214,7 +210,7 @@ async function startMember(cluster: string, bootstrap: string[], preset: TimerPr
   )
   await node.start()
   const membership = createMembership(
-    { cluster, preset, bootstrap },
+    { cluster, timers: timers.membership, bootstrap },
     { network: node, store: memoryIncarnations(), logger },
   )
   await membership.start()

@@ -6,7 +6,7 @@
  */
 import { type EventLoopUtilization, performance } from 'node:perf_hooks'
 import { Worker } from 'node:worker_threads'
-import type { TimerPreset } from '../src/membership/index.js'
+import type { TimerPreset } from '../src/shared/presets.js'
 import {
   AgentCell,
   type CellAgent,

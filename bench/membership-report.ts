@@ -1,11 +1,11 @@
 /** Targets (reported, never asserted) and the text table of the membership benchmark. */
-import { LAN_TIMERS } from '../src/membership/index.js'
+import { presetTimers } from '../src/shared/presets.js'
 import type { InProcessSetup, SizeResult, Skipped } from './membership.js'
 import type { ProcessResult } from './processes.js'
 import { round, table } from './util.js'
 
 /** An event loop later than a probe timeout (p99) starves the agents on it: such figures measure the machine. */
-export const STARVED_MS = LAN_TIMERS.probeTimeout
+export const STARVED_MS = presetTimers('lan').membership.probeTimeout
 
 /** Cores of CPU used by other processes above which a run is flagged as disturbed. */
 const FOREIGN_LIMIT = 0.1

@@ -1,6 +1,6 @@
 /** Worker-thread entry of the membership benchmark: one AgentCell on this thread's event loop. */
 import { parentPort, workerData } from 'node:worker_threads'
-import type { TimerPreset } from '../src/membership/index.js'
+import type { TimerPreset } from '../src/shared/presets.js'
 import { AgentCell, type CellKind, type CellMessage, type CellRequest } from './membership-cell.js'
 
 const port = parentPort

@@ -6,7 +6,8 @@
  */
 import { availableParallelism } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { MemberState, TimerPreset } from '../src/membership/index.js'
+import type { MemberState } from '../src/membership/index.js'
+import type { TimerPreset } from '../src/shared/presets.js'
 import type { CellAgent, CellKind, Delay, Stats, TrafficSample, ViewSample } from './membership-cell.js'
 import { Fleet, type FleetMode } from './membership-fleet.js'
 import { describe, render, STARVED_MS, summary, targets } from './membership-report.js'

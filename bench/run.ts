@@ -17,7 +17,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { TIMER_PRESETS, type TimerPreset } from '../src/membership/index.js'
+import { isTimerPreset, TIMER_PRESETS } from '../src/shared/presets.js'
 import { runArtifacts } from './artifacts.js'
 import { runLb } from './lb.js'
 import { runManager } from './manager.js'
@@ -95,9 +95,9 @@ if (!kinds.every((kind): kind is CellKind => kind === 'agent' || kind === 'membe
   process.exit(2)
 }
 
-const preset = values.preset as TimerPreset
-if (!(preset in TIMER_PRESETS)) {
-  console.error(`--preset wants ${Object.keys(TIMER_PRESETS).join(', ')}, got "${values.preset}"`)
+const preset = values.preset
+if (!isTimerPreset(preset)) {
+  console.error(`--preset wants ${TIMER_PRESETS.join(', ')}, got "${values.preset}"`)
   process.exit(2)
 }
 

@@ -24,6 +24,7 @@ import { createNode, type ShoalLibp2p } from '../../src/bootstrap/libp2p-node.js
 import type { WireTraffic } from '../../src/bootstrap/wire-meter.js'
 import { membershipProtocols } from '../../src/membership/index.js'
 import { silentLogger } from '../../src/shared/logger.js'
+import { presetTimers } from '../../src/shared/presets.js'
 import { exchange, serve } from '../../src/shared/stream-rpc.js'
 import { VERSION } from '../../src/shared/version.js'
 import { DEFAULT_COSTS, type WireCosts } from './costs.js'
@@ -309,7 +310,7 @@ async function makeNode(traffic: WireTraffic): Promise<ShoalLibp2p> {
       bootstrap: [],
       secret: null,
       mdns: false,
-      preset: 'lan',
+      mdnsIntervalMs: presetTimers('lan').mdns.intervalMs,
       traffic,
       version: VERSION,
     },

@@ -14,9 +14,9 @@ import {
   type MemberState,
   type Membership,
   type MembershipTimers,
-  type TimerPreset,
 } from '../../src/membership/index.js'
 import { silentLogger } from '../../src/shared/logger.js'
+import { presetTimers, type TimerPreset } from '../../src/shared/presets.js'
 import { mulberry32 } from '../random.js'
 import { memoryIncarnations } from '../util.js'
 import { VirtualClock } from './clock.js'
@@ -190,8 +190,7 @@ export class SimCluster {
     const membership = createMembership(
       {
         cluster,
-        preset: this.init.preset ?? 'lan',
-        ...(this.init.timers == null ? {} : { timers: this.init.timers }),
+        timers: { ...presetTimers(this.init.preset ?? 'lan').membership, ...this.init.timers },
         bootstrap,
         meta: (this.init.meta ?? agentMeta)(index, manager),
       },

@@ -20,7 +20,8 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { LAN_TIMERS, suspicionBounds, type TimerPreset } from '../../src/membership/index.js'
+import { suspicionBounds } from '../../src/membership/index.js'
+import { presetTimers, type TimerPreset } from '../../src/shared/presets.js'
 import { runMembership, type SizeResult } from '../membership.js'
 import type { CellKind } from '../membership-cell.js'
 import { machine, round, source, table } from '../util.js'
@@ -369,7 +370,8 @@ function limits(simulated: SimSizeResult[], hybrid: HybridResult | null) {
   const largest = simulated.at(-1)
   const recordBytes = hybrid?.recordBytes ?? largest?.recordBytes ?? 316
   const maxMessage = 4 * 1024 * 1024
-  const at = (n: number) => suspicionBounds(LAN_TIMERS, n)
+  const lan = presetTimers('lan').membership
+  const at = (n: number) => suspicionBounds(lan, n)
   return {
     recordBytes,
     syncMessageBytesAt10k: recordBytes * 10_000,

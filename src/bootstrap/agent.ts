@@ -23,18 +23,14 @@ import { type Artifacts, openArtifacts, UnknownDistributionError } from '../arti
 import {
   type ClusterState,
   ClusterStateStore,
-  FORMATION_WAIT_MS,
-  MANAGER_TICK_MS,
   Manager,
   type ManagerCommand,
   type ManagerStatus,
-  PRE_VOTE_TIMEOUT_MS,
   parsePlacement,
   type RolloutView,
   rolloutView,
   runsHere,
   targetOf,
-  VOTER_REMOVAL_MS,
 } from '../manager/index.js'
 import { createMembership, type Member, type Membership } from '../membership/index.js'
 import { AgentMetrics } from '../metrics/index.js'
@@ -53,6 +49,7 @@ import { writeFileAtomic } from '../shared/files.js'
 import { decodeJson, encodeJson } from '../shared/json-frames.js'
 import { createLogger, type Logger } from '../shared/logger.js'
 import { portInUse } from '../shared/ports.js'
+import { presetTimers } from '../shared/presets.js'
 import { exchange, serve } from '../shared/stream-rpc.js'
 import { VERSION } from '../shared/version.js'
 import { AgentState } from './agent-state.js'
@@ -168,7 +165,7 @@ export class Agent implements ApiBackend {
           bootstrap: config.bootstrap,
           secret,
           mdns: config.mdns,
-          preset: config.preset,
+          mdnsIntervalMs: presetTimers(config.preset).mdns.intervalMs,
           traffic,
           version: VERSION,
           ...(hooks.connectionGater == null ? {} : { connectionGater: hooks.connectionGater }),
@@ -181,7 +178,6 @@ export class Agent implements ApiBackend {
       const membership = createMembership(
         {
           cluster: config.cluster,
-          preset: config.preset,
           timers: config.timers,
           bootstrap: [...config.bootstrap, ...discovered],
         },
@@ -724,15 +720,8 @@ function createManager(
   state: AgentState,
   log: Logger,
 ): Manager {
-  const preset = config.preset
   return new Manager(
-    {
-      cluster: config.cluster,
-      tickMs: MANAGER_TICK_MS[preset],
-      voterRemovalMs: VOTER_REMOVAL_MS[preset],
-      prevoteTimeoutMs: PRE_VOTE_TIMEOUT_MS[preset],
-      formationWaitMs: FORMATION_WAIT_MS[preset],
-    },
+    { cluster: config.cluster, ...presetTimers(config.preset).manager },
     {
       membership,
       network: node,

@@ -4,10 +4,17 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { isLoopback } from '../api/index.js'
 import { type ArtifactsConfig, DEFAULT_ARTIFACTS_CONFIG } from '../artifacts/index.js'
-import { type MembershipTimers, resolveTimers, type TimerPreset } from '../membership/index.js'
-import { DEFAULT_RUNTIME_CONFIG, type RuntimeConfig, TEST_RUNTIME_CONFIG } from '../runtime/index.js'
+import { type MembershipTimers, resolveTimers } from '../membership/index.js'
+import { DEFAULT_RUNTIME_LIMITS, type RuntimeConfig } from '../runtime/index.js'
 import { ConfigError, messageOf, OptionError } from '../shared/errors.js'
 import type { LogLevel } from '../shared/logger.js'
+import {
+  DEFAULT_PRESET,
+  isTimerPreset,
+  presetTimers,
+  TIMER_PRESETS,
+  type TimerPreset,
+} from '../shared/presets.js'
 import { CLUSTER_NAME, DEFAULT_API, DEFAULT_LISTEN } from './constants.js'
 
 /** Everything an agent is started with: plain data, printable by `shoal status --json`. */
@@ -28,10 +35,12 @@ export interface AgentConfig {
   /** Public key files of trusted publishers. */
   trust: string[]
   mdns: boolean
+  /** Timer preset (src/shared/presets.ts): membership, manager, runtime and mDNS timers. Default `lan`. */
   preset: TimerPreset
+  /** Membership's timers: the preset's, with `AgentOptions.timers` on top. */
   timers: MembershipTimers
   artifacts: ArtifactsConfig
-  /** Supervision, unpacking and log limits of the component runtime. */
+  /** Supervision, unpacking and log limits of the component runtime: the preset's timers, with `AgentOptions.runtime` on top. */
   runtime: RuntimeConfig
   /** Host peers reach this node's components through (default: from --listen). */
   advertiseHost: string | null
@@ -89,7 +98,12 @@ export function resolveAgentConfig(options: AgentOptions): AgentConfig {
   const bootstrap = options.bootstrap ?? []
   for (const addr of listen) checkListen(addr)
   for (const addr of bootstrap) checkBootstrap(addr)
-  const preset = options.preset ?? 'lan'
+  const preset = options.preset ?? DEFAULT_PRESET
+  if (!isTimerPreset(preset))
+    throw new ConfigError(
+      `unknown timer preset "${preset}" (${TIMER_PRESETS.slice(0, -1).join(', ')} or ${TIMER_PRESETS.at(-1)})`,
+    )
+  const presetValues = presetTimers(preset)
   const api = parseHostPort(options.api ?? DEFAULT_API, '--api')
   const tokensFile = options.tokensFile == null ? null : resolve(options.tokensFile)
   if (tokensFile == null && !isLoopback(api.host))
@@ -107,9 +121,9 @@ export function resolveAgentConfig(options: AgentOptions): AgentConfig {
     trust: (options.trust ?? []).map((file) => resolve(file)),
     mdns: options.mdns ?? true,
     preset,
-    timers: resolveTimers(preset, options.timers),
+    timers: resolveTimers(presetValues.membership, options.timers),
     artifacts: resolveArtifacts(options.artifacts),
-    runtime: { ...(preset === 'test' ? TEST_RUNTIME_CONFIG : DEFAULT_RUNTIME_CONFIG), ...options.runtime },
+    runtime: { ...presetValues.runtime, ...DEFAULT_RUNTIME_LIMITS, ...options.runtime },
     advertiseHost: options.advertiseHost ?? null,
     logLevel: options.logLevel ?? 'info',
     providersFile: options.providersFile == null ? null : resolve(options.providersFile),

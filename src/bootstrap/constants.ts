@@ -2,8 +2,6 @@
 export const DEFAULT_API = '127.0.0.1:7070'
 /** libp2p listen address unless --listen says otherwise; 7946 is memberlist's port, kept as a nod. */
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/7946'
-/** ms between mDNS queries per preset; a LAN join should not wait long for the first answer. */
-export const MDNS_INTERVAL = { lan: 2_000, cloud: 10_000, test: 250 } as const
 /** File names inside the data folder. */
 export const PEER_KEY_FILE = 'peer.key'
 export const STATE_DIR = 'state'

@@ -11,10 +11,8 @@ import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
-import type { TimerPreset } from '../membership/index.js'
 import { PortInUseError, ShoalError } from '../shared/errors.js'
 import type { Logger } from '../shared/logger.js'
-import { MDNS_INTERVAL } from './constants.js'
 import { type WireTraffic, wireMeter } from './wire-meter.js'
 
 export type ShoalLibp2p = Libp2p<{ pubsub: PubSub; identify: unknown; ping: unknown }>
@@ -27,7 +25,12 @@ export interface NodeInit {
   /** Swarm key bytes; when set, only nodes holding the same key can connect at all. */
   secret: Uint8Array | null
   mdns: boolean
-  preset: TimerPreset
+  /**
+   * ms between two mDNS queries (when `mdns` is on), from the agent's preset
+   * (src/shared/presets.ts); a LAN join should not wait long for the first answer.
+   * @default 2_000 (lan; cloud 10_000, test 250)
+   */
+  mdnsIntervalMs: number
   traffic: WireTraffic
   version: string
   /** Which peers may connect (tests cut the network in two with it; none in production). */
@@ -50,7 +53,7 @@ export async function createNode(init: NodeInit, log: Logger): Promise<ShoalLibp
   let dialFound: (peer: PeerInfo) => void = () => {}
   if (init.mdns) {
     const lan = mdns({
-      interval: MDNS_INTERVAL[init.preset],
+      interval: init.mdnsIntervalMs,
       serviceTag: `_shoal-${init.cluster}._udp.local`,
     })
     peerDiscovery.push((components) => {

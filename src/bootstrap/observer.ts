@@ -1,8 +1,9 @@
 import { mkdir } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { createMembership, type Membership, type TimerPreset } from '../membership/index.js'
+import { createMembership, type Membership } from '../membership/index.js'
 import type { Logger } from '../shared/logger.js'
+import { DEFAULT_PRESET, presetTimers, type TimerPreset } from '../shared/presets.js'
 import { VERSION } from '../shared/version.js'
 import { AgentState } from './agent-state.js'
 import { resolveAgentConfig } from './config.js'
@@ -50,7 +51,7 @@ export class Observer {
       bootstrap: options.bootstrap ?? [],
       secretFile: options.secretFile ?? null,
       mdns: options.mdns ?? true,
-      preset: options.preset ?? 'lan',
+      preset: options.preset ?? DEFAULT_PRESET,
     })
     // Read before anything is made: a missing or bad secret leaves no data folder behind.
     const secret = config.secretFile == null ? null : await readSecret(config.secretFile)
@@ -67,7 +68,7 @@ export class Observer {
           bootstrap: config.bootstrap,
           secret,
           mdns: config.mdns,
-          preset: config.preset,
+          mdnsIntervalMs: presetTimers(config.preset).mdns.intervalMs,
           traffic: { sentBytes: 0, receivedBytes: 0 },
           version: VERSION,
         },
@@ -77,7 +78,6 @@ export class Observer {
       const membership = createMembership(
         {
           cluster: config.cluster,
-          preset: config.preset,
           timers: config.timers,
           bootstrap: config.bootstrap,
         },

@@ -1,30 +1,3 @@
-import type { TimerPreset } from '../membership/index.js'
-
-/**
- * How often the manager loop runs (elect, keep the voters, step the rollout,
- * place components). Well below a failure-detection round, so the hand-over
- * after a manager is declared dead costs one tick more.
- */
-export const MANAGER_TICK_MS: Record<TimerPreset, number> = { lan: 250, cloud: 500, test: 100 }
-
-/**
- * A voter dead this long leaves the voting set, decided by a manager that sees
- * a majority (so a minority side never shrinks the set to give itself quorum).
- * Long enough to outlast a restart or a short partition, short enough that a
- * cluster that really lost nodes can decide again without them.
- */
-export const VOTER_REMOVAL_MS: Record<TimerPreset, number> = { lan: 30_000, cloud: 120_000, test: 5000 }
-
-/** A candidate asks each voter whom it follows before it claims a term (pre-vote); the connection usually exists. */
-export const PRE_VOTE_TIMEOUT_MS: Record<TimerPreset, number> = { lan: 1000, cloud: 2000, test: 500 }
-
-/**
- * A node alone, with no cluster state, waits this long after start before it
- * founds a cluster by itself: enough for a joining node to reach its bootstrap
- * peers (or mDNS to answer) and hear of the existing manager first.
- */
-export const FORMATION_WAIT_MS: Record<TimerPreset, number> = { lan: 3000, cloud: 6000, test: 1000 }
-
 /** How long a command waits for a manager that can act before ERR_NO_QUORUM (a hand-over takes a few ticks). */
 export const MANAGER_WAIT_MS = 3000
 

@@ -5,14 +5,7 @@
  * rollouts that move them (all-at-once, rolling, canary; approval, pause,
  * abort, rollback) and their audit trail.
  */
-export {
-  FORMATION_WAIT_MS,
-  HISTORY_LENGTH,
-  MANAGER_TICK_MS,
-  PRE_VOTE_TIMEOUT_MS,
-  ROLLOUT_DEFAULTS,
-  VOTER_REMOVAL_MS,
-} from './constants.js'
+export { HISTORY_LENGTH, ROLLOUT_DEFAULTS } from './constants.js'
 export { CLAIM_KEY, type ElectionView, elect, isEligible } from './election.js'
 export {
   Manager,

@@ -28,15 +28,33 @@ import {
 } from './record.js'
 import { baseOf, isFinished, type NodeObservation, step, targetsOf } from './rollout-engine.js'
 
+/**
+ * The timers are given by the agent from its preset (the table in
+ * src/shared/presets.ts, with each reason; docs/configuration.md shows it).
+ * Each `@default` reads: lan value (the default preset); cloud, test.
+ */
 export interface ManagerInit {
   cluster: string
-  /** How often the manager re-evaluates the election and drives rollouts. */
+  /**
+   * ms between two runs of the manager loop (election, voters, rollout step,
+   * placement); it also runs on every membership event.
+   * @default 250 (lan; cloud 500, test 100)
+   */
   tickMs: number
-  /** A voter dead this long leaves the voting set (decided by a quorate manager only). */
+  /**
+   * ms a voter stays dead before it leaves the voting set (decided by a quorate manager only).
+   * @default 30_000 (lan; cloud 120_000, test 5_000)
+   */
   voterRemovalMs: number
-  /** A candidate's question to each voter before it claims a term. */
+  /**
+   * ms a candidate waits for each voter's answer to its pre-vote before it claims a term.
+   * @default 1_000 (lan; cloud 2_000, test 500)
+   */
   prevoteTimeoutMs: number
-  /** A node alone with no cluster state waits this long after start before founding a cluster by itself. */
+  /**
+   * ms a node alone with no cluster state waits after start before founding a cluster by itself.
+   * @default 3_000 (lan; cloud 6_000, test 1_000)
+   */
   formationWaitMs: number
 }
 

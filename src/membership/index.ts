@@ -4,13 +4,13 @@
  */
 import type { Logger } from '../shared/logger.js'
 import { type MembershipTimers, resolveTimers } from './config.js'
-import type { TimerPreset } from './constants.js'
 import type { MemberMetadata } from './member.js'
 import { type IncarnationStore, Membership, type MembershipComponents } from './membership.js'
 import type { MembershipNetwork } from './network.js'
 
+/** Re-exported for the CLI and providers; its home is the preset table, src/shared/presets.ts. */
+export type { TimerPreset } from '../shared/presets.js'
 export { type MembershipTimers, resolveTimers, suspicionBounds } from './config.js'
-export { CLOUD_TIMERS, LAN_TIMERS, TEST_TIMERS, TIMER_PRESETS, type TimerPreset } from './constants.js'
 export type { MembershipEvents } from './events.js'
 export type { Claim, Member, MemberMetadata, MemberRecord, MemberState } from './member.js'
 export type { IncarnationStore, MembershipComponents, MembershipStats } from './membership.js'
@@ -22,10 +22,8 @@ export { viewDigest } from './view-digest.js'
 export interface MembershipInit {
   /** Cluster name; scopes the protocols and the gossip topic. */
   cluster: string
-  /** Timer preset (default `lan`); see constants.ts for every default and its reason. */
-  preset?: TimerPreset
-  /** Overrides on top of the preset. */
-  timers?: Partial<MembershipTimers>
+  /** Every timer, a preset's (`presetTimers(preset).membership`, src/shared/presets.ts) with any overrides; checked here. */
+  timers: MembershipTimers
   /** Multiaddrs to dial while this node knows no other member. */
   bootstrap?: string[]
   /** Initial metadata this node publishes about itself. */
@@ -39,7 +37,7 @@ export function createMembership(
   const deps: MembershipComponents = components
   return new Membership(deps, {
     cluster: init.cluster,
-    timers: resolveTimers(init.preset, init.timers),
+    timers: resolveTimers(init.timers),
     bootstrap: init.bootstrap ?? [],
     meta: init.meta ?? {},
   })

@@ -7,7 +7,7 @@
  * docs/cloud-init.md shows a rendered example.
  */
 
-import type { TimerPreset } from '../membership/index.js'
+import type { TimerPreset } from '../shared/presets.js'
 
 export interface CloudInitInput {
   cluster: string

@@ -3,7 +3,7 @@
  * them as supervised processes with health checks, publishes their states and
  * endpoints in member metadata, and switches versions crash-safely.
  */
-export { DEFAULT_RUNTIME_CONFIG, TEST_RUNTIME_CONFIG } from './constants.js'
+export { DEFAULT_RUNTIME_LIMITS } from './constants.js'
 export {
   type ComponentDescriptor,
   componentDescriptorSchema,

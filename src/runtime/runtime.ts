@@ -21,13 +21,21 @@ import {
 } from './supervisor.js'
 import { type UnpackLimits, unpackPackage } from './unpack.js'
 
-/** Plain-data configuration of the runtime (see docs/configuration.md). */
+/**
+ * Plain-data configuration of the runtime (see docs/configuration.md). The
+ * timers come from the agent's preset (src/shared/presets.ts); each `@default`
+ * reads: lan value (the default preset); cloud, test. The limits are
+ * `DEFAULT_RUNTIME_LIMITS` (constants.ts).
+ */
 export interface RuntimeConfig extends SupervisorPolicy {
-  /** Longest a draining component waits for the load balancers before it is stopped anyway. */
+  /**
+   * ms a draining component waits at most for the load balancers before it is stopped anyway.
+   * @default 30_000 (lan; cloud 30_000, test 5_000)
+   */
   drainTimeoutMs: number
-  /** Largest unpacked package and most files in one. */
+  /** Largest unpacked package and most files in one (512 MiB, 10,000 entries). */
   unpack: UnpackLimits
-  /** A component log rotates at this size; this many old files are kept. */
+  /** A component log rotates at this size (1 MiB); this many old files are kept (3). */
   logMaxBytes: number
   logKeep: number
 }

@@ -40,16 +40,41 @@ export interface ComponentSpec {
 }
 
 /** How hard the supervisor tries (see RuntimeConfig for the defaults and why). */
+/**
+ * Supervision timers and counts, from the agent's preset (src/shared/presets.ts).
+ * Each `@default` reads: lan value (the default preset); cloud, test.
+ */
 export interface SupervisorPolicy {
+  /**
+   * ms before the first restart after a crash; doubles with each crash in a row.
+   * @default 500 (lan; cloud 500, test 100)
+   */
   backoffBaseMs: number
+  /**
+   * ms: the restart delay's ceiling.
+   * @default 30_000 (lan; cloud 30_000, test 400)
+   */
   backoffMaxMs: number
-  /** Crashes in a row (without a stable run between) after which the component is `failed`. */
+  /**
+   * Crashes in a row (without a stable run between) after which the component is `failed`.
+   * @default 5 (lan; cloud 5, test 3)
+   */
   crashLoopLimit: number
-  /** A run this long after ready resets the crash count. */
+  /**
+   * ms: a run this long after ready resets the crash count.
+   * @default 30_000 (lan; cloud 30_000, test 2_000)
+   */
   stableAfterMs: number
-  /** A start that is not healthy this long after spawn counts as a crash. */
+  /**
+   * ms: a start that is not healthy this long after spawn counts as a crash.
+   * @default 60_000 (lan; cloud 60_000, test 15_000)
+   */
   startTimeoutMs: number
-  /** Failed health checks in a row that make a ready component restart. */
+  /**
+   * Failed health checks in a row that take a ready component out of rotation
+   * until a check passes (it is restarted when unhealthy for the start timeout).
+   * @default 3 (lan; cloud 3, test 3)
+   */
   unhealthyAfter: number
 }
 

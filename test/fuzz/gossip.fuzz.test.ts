@@ -1,7 +1,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
-import { MAX_ADDRS, MAX_METADATA_BYTES, TEST_TIMERS } from '../../src/membership/constants.js'
+import { MAX_ADDRS, MAX_METADATA_BYTES } from '../../src/membership/constants.js'
 import type { MembershipEvents } from '../../src/membership/events.js'
 import type { Claim } from '../../src/membership/member.js'
 import { MemberTable } from '../../src/membership/member-table.js'
@@ -13,6 +13,7 @@ import {
   encode,
 } from '../../src/membership/messages.js'
 import { silentLogger } from '../../src/shared/logger.js'
+import { presetTimers } from '../../src/shared/presets.js'
 import { TypedEvents } from '../../src/shared/typed-events.js'
 import {
   assertCoded,
@@ -80,7 +81,7 @@ afterEach(() => {
 function applyToTable(list: Claim[]): void {
   const table = new MemberTable(
     { id: SELF, addrs: [], incarnation: 4, state: 'alive', meta: {} },
-    TEST_TIMERS,
+    presetTimers('test').membership,
     new TypedEvents<MembershipEvents>(silentLogger),
     { declaredDead: () => {}, refute: () => {} },
     silentLogger,

@@ -5,6 +5,7 @@ import { z } from 'zod'
 import { createNode, type ShoalLibp2p } from '../../src/bootstrap/libp2p-node.js'
 import { decodeJson, encodeJson } from '../../src/shared/json-frames.js'
 import { silentLogger } from '../../src/shared/logger.js'
+import { presetTimers } from '../../src/shared/presets.js'
 import { exchange, type StreamNetwork, serve } from '../../src/shared/stream-rpc.js'
 import { VERSION } from '../../src/shared/version.js'
 
@@ -28,7 +29,7 @@ async function node(): Promise<ShoalLibp2p> {
       bootstrap: [],
       secret: null,
       mdns: false,
-      preset: 'test',
+      mdnsIntervalMs: presetTimers('test').mdns.intervalMs,
       traffic: { sentBytes: 0, receivedBytes: 0 },
       version: VERSION,
     },

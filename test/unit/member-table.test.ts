@@ -1,14 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { TEST_TIMERS } from '../../src/membership/constants.js'
 import type { MembershipEvents } from '../../src/membership/events.js'
 import type { Claim, MemberRecord } from '../../src/membership/member.js'
 import { MemberTable } from '../../src/membership/member-table.js'
 import { silentLogger } from '../../src/shared/logger.js'
+import { presetTimers } from '../../src/shared/presets.js'
 import { TypedEvents } from '../../src/shared/typed-events.js'
 
 const SELF = 'self-id'
 const timers = {
-  ...TEST_TIMERS,
+  ...presetTimers('test').membership,
   probeInterval: 100,
   suspicionMult: 2,
   suspicionMaxTimeoutMult: 3,

@@ -2,11 +2,11 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { TEST_TIMERS } from '../../src/membership/constants.js'
 import { createMembership, type Membership, type MembershipNetwork } from '../../src/membership/index.js'
 import type { Claim } from '../../src/membership/member.js'
 import { encode, WIRE_VERSION } from '../../src/membership/messages.js'
 import { silentLogger } from '../../src/shared/logger.js'
+import { presetTimers } from '../../src/shared/presets.js'
 
 /**
  * Regression (docs/reliability-splits.md): after a network split, a member held dead
@@ -79,9 +79,13 @@ describe('reconnecting to a member declared dead', () => {
     membership = createMembership(
       {
         cluster,
-        preset: 'test',
         // Only the reconnect loop runs during the test.
-        timers: { ...TEST_TIMERS, probeInterval: 60_000, syncInterval: 60_000, reconnectInterval: 20 },
+        timers: {
+          ...presetTimers('test').membership,
+          probeInterval: 60_000,
+          syncInterval: 60_000,
+          reconnectInterval: 20,
+        },
       },
       { network, store: { load: async () => null, save: async () => {} }, logger: silentLogger },
     )

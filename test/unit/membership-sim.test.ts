@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { SimCluster } from '../../bench/scale/cluster.js'
-import { LAN_TIMERS, Membership, suspicionBounds } from '../../src/membership/index.js'
+import { Membership, suspicionBounds } from '../../src/membership/index.js'
+import { presetTimers } from '../../src/shared/presets.js'
 
 /**
  * The scale simulation (bench/scale/, docs/scale.md) runs the real Membership on
@@ -34,7 +35,7 @@ describe('membership simulation (real code, simulated network and clock)', () =>
     await c.crash(victim)
     const dead = await c.until(() => rest.every((m) => m.stateOf(victim.id) === 'dead'), { capMs: 30_000 })
     // Suspected, then dead once the suspicion ran out: not before the minimum timeout.
-    const { min, max } = suspicionBounds(LAN_TIMERS, n)
+    const { min, max } = suspicionBounds(presetTimers('lan').membership, n)
     expect(dead).not.toBeNull()
     expect(dead!).toBeGreaterThanOrEqual(min)
     expect(dead!).toBeLessThan(max + 5_000)

@@ -1,7 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { suspicionBounds } from '../../src/membership/config.js'
-import { LAN_TIMERS } from '../../src/membership/constants.js'
 import { Suspicion } from '../../src/membership/suspicion.js'
+import { presetTimers } from '../../src/shared/presets.js'
+
+const LAN_TIMERS = presetTimers('lan').membership
 
 describe('Suspicion', () => {
   beforeEach(() => vi.useFakeTimers())
