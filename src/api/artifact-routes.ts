@@ -1,16 +1,36 @@
 import type { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
+import { DISTRIBUTION_NAME, type DistributionView, VERSION } from '../artifacts/index.js'
 import { ShoalError } from '../shared/errors.js'
+import { type Caller, callerOf } from './auth.js'
+
+/** The answer of `DELETE /api/distributions/:name/:version` (`shoal unpublish`). */
+export interface UnpublishedView {
+  /** `already-unpublished`: an earlier request did it, nothing changed. */
+  result: 'unpublished' | 'already-unpublished'
+  id: string
+  name: string
+  version: string
+  /** Who unpublished it ("alice (developer)", or the agent's id without tokens) and when, as the cluster state keeps it. */
+  by: string
+  at: string
+}
 
 /** What the artifact and distribution endpoints need from the agent. */
 export interface ArtifactsApi {
   blob(sha256: string): { sha256: string; size: number } | null
   ingestBlob(body: AsyncIterable<Uint8Array>, sha256: string): Promise<{ created: boolean; size: number }>
-  publish(body: unknown): Promise<{ result: 'added' | 'same'; distribution: unknown }>
+  publish(body: unknown): Promise<{ result: 'added' | 'same'; distribution: DistributionView }>
   list(): unknown[]
-  history(name: string): unknown[]
+  /** The versions of `name`, in publication order (each with the rollouts to it). */
+  history(name: string): DistributionView[]
   detail(id: string): unknown
   verify(): Promise<{ checked: number; corrupt: string[] }>
+  /**
+   * Removes a version that was never rolled out from every agent (through the manager);
+   * ERR_VERSION_IN_USE when it runs, is wanted or is kept for rollback.
+   */
+  unpublish(id: string, caller?: Caller | null): Promise<UnpublishedView>
 }
 
 const MAX_MANIFEST_BODY = 64 * 1024 * 1024
@@ -20,6 +40,7 @@ const MAX_MANIFEST_BODY = 64 * 1024 * 1024
  * - `POST /api/artifacts?sha256=HASH`: the bytes (streamed to disk, verified against HASH);
  * - `POST /api/distributions`: a signed manifest whose artifacts are all here;
  * - `GET /api/distributions`, `/api/distributions/:name` (history), `/api/distributions/:name/:version`;
+ * - `DELETE /api/distributions/:name/:version`: unpublish a version never rolled out;
  * - `POST /api/verify`: re-hash every blob.
  */
 export function artifactRoutes(app: Hono, api: () => ArtifactsApi): void {
@@ -64,5 +85,16 @@ export function artifactRoutes(app: Hono, api: () => ArtifactsApi): void {
   app.get('/api/distributions/:name/:version', (c) =>
     c.json(api().detail(`${c.req.param('name')}@${c.req.param('version')}`)),
   )
+  app.delete('/api/distributions/:name/:version', async (c) => {
+    const name = c.req.param('name')
+    const version = c.req.param('version')
+    if (!DISTRIBUTION_NAME.test(name) || !VERSION.test(version))
+      throw new ShoalError(
+        'ERR_BAD_REQUEST',
+        `${JSON.stringify(`${name}@${version}`)} is not a distribution version NAME@VERSION`,
+        400,
+      )
+    return c.json(await api().unpublish(`${name}@${version}`, callerOf(c.req.raw)))
+  })
   app.post('/api/verify', async (c) => c.json(await api().verify()))
 }

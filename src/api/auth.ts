@@ -36,6 +36,7 @@ const tokensFile = z.strictObject({
 export const MUTATING_ROUTES: ReadonlyArray<{ method: string; path: RegExp; roles: readonly Role[] }> = [
   { method: 'POST', path: /^\/api\/artifacts$/, roles: ['developer', 'admin'] },
   { method: 'POST', path: /^\/api\/distributions$/, roles: ['developer', 'admin'] },
+  { method: 'DELETE', path: /^\/api\/distributions\/[^/]+\/[^/]+$/, roles: ['developer', 'admin'] },
   { method: 'POST', path: /^\/api\/publish$/, roles: ['developer', 'admin'] },
   { method: 'POST', path: /^\/api\/nodes$/, roles: ['operator', 'admin'] },
   { method: 'POST', path: /^\/api\/nodes\/[^/]+\/(copy|remove)$/, roles: ['operator', 'admin'] },

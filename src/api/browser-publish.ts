@@ -2,36 +2,41 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, normalize, sep } from 'node:path'
 import type { Context } from 'hono'
-import { ApiClient } from '../cli/client.js'
-import { publish } from '../cli/publish.js'
+import {
+  ArtifactMissingError,
+  type PublishTarget,
+  parsePrivateKey,
+  publishRelease,
+} from '../artifacts/index.js'
 import { ShoalError } from '../shared/errors.js'
+import type { ArtifactsApi } from './artifact-routes.js'
 
 /**
  * `POST /api/publish` (multipart: `name`, `version`, `key` = the publisher's
  * private key file, `file` parts named by their path in the release folder): the
- * dashboard's publish form. The agent runs exactly what `shoal publish` runs,
- * against itself with the caller's token, from a temporary copy of the upload;
- * the key lives in that folder only for the request and is never logged.
+ * dashboard's publish form. The agent publishes the upload as `shoal publish`
+ * does (the same library, src/artifacts/publisher.ts), straight into its own
+ * store and catalogue, from a temporary copy of the files. The key is read from
+ * the request, never written to disk and never logged.
  */
-export async function publishUpload(c: Context, self: string): Promise<Response> {
+export async function publishUpload(c: Context, api: ArtifactsApi): Promise<Response> {
   const form = await c.req.parseBody({ all: true }).catch(() => {
     throw new ShoalError('ERR_BAD_REQUEST', 'the body must be multipart/form-data', 400)
   })
   const name = single(form.name, 'name')
   const version = single(form.version, 'version')
-  const key = form.key
-  if (!(key instanceof File))
+  const keyFile = form.key
+  if (!(keyFile instanceof File))
     throw new ShoalError('ERR_BAD_REQUEST', 'attach the publisher key file as "key"', 400)
   const files = (Array.isArray(form.file) ? form.file : [form.file]).filter(
     (f): f is File => f instanceof File,
   )
   if (files.length === 0)
     throw new ShoalError('ERR_BAD_REQUEST', 'attach the release files as "file" parts', 400)
+  const key = parsePrivateKey(new Uint8Array(await keyFile.arrayBuffer()), 'the uploaded key file')
 
   const work = await mkdtemp(join(tmpdir(), 'shoal-publish-'))
   try {
-    const keyFile = join(work, 'publisher.key')
-    await writeFile(keyFile, Buffer.from(await key.arrayBuffer()), { mode: 0o600 })
     const dir = join(work, 'release')
     const paths = files.map((file) => safeRelativePath(file.name))
     checkLayout(paths)
@@ -40,13 +45,31 @@ export async function publishUpload(c: Context, self: string): Promise<Response>
       await mkdir(dirname(target), { recursive: true })
       await writeFile(target, Buffer.from(await file.arrayBuffer()))
     }
-    const bearer = /^Bearer\s+(\S+)/i.exec(c.req.header('authorization') ?? '')?.[1]
-    // Its own address, never the request's Host header (which would send the upload and token elsewhere).
-    const agent = new ApiClient(self, bearer)
-    const result = await publish(agent, { dir, name, version, keyFile, progress: false })
+    const result = await publishRelease(thisAgent(api), { dir, name, version, key })
     return c.json(result, result.result === 'added' ? 201 : 200)
   } finally {
     await rm(work, { recursive: true, force: true })
+  }
+}
+
+/** This agent's store and catalogue as the publisher sees an agent: no HTTP call to itself. */
+function thisAgent(api: ArtifactsApi): PublishTarget {
+  return {
+    versions: async (name) => api.history(name).map((v) => v.version),
+    holds: async (sha256) => api.blob(sha256) != null,
+    upload: async (artifact, bytes) => {
+      await api.ingestBlob(bytes, artifact.sha256)
+    },
+    offer: async (signed) => {
+      try {
+        await api.publish(signed)
+      } catch (err) {
+        // Everything but the artifacts was checked: accepted.
+        if (err instanceof ArtifactMissingError) return
+        throw err
+      }
+    },
+    publish: (signed) => api.publish(signed),
   }
 }
 

@@ -31,7 +31,13 @@ const MAX_UPLOAD = 512 * 1024 * 1024
  * - `GET /api/audit`: mutating requests this agent served, newest last;
  * - `POST /api/publish`: the publish form (multipart upload, signed like `shoal publish`).
  */
-export function dashboardRoutes(app: Hono, backend: ApiBackend, audit: AuditTrail, self: () => string): void {
+export function dashboardRoutes(
+  app: Hono,
+  backend: ApiBackend,
+  audit: AuditTrail,
+  // The API's own address, which the publish form no longer needs (it publishes in-process).
+  _self?: () => string,
+): void {
   app.get('/', async (c) => c.html(await asset('index.html')))
   app.get('/dashboard/:file', async (c) => {
     const type = ASSETS[c.req.param('file')]
@@ -55,7 +61,7 @@ export function dashboardRoutes(app: Hono, backend: ApiBackend, audit: AuditTrai
         )
       },
     }),
-    (c) => publishUpload(c, self()),
+    (c) => publishUpload(c, backend.distributions),
   )
   app.get('/api/events', (c) =>
     streamSSE(c, async (sse) => {

@@ -1,6 +1,6 @@
 /** The admin HTTP API (JSON under /api) and the page at `/`. */
 
-export type { ArtifactsApi } from './artifact-routes.js'
+export type { ArtifactsApi, UnpublishedView } from './artifact-routes.js'
 export {
   type Caller,
   callerOf,

@@ -25,7 +25,7 @@ interface Operation {
   'x-shoal-roles'?: readonly Role[]
 }
 
-export type OpenApiMethod = 'get' | 'head' | 'post'
+export type OpenApiMethod = 'get' | 'head' | 'post' | 'delete'
 export type OpenApiPathItem = Partial<Record<OpenApiMethod, Operation>>
 
 export interface OpenApiDocument {
@@ -365,9 +365,10 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
         summary:
           "The dashboard's publish form: upload a release folder and a key; the agent runs `shoal publish`",
         description:
-          'The agent signs with the uploaded key (kept only for the request, never logged), uploads the ' +
-          "artifacts it lacks and publishes, against itself with the caller's token. Up to 512 MiB; larger " +
-          'releases go through `shoal publish`.',
+          'The agent signs with the uploaded key (read from the request only, never written or logged) and ' +
+          'publishes as `shoal publish` does (the same rules, checked before anything is stored), straight ' +
+          'into its own store: only the artifacts it lacks are kept. Up to 512 MiB; larger releases go ' +
+          'through `shoal publish`.',
         tags: ['distributions'],
         'x-shoal-roles': ['developer', 'admin'],
         requestBody: {
@@ -418,6 +419,30 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
           '200': json('The version', ref('DistributionDetail')),
           ...denied,
           '404': json('Unknown here (`ERR_UNKNOWN_DISTRIBUTION`)', ref('Error')),
+        },
+      },
+      delete: {
+        operationId: 'unpublishDistribution',
+        summary: 'Unpublish a version never rolled out, from every agent (`shoal unpublish NAME@VERSION`)',
+        description:
+          'The manager records it in the cluster state (who and when); every agent drops it and the blobs ' +
+          'no other version uses, frees its retention slot, and refuses to publish or fetch it again ' +
+          '(`ERR_VERSION_UNPUBLISHED`). Refused for a version that runs or is being installed on a node, ' +
+          'that the cluster wants, or that a rollout or rollback in the history moved to or from (kept for ' +
+          'rollback). Repeating it answers `already-unpublished`.',
+        tags: ['distributions'],
+        'x-shoal-roles': ['developer', 'admin'],
+        parameters: [param('DistributionName'), param('DistributionVersion')],
+        responses: {
+          '200': json('Unpublished: every agent drops it', ref('UnpublishResult')),
+          '400': json('Not a distribution name and version (`ERR_BAD_REQUEST`)', ref('Error')),
+          ...denied,
+          '404': json('No agent of the manager knows it (`ERR_UNKNOWN_DISTRIBUTION`)', ref('Error')),
+          '409': json(
+            'It runs, is wanted or is kept for rollback (`ERR_VERSION_IN_USE`); the message says where',
+            ref('Error'),
+          ),
+          '503': response('NoQuorum'),
         },
       },
     },
@@ -1193,6 +1218,27 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
             },
           },
         ],
+      },
+      UnpublishResult: {
+        type: 'object',
+        required: ['result', 'id', 'name', 'version', 'by', 'at'],
+        properties: {
+          result: {
+            type: 'string',
+            enum: ['unpublished', 'already-unpublished'],
+            description: '`already-unpublished`: an earlier request did it; nothing changed',
+          },
+          id: { type: 'string', examples: ['educa@1.2'] },
+          name: { type: 'string' },
+          version: { type: 'string' },
+          by: {
+            type: 'string',
+            description:
+              'Who unpublished it: the token holder and role, or the agent asked when there are no tokens',
+            examples: ['alice (developer)'],
+          },
+          at: { type: 'string', format: 'date-time' },
+        },
       },
       VerifyResult: {
         type: 'object',

@@ -1,6 +1,7 @@
 import type { Message, PubSub } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
+import { VersionUnpublishedError } from '../manager/index.js'
 import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
 import { messageOf } from '../shared/errors.js'
 import type { Logger } from '../shared/logger.js'
@@ -11,6 +12,7 @@ import { byPublication, type Catalogue, type CatalogueEntry } from './catalogue.
 import { type ChunkSources, fetchBlob } from './chunk-fetcher.js'
 import { ChunkMap } from './chunk-map.js'
 import { CHUNK_TIMEOUT_MS, PENALTY_MS, REQUEST_TIMEOUT_MS } from './constants.js'
+import { checkDistribution } from './distribution-rules.js'
 import { ArtifactMissingError, UnknownDistributionError } from './errors.js'
 import { distributionId, type SignedManifest, verifySignedManifest } from './manifest.js'
 import {
@@ -67,7 +69,7 @@ export interface DistributorEvents {
   'distribution:available': { id: string }
   /** This node now holds every artifact of the version, verified. */
   'distribution:complete': { id: string }
-  /** Retention dropped the version. */
+  /** Retention dropped the version, or the cluster unpublished it. */
   'distribution:removed': { id: string }
 }
 
@@ -134,6 +136,9 @@ export class Distributor {
   private downloadAgain = false
   private retryTimer: ReturnType<typeof setTimeout> | undefined
   private readonly unsubscribe: Array<() => void> = []
+  /** Versions the cluster unpublished: dropped, never learned or published again. */
+  private withdrawn = new Set<string>()
+  private withdrawing: Promise<void> = Promise.resolve()
 
   constructor(
     private readonly components: DistributorComponents,
@@ -200,10 +205,14 @@ export class Distributor {
 
   /**
    * Accepts a signed manifest from an operator: verified against the trust list,
-   * every artifact already in the store; then announced to the cluster.
+   * meeting the distribution rules (what a rollout needs), not unpublished, every
+   * artifact already in the store; then announced to the cluster.
    */
   async publish(input: unknown): Promise<{ result: 'added' | 'same'; distribution: DistributionView }> {
     const signed = verifySignedManifest(input, this.components.trusted)
+    checkDistribution(signed.manifest)
+    const id = distributionId(signed.manifest)
+    if (this.withdrawn.has(id)) throw new VersionUnpublishedError(id)
     const missing = [...new Set(signed.manifest.artifacts.map((a) => a.sha256))].filter(
       (h) => !this.store.has(h),
     )
@@ -312,6 +321,7 @@ export class Distributor {
       !this.running ||
       this.catalogue.get(id) != null ||
       this.catalogue.isRetired(id) ||
+      this.withdrawn.has(id) ||
       this.learning.has(id)
     )
       return
@@ -358,6 +368,8 @@ export class Distributor {
   }
 
   private async accept(signed: SignedManifest): Promise<void> {
+    // Unpublished while its manifest was on its way.
+    if (this.withdrawn.has(distributionId(signed.manifest))) return
     const { result, entry } = await this.catalogue.add(signed)
     if (result !== 'added') return
     this.log.info('distribution learned from peers', { id: entry.id })
@@ -620,6 +632,44 @@ export class Distributor {
       this.log.info('retention dropped a version', { id: entry.id, keep: this.init.retention })
       this.events.emit('distribution:removed', { id: entry.id })
     }
+    await this.dropUnreferencedBlobs()
+  }
+
+  /**
+   * Applies the versions the cluster unpublished (its state's list, whole, each
+   * time it changes): each is dropped from the catalogue and its blobs no other
+   * version references are deleted, unless this node still uses it (the manager
+   * refuses to unpublish a version in use, so that is a node behind: it is
+   * dropped at a later change). Peers still listing it are not asked for it again,
+   * and publishing it again is refused (ERR_VERSION_UNPUBLISHED).
+   */
+  withdraw(ids: Iterable<string>): Promise<void> {
+    const wanted = new Set(ids)
+    this.withdrawn = wanted
+    const run = this.withdrawing.then(async () => {
+      const inUse = this.init.protectedVersions?.() ?? new Set<string>()
+      let dropped = false
+      for (const id of wanted) {
+        if (this.catalogue.get(id) == null) continue
+        if (inUse.has(id)) {
+          this.log.warn('an unpublished version is still in use on this node; kept for now', { id })
+          continue
+        }
+        await this.catalogue.retire(id)
+        dropped = true
+        this.log.info('unpublished version dropped', { id })
+        this.events.emit('distribution:removed', { id })
+      }
+      if (!dropped) return
+      await this.dropUnreferencedBlobs()
+      if (this.running) await this.publishHoldings()
+    })
+    this.withdrawing = run.catch(() => {})
+    return run
+  }
+
+  /** Deletes the blobs no version in the catalogue references. */
+  private async dropUnreferencedBlobs(): Promise<void> {
     const referenced = new Set(
       this.catalogue.list().flatMap((e) => e.signed.manifest.artifacts.map((a) => a.sha256)),
     )

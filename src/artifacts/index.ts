@@ -1,6 +1,8 @@
 /**
- * Artifacts: the content-addressed blob store, signed distribution manifests,
- * version history with retention, and the peer-to-peer transfer of blobs.
+ * Artifacts: the content-addressed blob store, signed distribution manifests and
+ * the rules a version must meet, publishing a release folder (the CLI's and the
+ * dashboard's), version history with retention and unpublishing, and the
+ * peer-to-peer transfer of blobs.
  */
 import { join } from 'node:path'
 import type { Logger } from '../shared/logger.js'
@@ -13,6 +15,12 @@ import { readTrustedKey } from './signing.js'
 export { ChunkMap } from './chunk-map.js'
 export { digestFile, type FileDigest } from './chunking.js'
 export { DEFAULT_CHUNK_SIZE } from './constants.js'
+export {
+  checkDistribution,
+  type DistributionContent,
+  type DistributionLayout,
+  MAX_CONFIG_BYTES,
+} from './distribution-rules.js'
 export type { DistributionView, DistributorEvents, DistributorStats, MembershipView } from './distributor.js'
 export { Distributor } from './distributor.js'
 export * from './errors.js'
@@ -30,7 +38,20 @@ export {
   verifySignedManifest,
 } from './manifest.js'
 export {
+  type PublishRelease,
+  type PublishResult,
+  type PublishTarget,
+  publishRelease,
+} from './publisher.js'
+export {
+  DESCRIPTION_FILE,
+  type ReleaseDescription,
+  type ReleaseFolder,
+  readReleaseFolder,
+} from './release-folder.js'
+export {
   keyId,
+  parsePrivateKey,
   publicKeyOf,
   readPrivateKey,
   readTrustedKey,

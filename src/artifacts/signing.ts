@@ -35,14 +35,25 @@ export async function writeNewKeyPair(file: string): Promise<{ id: string; publi
 }
 
 export async function readPrivateKey(file: string): Promise<KeyObject> {
+  const bytes = await readFile(file).catch((err: Error) => {
+    throw new ShoalError('ERR_KEY_INVALID', `${file} cannot be read (${err.message})`, 400)
+  })
+  return parsePrivateKey(bytes, file)
+}
+
+/**
+ * An ed25519 private key from the bytes of a key file (PKCS#8 PEM, as "shoal key
+ * new" writes it); `label` names it in the error, which never quotes the bytes.
+ */
+export function parsePrivateKey(bytes: Uint8Array, label: string): KeyObject {
   try {
-    const key = createPrivateKey(await readFile(file))
+    const key = createPrivateKey(Buffer.from(bytes))
     if (key.asymmetricKeyType !== 'ed25519') throw new Error(`a ${key.asymmetricKeyType} key`)
     return key
   } catch (err) {
     throw new ShoalError(
       'ERR_KEY_INVALID',
-      `${file} is not an ed25519 private key (${(err as Error).message}); create one with "shoal key new FILE"`,
+      `${label} is not an ed25519 private key (${(err as Error).message}); create one with "shoal key new FILE"`,
       400,
     )
   }

@@ -18,15 +18,20 @@ import {
   type RuntimeApi,
   type StatusView,
   type TokenTable,
+  type UnpublishedView,
 } from '../api/index.js'
-import { type Artifacts, openArtifacts, UnknownDistributionError } from '../artifacts/index.js'
+import {
+  type Artifacts,
+  checkDistribution,
+  openArtifacts,
+  UnknownDistributionError,
+} from '../artifacts/index.js'
 import {
   type ClusterState,
   ClusterStateStore,
   Manager,
   type ManagerCommand,
   type ManagerStatus,
-  parsePlacement,
   type RolloutView,
   rolloutView,
   runsHere,
@@ -234,6 +239,13 @@ export class Agent implements ApiBackend {
       )
       inUse = () => versionsInUse(clusterState.current(), membership.members(), runtime.status())
       undo.unshift(() => runtime.stop())
+      // Versions the cluster unpublished (`shoal unpublish`): dropped here too, now and as the state changes.
+      const withdraw = (state: ClusterState) =>
+        artifacts.distributor
+          .withdraw((state.unpublished ?? []).map((u) => u.id))
+          .catch((err: unknown) => log.warn('dropping unpublished versions failed', { error: String(err) }))
+      await withdraw(clusterState.current())
+      clusterState.events.on('state:changed', (state) => void withdraw(state))
       await artifacts.distributor.start()
       const agent = new Agent(
         config,
@@ -372,12 +384,8 @@ export class Agent implements ApiBackend {
         return size == null ? null : { sha256, size }
       },
       ingestBlob: (body, sha256) => store.ingest(body, sha256),
-      publish: (body) => {
-        // Components must be runnable: a bad descriptor is refused here, not on every node later.
-        const artifacts = (body as { manifest?: { artifacts?: unknown } } | null)?.manifest?.artifacts
-        if (Array.isArray(artifacts)) componentsOf(artifacts)
-        return distributor.publish(body)
-      },
+      // The distributor applies the distribution rules: a typo is refused here, not at rollout.
+      publish: (body) => distributor.publish(body),
       list: () => distributor.list(),
       // Each version with the rollouts and rollbacks that moved the cluster to it: the audit trail.
       history: (name) => {
@@ -403,7 +411,21 @@ export class Agent implements ApiBackend {
       },
       detail: (id) => distributor.detail(id),
       verify: () => store.verifyAll(),
+      unpublish: (id, caller) => this.unpublish(id, caller),
     }
+  }
+
+  /**
+   * `shoal unpublish`: the manager records the version as unpublished (or refuses one in
+   * use); answered once this agent has dropped it too, so a client's next GET here agrees.
+   */
+  async unpublish(id: string, caller?: Caller | null): Promise<UnpublishedView> {
+    const requestedBy = caller == null ? this.id : `${caller.name} (${caller.role})`
+    const { result, entry } = await this.manager.unpublish({ id, requestedBy })
+    const deadline = Date.now() + COMMAND_VISIBLE_WAIT_MS
+    while (this.artifacts.catalogue.get(id) != null && Date.now() < deadline) await sleep(20)
+    const at = id.indexOf('@')
+    return { result, id, name: id.slice(0, at), version: id.slice(at + 1), by: entry.by, at: entry.at }
   }
 
   get nodesApi(): NodesApi {
@@ -507,8 +529,8 @@ export class Agent implements ApiBackend {
     while (this.artifacts.catalogue.get(distribution) == null && Date.now() < deadline) await sleep(100)
     const entry = this.artifacts.catalogue.get(distribution)
     if (entry == null) throw new UnknownDistributionError(distribution)
-    const { artifacts, placement } = entry.signed.manifest
-    parsePlacement(placement, [...componentsOf(artifacts).keys()])
+    // Published before the agents checked the rules at publish time, or by an older agent.
+    checkDistribution(entry.signed.manifest)
     return this.managerCommand({ ...input, op: 'rollout', distribution } as ManagerCommand, caller)
   }
 

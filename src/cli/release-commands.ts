@@ -1,9 +1,10 @@
 import type { Command } from 'commander'
-import type { DistributionView } from '../artifacts/index.js'
+import type { UnpublishedView } from '../api/index.js'
+import { DISTRIBUTION_NAME, type DistributionView, VERSION } from '../artifacts/index.js'
 import { parseBytes } from '../shared/units.js'
 import { apiClient } from './client.js'
 import { type ClientOptions, clientOptions, examples, positiveInt, print } from './command-options.js'
-import { EXIT } from './exit-codes.js'
+import { EXIT, UsageError } from './exit-codes.js'
 import { formatBytes } from './table.js'
 import { formatAuditTrail, formatDistributions, type HistoryEntry } from './views.js'
 
@@ -47,6 +48,40 @@ export function addReleaseCommands(program: Command): void {
       })
     },
   )
+
+  clientOptions(
+    program
+      .command('unpublish')
+      .argument('<distribution>', 'the version to remove: NAME@VERSION')
+      .summary('remove a version that was never rolled out from every agent')
+      .description(
+        'remove a version that was never rolled out from every agent of the cluster: its retention slot and the ' +
+          'blobs only it used are freed, and its NAME@VERSION can never be published again. Refused ' +
+          '(ERR_VERSION_IN_USE, exit code 4) for a version that runs or is being installed on a node, that the ' +
+          'cluster wants, or that a rollout or rollback moved to or from (kept for rollback)',
+      )
+      .addHelpText(
+        'after',
+        examples(
+          '# published with a mistake, never rolled out',
+          'shoal unpublish educa@1.2',
+          'shoal unpublish educa@1.2 --json | jq .by',
+        ),
+      ),
+  ).action(async (distribution: string, opts: ClientOptions) => {
+    const [name = '', version = ''] = distribution.split(/@(.*)/s)
+    if (!DISTRIBUTION_NAME.test(name) || !VERSION.test(version))
+      throw new UsageError(`"${distribution}" is not NAME@VERSION (for example educa@1.2)`)
+    const result = await apiClient(opts).request<UnpublishedView>(
+      'DELETE',
+      `/api/distributions/${encodeURIComponent(name)}/${encodeURIComponent(version)}`,
+    )
+    print(opts.json, result, () =>
+      result.result === 'unpublished'
+        ? `unpublished ${result.id}: every agent drops it and will not take it again`
+        : `${result.id} was already unpublished (by ${result.by} at ${result.at}); nothing changed`,
+    )
+  })
 
   clientOptions(
     program

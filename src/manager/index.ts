@@ -13,6 +13,7 @@ export {
   type ManagerComponents,
   type ManagerInit,
   type ManagerStatus,
+  type Unpublishing,
 } from './manager.js'
 export {
   type Assignment,
@@ -34,6 +35,8 @@ export {
   runsHere,
   STATE_KEY,
   targetOf,
+  type UnpublishedVersion,
 } from './record.js'
 export { isFinished, step, targetsOf } from './rollout-engine.js'
 export { type RolloutNode, type RolloutView, rolloutView } from './rollout-view.js'
+export { VersionInUseError, VersionUnpublishedError } from './unpublish.js'

@@ -25,8 +25,10 @@ import {
   ROLLOUT_STRATEGIES,
   type RolloutRecord,
   STATE_KEY,
+  type UnpublishedVersion,
 } from './record.js'
 import { baseOf, isFinished, type NodeObservation, step, targetsOf } from './rollout-engine.js'
+import { VersionInUseError, VersionUnpublishedError, whyInUse, withUnpublished } from './unpublish.js'
 
 /**
  * The timers are given by the agent from its preset (the table in
@@ -107,14 +109,33 @@ const controlCommand = z.strictObject({
   requestedBy: z.string().default(''),
 })
 export const commandSchema = z.union([rolloutCommand, rollbackCommand, controlCommand])
+/** `shoal unpublish`: a version never rolled out leaves the cluster (docs/distributions.md). */
+const unpublishCommand = z.strictObject({
+  op: z.literal('unpublish'),
+  id: z.string().min(3).max(200),
+  requestedBy: z.string().max(200).default(''),
+})
 /** A candidate's pre-vote: "whom do you follow?" */
 const prevoteRequest = z.strictObject({ op: z.literal('prevote') })
-const requestSchema = z.union([prevoteRequest, rolloutCommand, rollbackCommand, controlCommand])
+const requestSchema = z.union([
+  prevoteRequest,
+  rolloutCommand,
+  rollbackCommand,
+  controlCommand,
+  unpublishCommand,
+])
 const prevoteAnswer = z.strictObject({ ok: z.literal(true), follows: z.string().max(100).nullable() })
 export type ManagerCommand = z.input<typeof commandSchema>
 
+/** What an unpublish did: `already-unpublished` when an earlier request had (nothing changed). */
+export interface Unpublishing {
+  result: 'unpublished' | 'already-unpublished'
+  entry: UnpublishedVersion
+}
+
 const answerSchema = z.union([
   z.strictObject({ ok: z.literal(true), rollout: z.unknown() }),
+  z.strictObject({ ok: z.literal(true), unpublished: z.unknown() }),
   z.strictObject({
     ok: z.literal(false),
     error: z.strictObject({ code: z.string(), message: z.string(), status: z.number() }),
@@ -185,11 +206,17 @@ export class Manager {
           await ch.write(encodeJson({ ok: true, follows: this.view.manager }))
           return
         }
-        const command = commandSchema.parse(request)
-        const answer = await this.execute(command).then(
-          (rollout) => ({ ok: true as const, rollout }),
-          (err: unknown) => ({ ok: false as const, error: errorOf(err) }),
-        )
+        const failed = (err: unknown) => ({ ok: false as const, error: errorOf(err) })
+        const answer =
+          request.op === 'unpublish'
+            ? await this.executeUnpublish(request).then(
+                (unpublished) => ({ ok: true as const, unpublished }),
+                failed,
+              )
+            : await this.execute(commandSchema.parse(request)).then(
+                (rollout) => ({ ok: true as const, rollout }),
+                failed,
+              )
         await ch.write(encodeJson(answer))
       },
     )
@@ -228,6 +255,27 @@ export class Manager {
    */
   async command(input: ManagerCommand): Promise<RolloutRecord> {
     const command = commandSchema.parse(input)
+    const answer = await this.onManager(command, () => this.execute(command))
+    return (answer.local ?? answer.remote?.rollout) as RolloutRecord
+  }
+
+  /**
+   * Unpublishes a version, on the manager wherever it runs: recorded in the cluster
+   * state, which every agent follows by dropping it (docs/distributions.md).
+   * ERR_VERSION_IN_USE when a node runs it, the cluster wants it or a rollout in the
+   * history names it; ERR_UNKNOWN_DISTRIBUTION when the manager does not know it.
+   */
+  async unpublish(input: { id: string; requestedBy?: string }): Promise<Unpublishing> {
+    const command = unpublishCommand.parse({ ...input, op: 'unpublish' })
+    const answer = await this.onManager(command, () => this.executeUnpublish(command))
+    return (answer.local ?? answer.remote?.unpublished) as Unpublishing
+  }
+
+  /** Runs `local` when this node is the acting manager, else sends `command` to the manager. */
+  private async onManager<T>(
+    command: z.output<typeof requestSchema>,
+    local: () => Promise<T>,
+  ): Promise<{ local?: T; remote?: { rollout?: unknown; unpublished?: unknown } }> {
     // A hand-over (a new term, a manager only suspected for a moment) takes a few
     // ticks: wait that long for a manager that can act before saying there is none.
     const deadline = Date.now() + MANAGER_WAIT_MS
@@ -237,7 +285,7 @@ export class Manager {
       await new Promise((r) => setTimeout(r, this.init.tickMs))
       view = this.status()
     }
-    if (view.acting) return this.execute(command)
+    if (view.acting) return { local: await local() }
     // Without a majority on this side, the manager it still follows may be across a cut.
     if (cannotForward(view) || view.manager == null) throw noQuorum(view)
     const raw = await exchange(
@@ -257,7 +305,7 @@ export class Manager {
       )
     })
     if (!raw.ok) throw new ShoalError(raw.error.code, raw.error.message, raw.error.status)
-    return raw.rollout as RolloutRecord
+    return { remote: raw }
   }
 
   // --- election and control loop -------------------------------------------------------
@@ -482,6 +530,8 @@ export class Manager {
     if (command.op === 'rollout' || command.op === 'rollback') {
       const distribution =
         command.op === 'rollout' ? command.distribution : this.rollbackTarget(command.name, command.to)
+      if (this.components.store.current().unpublished?.some((u) => u.id === distribution))
+        throw new VersionUnpublishedError(distribution)
       await this.requireKnown(distribution)
       let created: RolloutRecord | undefined
       await this.mutate((state) => {
@@ -545,6 +595,30 @@ export class Manager {
     })
     void this.tick()
     return found!
+  }
+
+  private async executeUnpublish(command: z.output<typeof unpublishCommand>): Promise<Unpublishing> {
+    if (!this.status().acting) throw noQuorum(this.status())
+    const earlier = this.components.store.current().unpublished?.find((u) => u.id === command.id)
+    if (earlier != null) return { result: 'already-unpublished', entry: earlier }
+    await this.requireKnown(command.id)
+    let done: Unpublishing | undefined
+    await this.mutate((state) => {
+      // Decided on the state it writes: a rollout started a moment ago is seen.
+      const already = state.unpublished?.find((u) => u.id === command.id)
+      if (already != null) {
+        done = { result: 'already-unpublished', entry: already }
+        return state
+      }
+      const nodes = [...observe(this.components.membership.members()).values()]
+      const why = whyInUse(state, nodes, command.id)
+      if (why != null) throw new VersionInUseError(command.id, why)
+      const entry = { id: command.id, by: command.requestedBy, at: new Date().toISOString() }
+      done = { result: 'unpublished', entry }
+      return withUnpublished(state, entry)
+    })
+    if (done?.result === 'unpublished') this.log.info('version unpublished', { ...done.entry })
+    return done!
   }
 
   /** `--to`, else the version the cluster ran before the current one. */

@@ -14,6 +14,12 @@ import { MAX_STATE_BYTES, STATE_FETCH_TIMEOUT_MS, STATE_RETRY_MS } from './const
 export const FAILURE_CHARS = 500
 /** The most control actions (approve, pause, resume, abort) a rollout record keeps. */
 export const MAX_ACTIONS = 20
+/**
+ * The most unpublished versions the cluster state remembers (newest first); about
+ * 150 bytes each. An older one stays dropped where it was (each agent remembers the
+ * versions it dropped) but could be published again.
+ */
+export const MAX_UNPUBLISHED = 200
 
 export const ROLLOUT_STRATEGIES = ['all-at-once', 'rolling', 'canary'] as const
 export type RolloutStrategy = (typeof ROLLOUT_STRATEGIES)[number]
@@ -122,8 +128,17 @@ const stateSchema = z.strictObject({
   unplaced: z.array(z.string()),
   /** Newest first; the audit trail of rollouts and rollbacks. */
   rollouts: z.array(rolloutSchema),
+  /**
+   * Versions unpublished (`shoal unpublish`), newest first, with who and when: every
+   * agent drops them and refuses to take them again. Absent = none.
+   */
+  unpublished: z
+    .array(z.strictObject({ id: z.string().max(200), by: z.string().max(200), at: z.string().max(40) }))
+    .max(MAX_UNPUBLISHED)
+    .optional(),
 })
 export type ClusterState = z.output<typeof stateSchema>
+export type UnpublishedVersion = NonNullable<ClusterState['unpublished']>[number]
 
 const signedSchema = z.strictObject({ state: stateSchema, signature: z.string().min(1).max(200) })
 export type SignedClusterState = z.output<typeof signedSchema>

@@ -14,7 +14,7 @@ import { makeComponentDistribution } from '../helpers/components.js'
 import { makeKey } from '../helpers/distribution.js'
 import { waitFor } from '../helpers/wait.js'
 
-const METHODS: readonly OpenApiMethod[] = ['get', 'head', 'post']
+const METHODS: readonly OpenApiMethod[] = ['get', 'head', 'post', 'delete']
 const VIEWER = 'viewer-token-0123456789abcdef'
 
 /** The routes only inspect the backend when a request arrives: none does here but the document's own. */
@@ -315,5 +315,9 @@ describe('what a real agent answers matches the document', () => {
     expect((await check('POST /api/rollbacks', '/api/rollbacks', json({ name: 'app' }))).status).toBe(409)
     expect((await check('POST /api/distributions', '/api/distributions', json({}))).status).toBe(400)
     expect((await check('POST /api/artifacts', '/api/artifacts')).status).toBe(400)
+    // Rolled out: kept for rollback.
+    const unpublish = 'DELETE /api/distributions/{name}/{version}'
+    expect((await check(unpublish, '/api/distributions/app/1.0')).status).toBe(409)
+    expect((await check(unpublish, '/api/distributions/app/no%20such')).status).toBe(400)
   })
 })

@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { MemberView } from '../../src/api/index.js'
+import { publicKeyOf, readPrivateKey, signManifest } from '../../src/artifacts/index.js'
 import type { Agent } from '../../src/bootstrap/index.js'
 import { ApiClient } from '../../src/cli/client.js'
 import { publish } from '../../src/cli/publish.js'
@@ -54,7 +55,7 @@ describe('placement of components over the cluster', () => {
     const keys = await makeKey(dir)
     const agents = await cluster.startMany(nodes, { trust: [keys.pub] })
     await cluster.waitForConvergence(agents)
-    // Without the CLI's own check (as an older shoal publishes): the agents must refuse at rollout.
+    // Without the CLI's own check (as an older shoal publishes): the agent must refuse it itself.
     const publishTo = (agent: Agent, content: string, name: string, version: string, preflight = false) =>
       publish(new ApiClient(agent.apiUrl), {
         dir: content,
@@ -64,7 +65,7 @@ describe('placement of components over the cluster', () => {
         progress: false,
         preflight,
       })
-    return { dir, agents, publishTo }
+    return { dir, agents, publishTo, keyFile: keys.key }
   }
 
   const rollout = (agent: Agent, distribution: string) =>
@@ -226,11 +227,11 @@ describe('placement of components over the cluster', () => {
     }
   })
 
-  it('a component that can be placed nowhere is reported, not dropped: replicas beyond the nodes are capped, and an invalid rule is refused at rollout and changes nothing', async () => {
+  it('a component that can be placed nowhere is reported, not dropped: replicas beyond the nodes are capped, and an invalid rule is refused at publish (by the CLI and by the agent) and at rollout, and changes nothing', async () => {
     // place() gives every unit at least one node whenever there is one node (replicas are capped at
     // the node count, partitions always land), so `unplaced` cannot be non-empty in a running cluster;
     // what can go wrong is the rule itself.
-    const { dir, agents, publishTo } = await setup(2)
+    const { dir, agents, publishTo, keyFile } = await setup(2)
     const all = ['a', 'b']
     const good = await placedDistribution(join(dir, 'good'), all, { a: { replicas: 5 }, b: 'partition' })
     await publishTo(agents[0]!, good, 'app', '1.0')
@@ -254,15 +255,36 @@ describe('placement of components over the cluster', () => {
         .sort((x, y) => x.name.localeCompare(y.name)),
     )
     const bad = await placedDistribution(join(dir, 'bad'), all, { a: { replicas: 0 }, b: 'partition' })
+    const blobsBefore = agents.map((a) => a.artifacts.store.list().length)
     // The CLI refuses it before uploading anything…
     await expect(publishTo(agents[1]!, bad, 'app', '2.0', true)).rejects.toMatchObject({
       code: 'ERR_MANIFEST_INVALID',
       message: expect.stringMatching(/placement\.a\.replicas/),
     })
-    expect(agents[1]!.artifacts.catalogue.get('app@2.0')).toBeUndefined()
-    // …and what an older CLI publishes anyway is refused by every agent at rollout.
-    await publishTo(agents[1]!, bad, 'app', '2.0')
-    await waitFor('agent 0 to learn app@2.0', () => agents[0]!.artifacts.catalogue.get('app@2.0') != null)
+    // …and so does the agent, when an older CLI (or a raw API call) sends it: before any byte is stored.
+    await expect(publishTo(agents[1]!, bad, 'app', '2.0')).rejects.toMatchObject({
+      code: 'ERR_MANIFEST_INVALID',
+      status: 400,
+      message: expect.stringMatching(/placement\.a\.replicas/),
+    })
+    expect(agents.map((a) => a.artifacts.catalogue.get('app@2.0'))).toEqual([undefined, undefined])
+    expect(agents.map((a) => a.artifacts.store.list().length)).toEqual(blobsBefore)
+    // A version an older agent accepted (and its peers learned from it) is still refused by every agent at rollout.
+    const signed = signManifest(
+      {
+        schema: 1,
+        name: 'app',
+        version: '2.0',
+        artifacts: agents[0]!.artifacts.catalogue.get('app@1.0')!.signed.manifest.artifacts,
+        config: {},
+        placement: { a: { replicas: 0 }, b: 'partition' },
+        supersedes: '1.0',
+        createdAt: new Date().toISOString(),
+      },
+      await readPrivateKey(keyFile),
+      publicKeyOf(await readPrivateKey(keyFile)),
+    )
+    for (const agent of agents) await agent.artifacts.catalogue.add(signed)
     for (const agent of agents) {
       const refused = await rollout(agent, 'app@2.0').then(
         () => null,
@@ -273,8 +295,9 @@ describe('placement of components over the cluster', () => {
       expect((refused as Error).message).toMatch(/placement\.a\.replicas/)
     }
     const typo = await placedDistribution(join(dir, 'typo'), all, { a: 'everywhere', c: 'partition' })
-    await publishTo(agents[0]!, typo, 'app', '2.1')
-    await expect(rollout(agents[0]!, 'app@2.1')).rejects.toMatchObject({ code: 'ERR_MANIFEST_INVALID' })
+    await expect(publishTo(agents[0]!, typo, 'app', '2.1')).rejects.toMatchObject({
+      code: 'ERR_MANIFEST_INVALID',
+    })
 
     // Nothing changed: same rollouts, same placement, same processes, still on 1.0.
     await new Promise((resolve) => setTimeout(resolve, 500))

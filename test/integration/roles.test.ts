@@ -34,6 +34,11 @@ const LONG_ID = 'r'.repeat(41)
 const HARMLESS: Record<string, { path: string; body?: unknown; answer: number; why: string }> = {
   'POST /api/artifacts': { path: '/api/artifacts', answer: 400, why: 'no ?sha256' },
   'POST /api/distributions': { path: '/api/distributions', body: {}, answer: 400, why: 'no manifest' },
+  'DELETE /api/distributions/{name}/{version}': {
+    path: '/api/distributions/NOT-A-NAME/1.0',
+    answer: 400,
+    why: 'not a distribution name',
+  },
   'POST /api/publish': { path: '/api/publish', answer: 400, why: 'not a form' },
   'POST /api/verify': { path: '/api/verify', answer: 200, why: 'an empty store: nothing to re-hash' },
   'POST /api/components/{name}/stop': {
@@ -108,7 +113,7 @@ function endpoints(methods: readonly OpenApiMethod[]): Endpoint[] {
   )
 }
 
-const MUTATING = endpoints(['post'])
+const MUTATING = endpoints(['post', 'delete'])
 const READING = endpoints(['get', 'head'])
 
 describe('roles: every endpoint with every role', () => {

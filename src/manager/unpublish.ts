@@ -1,0 +1,61 @@
+import { ShoalError } from '../shared/errors.js'
+import { type ClusterState, MAX_UNPUBLISHED, type UnpublishedVersion } from './record.js'
+import { isFinished } from './rollout-engine.js'
+
+/** What the manager knows of one node's versions (from its member metadata). */
+export interface NodeVersions {
+  id: string
+  /** The version it runs, and the one it is switching to. */
+  active: string | null
+  target: string | null
+}
+
+/** The cluster unpublished this version (`shoal unpublish`): its id is never used again. */
+export class VersionUnpublishedError extends ShoalError {
+  constructor(id: string) {
+    super(
+      'ERR_VERSION_UNPUBLISHED',
+      `${id} was unpublished from this cluster and its version cannot be used again; publish under a new version`,
+      409,
+    )
+    this.name = 'VersionUnpublishedError'
+  }
+}
+
+/** The version runs somewhere, is wanted, or a rollout names it (kept for rollback). */
+export class VersionInUseError extends ShoalError {
+  constructor(id: string, why: string) {
+    super(
+      'ERR_VERSION_IN_USE',
+      `${id} ${why}; only a version never rolled out can be unpublished (retention drops old ones)`,
+      409,
+    )
+    this.name = 'VersionInUseError'
+  }
+}
+
+/**
+ * Why `id` may not be unpublished, or null when it may: it is the version the
+ * cluster wants (for every node or some), a node runs or is switching to it, or a
+ * rollout or rollback in the cluster's history moved to it or from it (what a
+ * rollback goes back to).
+ */
+export function whyInUse(state: ClusterState, nodes: readonly NodeVersions[], id: string): string | null {
+  if (state.defaultTarget === id) return 'is the version the cluster runs'
+  const targeted = Object.entries(state.targets).find(([, target]) => target === id)
+  if (targeted != null) return `is the version the cluster wants on node ${targeted[0]}`
+  const node = nodes.find((n) => n.active === id || n.target === id)
+  if (node != null) return `${node.active === id ? 'runs' : 'is being installed'} on node ${node.id}`
+  const rollout = state.rollouts.find((r) => r.distribution === id || r.from === id)
+  if (rollout != null) {
+    const how = rollout.distribution === id ? 'moved the cluster to it' : 'moved the cluster from it'
+    return `is kept for rollback: ${rollout.kind} ${rollout.id} (${isFinished(rollout) ? rollout.state : 'in progress'}) ${how}`
+  }
+  return null
+}
+
+/** The state with `entry` first in its unpublished list (bounded: the oldest go). */
+export function withUnpublished(state: ClusterState, entry: UnpublishedVersion): ClusterState {
+  const rest = (state.unpublished ?? []).filter((u) => u.id !== entry.id)
+  return { ...state, unpublished: [entry, ...rest].slice(0, MAX_UNPUBLISHED) }
+}
