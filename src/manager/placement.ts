@@ -55,7 +55,7 @@ export function parsePlacement(raw: unknown, components: readonly string[]): Pla
     }
     if (!known.has(key)) {
       const list = [...known].sort().join(', ') || 'none'
-      throw new PlacementError(`"${key}" is not a component of this distribution (components: ${list})`)
+      throw new PlacementError(`"${key}" is not a component of this distribution (components: ${list})`, key)
     }
     spec.rules[key] = parseRule(key, value)
   }

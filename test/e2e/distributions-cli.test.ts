@@ -1,4 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -124,5 +125,71 @@ describe('publishing through the CLI to agent processes', () => {
     expect(result.code).not.toBe(0)
     expect(result.stderr).toContain('ERR_MANIFEST_SIGNATURE')
     expect(result.stderr).toContain('does not trust')
+  })
+
+  it('refuses a broken distribution.json before uploading, and unpublishes a version never rolled out (not one in use)', async () => {
+    const [a, b] = [agents[0]!.info.api, agents.at(-1)!.info.api]
+    const publishCli = (folder: string, version: string, api: string) =>
+      runCli([
+        'publish',
+        folder,
+        '--name',
+        'educa',
+        '--version',
+        version,
+        '--key',
+        join(dir, 'pub.key'),
+        '--api',
+        api,
+        '--json',
+      ])
+    const held = async (api: string) => (await list(api)).map((d) => d.id)
+
+    // A descriptor on a file not marked as a component (its "kind" forgotten): refused, nothing uploaded.
+    const broken = await makeDistributionDir(
+      join(dir, 'broken'),
+      { 'web.tgz': 2000 },
+      {
+        artifacts: { 'web.tgz': { descriptor: { name: 'web', start: { node: 'main.mjs' } } } },
+      },
+    )
+    const refused = await publishCli(broken, '3.0', a)
+    expect(refused.code).toBe(1)
+    expect(JSON.parse(refused.stderr)).toMatchObject({
+      error: { code: 'ERR_MANIFEST_INVALID', message: expect.stringContaining('(web.tgz).descriptor') },
+    })
+    const sha = createHash('sha256')
+      .update(await readFile(join(broken, 'web.tgz')))
+      .digest('hex')
+    expect((await fetch(`${a}/api/artifacts/${sha}`, { method: 'HEAD' })).status).toBe(404)
+    expect(await held(a)).not.toContain('educa@3.0')
+
+    // 2.0 is published and never rolled out: unpublished through the other agent, gone from both.
+    const typo = await makeDistributionDir(join(dir, 'educa-2.0'), { 'notes.txt': 300 })
+    expect((await publishCli(typo, '2.0', a)).code).toBe(0)
+    await waitFor('b to hold educa@2.0', async () => (await held(b)).includes('educa@2.0'))
+    const unpublished = await runCli(['unpublish', 'educa@2.0', '--api', b, '--json'])
+    expect(unpublished.code, unpublished.stderr).toBe(0)
+    expect(JSON.parse(unpublished.stdout)).toMatchObject({ result: 'unpublished', id: 'educa@2.0' })
+    expect(await held(b)).toEqual(['educa@1.0'])
+    await waitFor('a to drop educa@2.0', async () => !(await held(a)).includes('educa@2.0'))
+    const again = await runCli(['unpublish', 'educa@2.0', '--api', a])
+    expect(again.code).toBe(0)
+    expect(again.stdout).toContain('educa@2.0 was already unpublished')
+    const republished = await publishCli(typo, '2.0', a)
+    expect(republished.code).toBe(4)
+    expect(JSON.parse(republished.stderr)).toMatchObject({ error: { code: 'ERR_VERSION_UNPUBLISHED' } })
+
+    // A version the cluster runs is kept, and the command says why.
+    const rollout = await runCli(['rollout', 'educa@1.0', '--wait', '--timeout', '120', '--api', a, '--json'])
+    expect(rollout.code, rollout.stderr).toBe(0)
+    const inUse = await runCli(['unpublish', 'educa@1.0', '--api', b])
+    expect(inUse.code).toBe(4)
+    expect(inUse.stderr).toMatch(/educa@1\.0 is the version the cluster runs.*\(ERR_VERSION_IN_USE\)/)
+    expect(await held(a)).toEqual(['educa@1.0'])
+
+    const usage = await runCli(['unpublish', 'educa', '--api', a])
+    expect(usage.code).toBe(2)
+    expect(usage.stderr).toContain('is not NAME@VERSION')
   })
 })
