@@ -437,7 +437,7 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
           '200': json('Unpublished: every agent drops it', ref('UnpublishResult')),
           '400': json('Not a distribution name and version (`ERR_BAD_REQUEST`)', ref('Error')),
           ...denied,
-          '404': json('No agent of the manager knows it (`ERR_UNKNOWN_DISTRIBUTION`)', ref('Error')),
+          '404': json('The manager does not know it (`ERR_UNKNOWN_DISTRIBUTION`)', ref('Error')),
           '409': json(
             'It runs, is wanted or is kept for rollback (`ERR_VERSION_IN_USE`); the message says where',
             ref('Error'),
