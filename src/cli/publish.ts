@@ -33,7 +33,7 @@ export interface PublishOptions {
  */
 export async function publish(client: ApiClient, options: PublishOptions): Promise<PublishResult> {
   const key = await readPrivateKey(options.keyFile)
-  let bar: SingleBar | null = null
+  const bar = options.progress && process.stderr.isTTY ? new UploadBar() : null
   try {
     return await publishRelease(agentOverHttp(client), {
       dir: options.dir,
@@ -42,20 +42,30 @@ export async function publish(client: ApiClient, options: PublishOptions): Promi
       key,
       ...(options.chunkSize == null ? {} : { chunkSize: options.chunkSize }),
       ...(options.preflight == null ? {} : { preflight: options.preflight }),
-      onProgress: ({ sent, total, file }) => {
-        if (!options.progress || !process.stderr.isTTY) return
-        if (bar == null) {
-          bar = new SingleBar({
-            stream: process.stderr,
-            format: 'uploading [{bar}] {percentage}% | {sent} of {size} | {file}',
-            hideCursor: true,
-          })
-          bar.start(total, 0, { file, sent: formatBytes(sent), size: formatBytes(total) })
-        } else bar.update(sent, { file, sent: formatBytes(sent) })
-      },
+      ...(bar == null ? {} : { onProgress: (progress) => bar.show(progress) }),
     })
   } finally {
-    ;(bar as SingleBar | null)?.stop()
+    bar?.stop()
+  }
+}
+
+/** The upload's progress bar on stderr, started at the first report (when the total is known). */
+class UploadBar {
+  private bar: SingleBar | null = null
+
+  show({ sent, total, file }: { sent: number; total: number; file: string }): void {
+    if (this.bar == null) {
+      this.bar = new SingleBar({
+        stream: process.stderr,
+        format: 'uploading [{bar}] {percentage}% | {sent} of {size} | {file}',
+        hideCursor: true,
+      })
+      this.bar.start(total, sent, { file, sent: formatBytes(sent), size: formatBytes(total) })
+    } else this.bar.update(sent, { file, sent: formatBytes(sent) })
+  }
+
+  stop(): void {
+    this.bar?.stop()
   }
 }
 

@@ -535,6 +535,9 @@ export class Manager {
       await this.requireKnown(distribution)
       let created: RolloutRecord | undefined
       await this.mutate((state) => {
+        // Unpublished while this command waited for the version.
+        if (state.unpublished?.some((u) => u.id === distribution))
+          throw new VersionUnpublishedError(distribution)
         const { op, ...options } = command
         const request = { ...options, distribution, kind: op } as RolloutRequest
         created = newRollout(state, request, this.components.membership.members())
