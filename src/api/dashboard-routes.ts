@@ -35,8 +35,8 @@ export function dashboardRoutes(
   app: Hono,
   backend: ApiBackend,
   audit: AuditTrail,
-  // The API's own address, which the publish form no longer needs (it publishes in-process).
-  _self?: () => string,
+  // Opens load balancers' admin listeners that ask for tokens (docs/loadbalancer.md).
+  lbCredential: string | null = null,
 ): void {
   app.get('/', async (c) => c.html(await asset('index.html')))
   app.get('/dashboard/:file', async (c) => {
@@ -47,7 +47,7 @@ export function dashboardRoutes(
       'Cache-Control': 'no-cache',
     })
   })
-  app.get('/api/lb', async (c) => c.json(await loadBalancers(backend.members())))
+  app.get('/api/lb', async (c) => c.json(await loadBalancers(backend.members(), lbCredential)))
   app.get('/api/audit', (c) => c.json(audit.list()))
   app.post(
     '/api/publish',
@@ -74,7 +74,7 @@ export function dashboardRoutes(
       let lb: LoadBalancerView[] = []
       try {
         while (!sse.aborted) {
-          lb = await loadBalancers(backend.members()).catch(() => lb)
+          lb = await loadBalancers(backend.members(), lbCredential).catch(() => lb)
           const data = JSON.stringify(snapshot(backend, audit, lb))
           if (data !== last) {
             last = data

@@ -33,6 +33,11 @@ export interface ApiInit {
   port: number
   /** Tokens and their roles (`--tokens`); null: no authentication (the API must be on loopback). */
   tokens?: TokenTable | null
+  /**
+   * What the dashboard presents to load balancers' admin listeners (derived from the
+   * cluster secret, docs/loadbalancer.md); null in an open cluster.
+   */
+  lbCredential?: string | null
 }
 
 /** The admin HTTP API and the page at `/`, served by every agent. */
@@ -86,22 +91,18 @@ export class ApiServer {
   }
 
   private routes(): Hono {
-    return createApiApp(this.backend, this.init.tokens ?? null, this.log, () => {
-      const { host, port } = this.address()
-      const reachable =
-        host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host
-      return `http://${reachable}:${port}`
+    return createApiApp(this.backend, this.init.tokens ?? null, this.log, {
+      lbCredential: this.init.lbCredential ?? null,
     })
   }
 }
 
 /** Every route of the admin API (exported so tests can hold them against the OpenAPI document). */
-/** `self`: this API's own base URL (the publish form posts to it). */
 export function createApiApp(
   backend: ApiBackend,
   tokens: TokenTable | null,
   log: Logger,
-  self: () => string = () => 'http://127.0.0.1:7070',
+  options: { lbCredential?: string | null } = {},
 ): Hono {
   const app = new Hono()
   const audit = new AuditTrail()
@@ -110,7 +111,7 @@ export function createApiApp(
   app.use('*', browserGuard(tokens != null))
   app.use('/api/*', audit.middleware())
   if (tokens != null) app.use('/api/*', requireToken(tokens))
-  dashboardRoutes(app, backend, audit, self)
+  dashboardRoutes(app, backend, audit, options.lbCredential ?? null)
   app.get('/api/openapi.json', (c) => c.json(OPENAPI_DOCUMENT))
   app.get('/metrics', async (c) => {
     if (backend.metrics == null) throw new ShoalError('ERR_NOT_FOUND', 'this process exports no metrics', 404)

@@ -62,7 +62,7 @@ import { type AgentConfig, type AgentOptions, resolveAgentConfig } from './confi
 import { RUN_FILE, STATE_DIR } from './constants.js'
 import { loadOrCreatePeerKey } from './identity.js'
 import { createNode, type ShoalLibp2p } from './libp2p-node.js'
-import { readSecret } from './secret.js'
+import { clusterCredential, readSecret } from './secret.js'
 import { startWarnings } from './start-warnings.js'
 import type { WireTraffic } from './wire-meter.js'
 
@@ -263,7 +263,7 @@ export class Agent implements ApiBackend {
       await records.open()
       agent.nodeOps = await createNodeOperations(agent, records, log)
       await agent.serveRetire()
-      await agent.startApi(tokens)
+      await agent.startApi(tokens, secret == null ? null : clusterCredential(secret, 'lb-admin'))
       apiUrl = agent.localApiUrl
       await runtime.start()
       await manager.start()
@@ -603,8 +603,8 @@ export class Agent implements ApiBackend {
     )
   }
 
-  private async startApi(tokens: TokenTable | null): Promise<void> {
-    this.api = new ApiServer({ ...this.config.api, tokens }, this, this.log)
+  private async startApi(tokens: TokenTable | null, lbCredential: string | null): Promise<void> {
+    this.api = new ApiServer({ ...this.config.api, tokens, lbCredential }, this, this.log)
     try {
       await this.api.start()
     } catch (err) {

@@ -76,7 +76,7 @@ beforeAll(async () => {
   signedManifest = JSON.parse(JSON.stringify(entry.signed)) as Json
   blobsDir = join(agent.config.dataDir, 'blobs')
   artifactBytes = new Uint8Array(0)
-  app = createApiApp(agent, null, silentLogger, () => agent.apiUrl)
+  app = createApiApp(agent, null, silentLogger)
 })
 
 afterAll(() => cluster.cleanup())

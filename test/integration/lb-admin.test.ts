@@ -7,10 +7,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { clusterCredential } from '../../src/bootstrap/index.js'
-import { AdminServer } from '../../src/loadbalancer/index.js'
+import { clusterCredential, Observer, readSecret, writeNewSecret } from '../../src/bootstrap/index.js'
+import { AdminServer, LoadBalancer } from '../../src/loadbalancer/index.js'
 import { silentLogger } from '../../src/shared/logger.js'
+import { TestCluster } from '../helpers/cluster.js'
 import { runCli } from '../helpers/processes.js'
+import { waitFor } from '../helpers/wait.js'
 
 const stops: Array<() => Promise<void>> = []
 afterEach(async () => {
@@ -100,5 +102,95 @@ describe("the load balancer's admin listener", () => {
       join(dir, 'tokens.json'),
     ])
     expect(bad.stderr).toContain('list at least one token')
+  })
+
+  it("an agent's dashboard reads an admin listener that asks for tokens with the cluster's credential", async () => {
+    const cluster = new TestCluster()
+    stops.push(() => cluster.cleanup())
+    const secretFile = join(await cluster.dataDir(), 'cluster.secret')
+    await writeNewSecret(secretFile)
+    const credential = clusterCredential(await readSecret(secretFile), 'lb-admin')
+    const agent = await cluster.start({ secretFile })
+    const observer = await Observer.start(
+      {
+        cluster: cluster.cluster,
+        roles: ['lb'],
+        dataDir: await cluster.dataDir(),
+        listen: ['/ip4/127.0.0.1/tcp/0'],
+        bootstrap: [agent.membership.self.addrs[0]!],
+        secretFile,
+        mdns: false,
+        preset: 'test',
+      },
+      silentLogger,
+    )
+    stops.push(() => observer.stop())
+    const startLb = async (service: string, authorize: (token: string) => boolean) => {
+      const lb = new LoadBalancer(
+        {
+          service,
+          listen: { host: '127.0.0.1', port: 0 },
+          admin: { host: '127.0.0.1', port: 0, authorize },
+          strategy: 'round-robin',
+          ejectMs: 2000,
+          connectTimeoutMs: 1000,
+          requestTimeoutMs: 10_000,
+          maxRetries: 2,
+        },
+        { membership: observer.membership, logger: silentLogger },
+      )
+      const { admin } = await lb.start()
+      stops.push(() => lb.stop())
+      return `http://127.0.0.1:${admin.port}`
+    }
+    const admin = await startLb(
+      'web',
+      (token) => token === 'operator-token-0123456789' || token === credential,
+    )
+    const view = async () =>
+      (await (await fetch(`${agent.apiUrl}/api/lb`)).json()) as Array<{
+        url: string
+        status: { service: string } | null
+        error?: string
+      }>
+    await waitFor('the agent to see the load balancer', async () => (await view()).length === 1)
+    expect((await view())[0]).toMatchObject({ url: admin, status: { service: 'web' } })
+    // Without the credential (only its own tokens), the view says why it shows nothing.
+    await lbWithoutCredential()
+    async function lbWithoutCredential() {
+      await observer.stop()
+      const other = await Observer.start(
+        {
+          cluster: cluster.cluster,
+          roles: ['lb'],
+          dataDir: await cluster.dataDir(),
+          listen: ['/ip4/127.0.0.1/tcp/0'],
+          bootstrap: [agent.membership.self.addrs[0]!],
+          secretFile,
+          mdns: false,
+          preset: 'test',
+        },
+        silentLogger,
+      )
+      stops.push(() => other.stop())
+      const lb = new LoadBalancer(
+        {
+          service: 'web',
+          listen: { host: '127.0.0.1', port: 0 },
+          admin: { host: '127.0.0.1', port: 0, authorize: (token) => token === 'operator-token-0123456789' },
+          strategy: 'round-robin',
+          ejectMs: 2000,
+          connectTimeoutMs: 1000,
+          requestTimeoutMs: 10_000,
+          maxRetries: 2,
+        },
+        { membership: other.membership, logger: silentLogger },
+      )
+      await lb.start()
+      stops.push(() => lb.stop())
+      await waitFor('the second load balancer in the view', async () =>
+        (await view()).some((v) => v.error?.includes('needs a token') ?? false),
+      )
+    }
   })
 })
