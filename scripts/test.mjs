@@ -34,6 +34,11 @@ const steps = [
   { name: 'typecheck', command: ['npm', 'run', '--silent', 'typecheck'] },
   { name: 'lint', command: ['npm', 'run', '--silent', 'lint'] },
   {
+    name: 'structure',
+    what: 'folders entered through index.ts, no folder cycle',
+    command: ['npm', 'run', '--silent', 'structure'],
+  },
+  {
     name: 'suites',
     what: 'vitest, two files at a time',
     report: join(work, 'suites.json'),

@@ -1,7 +1,7 @@
 import type { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { DISTRIBUTION_NAME, type DistributionView, VERSION } from '../artifacts/index.js'
-import { ShoalError } from '../shared/errors.js'
+import { ShoalError } from '../shared/index.js'
 import { type Caller, callerOf } from './auth.js'
 
 /** The answer of `DELETE /api/distributions/:name/:version` (`shoal unpublish`). */

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { readFile, stat } from 'node:fs/promises'
 import type { MiddlewareHandler } from 'hono'
 import { z } from 'zod'
-import { ConfigError, ShoalError } from '../shared/errors.js'
+import { ConfigError, ShoalError } from '../shared/index.js'
 
 /** Who may do what through the admin API (docs/operations.md, "Roles and tokens"). */
 export const ROLES = ['viewer', 'developer', 'operator', 'admin'] as const

@@ -1,5 +1,5 @@
 import type { z } from 'zod'
-import { ShoalError } from '../shared/errors.js'
+import { ShoalError } from '../shared/index.js'
 
 /** The request's JSON body; `fallback` when it has none (if given); ERR_BAD_REQUEST when it is not JSON. */
 export async function jsonBody(request: Request, fallback?: unknown): Promise<unknown> {

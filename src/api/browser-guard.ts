@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from 'hono'
-import { ShoalError } from '../shared/errors.js'
+import { ShoalError } from '../shared/index.js'
 import { isLoopback } from './auth.js'
 
 /**

@@ -8,7 +8,7 @@ import {
   parsePrivateKey,
   publishRelease,
 } from '../artifacts/index.js'
-import { ShoalError } from '../shared/errors.js'
+import { ShoalError } from '../shared/index.js'
 import type { ArtifactsApi } from './artifact-routes.js'
 
 /**

@@ -3,7 +3,7 @@ import { stream, streamSSE } from 'hono/streaming'
 import { z } from 'zod'
 import type { ManagerCommand, ManagerStatus, RolloutView } from '../manager/index.js'
 import type { ComponentStatus, Endpoint, RuntimeStatus } from '../runtime/index.js'
-import { ShoalError } from '../shared/errors.js'
+import { ShoalError } from '../shared/index.js'
 import { type Caller, callerOf } from './auth.js'
 import { jsonBody, parseBody } from './bodies.js'
 

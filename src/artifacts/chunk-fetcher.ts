@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { messageOf, ShoalError } from '../shared/errors.js'
-import type { Logger } from '../shared/logger.js'
+import type { Logger } from '../shared/index.js'
+import { messageOf, ShoalError } from '../shared/index.js'
 import type { BlobLayout, BlobStore } from './blob-store.js'
 import type { ChunkMap } from './chunk-map.js'
 import { HAVE_REFRESH_MS, PER_PEER_CHUNKS } from './constants.js'

@@ -1,4 +1,4 @@
-import { ShoalError } from '../shared/errors.js'
+import { ShoalError } from '../shared/index.js'
 
 /** The manifest is unsigned, signed by an untrusted key, or the signature does not verify. */
 export class ManifestSignatureError extends ShoalError {

@@ -5,7 +5,7 @@
  * peer-to-peer transfer of blobs.
  */
 import { join } from 'node:path'
-import type { Logger } from '../shared/logger.js'
+import type { Logger } from '../shared/index.js'
 import { BlobStore, type StoreDb, type StoreReport } from './blob-store.js'
 import { Catalogue } from './catalogue.js'
 import { DEFAULT_MAX_ARTIFACT_BYTES, DEFAULT_PARALLEL_CHUNKS, DEFAULT_RETENTION } from './constants.js'

@@ -1,7 +1,6 @@
 import { createHash, type KeyObject } from 'node:crypto'
 import { z } from 'zod'
-import { canonicalJson } from '../shared/canonical-json.js'
-import { withinDepth } from '../shared/json-frames.js'
+import { canonicalJson, withinDepth } from '../shared/index.js'
 import { MAX_ARTIFACTS, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from './constants.js'
 import { ManifestInvalidError, ManifestSignatureError } from './errors.js'
 import { keyId, signBytes, type TrustedKey, verifyBytes } from './signing.js'

@@ -53,4 +53,4 @@ export const announcement = z.object({
 })
 export type Announcement = z.infer<typeof announcement>
 
-export { decodeJson, encodeJson } from '../shared/json-frames.js'
+export { decodeJson, encodeJson } from '../shared/index.js'

@@ -1,7 +1,7 @@
 import { lstat, readdir, readFile } from 'node:fs/promises'
 import { join, relative, sep } from 'node:path'
 import { z } from 'zod'
-import { ShoalError } from '../shared/errors.js'
+import { ShoalError } from '../shared/index.js'
 import { digestFile } from './chunking.js'
 import { ManifestInvalidError } from './errors.js'
 import { ARTIFACT_KINDS, type ArtifactEntry } from './manifest.js'

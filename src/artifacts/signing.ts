@@ -8,8 +8,7 @@ import {
   verify,
 } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
-import { ShoalError } from '../shared/errors.js'
-import { refuseExisting, writeFileAtomic } from '../shared/files.js'
+import { refuseExisting, ShoalError, writeFileAtomic } from '../shared/index.js'
 
 /** A publisher's public key and its short id (what manifests name as `publisher`). */
 export interface TrustedKey {

@@ -1,6 +1,6 @@
 import { Level } from 'level'
 import type { IncarnationStore } from '../membership/index.js'
-import { DataDirInUseError } from '../shared/errors.js'
+import { DataDirInUseError } from '../shared/index.js'
 
 /**
  * The agent's durable state in one `level` database; each concern gets its own

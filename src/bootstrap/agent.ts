@@ -40,6 +40,7 @@ import {
 import { createMembership, type Member, type Membership } from '../membership/index.js'
 import { AgentMetrics } from '../metrics/index.js'
 import {
+  discoverOnEc2,
   HANDLE_KEY,
   LaunchRecords,
   LocalProvider,
@@ -49,14 +50,19 @@ import {
   type Provider,
 } from '../providers/index.js'
 import { componentsOf, Runtime, type RuntimeStatus } from '../runtime/index.js'
-import { ShoalError } from '../shared/errors.js'
-import { writeFileAtomic } from '../shared/files.js'
-import { decodeJson, encodeJson } from '../shared/json-frames.js'
-import { createLogger, type Logger } from '../shared/logger.js'
-import { portInUse } from '../shared/ports.js'
-import { presetTimers } from '../shared/presets.js'
-import { exchange, serve } from '../shared/stream-rpc.js'
-import { VERSION } from '../shared/version.js'
+import {
+  createLogger,
+  decodeJson,
+  encodeJson,
+  exchange,
+  type Logger,
+  portInUse,
+  presetTimers,
+  ShoalError,
+  serve,
+  VERSION,
+  writeFileAtomic,
+} from '../shared/index.js'
 import { AgentState } from './agent-state.js'
 import { type AgentConfig, type AgentOptions, resolveAgentConfig } from './config.js'
 import { RUN_FILE, STATE_DIR } from './constants.js'
@@ -179,7 +185,8 @@ export class Agent implements ApiBackend {
       )
       await node.start()
       undo.unshift(async () => node.stop())
-      const discovered = config.discoverEc2 == null ? [] : await discoverOnEc2(config, log)
+      const discovered =
+        config.discoverEc2 == null ? [] : await discoverOnEc2(config.discoverEc2, config.cluster, log)
       const membership = createMembership(
         {
           cluster: config.cluster,
@@ -844,25 +851,4 @@ async function createNodeOperations(
       logger: log,
     },
   )
-}
-
-/** Members to join through, from EC2 instances tagged with the cluster (best effort: a failure is logged). */
-async function discoverOnEc2(config: AgentConfig, log: Logger): Promise<string[]> {
-  const where = config.discoverEc2!
-  try {
-    const [{ EC2Client }, { discoverPeers }] = await Promise.all([
-      import('@aws-sdk/client-ec2'),
-      import('../providers/ec2.js'),
-    ])
-    const client = new EC2Client({
-      region: where.region,
-      ...(where.endpoint == null ? {} : { endpoint: where.endpoint }),
-    })
-    const found = await discoverPeers(client, config.cluster)
-    log.info('found members on EC2 by the cluster tag', { count: found.length })
-    return found
-  } catch (err) {
-    log.warn('EC2 discovery failed; joining through --bootstrap only', { error: String(err) })
-    return []
-  }
 }

@@ -6,15 +6,17 @@ import { isLoopback } from '../api/index.js'
 import { type ArtifactsConfig, DEFAULT_ARTIFACTS_CONFIG } from '../artifacts/index.js'
 import { type MembershipTimers, resolveTimers } from '../membership/index.js'
 import { DEFAULT_RUNTIME_LIMITS, type RuntimeConfig } from '../runtime/index.js'
-import { ConfigError, messageOf, OptionError } from '../shared/errors.js'
-import type { LogLevel } from '../shared/logger.js'
+import type { LogLevel } from '../shared/index.js'
 import {
+  ConfigError,
   DEFAULT_PRESET,
   isTimerPreset,
+  messageOf,
+  OptionError,
   presetTimers,
   TIMER_PRESETS,
   type TimerPreset,
-} from '../shared/presets.js'
+} from '../shared/index.js'
 import { CLUSTER_NAME, DEFAULT_API, DEFAULT_LISTEN } from './constants.js'
 
 /** Everything an agent is started with: plain data, printable by `shoal status --json`. */

@@ -7,4 +7,4 @@ export const PEER_KEY_FILE = 'peer.key'
 export const STATE_DIR = 'state'
 export const RUN_FILE = 'agent.json'
 /** Re-exported for config.ts; its home is shared/ because providers checks cluster names too. */
-export { CLUSTER_NAME } from '../shared/cluster-name.js'
+export { CLUSTER_NAME } from '../shared/index.js'

@@ -2,8 +2,7 @@ import { chmod, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
-import { messageOf, ShoalError } from '../shared/errors.js'
-import { writeFileAtomic } from '../shared/files.js'
+import { messageOf, ShoalError, writeFileAtomic } from '../shared/index.js'
 import { PEER_KEY_FILE } from './constants.js'
 
 /**

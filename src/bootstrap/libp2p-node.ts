@@ -11,8 +11,8 @@ import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
-import { PortInUseError, ShoalError } from '../shared/errors.js'
-import type { Logger } from '../shared/logger.js'
+import type { Logger } from '../shared/index.js'
+import { PortInUseError, ShoalError } from '../shared/index.js'
 import { type WireTraffic, wireMeter } from './wire-meter.js'
 
 export type ShoalLibp2p = Libp2p<{ pubsub: PubSub; identify: unknown; ping: unknown }>

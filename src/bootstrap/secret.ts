@@ -1,8 +1,7 @@
 import { createHmac } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { generateKey } from '@libp2p/pnet'
-import { ShoalError } from '../shared/errors.js'
-import { refuseExisting, writeFileAtomic } from '../shared/files.js'
+import { refuseExisting, ShoalError, writeFileAtomic } from '../shared/index.js'
 
 /** libp2p's swarm key format: header lines then 64 hex digits (95 bytes in all). */
 const SWARM_KEY = /^\/key\/swarm\/psk\/1\.0\.0\/\n\/base16\/\n[0-9a-f]{64}\s*$/

@@ -1,4 +1,4 @@
-import { ShoalError } from '../shared/errors.js'
+import { ShoalError } from '../shared/index.js'
 
 export interface RequestOptions {
   json?: unknown

@@ -1,5 +1,5 @@
 import { CommanderError } from 'commander'
-import { messageOf, OptionError, PortInUseError, ShoalError } from '../shared/errors.js'
+import { messageOf, OptionError, PortInUseError, ShoalError } from '../shared/index.js'
 import { AgentError, AgentUnreachableError, NotAnAgentError } from './client.js'
 
 /**

@@ -7,11 +7,9 @@ import {
   parseHostPort,
   readSecret,
 } from '../bootstrap/index.js'
-import { type BackendSink, type BalanceStrategy, LoadBalancer } from '../loadbalancer/index.js'
+import { type BackendSink, type BalanceStrategy, HaproxySink, LoadBalancer } from '../loadbalancer/index.js'
 import { MetricsServer } from '../metrics/index.js'
-import { PortInUseError, ShoalError } from '../shared/errors.js'
-import { createLogger, type LogLevel } from '../shared/logger.js'
-import { portInUse } from '../shared/ports.js'
+import { createLogger, type LogLevel, PortInUseError, portInUse, ShoalError } from '../shared/index.js'
 import { handleStopSignals } from './stop-signals.js'
 
 export interface LbOptions extends Omit<ObserverOptions, 'roles' | 'listen'> {
@@ -78,7 +76,6 @@ export async function runLoadBalancer(options: LbOptions): Promise<void> {
   let metricsServer: MetricsServer | null = null
   try {
     if (options.haproxySocket != null) {
-      const { HaproxySink } = await import('../loadbalancer/haproxy-sink.js')
       sink = await HaproxySink.start({ socket: options.haproxySocket, backend: options.haproxyBackend! }, log)
     }
     const lb = new LoadBalancer(

@@ -1,7 +1,7 @@
 #!/usr/bin/env -S node --max-semi-space-size=1
 // A 1 MiB young generation keeps an idle agent's memory ~20 MB lower (docs/decisions.md).
 import { Command, Option } from 'commander'
-import { VERSION } from '../shared/version.js'
+import { VERSION } from '../shared/index.js'
 import { addClusterCommands } from './cluster-commands.js'
 import { COMMON_OPTIONS } from './command-options.js'
 import { reportError } from './exit-codes.js'

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import type { UnpublishedView } from '../api/index.js'
 import { DISTRIBUTION_NAME, type DistributionView, VERSION } from '../artifacts/index.js'
-import { parseBytes } from '../shared/units.js'
+import { parseBytes } from '../shared/index.js'
 import { apiClient } from './client.js'
 import { type ClientOptions, clientOptions, examples, positiveInt, print } from './command-options.js'
 import { EXIT, UsageError } from './exit-codes.js'

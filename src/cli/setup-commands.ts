@@ -1,14 +1,21 @@
 import { type Command, Option } from 'commander'
 import type { Agent } from '../bootstrap/index.js'
-import type { TimerPreset } from '../membership/index.js'
-import { isLogLevel, type LogLevel } from '../shared/logger.js'
-import { parseBytes } from '../shared/units.js'
+import {
+  DEFAULT_PRESET,
+  isLogLevel,
+  type LogLevel,
+  parseBytes,
+  TIMER_PRESETS,
+  type TimerPreset,
+} from '../shared/index.js'
 import { collect, examples, parseTags, positiveInt, print } from './command-options.js'
 import { UsageError } from './exit-codes.js'
 import { handleStopSignals } from './stop-signals.js'
 
 const presetOption = () =>
-  new Option('--preset <preset>', 'timer preset').choices(['lan', 'cloud', 'test']).default('lan')
+  new Option('--preset <preset>', 'timer preset (docs/configuration.md)')
+    .choices([...TIMER_PRESETS])
+    .default(DEFAULT_PRESET)
 const logLevelOption = () =>
   new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info')
 

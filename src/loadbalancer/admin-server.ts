@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { EXPOSITION_CONTENT_TYPE, startProcessMetrics } from '../metrics/index.js'
-import { messageOf } from '../shared/errors.js'
-import type { Logger } from '../shared/logger.js'
+import type { Logger } from '../shared/index.js'
+import { messageOf } from '../shared/index.js'
 
 export interface AdminServerInit {
   host: string

@@ -1,5 +1,5 @@
 import type { Member } from '../membership/index.js'
-import { instanceKey } from '../shared/instance-key.js'
+import { instanceKey } from '../shared/index.js'
 
 export type BackendState = 'ready' | 'draining'
 

@@ -1,5 +1,5 @@
 import { connect, isIPv6 } from 'node:net'
-import { ShoalError } from '../shared/errors.js'
+import { ShoalError } from '../shared/index.js'
 
 /**
  * HAProxy refused a command, or its runtime API could not be reached. `unreachable`

@@ -1,4 +1,4 @@
-import type { Logger } from '../shared/logger.js'
+import type { Logger } from '../shared/index.js'
 import type { Backend } from './backends.js'
 import { HaproxyDriver } from './haproxy.js'
 import type { BackendSink } from './load-balancer.js'

@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto'
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
-import { ConfigError, messageOf } from '../shared/errors.js'
-import type { Logger } from '../shared/logger.js'
-import { TypedEvents } from '../shared/typed-events.js'
+import type { Logger } from '../shared/index.js'
+import { ConfigError, messageOf, TypedEvents } from '../shared/index.js'
 import { type Backend, DEFAULT_WEIGHT } from './backends.js'
 import {
   addressOf,

@@ -1,6 +1,5 @@
 import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
-import type { Logger } from '../shared/logger.js'
-import type { TypedEvents } from '../shared/typed-events.js'
+import type { Logger, TypedEvents } from '../shared/index.js'
 import { AdminServer } from './admin-server.js'
 import { type Backend, backendsOf } from './backends.js'
 import type { BalanceStrategy } from './balancer.js'

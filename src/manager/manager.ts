@@ -2,11 +2,16 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
-import { messageOf, ShoalError } from '../shared/errors.js'
-import { decodeJson, encodeJson } from '../shared/json-frames.js'
-import type { Logger } from '../shared/logger.js'
-import { exchange, type StreamNetwork, serve } from '../shared/stream-rpc.js'
-import type { TypedEvents } from '../shared/typed-events.js'
+import type { Logger, TypedEvents } from '../shared/index.js'
+import {
+  decodeJson,
+  encodeJson,
+  exchange,
+  messageOf,
+  ShoalError,
+  type StreamNetwork,
+  serve,
+} from '../shared/index.js'
 import {
   COMMAND_TIMEOUT_MS,
   HISTORY_LENGTH,

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { ShoalError } from '../shared/errors.js'
+import { ShoalError } from '../shared/index.js'
 
 /**
  * How one component is placed, from the distribution's `placement` object:

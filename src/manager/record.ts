@@ -2,12 +2,17 @@ import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
-import { canonicalJson } from '../shared/canonical-json.js'
-import { messageOf } from '../shared/errors.js'
-import { decodeJson, encodeJson } from '../shared/json-frames.js'
-import type { Logger } from '../shared/logger.js'
-import { exchange, type StreamNetwork, serve } from '../shared/stream-rpc.js'
-import { TypedEvents } from '../shared/typed-events.js'
+import type { Logger } from '../shared/index.js'
+import {
+  canonicalJson,
+  decodeJson,
+  encodeJson,
+  exchange,
+  messageOf,
+  type StreamNetwork,
+  serve,
+  TypedEvents,
+} from '../shared/index.js'
 import { MAX_STATE_BYTES, STATE_FETCH_TIMEOUT_MS, STATE_RETRY_MS } from './constants.js'
 
 /** The most of a node's failure reason a rollout record keeps. */

@@ -1,4 +1,4 @@
-import { ShoalError } from '../shared/errors.js'
+import { ShoalError } from '../shared/index.js'
 import { type ClusterState, MAX_UNPUBLISHED, type UnpublishedVersion } from './record.js'
 import { isFinished } from './rollout-engine.js'
 

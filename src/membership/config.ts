@@ -1,4 +1,4 @@
-import { ConfigError } from '../shared/errors.js'
+import { ConfigError } from '../shared/index.js'
 
 /**
  * Membership's timers, all given by the agent from its preset (the table in

@@ -2,14 +2,14 @@
  * Membership: the cluster view (SWIM-style failure detection over libp2p,
  * dissemination over gossipsub, anti-entropy state sync) and its events.
  */
-import type { Logger } from '../shared/logger.js'
+import type { Logger } from '../shared/index.js'
 import { type MembershipTimers, resolveTimers } from './config.js'
 import type { MemberMetadata } from './member.js'
 import { type IncarnationStore, Membership, type MembershipComponents } from './membership.js'
 import type { MembershipNetwork } from './network.js'
 
 /** Re-exported for the CLI and providers; its home is the preset table, src/shared/presets.ts. */
-export type { TimerPreset } from '../shared/presets.js'
+export type { TimerPreset } from '../shared/index.js'
 export { type MembershipTimers, resolveTimers, suspicionBounds } from './config.js'
 export type { MembershipEvents } from './events.js'
 export type { Claim, Member, MemberMetadata, MemberRecord, MemberState } from './member.js'

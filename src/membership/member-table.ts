@@ -1,5 +1,4 @@
-import type { Logger } from '../shared/logger.js'
-import type { TypedEvents } from '../shared/typed-events.js'
+import type { Logger, TypedEvents } from '../shared/index.js'
 import { type MembershipTimers, suspicionBounds } from './config.js'
 import type { MembershipEvents } from './events.js'
 import { applyClaim, refutation } from './incarnation.js'

@@ -1,6 +1,6 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
-import { decodeJson, encodeJson } from '../shared/json-frames.js'
+import { decodeJson, encodeJson } from '../shared/index.js'
 import { MAX_ADDRS, MAX_METADATA_BYTES } from './constants.js'
 import type { Claim, MemberRecord } from './member.js'
 

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { messageOf } from '../shared/errors.js'
-import type { Logger } from '../shared/logger.js'
+import type { Logger } from '../shared/index.js'
+import { messageOf } from '../shared/index.js'
 import { EXPOSITION_CONTENT_TYPE, startProcessMetrics } from './exposition.js'
 
 export interface MetricsServerInit {

@@ -7,7 +7,7 @@
  * docs/cloud-init.md shows a rendered example.
  */
 
-import type { TimerPreset } from '../shared/presets.js'
+import type { TimerPreset } from '../shared/index.js'
 
 export interface CloudInitInput {
   cluster: string

@@ -12,10 +12,8 @@ import {
   type Tag,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2'
-import { CLUSTER_NAME } from '../shared/cluster-name.js'
-import { messageOf } from '../shared/errors.js'
-import type { Logger } from '../shared/logger.js'
-import { VERSION } from '../shared/version.js'
+import type { Logger } from '../shared/index.js'
+import { CLUSTER_NAME, messageOf, VERSION } from '../shared/index.js'
 import { type CloudInitInput, renderCloudInit, SHOAL_PORT } from './cloud-init.js'
 import { type LaunchedNode, launchedNode, type NodeSpec, type Provider, ProviderError } from './provider.js'
 import type { Releases } from './releases.js'

@@ -4,6 +4,7 @@
  * carries out (`shoal node add|copy|remove`).
  */
 export { type ConfiguredProviders, type LoadProvidersOptions, loadProviders } from './config.js'
+export { discoverOnEc2, type Ec2DiscoveryInit } from './ec2-discovery.js'
 export { LocalProvider, type LocalProviderInit } from './local.js'
 export {
   NodeOperations,

@@ -5,8 +5,8 @@ import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import type { Logger } from '../shared/logger.js'
-import { AGENT_NODE_FLAGS } from '../shared/version.js'
+import type { Logger } from '../shared/index.js'
+import { AGENT_NODE_FLAGS } from '../shared/index.js'
 import { type LaunchedNode, launchedNode, type NodeSpec, type Provider, ProviderError } from './provider.js'
 
 export interface LocalProviderInit {

@@ -1,5 +1,5 @@
-import { ShoalError } from '../shared/errors.js'
-import type { TimerPreset } from '../shared/presets.js'
+import type { TimerPreset } from '../shared/index.js'
+import { ShoalError } from '../shared/index.js'
 import type { Releases } from './releases.js'
 
 /** What a new node needs to join the cluster: everything but its own identity. */

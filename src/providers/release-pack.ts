@@ -4,7 +4,7 @@ import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs
 import { dirname, isAbsolute, join, normalize, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { create as createTar } from 'tar'
-import { ShoalError } from '../shared/errors.js'
+import { ShoalError } from '../shared/index.js'
 
 /** A release tarball of Shoal on this machine, as a launched node downloads it. */
 export interface ReleaseFile {

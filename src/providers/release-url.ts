@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import { ShoalError } from '../shared/errors.js'
+import { ShoalError } from '../shared/index.js'
 
 /**
  * The token in a release URL (`/releases/<token>`): `<expires>.<sha256>.<mac>`, where

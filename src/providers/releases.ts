@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { NotFoundError } from '../shared/errors.js'
+import { NotFoundError } from '../shared/index.js'
 import { findPackageRoot, packRelease, type ReleaseFile, ReleasePackError } from './release-pack.js'
 import { signReleaseToken, verifyReleaseToken } from './release-url.js'
 

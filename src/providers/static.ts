@@ -3,8 +3,8 @@ import { readFile } from 'node:fs/promises'
 import { isIPv4 } from 'node:net'
 import { homedir } from 'node:os'
 import { basename, join } from 'node:path'
-import { ConfigError, messageOf } from '../shared/errors.js'
-import type { Logger } from '../shared/logger.js'
+import type { Logger } from '../shared/index.js'
+import { ConfigError, messageOf } from '../shared/index.js'
 import { type LaunchedNode, launchedNode, type NodeSpec, type Provider, ProviderError } from './provider.js'
 
 /** One machine of the fixed list: where to SSH to, and the address its agent listens on. */

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { ShoalError } from '../shared/errors.js'
+import { ShoalError } from '../shared/index.js'
 
 /** Component and service names: short, lower case, safe in paths and env values. */
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/

@@ -1,8 +1,8 @@
 import { createReadStream } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { open, rename, rm, stat } from 'node:fs/promises'
-import type { Logger } from '../shared/logger.js'
-import { TypedEvents } from '../shared/typed-events.js'
+import type { Logger } from '../shared/index.js'
+import { TypedEvents } from '../shared/index.js'
 
 export interface LogFileEvents {
   /** Text appended to the log (what `--follow` streams). */

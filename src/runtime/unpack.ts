@@ -4,7 +4,7 @@ import { lstat, mkdir, rename, rm } from 'node:fs/promises'
 import { dirname, posix } from 'node:path'
 import { Transform } from 'node:stream'
 import * as tar from 'tar'
-import { messageOf, ShoalError } from '../shared/errors.js'
+import { messageOf, ShoalError } from '../shared/index.js'
 
 export interface UnpackLimits {
   /** Sum of the sizes of all entries. */

@@ -1,6 +1,6 @@
 import { createConnection, type Socket } from 'node:net'
 import { createInterface, type Interface } from 'node:readline'
-import { ShoalError } from '../../shared/errors.js'
+import { ShoalError } from '../../shared/index.js'
 
 /** A bundle as the management agent reports it. */
 export interface BundleInfo {

@@ -1,0 +1,18 @@
+/**
+ * Shared: small building blocks every subsystem uses (errors, logger, typed events,
+ * JSON frames and stream RPC, files, ports, units, the version, the timer presets).
+ * They depend on nothing else in src/.
+ */
+export * from './canonical-json.js'
+export * from './cluster-name.js'
+export * from './errors.js'
+export * from './files.js'
+export * from './instance-key.js'
+export * from './json-frames.js'
+export * from './logger.js'
+export * from './ports.js'
+export * from './presets.js'
+export * from './stream-rpc.js'
+export * from './typed-events.js'
+export * from './units.js'
+export * from './version.js'
