@@ -11,7 +11,6 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
@@ -20,11 +19,11 @@ import { ApiClient } from '../src/cli/client.js'
 import { publish } from '../src/cli/publish.js'
 import type { RolloutView } from '../src/manager/index.js'
 import { freePort } from '../src/shared/ports.js'
-import { AGENT_NODE_FLAGS } from '../src/shared/version.js'
+import { firstLine, startLb } from './lb-process.js'
 import { type Started, startProcess, terminate } from './processes.js'
 import { machine, round, source, TempDirs, table } from './util.js'
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
+const _CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
 const PROXY_CHILD = fileURLToPath(new URL('./lb-proxy-child.js', import.meta.url))
 const EDUCA_BUILD = new URL('../../examples/educa/build.mjs', import.meta.url)
 const HAPROXY = '/usr/sbin/haproxy'
@@ -224,32 +223,19 @@ async function changesUnderLoad(dirs: TempDirs, notes: string[]) {
     const rollout = await client.post<RolloutView>('/api/rollouts', { json: { distribution: 'educa@1.0' } })
     await until(async () => (await client.get<RolloutView>(`/api/rollouts/${rollout.id}`)).state === 'done')
 
-    const lbPort = await freePort()
-    const adminPort = await freePort()
-    const lb = spawn(
-      process.execPath,
-      [
-        ...AGENT_NODE_FLAGS,
-        CLI,
-        'lb',
-        '--cluster',
-        'bench-proc',
-        '--listen',
-        `127.0.0.1:${lbPort}`,
-        '--admin',
-        `127.0.0.1:${adminPort}`,
-        '--no-mdns',
-      ]
-        .concat(['--data', await dirs.make('shoal-bench-lb-lb-'), '--p2p-listen', '/ip4/127.0.0.1/tcp/0'])
-        .concat(['--log-level', 'error', ...boot.flatMap((b) => ['--bootstrap', b])]),
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    )
+    const {
+      child: lb,
+      url: lbUrl,
+      admin: lbAdmin,
+    } = await startLb({
+      port: await freePort(),
+      data: await dirs.make('shoal-bench-lb-lb-'),
+      bootstrap: boot,
+    })
     extra.push(lb)
-    await firstLine(lb)
-    const lbUrl = `http://127.0.0.1:${lbPort}`
     const readyBackends = async () =>
       (
-        (await (await fetch(`http://127.0.0.1:${adminPort}/_shoal/lb`)).json()) as {
+        (await (await fetch(`${lbAdmin}/_shoal/lb`)).json()) as {
           backends: Array<{ state: string }>
         }
       ).backends.filter((b) => b.state === 'ready').length
@@ -296,13 +282,6 @@ async function steadyLoad(url: string, seconds: number) {
   if (result.timeouts > 0) detail.timeouts = result.timeouts
   if (result.non2xx > 0) detail.non2xx = result.non2xx
   return { sent: result.requests.sent, failed: result.errors + result.timeouts + result.non2xx, detail }
-}
-
-async function firstLine(child: ChildProcess): Promise<string> {
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve)
-    child.once('exit', (code) => reject(new Error(`child exited with ${code}`)))
-  })
 }
 
 async function until(check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {

@@ -13,11 +13,10 @@
  *    over the nodes of drain + stop + start, readiness and min-ready (from each
  *    node's `lastSwitch`), the failed requests, and the nodes out of rotation.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { readdir, readFile } from 'node:fs/promises'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
@@ -31,7 +30,7 @@ import { type MembershipTimers, suspicionBounds } from '../src/membership/index.
 import type { RuntimeStatus } from '../src/runtime/index.js'
 import { freePort } from '../src/shared/ports.js'
 import { presetTimers } from '../src/shared/presets.js'
-import { AGENT_NODE_FLAGS } from '../src/shared/version.js'
+import { startLb } from './lb-process.js'
 import { type Started, startProcess, terminate } from './processes.js'
 import {
   clockTicks,
@@ -45,7 +44,7 @@ import {
   table,
 } from './util.js'
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
+const _CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
 const EDUCA_BUILD = new URL('../../examples/educa/build.mjs', import.meta.url)
 const PRESET = 'lan'
 /** Manager tick of the preset (src/shared/presets.ts, not configurable). */
@@ -410,29 +409,13 @@ async function measureRolling(dirs: TempDirs, notes: string[]) {
       120_000,
     )
 
-    const lbPort = await freePort()
-    const adminPort = await freePort()
-    lb = spawn(
-      process.execPath,
-      [
-        ...AGENT_NODE_FLAGS,
-        CLI,
-        'lb',
-        '--cluster',
-        'bench-proc',
-        '--listen',
-        `127.0.0.1:${lbPort}`,
-        '--admin',
-        `127.0.0.1:${adminPort}`,
-      ]
-        .concat(['--no-mdns', '--data', await dirs.make('shoal-bench-mgr-lb-')])
-        .concat(['--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'error'])
-        .concat(tcpAddrs(agents[0]!).flatMap((b) => ['--bootstrap', b])),
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    )
-    await firstLine(lb)
-    const lbUrl = `http://127.0.0.1:${lbPort}`
-    const lbAdmin = `http://127.0.0.1:${adminPort}`
+    const started = await startLb({
+      port: await freePort(),
+      data: await dirs.make('shoal-bench-mgr-lb-'),
+      bootstrap: tcpAddrs(agents[0]!),
+    })
+    lb = started.child
+    const { url: lbUrl, admin: lbAdmin } = started
     const inRotation = async () =>
       new Set(
         (await getJson<ProxyStatus>(lbAdmin, '/_shoal/lb')).backends
@@ -745,13 +728,6 @@ export async function until(what: string, check: () => Promise<boolean>, capMs =
     everyMs: 100,
   })
   if (held == null) throw new Error(`benchmark: timed out waiting for ${what}`)
-}
-
-export async function firstLine(child: ChildProcess): Promise<string> {
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve)
-    child.once('exit', (code) => reject(new Error(`child exited with ${code}`)))
-  })
 }
 
 /** SIGKILLs component processes an agent left behind (marked with its data folder). */

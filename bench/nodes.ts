@@ -16,7 +16,6 @@ import { createWriteStream } from 'node:fs'
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -32,7 +31,7 @@ import type { RolloutView } from '../src/manager/index.js'
 import type { Operation } from '../src/providers/index.js'
 import type { RuntimeStatus } from '../src/runtime/index.js'
 import { freePort } from '../src/shared/ports.js'
-import { AGENT_NODE_FLAGS } from '../src/shared/version.js'
+import { firstLine, startLb } from './lb-process.js'
 import { type Started, startProcess, terminate } from './processes.js'
 import { clockTicks, hostCpu, machine, round, source, TempDirs, table } from './util.js'
 
@@ -195,30 +194,17 @@ export async function runNodes() {
     setup.rolloutMs = Math.round(performance.now() - t)
 
     // The load balancer (built-in proxy) in front of `web`.
-    const lbPort = await freePort()
-    const adminPort = await freePort()
-    const lb = spawn(
-      process.execPath,
-      [
-        ...AGENT_NODE_FLAGS,
-        CLI,
-        'lb',
-        '--cluster',
-        'bench-proc',
-        '--listen',
-        `127.0.0.1:${lbPort}`,
-        '--admin',
-        `127.0.0.1:${adminPort}`,
-      ]
-        .concat(['--no-mdns', '--data', join(work, 'lb'), '--preset', PRESET])
-        .concat(['--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'error'])
-        .concat(boot.flatMap((b) => ['--bootstrap', b])),
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    )
+    const {
+      child: lb,
+      url: lbUrl,
+      admin: lbAdmin,
+    } = await startLb({
+      port: await freePort(),
+      data: join(work, 'lb'),
+      bootstrap: boot,
+      flags: ['--preset', PRESET],
+    })
     children.push(lb)
-    await firstLine(lb)
-    const lbUrl = `http://127.0.0.1:${lbPort}`
-    const lbAdmin = `http://127.0.0.1:${adminPort}`
     await until(
       `${CLUSTER_SIZE} nodes in the load balancer's rotation`,
       async () => (await inRotation(lbAdmin)).size === CLUSTER_SIZE,
@@ -855,11 +841,4 @@ async function untilMs(check: () => Promise<boolean>, capMs: number): Promise<nu
     await sleep(50)
   }
   return Math.round(performance.now() - t)
-}
-
-async function firstLine(child: ChildProcess): Promise<string> {
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve)
-    child.once('exit', (code) => reject(new Error(`child exited with ${code}`)))
-  })
 }

@@ -29,9 +29,9 @@ import type { RolloutView } from '../src/manager/index.js'
 import type { RuntimeStatus } from '../src/runtime/index.js'
 import { freePort } from '../src/shared/ports.js'
 import { AGENT_NODE_FLAGS } from '../src/shared/version.js'
+import { startLb } from './lb-process.js'
 import {
   type Agent,
-  firstLine,
   getJson,
   reapComponents,
   startCluster,
@@ -43,7 +43,7 @@ import {
 import { terminate } from './processes.js'
 import { machine, round, source, TempDirs, table } from './util.js'
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
+const _CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
 const EDUCA_BUILD = new URL('../../examples/educa/build.mjs', import.meta.url)
 const ROUNDS = 3
 /** Load before and after each change, so requests in flight around it are counted. */
@@ -110,29 +110,14 @@ export async function runSwitch(options: { sizes: number[] }) {
     })
     await change(client, { distribution: 'educa@1.0' }, 120_000)
 
-    const lbPort = await freePort()
-    const adminPort = await freePort()
-    lb = spawn(
-      process.execPath,
-      [
-        ...AGENT_NODE_FLAGS,
-        CLI,
-        'lb',
-        '--cluster',
-        'bench-proc',
-        '--listen',
-        `127.0.0.1:${lbPort}`,
-        '--admin',
-        `127.0.0.1:${adminPort}`,
-      ]
-        .concat(['--no-mdns', '--data', await dirs.make('shoal-bench-switch-lb-'), ...closed])
-        .concat(['--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'error'])
-        .concat(tcpAddrs(agents[0]!).flatMap((b) => ['--bootstrap', b])),
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    )
-    await firstLine(lb)
-    const lbUrl = `http://127.0.0.1:${lbPort}`
-    const lbAdmin = `http://127.0.0.1:${adminPort}`
+    const started = await startLb({
+      port: await freePort(),
+      data: await dirs.make('shoal-bench-switch-lb-'),
+      bootstrap: tcpAddrs(agents[0]!),
+      flags: closed,
+    })
+    lb = started.child
+    const { url: lbUrl, admin: lbAdmin } = started
     const ids = agents.map((a) => a.info.id)
     await until(`${n} backends ready in the load balancer`, async () => {
       const { backends } = await getJson<ProxyStatus>(lbAdmin, '/_shoal/lb')

@@ -1,8 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { EXPOSITION_CONTENT_TYPE, startProcessMetrics } from '../metrics/index.js'
 import type { Logger } from '../shared/index.js'
-import { messageOf } from '../shared/index.js'
+import { boundAddress, closeHttpNow, listenHttp, messageOf } from '../shared/index.js'
 
 export interface AdminServerInit {
   host: string
@@ -45,10 +44,7 @@ export class AdminServer {
     // Sampled from now, so the first scrape already shows the event loop and CPU.
     startProcessMetrics()
     const server = createServer((req, res) => this.handle(req, res))
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(this.init.port, this.init.host, () => resolve())
-    })
+    await listenHttp(server, this.init.host, this.init.port)
     this.server = server
     return this.address()
   }
@@ -56,15 +52,11 @@ export class AdminServer {
   async stop(): Promise<void> {
     const server = this.server
     this.server = undefined
-    if (server == null) return
-    server.closeAllConnections()
-    await new Promise<void>((resolve) => server.close(() => resolve()))
+    if (server != null) await closeHttpNow(server)
   }
 
   address(): { host: string; port: number } {
-    const info = this.server?.address() as AddressInfo | null | undefined
-    if (info == null) throw new Error('the admin listener is not listening')
-    return { host: this.init.host, port: info.port }
+    return boundAddress(this.server, this.init.host, 'the admin listener')
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {

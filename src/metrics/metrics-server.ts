@@ -1,7 +1,6 @@
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { Logger } from '../shared/index.js'
-import { messageOf } from '../shared/index.js'
+import { boundAddress, closeHttpNow, listenHttp, messageOf } from '../shared/index.js'
 import { EXPOSITION_CONTENT_TYPE, startProcessMetrics } from './exposition.js'
 
 export interface MetricsServerInit {
@@ -42,10 +41,7 @@ export class MetricsServer {
           res.writeHead(500, { 'content-type': 'text/plain' }).end('rendering metrics failed\n')
         })
     })
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(this.init.port, this.init.host, () => resolve())
-    })
+    await listenHttp(server, this.init.host, this.init.port)
     this.server = server
     return this.address()
   }
@@ -53,14 +49,10 @@ export class MetricsServer {
   async stop(): Promise<void> {
     const server = this.server
     this.server = undefined
-    if (server == null) return
-    server.closeAllConnections()
-    await new Promise<void>((resolve) => server.close(() => resolve()))
+    if (server != null) await closeHttpNow(server)
   }
 
   address(): { host: string; port: number } {
-    const info = this.server?.address() as AddressInfo | null | undefined
-    if (info == null) throw new Error('the metrics listener is not listening')
-    return { host: this.init.host, port: info.port }
+    return boundAddress(this.server, this.init.host, 'the metrics listener')
   }
 }

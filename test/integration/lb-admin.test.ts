@@ -7,7 +7,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { clusterCredential, Observer, readSecret, writeNewSecret } from '../../src/bootstrap/index.js'
+import {
+  type Agent,
+  clusterCredential,
+  Observer,
+  readSecret,
+  writeNewSecret,
+} from '../../src/bootstrap/index.js'
 import { AdminServer, LoadBalancer } from '../../src/loadbalancer/index.js'
 import { silentLogger } from '../../src/shared/logger.js'
 import { TestCluster } from '../helpers/cluster.js'
@@ -111,86 +117,61 @@ describe("the load balancer's admin listener", () => {
     await writeNewSecret(secretFile)
     const credential = clusterCredential(await readSecret(secretFile), 'lb-admin')
     const agent = await cluster.start({ secretFile })
-    const observer = await Observer.start(
-      {
-        cluster: cluster.cluster,
-        roles: ['lb'],
-        dataDir: await cluster.dataDir(),
-        listen: ['/ip4/127.0.0.1/tcp/0'],
-        bootstrap: [agent.membership.self.addrs[0]!],
-        secretFile,
-        mdns: false,
-        preset: 'test',
-      },
-      silentLogger,
-    )
-    stops.push(() => observer.stop())
-    const startLb = async (service: string, authorize: (token: string) => boolean) => {
-      const lb = new LoadBalancer(
-        {
-          service,
-          listen: { host: '127.0.0.1', port: 0 },
-          admin: { host: '127.0.0.1', port: 0, authorize },
-          strategy: 'round-robin',
-          ejectMs: 2000,
-          connectTimeoutMs: 1000,
-          requestTimeoutMs: 10_000,
-          maxRetries: 2,
-        },
-        { membership: observer.membership, logger: silentLogger },
-      )
-      const { admin } = await lb.start()
-      stops.push(() => lb.stop())
-      return `http://127.0.0.1:${admin.port}`
-    }
-    const admin = await startLb(
-      'web',
-      (token) => token === 'operator-token-0123456789' || token === credential,
-    )
     const view = async () =>
       (await (await fetch(`${agent.apiUrl}/api/lb`)).json()) as Array<{
         url: string
         status: { service: string } | null
         error?: string
       }>
+    const operatorToken = 'operator-token-0123456789'
+
+    const first = await startLb(cluster, agent, secretFile, (t) => t === operatorToken || t === credential)
     await waitFor('the agent to see the load balancer', async () => (await view()).length === 1)
-    expect((await view())[0]).toMatchObject({ url: admin, status: { service: 'web' } })
-    // Without the credential (only its own tokens), the view says why it shows nothing.
-    await lbWithoutCredential()
-    async function lbWithoutCredential() {
-      await observer.stop()
-      const other = await Observer.start(
-        {
-          cluster: cluster.cluster,
-          roles: ['lb'],
-          dataDir: await cluster.dataDir(),
-          listen: ['/ip4/127.0.0.1/tcp/0'],
-          bootstrap: [agent.membership.self.addrs[0]!],
-          secretFile,
-          mdns: false,
-          preset: 'test',
-        },
-        silentLogger,
-      )
-      stops.push(() => other.stop())
-      const lb = new LoadBalancer(
-        {
-          service: 'web',
-          listen: { host: '127.0.0.1', port: 0 },
-          admin: { host: '127.0.0.1', port: 0, authorize: (token) => token === 'operator-token-0123456789' },
-          strategy: 'round-robin',
-          ejectMs: 2000,
-          connectTimeoutMs: 1000,
-          requestTimeoutMs: 10_000,
-          maxRetries: 2,
-        },
-        { membership: other.membership, logger: silentLogger },
-      )
-      await lb.start()
-      stops.push(() => lb.stop())
-      await waitFor('the second load balancer in the view', async () =>
-        (await view()).some((v) => v.error?.includes('needs a token') ?? false),
-      )
-    }
+    expect((await view())[0]).toMatchObject({ url: first.admin, status: { service: 'web' } })
+    // One that takes only its own tokens: the view says why it shows nothing.
+    await first.observer.stop()
+    await startLb(cluster, agent, secretFile, (t) => t === operatorToken)
+    await waitFor('the second load balancer in the view', async () =>
+      (await view()).some((v) => v.error?.includes('needs a token') ?? false),
+    )
   })
 })
+
+/** An observer member of `cluster` with a load balancer for `web` whose admin listener asks `authorize`. */
+async function startLb(
+  cluster: TestCluster,
+  agent: Agent,
+  secretFile: string,
+  authorize: (token: string) => boolean,
+): Promise<{ observer: Observer; admin: string }> {
+  const observer = await Observer.start(
+    {
+      cluster: cluster.cluster,
+      roles: ['lb'],
+      dataDir: await cluster.dataDir(),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      bootstrap: [agent.membership.self.addrs[0]!],
+      secretFile,
+      mdns: false,
+      preset: 'test',
+    },
+    silentLogger,
+  )
+  stops.push(() => observer.stop())
+  const lb = new LoadBalancer(
+    {
+      service: 'web',
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: { host: '127.0.0.1', port: 0, authorize },
+      strategy: 'round-robin',
+      ejectMs: 2000,
+      connectTimeoutMs: 1000,
+      requestTimeoutMs: 10_000,
+      maxRetries: 2,
+    },
+    { membership: observer.membership, logger: silentLogger },
+  )
+  const { admin } = await lb.start()
+  stops.push(() => lb.stop())
+  return { observer, admin: `http://127.0.0.1:${admin.port}` }
+}
