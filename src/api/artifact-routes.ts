@@ -1,8 +1,26 @@
-import type { Hono } from 'hono'
+import type { Context, Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
-import { DISTRIBUTION_NAME, type DistributionView, VERSION } from '../artifacts/index.js'
+import { z } from 'zod'
+import type { DistributionView } from '../artifacts/index.js'
 import { ShoalError } from '../shared/index.js'
 import { type Caller, callerOf } from './auth.js'
+import { NO_MANAGER, Sha256, segment } from './schemas/common.js'
+import {
+  ArtifactHeld,
+  ArtifactUploaded,
+  type DistributionDetail,
+  DistributionDetail as DistributionDetailSchema,
+  type DistributionHistoryEntry,
+  DistributionHistoryEntry as DistributionHistoryEntrySchema,
+  DistributionName,
+  DistributionVersion,
+  DistributionView as DistributionViewSchema,
+  PublishResult,
+  SignedManifest,
+  UnpublishResult,
+  VerifyResult,
+} from './schemas/distributions.js'
+import { documentedRequest, json, type Operation, refused, serve } from './schemas/operation.js'
 
 /** The answer of `DELETE /api/distributions/:name/:version` (`shoal unpublish`). */
 export interface UnpublishedView {
@@ -21,10 +39,10 @@ export interface ArtifactsApi {
   blob(sha256: string): { sha256: string; size: number } | null
   ingestBlob(body: AsyncIterable<Uint8Array>, sha256: string): Promise<{ created: boolean; size: number }>
   publish(body: unknown): Promise<{ result: 'added' | 'same'; distribution: DistributionView }>
-  list(): unknown[]
+  list(): DistributionView[]
   /** The versions of `name`, in publication order (each with the rollouts to it). */
-  history(name: string): DistributionView[]
-  detail(id: string): unknown
+  history(name: string): DistributionHistoryEntry[]
+  detail(id: string): DistributionDetail
   verify(): Promise<{ checked: number; corrupt: string[] }>
   /**
    * Removes a version that was never rolled out from every agent (through the manager);
@@ -35,6 +53,136 @@ export interface ArtifactsApi {
 
 const MAX_MANIFEST_BODY = 64 * 1024 * 1024
 
+export const ARTIFACT_OPERATIONS = {
+  upload: {
+    method: 'post',
+    path: '/api/artifacts',
+    operationId: 'uploadArtifact',
+    summary: 'Upload one artifact (streamed to disk, kept only if it hashes to `sha256`)',
+    tag: 'distributions',
+    query: { sha256: Sha256.describe('The sha256 of the body, 64 lowercase hex digits') },
+    body: documentedRequest(
+      'application/octet-stream',
+      z.string().meta({ contentMediaType: 'application/octet-stream' }),
+    ),
+    responses: {
+      200: json('Already held', ArtifactUploaded),
+      201: json('Stored', ArtifactUploaded),
+      400: refused({ ERR_BAD_REQUEST: 'No `?sha256=`, or no body' }),
+      413: refused({ ERR_ARTIFACT_TOO_LARGE: 'Larger than the agent accepts' }),
+      422: refused({ ERR_ARTIFACT_CORRUPT: 'The bytes do not hash to `sha256`, or it is no sha256' }),
+    },
+  },
+  get: {
+    method: 'get',
+    path: '/api/artifacts/{sha256}',
+    operationId: 'getArtifact',
+    summary: 'Whether this agent holds an artifact (`shoal publish` skips what is there)',
+    tag: 'distributions',
+    params: { sha256: segment('The sha256 of the artifact, 64 lowercase hex digits') },
+    responses: {
+      200: json('Held here', ArtifactHeld),
+      404: refused({ ERR_NOT_FOUND: 'Not held here' }),
+    },
+  },
+  head: {
+    method: 'head',
+    path: '/api/artifacts/{sha256}',
+    operationId: 'headArtifact',
+    summary: 'As GET, without a body',
+    tag: 'distributions',
+    params: { sha256: segment('The sha256 of the artifact, 64 lowercase hex digits') },
+    responses: { 200: { description: 'Held here' }, 404: { description: 'Not held here' } },
+  },
+  list: {
+    method: 'get',
+    path: '/api/distributions',
+    operationId: 'listDistributions',
+    summary: 'Every version this agent knows (`shoal distributions --json`)',
+    tag: 'distributions',
+    responses: { 200: json('Oldest first', z.array(DistributionViewSchema)) },
+  },
+  publish: {
+    method: 'post',
+    path: '/api/distributions',
+    operationId: 'publishDistribution',
+    summary: 'Publish a signed manifest whose artifacts this agent holds (`shoal publish`)',
+    description:
+      'Checked in this order: the schema, the signature and key, the distribution rules, that the version ' +
+      'was not unpublished, and only then that every artifact is here: a client can post the manifest ' +
+      'first and learn of any refusal before it uploads a byte.',
+    tag: 'distributions',
+    body: documentedRequest('application/json', SignedManifest),
+    responses: {
+      200: json('The same content was already published under this version', PublishResult),
+      201: json('Added, and announced to the cluster', PublishResult),
+      400: refused({ ERR_MANIFEST_INVALID: 'Not JSON, or the manifest breaks the schema or the rules' }),
+      403: refused({ ERR_MANIFEST_SIGNATURE: 'Unsigned, signed by an untrusted key, or altered' }),
+      409: refused({
+        ERR_VERSION_UNPUBLISHED: 'The version was unpublished from this cluster',
+        ERR_ARTIFACT_MISSING: 'An artifact is not on this agent',
+        ERR_VERSION_EXISTS: 'The version exists with other content',
+      }),
+      413: refused({ ERR_MANIFEST_INVALID: 'Manifest larger than 64 MiB' }),
+    },
+  },
+  history: {
+    method: 'get',
+    path: '/api/distributions/{name}',
+    operationId: 'getDistributionHistory',
+    summary: 'The versions of one distribution, with the rollouts that moved the cluster to each',
+    tag: 'distributions',
+    params: { name: segment('Distribution name, e.g. `educa`') },
+    responses: {
+      200: json('Oldest first', z.array(DistributionHistoryEntrySchema)),
+      404: refused({ ERR_UNKNOWN_DISTRIBUTION: 'No version of it is known' }),
+    },
+  },
+  detail: {
+    method: 'get',
+    path: '/api/distributions/{name}/{version}',
+    operationId: 'getDistribution',
+    summary: 'One version with its signed manifest and where its bytes came from',
+    tag: 'distributions',
+    params: { name: segment('Distribution name, e.g. `educa`'), version: segment('Version, e.g. `1.1`') },
+    responses: {
+      200: json('The version', DistributionDetailSchema),
+      404: refused({ ERR_UNKNOWN_DISTRIBUTION: 'Unknown here' }),
+    },
+  },
+  unpublish: {
+    method: 'delete',
+    path: '/api/distributions/{name}/{version}',
+    operationId: 'unpublishDistribution',
+    summary: 'Unpublish a version never rolled out, from every agent (`shoal unpublish NAME@VERSION`)',
+    description:
+      'The manager records it in the cluster state (who and when); every agent drops it and the blobs ' +
+      'no other version uses, frees its retention slot, and refuses to publish or fetch it again ' +
+      '(`ERR_VERSION_UNPUBLISHED`). Refused for a version that runs or is being installed on a node, ' +
+      'that the cluster wants, or that a rollout or rollback in the history moved to or from (kept for ' +
+      'rollback). Repeating it answers `already-unpublished`.',
+    tag: 'distributions',
+    params: { name: DistributionName, version: DistributionVersion },
+    responses: {
+      200: json('Unpublished: every agent drops it', UnpublishResult),
+      400: refused({ ERR_BAD_REQUEST: 'Not a distribution name and version' }),
+      404: refused({ ERR_UNKNOWN_DISTRIBUTION: 'The manager does not know it' }),
+      409: refused({
+        ERR_VERSION_IN_USE: 'It runs, is wanted or is kept for rollback; the message says where',
+      }),
+      503: refused(NO_MANAGER),
+    },
+  },
+  verify: {
+    method: 'post',
+    path: '/api/verify',
+    operationId: 'verifyStore',
+    summary: 'Re-hash every artifact this agent holds; corrupt ones are removed and fetched again',
+    tag: 'distributions',
+    responses: { 200: json('What was checked', VerifyResult) },
+  },
+} satisfies Record<string, Operation>
+
 /**
  * - `GET|HEAD /api/artifacts/:sha256`: 200 with `{sha256,size}` if this agent holds it, else 404;
  * - `POST /api/artifacts?sha256=HASH`: the bytes (streamed to disk, verified against HASH);
@@ -44,13 +192,15 @@ const MAX_MANIFEST_BODY = 64 * 1024 * 1024
  * - `POST /api/verify`: re-hash every blob.
  */
 export function artifactRoutes(app: Hono, api: () => ArtifactsApi): void {
-  app.on(['GET', 'HEAD'], '/api/artifacts/:sha256', (c) => {
-    const blob = api().blob(c.req.param('sha256'))
+  const held = (c: Context, sha256: string) => {
+    const blob = api().blob(sha256)
     if (blob == null)
-      throw new ShoalError('ERR_NOT_FOUND', `this agent does not hold artifact ${c.req.param('sha256')}`, 404)
+      throw new ShoalError('ERR_NOT_FOUND', `this agent does not hold artifact ${sha256}`, 404)
     return c.json(blob)
-  })
-  app.post('/api/artifacts', async (c) => {
+  }
+  serve(app, ARTIFACT_OPERATIONS.get, (c, { params }) => held(c, params.sha256))
+  serve(app, ARTIFACT_OPERATIONS.head, (c, { params }) => held(c, params.sha256))
+  serve(app, ARTIFACT_OPERATIONS.upload, async (c) => {
     const sha256 = c.req.query('sha256')
     if (sha256 == null)
       throw new ShoalError('ERR_BAD_REQUEST', 'POST /api/artifacts needs ?sha256=HASH of the body', 400)
@@ -59,42 +209,36 @@ export function artifactRoutes(app: Hono, api: () => ArtifactsApi): void {
     const result = await api().ingestBlob(body as unknown as AsyncIterable<Uint8Array>, sha256)
     return c.json({ sha256, ...result }, result.created ? 201 : 200)
   })
-  app.post(
-    '/api/distributions',
-    bodyLimit({
-      maxSize: MAX_MANIFEST_BODY,
-      onError: () => {
-        throw new ShoalError('ERR_MANIFEST_INVALID', `manifest larger than ${MAX_MANIFEST_BODY} bytes`, 413)
-      },
-    }),
+  serve(
+    app,
+    ARTIFACT_OPERATIONS.publish,
     async (c) => {
+      // The distributor checks the manifest (artifacts/manifest.ts, the schema the document shows).
       const body = await c.req.json().catch(() => {
         throw new ShoalError('ERR_MANIFEST_INVALID', 'the body is not JSON', 400)
       })
       const published = await api().publish(body)
       return c.json(published, published.result === 'added' ? 201 : 200)
     },
+    bodyLimit({
+      maxSize: MAX_MANIFEST_BODY,
+      onError: () => {
+        throw new ShoalError('ERR_MANIFEST_INVALID', `manifest larger than ${MAX_MANIFEST_BODY} bytes`, 413)
+      },
+    }),
   )
-  app.get('/api/distributions', (c) => c.json(api().list()))
-  app.get('/api/distributions/:name', (c) => {
-    const history = api().history(c.req.param('name'))
+  serve(app, ARTIFACT_OPERATIONS.list, (c) => c.json(api().list()))
+  serve(app, ARTIFACT_OPERATIONS.history, (c, { params }) => {
+    const history = api().history(params.name)
     if (history.length === 0)
-      throw new ShoalError('ERR_UNKNOWN_DISTRIBUTION', `no version of ${c.req.param('name')} is known`, 404)
+      throw new ShoalError('ERR_UNKNOWN_DISTRIBUTION', `no version of ${params.name} is known`, 404)
     return c.json(history)
   })
-  app.get('/api/distributions/:name/:version', (c) =>
-    c.json(api().detail(`${c.req.param('name')}@${c.req.param('version')}`)),
+  serve(app, ARTIFACT_OPERATIONS.detail, (c, { params }) =>
+    c.json(api().detail(`${params.name}@${params.version}`)),
   )
-  app.delete('/api/distributions/:name/:version', async (c) => {
-    const name = c.req.param('name')
-    const version = c.req.param('version')
-    if (!DISTRIBUTION_NAME.test(name) || !VERSION.test(version))
-      throw new ShoalError(
-        'ERR_BAD_REQUEST',
-        `${JSON.stringify(`${name}@${version}`)} is not a distribution version NAME@VERSION`,
-        400,
-      )
-    return c.json(await api().unpublish(`${name}@${version}`, callerOf(c.req.raw)))
-  })
-  app.post('/api/verify', async (c) => c.json(await api().verify()))
+  serve(app, ARTIFACT_OPERATIONS.unpublish, async (c, { params }) =>
+    c.json(await api().unpublish(`${params.name}@${params.version}`, callerOf(c.req.raw))),
+  )
+  serve(app, ARTIFACT_OPERATIONS.verify, async (c) => c.json(await api().verify()))
 }

@@ -12,11 +12,11 @@ export async function jsonBody(request: Request, fallback?: unknown): Promise<un
   }
 }
 
-/** Checks a body against `schema`; ERR_BAD_REQUEST names the first problem. */
-export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
-  const parsed = schema.safeParse(body)
+/** Checks `value` (the body, or the parameter `what`) against `schema`; ERR_BAD_REQUEST names the first problem. */
+export function parseBody<S extends z.ZodType>(schema: S, value: unknown, what = 'the body'): z.output<S> {
+  const parsed = schema.safeParse(value)
   if (parsed.success) return parsed.data
   const issue = parsed.error.issues[0]!
-  const field = issue.path.length === 0 ? 'the body' : issue.path.join('.')
+  const field = issue.path.length === 0 ? what : issue.path.join('.')
   throw new ShoalError('ERR_BAD_REQUEST', `${field}: ${issue.message}`, 400)
 }

@@ -5,10 +5,14 @@ import { fileURLToPath } from 'node:url'
 import type { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { streamSSE } from 'hono/streaming'
+import { z } from 'zod'
 import { ShoalError } from '../shared/index.js'
 import type { AuditTrail } from './audit.js'
 import { publishUpload } from './browser-publish.js'
 import { type LoadBalancerView, loadBalancers } from './lb-view.js'
+import { AuditEntry, LoadBalancerView as LoadBalancerViewSchema, Snapshot } from './schemas/cluster.js'
+import { PublishForm, PublishUploadResult } from './schemas/distributions.js'
+import { documentedRequest, eventStream, json, type Operation, refused, serve } from './schemas/operation.js'
 import type { ApiBackend } from './server.js'
 
 /** The dashboard's files (dashboard/ at the package root), by the name they are served as. */
@@ -22,6 +26,76 @@ const POLL_MS = 1_000
 const KEEP_ALIVE_MS = 15_000
 /** Largest upload of the publish form. */
 const MAX_UPLOAD = 512 * 1024 * 1024
+
+export const DASHBOARD_OPERATIONS = {
+  events: {
+    method: 'get',
+    path: '/api/events',
+    operationId: 'streamEvents',
+    summary: 'The dashboard feed: a `snapshot` event on connect and at every change (server-sent events)',
+    tag: 'cluster',
+    responses: {
+      200: eventStream(
+        'A stream of `event: snapshot` whose `data` is a Snapshot (JSON), sent on connect and whenever ' +
+          'anything in it changes (looked at on every membership, runtime or audit event, and every ' +
+          'second); a `: keep-alive` comment after 15 s without one.',
+        z.string(),
+        { snapshot: Snapshot },
+      ),
+    },
+  },
+  lb: {
+    method: 'get',
+    path: '/api/lb',
+    operationId: 'listLoadBalancers',
+    summary: 'The load balancers in the membership and the backends each one reports',
+    tag: 'cluster',
+    responses: { 200: json('One entry per load balancer member', z.array(LoadBalancerViewSchema)) },
+  },
+  audit: {
+    method: 'get',
+    path: '/api/audit',
+    operationId: 'listAudit',
+    summary: 'The mutating requests this agent served, refusals included (the last 500, in memory)',
+    description:
+      'Per agent and since its start. Who started each rollout is also kept, cluster-wide and durably, ' +
+      'in the rollout records (`requestedBy`, GET /api/rollouts).',
+    tag: 'cluster',
+    responses: { 200: json('Newest last', z.array(AuditEntry)) },
+  },
+  publish: {
+    method: 'post',
+    path: '/api/publish',
+    operationId: 'publishUpload',
+    summary:
+      "The dashboard's publish form: upload a release folder and a key; the agent runs `shoal publish`",
+    description:
+      'The agent signs with the uploaded key (read from the request only, never written or logged) and ' +
+      'publishes as `shoal publish` does (the same rules, checked before anything is stored), straight ' +
+      `into its own store: only the artifacts it lacks are kept. Up to ${MAX_UPLOAD / 1024 / 1024} MiB; ` +
+      'larger releases go through `shoal publish`.',
+    tag: 'distributions',
+    body: documentedRequest('multipart/form-data', PublishForm),
+    responses: {
+      200: json('The same content was already published under this version', PublishUploadResult),
+      201: json('Published', PublishUploadResult),
+      400: refused({
+        ERR_BAD_REQUEST: 'A field is missing, or a file path leaves the folder',
+        ERR_MANIFEST_INVALID: 'The release breaks the distribution rules',
+        ERR_KEY_INVALID: 'The key is not an ed25519 private key',
+      }),
+      403: refused({ ERR_MANIFEST_SIGNATURE: 'The key is not trusted' }),
+      409: refused({
+        ERR_VERSION_EXISTS: 'The version exists with other content',
+        ERR_VERSION_UNPUBLISHED: 'The version was unpublished from this cluster',
+      }),
+      413: refused({
+        ERR_TOO_LARGE: `Larger than ${MAX_UPLOAD / 1024 / 1024} MiB`,
+        ERR_ARTIFACT_TOO_LARGE: 'A file is larger than the agent accepts',
+      }),
+    },
+  },
+} satisfies Record<string, Operation>
 
 /**
  * The dashboard at `/` and what only it needs:
@@ -47,10 +121,14 @@ export function dashboardRoutes(
       'Cache-Control': 'no-cache',
     })
   })
-  app.get('/api/lb', async (c) => c.json(await loadBalancers(backend.members(), lbCredential)))
-  app.get('/api/audit', (c) => c.json(audit.list()))
-  app.post(
-    '/api/publish',
+  serve(app, DASHBOARD_OPERATIONS.lb, async (c) =>
+    c.json(await loadBalancers(backend.members(), lbCredential)),
+  )
+  serve(app, DASHBOARD_OPERATIONS.audit, (c) => c.json(audit.list()))
+  serve(
+    app,
+    DASHBOARD_OPERATIONS.publish,
+    (c) => publishUpload(c, backend.distributions),
     bodyLimit({
       maxSize: MAX_UPLOAD,
       onError: () => {
@@ -61,9 +139,8 @@ export function dashboardRoutes(
         )
       },
     }),
-    (c) => publishUpload(c, backend.distributions),
   )
-  app.get('/api/events', (c) =>
+  serve(app, DASHBOARD_OPERATIONS.events, (c) =>
     streamSSE(c, async (sse) => {
       let wake: (() => void) | undefined
       const offChange = backend.runtimeApi.onChange(() => wake?.())

@@ -1,7 +1,10 @@
 import { createReadStream } from 'node:fs'
 import { Readable } from 'node:stream'
 import type { Hono } from 'hono'
+import { z } from 'zod'
 import { ShoalError } from '../shared/index.js'
+import { segment } from './schemas/common.js'
+import { type Operation, refused, serve, text } from './schemas/operation.js'
 
 /** A release tarball on this machine (src/providers/release-pack.ts). */
 export interface ReleaseDownload {
@@ -17,6 +20,30 @@ export interface ReleasesApi {
   release(token: string): Promise<ReleaseDownload>
 }
 
+export const RELEASE_OPERATIONS = {
+  release: {
+    method: 'get',
+    path: '/releases/{token}',
+    operationId: 'getRelease',
+    summary: "This agent's Shoal release tarball, for a node it launched",
+    description:
+      'Outside `/api`: no API token; the signed, expiring token in the path is the credential (docs/cloud-init.md).',
+    tag: 'nodes',
+    access: 'signed-url',
+    params: { token: segment() },
+    responses: {
+      200: text(
+        'The release in npm pack format; header X-Shoal-Sha256 has its hash',
+        'application/gzip',
+        z.string().meta({ contentMediaType: 'application/gzip' }),
+      ),
+      403: refused({ ERR_RELEASE_URL_SIGNATURE: 'Not signed by this agent, or altered' }),
+      404: refused({ ERR_NOT_FOUND: 'This agent serves no release, or not this one' }),
+      410: refused({ ERR_RELEASE_URL_EXPIRED: 'Expired' }),
+    },
+  },
+} satisfies Record<string, Operation>
+
 /**
  * `GET /releases/:token`: the Shoal release tarball a node launched by this agent
  * installs (docs/cloud-init.md). The signed, expiring token in the URL is the
@@ -25,10 +52,10 @@ export interface ReleasesApi {
  * the browser guard. It serves one file, read-only, and only while the token holds.
  */
 export function releaseRoutes(app: Hono, api: () => ReleasesApi | undefined): void {
-  app.get('/releases/:token', async (c) => {
+  serve(app, RELEASE_OPERATIONS.release, async (c, { params }) => {
     const releases = api()
     if (releases == null) throw new ShoalError('ERR_NOT_FOUND', 'this agent serves no Shoal release', 404)
-    const release = await releases.release(c.req.param('token'))
+    const release = await releases.release(params.token)
     const headers = {
       'Content-Type': 'application/gzip',
       'Content-Length': String(release.size),

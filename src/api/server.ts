@@ -4,6 +4,7 @@ import { createAdaptorServer } from '@hono/node-server'
 import { Hono } from 'hono'
 import type { Logger } from '../shared/index.js'
 import { messageOf, ShoalError } from '../shared/index.js'
+import { agentRoutes } from './agent-routes.js'
 import { type ArtifactsApi, artifactRoutes } from './artifact-routes.js'
 import { AuditTrail } from './audit.js'
 import { requireToken, type TokenTable } from './auth.js'
@@ -97,7 +98,10 @@ export class ApiServer {
   }
 }
 
-/** Every route of the admin API (exported so tests can hold them against the OpenAPI document). */
+/**
+ * Every route of the admin API (exported so tests can hold them against the OpenAPI document):
+ * each `*-routes.ts` file registers its operations (the route table the document is rendered from).
+ */
 export function createApiApp(
   backend: ApiBackend,
   tokens: TokenTable | null,
@@ -112,16 +116,7 @@ export function createApiApp(
   app.use('/api/*', audit.middleware())
   if (tokens != null) app.use('/api/*', requireToken(tokens))
   dashboardRoutes(app, backend, audit, options.lbCredential ?? null)
-  app.get('/api/openapi.json', (c) => c.json(OPENAPI_DOCUMENT))
-  app.get('/metrics', async (c) => {
-    if (backend.metrics == null) throw new ShoalError('ERR_NOT_FOUND', 'this process exports no metrics', 404)
-    return c.text(await backend.metrics(), 200, {
-      'Content-Type': 'text/plain; version=0.0.4; charset=utf-8',
-    })
-  })
-  app.get('/api/health', (c) => c.json({ ok: true }))
-  app.get('/api/status', (c) => c.json(backend.status()))
-  app.get('/api/members', (c) => c.json(backend.members()))
+  agentRoutes(app, backend, OPENAPI_DOCUMENT)
   artifactRoutes(app, () => backend.distributions)
   runtimeRoutes(app, () => backend.runtimeApi)
   nodeRoutes(app, () => backend.nodesApi)

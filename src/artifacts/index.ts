@@ -31,6 +31,7 @@ export {
   DISTRIBUTION_NAME,
   distributionId,
   type Manifest,
+  manifestSchema,
   parseManifest,
   type SignedManifest,
   signManifest,

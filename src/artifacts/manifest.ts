@@ -50,7 +50,7 @@ const artifact = z
     message: 'chunk list does not match size / chunkSize',
   })
 
-const manifestSchema = z
+export const manifestSchema = z
   .object({
     schema: z.literal(1),
     name,

@@ -8,6 +8,7 @@
 export { HISTORY_LENGTH, ROLLOUT_DEFAULTS } from './constants.js'
 export { CLAIM_KEY, type ElectionView, elect, isEligible } from './election.js'
 export {
+  commandSchema,
   Manager,
   type ManagerCommand,
   type ManagerComponents,
@@ -28,10 +29,12 @@ export {
   ClusterStateStore,
   emptyState,
   NODE_PROGRESS,
+  ROLLOUT_STATES,
   ROLLOUT_STRATEGIES,
   type RolloutRecord,
   type RolloutState,
   type RolloutStrategy,
+  rolloutSchema,
   runsHere,
   STATE_KEY,
   targetOf,

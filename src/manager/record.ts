@@ -54,7 +54,7 @@ export const ROLLOUT_STATES = [
 ] as const
 export type RolloutState = (typeof ROLLOUT_STATES)[number]
 
-const rolloutSchema = z.strictObject({
+export const rolloutSchema = z.strictObject({
   id: z.string(),
   kind: z.enum(['rollout', 'rollback']),
   /** The version moved to, and the one moved from (what nodes go back to). */

@@ -119,6 +119,30 @@ describe('the OpenAPI document', () => {
     expect(dangling).toEqual([])
   })
 
+  it('names the error codes of each error answer (with the token check, the guard and ERR_INTERNAL)', () => {
+    /** The codes an error answer's schema allows (`allOf: [Error, {error: {code: {enum}}}]`). */
+    const codesOf = (schema: unknown): string[] =>
+      ((schema as { allOf?: unknown[] }).allOf ?? []).flatMap(
+        (part) =>
+          (part as { properties?: { error?: { properties?: { code?: { enum?: string[] } } } } }).properties
+            ?.error?.properties?.code?.enum ?? [],
+      )
+    for (const { key, method, path } of documentedOperations()) {
+      const operation = OPENAPI_DOCUMENT.paths[path]![method.toLowerCase() as OpenApiMethod]!
+      const errors = Object.keys(operation.responses).filter((status) => Number(status) >= 400)
+      expect({ key, internal: errors.includes('500') }).toEqual({ key, internal: true })
+      for (const status of errors) {
+        const answer = documentedResponse(key, Number(status))
+        const schema = answer.content?.['application/json']?.schema
+        // HEAD answers carry no body.
+        if (method === 'HEAD' && schema == null) continue
+        const codes = codesOf(schema)
+        expect({ key, status, named: codes.length > 0 }).toEqual({ key, status, named: true })
+        expect(codes.every((code) => /^ERR_[A-Z0-9_]+$/.test(code))).toBe(true)
+      }
+    }
+  })
+
   it('is a valid OpenAPI 3.1 document (@seriousme/openapi-schema-validator)', async (context) => {
     // A dev dependency still to be added; until then this check is skipped.
     const name = '@seriousme/openapi-schema-validator'
