@@ -5,7 +5,7 @@
  */
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Libp2p } from '@libp2p/interface'
-import { Agent } from '../src/bootstrap/index.js'
+import { Agent, MEMBER_METADATA } from '../src/bootstrap/index.js'
 import { createNode } from '../src/bootstrap/libp2p-node.js'
 import type { WireTraffic } from '../src/bootstrap/wire-meter.js'
 import { createMembership, type Member, type MemberState, type Membership } from '../src/membership/index.js'
@@ -210,7 +210,7 @@ async function startMember(cluster: string, bootstrap: string[], preset: TimerPr
   )
   await node.start()
   const membership = createMembership(
-    { cluster, timers: timers.membership, bootstrap },
+    { cluster, timers: timers.membership, bootstrap, contract: MEMBER_METADATA },
     { network: node, store: memoryIncarnations(), logger },
   )
   await membership.start()

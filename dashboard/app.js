@@ -128,13 +128,15 @@ function setLive(live) {
   badge.className = `badge ${live ? 'ok' : 'warn'}`
 }
 
-/** A load balancer (`shoal lb`) is a member with role lb, not a node that runs components. */
+/** Observer roles (src/membership/roles.ts): such a member is not a node; `shoal lb` announces lb. */
+const OBSERVER_ROLES = ['lb', 'observer']
+const isObserver = (m) => (m.roles ?? []).some((role) => OBSERVER_ROLES.includes(role))
 const isLoadBalancer = (m) => (m.roles ?? []).includes('lb')
 const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`
 
 /** "3 nodes alive of 3 · 1 load balancer", as `shoal status` says it. */
 function memberCounts(members) {
-  const nodes = members.filter((m) => !isLoadBalancer(m))
+  const nodes = members.filter((m) => !isObserver(m))
   const alive = nodes.filter((m) => m.state === 'alive').length
   const parts = [`${plural(alive, 'node')} alive of ${nodes.length}`]
   const lbs = members.filter((m) => isLoadBalancer(m) && m.state !== 'left')

@@ -7,6 +7,7 @@
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { MEMBER_METADATA } from '../../src/bootstrap/index.js'
 import {
   createMembership,
   type Member,
@@ -193,6 +194,7 @@ export class SimCluster {
         timers: { ...presetTimers(this.init.preset ?? 'lan').membership, ...this.init.timers },
         bootstrap,
         meta: (this.init.meta ?? agentMeta)(index, manager),
+        contract: MEMBER_METADATA,
       },
       { network: node.asNetwork(), store: memoryIncarnations(), logger: silentLogger },
     )

@@ -1,3 +1,5 @@
+import { loadBalancerAnnouncement } from '../loadbalancer/index.js'
+import { MemberRole } from '../membership/index.js'
 import type { MemberView } from './views.js'
 
 /** A load balancer as the dashboard shows it: from membership, with its own status page. */
@@ -23,11 +25,12 @@ export async function loadBalancers(
   members: MemberView[],
   credential: string | null = null,
 ): Promise<LoadBalancerView[]> {
-  const observers = members.filter((m) => m.roles.includes('lb') && m.state !== 'left')
+  const observers = members.filter((m) => m.roles.includes(MemberRole.Lb) && m.state !== 'left')
   return Promise.all(
     observers.map(async (m): Promise<LoadBalancerView> => {
       // `admin`: its admin listener; a load balancer from before it had one served its status on `url`.
-      const url = reachableUrl(m, typeof m.meta.admin === 'string' ? m.meta.admin : m.meta.url)
+      const announced = loadBalancerAnnouncement.of(m)
+      const url = reachableUrl(m, announced.admin ?? announced.url)
       const base = { id: m.id, state: m.state, url }
       if (url == null) return { ...base, status: null, error: 'it announces no admin URL' }
       if (m.state === 'dead') return { ...base, status: null, error: 'dead' }
@@ -49,8 +52,8 @@ export async function loadBalancers(
 }
 
 /** An announced URL, with a wildcard listen address replaced by the host it is a member at. */
-function reachableUrl(member: MemberView, url: unknown): string | null {
-  if (typeof url !== 'string') return null
+function reachableUrl(member: MemberView, url: string | undefined): string | null {
+  if (url == null) return null
   const wildcard = /^http:\/\/(0\.0\.0\.0|\[::\])(?=:)/
   if (!wildcard.test(url)) return url
   const host = member.addrs.map((a) => /^\/ip4\/([^/]+)/.exec(a)?.[1]).find((h) => h != null)

@@ -1,4 +1,5 @@
-import type { Member, MemberState } from '../membership/index.js'
+import { type Member, type MemberState, rolesOf } from '../membership/index.js'
+import { runtimeAnnouncement } from '../runtime/index.js'
 
 /** One entry of `GET /api/members` and `shoal members --json` (the contract in DESIGN.md). */
 export interface MemberView {
@@ -44,21 +45,22 @@ export interface StatusView {
 
 /** `manager` is the id of the manager this node follows, if any. */
 export function memberView(member: Member, manager: string | null = null): MemberView {
-  const meta = member.meta
+  const { ready, distribution = null, components = [] } = runtimeAnnouncement.of(member)
   return {
     id: member.id,
     state: member.state,
     addrs: member.addrs,
     manager: manager != null && member.id === manager,
     // A member is ready when it is alive and its runtime has not said otherwise.
-    ready: member.state === 'alive' && meta.ready !== false,
-    distribution: typeof meta.distribution === 'string' ? meta.distribution : null,
-    components: Array.isArray(meta.components) ? (meta.components as MemberView['components']) : [],
-    roles: Array.isArray(meta.roles) ? (meta.roles as string[]) : [],
+    ready: member.state === 'alive' && ready !== false,
+    distribution,
+    // As announced (instance, error, provides and weight included), like `meta`.
+    components: components.map((c) => ({ ...c, endpoint: c.endpoint ?? null })),
+    roles: [...rolesOf(member)],
     incarnation: member.incarnation,
     self: member.self,
     since: new Date(member.since).toISOString(),
-    meta,
+    meta: member.meta,
   }
 }
 

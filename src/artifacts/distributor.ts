@@ -5,6 +5,7 @@ import { VersionUnpublishedError } from '../manager/index.js'
 import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
 import type { Logger } from '../shared/index.js'
 import { type Channel, exchange, messageOf, type StreamNetwork, serve, TypedEvents } from '../shared/index.js'
+import { fitHoldings, holdingsOf } from './announcement.js'
 import type { BlobLayout, BlobStore } from './blob-store.js'
 import { byPublication, type Catalogue, type CatalogueEntry } from './catalogue.js'
 import { type ChunkSources, fetchBlob } from './chunk-fetcher.js'
@@ -117,6 +118,8 @@ export class Distributor {
   private readonly uploadLimiter: RateLimiter
   private readonly learning = new Map<string, Promise<void>>()
   private readonly inProgress = new Set<string>()
+  /** Versions left out of our metadata for want of room, last time (logged when it changes). */
+  private unannounced = 0
   private readonly haves = new Map<string, { at: number; map: ChunkMap }>()
   private readonly penalties = new Map<string, { until: number; reason: string }>()
   private readonly counters = {
@@ -273,7 +276,7 @@ export class Distributor {
     const complete = this.isComplete(entry.id)
     const holders = this.components.membership
       .members()
-      .filter((m) => m.state === 'alive' && (m.self ? complete : holdings(m).complete.has(entry.id)))
+      .filter((m) => m.state === 'alive' && (m.self ? complete : holdingsOf(m).complete.has(entry.id)))
       .map((m) => m.id)
     return {
       id: entry.id,
@@ -307,7 +310,7 @@ export class Distributor {
 
   private readonly onMember = (member: Member): void => {
     if (member.self || member.state !== 'alive') return
-    const { complete, fetching } = holdings(member)
+    const { complete, fetching } = holdingsOf(member)
     for (const id of [...complete.keys(), ...fetching]) this.learn(id, member.id)
     // New holdings elsewhere may be the source a stalled download waits for.
     if (this.inProgress.size > 0 || this.hasIncomplete()) this.kickDownloads()
@@ -335,7 +338,7 @@ export class Distributor {
     const others = this.components.membership
       .members()
       .filter((m) => !m.self && m.state === 'alive' && m.id !== hint)
-      .filter((m) => holdings(m).complete.has(id) || holdings(m).fetching.has(id))
+      .filter((m) => holdingsOf(m).complete.has(id) || holdingsOf(m).fetching.has(id))
       .map((m) => m.id)
     let lastError: unknown
     for (const peer of [hint, ...others]) {
@@ -504,7 +507,7 @@ export class Distributor {
     for (const member of this.components.membership.members()) {
       if (member.self || member.state !== 'alive' || (this.penalties.get(member.id)?.until ?? 0) > now)
         continue
-      const { complete, fetching } = holdings(member)
+      const { complete, fetching } = holdingsOf(member)
       if ([...complete.keys()].some((id) => containing.has(id))) {
         out.set(member.id, ChunkMap.full(layout.chunks.length))
       } else if ([...fetching].some((id) => containing.has(id))) {
@@ -603,15 +606,24 @@ export class Distributor {
 
   // --- holdings and retention --------------------------------------------------------
 
-  /** Lists in our member metadata what we hold (`dists`) and what we are fetching (`fetching`). */
+  /**
+   * Lists in our member metadata what we hold (`dists`) and what we are fetching
+   * (`fetching`), newest first as far as their budgets go.
+   */
   private async publishHoldings(): Promise<void> {
-    const dists: Record<string, string> = {}
+    const complete: Array<[string, string]> = []
     const fetching: string[] = []
-    for (const entry of this.catalogue.list()) {
-      if (this.isComplete(entry.id)) dists[entry.id] = entry.digest.slice(0, 16)
+    for (const entry of this.catalogue.list().sort(byPublication).reverse()) {
+      if (this.isComplete(entry.id)) complete.push([entry.id, entry.digest.slice(0, 16)])
       else if (this.inProgress.has(entry.id)) fetching.push(entry.id)
     }
-    await this.components.membership.updateMetadata({ dists, fetching })
+    const { announced, left } = fitHoldings(complete, fetching)
+    if (left > 0 && left !== this.unannounced)
+      this.log.warn(
+        `${left} versions held or being fetched do not fit this node's metadata; peers find them elsewhere`,
+      )
+    this.unannounced = left
+    await this.components.membership.updateMetadata(announced)
   }
 
   /** Keeps the newest `retention` versions of `name` and every protected one; drops the rest and their blobs. */
@@ -672,23 +684,5 @@ export class Distributor {
       this.catalogue.list().flatMap((e) => e.signed.manifest.artifacts.map((a) => a.sha256)),
     )
     for (const { sha256 } of this.store.list()) if (!referenced.has(sha256)) await this.store.remove(sha256)
-  }
-}
-
-/** What a member's metadata says it holds: complete versions (id → digest prefix) and versions it fetches. */
-function holdings(member: Member): { complete: Map<string, string>; fetching: Set<string> } {
-  const dists = member.meta.dists
-  const fetching = member.meta.fetching
-  return {
-    complete: new Map(
-      dists != null && typeof dists === 'object'
-        ? Object.entries(dists as Record<string, unknown>).filter(
-            (e): e is [string, string] => typeof e[1] === 'string',
-          )
-        : [],
-    ),
-    fetching: new Set(
-      Array.isArray(fetching) ? fetching.filter((f): f is string => typeof f === 'string') : [],
-    ),
   }
 }

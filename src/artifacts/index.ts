@@ -12,6 +12,7 @@ import { DEFAULT_MAX_ARTIFACT_BYTES, DEFAULT_PARALLEL_CHUNKS, DEFAULT_RETENTION 
 import { Distributor, type DistributorComponents } from './distributor.js'
 import { readTrustedKey } from './signing.js'
 
+export { type ArtifactsAnnouncement, artifactsAnnouncement } from './announcement.js'
 export { ChunkMap } from './chunk-map.js'
 export { digestFile, type FileDigest } from './chunking.js'
 export { DEFAULT_CHUNK_SIZE } from './constants.js'

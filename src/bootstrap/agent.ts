@@ -26,6 +26,7 @@ import {
   openArtifacts,
   UnknownDistributionError,
 } from '../artifacts/index.js'
+import { drainConfirmed } from '../loadbalancer/index.js'
 import {
   type ClusterState,
   ClusterStateStore,
@@ -41,15 +42,14 @@ import { createMembership, type Member, type Membership } from '../membership/in
 import { AgentMetrics } from '../metrics/index.js'
 import {
   discoverOnEc2,
-  HANDLE_KEY,
   LaunchRecords,
   LocalProvider,
   loadProviders,
   NodeOperations,
-  PROVIDER_KEY,
   type Provider,
+  type ProvidersAnnouncement,
 } from '../providers/index.js'
-import { componentsOf, Runtime, type RuntimeStatus } from '../runtime/index.js'
+import { componentsOf, Runtime, type RuntimeStatus, runtimeAnnouncement } from '../runtime/index.js'
 import {
   createLogger,
   decodeJson,
@@ -64,6 +64,7 @@ import {
   writeFileAtomic,
 } from '../shared/index.js'
 import { AgentState } from './agent-state.js'
+import { MEMBER_METADATA } from './announcements.js'
 import { type AgentConfig, type AgentOptions, resolveAgentConfig } from './config.js'
 import { RUN_FILE, STATE_DIR } from './constants.js'
 import { loadOrCreatePeerKey } from './identity.js'
@@ -192,18 +193,21 @@ export class Agent implements ApiBackend {
           cluster: config.cluster,
           timers: config.timers,
           bootstrap: [...config.bootstrap, ...discovered],
+          contract: MEMBER_METADATA,
         },
         { network: node, store: state.incarnations(), logger: log },
       )
       await membership.start()
       undo.unshift(() => membership.stop())
       const { provider, handle, roles, tags } = config.node
-      if (provider != null || roles.length > 0 || Object.keys(tags).length > 0)
+      if (provider != null || roles.length > 0 || Object.keys(tags).length > 0) {
+        const launched: Partial<ProvidersAnnouncement> = provider == null ? {} : { provider, handle }
         await membership.updateMetadata({
-          ...(provider == null ? {} : { [PROVIDER_KEY]: provider, [HANDLE_KEY]: handle }),
+          ...launched,
           ...(roles.length > 0 ? { roles } : {}),
           ...(Object.keys(tags).length > 0 ? { tags } : {}),
         })
+      }
       // Bound once the cluster state exists: retention never drops a version in use.
       let inUse: () => Set<string> = () => new Set()
       const artifacts = await openArtifacts(
@@ -511,9 +515,8 @@ export class Agent implements ApiBackend {
     }
     const ready = new Set<string>()
     for (const m of this.membership.members()) {
-      if (m.state !== 'alive' || !Array.isArray(m.meta.components)) continue
-      for (const c of m.meta.components as Array<{ name?: unknown; state?: unknown }>)
-        if (c.state === 'ready' && typeof c.name === 'string') ready.add(c.name)
+      if (m.state !== 'alive') continue
+      for (const c of runtimeAnnouncement.of(m).components ?? []) if (c.state === 'ready') ready.add(c.name)
     }
     return names.filter((n) => !ready.has(n)).sort()
   }
@@ -707,6 +710,7 @@ function createRuntime(
     },
     {
       membership,
+      drainConfirmed: (key, services) => drainConfirmed(membership.members(), key, services),
       distributions: {
         manifest: (id) => catalogue.get(id)?.signed.manifest,
         isComplete: (id) => distributor.isComplete(id),
@@ -791,7 +795,7 @@ function versionsInUse(state: ClusterState, members: Member[], runtime: RuntimeS
   }
   add(runtime.active)
   add(runtime.target)
-  for (const m of members) add(m.meta.distribution)
+  for (const m of members) add(runtimeAnnouncement.of(m).distribution)
   add(state.defaultTarget)
   for (const id of Object.values(state.targets)) add(id)
   for (const r of state.rollouts.slice(0, 3)) {

@@ -4,7 +4,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { isLoopback } from '../api/index.js'
 import { type ArtifactsConfig, DEFAULT_ARTIFACTS_CONFIG } from '../artifacts/index.js'
-import { type MembershipTimers, resolveTimers } from '../membership/index.js'
+import { hasObserverRole, type MembershipTimers, MetadataError, resolveTimers } from '../membership/index.js'
 import { DEFAULT_RUNTIME_LIMITS, type RuntimeConfig } from '../runtime/index.js'
 import type { LogLevel } from '../shared/index.js'
 import {
@@ -17,6 +17,7 @@ import {
   TIMER_PRESETS,
   type TimerPreset,
 } from '../shared/index.js'
+import { MEMBER_METADATA } from './announcements.js'
 import { CLUSTER_NAME, DEFAULT_API, DEFAULT_LISTEN } from './constants.js'
 
 /** Everything an agent is started with: plain data, printable by `shoal status --json`. */
@@ -106,6 +107,7 @@ export function resolveAgentConfig(options: AgentOptions): AgentConfig {
       `unknown timer preset "${preset}" (${TIMER_PRESETS.slice(0, -1).join(', ')} or ${TIMER_PRESETS.at(-1)})`,
     )
   const presetValues = presetTimers(preset)
+  checkAnnounced(options.node)
   const api = parseHostPort(options.api ?? DEFAULT_API, '--api')
   const tokensFile = options.tokensFile == null ? null : resolve(options.tokensFile)
   if (tokensFile == null && !isLoopback(api.host))
@@ -136,6 +138,25 @@ export function resolveAgentConfig(options: AgentOptions): AgentConfig {
       roles: options.node?.roles ?? [],
       tags: options.node?.tags ?? {},
     },
+  }
+}
+
+/**
+ * `--role` and `--tag` go into member metadata: checked against the contract now,
+ * so a bad one is a usage error rather than a failed start. Observer roles are an
+ * agent's to refuse: it would get no vote and no placement and not count as a node.
+ */
+function checkAnnounced(node: Partial<NodeIdentity> = {}): void {
+  const observerRole = node.roles?.find((role) => hasObserverRole([role]))
+  if (observerRole != null)
+    throw new OptionError(
+      `--role ${observerRole} is an observer's role (shoal lb): an agent announcing it would get no vote and no placement and not count as a node; choose another name`,
+    )
+  try {
+    MEMBER_METADATA.checkOwn({ roles: node.roles, tags: node.tags })
+  } catch (err) {
+    const flag = err instanceof MetadataError && err.key === 'tags' ? '--tag' : '--role'
+    throw new OptionError(`${flag}: ${messageOf(err)}`)
   }
 }
 

@@ -1,5 +1,6 @@
 /** Starting an agent: configuration, identity, durable state, the libp2p node, start/stop order. */
 export { Agent, type AgentHooks, type RunInfo, type StopOptions } from './agent.js'
+export { MEMBER_METADATA } from './announcements.js'
 export {
   type AgentConfig,
   type AgentOptions,

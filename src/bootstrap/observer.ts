@@ -1,10 +1,11 @@
 import { mkdir } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { createMembership, type Membership } from '../membership/index.js'
+import { createMembership, hasObserverRole, MemberRole, type Membership } from '../membership/index.js'
 import type { Logger } from '../shared/index.js'
 import { DEFAULT_PRESET, presetTimers, type TimerPreset, VERSION } from '../shared/index.js'
 import { AgentState } from './agent-state.js'
+import { MEMBER_METADATA } from './announcements.js'
 import { resolveAgentConfig } from './config.js'
 import { STATE_DIR } from './constants.js'
 import { loadOrCreatePeerKey } from './identity.js'
@@ -13,8 +14,12 @@ import { readSecret } from './secret.js'
 
 export interface ObserverOptions {
   cluster: string
-  /** Roles it announces (`lb`): observers run no components and count in no election. */
-  roles: string[]
+  /**
+   * Roles it announces (`lb`); `observer` is added when none of them is an
+   * observer role, since an observer votes in no election, gets no placement and
+   * is not counted as a node (OBSERVER_ROLES, src/membership/roles.ts).
+   */
+  roles: readonly string[]
   /** Default ~/.shoal/CLUSTER-ROLE. */
   dataDir?: string
   /** Default /ip4/0.0.0.0/tcp/0: an observer often shares its host with an agent. */
@@ -41,7 +46,10 @@ export class Observer {
   ) {}
 
   static async start(options: ObserverOptions, log: Logger): Promise<Observer> {
-    const role = options.roles[0] ?? 'observer'
+    const roles = hasObserverRole(options.roles)
+      ? [...options.roles]
+      : [...options.roles, MemberRole.Observer]
+    const role = roles[0]!
     // The agent's validation and defaults (cluster name, multiaddrs, presets) apply as they are.
     const config = resolveAgentConfig({
       cluster: options.cluster,
@@ -79,11 +87,12 @@ export class Observer {
           cluster: config.cluster,
           timers: config.timers,
           bootstrap: config.bootstrap,
+          contract: MEMBER_METADATA,
         },
         { network: node, store: state.incarnations(), logger: log },
       )
       await membership.start()
-      await membership.updateMetadata({ roles: options.roles })
+      await membership.updateMetadata({ roles })
       return new Observer(node, membership, state, log)
     } catch (err) {
       await Promise.resolve(node?.stop()).catch(() => {})

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url'
 import type { MemberView } from '../api/index.js'
 import { writeNewKeyPair } from '../artifacts/index.js'
 import { writeNewSecret } from '../bootstrap/index.js'
+import { hasObserverRole } from '../membership/index.js'
 import { AGENT_NODE_FLAGS, freePort, ShoalError, writeFileAtomic } from '../shared/index.js'
 import { ApiClient } from './client.js'
 import { publish } from './publish.js'
@@ -231,7 +232,7 @@ async function waitForConvergence(apis: string[], token: string): Promise<void> 
     )
     if (
       views.every(
-        (view) => view.filter((m) => m.state === 'alive' && !m.roles.includes('lb')).length === apis.length,
+        (view) => view.filter((m) => m.state === 'alive' && !hasObserverRole(m.roles)).length === apis.length,
       )
     )
       return

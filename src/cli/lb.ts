@@ -8,6 +8,7 @@ import {
   readSecret,
 } from '../bootstrap/index.js'
 import { type BackendSink, type BalanceStrategy, HaproxySink, LoadBalancer } from '../loadbalancer/index.js'
+import { MemberRole } from '../membership/index.js'
 import { MetricsServer } from '../metrics/index.js'
 import { createLogger, type LogLevel, PortInUseError, portInUse, ShoalError } from '../shared/index.js'
 import { handleStopSignals } from './stop-signals.js'
@@ -71,7 +72,7 @@ export async function runLoadBalancer(options: LbOptions): Promise<void> {
   await requireFreePort(listen, '--listen')
   await requireFreePort(adminAt, '--admin')
   if (metricsAt != null) await requireFreePort(metricsAt, '--metrics')
-  const observer = await Observer.start({ ...member, listen: p2pListen ?? [], roles: ['lb'] }, log)
+  const observer = await Observer.start({ ...member, listen: p2pListen ?? [], roles: [MemberRole.Lb] }, log)
   let sink: (BackendSink & { stop(): Promise<void> }) | null = null
   let metricsServer: MetricsServer | null = null
   try {

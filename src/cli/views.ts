@@ -1,11 +1,11 @@
 import type { MemberView, StatusView } from '../api/index.js'
 import type { DistributionView } from '../artifacts/index.js'
+import { hasObserverRole, MemberRole } from '../membership/index.js'
 import type { RuntimeStatus } from '../runtime/index.js'
 import { shortId, table } from './table.js'
 
-/** The role a load balancer (`shoal lb`) announces: a member, but not a node that runs components. */
-const LB_ROLE = 'lb'
-const isLoadBalancer = (m: MemberView) => m.roles.includes(LB_ROLE)
+/** A load balancer (`shoal lb`): a member, but, like every observer, not a node that runs components. */
+const isLoadBalancer = (m: MemberView) => m.roles.includes(MemberRole.Lb)
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
 
 /**
@@ -14,7 +14,7 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
  * node this agent knows, left and dead ones included.
  */
 export function describeMembers(members: MemberView[]): string {
-  const nodes = members.filter((m) => !isLoadBalancer(m))
+  const nodes = members.filter((m) => !hasObserverRole(m.roles))
   const alive = nodes.filter((m) => m.state === 'alive').length
   const parts = [`${plural(alive, 'node')} alive of ${nodes.length}`]
   const lbs = members.filter((m) => isLoadBalancer(m) && m.state !== 'left')

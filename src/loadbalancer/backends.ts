@@ -1,4 +1,5 @@
 import type { Member } from '../membership/index.js'
+import { DEFAULT_WEIGHT, instancesOf } from '../runtime/index.js'
 import { instanceKey } from '../shared/index.js'
 
 export type BackendState = 'ready' | 'draining'
@@ -20,19 +21,6 @@ export interface Backend {
   weight: number
 }
 
-/** Weight a component gets when its metadata names none. */
-export const DEFAULT_WEIGHT = 100
-
-interface PublishedComponent {
-  name?: unknown
-  instance?: unknown
-  version?: unknown
-  state?: unknown
-  endpoint?: unknown
-  provides?: unknown
-  weight?: unknown
-}
-
 /**
  * The backends for `service` in a membership view: every component of an alive
  * member that provides the service over HTTP and is `ready` or `draining`
@@ -41,29 +29,20 @@ interface PublishedComponent {
  */
 export function backendsOf(members: readonly Member[], service: string): Backend[] {
   const found: Backend[] = []
-  for (const member of members) {
-    if (member.state !== 'alive' || !Array.isArray(member.meta.components)) continue
-    for (const c of member.meta.components as PublishedComponent[]) {
-      const provides = Array.isArray(c.provides) ? c.provides : [c.name]
-      if (!provides.includes(service) || typeof c.endpoint !== 'string') continue
-      if (c.state !== 'ready' && c.state !== 'draining') continue
-      const url = parseEndpoint(c.endpoint)
-      if (url == null) continue
-      found.push({
-        key: instanceKey(member.id, String(c.name), c.instance === 1 ? 1 : 0),
-        node: member.id,
-        component: String(c.name),
-        version: String(c.version),
-        endpoint: c.endpoint,
-        host: url.host,
-        port: url.port,
-        state: c.state,
-        weight:
-          typeof c.weight === 'number' && c.weight >= 0 && c.weight <= 256
-            ? Math.round(c.weight)
-            : DEFAULT_WEIGHT,
-      })
-    }
+  for (const { member, component: c, endpoint } of instancesOf(members, service, ['ready', 'draining'])) {
+    const url = parseEndpoint(endpoint)
+    if (url == null) continue
+    found.push({
+      key: instanceKey(member.id, c.name, c.instance === 1 ? 1 : 0),
+      node: member.id,
+      component: c.name,
+      version: c.version,
+      endpoint,
+      host: url.host,
+      port: url.port,
+      state: c.state === 'ready' ? 'ready' : 'draining',
+      weight: Math.round(c.weight ?? DEFAULT_WEIGHT),
+    })
   }
   return found.sort((a, b) => a.key.localeCompare(b.key))
 }

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto'
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
+import { DEFAULT_WEIGHT } from '../runtime/index.js'
 import type { Logger } from '../shared/index.js'
 import { ConfigError, messageOf, TypedEvents } from '../shared/index.js'
-import { type Backend, DEFAULT_WEIGHT } from './backends.js'
+import type { Backend } from './backends.js'
 import {
   addressOf,
   adminStateOf,

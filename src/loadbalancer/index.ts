@@ -4,7 +4,12 @@
  * HAProxy, and confirms drains to the nodes.
  */
 export { AdminServer, type AdminServerInit, type AdminServerSources } from './admin-server.js'
-export { type Backend, type BackendState, backendsOf, DEFAULT_WEIGHT } from './backends.js'
+export {
+  drainConfirmed,
+  type LoadBalancerAnnouncement,
+  loadBalancerAnnouncement,
+} from './announcement.js'
+export { type Backend, type BackendState, backendsOf } from './backends.js'
 export { Balancer, type BalanceStrategy } from './balancer.js'
 export { HaproxyDriver, type HaproxyDriverInit, type HaproxyStatus } from './haproxy.js'
 export { HaproxySink } from './haproxy-sink.js'

@@ -1,6 +1,7 @@
 import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
 import type { Logger, TypedEvents } from '../shared/index.js'
 import { AdminServer } from './admin-server.js'
+import { fitDrained, type LoadBalancerAnnouncement } from './announcement.js'
 import { type Backend, backendsOf } from './backends.js'
 import type { BalanceStrategy } from './balancer.js'
 import { HttpProxy, type ProxyStatus } from './proxy.js'
@@ -91,12 +92,13 @@ export class LoadBalancer {
       this.unsubscribe.push(this.sink.onDrainedChange(() => this.publishDrained()))
     // `url`: the application's address; `admin`: where dashboards find this load
     // balancer's status (/_shoal/lb) and metrics.
-    await this.components.membership.updateMetadata({
+    const announced: LoadBalancerAnnouncement = {
       service: this.init.service,
       drained: [],
       url: httpUrl(address),
       admin: httpUrl(admin),
-    })
+    }
+    await this.components.membership.updateMetadata(announced)
     this.refresh()
     this.log.info('load balancer listening', {
       ...address,
@@ -134,12 +136,17 @@ export class LoadBalancer {
   private publishDrained(): void {
     const ours = new Set(this.proxy.drained())
     const theirs = this.sink == null ? null : new Set(this.sink.drained())
-    const drained = [...ours].filter((key) => theirs == null || theirs.has(key))
+    const { drained, left } = fitDrained([...ours].filter((key) => theirs == null || theirs.has(key)))
     const text = drained.join(',')
     if (text === this.published) return
     this.published = text
+    if (left > 0)
+      this.log.warn(
+        `${left} drained backends do not fit the drained list yet; they follow as the listed ones stop`,
+      )
+    const patch: Partial<LoadBalancerAnnouncement> = { drained }
     this.components.membership
-      .updateMetadata({ drained })
+      .updateMetadata(patch)
       .catch((err: unknown) => this.log.warn('could not publish drained backends', { error: String(err) }))
   }
 }

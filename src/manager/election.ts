@@ -1,7 +1,5 @@
-import type { Member, MemberMetadata } from '../membership/index.js'
-
-/** Member metadata key of a manager's claim: `{"term": N}`. */
-export const CLAIM_KEY = 'manager'
+import { isObserver, type Member, type MemberMetadata } from '../membership/index.js'
+import { managerAnnouncement } from './announcement.js'
 
 export interface ElectionView {
   /** The manager this node follows, or null while there is none. */
@@ -27,15 +25,14 @@ export interface ElectionInput {
   myClaim: number | null
 }
 
-/** Members that may vote and be elected: agents, not observers such as load balancers. */
+/** Members that may vote and be elected: agents, not observers (load balancers and the like). */
 export function isEligible(member: Member): boolean {
-  const roles = Array.isArray(member.meta.roles) ? (member.meta.roles as unknown[]) : []
-  return !roles.includes('lb')
+  return !isObserver(member)
 }
 
+/** The term a member's metadata claims, or null. */
 export function claimOf(meta: MemberMetadata): number | null {
-  const claim = meta[CLAIM_KEY] as { term?: unknown } | null | undefined
-  return typeof claim?.term === 'number' && Number.isInteger(claim.term) ? claim.term : null
+  return managerAnnouncement.of({ meta }).manager?.term ?? null
 }
 
 /**

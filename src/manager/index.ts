@@ -5,8 +5,15 @@
  * rollouts that move them (all-at-once, rolling, canary; approval, pause,
  * abort, rollback) and their audit trail.
  */
+export {
+  CLAIM_KEY,
+  type ManagerAnnouncement,
+  managerAnnouncement,
+  STATE_KEY,
+  type StateHead,
+} from './announcement.js'
 export { HISTORY_LENGTH, ROLLOUT_DEFAULTS } from './constants.js'
-export { CLAIM_KEY, type ElectionView, elect, isEligible } from './election.js'
+export { type ElectionView, elect, isEligible } from './election.js'
 export {
   commandSchema,
   Manager,
@@ -36,7 +43,6 @@ export {
   type RolloutStrategy,
   rolloutSchema,
   runsHere,
-  STATE_KEY,
   targetOf,
   type UnpublishedVersion,
 } from './record.js'

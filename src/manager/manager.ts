@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
+import { runtimeAnnouncement } from '../runtime/index.js'
 import type { Logger, TypedEvents } from '../shared/index.js'
 import {
   decodeJson,
@@ -12,6 +13,7 @@ import {
   type StreamNetwork,
   serve,
 } from '../shared/index.js'
+import { type ManagerAnnouncement, managerAnnouncement } from './announcement.js'
 import {
   COMMAND_TIMEOUT_MS,
   HISTORY_LENGTH,
@@ -21,7 +23,7 @@ import {
   ROLLOUT_DEFAULTS,
   STATE_CATCH_UP_MS,
 } from './constants.js'
-import { CLAIM_KEY, type ElectionView, elect, isEligible } from './election.js'
+import { type ElectionView, elect, isEligible } from './election.js'
 import { type PlacementSpec, parsePlacement, place } from './placement.js'
 import {
   type ClusterState,
@@ -29,7 +31,6 @@ import {
   MAX_ACTIONS,
   ROLLOUT_STRATEGIES,
   type RolloutRecord,
-  STATE_KEY,
   type UnpublishedVersion,
 } from './record.js'
 import { baseOf, isFinished, type NodeObservation, step, targetsOf } from './rollout-engine.js'
@@ -322,7 +323,7 @@ export class Manager {
       const state = this.components.store.current()
       const members = this.components.membership.members()
       // Terms written by any manager, as members announce them, are never claimed again.
-      for (const m of members) this.knownTerm = Math.max(this.knownTerm, state.term, headTermOf(m.meta))
+      for (const m of members) this.knownTerm = Math.max(this.knownTerm, state.term, headTermOf(m))
       let view = elect({
         self: this.components.membership.id,
         members,
@@ -366,7 +367,8 @@ export class Manager {
       await this.components.db.put('term', String(claim))
     }
     this.myClaim = claim
-    await this.components.membership.updateMetadata({ [CLAIM_KEY]: claim == null ? null : { term: claim } })
+    const patch: Partial<ManagerAnnouncement> = { manager: claim == null ? null : { term: claim } }
+    await this.components.membership.updateMetadata(patch)
   }
 
   /** The acting manager's duties, each tick: voters, then the newest rollout. */
@@ -485,7 +487,7 @@ export class Manager {
   private mustNotFound(state: ClusterState, members: Member[]): boolean {
     if (state.voters.length > 0) return false
     const others = members.filter((m) => !m.self && (m.state === 'alive' || m.state === 'suspect'))
-    if (others.some((m) => headTermOf(m.meta) > 0)) return true
+    if (others.some((m) => headTermOf(m) > 0)) return true
     const alone = others.length === 0
     return alone && Date.now() - this.startedAt < this.init.formationWaitMs
   }
@@ -759,41 +761,29 @@ function newRollout(state: ClusterState, request: RolloutRequest, members: Membe
 export function observe(members: readonly Member[]): Map<string, NodeObservation> {
   const found = new Map<string, NodeObservation>()
   for (const m of members) {
-    const runtime = (m.meta.runtime ?? {}) as {
-      target?: string | null
-      phase?: string | null
-      error?: string | null
-    }
-    const components = Array.isArray(m.meta.components)
-      ? (m.meta.components as Array<{ name?: string; state?: string; error?: unknown }>)
-      : []
+    const { runtime = {}, components = [], distribution = null } = runtimeAnnouncement.of(m)
     const failedComponents = components
       .filter((c) => c.state === 'failed')
-      .map((c) => `${String(c.name)} failed${typeof c.error === 'string' ? `: ${c.error}` : ''}`)
+      .map((c) => `${c.name} failed${c.error == null ? '' : `: ${c.error}`}`)
     found.set(m.id, {
       id: m.id,
       // A suspected node keeps its place (and its slot in max-unavailable) until declared dead.
       alive: m.state === 'alive' || m.state === 'suspect',
       deadSince: m.state === 'dead' ? m.since : null,
-      active: typeof m.meta.distribution === 'string' ? m.meta.distribution : null,
+      active: distribution,
       target: runtime.target ?? null,
       phase: runtime.phase ?? null,
       ready: components.every((c) => c.state === 'ready'),
       failed: runtime.phase === 'failed' || failedComponents.length > 0,
-      error:
-        typeof runtime.error === 'string'
-          ? runtime.error
-          : failedComponents.length > 0
-            ? failedComponents.join('; ')
-            : null,
+      error: runtime.error ?? (failedComponents.length > 0 ? failedComponents.join('; ') : null),
     })
   }
   return found
 }
 
-function headTermOf(meta: MemberMetadata): number {
-  const term = (meta[STATE_KEY] as { term?: unknown } | null | undefined)?.term
-  return typeof term === 'number' && Number.isSafeInteger(term) ? term : 0
+/** The term of the cluster state `member` announces it holds (0: none). */
+function headTermOf(member: Member): number {
+  return managerAnnouncement.of(member).cluster?.term ?? 0
 }
 
 function noQuorum(view: ManagerStatus): ShoalError {

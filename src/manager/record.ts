@@ -13,6 +13,7 @@ import {
   serve,
   TypedEvents,
 } from '../shared/index.js'
+import { type ManagerAnnouncement, managerAnnouncement, type StateHead } from './announcement.js'
 import { MAX_STATE_BYTES, STATE_FETCH_TIMEOUT_MS, STATE_RETRY_MS } from './constants.js'
 
 /** The most of a node's failure reason a rollout record keeps. */
@@ -148,20 +149,6 @@ export type UnpublishedVersion = NonNullable<ClusterState['unpublished']>[number
 const signedSchema = z.strictObject({ state: stateSchema, signature: z.string().min(1).max(200) })
 export type SignedClusterState = z.output<typeof signedSchema>
 
-/**
- * Member metadata key that carries the head of the newest cluster state a node
- * holds: `{term, seq, manager}`. The state itself (rollout history, placement)
- * can outgrow what gossip should carry; nodes fetch it over a stream.
- */
-export const STATE_KEY = 'cluster'
-
-const headSchema = z.strictObject({
-  term: z.number().int().min(0),
-  seq: z.number().int().min(0),
-  manager: z.string().max(100),
-})
-type StateHead = z.output<typeof headSchema>
-
 export function emptyState(): ClusterState {
   return {
     schema: 2,
@@ -289,8 +276,8 @@ export class ClusterStateStore {
     const current = this.current()
     return this.components.membership.members().some((m) => {
       if (m.self || m.state !== 'alive') return false
-      const head = headSchema.safeParse(m.meta[STATE_KEY])
-      return head.success && isNewer(head.data, current)
+      const head = managerAnnouncement.of(m).cluster
+      return head != null && isNewer(head, current)
     })
   }
 
@@ -301,11 +288,10 @@ export class ClusterStateStore {
   }
 
   private readonly onMember = (member: Member): void => {
-    if (member.self || member.meta[STATE_KEY] == null || this.abort.signal.aborted) return
-    const head = headSchema.safeParse(member.meta[STATE_KEY])
-    if (!head.success || !isNewer(head.data, this.current())) return
-    if (this.wanted == null || isNewer(head.data, this.wanted.head))
-      this.wanted = { head: head.data, from: member.id }
+    if (member.self || this.abort.signal.aborted) return
+    const head = managerAnnouncement.of(member).cluster
+    if (head == null || !isNewer(head, this.current())) return
+    if (this.wanted == null || isNewer(head, this.wanted.head)) this.wanted = { head, from: member.id }
     this.fetching ??= this.fetchWanted().finally(() => {
       this.fetching = undefined
     })
@@ -368,10 +354,9 @@ export class ClusterStateStore {
   /** After a failed fetch: another alive member announcing the same or a newer head, not tried yet. */
   private otherHolder(head: StateHead, failed: Set<string>): { head: StateHead; from: string } | null {
     for (const member of this.components.membership.members()) {
-      const other = headSchema.safeParse(member.meta[STATE_KEY])
-      if (member.self || member.state !== 'alive' || !other.success || failed.has(member.id)) continue
-      if (isNewer(other.data, this.current()) && !isNewer(head, other.data))
-        return { head: other.data, from: member.id }
+      const other = managerAnnouncement.of(member).cluster
+      if (member.self || member.state !== 'alive' || other == null || failed.has(member.id)) continue
+      if (isNewer(other, this.current()) && !isNewer(head, other)) return { head: other, from: member.id }
     }
     return null
   }
@@ -389,8 +374,10 @@ export class ClusterStateStore {
   }
 
   private announce(state: ClusterState): Promise<void> {
-    const head: StateHead = { term: state.term, seq: state.seq, manager: state.manager }
-    return this.components.membership.updateMetadata({ [STATE_KEY]: head })
+    const patch: Partial<ManagerAnnouncement> = {
+      cluster: { term: state.term, seq: state.seq, manager: state.manager },
+    }
+    return this.components.membership.updateMetadata(patch)
   }
 }
 

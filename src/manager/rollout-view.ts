@@ -1,4 +1,5 @@
 import type { Member } from '../membership/index.js'
+import { runtimeAnnouncement } from '../runtime/index.js'
 import { observe } from './manager.js'
 import type { NodeProgress, RolloutRecord } from './record.js'
 import { isFinished } from './rollout-engine.js'
@@ -41,14 +42,14 @@ export function rolloutView(record: RolloutRecord, members: readonly Member[]): 
       // A node still pending when the rollout ended was never touched: say so, not "pending".
       const status: RolloutNodeStatus = ended && progress === 'pending' ? 'skipped' : progress
       const m = members.find((x) => x.id === id)
-      const runtime = (m?.meta.runtime ?? {}) as { error?: string | null }
+      const runtime = m == null ? undefined : runtimeAnnouncement.of(m).runtime
       return {
         id,
         status,
         distribution: seen.get(id)?.active ?? null,
         phase: seen.get(id)?.phase ?? null,
         // The reason it failed in this rollout outlives its being sent back.
-        error: record.failures?.[id] ?? runtime.error ?? null,
+        error: record.failures?.[id] ?? runtime?.error ?? null,
       }
     })
     .sort((a, b) => a.id.localeCompare(b.id))

@@ -3,6 +3,7 @@ import { type MembershipTimers, suspicionBounds } from './config.js'
 import type { MembershipEvents } from './events.js'
 import { applyClaim, refutation } from './incarnation.js'
 import type { Claim, Member, MemberRecord } from './member.js'
+import type { MetadataContract } from './metadata-contract.js'
 import { Suspicion } from './suspicion.js'
 import { viewDigest } from './view-digest.js'
 
@@ -27,6 +28,8 @@ export class MemberTable {
   private readonly entries = new Map<string, Entry>()
   private readonly suspicions = new Map<string, Suspicion>()
   private readonly reapTimers = new Map<string, ReturnType<typeof setTimeout>>()
+  /** Metadata keys already reported as dropped, per member: a bad peer costs one log line per key. */
+  private readonly reported = new Map<string, Set<string>>()
 
   constructor(
     private self: MemberRecord,
@@ -34,6 +37,7 @@ export class MemberTable {
     private readonly events: TypedEvents<MembershipEvents>,
     private readonly hooks: MemberTableHooks,
     private readonly log: Logger,
+    private readonly contract: MetadataContract,
   ) {
     this.entries.set(self.id, { record: self, since: Date.now() })
   }
@@ -102,11 +106,11 @@ export class MemberTable {
       case 'confirm':
         return this.suspicions.get(claim.id)?.confirm(outcome.from) ?? false
       case 'join':
-        this.store(outcome.record)
+        this.store(this.checked(outcome.record))
         this.events.emit('member:join', this.get(claim.id)!)
         return true
       case 'update':
-        this.store(outcome.record)
+        this.store(this.checked(outcome.record))
         this.events.emit('member:update', this.get(claim.id)!)
         return true
       case 'suspect':
@@ -123,6 +127,25 @@ export class MemberTable {
         this.events.emit('member:leave', this.get(claim.id)!)
         return true
     }
+  }
+
+  /**
+   * A record from an `alive` claim, its metadata checked against the contract: the
+   * only place a peer's metadata enters the view. Bad keys are dropped, the member kept.
+   */
+  private checked(record: MemberRecord): MemberRecord {
+    const { meta, dropped } = this.contract.check(record.meta)
+    if (dropped.length > 0) {
+      const seen = this.reported.get(record.id) ?? new Set<string>()
+      this.reported.set(record.id, seen)
+      for (const { key, owner, reason } of dropped) {
+        if (seen.has(key)) continue
+        seen.add(key)
+        const text = `member ${record.id} announced metadata key "${key}" (${owner}) that ${reason}; ignoring that key`
+        this.log.warn(text, { member: record.id, incarnation: record.incarnation })
+      }
+    }
+    return { ...record, meta }
   }
 
   /** Clears every timer. */
@@ -171,6 +194,7 @@ export class MemberTable {
       const entry = this.entries.get(record.id)
       if (entry == null || entry.record.state !== record.state) return
       this.entries.delete(record.id)
+      this.reported.delete(record.id)
       this.events.emit('member:reap', this.view(entry))
     }, this.timers.reapTimeout)
     timer.unref?.()

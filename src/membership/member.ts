@@ -1,7 +1,11 @@
 export type MemberState = 'alive' | 'suspect' | 'dead' | 'left'
 
-/** What a node says about itself: roles, versions, readiness, endpoints (later subsystems fill it). */
-export type MemberMetadata = Record<string, unknown>
+/**
+ * What a node says about itself, as JSON: each key declared once by the subsystem
+ * that writes it (metadata-contract.ts); read through its owner's announcement
+ * (`runtimeAnnouncement.of(member).components`), never by casting.
+ */
+export type MemberMetadata = Readonly<Record<string, unknown>>
 
 /** A member as every node's view holds it; `incarnation` orders claims about it. */
 export interface MemberRecord {

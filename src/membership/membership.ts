@@ -19,6 +19,7 @@ import {
   encode,
   WIRE_VERSION,
 } from './messages.js'
+import type { MetadataContract } from './metadata-contract.js'
 import type { MembershipNetwork } from './network.js'
 import { type MembershipProtocols, membershipProtocols } from './protocols.js'
 
@@ -100,6 +101,7 @@ export class Membership {
       timers: MembershipTimers
       bootstrap: string[]
       meta: MemberMetadata
+      contract: MetadataContract
     },
   ) {
     this.log = components.logger.child('membership')
@@ -128,6 +130,7 @@ export class Membership {
   async start(): Promise<void> {
     if (this.running) return
     this.abort = new AbortController()
+    const meta = this.init.contract.checkOwn(this.init.meta)
     const incarnation = ((await this.components.store.load()) ?? 0) + 1
     await this.components.store.save(incarnation)
     const self: MemberRecord = {
@@ -135,7 +138,7 @@ export class Membership {
       addrs: this.network.getMultiaddrs().map((ma) => ma.toString()),
       incarnation,
       state: 'alive',
-      meta: this.init.meta,
+      meta,
     }
     this.table = new MemberTable(
       self,
@@ -146,6 +149,7 @@ export class Membership {
         refute: (next) => this.refute(next),
       },
       this.log,
+      this.init.contract,
     )
     this.events.on('member:join', this.rememberAddresses)
     this.events.on('member:update', this.rememberAddresses)
@@ -260,10 +264,14 @@ export class Membership {
     return this.view().get(id)
   }
 
-  /** Replaces this node's metadata and announces it under a new incarnation. */
-  async setMetadata(meta: MemberMetadata): Promise<void> {
+  /**
+   * Replaces this node's metadata and announces it under a new incarnation. Every
+   * key must be declared, valid and within its budget (MetadataError otherwise).
+   */
+  async setMetadata(next: MemberMetadata): Promise<void> {
     // After a leave, an announcement would bring this node back as alive.
     if (this.leaving) return
+    const meta = this.init.contract.checkOwn(next)
     const table = this.view()
     const incarnation = table.selfRecord.incarnation + 1
     // The view changes at once (so concurrent updates compose); the incarnation is
@@ -276,7 +284,7 @@ export class Membership {
 
   /**
    * Sets some top-level metadata keys (others stay), so each subsystem owns its
-   * keys; announces only when something changed.
+   * keys; announces only when something changed. Checked as setMetadata is.
    */
   async updateMetadata(patch: MemberMetadata): Promise<void> {
     const current = this.view().selfRecord.meta

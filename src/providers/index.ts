@@ -3,6 +3,12 @@
  * the durable records of launched nodes, and the node operations any agent
  * carries out (`shoal node add|copy|remove`).
  */
+export {
+  HANDLE_KEY,
+  PROVIDER_KEY,
+  type ProvidersAnnouncement,
+  providersAnnouncement,
+} from './announcement.js'
 export { type ConfiguredProviders, type LoadProvidersOptions, loadProviders } from './config.js'
 export { discoverOnEc2, type Ec2DiscoveryInit } from './ec2-discovery.js'
 export { LocalProvider, type LocalProviderInit } from './local.js'
@@ -14,11 +20,9 @@ export {
   type Operation,
 } from './operations.js'
 export {
-  HANDLE_KEY,
   type LaunchedNode,
   type LaunchState,
   type NodeSpec,
-  PROVIDER_KEY,
   type Provider,
   ProviderError,
 } from './provider.js'

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Member } from '../membership/index.js'
+import { isObserver, type Member, rolesOf } from '../membership/index.js'
+import { runtimeAnnouncement } from '../runtime/index.js'
 import type { Logger } from '../shared/index.js'
 import { messageOf, NotFoundError, ShoalError } from '../shared/index.js'
-import { HANDLE_KEY, type NodeSpec, PROVIDER_KEY, type Provider } from './provider.js'
+import { providersAnnouncement } from './announcement.js'
+import type { NodeSpec, Provider } from './provider.js'
 import type { LaunchRecords } from './records.js'
 import type { ReleaseFile } from './release-pack.js'
 
@@ -115,9 +117,9 @@ export class NodeOperations {
       id: m.id,
       state: removing.has(m.id) ? ('removing' as const) : this.stateOf(m),
       member: m.state,
-      provider: typeof m.meta[PROVIDER_KEY] === 'string' ? (m.meta[PROVIDER_KEY] as string) : null,
-      handle: typeof m.meta[HANDLE_KEY] === 'string' ? (m.meta[HANDLE_KEY] as string) : null,
-      distribution: typeof m.meta.distribution === 'string' ? m.meta.distribution : null,
+      provider: providersAnnouncement.of(m).provider ?? null,
+      handle: providersAnnouncement.of(m).handle ?? null,
+      distribution: runtimeAnnouncement.of(m).distribution ?? null,
     }))
     const known = new Set(rows.map((r) => r.handle))
     for (const record of this.components.records.list()) {
@@ -139,10 +141,8 @@ export class NodeOperations {
     if (!Number.isInteger(count) || count < 1 || count > 100)
       throw new ShoalError('ERR_BAD_REQUEST', 'count must be a whole number from 1 to 100', 400)
     const model = options.like == null ? null : this.member(options.like)
-    const providerName =
-      options.provider ??
-      (typeof model?.meta[PROVIDER_KEY] === 'string' ? (model.meta[PROVIDER_KEY] as string) : null) ??
-      this.init.defaultProvider
+    const launchedAs = model == null ? {} : providersAnnouncement.of(model)
+    const providerName = options.provider ?? launchedAs.provider ?? this.init.defaultProvider
     const provider = this.components.providers.get(providerName)
     if (provider == null)
       throw new ShoalError(
@@ -150,8 +150,8 @@ export class NodeOperations {
         `no provider "${providerName}" on this agent (have: ${[...this.components.providers.keys()].join(', ')})`,
         400,
       )
-    const roles = stringArray(model?.meta.roles)
-    const tags = stringRecord(model?.meta.tags)
+    const roles = model == null ? [] : [...rolesOf(model)]
+    const tags = { ...launchedAs.tags }
     const op = this.open(options.kind ?? 'add')
     this.say(op, `launching ${count} node(s) through the ${providerName} provider`)
     const spec: NodeSpec = {
@@ -179,9 +179,7 @@ export class NodeOperations {
         'an agent cannot remove itself; ask another agent (--api) to remove this one',
         400,
       )
-    const providerName =
-      typeof member.meta[PROVIDER_KEY] === 'string' ? (member.meta[PROVIDER_KEY] as string) : null
-    const handle = typeof member.meta[HANDLE_KEY] === 'string' ? (member.meta[HANDLE_KEY] as string) : null
+    const { provider: providerName = null, handle = null } = providersAnnouncement.of(member)
     const provider = providerName == null ? null : this.components.providers.get(providerName)
     if (providerName != null && provider == null)
       throw new ShoalError(
@@ -219,7 +217,7 @@ export class NodeOperations {
         if (this.stopped) throw new Error('this agent is stopping')
         const member = this.components
           .members()
-          .find((m) => m.meta[HANDLE_KEY] === launched.handle || m.id === launched.id)
+          .find((m) => providersAnnouncement.of(m).handle === launched.handle || m.id === launched.id)
         const state = member == null || member.state !== 'alive' ? 'joining' : this.stateOf(member)
         if (state !== last) {
           node.state = state
@@ -296,14 +294,11 @@ export class NodeOperations {
   /** joining → fetching → ready, from what the member's runtime reports; draining while it drains. */
   private stateOf(member: Member): NodeState {
     if (member.state === 'left' || member.state === 'dead') return 'gone'
-    const components = Array.isArray(member.meta.components)
-      ? (member.meta.components as Array<{ state?: string }>)
-      : []
+    const { components = [], runtime = {}, distribution } = runtimeAnnouncement.of(member)
     if (components.some((c) => c.state === 'draining')) return 'draining'
     const target = this.components.targetFor(member.id)
-    const runtime = (member.meta.runtime ?? {}) as { phase?: string }
     if (target == null) return 'ready'
-    const onTarget = member.meta.distribution === target && runtime.phase === 'done'
+    const onTarget = distribution === target && runtime.phase === 'done'
     if (onTarget && components.every((c) => c.state === 'ready')) return 'ready'
     return runtime.phase == null || runtime.phase === 'idle' ? 'joining' : 'fetching'
   }
@@ -363,20 +358,4 @@ export class NodeOperations {
     op.steps.push({ at: new Date().toISOString(), text })
     this.log.info(text, { operation: op.id })
   }
-}
-
-function isObserver(m: Member): boolean {
-  return Array.isArray(m.meta.roles) && (m.meta.roles as unknown[]).includes('lb')
-}
-
-function stringArray(value: unknown): string[] {
-  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : []
-}
-
-function stringRecord(value: unknown): Record<string, string> {
-  if (typeof value !== 'object' || value == null || Array.isArray(value)) return {}
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => typeof v === 'string')) as Record<
-    string,
-    string
-  >
 }

@@ -77,7 +77,3 @@ export class ProviderError extends ShoalError {
     this.name = 'ProviderError'
   }
 }
-
-/** Member metadata keys a launched node sets about itself, so any agent can remove it. */
-export const PROVIDER_KEY = 'provider'
-export const HANDLE_KEY = 'handle'

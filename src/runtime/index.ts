@@ -3,6 +3,14 @@
  * them as supervised processes with health checks, publishes their states and
  * endpoints in member metadata, and switches versions crash-safely.
  */
+export {
+  type AnnouncedInstance,
+  DEFAULT_WEIGHT,
+  instancesOf,
+  type PublishedComponent,
+  type RuntimeAnnouncement,
+  runtimeAnnouncement,
+} from './announcement.js'
 export { DEFAULT_RUNTIME_LIMITS } from './constants.js'
 export {
   type ComponentDescriptor,

@@ -1,9 +1,21 @@
 import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
+import {
+  type Member,
+  type MemberMetadata,
+  type MembershipEvents,
+  metadataBytes,
+} from '../membership/index.js'
 import type { Logger } from '../shared/index.js'
 import { instanceKey, messageOf, NotFoundError, ShoalError, TypedEvents } from '../shared/index.js'
+import {
+  COMPONENT_ERROR_CHARS,
+  DEFAULT_WEIGHT,
+  RUNTIME_ERROR_CHARS,
+  type RuntimeAnnouncement,
+  runtimeAnnouncement,
+} from './announcement.js'
 import { type ComponentDescriptor, componentsOf } from './descriptor.js'
 import { LogFile } from './log-file.js'
 import { findOrphans, RUNTIME_MARK, reap } from './orphans.js'
@@ -46,6 +58,12 @@ export interface RuntimeComponents {
     members(): Member[]
     updateMetadata(patch: MemberMetadata): Promise<void>
   }
+  /**
+   * True once every alive load balancer routing to one of `services` says it has
+   * nothing in flight to the component instance `key` (they announce it in their
+   * own metadata; the rule is the load balancer's, src/loadbalancer/announcement.ts).
+   */
+  drainConfirmed(key: string, services: readonly string[]): boolean
   /** The versions this node holds. */
   distributions: {
     manifest(id: string): ManifestLike | undefined
@@ -138,16 +156,12 @@ interface Intent {
 }
 
 const METADATA_DEBOUNCE_MS = 25
-/** The most of a failed component's error announced in member metadata. */
-const COMPONENT_ERROR_CHARS = 300
 /**
  * `unpackPackage`'s temp folder beside an install folder (`VERSION-SHA12` + `.tmp-HEX12`),
  * and `installConfig`'s beside a config folder (`~` never appears in a `safe` name).
  */
 const UNPACK_TEMP = /-[0-9a-f]{12}\.tmp-[0-9a-f]{12}$/
 const CONFIG_TEMP = /~tmp-\d+$/
-/** Weight a component announces unless an operator or a rollout set another. */
-const DEFAULT_WEIGHT = 100
 
 /**
  * Runs the components of the version the cluster wants on this node. A switch
@@ -748,13 +762,27 @@ export class Runtime {
       provides: c.provides,
       weight: this.weights.get(c.name) ?? DEFAULT_WEIGHT,
     }))
-    await this.components.membership.updateMetadata({
+    const announced: Partial<RuntimeAnnouncement> = {
       distribution: status.active,
       components,
-      runtime: { target: status.target, phase: status.phase, error: status.error },
-      osgi: this.osgi.metadata(),
+      runtime: {
+        target: status.target,
+        phase: status.phase,
+        error: status.error?.slice(0, RUNTIME_ERROR_CHARS) ?? null,
+      },
+      osgi: this.osgiAnnouncement(),
       ready: components.every((c) => c.state === 'ready'),
-    })
+    }
+    await this.components.membership.updateMetadata(announced)
+  }
+
+  /** The OSGi framework's bundles and services, without service properties when they would not fit the key's budget. */
+  private osgiAnnouncement(): RuntimeAnnouncement['osgi'] {
+    const full = this.osgi.metadata()
+    if (full == null || metadataBytes(full) <= runtimeAnnouncement.budget('osgi')) return full
+    const lean = { ...full, services: full.services.map(({ properties: _, ...service }) => service) }
+    if (metadataBytes(lean) <= runtimeAnnouncement.budget('osgi')) return lean
+    return { bundles: full.bundles, services: [] }
   }
 
   // --- draining ------------------------------------------------------------------------
@@ -781,11 +809,10 @@ export class Runtime {
       procs.filter((p) => {
         // One that has exited (signalled with the whole service, say) has nothing in flight.
         if (p.status().pid == null) return false
-        const key = instanceKey(self, p.name, p.spec.instance)
-        return this.components.membership
-          .members()
-          .filter((m) => m.state === 'alive' && isLoadBalancerFor(m, p.spec.descriptor.provides))
-          .some((lb) => !(Array.isArray(lb.meta.drained) && lb.meta.drained.includes(key)))
+        return !this.components.drainConfirmed(
+          instanceKey(self, p.name, p.spec.instance),
+          p.spec.descriptor.provides,
+        )
       })
     let waiting = pending()
     while (waiting.length > 0 && Date.now() < deadline && !this.abort.signal.aborted) {
@@ -903,12 +930,6 @@ export class Runtime {
 function describe(err: unknown): string {
   const code = (err as { code?: unknown }).code
   return typeof code === 'string' && code.startsWith('ERR_') ? `${code}: ${messageOf(err)}` : messageOf(err)
-}
-
-/** A load balancer member that routes to any of `services`. */
-function isLoadBalancerFor(member: Member, services: readonly string[]): boolean {
-  const roles = Array.isArray(member.meta.roles) ? (member.meta.roles as unknown[]) : []
-  return roles.includes('lb') && services.includes(String(member.meta.service))
 }
 
 function versionOf(descriptor: ComponentDescriptor, manifest: ManifestLike): string {

@@ -1,6 +1,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
+import { MEMBER_METADATA } from '../../src/bootstrap/announcements.js'
 import { MAX_ADDRS, MAX_METADATA_BYTES } from '../../src/membership/constants.js'
 import type { MembershipEvents } from '../../src/membership/events.js'
 import type { Claim } from '../../src/membership/member.js'
@@ -85,6 +86,7 @@ function applyToTable(list: Claim[]): void {
     new TypedEvents<MembershipEvents>(silentLogger),
     { declaredDead: () => {}, refute: () => {} },
     silentLogger,
+    MEMBER_METADATA,
   )
   tables.push(table)
   for (const claim of list) table.apply(claim)

@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeNewKeyPair } from '../../src/artifacts/index.js'
 import type { Agent } from '../../src/bootstrap/index.js'
 import { writeNewSecret } from '../../src/bootstrap/index.js'
-import { HANDLE_KEY, type NodeSpec, PROVIDER_KEY, ProviderError } from '../../src/providers/provider.js'
+import { HANDLE_KEY, PROVIDER_KEY } from '../../src/providers/index.js'
+import { type NodeSpec, ProviderError } from '../../src/providers/provider.js'
 import {
   remotePath,
   StaticProvider,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { CLAIM_KEY, claimOf, type ElectionInput, elect, isEligible } from '../../src/manager/election.js'
+import { CLAIM_KEY } from '../../src/manager/announcement.js'
+import { claimOf, type ElectionInput, elect, isEligible } from '../../src/manager/election.js'
 import type { Member, MemberState } from '../../src/membership/member.js'
 
 interface MemberOptions {
@@ -116,8 +117,7 @@ describe('elect: following a claimer', () => {
     expect(claimOf({ [CLAIM_KEY]: null })).toBeNull()
     expect(claimOf({})).toBeNull()
     expect(claimOf({ [CLAIM_KEY]: { term: 3 } })).toBe(3)
-    const members = [member('a'), member('b')]
-    members[1]!.meta[CLAIM_KEY] = { term: 2.5 }
+    const members = [member('a'), { ...member('b'), meta: { [CLAIM_KEY]: { term: 2.5 } } }]
     expect(round('a', members, { voters: ['a', 'b'] })).toMatchObject({ manager: 'a', claim: 1 })
   })
 })

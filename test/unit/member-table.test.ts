@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { MembershipEvents } from '../../src/membership/events.js'
 import type { Claim, MemberRecord } from '../../src/membership/member.js'
 import { MemberTable } from '../../src/membership/member-table.js'
+import { MetadataContract } from '../../src/membership/metadata-contract.js'
 import { silentLogger } from '../../src/shared/logger.js'
 import { presetTimers } from '../../src/shared/presets.js'
 import { TypedEvents } from '../../src/shared/typed-events.js'
@@ -37,7 +38,7 @@ function makeTable() {
     events.on(name, (member) => seen.push(`${name} ${member.id}`))
   }
   const hooks = { declaredDead: vi.fn(), refute: vi.fn() }
-  const table = new MemberTable(selfRecord, timers, events, hooks, silentLogger)
+  const table = new MemberTable(selfRecord, timers, events, hooks, silentLogger, MetadataContract.of())
   return { table, seen, hooks }
 }
 

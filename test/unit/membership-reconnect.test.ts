@@ -2,7 +2,12 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { createMembership, type Membership, type MembershipNetwork } from '../../src/membership/index.js'
+import {
+  createMembership,
+  type Membership,
+  type MembershipNetwork,
+  MetadataContract,
+} from '../../src/membership/index.js'
 import type { Claim } from '../../src/membership/member.js'
 import { encode, WIRE_VERSION } from '../../src/membership/messages.js'
 import { silentLogger } from '../../src/shared/logger.js'
@@ -86,6 +91,7 @@ describe('reconnecting to a member declared dead', () => {
           syncInterval: 60_000,
           reconnectInterval: 20,
         },
+        contract: MetadataContract.of(),
       },
       { network, store: { load: async () => null, save: async () => {} }, logger: silentLogger },
     )
