@@ -12,6 +12,7 @@ export {
   rolesFor,
   TokenTable,
 } from './auth.js'
+export { HTTP_STATUS, type HttpStatus, httpStatusOf } from './errors.js'
 export type { NodesApi } from './node-routes.js'
 export type { RuntimeApi } from './runtime-routes.js'
 export { type ApiBackend, type ApiInit, ApiServer, createApiApp } from './server.js'

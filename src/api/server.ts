@@ -10,6 +10,7 @@ import { AuditTrail } from './audit.js'
 import { requireToken, type TokenTable } from './auth.js'
 import { browserGuard } from './browser-guard.js'
 import { dashboardRoutes } from './dashboard-routes.js'
+import { httpStatusOf } from './errors.js'
 import { type NodesApi, nodeRoutes } from './node-routes.js'
 import { OPENAPI_DOCUMENT } from './openapi.js'
 import { type ReleasesApi, releaseRoutes } from './release-routes.js'
@@ -127,7 +128,7 @@ export function createApiApp(
     ),
   )
   app.onError((err, c) => {
-    const status = err instanceof ShoalError ? err.status : 500
+    const status = httpStatusOf(err)
     const code = err instanceof ShoalError ? err.code : 'ERR_INTERNAL'
     if (status >= 500) log.error('request failed', { path: c.req.path, error: messageOf(err) })
     return c.json({ error: { code, message: messageOf(err) } }, status as 500)

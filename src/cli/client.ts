@@ -1,4 +1,4 @@
-import { ShoalError } from '../shared/index.js'
+import { type ErrorCode, ShoalError } from '../shared/index.js'
 
 export interface RequestOptions {
   json?: unknown
@@ -9,9 +9,12 @@ export interface RequestOptions {
 
 /** The agent answered with an error: its code and message, and the HTTP status (exit code 4 or 5). */
 export class AgentError extends ShoalError {
-  constructor(code: string, message: string, status: number) {
-    super(code, message, status)
-    this.name = 'AgentError'
+  constructor(
+    code: ErrorCode,
+    message: string,
+    override readonly status: number,
+  ) {
+    super(code, message)
   }
 }
 
@@ -137,10 +140,15 @@ export async function agentErrorOf(response: Response): Promise<AgentError> {
     error?: { code?: string; message?: string }
   } | null
   return new AgentError(
-    payload?.error?.code ?? 'ERR_HTTP',
+    wireCode(payload?.error?.code) ?? 'ERR_HTTP',
     payload?.error?.message ?? `HTTP ${response.status}`,
     response.status,
   )
+}
+
+/** A code as an agent sent it, when it looks like one. */
+function wireCode(code: unknown): ErrorCode | undefined {
+  return typeof code === 'string' && /^ERR_[A-Z0-9_]+$/.test(code) ? (code as ErrorCode) : undefined
 }
 
 export interface ApiClientInit {

@@ -1,5 +1,5 @@
 import { CommanderError } from 'commander'
-import { messageOf, OptionError, PortInUseError, ShoalError } from '../shared/index.js'
+import { type ErrorCode, messageOf, OptionError, PortInUseError, ShoalError } from '../shared/index.js'
 import { AgentError, AgentUnreachableError, NotAnAgentError } from './client.js'
 
 /**
@@ -54,7 +54,7 @@ export class WaitTimeoutError extends ShoalError {
 /** The operation ended and failed (exit code 1); `detail` joins the JSON error (e.g. the rollout). */
 export class OperationFailedError extends ShoalError {
   constructor(
-    code: string,
+    code: ErrorCode,
     message: string,
     readonly detail: Record<string, unknown> = {},
   ) {

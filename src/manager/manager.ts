@@ -3,7 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
 import { runtimeAnnouncement } from '../runtime/index.js'
-import type { Logger, TypedEvents } from '../shared/index.js'
+import type { ErrorCode, Logger, TypedEvents } from '../shared/index.js'
 import {
   decodeJson,
   encodeJson,
@@ -310,7 +310,7 @@ export class Manager {
         503,
       )
     })
-    if (!raw.ok) throw new ShoalError(raw.error.code, raw.error.message, raw.error.status)
+    if (!raw.ok) throw new ShoalError(raw.error.code as ErrorCode, raw.error.message, raw.error.status)
     return { remote: raw }
   }
 
@@ -797,6 +797,6 @@ function noQuorum(view: ManagerStatus): ShoalError {
 }
 
 function errorOf(err: unknown): { code: string; message: string; status: number } {
-  if (err instanceof ShoalError) return { code: err.code, message: err.message, status: err.status }
+  if (err instanceof ShoalError) return { code: err.code, message: err.message, status: err.status ?? 500 }
   return { code: 'ERR_INTERNAL', message: messageOf(err), status: 500 }
 }

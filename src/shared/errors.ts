@@ -1,65 +1,133 @@
 /**
- * Errors a caller can act on carry a stable `code`. Tests assert on codes, the API
- * maps them to HTTP statuses and `{"error":{"code","message"}}`, the CLI prints the
- * message and exits non-zero.
+ * One error model. A failure a caller can act on is a named class with a stable
+ * `code`, declared in the `errors.ts` of the folder that raises it and exported
+ * through its index.ts. The class fixes its code (on the class and on every
+ * instance); callers test `instanceof`, never the code's string, and for an error
+ * that came over the wire (an agent's HTTP answer, a manager's refusal), where
+ * `instanceof` cannot work, `hasCode(err, TheClass)`. The message says what
+ * happened and what to do. Errors carry no HTTP status: the API maps each code
+ * to one in a single table (src/api/errors.ts), which the OpenAPI document uses too.
+ *
+ *   export class VersionExistsError extends errorClass('ERR_VERSION_EXISTS') {
+ *     constructor(id: string) {
+ *       super(`${id} is already published with other content; publish a new version instead`)
+ *     }
+ *   }
+ *   // a failure whose message the caller writes: no constructor needed
+ *   export class ManifestInvalidError extends errorClass('ERR_MANIFEST_INVALID') {}
+ *   throw new ManifestInvalidError('files[2].path: not a relative path')
+ */
+
+/** A stable error code: `ERR_` and capitals (what `{"error":{"code"}}` carries). */
+export type ErrorCode = `ERR_${string}`
+
+/**
+ * The base of every error with a code. Extend it through `errorClass`, which fixes
+ * the code. (Transition: `new ShoalError(code, message, status)` still compiles
+ * for the folders that have no errors.ts yet; the status is read only for a code
+ * the API's table does not know.)
  */
 export class ShoalError extends Error {
-  readonly code: string
-  /** HTTP status the API answers with when this error reaches it. */
-  readonly status: number
+  readonly code: ErrorCode
+  /**
+   * @deprecated Errors carry no HTTP status (src/api/errors.ts maps codes). Set only
+   * by the transitional `new ShoalError(code, message, status)`.
+   */
+  readonly status: number | undefined
 
-  constructor(code: string, message: string, status = 500, options?: ErrorOptions) {
-    super(message, options)
-    this.name = 'ShoalError'
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions)
+  /** @deprecated Declare a named class with `errorClass(code)`; statuses live in src/api/errors.ts. */
+  constructor(code: ErrorCode, message: string, status: number, options?: ErrorOptions)
+  constructor(
+    code: ErrorCode,
+    message: string,
+    statusOrOptions?: number | ErrorOptions,
+    options?: ErrorOptions,
+  ) {
+    super(message, typeof statusOrOptions === 'number' ? options : statusOrOptions)
+    this.name = new.target.name
     this.code = code
-    this.status = status
+    this.status = typeof statusOrOptions === 'number' ? statusOrOptions : undefined
   }
 }
 
-export class ConfigError extends ShoalError {
-  constructor(message: string) {
-    super('ERR_CONFIG', message, 400)
-    this.name = 'ConfigError'
+/** A named error class: its code is on the class too (`VersionExistsError.code`). */
+export interface ErrorClass<C extends ErrorCode = ErrorCode> {
+  readonly code: C
+  readonly prototype: ShoalError & { readonly code: C }
+}
+
+/**
+ * The base class of the named error with code `code`. Its constructor takes the
+ * message (and `{ cause }`); a subclass that builds its message declares its own.
+ */
+export function errorClass<const C extends ErrorCode>(code: C) {
+  abstract class Named extends ShoalError {
+    static readonly code: C = code
+    declare readonly code: C
+
+    constructor(message: string, options?: ErrorOptions) {
+      super(code, message, options)
+    }
+  }
+  return Named
+}
+
+/**
+ * Whether `err` carries the code of one of `named`. For errors that came over the
+ * wire (`AgentError` in the CLI, `RemoteError`), whose class is not the one that was
+ * thrown; anywhere else use `instanceof`.
+ */
+export function hasCode(err: unknown, ...named: readonly ErrorClass[]): boolean {
+  return err instanceof ShoalError && named.some((c) => c.code === err.code)
+}
+
+/** The codes of the named error classes a module exports: `CodesOf<typeof import('./errors.js')>`. */
+export type CodesOf<M> = { [K in keyof M]: M[K] extends ErrorClass<infer C> ? C : never }[keyof M]
+
+/**
+ * An error another agent answered with (a manager refusing a command): its code
+ * and message as that agent sent them. Its code is the wire's, so test it with
+ * `hasCode`; the API answers it with the status of that code, as the other agent would.
+ */
+export class RemoteError extends ShoalError {
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+    super(code, message, options)
   }
 }
+
+/** A setting (configuration file, environment, flag) out of range or malformed. */
+export class ConfigError extends errorClass('ERR_CONFIG') {}
 
 /**
  * A malformed option value (a command-line flag, or the `AgentOptions` field it
  * fills): nothing was started, and the CLI exits 2 as for any usage error.
+ * (Transition: the second argument is for src/bootstrap's ERR_BAD_BOOTSTRAP until it
+ * declares its own subclass.)
  */
 export class OptionError extends ShoalError {
-  constructor(message: string, code = 'ERR_CONFIG') {
-    super(code, message, 400)
-    this.name = 'OptionError'
+  static readonly code = 'ERR_CONFIG'
+
+  constructor(message: string, code: ErrorCode = OptionError.code) {
+    super(code, message)
   }
 }
 
 /** A TCP port this process was to listen on is held by another process. */
-export class PortInUseError extends ShoalError {
-  constructor(message: string, options?: ErrorOptions) {
-    super('ERR_PORT_IN_USE', message, 409, options)
-    this.name = 'PortInUseError'
-  }
-}
+export class PortInUseError extends errorClass('ERR_PORT_IN_USE') {}
 
-export class DataDirInUseError extends ShoalError {
+/** A second agent on the same data folder. */
+export class DataDirInUseError extends errorClass('ERR_DATA_DIR_IN_USE') {
   constructor(dir: string, options?: ErrorOptions) {
-    super(
-      'ERR_DATA_DIR_IN_USE',
-      `data folder ${dir} is in use by another agent; stop it or pass a different --data`,
-      409,
-      options,
-    )
-    this.name = 'DataDirInUseError'
+    super(`data folder ${dir} is in use by another agent; stop it or pass a different --data`, options)
   }
 }
 
-export class NotFoundError extends ShoalError {
-  constructor(message: string) {
-    super('ERR_NOT_FOUND', message, 404)
-    this.name = 'NotFoundError'
-  }
-}
+/** What a request names (a rollout, a component, a file) does not exist here. */
+export class NotFoundError extends errorClass('ERR_NOT_FOUND') {}
+
+/** A request's argument is malformed or out of range; the message names it and the range. */
+export class BadRequestError extends errorClass('ERR_BAD_REQUEST') {}
 
 /** The message of an unknown thrown value, for logs and error bodies. */
 export function messageOf(err: unknown): string {

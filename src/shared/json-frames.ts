@@ -1,11 +1,10 @@
 import type { z } from 'zod'
-import { ShoalError } from './errors.js'
+import { type ErrorCode, ShoalError } from './errors.js'
 
 /** A peer sent a frame that is not the JSON its protocol expects. */
 export class FrameError extends ShoalError {
-  constructor(code: string, message: string, options?: ErrorOptions) {
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
     super(code, message, 400, options)
-    this.name = 'FrameError'
   }
 }
 
@@ -46,7 +45,7 @@ export function decodeJson<T>(
   schema: z.ZodType<T>,
   bytes: Uint8Array,
   what: string,
-  code = 'ERR_BAD_FRAME',
+  code: ErrorCode = 'ERR_BAD_FRAME',
 ): T {
   let json: unknown
   try {
