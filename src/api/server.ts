@@ -2,7 +2,7 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createAdaptorServer } from '@hono/node-server'
 import { Hono } from 'hono'
-import type { Logger } from '../shared/index.js'
+import type { Logger, Startable } from '../shared/index.js'
 import { messageOf, ShoalError } from '../shared/index.js'
 import { agentRoutes } from './agent-routes.js'
 import { type ArtifactsApi, artifactRoutes } from './artifact-routes.js'
@@ -43,7 +43,7 @@ export interface ApiInit {
 }
 
 /** The admin HTTP API and the page at `/`, served by every agent. */
-export class ApiServer {
+export class ApiServer implements Startable {
   private server: Server | undefined
   private readonly log: Logger
 

@@ -3,7 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import { VersionUnpublishedError } from '../manager/index.js'
 import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
-import type { Logger } from '../shared/index.js'
+import type { Logger, Startable } from '../shared/index.js'
 import { type Channel, exchange, messageOf, type StreamNetwork, serve, TypedEvents } from '../shared/index.js'
 import { fitHoldings, holdingsOf } from './announcement.js'
 import type { BlobLayout, BlobStore } from './blob-store.js'
@@ -109,7 +109,7 @@ export interface DistributorStats {
  * chunk by chunk from every peer that holds pieces, serves what it holds, lists
  * its holdings in member metadata, and applies the retention policy.
  */
-export class Distributor {
+export class Distributor implements Startable {
   readonly events: TypedEvents<DistributorEvents>
   private readonly protocols: ArtifactProtocols
   private readonly log: Logger

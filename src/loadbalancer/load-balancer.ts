@@ -1,5 +1,5 @@
 import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
-import type { Logger, TypedEvents } from '../shared/index.js'
+import type { Logger, Startable, TypedEvents } from '../shared/index.js'
 import { AdminServer } from './admin-server.js'
 import { fitDrained, type LoadBalancerAnnouncement } from './announcement.js'
 import { type Backend, backendsOf } from './backends.js'
@@ -45,13 +45,14 @@ export interface BackendSink {
  * a sink), and tells draining nodes, through its own member metadata
  * (`drained`), once it has nothing in flight to them.
  */
-export class LoadBalancer {
+export class LoadBalancer implements Startable {
   readonly proxy: HttpProxy
   readonly admin: AdminServer
   private readonly log: Logger
   private readonly unsubscribe: Array<() => void> = []
   private backends: Backend[] = []
   private published = ''
+  private listening: { host: string; port: number; admin: { host: string; port: number } } | undefined
 
   constructor(
     private readonly init: LoadBalancerInit,
@@ -69,6 +70,7 @@ export class LoadBalancer {
 
   /** Listens (proxy, then admin) and joins the pool; answers both bound addresses. */
   async start(): Promise<{ host: string; port: number; admin: { host: string; port: number } }> {
+    if (this.listening != null) return this.listening
     const address = await this.proxy.start()
     let admin: { host: string; port: number }
     try {
@@ -106,10 +108,12 @@ export class LoadBalancer {
       service: this.init.service,
       external: this.sink != null,
     })
-    return { ...address, admin }
+    this.listening = { ...address, admin }
+    return this.listening
   }
 
   async stop(): Promise<void> {
+    this.listening = undefined
     for (const off of this.unsubscribe.splice(0)) off()
     await this.proxy.stop()
     await this.admin.stop()

@@ -3,7 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
 import { runtimeAnnouncement } from '../runtime/index.js'
-import type { ErrorCode, Logger, TypedEvents } from '../shared/index.js'
+import type { ErrorCode, Logger, Startable, TypedEvents } from '../shared/index.js'
 import {
   decodeJson,
   encodeJson,
@@ -161,7 +161,7 @@ export interface ManagerStatus extends ElectionView {
  * rollout one step and writes the cluster state when anything changed. Commands
  * reach it from any agent over `/shoal/<cluster>/manager/1.0.0`.
  */
-export class Manager {
+export class Manager implements Startable {
   private readonly log: Logger
   private readonly protocol: string
   private timer: NodeJS.Timeout | undefined

@@ -2,7 +2,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
-import type { Logger } from '../shared/index.js'
+import type { Logger, Startable } from '../shared/index.js'
 import {
   canonicalJson,
   decodeJson,
@@ -214,7 +214,7 @@ export interface ClusterStateComponents {
  * writer's signature. Gossip spreads heads, anti-entropy gives them to nodes
  * that join or return, and a new manager starts from where the last one stopped.
  */
-export class ClusterStateStore {
+export class ClusterStateStore implements Startable {
   readonly events: TypedEvents<ClusterStateEvents>
   private signed: SignedClusterState | null = null
   private readonly log: Logger
@@ -226,6 +226,7 @@ export class ClusterStateStore {
   private fetching: Promise<void> | undefined
   private retryTimer: NodeJS.Timeout | undefined
   private readonly abort = new AbortController()
+  private running = false
 
   constructor(private readonly components: ClusterStateComponents) {
     this.log = components.logger.child('state')
@@ -234,6 +235,8 @@ export class ClusterStateStore {
   }
 
   async start(): Promise<void> {
+    if (this.running) return
+    this.running = true
     const saved = await this.components.db.get('signed')
     if (saved != null) {
       const parsed = signedSchema.safeParse(JSON.parse(saved))
@@ -256,6 +259,8 @@ export class ClusterStateStore {
   }
 
   async stop(): Promise<void> {
+    if (!this.running) return
+    this.running = false
     for (const off of this.unsubscribe.splice(0)) off()
     this.abort.abort()
     clearTimeout(this.retryTimer)

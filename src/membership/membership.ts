@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { IdentifyResult, Message, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { Logger } from '../shared/index.js'
+import type { Logger, Startable } from '../shared/index.js'
 import { type Channel, exchange, FrameError, messageOf, serve, TypedEvents } from '../shared/index.js'
 import { Awareness } from './awareness.js'
 import type { MembershipTimers } from './config.js'
@@ -61,7 +61,7 @@ export interface MembershipStats {
  *   reaches, and every sync interval a digest exchange with a random member
  *   repairs what gossip lost.
  */
-export class Membership {
+export class Membership implements Startable {
   readonly events: TypedEvents<MembershipEvents>
   private readonly protocols: MembershipProtocols
   private readonly log: Logger

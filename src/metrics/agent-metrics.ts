@@ -3,6 +3,7 @@ import type { DistributorStats } from '../artifacts/index.js'
 import { type ClusterState, type ManagerStatus, NODE_PROGRESS } from '../manager/index.js'
 import type { MemberState, MembershipStats } from '../membership/index.js'
 import { COMPONENT_STATES, type RuntimeStatus } from '../runtime/index.js'
+import type { Startable } from '../shared/index.js'
 import { collectedCounter, collectedGauge, flag } from './collected.js'
 import { RATE_SAMPLE_MS, RATE_WINDOW_MS } from './constants.js'
 import { exposition, startProcessMetrics } from './exposition.js'
@@ -32,7 +33,7 @@ export interface AgentMetricsSources {
  * stats objects when Prometheus scrapes; the rate needs samples, taken every second
  * between `start()` and `stop()`.
  */
-export class AgentMetrics {
+export class AgentMetrics implements Startable {
   readonly registry = new Registry()
   private readonly rates = { received: new RateMeter(RATE_WINDOW_MS), sent: new RateMeter(RATE_WINDOW_MS) }
   private timer: NodeJS.Timeout | undefined

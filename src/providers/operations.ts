@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { isObserver, type Member, rolesOf } from '../membership/index.js'
 import { runtimeAnnouncement } from '../runtime/index.js'
-import type { Logger } from '../shared/index.js'
+import type { Logger, Startable } from '../shared/index.js'
 import { messageOf, NotFoundError, ShoalError } from '../shared/index.js'
 import { providersAnnouncement } from './announcement.js'
 import type { NodeSpec, Provider } from './provider.js'
@@ -64,7 +64,7 @@ const KEEP_OPERATIONS = 50
  * launched the node: a launched node announces its provider and handle in its
  * member metadata, so any agent can find it and have it removed.
  */
-export class NodeOperations {
+export class NodeOperations implements Startable {
   private readonly operations = new Map<string, Operation>()
   private readonly log: Logger
   private stopped = false
@@ -76,6 +76,12 @@ export class NodeOperations {
     this.log = components.logger.child('nodes')
   }
 
+  /** Reads the launch records (what `shoal nodes` lists of nodes still joining). */
+  async start(): Promise<void> {
+    await this.components.records.open()
+  }
+
+  /** Operations in progress end at their next step. */
   stop(): void {
     this.stopped = true
   }

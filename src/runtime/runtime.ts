@@ -7,7 +7,7 @@ import {
   type MembershipEvents,
   metadataBytes,
 } from '../membership/index.js'
-import type { Logger } from '../shared/index.js'
+import type { Logger, Startable } from '../shared/index.js'
 import { instanceKey, messageOf, NotFoundError, ShoalError, TypedEvents } from '../shared/index.js'
 import {
   COMPONENT_ERROR_CHARS,
@@ -171,7 +171,7 @@ const CONFIG_TEMP = /~tmp-\d+$/
  * a known state. After a crash the journal and the process marks tell what to
  * clean up: orphaned processes are reaped and the switch is carried out again.
  */
-export class Runtime {
+export class Runtime implements Startable {
   readonly events: TypedEvents<RuntimeEvents>
   private readonly log: Logger
   private readonly processes = new Map<string, ComponentProcess>()
