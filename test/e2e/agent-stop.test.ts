@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RuntimeStatus } from '../../src/runtime/index.js'
-import { freePort } from '../../src/shared/ports.js'
 import { makeComponentDistribution } from '../helpers/components.js'
 import { type AgentProcess, componentPids, runCli, spawnAgent } from '../helpers/processes.js'
 import { waitFor } from '../helpers/wait.js'
@@ -60,8 +59,9 @@ describe('stopping an agent process with components', () => {
   })
 
   /** One agent on `data` with `app@1.0` rolled out and every component ready. */
-  const startWithApp = async (data: string, api: string): Promise<AgentProcess> => {
-    const agent = await start(data, api)
+  const startWithApp = async (data: string, listenApi: string): Promise<AgentProcess> => {
+    const agent = await start(data, listenApi)
+    const api = agent.info.api
     const cli = async (...args: string[]) => {
       const result = await runCli([...args, '--api', api])
       if (result.code !== 0) throw new Error(`shoal ${args.join(' ')}: ${result.stderr}`)
@@ -89,9 +89,8 @@ describe('stopping an agent process with components', () => {
 
   it('SIGKILL: the components keep running and serving; the restarted agent stops them and starts its own', async () => {
     const data = join(dir, 'killed')
-    const api = `127.0.0.1:${await freePort()}`
-    const agent = await startWithApp(data, api)
-    const before = await components(api)
+    const agent = await startWithApp(data, '127.0.0.1:0')
+    const before = await components(agent.info.api)
     const web = before.find((c) => c.name === 'web')!
 
     expect(await agent.stop('SIGKILL')).toBe(null)
@@ -99,9 +98,9 @@ describe('stopping an agent process with components', () => {
     expect(await running(data)).toEqual(before.map((c) => c.pid!).sort())
     expect(await (await fetch(web.endpoint!)).text()).toBe(String(web.pid))
 
-    const again = await start(data, api)
+    const again = await start(data, '127.0.0.1:0')
     const after = await waitFor('the restarted agent to run both components', async () => {
-      const ready = await components(api)
+      const ready = await components(again.info.api)
       return ready.length === 2 ? ready : null
     })
     for (const c of after) expect(before.map((b) => b.pid)).not.toContain(c.pid)
@@ -116,8 +115,8 @@ describe('stopping an agent process with components', () => {
 
   it('SIGTERM to the agent and every component at once (systemd KillMode=control-group): a clean stop, no restart', async () => {
     const data = join(dir, 'cgroup')
-    const api = `127.0.0.1:${await freePort()}`
-    const agent = await startWithApp(data, api)
+    // Port 0: a port picked beforehand can be taken by another suite before the agent binds it.
+    const agent = await startWithApp(data, '127.0.0.1:0')
     const pids = await running(data)
     expect(pids).toHaveLength(2)
 

@@ -47,7 +47,12 @@ export async function spawnAgent(args: string[], dir: string): Promise<AgentProc
   const info = await new Promise<AgentProcess['info']>((done, fail) => {
     const lines = createInterface({ input: child.stdout! })
     lines.once('line', (line) => done(JSON.parse(line)))
-    void exit.then((code) => fail(new Error(`agent exited with code ${code} before starting; see ${log}`)))
+    void exit.then(async (code) => {
+      // The log's last lines in the error itself: the folder is often gone by the time anyone reads it.
+      await new Promise((settled) => setTimeout(settled, 100))
+      const tail = (await readFile(log, 'utf8').catch(() => '')).trimEnd().split('\n').slice(-5).join('\n  ')
+      fail(new Error(`agent exited with code ${code} before starting; ${log} ends:\n  ${tail}`))
+    })
   })
   return {
     child,
