@@ -8,6 +8,20 @@ export const MAX_COMMAND_BYTES = 64 * 1024
 /** A version named a moment ago on another agent may still be on its way here. */
 export const LEARN_WAIT_MS = 5000
 
+/**
+ * How long an agent's answer to a command waits for the cluster state that shows it
+ * to reach this agent (read-your-writes: a client's next read here agrees), and how
+ * often it looks. An answer is not held longer: the state follows on its own.
+ */
+export const COMMAND_VISIBLE_WAIT_MS = 3000
+export const COMMAND_VISIBLE_POLL_MS = 20
+
+/** How often a rollout asked of this agent looks for its version while LEARN_WAIT_MS runs. */
+export const LEARN_POLL_MS = 100
+
+/** Retention keeps both versions of this many of the newest rollouts (a rollback needs its target on the nodes). */
+export const RETAINED_ROLLOUTS = 3
+
 /** Rollouts kept in the cluster state (the audit trail `shoal history` shows). */
 export const HISTORY_LENGTH = 30
 

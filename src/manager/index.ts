@@ -12,7 +12,15 @@ export {
   STATE_KEY,
   type StateHead,
 } from './announcement.js'
+export { CommandClient, type CommandClientComponents } from './command-client.js'
 export { HISTORY_LENGTH, ROLLOUT_DEFAULTS } from './constants.js'
+export {
+  type DesiredState,
+  desiredOf,
+  desiredState,
+  type FollowedStore,
+  UnpublishedFollower,
+} from './desired-state.js'
 export { type ElectionView, elect, isEligible } from './election.js'
 export {
   commandSchema,
@@ -46,6 +54,7 @@ export {
   targetOf,
   type UnpublishedVersion,
 } from './record.js'
+export { retentionGuard, versionsInUse } from './retention.js'
 export { isFinished, step, targetsOf } from './rollout-engine.js'
 export { type RolloutNode, type RolloutView, rolloutView } from './rollout-view.js'
 export { VersionInUseError, VersionUnpublishedError } from './unpublish.js'
