@@ -16,3 +16,12 @@ export const MIN_RELEASE_URL_TTL_MS = 60_000
 
 /** Where, under an agent's data folder, the release tarball it serves is cached. */
 export const RELEASE_CACHE_DIR = 'releases'
+
+/** The retire protocol (src/providers/retire.ts): a request or its answer, bytes. */
+export const RETIRE_MAX_BYTES = 1024
+
+/** ms a member answering a retire request has for the whole exchange. */
+export const RETIRE_SERVE_TIMEOUT_MS = 5000
+
+/** ms the asking agent waits for the dial and the member's acknowledgement. */
+export const RETIRE_ASK_TIMEOUT_MS = 10_000
