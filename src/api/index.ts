@@ -1,5 +1,12 @@
 /** The admin HTTP API (JSON under /api) and the page at `/`. */
 
+export {
+  AgentApi,
+  type AgentApiComponents,
+  type AgentApiInit,
+  distributionCounts,
+  type NodeOperationsApi,
+} from './agent-api.js'
 export type { ArtifactsApi, UnpublishedView } from './artifact-routes.js'
 export {
   type Caller,
