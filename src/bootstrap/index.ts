@@ -1,5 +1,5 @@
 /** Starting an agent: configuration, identity, durable state, the libp2p node, start/stop order. */
-export { Agent, type AgentHooks, type RunInfo, type StopOptions } from './agent.js'
+export { Agent, type AgentHooks, type StopOptions } from './agent.js'
 export { MEMBER_METADATA } from './announcements.js'
 export {
   type AgentConfig,
@@ -9,5 +9,6 @@ export {
 } from './config.js'
 export { DEFAULT_API, RUN_FILE } from './constants.js'
 export { Observer, type ObserverOptions } from './observer.js'
+export type { RunInfo } from './run-file.js'
 export { clusterCredential, readSecret, writeNewSecret } from './secret.js'
 export type { WireTraffic } from './wire-meter.js'

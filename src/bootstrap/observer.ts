@@ -1,16 +1,11 @@
-import { mkdir } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { createMembership, hasObserverRole, MemberRole, type Membership } from '../membership/index.js'
+import { hasObserverRole, MemberRole, type Membership } from '../membership/index.js'
 import type { Logger } from '../shared/index.js'
-import { DEFAULT_PRESET, presetTimers, type TimerPreset, VERSION } from '../shared/index.js'
-import { AgentState } from './agent-state.js'
-import { MEMBER_METADATA } from './announcements.js'
+import { DEFAULT_PRESET, StartList, type TimerPreset } from '../shared/index.js'
 import { resolveAgentConfig } from './config.js'
-import { STATE_DIR } from './constants.js'
-import { loadOrCreatePeerKey } from './identity.js'
-import { createNode, type ShoalLibp2p } from './libp2p-node.js'
-import { readSecret } from './secret.js'
+import type { ShoalLibp2p } from './libp2p-node.js'
+import { ABORTED, leaveStep, type StopHow, startMember } from './member.js'
 
 export interface ObserverOptions {
   cluster: string
@@ -32,8 +27,8 @@ export interface ObserverOptions {
 
 /**
  * A member that only watches: the same libp2p node and membership as an agent
- * (identity, secret, discovery, failure detection) and nothing else, announcing
- * its roles in its metadata. The load balancer is one.
+ * (identity, secret, discovery, failure detection; `startMember`) and nothing else,
+ * announcing its roles in its metadata. The load balancer is one.
  */
 export class Observer {
   private stopping: Promise<void> | undefined
@@ -41,7 +36,7 @@ export class Observer {
   private constructor(
     readonly node: ShoalLibp2p,
     readonly membership: Membership,
-    private readonly state: AgentState,
+    private readonly list: StartList<StopHow>,
     private readonly log: Logger,
   ) {}
 
@@ -60,43 +55,13 @@ export class Observer {
       mdns: options.mdns ?? true,
       preset: options.preset ?? DEFAULT_PRESET,
     })
-    // Read before anything is made: a missing or bad secret leaves no data folder behind.
-    const secret = config.secretFile == null ? null : await readSecret(config.secretFile)
-    await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
-    const state = new AgentState(join(config.dataDir, STATE_DIR), config.dataDir)
-    await state.open()
-    let node: ShoalLibp2p | undefined
+    const list = new StartList<StopHow>(log, ABORTED)
     try {
-      node = await createNode(
-        {
-          cluster: config.cluster,
-          privateKey: await loadOrCreatePeerKey(config.dataDir),
-          listen: config.listen,
-          bootstrap: config.bootstrap,
-          secret,
-          mdns: config.mdns,
-          mdnsIntervalMs: presetTimers(config.preset).mdns.intervalMs,
-          traffic: { sentBytes: 0, receivedBytes: 0 },
-          version: VERSION,
-        },
-        log.child('libp2p'),
-      )
-      await node.start()
-      const membership = createMembership(
-        {
-          cluster: config.cluster,
-          timers: config.timers,
-          bootstrap: config.bootstrap,
-          contract: MEMBER_METADATA,
-        },
-        { network: node, store: state.incarnations(), logger: log },
-      )
-      await membership.start()
-      await membership.updateMetadata({ roles })
-      return new Observer(node, membership, state, log)
+      const { node, membership } = await startMember({ config, metadata: { roles } }, list, log)
+      await list.start([leaveStep(membership)])
+      return new Observer(node, membership, list, log)
     } catch (err) {
-      await Promise.resolve(node?.stop()).catch(() => {})
-      await state.close().catch(() => {})
+      await list.stop(ABORTED)
       throw err
     }
   }
@@ -105,14 +70,11 @@ export class Observer {
     return this.node.peerId.toString()
   }
 
+  /** Leaves (unless `leave` is false) and stops; safe to call twice. */
   stop(options: { leave?: boolean } = {}): Promise<void> {
-    this.stopping ??= (async () => {
-      if (options.leave ?? true) await this.membership.leave().catch(() => {})
-      await this.membership.stop().catch(() => {})
-      await Promise.resolve(this.node.stop()).catch(() => {})
-      await this.state.close().catch(() => {})
-      this.log.info('observer stopped', { id: this.id })
-    })()
+    this.stopping ??= this.list
+      .stop({ leave: options.leave ?? true })
+      .then(() => this.log.info('observer stopped', { id: this.id }))
     return this.stopping
   }
 }

@@ -68,7 +68,7 @@ beforeAll(async () => {
     progress: false,
   })
   await new ApiClient(agent.apiUrl).post('/api/rollouts', { json: { distribution: KNOWN } })
-  await waitFor('fz@1.0 to run', () => agent.status().distribution === KNOWN, { timeout: 60_000 })
+  await waitFor('fz@1.0 to run', () => agent.api.status().distribution === KNOWN, { timeout: 60_000 })
   ;(
     agent.nodeOps as unknown as { components: { providers: Map<string, Provider> } }
   ).components.providers.set('local', inertProvider)
@@ -76,7 +76,7 @@ beforeAll(async () => {
   signedManifest = JSON.parse(JSON.stringify(entry.signed)) as Json
   blobsDir = join(agent.config.dataDir, 'blobs')
   artifactBytes = new Uint8Array(0)
-  app = createApiApp(agent, null, silentLogger)
+  app = createApiApp(agent.api, null, silentLogger)
 })
 
 afterAll(() => cluster.cleanup())

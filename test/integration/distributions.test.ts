@@ -68,7 +68,7 @@ describe('distributions travel peer to peer', () => {
       bootstrap: [agents[1]!.membership.self.addrs[0]!],
     })
     await complete([later], 'educa@1.0')
-    expect(later.distributions.list()).toMatchObject([
+    expect(later.api.distributions.list()).toMatchObject([
       { id: 'educa@1.0', complete: true, artifacts: 2, bytes: 600_200 },
     ])
   })
@@ -105,7 +105,7 @@ describe('distributions travel peer to peer', () => {
     const agent = await cluster.start({ trust: [keys.pub], artifacts: { maxArtifactBytes: 1_000_000 } })
     const client = new ApiClient(agent.apiUrl)
     await publishTo(agent, content, keys.key)
-    const before = JSON.stringify(agent.distributions.list())
+    const before = JSON.stringify(agent.api.distributions.list())
     const blobs = agent.artifacts.store.list().length
     const signed = agent.artifacts.distributor.detail('educa@1.0').manifest
     const post = (body: unknown) =>
@@ -148,7 +148,7 @@ describe('distributions travel peer to peer', () => {
     })
     expect(await raw.json()).toMatchObject({ error: { code: 'ERR_ARTIFACT_CORRUPT' } })
 
-    expect(JSON.stringify(agent.distributions.list())).toBe(before)
+    expect(JSON.stringify(agent.api.distributions.list())).toBe(before)
     expect(agent.artifacts.store.list()).toHaveLength(blobs)
     expect(await agent.artifacts.store.verifyAll()).toMatchObject({ corrupt: [] })
   })
@@ -168,7 +168,7 @@ describe('distributions travel peer to peer', () => {
     await publishTo(agents[1]!, v2, keys.key, '2.0')
     await complete(agents, 'educa@2.0')
     await complete(agents, 'educa@1.1')
-    const history = agents[1]!.distributions.history('educa') as Array<{
+    const history = agents[1]!.api.distributions.history('educa') as Array<{
       version: string
       supersedes: string | null
     }>
@@ -183,7 +183,7 @@ describe('distributions travel peer to peer', () => {
       const folder = await makeDistributionDir(join(dir, `r${version}`), { 'only.bin': 1000 })
       await publishTo(agent, folder, keys.key, version)
     }
-    expect(agent.distributions.history('educa').map((h) => (h as { version: string }).version)).toEqual([
+    expect(agent.api.distributions.history('educa').map((h) => (h as { version: string }).version)).toEqual([
       '2',
       '3',
     ])
@@ -199,7 +199,8 @@ describe('distributions travel peer to peer', () => {
       artifacts: { downloadRate: 400_000, parallelChunks: 2 },
     })
     const progress = () =>
-      (slow.distributions.list()[0] as { progress?: { chunks: number } } | undefined)?.progress?.chunks ?? 0
+      (slow.api.distributions.list()[0] as { progress?: { chunks: number } } | undefined)?.progress?.chunks ??
+      0
     await waitFor('some chunks on disk', () => progress() >= 5, { timeout: 60_000 })
     const dataDir = slow.config.dataDir
     await slow.stop({ leave: false })

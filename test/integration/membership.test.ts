@@ -22,7 +22,7 @@ describe('membership between real agents', () => {
     const agents = await c.startMany(5)
     await c.waitForConvergence(agents)
     for (const agent of agents) {
-      expect(agent.members().map((m) => m.state)).toEqual(['alive', 'alive', 'alive', 'alive', 'alive'])
+      expect(agent.api.members().map((m) => m.state)).toEqual(['alive', 'alive', 'alive', 'alive', 'alive'])
     }
   })
 
@@ -85,11 +85,11 @@ describe('membership between real agents', () => {
     // Give the join loops several rounds to try.
     await new Promise((resolve) => setTimeout(resolve, 1_000))
     for (const agent of agents) {
-      expect(agent.members().map((m) => m.id)).not.toContain(intruder.id)
-      expect(agent.members().map((m) => m.id)).not.toContain(noSecret.id)
+      expect(agent.api.members().map((m) => m.id)).not.toContain(intruder.id)
+      expect(agent.api.members().map((m) => m.id)).not.toContain(noSecret.id)
       expect(agent.node.getConnections(intruder.node.peerId)).toHaveLength(0)
     }
-    expect(intruder.members()).toHaveLength(1)
+    expect(intruder.api.members()).toHaveLength(1)
   })
 
   it('refuses a secret file that is not a cluster secret', async () => {
@@ -117,8 +117,8 @@ describe('membership between real agents', () => {
     // Blue and green agents are connected (they dialled each other's seeds) but never mix views.
     expect(greenSeed.node.getConnections(blueSeed.node.peerId).length).toBeGreaterThan(0)
     await new Promise((resolve) => setTimeout(resolve, 500))
-    for (const agent of blues) expect(agent.members()).toHaveLength(3)
-    for (const agent of greens) expect(agent.members()).toHaveLength(3)
+    for (const agent of blues) expect(agent.api.members()).toHaveLength(3)
+    for (const agent of greens) expect(agent.api.members()).toHaveLength(3)
     await blue.waitForConvergence(blues)
     await green.waitForConvergence(greens)
   })
@@ -130,7 +130,7 @@ describe('membership between real agents', () => {
     await agents[1]!.membership.setMetadata({ roles: ['web'], ready: false })
     await waitFor('metadata everywhere', () =>
       agents.every((a) => {
-        const view = a.members().find((m) => m.id === agents[1]!.id)
+        const view = a.api.members().find((m) => m.id === agents[1]!.id)
         return view?.ready === false && view.roles[0] === 'web'
       }),
     )

@@ -114,7 +114,7 @@ describe('unpublishing a version', () => {
       present.every((a) => !held(a, 'app@1.1') && !a.artifacts.store.has(own[0]!)),
     )
     for (const agent of present) {
-      expect(agent.distributions.history('app').map((v) => v.version)).toEqual(['1.0'])
+      expect(agent.api.distributions.history('app').map((v) => v.version)).toEqual(['1.0'])
       expect(agent.artifacts.store.has(shared[0]!)).toBe(true)
       expect(agent.artifacts.distributor.isComplete('app@1.0')).toBe(true)
       expect(agent.clusterState.current().unpublished).toMatchObject([{ id: 'app@1.1', by: present[1]!.id }])
