@@ -19,6 +19,7 @@ import {
 } from '../shared/index.js'
 import { MEMBER_METADATA } from './announcements.js'
 import { CLUSTER_NAME, DEFAULT_API, DEFAULT_LISTEN } from './constants.js'
+import { BadBootstrapError } from './errors.js'
 
 /** Everything an agent is started with: plain data, printable by `shoal status --json`. */
 export interface AgentConfig {
@@ -88,7 +89,7 @@ export interface AgentOptions {
 /**
  * Applies the documented defaults and validates once, with a clear error, before
  * anything is made or started: a malformed option is an `OptionError` (the CLI
- * exits 2), the bootstrap list's with code ERR_BAD_BOOTSTRAP.
+ * exits 2), the bootstrap list's a `BadBootstrapError` (ERR_BAD_BOOTSTRAP).
  */
 export function resolveAgentConfig(options: AgentOptions): AgentConfig {
   const cluster = options.cluster
@@ -214,7 +215,7 @@ function checkListen(addr: string): void {
 function checkBootstrap(addr: string): void {
   const hint =
     'give a peer\'s address as /ip4/HOST/tcp/PORT, optionally ending in /p2p/PEER_ID (the "addrs" an agent prints when it starts)'
-  const fail = (problem: string) => new OptionError(`--bootstrap "${addr}" ${problem}`, 'ERR_BAD_BOOTSTRAP')
+  const fail = (problem: string) => new BadBootstrapError(addr, problem)
   const names = protocols(addr)
   if (names instanceof Error) {
     const hostPort = /^\[?([^/\s\]]+)\]?:(\d{1,5})$/.exec(addr.trim())

@@ -2,8 +2,9 @@ import { chmod, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
-import { messageOf, ShoalError, writeFileAtomic } from '../shared/index.js'
+import { messageOf, writeFileAtomic } from '../shared/index.js'
 import { PEER_KEY_FILE } from './constants.js'
+import { PeerKeyInvalidError, PeerKeyUnreadableError } from './errors.js'
 
 /**
  * The node's libp2p key, kept in the data folder so a restarted node keeps its
@@ -17,10 +18,8 @@ export async function loadOrCreatePeerKey(dataDir: string): Promise<PrivateKey> 
     bytes = await readFile(file)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
-      throw new ShoalError(
-        'ERR_PEER_KEY_UNREADABLE',
+      throw new PeerKeyUnreadableError(
         `cannot read this node's key ${file} (${(err as NodeJS.ErrnoException).code ?? messageOf(err)}); run the agent as the data folder's owner, or pass another --data`,
-        500,
         { cause: err },
       )
     const key = await generateKeyPair('Ed25519')
@@ -31,12 +30,7 @@ export async function loadOrCreatePeerKey(dataDir: string): Promise<PrivateKey> 
   try {
     key = privateKeyFromProtobuf(bytes)
   } catch (err) {
-    throw new ShoalError(
-      'ERR_PEER_KEY_INVALID',
-      `${file} is not a libp2p private key; restore it from a backup or remove it to start as a new node`,
-      500,
-      { cause: err },
-    )
+    throw new PeerKeyInvalidError(file, { cause: err })
   }
   await keepPrivate(file)
   return key

@@ -8,6 +8,13 @@ export {
   resolveAgentConfig,
 } from './config.js'
 export { DEFAULT_API, RUN_FILE } from './constants.js'
+export {
+  BadBootstrapError,
+  ListenAddressError,
+  PeerKeyInvalidError,
+  PeerKeyUnreadableError,
+  SecretFileError,
+} from './errors.js'
 export { Observer, type ObserverOptions } from './observer.js'
 export type { RunInfo } from './run-file.js'
 export { clusterCredential, readSecret, writeNewSecret } from './secret.js'

@@ -12,7 +12,8 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
 import type { Logger } from '../shared/index.js'
-import { PortInUseError, ShoalError } from '../shared/index.js'
+import { PortInUseError } from '../shared/index.js'
+import { ListenAddressError } from './errors.js'
 import { type WireTraffic, wireMeter } from './wire-meter.js'
 
 export type ShoalLibp2p = Libp2p<{ pubsub: PubSub; identify: unknown; ping: unknown }>
@@ -133,14 +134,12 @@ export async function createNode(init: NodeInit, log: Logger): Promise<ShoalLibp
  * otherwise. Null when `err` is not libp2p's listen failure. libp2p 2.x keeps the
  * causes only in the message: "  ADDR: Error: listen EADDRINUSE: …" per address.
  */
-export function listenFailure(err: unknown): ShoalError | null {
+export function listenFailure(err: unknown): ListenAddressError | PortInUseError | null {
   if (!(err instanceof Error) || err.name !== 'UnsupportedListenAddressesError') return null
   const failed = /^ {2}(\/\S+): (?:\w*Error: )?(.*)$/m.exec(err.message)
   if (failed == null) {
-    return new ShoalError(
-      'ERR_LISTEN_ADDRESS',
+    return new ListenAddressError(
       'cannot listen on any libp2p listen address; give a TCP address of this machine such as /ip4/0.0.0.0/tcp/7946',
-      500,
       { cause: err },
     )
   }
@@ -156,7 +155,7 @@ export function listenFailure(err: unknown): ShoalError | null {
     : /\bEACCES\b/.test(detail!)
       ? 'permission denied (ports below 1024 need privileges); choose a port from 1024 up'
       : detail!.trim()
-  return new ShoalError('ERR_LISTEN_ADDRESS', `${at}: ${problem}`, 500, { cause: err })
+  return new ListenAddressError(`${at}: ${problem}`, { cause: err })
 }
 
 /**

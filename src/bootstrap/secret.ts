@@ -1,7 +1,8 @@
 import { createHmac } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { generateKey } from '@libp2p/pnet'
-import { refuseExisting, ShoalError, writeFileAtomic } from '../shared/index.js'
+import { refuseExisting, writeFileAtomic } from '../shared/index.js'
+import { SecretFileError } from './errors.js'
 
 /** libp2p's swarm key format: header lines then 64 hex digits (95 bytes in all). */
 const SWARM_KEY = /^\/key\/swarm\/psk\/1\.0\.0\/\n\/base16\/\n[0-9a-f]{64}\s*$/
@@ -14,21 +15,17 @@ export async function writeNewSecret(file: string): Promise<void> {
   await writeFileAtomic(file, key, 0o600)
 }
 
-/** Reads and checks a cluster secret file; every way it can be wrong is ERR_SECRET_FILE, with what to do. */
+/** Reads and checks a cluster secret file; every way it can be wrong is a SecretFileError saying what to do. */
 export async function readSecret(file: string): Promise<Uint8Array> {
   let bytes: Uint8Array
   try {
     bytes = await readFile(file)
   } catch (err) {
-    throw new ShoalError('ERR_SECRET_FILE', unreadable(file, err as NodeJS.ErrnoException), 400, {
-      cause: err,
-    })
+    throw new SecretFileError(unreadable(file, err as NodeJS.ErrnoException), { cause: err })
   }
   if (!SWARM_KEY.test(new TextDecoder().decode(bytes))) {
-    throw new ShoalError(
-      'ERR_SECRET_FILE',
+    throw new SecretFileError(
       `${file} is not a cluster secret; pass the file "shoal secret new FILE" wrote (the same one on every node)`,
-      400,
     )
   }
   return bytes
