@@ -1,0 +1,66 @@
+/**
+ * The simulation campaign: `npm run sim -- [--seeds N] [--from S] [--seed S]
+ * [--fault-ms MS] [--heal-ms MS] [--verbose]`. Runs seeds from..from+N-1 and
+ * prints every failing seed with its first violations (replay one with --seed);
+ * exits 1 when any failed.
+ */
+import { parseArgs } from 'node:util'
+import { runSimulation, type SimResult } from './simulation.js'
+
+const { values } = parseArgs({
+  options: {
+    seeds: { type: 'string', default: '100' },
+    from: { type: 'string', default: '1' },
+    seed: { type: 'string' },
+    'fault-ms': { type: 'string', default: '30000' },
+    'heal-ms': { type: 'string', default: '30000' },
+    verbose: { type: 'boolean', default: false },
+  },
+})
+
+const whole = (name: string, text: string): number => {
+  const n = Number(text)
+  if (!Number.isInteger(n) || n < 0) {
+    console.error(`--${name} wants a whole number, got "${text}"`)
+    process.exit(2)
+  }
+  return n
+}
+
+const from = values.seed != null ? whole('seed', values.seed) : whole('from', values.from)
+const count = values.seed != null ? 1 : whole('seeds', values.seeds)
+const faultMs = whole('fault-ms', values['fault-ms'])
+const healMs = whole('heal-ms', values['heal-ms'])
+
+const started = Date.now()
+const failed: SimResult[] = []
+const totals = { events: 0, simulatedMs: 0, writesOk: 0, readsOk: 0, leaders: 0, faults: 0, forged: 0 }
+for (let seed = from; seed < from + count; seed++) {
+  const result = runSimulation({ seed, faultMs, healMs })
+  const s = result.stats
+  totals.events += s.events
+  totals.simulatedMs += s.simulatedMs
+  totals.writesOk += s.writes.ok
+  totals.readsOk += s.reads.ok
+  totals.leaders += s.leaders
+  totals.faults += Object.values(s.faults).reduce((a, b) => a + b, 0)
+  totals.forged += s.forged
+  if (!result.ok) {
+    failed.push(result)
+    console.log(`FAIL seed ${seed}:\n  ${result.violations.slice(0, 5).join('\n  ')}`)
+  } else if (values.verbose) console.log(`ok   seed ${seed} ${JSON.stringify(s)}`)
+  const done = seed - from + 1
+  if (!values.verbose && done % 100 === 0)
+    console.log(
+      `… ${done}/${count} seeds, ${failed.length} failed, ${((Date.now() - started) / 1000).toFixed(0)} s`,
+    )
+}
+const seconds = (Date.now() - started) / 1000
+console.log(
+  `${count} seeds (${from}–${from + count - 1}), ${failed.length} failed, ${seconds.toFixed(1)} s wall; ` +
+    `${(totals.simulatedMs / 3_600_000).toFixed(2)} h simulated, ${totals.events} events, ` +
+    `${totals.faults} faults, ${totals.leaders} leaders, ${totals.writesOk} writes and ${totals.readsOk} reads acknowledged, ` +
+    `${totals.forged} forged messages`,
+)
+if (failed.length > 0) console.log(`failing seeds: ${failed.map((r) => r.seed).join(' ')}`)
+process.exitCode = failed.length > 0 ? 1 : 0
