@@ -292,25 +292,9 @@ export class Agent {
     return this.stopping
   }
 
-  /**
-   * SIGKILLs the process group of every component process this agent runs, for
-   * an exit that cannot wait for the graceful stop (a stop forced by the
-   * operator): nothing is drained, but nothing outlives the agent either.
-   */
+  /** A stop forced by the operator: every component process is killed at once (`Runtime.killAll`). */
   killComponents(): void {
-    const pids = new Set(this.runtime.status().components.map((c) => c.pid))
-    for (const pid of pids) {
-      if (pid == null) continue
-      try {
-        process.kill(-pid, 'SIGKILL')
-      } catch {
-        try {
-          process.kill(pid, 'SIGKILL')
-        } catch {
-          // already gone
-        }
-      }
-    }
+    this.runtime.killAll()
   }
 }
 

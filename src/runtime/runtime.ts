@@ -832,6 +832,27 @@ export class Runtime implements Startable {
     for (const proc of [...this.retiring, ...this.processes.values()]) proc.expectExit()
   }
 
+  /**
+   * SIGKILLs the process group of every component process, for an exit that cannot
+   * wait for the graceful stop (a stop forced by the operator): nothing is drained,
+   * but nothing outlives the agent either.
+   */
+  killAll(): void {
+    const pids = new Set(this.status().components.map((c) => c.pid))
+    for (const pid of pids) {
+      if (pid == null) continue
+      try {
+        process.kill(-pid, 'SIGKILL')
+      } catch {
+        try {
+          process.kill(pid, 'SIGKILL')
+        } catch {
+          // already gone
+        }
+      }
+    }
+  }
+
   /** Drains and stops every component, for a graceful agent stop (before it leaves the cluster). */
   async drainAll(): Promise<void> {
     if (!this.started) return
