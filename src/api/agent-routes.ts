@@ -1,9 +1,9 @@
 import type { Hono } from 'hono'
 import { z } from 'zod'
-import { ShoalError } from '../shared/index.js'
+import { NotFoundError } from '../shared/index.js'
 import { MemberView, StatusView } from './schemas/cluster.js'
 import { Health } from './schemas/common.js'
-import { json, type Operation, refused, serve, text } from './schemas/operation.js'
+import { json, type Operation, serve, text } from './schemas/operation.js'
 import type { ApiBackend } from './server.js'
 
 export const AGENT_OPERATIONS = {
@@ -33,10 +33,8 @@ export const AGENT_OPERATIONS = {
     description: 'Outside `/api`: not behind a token.',
     tag: 'meta',
     access: 'open',
-    responses: {
-      200: text('Prometheus exposition format 0.0.4', 'text/plain', z.string()),
-      404: refused({ ERR_NOT_FOUND: 'This process exports no metrics' }),
-    },
+    responses: { 200: text('Prometheus exposition format 0.0.4', 'text/plain', z.string()) },
+    errors: { ERR_NOT_FOUND: 'This process exports no metrics' },
   },
   status: {
     method: 'get',
@@ -63,7 +61,7 @@ export const AGENT_OPERATIONS = {
 export function agentRoutes(app: Hono, backend: ApiBackend, document: object): void {
   serve(app, AGENT_OPERATIONS.openapi, (c) => c.json(document))
   serve(app, AGENT_OPERATIONS.metrics, async (c) => {
-    if (backend.metrics == null) throw new ShoalError('ERR_NOT_FOUND', 'this process exports no metrics', 404)
+    if (backend.metrics == null) throw new NotFoundError('this process exports no metrics')
     return c.text(await backend.metrics(), 200, {
       'Content-Type': 'text/plain; version=0.0.4; charset=utf-8',
     })

@@ -1,8 +1,7 @@
 import type { Context, Hono } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
 import { z } from 'zod'
-import type { DistributionView } from '../artifacts/index.js'
-import { ShoalError } from '../shared/index.js'
+import { type DistributionView, ManifestInvalidError, UnknownDistributionError } from '../artifacts/index.js'
+import { BadRequestError, NotFoundError } from '../shared/index.js'
 import { type Caller, callerOf } from './auth.js'
 import { NO_MANAGER, Sha256, segment } from './schemas/common.js'
 import {
@@ -20,7 +19,7 @@ import {
   UnpublishResult,
   VerifyResult,
 } from './schemas/distributions.js'
-import { documentedRequest, json, type Operation, refused, serve } from './schemas/operation.js'
+import { documentedRequest, json, type Operation, serve } from './schemas/operation.js'
 
 /** The answer of `DELETE /api/distributions/:name/:version` (`shoal unpublish`). */
 export interface UnpublishedView {
@@ -65,12 +64,11 @@ export const ARTIFACT_OPERATIONS = {
       'application/octet-stream',
       z.string().meta({ contentMediaType: 'application/octet-stream' }),
     ),
-    responses: {
-      200: json('Already held', ArtifactUploaded),
-      201: json('Stored', ArtifactUploaded),
-      400: refused({ ERR_BAD_REQUEST: 'No `?sha256=`, or no body' }),
-      413: refused({ ERR_ARTIFACT_TOO_LARGE: 'Larger than the agent accepts' }),
-      422: refused({ ERR_ARTIFACT_CORRUPT: 'The bytes do not hash to `sha256`, or it is no sha256' }),
+    responses: { 200: json('Already held', ArtifactUploaded), 201: json('Stored', ArtifactUploaded) },
+    errors: {
+      ERR_BAD_REQUEST: 'No `?sha256=`, or no body',
+      ERR_ARTIFACT_TOO_LARGE: 'Larger than the agent accepts',
+      ERR_ARTIFACT_CORRUPT: 'The bytes do not hash to `sha256`, or it is no sha256',
     },
   },
   get: {
@@ -80,10 +78,8 @@ export const ARTIFACT_OPERATIONS = {
     summary: 'Whether this agent holds an artifact (`shoal publish` skips what is there)',
     tag: 'distributions',
     params: { sha256: segment('The sha256 of the artifact, 64 lowercase hex digits') },
-    responses: {
-      200: json('Held here', ArtifactHeld),
-      404: refused({ ERR_NOT_FOUND: 'Not held here' }),
-    },
+    responses: { 200: json('Held here', ArtifactHeld) },
+    errors: { ERR_NOT_FOUND: 'Not held here' },
   },
   head: {
     method: 'head',
@@ -116,14 +112,19 @@ export const ARTIFACT_OPERATIONS = {
     responses: {
       200: json('The same content was already published under this version', PublishResult),
       201: json('Added, and announced to the cluster', PublishResult),
-      400: refused({ ERR_MANIFEST_INVALID: 'Not JSON, or the manifest breaks the schema or the rules' }),
-      403: refused({ ERR_MANIFEST_SIGNATURE: 'Unsigned, signed by an untrusted key, or altered' }),
-      409: refused({
-        ERR_VERSION_UNPUBLISHED: 'The version was unpublished from this cluster',
-        ERR_ARTIFACT_MISSING: 'An artifact is not on this agent',
-        ERR_VERSION_EXISTS: 'The version exists with other content',
-      }),
-      413: refused({ ERR_MANIFEST_INVALID: 'Manifest larger than 64 MiB' }),
+    },
+    errors: {
+      ERR_MANIFEST_INVALID: 'Not JSON, or the manifest breaks the schema or the rules',
+      ERR_MANIFEST_SIGNATURE: 'Unsigned, signed by an untrusted key, or altered',
+      ERR_VERSION_UNPUBLISHED: 'The version was unpublished from this cluster',
+      ERR_ARTIFACT_MISSING: 'An artifact is not on this agent',
+      ERR_VERSION_EXISTS: 'The version exists with other content',
+    },
+    bodyLimit: {
+      maxBytes: MAX_MANIFEST_BODY,
+      code: ManifestInvalidError.code,
+      why: 'Manifest larger than 64 MiB',
+      message: `manifest larger than ${MAX_MANIFEST_BODY} bytes`,
     },
   },
   history: {
@@ -133,10 +134,8 @@ export const ARTIFACT_OPERATIONS = {
     summary: 'The versions of one distribution, with the rollouts that moved the cluster to each',
     tag: 'distributions',
     params: { name: segment('Distribution name, e.g. `educa`') },
-    responses: {
-      200: json('Oldest first', z.array(DistributionHistoryEntrySchema)),
-      404: refused({ ERR_UNKNOWN_DISTRIBUTION: 'No version of it is known' }),
-    },
+    responses: { 200: json('Oldest first', z.array(DistributionHistoryEntrySchema)) },
+    errors: { ERR_UNKNOWN_DISTRIBUTION: 'No version of it is known' },
   },
   detail: {
     method: 'get',
@@ -145,10 +144,8 @@ export const ARTIFACT_OPERATIONS = {
     summary: 'One version with its signed manifest and where its bytes came from',
     tag: 'distributions',
     params: { name: segment('Distribution name, e.g. `educa`'), version: segment('Version, e.g. `1.1`') },
-    responses: {
-      200: json('The version', DistributionDetailSchema),
-      404: refused({ ERR_UNKNOWN_DISTRIBUTION: 'Unknown here' }),
-    },
+    responses: { 200: json('The version', DistributionDetailSchema) },
+    errors: { ERR_UNKNOWN_DISTRIBUTION: 'Unknown here' },
   },
   unpublish: {
     method: 'delete',
@@ -163,14 +160,12 @@ export const ARTIFACT_OPERATIONS = {
       'rollback). Repeating it answers `already-unpublished`.',
     tag: 'distributions',
     params: { name: DistributionName, version: DistributionVersion },
-    responses: {
-      200: json('Unpublished: every agent drops it', UnpublishResult),
-      400: refused({ ERR_BAD_REQUEST: 'Not a distribution name and version' }),
-      404: refused({ ERR_UNKNOWN_DISTRIBUTION: 'The manager does not know it' }),
-      409: refused({
-        ERR_VERSION_IN_USE: 'It runs, is wanted or is kept for rollback; the message says where',
-      }),
-      503: refused(NO_MANAGER),
+    responses: { 200: json('Unpublished: every agent drops it', UnpublishResult) },
+    errors: {
+      ERR_BAD_REQUEST: 'Not a distribution name and version',
+      ERR_UNKNOWN_DISTRIBUTION: 'The manager does not know it',
+      ERR_VERSION_IN_USE: 'It runs, is wanted or is kept for rollback; the message says where',
+      ...NO_MANAGER,
     },
   },
   verify: {
@@ -194,44 +189,31 @@ export const ARTIFACT_OPERATIONS = {
 export function artifactRoutes(app: Hono, api: () => ArtifactsApi): void {
   const held = (c: Context, sha256: string) => {
     const blob = api().blob(sha256)
-    if (blob == null)
-      throw new ShoalError('ERR_NOT_FOUND', `this agent does not hold artifact ${sha256}`, 404)
+    if (blob == null) throw new NotFoundError(`this agent does not hold artifact ${sha256}`)
     return c.json(blob)
   }
   serve(app, ARTIFACT_OPERATIONS.get, (c, { params }) => held(c, params.sha256))
   serve(app, ARTIFACT_OPERATIONS.head, (c, { params }) => held(c, params.sha256))
   serve(app, ARTIFACT_OPERATIONS.upload, async (c) => {
     const sha256 = c.req.query('sha256')
-    if (sha256 == null)
-      throw new ShoalError('ERR_BAD_REQUEST', 'POST /api/artifacts needs ?sha256=HASH of the body', 400)
+    if (sha256 == null) throw new BadRequestError('POST /api/artifacts needs ?sha256=HASH of the body')
     const body = c.req.raw.body
-    if (body == null) throw new ShoalError('ERR_BAD_REQUEST', 'the request has no body', 400)
+    if (body == null) throw new BadRequestError('the request has no body')
     const result = await api().ingestBlob(body as unknown as AsyncIterable<Uint8Array>, sha256)
     return c.json({ sha256, ...result }, result.created ? 201 : 200)
   })
-  serve(
-    app,
-    ARTIFACT_OPERATIONS.publish,
-    async (c) => {
-      // The distributor checks the manifest (artifacts/manifest.ts, the schema the document shows).
-      const body = await c.req.json().catch(() => {
-        throw new ShoalError('ERR_MANIFEST_INVALID', 'the body is not JSON', 400)
-      })
-      const published = await api().publish(body)
-      return c.json(published, published.result === 'added' ? 201 : 200)
-    },
-    bodyLimit({
-      maxSize: MAX_MANIFEST_BODY,
-      onError: () => {
-        throw new ShoalError('ERR_MANIFEST_INVALID', `manifest larger than ${MAX_MANIFEST_BODY} bytes`, 413)
-      },
-    }),
-  )
+  serve(app, ARTIFACT_OPERATIONS.publish, async (c) => {
+    // The distributor checks the manifest (artifacts/manifest.ts, the schema the document shows).
+    const body = await c.req.json().catch(() => {
+      throw new ManifestInvalidError('the body is not JSON')
+    })
+    const published = await api().publish(body)
+    return c.json(published, published.result === 'added' ? 201 : 200)
+  })
   serve(app, ARTIFACT_OPERATIONS.list, (c) => c.json(api().list()))
   serve(app, ARTIFACT_OPERATIONS.history, (c, { params }) => {
     const history = api().history(params.name)
-    if (history.length === 0)
-      throw new ShoalError('ERR_UNKNOWN_DISTRIBUTION', `no version of ${params.name} is known`, 404)
+    if (history.length === 0) throw new UnknownDistributionError(params.name)
     return c.json(history)
   })
   serve(app, ARTIFACT_OPERATIONS.detail, (c, { params }) =>

@@ -2,7 +2,8 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { readFile, stat } from 'node:fs/promises'
 import type { MiddlewareHandler } from 'hono'
 import { z } from 'zod'
-import { ConfigError, ShoalError } from '../shared/index.js'
+import { ConfigError } from '../shared/index.js'
+import { ForbiddenError, UnauthorizedError } from './errors.js'
 
 /** Who may do what through the admin API (docs/operations.md, "Roles and tokens"). */
 export const ROLES = ['viewer', 'developer', 'operator', 'admin'] as const
@@ -168,26 +169,17 @@ export function requireToken(tokens: TokenTable): MiddlewareHandler {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '')
     const caller = match == null ? null : tokens.lookup(match[1]!)
     if (caller == null)
-      throw new ShoalError(
-        'ERR_UNAUTHORIZED',
+      throw new UnauthorizedError(
         match == null
           ? 'this agent needs an API token: pass --token TOKEN or set SHOAL_TOKEN (header "Authorization: Bearer TOKEN")'
           : 'the API token is not known to this agent',
-        401,
       )
     callers.set(c.req.raw, caller)
     const allowed = rolesFor(c.req.method, path)
     if (!allowed.includes(caller.role))
-      throw new ShoalError(
-        'ERR_FORBIDDEN',
+      throw new ForbiddenError(
         `${c.req.method} ${path} needs the ${allowed.join(' or ')} role; the token of "${caller.name}" has ${caller.role}`,
-        403,
       )
     return next()
   }
-}
-
-/** "HOST" an API listening there is reachable only from this machine. */
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
 }

@@ -1,5 +1,5 @@
 import type { z } from 'zod'
-import { ShoalError } from '../shared/index.js'
+import { BadRequestError } from '../shared/index.js'
 
 /** The request's JSON body; `fallback` when it has none (if given); ERR_BAD_REQUEST when it is not JSON. */
 export async function jsonBody(request: Request, fallback?: unknown): Promise<unknown> {
@@ -8,7 +8,7 @@ export async function jsonBody(request: Request, fallback?: unknown): Promise<un
   try {
     return JSON.parse(text)
   } catch {
-    throw new ShoalError('ERR_BAD_REQUEST', 'the body is not JSON', 400)
+    throw new BadRequestError('the body is not JSON')
   }
 }
 
@@ -18,5 +18,5 @@ export function parseBody<S extends z.ZodType>(schema: S, value: unknown, what =
   if (parsed.success) return parsed.data
   const issue = parsed.error.issues[0]!
   const field = issue.path.length === 0 ? what : issue.path.join('.')
-  throw new ShoalError('ERR_BAD_REQUEST', `${field}: ${issue.message}`, 400)
+  throw new BadRequestError(`${field}: ${issue.message}`)
 }

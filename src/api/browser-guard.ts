@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from 'hono'
-import { ShoalError } from '../shared/index.js'
-import { isLoopback } from './auth.js'
+import { isLoopback } from '../shared/index.js'
+import { ForbiddenHostError, ForbiddenOriginError } from './errors.js'
 
 /**
  * What a web browser could be tricked into, refused:
@@ -15,17 +15,15 @@ export function browserGuard(tokensConfigured: boolean): MiddlewareHandler {
   return async (c, next) => {
     const host = c.req.header('host') ?? new URL(c.req.url).host
     if (!tokensConfigured && !isLoopback(hostname(host)))
-      throw new ShoalError(
-        'ERR_FORBIDDEN_HOST',
+      throw new ForbiddenHostError(
         `this API answers only to loopback host names without tokens, not "${host}"`,
-        403,
       )
     const origin = c.req.header('origin')
     const mutating = c.req.method !== 'GET' && c.req.method !== 'HEAD'
     if (mutating && origin != null && !sameOrigin(origin, host))
-      throw new ShoalError('ERR_FORBIDDEN_ORIGIN', `requests from ${origin} are not accepted`, 403)
+      throw new ForbiddenOriginError(`requests from ${origin} are not accepted`)
     if (mutating && c.req.header('sec-fetch-site') === 'cross-site')
-      throw new ShoalError('ERR_FORBIDDEN_ORIGIN', 'cross-site requests are not accepted', 403)
+      throw new ForbiddenOriginError('cross-site requests are not accepted')
     return next()
   }
 }

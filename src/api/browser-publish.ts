@@ -8,7 +8,7 @@ import {
   parsePrivateKey,
   publishRelease,
 } from '../artifacts/index.js'
-import { ShoalError } from '../shared/index.js'
+import { BadRequestError } from '../shared/index.js'
 import type { ArtifactsApi } from './artifact-routes.js'
 
 /**
@@ -21,18 +21,16 @@ import type { ArtifactsApi } from './artifact-routes.js'
  */
 export async function publishUpload(c: Context, api: ArtifactsApi): Promise<Response> {
   const form = await c.req.parseBody({ all: true }).catch(() => {
-    throw new ShoalError('ERR_BAD_REQUEST', 'the body must be multipart/form-data', 400)
+    throw new BadRequestError('the body must be multipart/form-data')
   })
   const name = single(form.name, 'name')
   const version = single(form.version, 'version')
   const keyFile = form.key
-  if (!(keyFile instanceof File))
-    throw new ShoalError('ERR_BAD_REQUEST', 'attach the publisher key file as "key"', 400)
+  if (!(keyFile instanceof File)) throw new BadRequestError('attach the publisher key file as "key"')
   const files = (Array.isArray(form.file) ? form.file : [form.file]).filter(
     (f): f is File => f instanceof File,
   )
-  if (files.length === 0)
-    throw new ShoalError('ERR_BAD_REQUEST', 'attach the release files as "file" parts', 400)
+  if (files.length === 0) throw new BadRequestError('attach the release files as "file" parts')
   const key = parsePrivateKey(new Uint8Array(await keyFile.arrayBuffer()), 'the uploaded key file')
 
   const work = await mkdtemp(join(tmpdir(), 'shoal-publish-'))
@@ -75,7 +73,7 @@ function thisAgent(api: ArtifactsApi): PublishTarget {
 
 function single(value: unknown, field: string): string {
   if (typeof value !== 'string' || value.trim() === '')
-    throw new ShoalError('ERR_BAD_REQUEST', `the form needs a "${field}"`, 400)
+    throw new BadRequestError(`the form needs a "${field}"`)
   return value.trim()
 }
 
@@ -90,11 +88,7 @@ function safeRelativePath(name: string): string {
     path.includes('\u0000') ||
     segments.some((s) => s === '..' || Buffer.byteLength(s) > 255)
   )
-    throw new ShoalError(
-      'ERR_BAD_REQUEST',
-      `${JSON.stringify(name)} is not a file path inside the release folder`,
-      400,
-    )
+    throw new BadRequestError(`${JSON.stringify(name)} is not a file path inside the release folder`)
   return path
 }
 
@@ -105,9 +99,8 @@ function checkLayout(paths: string[]): void {
     const segments = path.split(sep)
     for (let i = 1; i < segments.length; i++) {
       const parent = segments.slice(0, i).join(sep)
-      if (all.has(parent))
-        throw new ShoalError('ERR_BAD_REQUEST', `"${parent}" is both a file and a folder in the upload`, 400)
+      if (all.has(parent)) throw new BadRequestError(`"${parent}" is both a file and a folder in the upload`)
     }
   }
-  if (all.size !== paths.length) throw new ShoalError('ERR_BAD_REQUEST', 'the upload names a file twice', 400)
+  if (all.size !== paths.length) throw new BadRequestError('the upload names a file twice')
 }

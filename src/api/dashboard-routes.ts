@@ -3,16 +3,16 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Hono } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
 import { streamSSE } from 'hono/streaming'
 import { z } from 'zod'
-import { ShoalError } from '../shared/index.js'
+import { NotFoundError } from '../shared/index.js'
 import type { AuditTrail } from './audit.js'
 import { publishUpload } from './browser-publish.js'
+import { TOO_LARGE } from './errors.js'
 import { type LoadBalancerView, loadBalancers } from './lb-view.js'
 import { AuditEntry, LoadBalancerView as LoadBalancerViewSchema, Snapshot } from './schemas/cluster.js'
 import { PublishForm, PublishUploadResult } from './schemas/distributions.js'
-import { documentedRequest, eventStream, json, type Operation, refused, serve } from './schemas/operation.js'
+import { documentedRequest, eventStream, json, type Operation, serve } from './schemas/operation.js'
 import type { ApiBackend } from './server.js'
 
 /** The dashboard's files (dashboard/ at the package root), by the name they are served as. */
@@ -79,20 +79,21 @@ export const DASHBOARD_OPERATIONS = {
     responses: {
       200: json('The same content was already published under this version', PublishUploadResult),
       201: json('Published', PublishUploadResult),
-      400: refused({
-        ERR_BAD_REQUEST: 'A field is missing, or a file path leaves the folder',
-        ERR_MANIFEST_INVALID: 'The release breaks the distribution rules',
-        ERR_KEY_INVALID: 'The key is not an ed25519 private key',
-      }),
-      403: refused({ ERR_MANIFEST_SIGNATURE: 'The key is not trusted' }),
-      409: refused({
-        ERR_VERSION_EXISTS: 'The version exists with other content',
-        ERR_VERSION_UNPUBLISHED: 'The version was unpublished from this cluster',
-      }),
-      413: refused({
-        ERR_TOO_LARGE: `Larger than ${MAX_UPLOAD / 1024 / 1024} MiB`,
-        ERR_ARTIFACT_TOO_LARGE: 'A file is larger than the agent accepts',
-      }),
+    },
+    errors: {
+      ERR_BAD_REQUEST: 'A field is missing, or a file path leaves the folder',
+      ERR_MANIFEST_INVALID: 'The release breaks the distribution rules',
+      ERR_KEY_INVALID: 'The key is not an ed25519 private key',
+      ERR_MANIFEST_SIGNATURE: 'The key is not trusted',
+      ERR_VERSION_EXISTS: 'The version exists with other content',
+      ERR_VERSION_UNPUBLISHED: 'The version was unpublished from this cluster',
+      ERR_ARTIFACT_TOO_LARGE: 'A file is larger than the agent accepts',
+    },
+    bodyLimit: {
+      maxBytes: MAX_UPLOAD,
+      code: TOO_LARGE,
+      why: `Larger than ${MAX_UPLOAD / 1024 / 1024} MiB`,
+      message: `uploads larger than ${MAX_UPLOAD} bytes go through shoal publish`,
     },
   },
 } satisfies Record<string, Operation>
@@ -115,7 +116,7 @@ export function dashboardRoutes(
   app.get('/', async (c) => c.html(await asset('index.html')))
   app.get('/dashboard/:file', async (c) => {
     const type = ASSETS[c.req.param('file')]
-    if (type == null) throw new ShoalError('ERR_NOT_FOUND', `no dashboard file ${c.req.param('file')}`, 404)
+    if (type == null) throw new NotFoundError(`no dashboard file ${c.req.param('file')}`)
     return c.body(await asset(c.req.param('file')), 200, {
       'Content-Type': type,
       'Cache-Control': 'no-cache',
@@ -125,21 +126,7 @@ export function dashboardRoutes(
     c.json(await loadBalancers(backend.members(), lbCredential)),
   )
   serve(app, DASHBOARD_OPERATIONS.audit, (c) => c.json(audit.list()))
-  serve(
-    app,
-    DASHBOARD_OPERATIONS.publish,
-    (c) => publishUpload(c, backend.distributions),
-    bodyLimit({
-      maxSize: MAX_UPLOAD,
-      onError: () => {
-        throw new ShoalError(
-          'ERR_TOO_LARGE',
-          `uploads larger than ${MAX_UPLOAD} bytes go through shoal publish`,
-          413,
-        )
-      },
-    }),
-  )
+  serve(app, DASHBOARD_OPERATIONS.publish, (c) => publishUpload(c, backend.distributions))
   serve(app, DASHBOARD_OPERATIONS.events, (c) =>
     streamSSE(c, async (sse) => {
       let wake: (() => void) | undefined
@@ -195,7 +182,7 @@ async function asset(file: string): Promise<string> {
   assetRoot ??= [join(here(), '../../../dashboard'), join(here(), '../../dashboard')].find((dir) =>
     existsSync(join(dir, 'index.html')),
   )
-  if (assetRoot == null) throw new ShoalError('ERR_NOT_FOUND', 'the dashboard files are not installed', 404)
+  if (assetRoot == null) throw new NotFoundError('the dashboard files are not installed')
   return readFile(join(assetRoot, file), 'utf8')
 }
 

@@ -1,23 +1,28 @@
-import { type ErrorCode, ShoalError } from '../shared/index.js'
+import { type ErrorCode, errorClass } from '../shared/index.js'
+
+/** The API's own refusals; their statuses, with every other code's, are in http-status.ts. */
+
+/** No token, or one this agent does not know (with a tokens file). */
+export class UnauthorizedError extends errorClass('ERR_UNAUTHORIZED') {}
+
+/** The token's role may not call this operation. */
+export class ForbiddenError extends errorClass('ERR_FORBIDDEN') {}
+
+/** Without tokens, a Host header that is not a loopback name (DNS rebinding). */
+export class ForbiddenHostError extends errorClass('ERR_FORBIDDEN_HOST') {}
+
+/** A mutating request sent by a page of another site. */
+export class ForbiddenOriginError extends errorClass('ERR_FORBIDDEN_ORIGIN') {}
+
+/** The API's address is held by another process. */
+export class ApiAddressInUseError extends errorClass('ERR_API_ADDRESS_IN_USE') {
+  constructor(where: string, options?: ErrorOptions) {
+    super(`API address ${where} is in use; pass another --api`, options)
+  }
+}
 
 /**
- * The one table from error code to HTTP status: the API's error handler answers
- * with it (`{"error":{"code","message"}}`) and the OpenAPI document lists each
- * operation's codes under the status it gives them. Domain errors carry no status.
+ * The code of a body over a route's limit (`bodyLimit` in the route table), 413.
+ * POST /api/distributions answers ERR_MANIFEST_INVALID instead, as it always has.
  */
-export const HTTP_STATUS = {
-  ERR_BAD_REQUEST: 400,
-  ERR_CONFIG: 400,
-  ERR_NOT_FOUND: 404,
-  ERR_PORT_IN_USE: 409,
-  ERR_DATA_DIR_IN_USE: 409,
-  ERR_INTERNAL: 500,
-} as const satisfies Record<ErrorCode, number>
-
-export type HttpStatus = (typeof HTTP_STATUS)[keyof typeof HTTP_STATUS]
-
-/** The status the API answers `err` with: its code's, 500 for anything unnamed. */
-export function httpStatusOf(err: unknown): number {
-  if (!(err instanceof ShoalError)) return 500
-  return (HTTP_STATUS as Record<string, number>)[err.code] ?? err.status ?? 500
-}
+export const TOO_LARGE = 'ERR_TOO_LARGE' satisfies ErrorCode

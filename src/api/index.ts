@@ -1,5 +1,8 @@
 /** The admin HTTP API (JSON under /api) and the page at `/`. */
 
+/** Its home is src/shared/http-listener.ts; re-exported for the folders that import it from here. */
+export { isLoopback } from '../shared/index.js'
+
 export {
   AgentApi,
   type AgentApiComponents,
@@ -11,7 +14,6 @@ export type { ArtifactsApi, UnpublishedView } from './artifact-routes.js'
 export {
   type Caller,
   callerOf,
-  isLoopback,
   loadTokens,
   MUTATING_ROUTES,
   ROLES,
@@ -19,7 +21,22 @@ export {
   rolesFor,
   TokenTable,
 } from './auth.js'
-export { HTTP_STATUS, type HttpStatus, httpStatusOf } from './errors.js'
+export {
+  ApiAddressInUseError,
+  ForbiddenError,
+  ForbiddenHostError,
+  ForbiddenOriginError,
+  TOO_LARGE,
+  UnauthorizedError,
+} from './errors.js'
+export {
+  HTTP_STATUS,
+  type HttpStatus,
+  httpStatusOf,
+  httpStatusOfCode,
+  isKnownCode,
+  type KnownErrorCode,
+} from './http-status.js'
 export type { NodesApi } from './node-routes.js'
 export type { RuntimeApi } from './runtime-routes.js'
 export { type ApiBackend, type ApiInit, ApiServer, createApiApp } from './server.js'

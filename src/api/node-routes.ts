@@ -2,7 +2,7 @@ import type { Hono } from 'hono'
 import { z } from 'zod'
 import { segment } from './schemas/common.js'
 import { AddNodesRequest, NodeOperation, NodeRow, RemoveNodeRequest } from './schemas/nodes.js'
-import { json, jsonRequest, type Operation, refused, serve } from './schemas/operation.js'
+import { json, jsonRequest, type Operation, serve } from './schemas/operation.js'
 
 function pick<T extends object, K extends keyof T>(body: T, key: K): Partial<Pick<T, K>> {
   return body[key] == null ? {} : ({ [key]: body[key] } as Partial<Pick<T, K>>)
@@ -37,14 +37,12 @@ export const NODE_OPERATIONS = {
     summary: 'Launch nodes through a provider',
     tag: 'nodes',
     body: jsonRequest(AddNodesRequest),
-    responses: {
-      202: json('Launching; follow it with GET /api/operations/{id}', NodeOperation),
-      400: refused({
-        ERR_BAD_REQUEST: 'Not JSON, or a bad count',
-        ERR_UNKNOWN_PROVIDER: 'No such provider on this agent',
-        ...AMBIGUOUS,
-      }),
-      404: refused({ ERR_NOT_FOUND: '`like` names no member' }),
+    responses: { 202: json('Launching; follow it with GET /api/operations/{id}', NodeOperation) },
+    errors: {
+      ERR_BAD_REQUEST: 'Not JSON, or a bad count',
+      ERR_UNKNOWN_PROVIDER: 'No such provider on this agent',
+      ...AMBIGUOUS,
+      ERR_NOT_FOUND: '`like` names no member',
     },
   },
   copy: {
@@ -54,10 +52,11 @@ export const NODE_OPERATIONS = {
     summary: 'One more node like this member (its provider, roles and tags)',
     tag: 'nodes',
     params: { id: nodeId },
-    responses: {
-      202: json('Launching', NodeOperation),
-      400: refused({ ERR_UNKNOWN_PROVIDER: 'Its provider is missing on this agent', ...AMBIGUOUS }),
-      404: refused(NO_SUCH_MEMBER),
+    responses: { 202: json('Launching', NodeOperation) },
+    errors: {
+      ERR_UNKNOWN_PROVIDER: 'Its provider is missing on this agent',
+      ...AMBIGUOUS,
+      ...NO_SUCH_MEMBER,
     },
   },
   remove: {
@@ -68,14 +67,12 @@ export const NODE_OPERATIONS = {
     tag: 'nodes',
     params: { id: nodeId },
     body: jsonRequest(RemoveNodeRequest, {}),
-    responses: {
-      202: json('Removing', NodeOperation),
-      400: refused({
-        ERR_BAD_REQUEST: 'Not JSON, or the agent asked is the one to remove',
-        ERR_UNKNOWN_PROVIDER: 'Its provider is missing on this agent',
-        ...AMBIGUOUS,
-      }),
-      404: refused(NO_SUCH_MEMBER),
+    responses: { 202: json('Removing', NodeOperation) },
+    errors: {
+      ERR_BAD_REQUEST: 'Not JSON, or the agent asked is the one to remove',
+      ERR_UNKNOWN_PROVIDER: 'Its provider is missing on this agent',
+      ...AMBIGUOUS,
+      ...NO_SUCH_MEMBER,
     },
   },
   operation: {
@@ -85,10 +82,8 @@ export const NODE_OPERATIONS = {
     summary: "A node operation's steps and state (kept for the last 50 on the agent that ran it)",
     tag: 'nodes',
     params: { id: segment().meta({ examples: ['op-1a2b3c'] }) },
-    responses: {
-      200: json('The operation', NodeOperation),
-      404: refused({ ERR_NOT_FOUND: 'No such operation on this agent' }),
-    },
+    responses: { 200: json('The operation', NodeOperation) },
+    errors: { ERR_NOT_FOUND: 'No such operation on this agent' },
   },
 } satisfies Record<string, Operation>
 

@@ -3,18 +3,20 @@ import { AGENT_OPERATIONS } from './agent-routes.js'
 import { ARTIFACT_OPERATIONS } from './artifact-routes.js'
 import { type Role, rolesFor } from './auth.js'
 import { DASHBOARD_OPERATIONS } from './dashboard-routes.js'
+import { HTTP_STATUS, type KnownErrorCode } from './http-status.js'
 import { NODE_OPERATIONS } from './node-routes.js'
 import { RELEASE_OPERATIONS } from './release-routes.js'
 import { RUNTIME_OPERATIONS } from './runtime-routes.js'
 import { errorBodyWith } from './schemas/common.js'
-import type { Answer, ErrorCode, Operation, Tag } from './schemas/operation.js'
+import type { Answer, Errors, Operation, Tag } from './schemas/operation.js'
 
 /**
  * The OpenAPI 3.1 document of the admin API, served at `/api/openapi.json`,
  * rendered from the route table (each `*-routes.ts` file's operations, the same
  * objects `serve` registers and checks requests against) and its zod schemas
  * (src/api/schemas/, each checked against the TypeScript type of what it
- * describes). Roles come from src/api/auth.ts. test/integration/openapi.test.ts
+ * describes). Each error code is listed under the status src/api/http-status.ts
+ * gives it, the table the error handler answers with. Roles come from src/api/auth.ts. test/integration/openapi.test.ts
  * holds every route of `createApiApp` and a real agent's answers against it.
  */
 
@@ -157,22 +159,37 @@ function parameter(name: string, where: 'path' | 'query', required: boolean, ren
 }
 
 /** The refusals every operation may answer besides its own: the token check, the browser guard, a bug. */
-const SHARED: Record<string, { status: number; errors: Partial<Record<ErrorCode, string>> }> = {
-  Unauthorized: { status: 401, errors: { ERR_UNAUTHORIZED: 'No token, or one this agent does not know' } },
+const SHARED_ERRORS: Record<string, Errors> = {
+  Unauthorized: { ERR_UNAUTHORIZED: 'No token, or one this agent does not know' },
   Forbidden: {
-    status: 403,
-    errors: {
-      ERR_FORBIDDEN: "The token's role may not call this operation",
-      ERR_FORBIDDEN_HOST: 'Without tokens, a Host header that is not a loopback name',
-      ERR_FORBIDDEN_ORIGIN: 'Sent by a page of another site (its Origin)',
-    },
+    ERR_FORBIDDEN: "The token's role may not call this operation",
+    ERR_FORBIDDEN_HOST: 'Without tokens, a Host header that is not a loopback name',
+    ERR_FORBIDDEN_ORIGIN: 'Sent by a page of another site (its Origin)',
   },
-  ForbiddenHost: {
-    status: 403,
-    errors: { ERR_FORBIDDEN_HOST: 'Without tokens, a Host header that is not a loopback name' },
-  },
-  Internal: { status: 500, errors: { ERR_INTERNAL: 'A failure the agent did not expect (it logs it)' } },
+  ForbiddenHost: { ERR_FORBIDDEN_HOST: 'Without tokens, a Host header that is not a loopback name' },
+  Internal: { ERR_INTERNAL: 'A failure the agent did not expect (it logs it)' },
 }
+
+/** Errors by the status the table gives their codes, each group in the order listed. */
+function byStatus(errors: Errors): Map<number, Errors> {
+  const grouped = new Map<number, Record<string, string>>()
+  for (const [code, why] of Object.entries(errors) as Array<[KnownErrorCode, string]>) {
+    const status = HTTP_STATUS[code]
+    if (!grouped.has(status)) grouped.set(status, {})
+    grouped.get(status)![code] = why
+  }
+  return grouped
+}
+
+/** The shared answers, each with its one status. */
+const SHARED = Object.fromEntries(
+  Object.entries(SHARED_ERRORS).map(([name, errors]) => {
+    const statuses = [...byStatus(errors).keys()]
+    if (statuses.length !== 1)
+      throw new Error(`the shared answer ${name} spans statuses ${statuses.join(', ')}`)
+    return [name, { status: statuses[0]!, errors }]
+  }),
+)
 
 /** The shared answers that apply to `operation`, by name. */
 function sharedAnswers(operation: Operation, mutating: boolean): string[] {
@@ -191,43 +208,62 @@ function renderResponses(
   components: Components,
 ): Record<string, Json> {
   const rendered: Record<string, Json> = {}
+  for (const [status, answer] of Object.entries(operation.responses))
+    rendered[status] = renderAnswer(answer, components)
+  const own = byStatus(operation.errors ?? {})
+  const limit = operation.bodyLimit
+  // A body over the limit is 413 whatever its code's row says (POST /api/distributions keeps ERR_MANIFEST_INVALID).
+  if (limit != null) own.set(413, { [limit.code]: limit.why, ...own.get(413) })
+  for (const status of own.keys())
+    if (operation.responses[status] != null)
+      throw new Error(
+        `${operation.operationId}: ${status} is both an answer and the status of its error codes`,
+      )
   const shared = new Map(sharedAnswers(operation, mutating).map((name) => [SHARED[name]!.status, name]))
-  for (const status of new Set([...Object.keys(operation.responses).map(Number), ...shared.keys()])) {
-    const own = operation.responses[status]
+  for (const status of new Set([...own.keys(), ...shared.keys()])) {
     const name = shared.get(status)
-    if (name != null && own == null) {
-      components.responses[name] ??= renderAnswer({ errors: SHARED[name]!.errors }, components)
+    const errors = own.get(status)
+    if (name != null && errors == null) {
+      components.responses[name] ??= renderErrors(SHARED[name]!.errors, components)
       rendered[status] = { $ref: `#/components/responses/${name}` }
-    } else {
-      const errors = name == null ? own?.errors : { ...SHARED[name]!.errors, ...own?.errors }
-      rendered[status] = renderAnswer({ ...own, ...(errors == null ? {} : { errors }) }, components)
-    }
+    } else
+      rendered[status] = renderErrors(
+        { ...(name == null ? {} : SHARED[name]!.errors), ...errors },
+        components,
+      )
   }
   return Object.fromEntries(Object.entries(rendered).sort(([a], [b]) => Number(a) - Number(b)))
 }
 
+/** An error answer: each code with when it is given, and the error body those codes may carry. */
+function renderErrors(errors: Errors, components: Components): Json {
+  const codes = Object.keys(errors) as KnownErrorCode[]
+  const description = Object.entries(errors)
+    .map(([code, why]) => `${why} (\`${code}\`)`)
+    .join('; ')
+  return {
+    description,
+    content: { 'application/json': { schema: components.render(errorBodyWith(codes), 'output') } },
+  }
+}
+
 function renderAnswer(answer: Answer, components: Components): Json {
-  const codes = Object.keys(answer.errors ?? {}) as ErrorCode[]
-  const reasons = Object.entries(answer.errors ?? {}).map(([code, why]) => `${why} (\`${code}\`)`)
-  const description = [answer.description, ...reasons].filter((s) => s != null).join('; ')
-  const content =
-    codes.length > 0
-      ? { 'application/json': { schema: components.render(errorBodyWith(codes), 'output') } }
-      : Object.fromEntries(
-          Object.entries(answer.content ?? {}).map(([media, { schema, events }]) => [
-            media,
-            {
-              schema: components.render(schema, 'output'),
-              ...(events == null
-                ? {}
-                : {
-                    'x-shoal-events': Object.fromEntries(
-                      Object.entries(events).map(([name, data]) => [name, components.render(data, 'output')]),
-                    ),
-                  }),
-            },
-          ]),
-        )
+  const description = answer.description ?? ''
+  const content = Object.fromEntries(
+    Object.entries(answer.content ?? {}).map(([media, { schema, events }]) => [
+      media,
+      {
+        schema: components.render(schema, 'output'),
+        ...(events == null
+          ? {}
+          : {
+              'x-shoal-events': Object.fromEntries(
+                Object.entries(events).map(([name, data]) => [name, components.render(data, 'output')]),
+              ),
+            }),
+      },
+    ]),
+  )
   return Object.keys(content).length === 0 ? { description } : { description, content }
 }
 

@@ -2,9 +2,9 @@ import { createReadStream } from 'node:fs'
 import { Readable } from 'node:stream'
 import type { Hono } from 'hono'
 import { z } from 'zod'
-import { ShoalError } from '../shared/index.js'
+import { NotFoundError } from '../shared/index.js'
 import { segment } from './schemas/common.js'
-import { type Operation, refused, serve, text } from './schemas/operation.js'
+import { type Operation, serve, text } from './schemas/operation.js'
 
 /** A release tarball on this machine (src/providers/release-pack.ts). */
 export interface ReleaseDownload {
@@ -37,9 +37,11 @@ export const RELEASE_OPERATIONS = {
         'application/gzip',
         z.string().meta({ contentMediaType: 'application/gzip' }),
       ),
-      403: refused({ ERR_RELEASE_URL_SIGNATURE: 'Not signed by this agent, or altered' }),
-      404: refused({ ERR_NOT_FOUND: 'This agent serves no release, or not this one' }),
-      410: refused({ ERR_RELEASE_URL_EXPIRED: 'Expired' }),
+    },
+    errors: {
+      ERR_RELEASE_URL_SIGNATURE: 'Not signed by this agent, or altered',
+      ERR_NOT_FOUND: 'This agent serves no release, or not this one',
+      ERR_RELEASE_URL_EXPIRED: 'Expired',
     },
   },
 } satisfies Record<string, Operation>
@@ -54,7 +56,7 @@ export const RELEASE_OPERATIONS = {
 export function releaseRoutes(app: Hono, api: () => ReleasesApi | undefined): void {
   serve(app, RELEASE_OPERATIONS.release, async (c, { params }) => {
     const releases = api()
-    if (releases == null) throw new ShoalError('ERR_NOT_FOUND', 'this agent serves no Shoal release', 404)
+    if (releases == null) throw new NotFoundError('this agent serves no Shoal release')
     const release = await releases.release(params.token)
     const headers = {
       'Content-Type': 'application/gzip',

@@ -3,7 +3,7 @@ import { stream, streamSSE } from 'hono/streaming'
 import { z } from 'zod'
 import type { ManagerCommand, ManagerStatus, RolloutView } from '../manager/index.js'
 import type { ComponentStatus, Endpoint, RuntimeStatus } from '../runtime/index.js'
-import { ShoalError } from '../shared/index.js'
+import { NotFoundError } from '../shared/index.js'
 import { type Caller, callerOf } from './auth.js'
 import { NO_MANAGER, segment } from './schemas/common.js'
 import {
@@ -14,12 +14,11 @@ import {
   WeightRequest,
 } from './schemas/components.js'
 import {
-  type ErrorCode,
+  type Errors,
   eventStream,
   json,
   jsonRequest,
   type Operation,
-  refused,
   serve,
   text,
 } from './schemas/operation.js'
@@ -58,7 +57,7 @@ const serviceName = segment('Service name (a component provides its own name and
 const NO_COMPONENT = { ERR_NOT_FOUND: 'No component of that name on this node' } as const
 
 /** approve, pause, resume, abort: a command on one rollout, carried out by the manager. */
-const control = (op: string, summary: string, extra: Partial<Record<ErrorCode, string>> = {}) =>
+const control = (op: string, summary: string, extra: Errors = {}) =>
   ({
     method: 'post',
     path: `/api/rollouts/{id}/${op}`,
@@ -68,10 +67,13 @@ const control = (op: string, summary: string, extra: Partial<Record<ErrorCode, s
     params: { id: RolloutId },
     responses: {
       200: json(op === 'abort' ? 'The rollout now (rolling-back)' : 'The rollout now', RolloutViewSchema),
-      400: refused({ ERR_BAD_REQUEST: 'Not a rollout id' }),
-      404: refused({ ERR_NOT_FOUND: 'No such rollout' }),
-      409: refused({ ERR_ROLLOUT_FINISHED: 'It has ended, or is rolling back', ...extra }),
-      503: refused(NO_MANAGER),
+    },
+    errors: {
+      ERR_BAD_REQUEST: 'Not a rollout id',
+      ERR_NOT_FOUND: 'No such rollout',
+      ERR_ROLLOUT_FINISHED: 'It has ended, or is rolling back',
+      ...extra,
+      ...NO_MANAGER,
     },
   }) satisfies Operation
 
@@ -91,7 +93,8 @@ export const RUNTIME_OPERATIONS = {
     summary: 'One component on this node',
     tag: 'components',
     params: { name: componentName },
-    responses: { 200: json('The component', ComponentStatusSchema), 404: refused(NO_COMPONENT) },
+    responses: { 200: json('The component', ComponentStatusSchema) },
+    errors: NO_COMPONENT,
   },
   logs: {
     method: 'get',
@@ -113,10 +116,8 @@ export const RUNTIME_OPERATIONS = {
         .default('false')
         .describe('`true`: keep streaming what the component writes'),
     },
-    responses: {
-      200: text('Log text', 'text/plain', z.string()),
-      404: refused({ ERR_NOT_FOUND: 'No component of that name has run on this node' }),
-    },
+    responses: { 200: text('Log text', 'text/plain', z.string()) },
+    errors: { ERR_NOT_FOUND: 'No component of that name has run on this node' },
   },
   stop: {
     method: 'post',
@@ -125,7 +126,8 @@ export const RUNTIME_OPERATIONS = {
     summary: 'Drain and stop a component, held stopped until start or the next switch',
     tag: 'components',
     params: { name: componentName },
-    responses: { 200: json('Its state now', ComponentStatusSchema), 404: refused(NO_COMPONENT) },
+    responses: { 200: json('Its state now', ComponentStatusSchema) },
+    errors: NO_COMPONENT,
   },
   start: {
     method: 'post',
@@ -134,7 +136,8 @@ export const RUNTIME_OPERATIONS = {
     summary: 'Start a stopped (or failed) component afresh',
     tag: 'components',
     params: { name: componentName },
-    responses: { 200: json('Its state now', ComponentStatusSchema), 404: refused(NO_COMPONENT) },
+    responses: { 200: json('Its state now', ComponentStatusSchema) },
+    errors: NO_COMPONENT,
   },
   weight: {
     method: 'post',
@@ -144,11 +147,8 @@ export const RUNTIME_OPERATIONS = {
     tag: 'components',
     params: { name: componentName },
     body: jsonRequest(WeightRequest),
-    responses: {
-      200: json('The weight set', Weight),
-      400: refused({ ERR_BAD_REQUEST: 'Not JSON, or not a whole number from 0 to 256' }),
-      404: refused(NO_COMPONENT),
-    },
+    responses: { 200: json('The weight set', Weight) },
+    errors: { ERR_BAD_REQUEST: 'Not JSON, or not a whole number from 0 to 256', ...NO_COMPONENT },
   },
   service: {
     method: 'get',
@@ -190,18 +190,14 @@ export const RUNTIME_OPERATIONS = {
     summary: 'Move the cluster (or some nodes) to a version, through the manager',
     tag: 'rollouts',
     body: jsonRequest(RolloutRequest),
-    responses: {
-      202: json('Started; follow it with GET /api/rollouts/{id}', RolloutViewSchema),
-      400: refused({
-        ERR_BAD_REQUEST: 'Not JSON, or a field breaks the schema',
-        ERR_MANIFEST_INVALID: 'The version breaks the distribution rules (its placement, say)',
-      }),
-      404: refused({
-        ERR_UNKNOWN_DISTRIBUTION: 'The version is not known here, or to the manager',
-        ERR_UNKNOWN_NODE: '`nodes` names a member the cluster does not have',
-      }),
-      409: refused({ ERR_VERSION_UNPUBLISHED: 'The version was unpublished' }),
-      503: refused(NO_MANAGER),
+    responses: { 202: json('Started; follow it with GET /api/rollouts/{id}', RolloutViewSchema) },
+    errors: {
+      ERR_BAD_REQUEST: 'Not JSON, or a field breaks the schema',
+      ERR_MANIFEST_INVALID: 'The version breaks the distribution rules (its placement, say)',
+      ERR_UNKNOWN_DISTRIBUTION: 'The version is not known here, or to the manager',
+      ERR_UNKNOWN_NODE: '`nodes` names a member the cluster does not have',
+      ERR_VERSION_UNPUBLISHED: 'The version was unpublished',
+      ...NO_MANAGER,
     },
   },
   rollout: {
@@ -211,10 +207,8 @@ export const RUNTIME_OPERATIONS = {
     summary: 'One rollout or rollback',
     tag: 'rollouts',
     params: { id: segment() },
-    responses: {
-      200: json('The rollout', RolloutViewSchema),
-      404: refused({ ERR_NOT_FOUND: 'No such rollout' }),
-    },
+    responses: { 200: json('The rollout', RolloutViewSchema) },
+    errors: { ERR_NOT_FOUND: 'No such rollout' },
   },
   approve: control('approve', 'Let a canary rollout waiting for approval go on', {
     ERR_NOT_WAITING: 'It is not waiting for approval',
@@ -229,19 +223,15 @@ export const RUNTIME_OPERATIONS = {
     summary: 'A rollout to an earlier version of a distribution (nothing is downloaded)',
     tag: 'rollouts',
     body: jsonRequest(RollbackRequest),
-    responses: {
-      202: json('Started', RolloutViewSchema),
-      400: refused({ ERR_BAD_REQUEST: 'Not JSON, or a field breaks the schema' }),
-      404: refused({
-        ERR_UNKNOWN_DISTRIBUTION: 'The version to go back to is not known to the manager',
-        ERR_UNKNOWN_NODE: '`nodes` names a member the cluster does not have',
-      }),
-      409: refused({
-        ERR_NO_PREVIOUS: 'No earlier version to go back to',
-        ERR_ALREADY_RUNNING: 'Every node already runs the version to go back to',
-        ERR_VERSION_UNPUBLISHED: 'The version to go back to was unpublished',
-      }),
-      503: refused(NO_MANAGER),
+    responses: { 202: json('Started', RolloutViewSchema) },
+    errors: {
+      ERR_BAD_REQUEST: 'Not JSON, or a field breaks the schema',
+      ERR_UNKNOWN_DISTRIBUTION: 'The version to go back to is not known to the manager',
+      ERR_UNKNOWN_NODE: '`nodes` names a member the cluster does not have',
+      ERR_NO_PREVIOUS: 'No earlier version to go back to',
+      ERR_ALREADY_RUNNING: 'Every node already runs the version to go back to',
+      ERR_VERSION_UNPUBLISHED: 'The version to go back to was unpublished',
+      ...NO_MANAGER,
     },
   },
   manager: {
@@ -274,8 +264,7 @@ export function runtimeRoutes(app: Hono, api: () => RuntimeApi): void {
     // During a make-before-break switch a component runs twice: the one of the target version is it.
     const named = status.components.filter((x) => x.name === params.name)
     const found = named.find((x) => x.distribution === status.target) ?? named[0]
-    if (found == null)
-      throw new ShoalError('ERR_NOT_FOUND', `no component "${params.name}" on this node`, 404)
+    if (found == null) throw new NotFoundError(`no component "${params.name}" on this node`)
     return c.json(found)
   })
   serve(app, ops.logs, async (c, { params: { name } }) => {
@@ -363,7 +352,7 @@ export function runtimeRoutes(app: Hono, api: () => RuntimeApi): void {
     const found = api()
       .rollouts()
       .find((r) => r.id === params.id)
-    if (found == null) throw new ShoalError('ERR_NOT_FOUND', `no rollout ${params.id}`, 404)
+    if (found == null) throw new NotFoundError(`no rollout ${params.id}`)
     return c.json(found)
   })
 }

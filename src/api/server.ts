@@ -3,14 +3,15 @@ import type { AddressInfo } from 'node:net'
 import { createAdaptorServer } from '@hono/node-server'
 import { Hono } from 'hono'
 import type { Logger, Startable } from '../shared/index.js'
-import { messageOf, ShoalError } from '../shared/index.js'
+import { INTERNAL, messageOf, NotFoundError, ShoalError } from '../shared/index.js'
 import { agentRoutes } from './agent-routes.js'
 import { type ArtifactsApi, artifactRoutes } from './artifact-routes.js'
 import { AuditTrail } from './audit.js'
 import { requireToken, type TokenTable } from './auth.js'
 import { browserGuard } from './browser-guard.js'
 import { dashboardRoutes } from './dashboard-routes.js'
-import { httpStatusOf } from './errors.js'
+import { ApiAddressInUseError } from './errors.js'
+import { httpStatusOf } from './http-status.js'
 import { type NodesApi, nodeRoutes } from './node-routes.js'
 import { OPENAPI_DOCUMENT } from './openapi.js'
 import { type ReleasesApi, releaseRoutes } from './release-routes.js'
@@ -62,15 +63,7 @@ export class ApiServer implements Startable {
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
         const where = `${this.init.host}:${this.init.port}`
-        reject(
-          err.code === 'EADDRINUSE'
-            ? new ShoalError(
-                'ERR_API_ADDRESS_IN_USE',
-                `API address ${where} is in use; pass another --api`,
-                409,
-              )
-            : err,
-        )
+        reject(err.code === 'EADDRINUSE' ? new ApiAddressInUseError(where, { cause: err }) : err)
       })
       server.listen(this.init.port, this.init.host, () => resolve())
     })
@@ -123,13 +116,13 @@ export function createApiApp(
   nodeRoutes(app, () => backend.nodesApi)
   app.notFound((c) =>
     c.json(
-      { error: { code: 'ERR_NOT_FOUND', message: `no such endpoint: ${c.req.method} ${c.req.path}` } },
+      { error: { code: NotFoundError.code, message: `no such endpoint: ${c.req.method} ${c.req.path}` } },
       404,
     ),
   )
   app.onError((err, c) => {
     const status = httpStatusOf(err)
-    const code = err instanceof ShoalError ? err.code : 'ERR_INTERNAL'
+    const code = err instanceof ShoalError ? err.code : INTERNAL
     if (status >= 500) log.error('request failed', { path: c.req.path, error: messageOf(err) })
     return c.json({ error: { code, message: messageOf(err) } }, status as 500)
   })

@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from '../shared/index.js'
-import { messageOf, ShoalError } from '../shared/index.js'
+import { messageOf } from '../shared/index.js'
 import type { BlobLayout, BlobStore } from './blob-store.js'
 import type { ChunkMap } from './chunk-map.js'
 import { HAVE_REFRESH_MS, PER_PEER_CHUNKS } from './constants.js'
-import { ArtifactCorruptError } from './errors.js'
+import { ArtifactCorruptError, NoSourceError } from './errors.js'
 import type { RateLimiter } from './rate-limiter.js'
 import type { Semaphore } from './semaphore.js'
 
@@ -27,16 +27,6 @@ export interface FetchContext {
   signal: AbortSignal
   /** ms without any source for the missing chunks before giving up (to be retried later). */
   idleTimeoutMs: number
-}
-
-export class NoSourceError extends ShoalError {
-  constructor(hash: string, missing: number) {
-    super(
-      'ERR_NO_SOURCE',
-      `no reachable peer holds the ${missing} missing chunk(s) of ${hash.slice(0, 12)}; will retry`,
-      503,
-    )
-  }
 }
 
 /**

@@ -12,7 +12,7 @@ import { type ChunkSources, fetchBlob } from './chunk-fetcher.js'
 import { ChunkMap } from './chunk-map.js'
 import { CHUNK_TIMEOUT_MS, PENALTY_MS, REQUEST_TIMEOUT_MS } from './constants.js'
 import { checkDistribution } from './distribution-rules.js'
-import { ArtifactMissingError, UnknownDistributionError } from './errors.js'
+import { ArtifactMissingError, ManifestSignatureError, UnknownDistributionError } from './errors.js'
 import { distributionId, type SignedManifest, verifySignedManifest } from './manifest.js'
 import {
   type ArtifactProtocols,
@@ -362,7 +362,7 @@ export class Distributor implements Startable {
         return
       } catch (err) {
         lastError = err
-        if ((err as { code?: string }).code === 'ERR_MANIFEST_SIGNATURE') break
+        if (err instanceof ManifestSignatureError) break
       }
     }
     if (lastError != null) throw lastError

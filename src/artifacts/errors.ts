@@ -1,68 +1,53 @@
-import { ShoalError } from '../shared/index.js'
+import { errorClass } from '../shared/index.js'
+
+/**
+ * The manager's UnknownDistributionError, here too: this agent's store refuses an
+ * unknown version with the same class (its home is src/manager/errors.ts, below artifacts).
+ */
+export { UnknownDistributionError } from '../manager/index.js'
 
 /** The manifest is unsigned, signed by an untrusted key, or the signature does not verify. */
-export class ManifestSignatureError extends ShoalError {
-  constructor(message: string) {
-    super('ERR_MANIFEST_SIGNATURE', message, 403)
-    this.name = 'ManifestSignatureError'
-  }
-}
+export class ManifestSignatureError extends errorClass('ERR_MANIFEST_SIGNATURE') {}
 
 /** The manifest does not follow the schema (fields, names, paths, sizes). */
-export class ManifestInvalidError extends ShoalError {
-  constructor(message: string) {
-    super('ERR_MANIFEST_INVALID', message, 400)
-    this.name = 'ManifestInvalidError'
-  }
-}
+export class ManifestInvalidError extends errorClass('ERR_MANIFEST_INVALID') {}
 
-export class VersionExistsError extends ShoalError {
+export class VersionExistsError extends errorClass('ERR_VERSION_EXISTS') {
   constructor(id: string) {
-    super(
-      'ERR_VERSION_EXISTS',
-      `${id} is already published with other content; publish a new version instead`,
-      409,
-    )
-    this.name = 'VersionExistsError'
+    super(`${id} is already published with other content; publish a new version instead`)
   }
 }
 
-export class ArtifactMissingError extends ShoalError {
+/** The agent lacks artifacts the manifest lists: upload them first. */
+export class ArtifactMissingError extends errorClass('ERR_ARTIFACT_MISSING') {
   constructor(readonly missing: string[]) {
     super(
-      'ERR_ARTIFACT_MISSING',
       `the agent does not hold ${missing.length} artifact(s) of this manifest (${missing
         .slice(0, 3)
         .map((h) => h.slice(0, 12))
         .join(', ')}…); upload them first`,
-      409,
     )
-    this.name = 'ArtifactMissingError'
   }
 }
 
-export class ArtifactTooLargeError extends ShoalError {
+export class ArtifactTooLargeError extends errorClass('ERR_ARTIFACT_TOO_LARGE') {
   constructor(size: number, limit: number) {
-    super(
-      'ERR_ARTIFACT_TOO_LARGE',
-      `artifact of ${size} bytes exceeds this agent's limit of ${limit} bytes`,
-      413,
-    )
-    this.name = 'ArtifactTooLargeError'
+    super(`artifact of ${size} bytes exceeds this agent's limit of ${limit} bytes`)
   }
 }
 
 /** Bytes did not hash to what they were announced as. */
-export class ArtifactCorruptError extends ShoalError {
-  constructor(message: string) {
-    super('ERR_ARTIFACT_CORRUPT', message, 422)
-    this.name = 'ArtifactCorruptError'
+export class ArtifactCorruptError extends errorClass('ERR_ARTIFACT_CORRUPT') {}
+
+/** No reachable peer holds the chunks still missing; the fetch is retried later. */
+export class NoSourceError extends errorClass('ERR_NO_SOURCE') {
+  constructor(hash: string, missing: number) {
+    super(`no reachable peer holds the ${missing} missing chunk(s) of ${hash.slice(0, 12)}; will retry`)
   }
 }
 
-export class UnknownDistributionError extends ShoalError {
-  constructor(id: string) {
-    super('ERR_UNKNOWN_DISTRIBUTION', `no distribution ${id} is known to this agent`, 404)
-    this.name = 'UnknownDistributionError'
-  }
-}
+/** `shoal publish` got a path that does not exist or is not a folder. */
+export class ReleaseFolderError extends errorClass('ERR_RELEASE_FOLDER') {}
+
+/** A key file that cannot be read or holds no ed25519 key of the kind wanted. */
+export class KeyInvalidError extends errorClass('ERR_KEY_INVALID') {}

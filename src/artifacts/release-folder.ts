@@ -1,9 +1,8 @@
 import { lstat, readdir, readFile } from 'node:fs/promises'
 import { join, relative, sep } from 'node:path'
 import { z } from 'zod'
-import { ShoalError } from '../shared/index.js'
 import { digestFile } from './chunking.js'
-import { ManifestInvalidError } from './errors.js'
+import { ManifestInvalidError, ReleaseFolderError } from './errors.js'
 import { ARTIFACT_KINDS, type ArtifactEntry } from './manifest.js'
 
 /** The optional file of a release folder that says what its files are (docs/distributions.md). */
@@ -64,17 +63,11 @@ export async function readReleaseFolder(dir: string, chunkSize: number): Promise
   // The folder itself first: a wrong path is an operator's mistake, not a file-system error.
   const folder = await lstat(dir).catch(() => null)
   if (folder == null)
-    throw new ShoalError(
-      'ERR_RELEASE_FOLDER',
+    throw new ReleaseFolderError(
       `release folder ${dir} does not exist; pass the folder that holds the release's files`,
-      400,
     )
   if (!folder.isDirectory())
-    throw new ShoalError(
-      'ERR_RELEASE_FOLDER',
-      `${dir} is not a folder; pass the folder that holds the release's files`,
-      400,
-    )
+    throw new ReleaseFolderError(`${dir} is not a folder; pass the folder that holds the release's files`)
   const description = await readDescription(dir)
   const files = new Map<string, string>()
   for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {

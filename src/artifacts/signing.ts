@@ -8,7 +8,8 @@ import {
   verify,
 } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
-import { refuseExisting, ShoalError, writeFileAtomic } from '../shared/index.js'
+import { refuseExisting, writeFileAtomic } from '../shared/index.js'
+import { KeyInvalidError } from './errors.js'
 
 /** A publisher's public key and its short id (what manifests name as `publisher`). */
 export interface TrustedKey {
@@ -20,7 +21,7 @@ export interface TrustedKey {
 /** The key id: the first 16 hex digits of the sha256 of the raw 32-byte ed25519 public key. */
 export function keyId(publicKey: KeyObject): string {
   const raw = publicKey.export({ format: 'jwk' }).x
-  if (raw == null) throw new ShoalError('ERR_KEY_INVALID', 'not an ed25519 public key', 400)
+  if (raw == null) throw new KeyInvalidError('not an ed25519 public key')
   return createHash('sha256').update(Buffer.from(raw, 'base64url')).digest('hex').slice(0, 16)
 }
 
@@ -35,7 +36,7 @@ export async function writeNewKeyPair(file: string): Promise<{ id: string; publi
 
 export async function readPrivateKey(file: string): Promise<KeyObject> {
   const bytes = await readFile(file).catch((err: Error) => {
-    throw new ShoalError('ERR_KEY_INVALID', `${file} cannot be read (${err.message})`, 400)
+    throw new KeyInvalidError(`${file} cannot be read (${err.message})`)
   })
   return parsePrivateKey(bytes, file)
 }
@@ -50,10 +51,8 @@ export function parsePrivateKey(bytes: Uint8Array, label: string): KeyObject {
     if (key.asymmetricKeyType !== 'ed25519') throw new Error(`a ${key.asymmetricKeyType} key`)
     return key
   } catch (err) {
-    throw new ShoalError(
-      'ERR_KEY_INVALID',
+    throw new KeyInvalidError(
       `${label} is not an ed25519 private key (${(err as Error).message}); create one with "shoal key new FILE"`,
-      400,
     )
   }
 }
@@ -64,11 +63,7 @@ export async function readTrustedKey(file: string): Promise<TrustedKey> {
     if (key.asymmetricKeyType !== 'ed25519') throw new Error(`a ${key.asymmetricKeyType} key`)
     return { id: keyId(key), key, file }
   } catch (err) {
-    throw new ShoalError(
-      'ERR_KEY_INVALID',
-      `--trust ${file} is not an ed25519 public key (${(err as Error).message})`,
-      400,
-    )
+    throw new KeyInvalidError(`--trust ${file} is not an ed25519 public key (${(err as Error).message})`)
   }
 }
 

@@ -1,49 +1,12 @@
-import { type ErrorCode, ShoalError } from '../shared/index.js'
+import { ForbiddenHostError } from '../api/index.js'
+import { type ErrorCode, NotFoundError } from '../shared/index.js'
+import { AgentError, AgentUnreachableError, HTTP_ERROR, NotAnAgentError } from './errors.js'
 
 export interface RequestOptions {
   json?: unknown
   body?: ReadableStream<Uint8Array>
   headers?: Record<string, string>
   timeoutMs?: number
-}
-
-/** The agent answered with an error: its code and message, and the HTTP status (exit code 4 or 5). */
-export class AgentError extends ShoalError {
-  constructor(
-    code: ErrorCode,
-    message: string,
-    override readonly status: number,
-  ) {
-    super(code, message)
-  }
-}
-
-/** No answer from the agent: refused, unresolvable or timed out (exit code 3). */
-export class AgentUnreachableError extends ShoalError {
-  constructor(baseUrl: string, cause: unknown) {
-    const detail = (cause as Error).cause ?? (cause as Error).message ?? String(cause)
-    super(
-      'ERR_AGENT_UNREACHABLE',
-      `cannot reach an agent at ${baseUrl} (${String(detail)}); is "shoal agent" running? Point to it with --api or SHOAL_API`,
-      503,
-    )
-    this.name = 'AgentUnreachableError'
-  }
-}
-
-/**
- * The address answers, but not as a Shoal agent's API: a load balancer, a metrics
- * port, an application. Nothing was sent with the token (exit code 3, like no agent there).
- */
-export class NotAnAgentError extends ShoalError {
-  constructor(baseUrl: string, what: string) {
-    super(
-      'ERR_NOT_AN_AGENT',
-      `${baseUrl} ${what}; pass --api with an agent's API address (shoal agent --api, default http://127.0.0.1:7070)`,
-      502,
-    )
-    this.name = 'NotAnAgentError'
-  }
 }
 
 /**
@@ -108,10 +71,10 @@ export function identify(response: Response, text: string): string | null {
   // host name) its browser guard, whose message the real request will show.
   if (
     (response.status === 404 &&
-      error?.code === 'ERR_NOT_FOUND' &&
+      error?.code === NotFoundError.code &&
       typeof error.message === 'string' &&
       error.message.startsWith('no such endpoint')) ||
-    (response.status === 403 && error?.code === 'ERR_FORBIDDEN_HOST')
+    (response.status === 403 && error?.code === ForbiddenHostError.code)
   )
     return null
   // Its public listener forwards every path to the application and names itself in `Via`.
@@ -140,7 +103,7 @@ export async function agentErrorOf(response: Response): Promise<AgentError> {
     error?: { code?: string; message?: string }
   } | null
   return new AgentError(
-    wireCode(payload?.error?.code) ?? 'ERR_HTTP',
+    wireCode(payload?.error?.code) ?? HTTP_ERROR,
     payload?.error?.message ?? `HTTP ${response.status}`,
     response.status,
   )

@@ -1,5 +1,5 @@
 import { type Command, InvalidArgumentError, Option } from 'commander'
-import { UsageError } from './exit-codes.js'
+import { UsageError } from './errors.js'
 
 /** Options every client command shares: which agent, which token, and JSON output. */
 export interface ClientOptions {

@@ -9,8 +9,9 @@ import type { MemberView } from '../api/index.js'
 import { writeNewKeyPair } from '../artifacts/index.js'
 import { writeNewSecret } from '../bootstrap/index.js'
 import { hasObserverRole } from '../membership/index.js'
-import { AGENT_NODE_FLAGS, freePort, ShoalError, writeFileAtomic } from '../shared/index.js'
+import { AGENT_NODE_FLAGS, freePort, writeFileAtomic } from '../shared/index.js'
 import { ApiClient } from './client.js'
+import { DemoTimeoutError } from './errors.js'
 import { publish } from './publish.js'
 import { rollout } from './rollout.js'
 import { handleStopSignals, REPEAT_WINDOW_MS } from './stop-signals.js'
@@ -219,7 +220,7 @@ async function waitForApp(app: string, lbAdmin: string, nodes: number): Promise<
       return
     await sleep(200)
   }
-  throw new ShoalError('ERR_DEMO_TIMEOUT', `educa did not answer through the load balancer at ${app}`, 500)
+  throw new DemoTimeoutError(`educa did not answer through the load balancer at ${app}`)
 }
 
 async function waitForConvergence(apis: string[], token: string): Promise<void> {
@@ -238,10 +239,8 @@ async function waitForConvergence(apis: string[], token: string): Promise<void> 
       return
     await sleep(200)
   }
-  throw new ShoalError(
-    'ERR_DEMO_TIMEOUT',
+  throw new DemoTimeoutError(
     `the demo agents did not all see each other within ${CONVERGE_TIMEOUT_MS / 1000} s; see their agent.log files`,
-    500,
   )
 }
 

@@ -1,6 +1,14 @@
 import { CommanderError } from 'commander'
-import { type ErrorCode, messageOf, OptionError, PortInUseError, ShoalError } from '../shared/index.js'
-import { AgentError, AgentUnreachableError, NotAnAgentError } from './client.js'
+import { messageOf, OptionError, PortInUseError, ShoalError } from '../shared/index.js'
+import {
+  AgentError,
+  AgentUnreachableError,
+  NotAnAgentError,
+  OperationFailedError,
+  UNEXPECTED,
+  UsageError,
+  WaitTimeoutError,
+} from './errors.js'
 
 /**
  * What `shoal` exits with: scripts branch on these (docs/cli.md, `shoal --help`).
@@ -34,34 +42,6 @@ export const EXIT_CODES_HELP = `Exit codes:
   4  rejected by the agent (HTTP 4xx): token, unknown id or name, conflicting state
   5  the agent failed (HTTP 5xx): no manager or quorum, provider error
   6  --wait or --watch gave up after --timeout (the work may still be going on)`
-
-/** A bad command line found after parsing (exit code 2). */
-export class UsageError extends ShoalError {
-  constructor(message: string) {
-    super('ERR_USAGE', message, 400)
-    this.name = 'UsageError'
-  }
-}
-
-/** --wait or --watch ran out of time (exit code 6). */
-export class WaitTimeoutError extends ShoalError {
-  constructor(message: string) {
-    super('ERR_TIMEOUT', message, 504)
-    this.name = 'WaitTimeoutError'
-  }
-}
-
-/** The operation ended and failed (exit code 1); `detail` joins the JSON error (e.g. the rollout). */
-export class OperationFailedError extends ShoalError {
-  constructor(
-    code: ErrorCode,
-    message: string,
-    readonly detail: Record<string, unknown> = {},
-  ) {
-    super(code, message, 500)
-    this.name = 'OperationFailedError'
-  }
-}
 
 export function exitCodeOf(err: unknown): number {
   // Commander's own usage errors, and --help / --version (exit code 0).
@@ -110,14 +90,14 @@ export function errorObject(err: unknown): { error: Record<string, unknown> } {
   if (err instanceof CommanderError) {
     const message =
       err.code === 'commander.help' ? 'a command is missing; see --help' : err.message.replace(/^error: /, '')
-    return { error: { code: 'ERR_USAGE', message } }
+    return { error: { code: UsageError.code, message } }
   }
   const code =
     err instanceof ShoalError
       ? err.code
       : typeof (err as { code?: unknown })?.code === 'string'
         ? (err as { code: string }).code
-        : 'ERR_UNEXPECTED'
+        : UNEXPECTED
   return {
     error: {
       code,

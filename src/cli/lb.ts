@@ -10,7 +10,7 @@ import {
 import { type BackendSink, type BalanceStrategy, HaproxySink, LoadBalancer } from '../loadbalancer/index.js'
 import { MemberRole } from '../membership/index.js'
 import { MetricsServer } from '../metrics/index.js'
-import { createLogger, type LogLevel, PortInUseError, portInUse, ShoalError } from '../shared/index.js'
+import { ConfigError, createLogger, type LogLevel, PortInUseError, portInUse } from '../shared/index.js'
 import { handleStopSignals } from './stop-signals.js'
 
 export interface LbOptions extends Omit<ObserverOptions, 'roles' | 'listen'> {
@@ -53,17 +53,15 @@ const MAX_RETRIES = 2
  */
 export async function runLoadBalancer(options: LbOptions): Promise<void> {
   if ((options.haproxySocket == null) !== (options.haproxyBackend == null))
-    throw new ShoalError('ERR_CONFIG', '--haproxy-socket and --haproxy-backend go together', 400)
+    throw new ConfigError('--haproxy-socket and --haproxy-backend go together')
   const log = createLogger({ level: options.logLevel })
   const listen = parseHostPort(options.listen)
   const adminAt = parseHostPort(options.admin ?? DEFAULT_ADMIN)
   const metricsAt = options.metrics == null ? null : parseHostPort(options.metrics)
   const { listen: _http, p2pListen, metrics: _metrics, admin: _admin, tokensFile, ...member } = options
   if (tokensFile == null && !isLoopback(adminAt.host))
-    throw new ShoalError(
-      'ERR_CONFIG',
+    throw new ConfigError(
       `the admin listener ${options.admin} is reachable from other machines: pass --tokens FILE (tokens that may read it), or keep it on 127.0.0.1`,
-      400,
     )
   const tokens =
     tokensFile == null ? null : await loadTokens(tokensFile, { warn: (message) => log.warn(message) })

@@ -1,4 +1,5 @@
-import { AgentUnreachableError, type ApiClient, agentErrorOf } from './client.js'
+import { type ApiClient, agentErrorOf } from './client.js'
+import { AgentUnreachableError } from './errors.js'
 
 /** Prints a component's log tail; with `follow`, keeps printing new output until interrupted. */
 export async function printLogs(

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Operation } from '../providers/index.js'
 import type { ApiClient } from './client.js'
-import { OperationFailedError, WaitTimeoutError } from './exit-codes.js'
+import { NodeOperationFailedError, WaitTimeoutError } from './errors.js'
 import { table } from './table.js'
 
 interface WaitOptions {
@@ -44,7 +44,7 @@ export async function startOperation(
     op = await client.get<Operation>(`/api/operations/${op.id}`)
   }
   if (op.state === 'failed')
-    throw new OperationFailedError('ERR_NODE_OPERATION', `${op.kind} failed: ${op.error}`, { operation: op })
+    throw new NodeOperationFailedError(`${op.kind} failed: ${op.error}`, { operation: op })
   const ids = op.nodes.map((n) => n.id ?? n.handle).join(', ')
   print(options, op, `${op.kind} done: ${ids}`)
 }

@@ -1,13 +1,15 @@
 import { Readable } from 'node:stream'
 import { SingleBar } from 'cli-progress'
 import {
+  ArtifactMissingError,
   type DistributionView,
   type PublishResult,
   type PublishTarget,
   publishRelease,
   readPrivateKey,
 } from '../artifacts/index.js'
-import { AgentError, type ApiClient } from './client.js'
+import { hasCode } from '../shared/index.js'
+import type { ApiClient } from './client.js'
 import { formatBytes } from './table.js'
 
 export type { PublishResult } from '../artifacts/index.js'
@@ -88,7 +90,7 @@ function agentOverHttp(client: ApiClient): PublishTarget {
       try {
         await client.post('/api/distributions', { json: signed })
       } catch (err) {
-        if (err instanceof AgentError && err.code === 'ERR_ARTIFACT_MISSING') return
+        if (hasCode(err, ArtifactMissingError)) return
         throw err
       }
     },

@@ -4,7 +4,8 @@ import { DISTRIBUTION_NAME, type DistributionView, VERSION } from '../artifacts/
 import { parseBytes } from '../shared/index.js'
 import { apiClient } from './client.js'
 import { type ClientOptions, clientOptions, examples, positiveInt, print } from './command-options.js'
-import { EXIT, UsageError } from './exit-codes.js'
+import { UsageError } from './errors.js'
+import { EXIT } from './exit-codes.js'
 import { formatBytes } from './table.js'
 import { formatAuditTrail, formatDistributions, type HistoryEntry } from './views.js'
 

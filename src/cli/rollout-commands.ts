@@ -16,7 +16,7 @@ import {
   waitOptions,
   wholeUpTo,
 } from './command-options.js'
-import { UsageError } from './exit-codes.js'
+import { UsageError } from './errors.js'
 import { configureHistory } from './release-commands.js'
 
 const CONTROLS = [

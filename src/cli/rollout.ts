@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Presets, SingleBar } from 'cli-progress'
 import type { RolloutView } from '../manager/index.js'
+import { hasCode, NotFoundError } from '../shared/index.js'
 import type { ApiClient } from './client.js'
-import { OperationFailedError, WaitTimeoutError } from './exit-codes.js'
+import { RolloutFailedError, WaitTimeoutError } from './errors.js'
 import { shortId, table } from './table.js'
 import { stateText } from './views.js'
 
@@ -52,7 +53,7 @@ export async function follow(
     for (;;) {
       // A rollout started through another agent may take a moment to reach this one.
       const view = await client.get<RolloutView>(`/api/rollouts/${id}`).catch((err: unknown) => {
-        if ((err as { code?: string }).code === 'ERR_NOT_FOUND' && Date.now() < notFoundUntil) return null
+        if (hasCode(err, NotFoundError) && Date.now() < notFoundUntil) return null
         throw err
       })
       if (view == null) {
@@ -66,7 +67,7 @@ export async function follow(
       }
       if (view.state === 'done') return view
       if (options.untilWaiting && view.state === 'waiting-approval') return view
-      if (FINAL.has(view.state)) throw new RolloutFailedError(view)
+      if (FINAL.has(view.state)) throw rolloutFailed(view)
       if (Date.now() > deadline)
         throw new WaitTimeoutError(
           `rollout ${view.id} not done after ${Math.round(options.timeoutMs / 1000)} s: ${view.state}, ${view.nodes.done}/${view.nodes.total} nodes done; follow it with "shoal rollout status ${view.id} --watch"`,
@@ -78,20 +79,16 @@ export async function follow(
   }
 }
 
-/** A followed rollout ended other than `done`; the JSON error carries the rollout. */
-export class RolloutFailedError extends OperationFailedError {
-  constructor(view: RolloutView) {
-    const failed = view.members
-      .filter((m) => m.status === 'failed' || m.error != null)
-      .map((m) => `${m.id.slice(-8)}: ${m.error ?? m.status}`)
-    const detail = [view.reason, ...failed].filter(Boolean).join('; ')
-    super(
-      'ERR_ROLLOUT_FAILED',
-      `rollout ${view.id} of ${view.distribution} ended ${view.state}${detail ? `: ${detail}` : ''}`,
-      { rollout: view },
-    )
-    this.name = 'RolloutFailedError'
-  }
+/** A followed rollout ended other than `done`: what went wrong, and the rollout. */
+export function rolloutFailed(view: RolloutView): RolloutFailedError {
+  const failed = view.members
+    .filter((m) => m.status === 'failed' || m.error != null)
+    .map((m) => `${m.id.slice(-8)}: ${m.error ?? m.status}`)
+  const detail = [view.reason, ...failed].filter(Boolean).join('; ')
+  return new RolloutFailedError(
+    `rollout ${view.id} of ${view.distribution} ended ${view.state}${detail ? `: ${detail}` : ''}`,
+    { rollout: view },
+  )
 }
 
 function progressBar(view: RolloutView): SingleBar {

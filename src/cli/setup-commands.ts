@@ -9,7 +9,7 @@ import {
   type TimerPreset,
 } from '../shared/index.js'
 import { collect, examples, parseTags, positiveInt, print } from './command-options.js'
-import { UsageError } from './exit-codes.js'
+import { UsageError } from './errors.js'
 import { handleStopSignals } from './stop-signals.js'
 
 const presetOption = () =>

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { MultiBar, Presets, type SingleBar } from 'cli-progress'
 import type { DistributionView } from '../artifacts/index.js'
 import type { ApiClient } from './client.js'
-import { WaitTimeoutError } from './exit-codes.js'
+import { WaitTimeoutError } from './errors.js'
 import { formatBytes } from './table.js'
 
 export interface WatchOptions {

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { EXPOSITION_CONTENT_TYPE, startProcessMetrics } from '../metrics/index.js'
-import type { Logger } from '../shared/index.js'
+import type { ErrorCode, Logger } from '../shared/index.js'
 import { boundAddress, closeHttpNow, listenHttp, messageOf } from '../shared/index.js'
 
 export interface AdminServerInit {
@@ -81,7 +81,7 @@ export class AdminServer {
   private refusal(
     req: IncomingMessage,
     path: string,
-  ): { status: number; code: string; message: string; headers?: Record<string, string> } | null {
+  ): { status: number; code: ErrorCode; message: string; headers?: Record<string, string> } | null {
     if (!PATHS.has(path))
       return {
         status: 404,
@@ -116,6 +116,6 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body))
 }
 
-function sendError(res: ServerResponse, status: number, code: string, message: string): void {
+function sendError(res: ServerResponse, status: number, code: ErrorCode, message: string): void {
   sendJson(res, status, { error: { code, message } })
 }

@@ -1,22 +1,5 @@
 import { connect, isIPv6 } from 'node:net'
-import { ShoalError } from '../shared/index.js'
-
-/**
- * HAProxy refused a command, or its runtime API could not be reached. `unreachable`
- * tells the two apart: the first is about the request, the second about the socket.
- */
-export class HaproxyError extends ShoalError {
-  readonly unreachable: boolean
-
-  constructor(
-    message: string,
-    { unreachable = false, cause }: { unreachable?: boolean; cause?: unknown } = {},
-  ) {
-    super('ERR_HAPROXY', message, 502, cause == null ? undefined : { cause })
-    this.name = 'HaproxyError'
-    this.unreachable = unreachable
-  }
-}
+import { HaproxyError } from './errors.js'
 
 /** Largest answer read from the socket; `show stat` for a few hundred servers is well under it. */
 export const MAX_ANSWER_BYTES = 4 * 1024 * 1024

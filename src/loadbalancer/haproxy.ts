@@ -5,16 +5,14 @@ import { DEFAULT_WEIGHT } from '../runtime/index.js'
 import type { Logger } from '../shared/index.js'
 import { ConfigError, messageOf, TypedEvents } from '../shared/index.js'
 import type { Backend } from './backends.js'
+import { HaproxyError } from './errors.js'
 import {
   addressOf,
   adminStateOf,
   HAPROXY_NAME,
-  HaproxyError,
   HaproxyRuntime,
   type ServerStateRow,
 } from './haproxy-runtime.js'
-
-export { HaproxyError } from './haproxy-runtime.js'
 
 /** Re-sync period: how soon a restarted HAProxy gets its servers back, in ms. */
 export const DEFAULT_RESYNC_MS = 2_000

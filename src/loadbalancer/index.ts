@@ -11,6 +11,7 @@ export {
 } from './announcement.js'
 export { type Backend, type BackendState, backendsOf } from './backends.js'
 export { Balancer, type BalanceStrategy } from './balancer.js'
+export { HaproxyError } from './errors.js'
 export { HaproxyDriver, type HaproxyDriverInit, type HaproxyStatus } from './haproxy.js'
 export { HaproxySink } from './haproxy-sink.js'
 export {

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { connect, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { Pool } from 'undici'
-import type { Logger } from '../shared/index.js'
+import type { ErrorCode, Logger } from '../shared/index.js'
 import { TypedEvents } from '../shared/index.js'
 import type { Backend } from './backends.js'
 import { Balancer, type BalanceStrategy, type Slot } from './balancer.js'
@@ -440,7 +440,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text)
 }
 
-function sendError(res: ServerResponse, status: number, code: string, message: string): void {
+function sendError(res: ServerResponse, status: number, code: ErrorCode, message: string): void {
   sendJson(res, status, { error: { code, message } })
 }
 

@@ -23,6 +23,20 @@ export {
 } from './desired-state.js'
 export { type ElectionView, elect, isEligible } from './election.js'
 export {
+  AlreadyRunningError,
+  NoManagerError,
+  NoPreviousVersionError,
+  NoQuorumError,
+  NotPausedError,
+  NotWaitingError,
+  PlacementError,
+  RolloutFinishedError,
+  UnknownDistributionError,
+  UnknownNodeError,
+  VersionInUseError,
+  VersionUnpublishedError,
+} from './errors.js'
+export {
   commandSchema,
   Manager,
   type ManagerCommand,
@@ -34,7 +48,6 @@ export {
 export {
   type Assignment,
   moves,
-  PlacementError,
   type PlacementSpec,
   parsePlacement,
   place,
@@ -57,4 +70,3 @@ export {
 export { retentionGuard, versionsInUse } from './retention.js'
 export { isFinished, step, targetsOf } from './rollout-engine.js'
 export { type RolloutNode, type RolloutView, rolloutView } from './rollout-view.js'
-export { VersionInUseError, VersionUnpublishedError } from './unpublish.js'

@@ -8,7 +8,10 @@ import {
   decodeJson,
   encodeJson,
   exchange,
+  INTERNAL,
   messageOf,
+  NotFoundError,
+  RemoteError,
   ShoalError,
   type StreamNetwork,
   serve,
@@ -24,6 +27,19 @@ import {
   STATE_CATCH_UP_MS,
 } from './constants.js'
 import { type ElectionView, elect, isEligible } from './election.js'
+import {
+  AlreadyRunningError,
+  NoManagerError,
+  NoPreviousVersionError,
+  NoQuorumError,
+  NotPausedError,
+  NotWaitingError,
+  RolloutFinishedError,
+  UnknownDistributionError,
+  UnknownNodeError,
+  VersionInUseError,
+  VersionUnpublishedError,
+} from './errors.js'
 import { type PlacementSpec, parsePlacement, place } from './placement.js'
 import {
   type ClusterState,
@@ -34,7 +50,7 @@ import {
   type UnpublishedVersion,
 } from './record.js'
 import { baseOf, isFinished, type NodeObservation, step, targetsOf } from './rollout-engine.js'
-import { VersionInUseError, VersionUnpublishedError, whyInUse, withUnpublished } from './unpublish.js'
+import { whyInUse, withUnpublished } from './unpublish.js'
 
 /**
  * The timers are given by the agent from its preset (the table in
@@ -139,12 +155,15 @@ export interface Unpublishing {
   entry: UnpublishedVersion
 }
 
+const errorCode = z.custom<ErrorCode>((v) => typeof v === 'string' && /^ERR_[A-Z0-9_]+$/.test(v))
+
 const answerSchema = z.union([
   z.strictObject({ ok: z.literal(true), rollout: z.unknown() }),
   z.strictObject({ ok: z.literal(true), unpublished: z.unknown() }),
   z.strictObject({
     ok: z.literal(false),
-    error: z.strictObject({ code: z.string(), message: z.string(), status: z.number() }),
+    // `status`: what agents before the one error model sent along (ignored; src/api/errors.ts maps codes).
+    error: z.strictObject({ code: errorCode, message: z.string(), status: z.number().optional() }),
   }),
 ])
 
@@ -304,13 +323,11 @@ export class Manager implements Startable {
         return decodeJson(answerSchema, await ch.read(), 'manager answer')
       },
     ).catch((err: unknown) => {
-      throw new ShoalError(
-        'ERR_NO_MANAGER',
-        `could not reach the manager ${view.manager}: ${messageOf(err)}`,
-        503,
-      )
+      throw new NoManagerError(`could not reach the manager ${view.manager}: ${messageOf(err)}`, {
+        cause: err,
+      })
     })
-    if (!raw.ok) throw new ShoalError(raw.error.code as ErrorCode, raw.error.message, raw.error.status)
+    if (!raw.ok) throw new RemoteError(raw.error.code, raw.error.message)
     return { remote: raw }
   }
 
@@ -572,22 +589,16 @@ export class Manager implements Startable {
     let found: RolloutRecord | undefined
     await this.mutate((state) => {
       const rollout = state.rollouts.find((r) => r.id === command.id)
-      if (rollout == null) throw new ShoalError('ERR_NOT_FOUND', `no rollout ${command.id}`, 404)
+      if (rollout == null) throw new NotFoundError(`no rollout ${command.id}`)
       if (isFinished(rollout) || rollout.state === 'rolling-back')
-        throw new ShoalError('ERR_ROLLOUT_FINISHED', `rollout ${command.id} is ${rollout.state}`, 409)
+        throw new RolloutFinishedError(command.id, rollout.state)
       if (command.op === 'approve') {
-        if (rollout.state !== 'waiting-approval')
-          throw new ShoalError(
-            'ERR_NOT_WAITING',
-            `rollout ${command.id} is ${rollout.state}, not waiting for approval`,
-            409,
-          )
+        if (rollout.state !== 'waiting-approval') throw new NotWaitingError(command.id, rollout.state)
         rollout.approved = true
         rollout.state = 'running'
       } else if (command.op === 'pause') rollout.state = 'paused'
       else if (command.op === 'resume') {
-        if (rollout.state !== 'paused')
-          throw new ShoalError('ERR_NOT_PAUSED', `rollout ${command.id} is not paused`, 409)
+        if (rollout.state !== 'paused') throw new NotPausedError(command.id)
         rollout.state = 'running'
       } else {
         rollout.reason = 'aborted'
@@ -640,11 +651,7 @@ export class Manager implements Startable {
       const latest = state.rollouts[0]
       const settled = latest == null || isFinished(latest)
       if (settled && state.defaultTarget === target && Object.keys(state.targets).length === 0)
-        throw new ShoalError(
-          'ERR_ALREADY_RUNNING',
-          `every node already runs ${target}; nothing to roll back`,
-          409,
-        )
+        throw new AlreadyRunningError(target)
       return target
     }
     const current = state.defaultTarget
@@ -655,11 +662,7 @@ export class Manager implements Startable {
     const known = this.components.versions.history(name)
     const index = current == null ? -1 : known.indexOf(current)
     if (index > 0) return known[index - 1]!
-    throw new ShoalError(
-      'ERR_NO_PREVIOUS',
-      `no earlier version of ${name} to roll back to; name one with --to`,
-      409,
-    )
+    throw new NoPreviousVersionError(name)
   }
 
   private hasExclusive(id: string): boolean {
@@ -669,8 +672,7 @@ export class Manager implements Startable {
   private async requireKnown(id: string): Promise<void> {
     const deadline = Date.now() + LEARN_WAIT_MS
     while (!(await this.components.versions.has(id))) {
-      if (Date.now() > deadline)
-        throw new ShoalError('ERR_UNKNOWN_DISTRIBUTION', `no distribution ${id} is known to the manager`, 404)
+      if (Date.now() > deadline) throw new UnknownDistributionError(id, 'the manager')
       await new Promise((r) => setTimeout(r, 100))
     }
   }
@@ -682,7 +684,7 @@ export class Manager implements Startable {
       const deadline = Date.now() + STATE_CATCH_UP_MS
       while (this.components.store.isBehind() && Date.now() < deadline) await sleep(50)
       if (this.components.store.isBehind())
-        throw new ShoalError('ERR_NO_MANAGER', 'the manager is still catching up with the cluster state', 503)
+        throw new NoManagerError('the manager is still catching up with the cluster state')
       const current = this.components.store.current()
       const next = change(structuredClone(current))
       const { seq: _s, issuedAt: _i, term: _t, manager: _m, ...rest } = next
@@ -714,8 +716,7 @@ function newRollout(state: ClusterState, request: RolloutRequest, members: Membe
   const eligible = members.filter((m) => m.state === 'alive' && isEligible(m)).map((m) => m.id)
   const scope = request.nodes
   const unknown = scope.filter((id) => !members.some((m) => m.id === id))
-  if (unknown.length > 0)
-    throw new ShoalError('ERR_UNKNOWN_NODE', `no member ${unknown.join(', ')} in the cluster`, 404)
+  if (unknown.length > 0) throw new UnknownNodeError(unknown)
   const nodes = scope.length > 0 ? scope : eligible
   const n = Math.max(1, nodes.length)
   const rolling = request.strategy !== 'all-at-once'
@@ -786,17 +787,16 @@ function headTermOf(member: Member): number {
   return managerAnnouncement.of(member).cluster?.term ?? 0
 }
 
-function noQuorum(view: ManagerStatus): ShoalError {
-  return new ShoalError(
-    'ERR_NO_QUORUM',
+function noQuorum(view: ManagerStatus): NoQuorumError {
+  return new NoQuorumError(
     view.manager == null
       ? `no manager: this node sees ${view.aliveVoters} of ${view.voters.length} voters alive, a majority is needed`
       : `the manager cannot act: ${view.aliveVoters} of ${view.voters.length} voters alive, a majority is needed`,
-    503,
   )
 }
 
-function errorOf(err: unknown): { code: string; message: string; status: number } {
-  if (err instanceof ShoalError) return { code: err.code, message: err.message, status: err.status ?? 500 }
-  return { code: 'ERR_INTERNAL', message: messageOf(err), status: 500 }
+/** A refusal as it goes back on the wire: its code and message (the asking agent answers with them). */
+function errorOf(err: unknown): { code: ErrorCode; message: string } {
+  if (err instanceof ShoalError) return { code: err.code, message: err.message }
+  return { code: INTERNAL, message: messageOf(err) }
 }

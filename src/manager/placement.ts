@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { ShoalError } from '../shared/index.js'
+import { PlacementError } from './errors.js'
 
 /**
  * How one component is placed, from the distribution's `placement` object:
@@ -26,14 +26,6 @@ export interface Assignment {
 /** Top-level keys of `placement` that are not component names. */
 const RESERVED = ['together', 'apart'] as const
 type GroupKey = (typeof RESERVED)[number]
-
-export class PlacementError extends ShoalError {
-  /** `field` is the path below `placement` (`web`, `web.replicas`, `apart[0]`), when there is one. */
-  constructor(detail: string, field?: string) {
-    super('ERR_MANIFEST_INVALID', `placement${field == null ? '' : `.${field}`}: ${detail}`, 400)
-    this.name = 'PlacementError'
-  }
-}
 
 /**
  * Reads the manifest's `placement` (unknown JSON). Each component maps to

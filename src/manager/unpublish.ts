@@ -1,4 +1,3 @@
-import { ShoalError } from '../shared/index.js'
 import { type ClusterState, MAX_UNPUBLISHED, type UnpublishedVersion } from './record.js'
 import { isFinished } from './rollout-engine.js'
 
@@ -8,30 +7,6 @@ export interface NodeVersions {
   /** The version it runs, and the one it is switching to. */
   active: string | null
   target: string | null
-}
-
-/** The cluster unpublished this version (`shoal unpublish`): its id is never used again. */
-export class VersionUnpublishedError extends ShoalError {
-  constructor(id: string) {
-    super(
-      'ERR_VERSION_UNPUBLISHED',
-      `${id} was unpublished from this cluster and its version cannot be used again; publish under a new version`,
-      409,
-    )
-    this.name = 'VersionUnpublishedError'
-  }
-}
-
-/** The version runs somewhere, is wanted, or a rollout names it (kept for rollback). */
-export class VersionInUseError extends ShoalError {
-  constructor(id: string, why: string) {
-    super(
-      'ERR_VERSION_IN_USE',
-      `${id} ${why}; only a version never rolled out can be unpublished (retention drops old ones)`,
-      409,
-    )
-    this.name = 'VersionInUseError'
-  }
 }
 
 /**

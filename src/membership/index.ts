@@ -20,11 +20,17 @@ export {
 } from './announcement.js'
 export { type MembershipTimers, resolveTimers, suspicionBounds } from './config.js'
 export { MAX_METADATA_BYTES } from './constants.js'
+export {
+  MembershipMessageError,
+  MetadataError,
+  MetadataInvalidError,
+  MetadataTooLargeError,
+} from './errors.js'
 export type { MembershipEvents } from './events.js'
 export type { Claim, Member, MemberMetadata, MemberRecord, MemberState } from './member.js'
 export type { IncarnationStore, MembershipComponents, MembershipStats } from './membership.js'
 export { Membership } from './membership.js'
-export { type DroppedKey, MetadataContract, MetadataError } from './metadata-contract.js'
+export { type DroppedKey, MetadataContract } from './metadata-contract.js'
 export type { MembershipNetwork } from './network.js'
 export { type MembershipProtocols, membershipProtocols } from './protocols.js'
 export {

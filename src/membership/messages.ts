@@ -2,6 +2,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import { decodeJson, encodeJson } from '../shared/index.js'
 import { MAX_ADDRS, MAX_METADATA_BYTES } from './constants.js'
+import { MembershipMessageError } from './errors.js'
 import type { Claim, MemberRecord } from './member.js'
 
 /**
@@ -66,9 +67,8 @@ export type ProbeRequest = z.infer<typeof probeRequest>
 export type ProbeAnswer = z.infer<typeof probeAnswer>
 export type SyncMessage = z.infer<typeof syncMessage>
 
-const CODE = 'ERR_MEMBERSHIP_MESSAGE'
 const decodeWith = <T>(schema: z.ZodType<T>, bytes: Uint8Array, what: string): T =>
-  decodeJson(schema, bytes, what, CODE)
+  decodeJson(schema, bytes, what, MembershipMessageError)
 
 export function encode(message: GossipMessage | ProbeRequest | ProbeAnswer | SyncMessage): Uint8Array {
   return encodeJson(message)

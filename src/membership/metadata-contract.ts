@@ -1,23 +1,9 @@
-import { ConfigError, ShoalError } from '../shared/index.js'
+import { ConfigError } from '../shared/index.js'
 import { type MetadataKey, markChecked, metadataBytes } from './announcement.js'
 import { MAX_METADATA_BYTES } from './constants.js'
+import { MetadataInvalidError, MetadataTooLargeError } from './errors.js'
 import type { MemberMetadata } from './member.js'
 import { membershipAnnouncement } from './roles.js'
-
-/** This node tried to announce metadata the contract refuses: an undeclared key, a bad value, or too many bytes. */
-export class MetadataError extends ShoalError {
-  declare readonly code: 'ERR_METADATA_INVALID' | 'ERR_METADATA_TOO_LARGE'
-
-  constructor(
-    code: 'ERR_METADATA_INVALID' | 'ERR_METADATA_TOO_LARGE',
-    /** The key at fault; null when the whole metadata is over the limit. */
-    readonly key: string | null,
-    message: string,
-  ) {
-    super(code, message)
-    this.name = 'MetadataError'
-  }
-}
 
 /** A key dropped from a peer's claim, and why. */
 export interface DroppedKey {
@@ -95,20 +81,18 @@ export class MetadataContract {
       if (value === undefined) continue
       const key = this.keys.get(name)
       if (key == null)
-        throw new MetadataError(
-          'ERR_METADATA_INVALID',
+        throw new MetadataInvalidError(
           name,
           `metadata key "${name}" is declared by no subsystem: declare it in its owner's announcement.ts and register that in src/bootstrap/announcements.ts`,
         )
       const problem = this.problem(key, value)
       if (problem != null)
-        throw new MetadataError(problem.code, name, `metadata key "${name}" (${key.owner}) ${problem.text}`)
+        throw new problem.Refusal(name, `metadata key "${name}" (${key.owner}) ${problem.text}`)
       kept[name] = value
     }
     const total = metadataBytes(kept)
     if (total > MAX_METADATA_BYTES)
-      throw new MetadataError(
-        'ERR_METADATA_TOO_LARGE',
+      throw new MetadataTooLargeError(
         null,
         `member metadata would be ${total} bytes, over the ${MAX_METADATA_BYTES} a member may announce (largest keys: ${largest(kept)})`,
       )
@@ -116,16 +100,19 @@ export class MetadataContract {
   }
 
   /** Why `value` is not a valid `key`, or null: over its budget (checked first, it is cheaper), or refused by its schema. */
-  private problem(key: MetadataKey, value: unknown): { code: MetadataError['code']; text: string } | null {
+  private problem(
+    key: MetadataKey,
+    value: unknown,
+  ): { Refusal: typeof MetadataInvalidError | typeof MetadataTooLargeError; text: string } | null {
     const bytes = metadataBytes(value)
     if (bytes > key.maxBytes)
-      return { code: 'ERR_METADATA_TOO_LARGE', text: `is ${bytes} bytes, over its budget of ${key.maxBytes}` }
+      return { Refusal: MetadataTooLargeError, text: `is ${bytes} bytes, over its budget of ${key.maxBytes}` }
     const parsed = key.schema.safeParse(value)
     if (parsed.success) return null
     const issue = parsed.error.issues[0]
     const at = issue == null || issue.path.length === 0 ? '' : ` at ${issue.path.join('.')}`
     return {
-      code: 'ERR_METADATA_INVALID',
+      Refusal: MetadataInvalidError,
       text: `has an invalid value${at}: ${issue?.message ?? 'refused by its schema'}`,
     }
   }

@@ -15,7 +15,8 @@ import {
 import type { Logger } from '../shared/index.js'
 import { CLUSTER_NAME, messageOf, VERSION } from '../shared/index.js'
 import { type CloudInitInput, renderCloudInit, SHOAL_PORT } from './cloud-init.js'
-import { type LaunchedNode, launchedNode, type NodeSpec, type Provider, ProviderError } from './provider.js'
+import { Ec2ProviderError, ProviderError } from './errors.js'
+import { type LaunchedNode, launchedNode, type NodeSpec, type Provider } from './provider.js'
 import type { Releases } from './releases.js'
 
 export interface Ec2ProviderInit {
@@ -68,16 +69,6 @@ export const TAG_PREFIX = 'shoal:tag:'
 
 /** EC2 takes at most 16 KB of user-data (before base64). */
 const MAX_USER_DATA = 16 * 1024
-
-/** A provider failure that came from the EC2 API: `awsError` is the AWS error name. */
-export class Ec2ProviderError extends ProviderError {
-  constructor(
-    readonly awsError: string | null,
-    message: string,
-  ) {
-    super('ec2', message)
-  }
-}
 
 /**
  * Nodes as EC2 instances (or instances of an EC2-compatible cloud): RunInstances

@@ -11,6 +11,16 @@ export {
 } from './announcement.js'
 export { type ConfiguredProviders, type LoadProvidersOptions, loadProviders } from './config.js'
 export { discoverOnEc2, type Ec2DiscoveryInit } from './ec2-discovery.js'
+export {
+  AmbiguousIdError,
+  Ec2ProviderError,
+  NodeTimeoutError,
+  ProviderError,
+  ReleasePackError,
+  ReleaseUrlExpiredError,
+  ReleaseUrlSignatureError,
+  UnknownProviderError,
+} from './errors.js'
 export { LocalProvider, type LocalProviderInit } from './local.js'
 export {
   NodeOperations,
@@ -19,16 +29,14 @@ export {
   type NodeState,
   type Operation,
 } from './operations.js'
-export {
-  type LaunchedNode,
-  type LaunchState,
-  type NodeSpec,
-  type Provider,
-  ProviderError,
+export type {
+  LaunchedNode,
+  LaunchState,
+  NodeSpec,
+  Provider,
 } from './provider.js'
 export { LaunchRecords } from './records.js'
-export { type ReleaseFile, ReleasePackError } from './release-pack.js'
-export { ReleaseUrlExpiredError, ReleaseUrlSignatureError } from './release-url.js'
+export type { ReleaseFile } from './release-pack.js'
 export { type ReleaseOffer, Releases, type ReleasesInit } from './releases.js'
 export { type RetireComponents, type RetireInit, Retirement } from './retire.js'
 export { type StaticHost, StaticProvider, type StaticProviderInit } from './static.js'

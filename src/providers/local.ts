@@ -7,7 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from '../shared/index.js'
 import { AGENT_NODE_FLAGS } from '../shared/index.js'
-import { type LaunchedNode, launchedNode, type NodeSpec, type Provider, ProviderError } from './provider.js'
+import { ProviderError } from './errors.js'
+import { type LaunchedNode, launchedNode, type NodeSpec, type Provider } from './provider.js'
 
 export interface LocalProviderInit {
   /** Folder under which each launched node gets its own data folder. */

@@ -3,8 +3,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { isObserver, type Member, rolesOf } from '../membership/index.js'
 import { runtimeAnnouncement } from '../runtime/index.js'
 import type { Logger, Startable } from '../shared/index.js'
-import { messageOf, NotFoundError, ShoalError } from '../shared/index.js'
+import { BadRequestError, messageOf, NotFoundError } from '../shared/index.js'
 import { providersAnnouncement } from './announcement.js'
+import { AmbiguousIdError, NodeTimeoutError, UnknownProviderError } from './errors.js'
 import type { NodeSpec, Provider } from './provider.js'
 import type { LaunchRecords } from './records.js'
 import type { ReleaseFile } from './release-pack.js'
@@ -145,16 +146,14 @@ export class NodeOperations implements Startable {
   /** Launches `count` nodes like `like` (its roles and tags) through `provider`. */
   add(count: number, options: { like?: string; provider?: string; kind?: 'add' | 'copy' }): Operation {
     if (!Number.isInteger(count) || count < 1 || count > 100)
-      throw new ShoalError('ERR_BAD_REQUEST', 'count must be a whole number from 1 to 100', 400)
+      throw new BadRequestError('count must be a whole number from 1 to 100')
     const model = options.like == null ? null : this.member(options.like)
     const launchedAs = model == null ? {} : providersAnnouncement.of(model)
     const providerName = options.provider ?? launchedAs.provider ?? this.init.defaultProvider
     const provider = this.components.providers.get(providerName)
     if (provider == null)
-      throw new ShoalError(
-        'ERR_UNKNOWN_PROVIDER',
+      throw new UnknownProviderError(
         `no provider "${providerName}" on this agent (have: ${[...this.components.providers.keys()].join(', ')})`,
-        400,
       )
     const roles = model == null ? [] : [...rolesOf(model)]
     const tags = { ...launchedAs.tags }
@@ -180,18 +179,12 @@ export class NodeOperations implements Startable {
   remove(target: string, force: boolean): Operation {
     const member = this.member(target)
     if (member.id === this.init.self)
-      throw new ShoalError(
-        'ERR_BAD_REQUEST',
-        'an agent cannot remove itself; ask another agent (--api) to remove this one',
-        400,
-      )
+      throw new BadRequestError('an agent cannot remove itself; ask another agent (--api) to remove this one')
     const { provider: providerName = null, handle = null } = providersAnnouncement.of(member)
     const provider = providerName == null ? null : this.components.providers.get(providerName)
     if (providerName != null && provider == null)
-      throw new ShoalError(
-        'ERR_UNKNOWN_PROVIDER',
+      throw new UnknownProviderError(
         `node ${member.id} was launched by the ${providerName} provider, which this agent does not have`,
-        400,
       )
     const op = this.open('remove')
     const node: OperationNode = { handle, id: member.id, state: 'draining', error: null }
@@ -232,10 +225,8 @@ export class NodeOperations implements Startable {
         }
         if (state === 'ready') break
         if (Date.now() > deadline)
-          throw new ShoalError(
-            'ERR_TIMEOUT',
+          throw new NodeTimeoutError(
             `${tag} (${launched.handle}) not ready after ${Math.round(this.init.readyTimeoutMs / 1000)} s (${state})`,
-            504,
           )
         await sleep(100)
       }
@@ -269,11 +260,7 @@ export class NodeOperations implements Startable {
           const deadline = Date.now() + this.init.leaveTimeoutMs
           while (!this.hasLeft(member.id) && Date.now() < deadline) await sleep(100)
           if (!this.hasLeft(member.id))
-            throw new ShoalError(
-              'ERR_TIMEOUT',
-              `${short} did not leave within ${this.init.leaveTimeoutMs / 1000} s`,
-              504,
-            )
+            throw new NodeTimeoutError(`${short} did not leave within ${this.init.leaveTimeoutMs / 1000} s`)
           this.say(op, `${short}: drained and left the cluster`)
         } catch (err) {
           if (!force) throw err
@@ -321,8 +308,7 @@ export class NodeOperations implements Startable {
     if (exact != null) return exact
     const matches = members.filter((m) => m.id.endsWith(id.replace(/^…/, '')))
     if (matches.length === 1) return matches[0]!
-    if (matches.length > 1)
-      throw new ShoalError('ERR_AMBIGUOUS', `"${id}" matches ${matches.length} members`, 400)
+    if (matches.length > 1) throw new AmbiguousIdError(id, matches.length)
     throw new NotFoundError(`no member ${id} in the cluster`)
   }
 

@@ -1,5 +1,4 @@
 import type { TimerPreset } from '../shared/index.js'
-import { ShoalError } from '../shared/index.js'
 import type { Releases } from './releases.js'
 
 /** What a new node needs to join the cluster: everything but its own identity. */
@@ -68,12 +67,5 @@ export function launchedNode(
     error: null,
     roles: spec.roles,
     tags: spec.tags,
-  }
-}
-
-export class ProviderError extends ShoalError {
-  constructor(provider: string, message: string) {
-    super('ERR_PROVIDER', `${provider} provider: ${message}`, 502)
-    this.name = 'ProviderError'
   }
 }

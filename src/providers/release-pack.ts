@@ -4,7 +4,7 @@ import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs
 import { dirname, isAbsolute, join, normalize, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { create as createTar } from 'tar'
-import { ShoalError } from '../shared/index.js'
+import { ReleasePackError } from './errors.js'
 
 /** A release tarball of Shoal on this machine, as a launched node downloads it. */
 export interface ReleaseFile {
@@ -16,14 +16,6 @@ export interface ReleaseFile {
   /** Hex sha256 of the file. */
   sha256: string
   size: number
-}
-
-/** The tarball could not be made (a package root without a build, an unreadable file). */
-export class ReleasePackError extends ShoalError {
-  constructor(message: string) {
-    super('ERR_RELEASE_PACK', `cannot pack this agent's Shoal release: ${message}`, 500)
-    this.name = 'ReleasePackError'
-  }
 }
 
 /** The mtime of every entry (npm pack uses the same date), so equal files give an equal tarball. */

@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import { ShoalError } from '../shared/index.js'
+import { ReleaseUrlExpiredError, ReleaseUrlSignatureError } from './errors.js'
 
 /**
  * The token in a release URL (`/releases/<token>`): `<expires>.<sha256>.<mac>`, where
@@ -8,30 +8,6 @@ import { ShoalError } from '../shared/index.js'
  * Whoever holds the URL may download that one file until it expires; nothing else.
  */
 const TOKEN = /^(\d{1,12})\.([0-9a-f]{64})\.([A-Za-z0-9_-]{43})$/
-
-/** The URL was not signed by this agent (or was altered, or by an agent since restarted). */
-export class ReleaseUrlSignatureError extends ShoalError {
-  constructor() {
-    super(
-      'ERR_RELEASE_URL_SIGNATURE',
-      'this release URL was not signed by this agent (altered, or issued before the agent restarted); launch the node again',
-      403,
-    )
-    this.name = 'ReleaseUrlSignatureError'
-  }
-}
-
-/** The URL was signed here but its time is up. */
-export class ReleaseUrlExpiredError extends ShoalError {
-  constructor(expiresAt: number) {
-    super(
-      'ERR_RELEASE_URL_EXPIRED',
-      `this release URL expired at ${new Date(expiresAt).toISOString()}; launch the node again for a new one (ec2.releaseUrlTtlMs sets how long URLs live)`,
-      410,
-    )
-    this.name = 'ReleaseUrlExpiredError'
-  }
-}
 
 /** A token granting the tarball `sha256` until `expiresAt` (ms since the epoch, rounded down to a second). */
 export function signReleaseToken(key: Uint8Array, sha256: string, expiresAt: number): string {

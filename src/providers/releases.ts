@@ -3,7 +3,8 @@ import { mkdtemp, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NotFoundError } from '../shared/index.js'
-import { findPackageRoot, packRelease, type ReleaseFile, ReleasePackError } from './release-pack.js'
+import { ReleasePackError } from './errors.js'
+import { findPackageRoot, packRelease, type ReleaseFile } from './release-pack.js'
 import { signReleaseToken, verifyReleaseToken } from './release-url.js'
 
 export interface ReleasesInit {

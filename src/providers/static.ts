@@ -5,7 +5,8 @@ import { homedir } from 'node:os'
 import { basename, join } from 'node:path'
 import type { Logger } from '../shared/index.js'
 import { ConfigError, messageOf } from '../shared/index.js'
-import { type LaunchedNode, launchedNode, type NodeSpec, type Provider, ProviderError } from './provider.js'
+import { ProviderError } from './errors.js'
+import { type LaunchedNode, launchedNode, type NodeSpec, type Provider } from './provider.js'
 
 /** One machine of the fixed list: where to SSH to, and the address its agent listens on. */
 export interface StaticHost {

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { ShoalError } from '../shared/index.js'
+import { DescriptorError } from './errors.js'
 
 /** Component and service names: short, lower case, safe in paths and env values. */
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/
@@ -96,12 +96,6 @@ export const componentDescriptorSchema = z
   .transform((d) => ({ ...d, provides: d.provides ?? [d.name] }))
 
 export type ComponentDescriptor = z.output<typeof componentDescriptorSchema>
-
-export class DescriptorError extends ShoalError {
-  constructor(artifact: string, detail: string) {
-    super('ERR_MANIFEST_INVALID', `component ${artifact}: ${detail}`, 400)
-  }
-}
 
 /** Parses a descriptor, or throws ERR_MANIFEST_INVALID naming the artifact and the field. */
 export function parseDescriptor(artifact: string, raw: unknown): ComponentDescriptor {

@@ -16,9 +16,19 @@ export {
   type ComponentDescriptor,
   componentDescriptorSchema,
   componentsOf,
-  DescriptorError,
   parseDescriptor,
 } from './descriptor.js'
+export {
+  DescriptorError,
+  OsgiBundleError,
+  OsgiError,
+  OsgiUnavailableError,
+  PackageError,
+  PackageInvalidError,
+  PackageTooLargeError,
+  PackageUnsafeError,
+  UnpackDestinationError,
+} from './errors.js'
 export {
   Runtime,
   type RuntimeComponents,
@@ -31,4 +41,4 @@ export {
 } from './runtime.js'
 export { type Endpoint, endpointsOf } from './services.js'
 export { COMPONENT_STATES, type ComponentState, type ComponentStatus } from './supervisor.js'
-export { DEFAULT_UNPACK_LIMITS, PackageError, type UnpackLimits } from './unpack.js'
+export { DEFAULT_UNPACK_LIMITS, type UnpackLimits } from './unpack.js'

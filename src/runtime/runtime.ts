@@ -8,7 +8,7 @@ import {
   metadataBytes,
 } from '../membership/index.js'
 import type { Logger, Startable } from '../shared/index.js'
-import { instanceKey, messageOf, NotFoundError, ShoalError, TypedEvents } from '../shared/index.js'
+import { BadRequestError, instanceKey, messageOf, NotFoundError, TypedEvents } from '../shared/index.js'
 import {
   COMPONENT_ERROR_CHARS,
   DEFAULT_WEIGHT,
@@ -318,7 +318,7 @@ export class Runtime implements Startable {
   /** Sets the share of traffic load balancers send to a component here (0–256; 100 is the default). */
   async setWeight(name: string, weight: number): Promise<{ name: string; weight: number }> {
     if (!Number.isInteger(weight) || weight < 0 || weight > 256)
-      throw new ShoalError('ERR_BAD_REQUEST', 'a weight is a whole number from 0 to 256', 400)
+      throw new BadRequestError('a weight is a whole number from 0 to 256')
     this.processOf(name)
     this.weights.set(name, weight)
     await this.publishNow()

@@ -4,7 +4,14 @@ import { lstat, mkdir, rename, rm } from 'node:fs/promises'
 import { dirname, posix } from 'node:path'
 import { Transform } from 'node:stream'
 import * as tar from 'tar'
-import { messageOf, ShoalError } from '../shared/index.js'
+import { messageOf } from '../shared/index.js'
+import {
+  PackageError,
+  PackageInvalidError,
+  PackageTooLargeError,
+  PackageUnsafeError,
+  UnpackDestinationError,
+} from './errors.js'
 
 export interface UnpackLimits {
   /** Sum of the sizes of all entries. */
@@ -21,18 +28,6 @@ export interface UnpackedPackage {
   bytes: number
   /** The folder existed: nothing was read or written. */
   reused?: boolean
-}
-
-export type PackageErrorCode = 'ERR_PACKAGE_UNSAFE' | 'ERR_PACKAGE_TOO_LARGE' | 'ERR_PACKAGE_INVALID'
-
-/** A component package refused as it is: unsafe, too large, or not a tarball at all. */
-export class PackageError extends ShoalError {
-  declare readonly code: PackageErrorCode
-
-  constructor(code: PackageErrorCode, message: string, options?: ErrorOptions) {
-    super(code, message, 400, options)
-    this.name = 'PackageError'
-  }
 }
 
 /** Hard links, devices, FIFOs and every exotic type are refused. */
@@ -292,19 +287,19 @@ async function isInstalled(dest: string): Promise<boolean> {
   })
   if (!stats) return false
   if (!stats.isDirectory()) {
-    throw new ShoalError('ERR_UNPACK_DEST', `${dest} exists and is not a folder; remove it to reinstall`, 500)
+    throw new UnpackDestinationError(dest)
   }
   return true
 }
 
 function unsafe(message: string): PackageError {
-  return new PackageError('ERR_PACKAGE_UNSAFE', message)
+  return new PackageUnsafeError(message)
 }
 
 function invalid(message: string, cause?: unknown): PackageError {
-  return new PackageError('ERR_PACKAGE_INVALID', message, { cause })
+  return new PackageInvalidError(message, { cause })
 }
 
 function tooLarge(message: string): PackageError {
-  return new PackageError('ERR_PACKAGE_TOO_LARGE', message)
+  return new PackageTooLargeError(message)
 }

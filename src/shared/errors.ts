@@ -16,6 +16,17 @@
  *   // a failure whose message the caller writes: no constructor needed
  *   export class ManifestInvalidError extends errorClass('ERR_MANIFEST_INVALID') {}
  *   throw new ManifestInvalidError('files[2].path: not a relative path')
+ *
+ * A family a caller catches as one (`FrameError`, membership's `MetadataError`) is
+ * a base class that takes the code, and members that fix it:
+ *
+ *   export class FrameTooLargeError extends FrameError {
+ *     static readonly code = 'ERR_FRAME_TOO_LARGE'
+ *     declare readonly code: typeof FrameTooLargeError.code
+ *     constructor(message: string, options?: ErrorOptions) {
+ *       super(FrameTooLargeError.code, message, options)
+ *     }
+ *   }
  */
 
 /** A stable error code: `ERR_` and capitals (what `{"error":{"code"}}` carries). */
@@ -82,8 +93,12 @@ export function hasCode(err: unknown, ...named: readonly ErrorClass[]): boolean 
   return err instanceof ShoalError && named.some((c) => c.code === err.code)
 }
 
-/** The codes of the named error classes a module exports: `CodesOf<typeof import('./errors.js')>`. */
-export type CodesOf<M> = { [K in keyof M]: M[K] extends ErrorClass<infer C> ? C : never }[keyof M]
+/** The codes of the named error classes a module exports (each class's `static code`): `CodesOf<typeof errors>`. */
+export type CodesOf<M> = {
+  [K in keyof M]: M[K] extends { readonly code: infer C extends ErrorCode; readonly prototype: ShoalError }
+    ? C
+    : never
+}[keyof M]
 
 /**
  * An error another agent answered with (a manager refusing a command): its code
@@ -95,6 +110,9 @@ export class RemoteError extends ShoalError {
     super(code, message, options)
   }
 }
+
+/** The code of a failure no class names (a bug, logged where it happens); the API answers it with 500. */
+export const INTERNAL = 'ERR_INTERNAL' satisfies ErrorCode
 
 /** A setting (configuration file, environment, flag) out of range or malformed. */
 export class ConfigError extends errorClass('ERR_CONFIG') {}
@@ -128,6 +146,16 @@ export class NotFoundError extends errorClass('ERR_NOT_FOUND') {}
 
 /** A request's argument is malformed or out of range; the message names it and the range. */
 export class BadRequestError extends errorClass('ERR_BAD_REQUEST') {}
+
+/** A key or secret file would be overwritten; they never are. */
+export class FileExistsError extends errorClass('ERR_FILE_EXISTS') {
+  constructor(path: string) {
+    super(`${path} already exists; remove it first or pick another name`)
+  }
+}
+
+/** The peer closed a stream before a whole frame arrived. */
+export class StreamClosedError extends errorClass('ERR_STREAM_CLOSED') {}
 
 /** The message of an unknown thrown value, for logs and error bodies. */
 export function messageOf(err: unknown): string {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { access, open, rename } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { ShoalError } from './errors.js'
+import { FileExistsError } from './errors.js'
 
 /** Writes a file so that a crash leaves the old content or the new, never a mix. */
 export async function writeFileAtomic(file: string, data: Uint8Array | string, mode = 0o644): Promise<void> {
@@ -23,11 +23,6 @@ export async function refuseExisting(...paths: string[]): Promise<void> {
       () => true,
       () => false,
     )
-    if (exists)
-      throw new ShoalError(
-        'ERR_FILE_EXISTS',
-        `${path} already exists; remove it first or pick another name`,
-        409,
-      )
+    if (exists) throw new FileExistsError(path)
   }
 }

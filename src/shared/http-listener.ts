@@ -28,3 +28,8 @@ export function boundAddress(
   if (info == null) throw new Error(`${what} is not listening`)
   return { host, port: info.port }
 }
+
+/** "HOST" a listener there is reachable only from this machine. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
+}

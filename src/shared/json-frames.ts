@@ -1,10 +1,26 @@
 import type { z } from 'zod'
-import { type ErrorCode, ShoalError } from './errors.js'
+import { ShoalError } from './errors.js'
 
-/** A peer sent a frame that is not the JSON its protocol expects. */
-export class FrameError extends ShoalError {
-  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
-    super(code, message, 400, options)
+/** A peer sent a frame its protocol cannot take; a log line for us, never a crash. */
+export abstract class FrameError extends ShoalError {}
+
+/** A frame that is not the JSON its protocol expects (not JSON, too deep, or refused by the schema). */
+export class BadFrameError extends FrameError {
+  static readonly code = 'ERR_BAD_FRAME'
+  declare readonly code: typeof BadFrameError.code
+
+  constructor(message: string, options?: ErrorOptions) {
+    super(BadFrameError.code, message, options)
+  }
+}
+
+/** A frame whose length prefix is over the protocol's limit. */
+export class FrameTooLargeError extends FrameError {
+  static readonly code = 'ERR_FRAME_TOO_LARGE'
+  declare readonly code: typeof FrameTooLargeError.code
+
+  constructor(message: string, options?: ErrorOptions) {
+    super(FrameTooLargeError.code, message, options)
   }
 }
 
@@ -37,25 +53,25 @@ export function withinDepth(value: unknown, maxDepth: number): boolean {
 }
 
 /**
- * Parses one frame with a schema: a peer's malformed message becomes a FrameError
- * with `code` (a log line for us), never a crash. Frames nested deeper than
+ * Parses one frame with a schema: a peer's malformed message becomes an `Invalid`
+ * (BadFrameError unless the protocol names its own FrameError), never a crash. Frames nested deeper than
  * MAX_FRAME_DEPTH are refused, so whatever is accepted can be written back out.
  */
 export function decodeJson<T>(
   schema: z.ZodType<T>,
   bytes: Uint8Array,
   what: string,
-  code: ErrorCode = 'ERR_BAD_FRAME',
+  Invalid: new (message: string) => FrameError = BadFrameError,
 ): T {
   let json: unknown
   try {
     json = JSON.parse(new TextDecoder().decode(bytes))
   } catch {
-    throw new FrameError(code, `${what}: not JSON`)
+    throw new Invalid(`${what}: not JSON`)
   }
   if (!withinDepth(json, MAX_FRAME_DEPTH))
-    throw new FrameError(code, `${what}: nested more than ${MAX_FRAME_DEPTH} levels deep`)
+    throw new Invalid(`${what}: nested more than ${MAX_FRAME_DEPTH} levels deep`)
   const parsed = schema.safeParse(json)
-  if (!parsed.success) throw new FrameError(code, `${what}: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
+  if (!parsed.success) throw new Invalid(`${what}: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
   return parsed.data
 }

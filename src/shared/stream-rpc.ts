@@ -1,8 +1,8 @@
 import type { Connection, DialOptions, DialProtocolOptions, PeerId, Stream } from '@libp2p/interface'
 import { type LengthPrefixedStream, lpStream } from 'it-length-prefixed-stream'
 import type { Libp2p } from 'libp2p'
-import { ShoalError } from './errors.js'
-import { FrameError } from './json-frames.js'
+import { StreamClosedError } from './errors.js'
+import { FrameTooLargeError } from './json-frames.js'
 import type { Logger } from './logger.js'
 
 /** What request/response exchanges need of the libp2p node. */
@@ -56,7 +56,7 @@ function boundedVarint(maxBytes: number) {
       if (byte < 0x80) return value
     }
     if (data.byteLength >= prefixBytes)
-      throw new FrameError('ERR_FRAME_TOO_LARGE', `the peer's frame is over ${maxBytes} bytes`)
+      throw new FrameTooLargeError(`the peer's frame is over ${maxBytes} bytes`)
     // Incomplete: it-length-prefixed-stream reads another byte on a RangeError.
     throw new RangeError('length prefix incomplete')
   }
@@ -70,17 +70,16 @@ const BAD_LENGTH = new Set([
 ])
 
 /**
- * A peer's bad framing as a coded error: a length prefix over the limit is a
- * FrameError (ERR_FRAME_TOO_LARGE), a stream that ends inside a frame is
- * ERR_STREAM_CLOSED. Aborts, timeouts and resets pass through unchanged.
+ * A peer's bad framing as a coded error: a length prefix over the limit is
+ * FrameTooLargeError, a stream that ends inside a frame StreamClosedError. Aborts, timeouts and resets pass through unchanged.
  */
 function framingError(err: unknown, maxBytes: number): unknown {
   const name = err instanceof Error ? err.name : ''
   if (BAD_LENGTH.has(name))
-    return new FrameError('ERR_FRAME_TOO_LARGE', `the peer's frame is over ${maxBytes} bytes`, { cause: err })
+    return new FrameTooLargeError(`the peer's frame is over ${maxBytes} bytes`, { cause: err })
   if (name === 'UnexpectedEOFError') {
     const message = 'the peer closed the stream before a whole frame arrived'
-    return new ShoalError('ERR_STREAM_CLOSED', message, 502, { cause: err })
+    return new StreamClosedError(message, { cause: err })
   }
   return err
 }

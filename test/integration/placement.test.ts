@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { MemberView } from '../../src/api/index.js'
+import { httpStatusOf, type MemberView } from '../../src/api/index.js'
 import { publicKeyOf, readPrivateKey, signManifest } from '../../src/artifacts/index.js'
 import type { Agent } from '../../src/bootstrap/index.js'
 import { ApiClient } from '../../src/cli/client.js'
@@ -291,7 +291,8 @@ describe('placement of components over the cluster', () => {
         (err: unknown) => err,
       )
       expect(refused).toBeInstanceOf(ShoalError)
-      expect(refused).toMatchObject({ code: 'ERR_MANIFEST_INVALID', status: 400 })
+      expect(refused).toMatchObject({ code: 'ERR_MANIFEST_INVALID' })
+      expect(httpStatusOf(refused)).toBe(400)
       expect((refused as Error).message).toMatch(/placement\.a\.replicas/)
     }
     const typo = await placedDistribution(join(dir, 'typo'), all, { a: 'everywhere', c: 'partition' })

@@ -7,8 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeNewKeyPair } from '../../src/artifacts/index.js'
 import type { Agent } from '../../src/bootstrap/index.js'
 import { writeNewSecret } from '../../src/bootstrap/index.js'
+import { ProviderError } from '../../src/providers/errors.js'
 import { HANDLE_KEY, PROVIDER_KEY } from '../../src/providers/index.js'
-import { type NodeSpec, ProviderError } from '../../src/providers/provider.js'
+import type { NodeSpec } from '../../src/providers/provider.js'
 import {
   remotePath,
   StaticProvider,

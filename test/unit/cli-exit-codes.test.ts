@@ -1,19 +1,20 @@
 import { CommanderError, InvalidArgumentError } from 'commander'
 import { describe, expect, it } from 'vitest'
-import { AgentError, AgentUnreachableError, identify, NotAnAgentError } from '../../src/cli/client.js'
+import { ManifestInvalidError } from '../../src/artifacts/index.js'
+import { identify } from '../../src/cli/client.js'
 import { nodeCount, percent, secondsUpTo } from '../../src/cli/command-options.js'
 import {
-  EXIT,
-  errorObject,
-  exitCodeOf,
-  OperationFailedError,
+  AgentError,
+  AgentUnreachableError,
+  NodeOperationFailedError,
+  NotAnAgentError,
   UsageError,
   WaitTimeoutError,
-} from '../../src/cli/exit-codes.js'
-import { RolloutFailedError } from '../../src/cli/rollout.js'
+} from '../../src/cli/errors.js'
+import { EXIT, errorObject, exitCodeOf } from '../../src/cli/exit-codes.js'
+import { rolloutFailed } from '../../src/cli/rollout.js'
 import { formatBytes } from '../../src/cli/table.js'
 import type { RolloutView } from '../../src/manager/index.js'
-import { ShoalError } from '../../src/shared/errors.js'
 
 const failedRollout = {
   id: 'r7',
@@ -40,10 +41,10 @@ describe('CLI exit codes (docs/cli.md)', () => {
     expect(exitCodeOf(new AgentError('ERR_ROLLOUT_FINISHED', 'r3 is done', 409))).toBe(4)
     expect(exitCodeOf(new AgentError('ERR_NO_QUORUM', 'no quorum', 503))).toBe(5)
     expect(exitCodeOf(new WaitTimeoutError('not done after 600 s'))).toBe(6)
-    expect(exitCodeOf(new RolloutFailedError(failedRollout))).toBe(1)
-    expect(exitCodeOf(new OperationFailedError('ERR_NODE_OPERATION', 'add failed'))).toBe(1)
+    expect(exitCodeOf(rolloutFailed(failedRollout))).toBe(1)
+    expect(exitCodeOf(new NodeOperationFailedError('add failed'))).toBe(1)
     // Local failures that are not the agent's answer: a bad key file, a bad folder.
-    expect(exitCodeOf(new ShoalError('ERR_MANIFEST_INVALID', 'no files', 400))).toBe(1)
+    expect(exitCodeOf(new ManifestInvalidError('no files'))).toBe(1)
     expect(exitCodeOf(Object.assign(new Error('ENOENT: no such file'), { code: 'ENOENT' }))).toBe(1)
   })
 
@@ -54,7 +55,7 @@ describe('CLI exit codes (docs/cli.md)', () => {
     expect(
       errorObject(new CommanderError(1, 'commander.unknownOption', "error: unknown option '--x'")),
     ).toEqual({ error: { code: 'ERR_USAGE', message: "unknown option '--x'" } })
-    const failed = errorObject(new RolloutFailedError(failedRollout)).error
+    const failed = errorObject(rolloutFailed(failedRollout)).error
     expect(failed).toMatchObject({ code: 'ERR_ROLLOUT_FAILED', rollout: { id: 'r7', state: 'rolled-back' } })
     expect(failed.message).toBe(
       'rollout r7 of educa@1.1 ended rolled-back: 1 node(s) failed; abcdefgh: crash loop',

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { httpStatusOf } from '../../src/api/index.js'
 import { componentsOf, parseDescriptor } from '../../src/runtime/index.js'
 
 describe('component descriptors', () => {
@@ -48,7 +49,8 @@ describe('component descriptors', () => {
     } catch (err) {
       caught = err
     }
-    expect(caught).toMatchObject({ code: 'ERR_MANIFEST_INVALID', status: 400 })
+    expect(caught).toMatchObject({ code: 'ERR_MANIFEST_INVALID' })
+    expect(httpStatusOf(caught)).toBe(400)
     expect((caught as Error).message).toMatch(/^component web\.tgz: /)
     expect((caught as Error).message).toMatch(field)
   })

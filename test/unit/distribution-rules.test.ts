@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { httpStatusOf } from '../../src/api/index.js'
 import { checkDistribution, MAX_CONFIG_BYTES } from '../../src/artifacts/index.js'
 
 /** A component artifact as a manifest lists it (only what the rules read). */
@@ -75,7 +76,8 @@ describe('checkDistribution: the rules shoal publish, the agent and a rollout ap
     } catch (err) {
       thrown = err
     }
-    expect(thrown).toMatchObject({ code: 'ERR_MANIFEST_INVALID', status: 400 })
+    expect(thrown).toMatchObject({ code: 'ERR_MANIFEST_INVALID' })
+    expect(httpStatusOf(thrown)).toBe(400)
     expect((thrown as Error).message).toMatch(message)
   })
 })

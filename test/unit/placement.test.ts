@@ -1,5 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { httpStatusOf } from '../../src/api/index.js'
 import {
   type Assignment,
   moves,
@@ -451,7 +452,7 @@ describe('parsePlacement', () => {
     }
     expect(caught).toBeInstanceOf(ShoalError)
     expect((caught as ShoalError).code).toBe('ERR_MANIFEST_INVALID')
-    expect((caught as ShoalError).status).toBe(400)
+    expect(httpStatusOf(caught)).toBe(400)
     expect((caught as ShoalError).message).toMatch(message)
   })
 

@@ -18,7 +18,9 @@ import { setTimeout } from 'node:timers/promises'
 import { gzipSync } from 'node:zlib'
 import * as tar from 'tar'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { PackageError, type UnpackLimits, unpackPackage } from '../../src/runtime/unpack.js'
+import { httpStatusOf } from '../../src/api/index.js'
+import { PackageError } from '../../src/runtime/errors.js'
+import { type UnpackLimits, unpackPackage } from '../../src/runtime/unpack.js'
 import { type RawEntry, rawTar } from '../helpers/tarballs.js'
 
 /** A pax extended header record list: `<length> <key>=<value>\n`, the length counting itself. */
@@ -274,7 +276,8 @@ describe('unpackPackage', () => {
     const tarball = await archive('bad.tar', data())
     const refusal = unpackPackage(tarball, dest, limits)
     await expect(refusal).rejects.toBeInstanceOf(PackageError)
-    await expect(refusal).rejects.toMatchObject({ code, status: 400 })
+    await expect(refusal).rejects.toMatchObject({ code })
+    expect(httpStatusOf(await refusal.catch((err: unknown) => err))).toBe(400)
     if (mentions) await expect(refusal).rejects.toThrow(mentions)
     expect(await readdir(out)).toEqual([])
   })

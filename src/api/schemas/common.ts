@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { ROLES } from '../auth.js'
-import type { ErrorCode } from './operation.js'
+import type { KnownErrorCode } from '../http-status.js'
+import type { Errors } from './operation.js'
 
 /**
  * Schemas every part of the API uses. A schema with an `id` in its metadata is a
@@ -21,8 +22,8 @@ export const ErrorBody = z
   .meta({ id: 'Error' })
 
 /** The error body of an answer that carries one of `codes`. */
-export function errorBodyWith(codes: readonly ErrorCode[]): z.ZodType {
-  const code = z.enum(codes as [ErrorCode, ...ErrorCode[]])
+export function errorBodyWith(codes: readonly KnownErrorCode[]): z.ZodType {
+  const code = z.enum(codes as [KnownErrorCode, ...KnownErrorCode[]])
   return z.intersection(ErrorBody, z.object({ error: z.object({ code }) }))
 }
 
@@ -48,4 +49,4 @@ export const Health = z.object({ ok: z.literal(true) }).meta({ id: 'Health' })
 export const NO_MANAGER = {
   ERR_NO_QUORUM: 'No manager that sees a majority of the voters',
   ERR_NO_MANAGER: 'The manager cannot be reached, or is catching up',
-} as const satisfies Partial<Record<ErrorCode, string>>
+} as const satisfies Errors

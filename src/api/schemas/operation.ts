@@ -1,6 +1,8 @@
 import type { Context, Hono, MiddlewareHandler } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
 import type { z } from 'zod'
 import { jsonBody, parseBody } from '../bodies.js'
+import type { KnownErrorCode } from '../http-status.js'
 
 /**
  * One operation of the admin API, as data: the route table. Its handler is
@@ -27,14 +29,31 @@ export interface Operation {
   /** Query parameters; documented, read by the handler. */
   query?: Readonly<Record<string, z.ZodType>>
   body?: RequestBody
-  /** Status → answer. 401, 403 and 500 are added from `access` (src/api/openapi.ts). */
+  /** Status → answer: what it answers when it succeeds. */
   responses: Readonly<Record<number, Answer>>
+  /**
+   * Each error code it may answer with, and when. The document lists each under the
+   * status src/api/http-status.ts gives the code; 401, 403 and 500 are added from
+   * `access` (src/api/openapi.ts).
+   */
+  errors?: Errors
+  /** The largest body `serve` reads: a larger one is refused with 413 and `code` before the handler runs. */
+  bodyLimit?: BodyLimit
+}
+
+/** Error code → when it is answered. */
+export type Errors = Readonly<Partial<Record<KnownErrorCode, string>>>
+
+export interface BodyLimit {
+  maxBytes: number
+  code: KnownErrorCode
+  /** When it is answered (the document's reason). */
+  why: string
+  /** The error's message. */
+  message: string
 }
 
 export type Tag = 'cluster' | 'distributions' | 'components' | 'rollouts' | 'nodes' | 'meta'
-
-/** A stable error code (`{"error":{"code","message"}}`). */
-export type ErrorCode = `ERR_${string}`
 
 export interface RequestBody<S extends z.ZodType = z.ZodType> {
   media: 'application/json' | 'multipart/form-data' | 'application/octet-stream'
@@ -52,8 +71,6 @@ export interface Answer {
   description?: string
   /** Media type → its schema; `events`: the data schema of each named server-sent event. */
   content?: Readonly<Record<string, { schema: z.ZodType; events?: Readonly<Record<string, z.ZodType>> }>>
-  /** An error answer: each code it may carry and when. */
-  errors?: Readonly<Partial<Record<ErrorCode, string>>>
 }
 
 // --- building operations ---------------------------------------------------------------------
@@ -96,9 +113,6 @@ export const eventStream = (
   events: Record<string, z.ZodType>,
 ): Answer => ({ description, content: { 'text/event-stream': { schema: stringSchema, events } } })
 
-/** An error answer with these codes, each with when it is given. */
-export const refused = (errors: Partial<Record<ErrorCode, string>>): Answer => ({ errors })
-
 // --- serving operations ----------------------------------------------------------------------
 
 /** Body of a handler's input: the checked JSON body when `serve` parses it, else nothing. */
@@ -115,15 +129,14 @@ export interface Input<O extends Operation> {
 }
 
 /**
- * Registers `operation` on `app`: `middleware` first (a body limit), then the path
- * parameters and a parsed JSON body are checked against the operation's schemas
+ * Registers `operation` on `app`: its body limit first, then the path parameters
+ * and a parsed JSON body are checked against the operation's schemas
  * (ERR_BAD_REQUEST naming the field) and given to `handler`.
  */
 export function serve<O extends Operation>(
   app: Hono,
   operation: O,
   handler: (c: Context, input: Input<O>) => Response | Promise<Response>,
-  ...middleware: MiddlewareHandler[]
 ): void {
   const path = operation.path.replace(/\{(\w+)\}/g, ':$1')
   const checked: MiddlewareHandler = async (c) => {
@@ -135,6 +148,16 @@ export function serve<O extends Operation>(
       body?.parsed === true ? parseBody(body.schema, await jsonBody(c.req.raw, body.whenEmpty)) : undefined
     return handler(c, { params, body: parsed } as Input<O>)
   }
+  const limit = operation.bodyLimit
+  const middleware: MiddlewareHandler[] =
+    limit == null
+      ? []
+      : [
+          bodyLimit({
+            maxSize: limit.maxBytes,
+            onError: (c) => c.json({ error: { code: limit.code, message: limit.message } }, 413),
+          }),
+        ]
   const [first, ...rest] = [...middleware, checked]
   app.on(operation.method.toUpperCase(), path, first!, ...rest)
 }

@@ -1,6 +1,6 @@
 import { createConnection, type Socket } from 'node:net'
 import { createInterface, type Interface } from 'node:readline'
-import { ShoalError } from '../../shared/index.js'
+import { OsgiError } from '../errors.js'
 
 /** A bundle as the management agent reports it. */
 export interface BundleInfo {
@@ -92,25 +92,23 @@ export class ManagementClient {
 
   private request<T>(...fields: string[]): Promise<T> {
     if (fields.some((f) => /[\t\n\r]/.test(f)))
-      throw new ShoalError('ERR_OSGI', `an OSGi request field holds a tab or a line break: ${fields[0]}`, 500)
+      throw new OsgiError(`an OSGi request field holds a tab or a line break: ${fields[0]}`)
     const run = this.queue.then(
       () =>
         new Promise<T>((resolve, reject) => {
           const timer = setTimeout(() => {
             cleanup()
-            reject(
-              new ShoalError('ERR_OSGI', `the OSGi framework did not answer "${fields[0]}" in time`, 504),
-            )
+            reject(new OsgiError(`the OSGi framework did not answer "${fields[0]}" in time`))
           }, REQUEST_TIMEOUT_MS)
           const onLine = (line: string) => {
             cleanup()
             const answer = JSON.parse(line) as { ok: true; result: T } | { ok: false; error: string }
             if (answer.ok) resolve(answer.result)
-            else reject(new ShoalError('ERR_OSGI', answer.error, 500))
+            else reject(new OsgiError(answer.error))
           }
           const onClose = () => {
             cleanup()
-            reject(new ShoalError('ERR_OSGI', 'the OSGi framework closed the management connection', 503))
+            reject(new OsgiError('the OSGi framework closed the management connection'))
           }
           const cleanup = () => {
             clearTimeout(timer)

@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from '../../shared/index.js'
-import { messageOf, ShoalError } from '../../shared/index.js'
+import { messageOf } from '../../shared/index.js'
+import { OsgiBundleError, OsgiUnavailableError } from '../errors.js'
 import { type BundleStep, planBundles, type WantedBundle } from './bundle-plan.js'
 import { type BundleInfo, ManagementClient, type ServiceInfo } from './management-client.js'
 
@@ -120,7 +121,7 @@ export class OsgiHost {
         this.log.error('could not restore the previous bundles', { error: messageOf(restoreErr) })
       }
       await this.refreshStates()
-      throw new ShoalError('ERR_OSGI_BUNDLE', reason, 500)
+      throw new OsgiBundleError(reason)
     }
     await this.refreshStates()
   }
@@ -209,11 +210,7 @@ export class OsgiHost {
   private async launch(): Promise<ManagementClient> {
     const unavailable = osgiUnavailableReason()
     if (unavailable != null)
-      throw new ShoalError(
-        'ERR_OSGI_UNAVAILABLE',
-        `this node cannot run osgi components: ${unavailable}`,
-        500,
-      )
+      throw new OsgiUnavailableError(`this node cannot run osgi components: ${unavailable}`)
     const deploy = join(this.init.dir, 'deploy')
     await mkdir(deploy, { recursive: true })
     await copyFile(agentJar()!, join(deploy, 'shoal-management-agent.jar'))
@@ -257,17 +254,9 @@ export class OsgiHost {
     let port: number | null = null
     while (port == null) {
       if (child.exitCode != null || child.signalCode != null)
-        throw new ShoalError(
-          'ERR_OSGI_UNAVAILABLE',
-          `the OSGi framework exited at start; see ${this.init.logFile}`,
-          500,
-        )
+        throw new OsgiUnavailableError(`the OSGi framework exited at start; see ${this.init.logFile}`)
       if (Date.now() > deadline)
-        throw new ShoalError(
-          'ERR_OSGI_UNAVAILABLE',
-          `the OSGi framework did not start; see ${this.init.logFile}`,
-          500,
-        )
+        throw new OsgiUnavailableError(`the OSGi framework did not start; see ${this.init.logFile}`)
       port = Number(await readFile(portFile, 'utf8').catch(() => '')) || null
       if (port == null) await sleep(50)
     }
