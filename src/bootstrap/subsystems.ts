@@ -1,10 +1,6 @@
 import { dirname, join } from 'node:path'
-import {
-  type Artifacts,
-  checkDistribution,
-  openArtifacts,
-  UnknownDistributionError,
-} from '../artifacts/index.js'
+import { ApiAddressInUseError } from '../api/index.js'
+import { type Artifacts, checkDistribution, openArtifacts } from '../artifacts/index.js'
 import { drainConfirmed } from '../loadbalancer/index.js'
 import {
   type ClusterStateStore,
@@ -25,7 +21,7 @@ import {
   type Retirement,
 } from '../providers/index.js'
 import { componentsOf, Runtime } from '../runtime/index.js'
-import { type Logger, portInUse, presetTimers, ShoalError } from '../shared/index.js'
+import { type Logger, portInUse, presetTimers } from '../shared/index.js'
 import type { AgentState } from './agent-state.js'
 import type { AgentConfig } from './config.js'
 import type { ShoalLibp2p } from './libp2p-node.js'
@@ -35,14 +31,9 @@ import type { ShoalLibp2p } from './libp2p-node.js'
  * gets what it needs through its Components, adapted here and nowhere else.
  */
 
-/** Throws ERR_API_ADDRESS_IN_USE when something already listens on the API's fixed port. */
+/** Throws the API's ApiAddressInUseError when something already listens on its fixed port. */
 export async function requireFreeApiPort({ host, port }: { host: string; port: number }): Promise<void> {
-  if (port !== 0 && (await portInUse(host, port)))
-    throw new ShoalError(
-      'ERR_API_ADDRESS_IN_USE',
-      `API address ${host}:${port} is in use; pass another --api`,
-      409,
-    )
+  if (port !== 0 && (await portInUse(host, port))) throw new ApiAddressInUseError(`${host}:${port}`)
 }
 
 /** `http://host:port`, with IPv6 hosts in brackets; `local`: as a process on this host reaches it. */
@@ -84,10 +75,8 @@ export function rolloutVersions(artifacts: Artifacts): CommandClientComponents['
   return {
     known: (id) => artifacts.catalogue.get(id) != null,
     check: (id) => {
-      const entry = artifacts.catalogue.get(id)
-      if (entry == null) throw new UnknownDistributionError(id)
-      // Published before the agents checked the rules at publish time, or by an older agent.
-      checkDistribution(entry.signed.manifest)
+      const manifest = artifacts.catalogue.get(id)?.signed.manifest
+      if (manifest != null) checkDistribution(manifest)
     },
   }
 }

@@ -7,6 +7,7 @@ import {
   LEARN_POLL_MS,
   LEARN_WAIT_MS,
 } from './constants.js'
+import { UnknownDistributionError } from './errors.js'
 import type { ManagerCommand, Unpublishing } from './manager.js'
 import type { ClusterState, RolloutRecord } from './record.js'
 import { type RolloutView, rolloutView } from './rollout-view.js'
@@ -24,8 +25,8 @@ export interface CommandClientComponents {
   versions: {
     known(id: string): boolean
     /**
-     * Throws when a known version cannot be rolled out (it breaks the distribution
-     * rules: published before agents checked them, or by an older agent).
+     * Throws when a known version cannot be rolled out: it breaks the distribution
+     * rules (published before agents checked them, or by an older agent).
      */
     check(id: string): void
   }
@@ -52,6 +53,7 @@ export class CommandClient {
     const { versions } = this.components
     const deadline = Date.now() + LEARN_WAIT_MS
     while (!versions.known(distribution) && Date.now() < deadline) await sleep(LEARN_POLL_MS)
+    if (!versions.known(distribution)) throw new UnknownDistributionError(distribution)
     versions.check(distribution)
     return this.command({ ...input, op: 'rollout', distribution } as ManagerCommand, requestedBy)
   }
