@@ -122,3 +122,17 @@ export function httpStatusOf(err: unknown): number {
   if (isKnownCode(err.code)) return HTTP_STATUS[err.code]
   return err.status ?? 500
 }
+
+/** The table as docs/api.md shows it: a row per status, its codes in the table's order. */
+export function httpStatusTable(): string {
+  const rows = new Map<number, string[]>()
+  for (const [code, status] of Object.entries(HTTP_STATUS))
+    rows.set(status, [...(rows.get(status) ?? []), code])
+  return [
+    '| status | codes |',
+    '|---|---|',
+    ...[...rows]
+      .sort(([a], [b]) => a - b)
+      .map(([status, codes]) => `| ${status} | ${codes.map((c) => `\`${c}\``).join(', ')} |`),
+  ].join('\n')
+}

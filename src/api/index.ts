@@ -34,6 +34,7 @@ export {
   type HttpStatus,
   httpStatusOf,
   httpStatusOfCode,
+  httpStatusTable,
   isKnownCode,
   type KnownErrorCode,
 } from './http-status.js'

@@ -119,14 +119,12 @@ export class ConfigError extends errorClass('ERR_CONFIG') {}
 
 /**
  * A malformed option value (a command-line flag, or the `AgentOptions` field it
- * fills): nothing was started, and the CLI exits 2 as for any usage error.
- * (Transition: the second argument is for src/bootstrap's ERR_BAD_BOOTSTRAP until it
- * declares its own subclass.)
+ * fills): nothing was started, and the CLI exits 2 as for any usage error. A family:
+ * `new OptionError(message)` is ERR_CONFIG; a member with its own code passes it
+ * (`class BadBootstrapError extends OptionError { static readonly code = 'ERR_BAD_BOOTSTRAP' … }`).
  */
 export class OptionError extends ShoalError {
-  static readonly code = 'ERR_CONFIG'
-
-  constructor(message: string, code: ErrorCode = OptionError.code) {
+  constructor(message: string, code: ErrorCode = ConfigError.code) {
     super(code, message)
   }
 }
