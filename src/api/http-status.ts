@@ -112,15 +112,9 @@ export function httpStatusOfCode(code: string): HttpStatus {
   return isKnownCode(code) ? HTTP_STATUS[code] : 500
 }
 
-/**
- * The status the API answers `err` with: its code's row; 500 for anything without
- * one. (Transition: a code without a row falls back to the status a
- * `new ShoalError(code, message, status)` gave it.)
- */
-export function httpStatusOf(err: unknown): number {
-  if (!(err instanceof ShoalError)) return 500
-  if (isKnownCode(err.code)) return HTTP_STATUS[err.code]
-  return err.status ?? 500
+/** The status the API answers `err` with: its code's row; 500 for anything without one. */
+export function httpStatusOf(err: unknown): HttpStatus {
+  return err instanceof ShoalError ? httpStatusOfCode(err.code) : 500
 }
 
 /** The table as docs/api.md shows it: a row per status, its codes in the table's order. */

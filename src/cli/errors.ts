@@ -54,7 +54,7 @@ export class AgentError extends ShoalError {
     code: ErrorCode,
     message: string,
     /** The HTTP status it answered with. */
-    override readonly status: number,
+    readonly status: number,
   ) {
     super(code, message)
   }

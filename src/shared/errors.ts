@@ -6,7 +6,7 @@
  * that came over the wire (an agent's HTTP answer, a manager's refusal), where
  * `instanceof` cannot work, `hasCode(err, TheClass)`. The message says what
  * happened and what to do. Errors carry no HTTP status: the API maps each code
- * to one in a single table (src/api/errors.ts), which the OpenAPI document uses too.
+ * to one in a single table (src/api/http-status.ts), which the OpenAPI document uses too.
  *
  *   export class VersionExistsError extends errorClass('ERR_VERSION_EXISTS') {
  *     constructor(id: string) {
@@ -33,32 +33,17 @@
 export type ErrorCode = `ERR_${string}`
 
 /**
- * The base of every error with a code. Extend it through `errorClass`, which fixes
- * the code. (Transition: `new ShoalError(code, message, status)` still compiles
- * for the folders that have no errors.ts yet; the status is read only for a code
- * the API's table does not know.)
+ * The base of every error with a code; never thrown as it is (test/unit/error-model.test.ts
+ * fails on a `new ShoalError` in src/). A named class extends it through `errorClass`,
+ * which fixes the code; a family's base extends it directly.
  */
 export class ShoalError extends Error {
   readonly code: ErrorCode
-  /**
-   * @deprecated Errors carry no HTTP status (src/api/errors.ts maps codes). Set only
-   * by the transitional `new ShoalError(code, message, status)`.
-   */
-  readonly status: number | undefined
 
-  constructor(code: ErrorCode, message: string, options?: ErrorOptions)
-  /** @deprecated Declare a named class with `errorClass(code)`; statuses live in src/api/errors.ts. */
-  constructor(code: ErrorCode, message: string, status: number, options?: ErrorOptions)
-  constructor(
-    code: ErrorCode,
-    message: string,
-    statusOrOptions?: number | ErrorOptions,
-    options?: ErrorOptions,
-  ) {
-    super(message, typeof statusOrOptions === 'number' ? options : statusOrOptions)
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options)
     this.name = new.target.name
     this.code = code
-    this.status = typeof statusOrOptions === 'number' ? statusOrOptions : undefined
   }
 }
 

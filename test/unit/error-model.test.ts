@@ -94,8 +94,7 @@ describe('one error model (docs/architecture.md, "Errors")', () => {
         const path = join(dir, name)
         return statSync(path).isDirectory() ? files(path) : path.endsWith('.ts') ? [path] : []
       })
-    // src/bootstrap is converted by issue 17's item 2 (the agent's wiring) and joins the check then.
-    const checked = files('src').filter((f) => !f.startsWith(join('src', 'bootstrap')))
+    const checked = files('src')
     const found: string[] = []
     const patterns = [
       /new ShoalError\(/,
