@@ -5,10 +5,10 @@ import { buildOsgiGreeting } from '../../examples/osgi-greeting/build.mjs'
 import type { Agent } from '../../src/bootstrap/index.js'
 import { ApiClient } from '../../src/cli/client.js'
 import { publish } from '../../src/cli/publish.js'
-import type { RolloutView } from '../../src/manager/index.js'
+import { NoManagerError, NoQuorumError, type RolloutView } from '../../src/manager/index.js'
 import { ManagementClient } from '../../src/runtime/osgi/management-client.js'
 import { osgiUnavailableReason } from '../../src/runtime/osgi/osgi-host.js'
-import { ShoalError } from '../../src/shared/errors.js'
+import { hasCode } from '../../src/shared/errors.js'
 import { TestCluster } from '../helpers/cluster.js'
 import { makeKey } from '../helpers/distribution.js'
 import { skipReason } from '../helpers/skip.js'
@@ -50,7 +50,7 @@ async function setup(nodes: number) {
       `${path} to start`,
       () =>
         api.post<RolloutView>(path, { json: body }).catch((err: unknown) => {
-          if (err instanceof ShoalError && ['ERR_NO_QUORUM', 'ERR_NO_MANAGER'].includes(err.code)) return null
+          if (hasCode(err, NoQuorumError, NoManagerError)) return null
           throw err
         }),
       { timeout: 60_000, interval: 250 },

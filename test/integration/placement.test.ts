@@ -6,8 +6,15 @@ import { publicKeyOf, readPrivateKey, signManifest } from '../../src/artifacts/i
 import type { Agent } from '../../src/bootstrap/index.js'
 import { ApiClient } from '../../src/cli/client.js'
 import { publish } from '../../src/cli/publish.js'
-import { type Assignment, type ClusterState, moves, type RolloutView } from '../../src/manager/index.js'
-import { ShoalError } from '../../src/shared/errors.js'
+import {
+  type Assignment,
+  type ClusterState,
+  moves,
+  NoManagerError,
+  NoQuorumError,
+  type RolloutView,
+} from '../../src/manager/index.js'
+import { hasCode, ShoalError } from '../../src/shared/errors.js'
 import { TestCluster } from '../helpers/cluster.js'
 import { makePackage } from '../helpers/components.js'
 import { makeKey } from '../helpers/distribution.js'
@@ -77,7 +84,7 @@ describe('placement of components over the cluster', () => {
       `the rollout of ${distribution} to start`,
       () =>
         rollout(agent, distribution).catch((err: unknown) => {
-          if (err instanceof ShoalError && ['ERR_NO_QUORUM', 'ERR_NO_MANAGER'].includes(err.code)) return null
+          if (hasCode(err, NoQuorumError, NoManagerError)) return null
           throw err
         }),
       { timeout: 15_000, interval: 250 },

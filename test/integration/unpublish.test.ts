@@ -5,8 +5,8 @@ import type { UnpublishedView } from '../../src/api/index.js'
 import type { Agent } from '../../src/bootstrap/index.js'
 import { ApiClient } from '../../src/cli/client.js'
 import { publish } from '../../src/cli/publish.js'
-import type { RolloutView } from '../../src/manager/index.js'
-import { ShoalError } from '../../src/shared/errors.js'
+import { NoManagerError, NoQuorumError, type RolloutView } from '../../src/manager/index.js'
+import { hasCode, ShoalError } from '../../src/shared/errors.js'
 import { TestCluster } from '../helpers/cluster.js'
 import { makeDistributionDir, makeKey } from '../helpers/distribution.js'
 import { waitFor } from '../helpers/wait.js'
@@ -64,8 +64,7 @@ describe('unpublishing a version', () => {
         client(agents[0]!)
           .post<RolloutView>('/api/rollouts', { json: { distribution: 'app@1.0' } })
           .catch((err: unknown) => {
-            if (err instanceof ShoalError && ['ERR_NO_QUORUM', 'ERR_NO_MANAGER'].includes(err.code))
-              return null
+            if (hasCode(err, NoQuorumError, NoManagerError)) return null
             throw err
           }),
       { timeout: 20_000, interval: 250 },
@@ -101,7 +100,7 @@ describe('unpublishing a version', () => {
       () =>
         unpublish(present[1]!, 'app@1.1').catch((err: unknown) => {
           // The stopped member may have been suspected as a voter for a moment.
-          if (err instanceof ShoalError && ['ERR_NO_QUORUM', 'ERR_NO_MANAGER'].includes(err.code)) return null
+          if (hasCode(err, NoQuorumError, NoManagerError)) return null
           throw err
         }),
       { timeout: 20_000, interval: 250 },
