@@ -25,15 +25,12 @@ export class PeerKeyInvalidError extends errorClass('ERR_PEER_KEY_INVALID') {
 /** libp2p cannot listen on a listen address (not this machine's, a privileged port, …). */
 export class ListenAddressError extends errorClass('ERR_LISTEN_ADDRESS') {}
 
-/**
- * A `--bootstrap` address no node can dial, ERR_BAD_BOOTSTRAP: an `OptionError`, so
- * the CLI exits 2, found before anything is made. (Its class keeps OptionError's
- * static `code`, which a subclass cannot narrow; test it with `instanceof`.)
- */
+/** A `--bootstrap` address no node can dial: an `OptionError` (exit 2), found before anything is made. */
 export class BadBootstrapError extends OptionError {
-  declare readonly code: 'ERR_BAD_BOOTSTRAP'
+  static readonly code = 'ERR_BAD_BOOTSTRAP'
+  declare readonly code: typeof BadBootstrapError.code
 
   constructor(addr: string, problem: string) {
-    super(`--bootstrap "${addr}" ${problem}`, 'ERR_BAD_BOOTSTRAP')
+    super(`--bootstrap "${addr}" ${problem}`, BadBootstrapError.code)
   }
 }
