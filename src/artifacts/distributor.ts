@@ -142,8 +142,8 @@ export class Distributor implements Startable {
   private withdrawing: Promise<void> = Promise.resolve()
 
   constructor(
-    private readonly components: DistributorComponents,
     private readonly init: DistributorInit,
+    private readonly components: DistributorComponents,
   ) {
     this.log = components.logger.child('artifacts')
     this.events = new TypedEvents<DistributorEvents>(this.log)

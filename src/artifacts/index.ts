@@ -128,17 +128,17 @@ export async function openArtifacts(
   await catalogue.open()
   const distributor = new Distributor(
     {
+      cluster: init.cluster,
+      ...init.config,
+      ...(init.protectedVersions == null ? {} : { protectedVersions: init.protectedVersions }),
+    },
+    {
       network: components.network,
       membership: components.membership,
       store,
       catalogue,
       trusted,
       logger: components.logger,
-    },
-    {
-      cluster: init.cluster,
-      ...init.config,
-      ...(init.protectedVersions == null ? {} : { protectedVersions: init.protectedVersions }),
     },
   )
   return {

@@ -141,14 +141,10 @@ export class Agent {
         log,
       )
       const id = node.peerId.toString()
-      const clusterState = new ClusterStateStore({
-        cluster: config.cluster,
-        membership,
-        network: node,
-        privateKey,
-        db: state.sublevel('cluster'),
-        logger: log,
-      })
+      const clusterState = new ClusterStateStore(
+        { cluster: config.cluster },
+        { membership, network: node, privateKey, db: state.sublevel('cluster'), logger: log },
+      )
       const artifacts = await createArtifacts(config, { node, membership, store: clusterState, state }, log)
       await list.start([{ name: 'artifacts', stop: () => artifacts.close() }])
       const manager = createManager(config, { membership, node, artifacts, store: clusterState, state }, log)

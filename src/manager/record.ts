@@ -188,8 +188,12 @@ export interface ClusterStateEvents {
   'state:changed': ClusterState
 }
 
-export interface ClusterStateComponents {
+export interface ClusterStateInit {
+  /** Cluster name; scopes the protocol `/shoal/<cluster>/state/1.0.0`. */
   cluster: string
+}
+
+export interface ClusterStateComponents {
   membership: {
     readonly id: string
     readonly events: TypedEvents<MembershipEvents>
@@ -228,10 +232,13 @@ export class ClusterStateStore implements Startable {
   private readonly abort = new AbortController()
   private running = false
 
-  constructor(private readonly components: ClusterStateComponents) {
+  constructor(
+    init: ClusterStateInit,
+    private readonly components: ClusterStateComponents,
+  ) {
     this.log = components.logger.child('state')
     this.events = new TypedEvents(this.log)
-    this.protocol = `/shoal/${components.cluster}/state/1.0.0`
+    this.protocol = `/shoal/${init.cluster}/state/1.0.0`
   }
 
   async start(): Promise<void> {

@@ -66,11 +66,14 @@ export function createMembership(
   components: { network: MembershipNetwork; store: IncarnationStore; logger: Logger },
 ): Membership {
   const deps: MembershipComponents = components
-  return new Membership(deps, {
-    cluster: init.cluster,
-    timers: resolveTimers(init.timers),
-    bootstrap: init.bootstrap ?? [],
-    meta: init.meta ?? {},
-    contract: init.contract,
-  })
+  return new Membership(
+    {
+      cluster: init.cluster,
+      timers: resolveTimers(init.timers),
+      bootstrap: init.bootstrap ?? [],
+      meta: init.meta ?? {},
+      contract: init.contract,
+    },
+    deps,
+  )
 }

@@ -95,7 +95,6 @@ export class Membership implements Startable {
   }
 
   constructor(
-    private readonly components: MembershipComponents,
     private readonly init: {
       cluster: string
       timers: MembershipTimers
@@ -103,6 +102,7 @@ export class Membership implements Startable {
       meta: MemberMetadata
       contract: MetadataContract
     },
+    private readonly components: MembershipComponents,
   ) {
     this.log = components.logger.child('membership')
     this.events = new TypedEvents<MembershipEvents>(this.log)
