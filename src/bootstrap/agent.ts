@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import type { ConnectionGater } from '@libp2p/interface'
-import { AgentApi, ApiServer, distributionCounts, loadTokens } from '../api/index.js'
+import { type AgentApi, ApiServer, loadTokens } from '../api/index.js'
 import type { Artifacts } from '../artifacts/index.js'
-import { ClusterStateStore, CommandClient, type Manager, UnpublishedFollower } from '../manager/index.js'
+import { ClusterStateStore, type Manager, UnpublishedFollower } from '../manager/index.js'
 import type { Membership } from '../membership/index.js'
-import { AgentMetrics } from '../metrics/index.js'
 import {
   discoverOnEc2,
   type NodeOperations,
@@ -12,7 +11,7 @@ import {
   Retirement,
 } from '../providers/index.js'
 import type { Runtime } from '../runtime/index.js'
-import { createLogger, type Logger, StartList, startable, VERSION } from '../shared/index.js'
+import { createLogger, type Logger, StartList, startable } from '../shared/index.js'
 import { type AgentConfig, type AgentOptions, resolveAgentConfig } from './config.js'
 import type { ShoalLibp2p } from './libp2p-node.js'
 import { ABORTED, leaveStep, type StopHow, startMember } from './member.js'
@@ -20,13 +19,14 @@ import { removeRunFile, writeRunFile } from './run-file.js'
 import { clusterCredential } from './secret.js'
 import { startWarnings } from './start-warnings.js'
 import {
+  createAgentApi,
   createArtifacts,
   createManager,
+  createMetrics,
   createNodeOperations,
   createRuntime,
   httpUrl,
   requireFreeApiPort,
-  rolloutVersions,
 } from './subsystems.js'
 import type { WireTraffic } from './wire-meter.js'
 
@@ -166,37 +166,9 @@ export class Agent {
         { id, membership, store: clusterState, state, retirement },
         log,
       )
-      const exporter = new AgentMetrics({
-        info: { id, cluster: config.cluster, version: VERSION },
-        members: () => membership.members(),
-        membership: () => membership.stats(),
-        wire: () => traffic,
-        transfer: () => artifacts.distributor.stats(),
-        transferLimits: config.artifacts,
-        distributions: () => distributionCounts(artifacts),
-        runtime: () => runtime.status(),
-        manager: () => manager.status(),
-        clusterState: () => clusterState.current(),
-      })
-      const api = new AgentApi(
-        { id, cluster: config.cluster, open: config.secretFile == null, config, startedAt },
-        {
-          membership,
-          manager,
-          commands: new CommandClient({
-            manager,
-            store: clusterState,
-            members: () => membership.members(),
-            versions: rolloutVersions(artifacts),
-          }),
-          store: clusterState,
-          artifacts,
-          runtime,
-          nodes: nodeOps,
-          metrics: () => exporter.render(),
-          traffic: () => traffic,
-        },
-      )
+      const subsystems = { id, membership, artifacts, store: clusterState, manager, runtime, traffic }
+      const exporter = createMetrics(config, subsystems)
+      const api = createAgentApi(config, { ...subsystems, startedAt, nodes: nodeOps, metrics: exporter })
       const lbCredential = secret == null ? null : clusterCredential(secret, 'lb-admin')
       const server = new ApiServer({ ...config.api, tokens, lbCredential }, api, log)
       const unpublished = new UnpublishedFollower({
@@ -216,14 +188,21 @@ export class Agent {
         {
           name: 'run file',
           start: async () => {
-            const addrs = membership.self.addrs
-            const url = httpUrl(server.address())
-            const info = { pid: process.pid, id, cluster: config.cluster, api: url, addrs }
-            await writeRunFile(config.dataDir, { ...info, startedAt: new Date(startedAt).toISOString() })
-            log.info('agent started', { id, cluster: config.cluster, api: url, addrs })
+            const info = {
+              id,
+              cluster: config.cluster,
+              api: httpUrl(server.address()),
+              addrs: membership.self.addrs,
+            }
+            await writeRunFile(config.dataDir, {
+              pid: process.pid,
+              ...info,
+              startedAt: new Date(startedAt).toISOString(),
+            })
+            log.info('agent started', info)
             if (tokens == null)
               log.warn(
-                `the admin API at ${url} is unauthenticated (loopback only); pass --tokens FILE to require API tokens`,
+                `the admin API at ${info.api} is unauthenticated (loopback only); pass --tokens FILE to require API tokens`,
               )
           },
         },

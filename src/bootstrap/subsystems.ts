@@ -1,9 +1,10 @@
 import { dirname, join } from 'node:path'
-import { ApiAddressInUseError } from '../api/index.js'
+import { AgentApi, ApiAddressInUseError, distributionCounts } from '../api/index.js'
 import { type Artifacts, checkDistribution, openArtifacts } from '../artifacts/index.js'
 import { drainConfirmed } from '../loadbalancer/index.js'
 import {
   type ClusterStateStore,
+  CommandClient,
   type CommandClientComponents,
   desiredState,
   Manager,
@@ -12,6 +13,7 @@ import {
   targetOf,
 } from '../manager/index.js'
 import type { Membership } from '../membership/index.js'
+import { AgentMetrics } from '../metrics/index.js'
 import {
   LaunchRecords,
   LocalProvider,
@@ -21,10 +23,11 @@ import {
   type Retirement,
 } from '../providers/index.js'
 import { componentsOf, Runtime } from '../runtime/index.js'
-import { type Logger, portInUse, presetTimers } from '../shared/index.js'
+import { type Logger, portInUse, presetTimers, VERSION } from '../shared/index.js'
 import type { AgentState } from './agent-state.js'
 import type { AgentConfig } from './config.js'
 import type { ShoalLibp2p } from './libp2p-node.js'
+import type { WireTraffic } from './wire-meter.js'
 
 /**
  * How the agent builds each subsystem from its configuration and the others: each
@@ -221,6 +224,63 @@ export async function createNodeOperations(
       records: new LaunchRecords(state.sublevel('providers')),
       retire: (node) => retirement.ask(node),
       logger: log,
+    },
+  )
+}
+
+/** The subsystems the metrics and the API read. */
+interface Observed {
+  id: string
+  membership: Membership
+  artifacts: Artifacts
+  store: ClusterStateStore
+  manager: Manager
+  runtime: Runtime
+  traffic: WireTraffic
+}
+
+/** `GET /metrics`: read from the subsystems at scrape time (docs/metrics.md). */
+export function createMetrics(config: AgentConfig, observed: Observed): AgentMetrics {
+  const { id, membership, artifacts, store, manager, runtime, traffic } = observed
+  return new AgentMetrics({
+    info: { id, cluster: config.cluster, version: VERSION },
+    members: () => membership.members(),
+    membership: () => membership.stats(),
+    wire: () => traffic,
+    transfer: () => artifacts.distributor.stats(),
+    transferLimits: config.artifacts,
+    distributions: () => distributionCounts(artifacts),
+    runtime: () => runtime.status(),
+    manager: () => manager.status(),
+    clusterState: () => store.current(),
+  })
+}
+
+/** What the API serves: the subsystems, and operator commands through the manager's command client. */
+export function createAgentApi(
+  config: AgentConfig,
+  components: Observed & { startedAt: number; nodes: NodeOperations; metrics: AgentMetrics },
+): AgentApi {
+  const { id, startedAt, membership, artifacts, store, manager, runtime, nodes, metrics, traffic } =
+    components
+  const commands = new CommandClient({
+    manager,
+    store,
+    members: () => membership.members(),
+    versions: rolloutVersions(artifacts),
+  })
+  return new AgentApi(
+    { id, cluster: config.cluster, open: config.secretFile == null, config, startedAt },
+    {
+      membership,
+      manager,
+      commands,
+      store,
+      artifacts,
+      runtime,
+      nodes,
+      metrics: () => metrics.render(),
+      traffic: () => traffic,
     },
   )
 }
