@@ -12,6 +12,7 @@
  * the next one, which is too slow at 10,000 nodes).
  */
 import { createRequire, syncBuiltinESMExports } from 'node:module'
+import { TimeHeap } from '../time-heap.js'
 
 const require = createRequire(import.meta.url)
 /** Epoch the virtual Date.now starts from (2026-01-01T00:00:00Z): any fixed value works. */
@@ -60,7 +61,7 @@ export class VirtualClock {
   fired = 0
   /** Timer callbacks that threw (logged once each kind, never fatal). */
   readonly errors = new Map<string, number>()
-  private readonly heap: VirtualTimer[] = []
+  private readonly heap = new TimeHeap<VirtualTimer>()
   private readonly byId = new Map<number, VirtualTimer>()
   private nextId = 1
   private seq = 0
@@ -68,14 +69,14 @@ export class VirtualClock {
   private readonly realSetImmediate = globalThis.setImmediate
 
   get pending(): number {
-    return this.heap.length
+    return this.heap.size
   }
 
   /** Runs `fn` after `ms` virtual ms (>= 0; NaN counts as 0, as Node does). */
   schedule(ms: number, fn: Callback, args: unknown[] = [], repeat: number | null = null): VirtualTimer {
     const delay = Number.isFinite(ms) && ms > 0 ? ms : 0
     const timer = new VirtualTimer(this.nextId++, this.now + delay, this.seq++, fn, args, repeat)
-    this.push(timer)
+    this.heap.push(timer)
     this.byId.set(timer.id, timer)
     return timer
   }
@@ -122,8 +123,8 @@ export class VirtualClock {
    * every promise chain they started settle before time moves on.
    */
   async runUntil(until: number): Promise<void> {
-    while (this.heap.length > 0 && this.heap[0]!.at <= until) {
-      const at = this.heap[0]!.at
+    while (this.heap.size > 0 && this.heap.peek()!.at <= until) {
+      const at = this.heap.peek()!.at
       if (at > this.now) this.now = at
       // Only timers that existed when the batch began: one made now (a 0 ms timeout)
       // runs after the promise chains of this batch, as in Node.
@@ -131,17 +132,17 @@ export class VirtualClock {
       let batch = 0
       while (
         batch < 50_000 &&
-        this.heap.length > 0 &&
-        this.heap[0]!.at <= this.now &&
-        this.heap[0]!.seq < limit
+        this.heap.size > 0 &&
+        this.heap.peek()!.at <= this.now &&
+        this.heap.peek()!.seq < limit
       ) {
-        const timer = this.pop()!
+        const timer = this.heap.pop()!
         if (timer.cancelled) continue
         batch++
         if (timer.repeat != null) {
           timer.at = this.now + Math.max(1, timer.repeat)
           timer.seq = this.seq++
-          this.push(timer)
+          this.heap.push(timer)
         } else {
           this.byId.delete(timer.id)
         }
@@ -161,9 +162,7 @@ export class VirtualClock {
 
   /** Drops cancelled timers from the heap (they would otherwise stay until their time). */
   compact(): void {
-    const live = this.heap.filter((timer) => !timer.cancelled)
-    this.heap.length = 0
-    for (const timer of live) this.push(timer)
+    this.heap.retain((timer) => !timer.cancelled)
   }
 
   /** Lets pending promise chains run (one real macrotask). */
@@ -217,42 +216,6 @@ export class VirtualClock {
     }
     return this.restore
   }
-
-  private push(timer: VirtualTimer): void {
-    const heap = this.heap
-    heap.push(timer)
-    let i = heap.length - 1
-    while (i > 0) {
-      const parent = (i - 1) >> 1
-      if (!before(heap[i]!, heap[parent]!)) break
-      ;[heap[i], heap[parent]] = [heap[parent]!, heap[i]!]
-      i = parent
-    }
-  }
-
-  private pop(): VirtualTimer | undefined {
-    const heap = this.heap
-    const top = heap[0]
-    const last = heap.pop()
-    if (heap.length === 0 || last == null) return top
-    heap[0] = last
-    let i = 0
-    for (;;) {
-      const left = 2 * i + 1
-      const right = left + 1
-      let smallest = i
-      if (left < heap.length && before(heap[left]!, heap[smallest]!)) smallest = left
-      if (right < heap.length && before(heap[right]!, heap[smallest]!)) smallest = right
-      if (smallest === i) break
-      ;[heap[i], heap[smallest]] = [heap[smallest]!, heap[i]!]
-      i = smallest
-    }
-    return top
-  }
-}
-
-function before(a: VirtualTimer, b: VirtualTimer): boolean {
-  return a.at < b.at || (a.at === b.at && a.seq < b.seq)
 }
 
 function abortError(reason: unknown): Error {
