@@ -7,10 +7,18 @@ import {
   parseHostPort,
   readSecret,
 } from '../bootstrap/index.js'
-import { type BackendSink, type BalanceStrategy, HaproxySink, LoadBalancer } from '../loadbalancer/index.js'
+import { type BalanceStrategy, HaproxySink, LoadBalancer } from '../loadbalancer/index.js'
 import { MemberRole } from '../membership/index.js'
 import { MetricsServer } from '../metrics/index.js'
-import { ConfigError, createLogger, type LogLevel, PortInUseError, portInUse } from '../shared/index.js'
+import {
+  ConfigError,
+  createLogger,
+  type LogLevel,
+  PortInUseError,
+  portInUse,
+  StartList,
+  startable,
+} from '../shared/index.js'
 import { handleStopSignals } from './stop-signals.js'
 
 export interface LbOptions extends Omit<ObserverOptions, 'roles' | 'listen'> {
@@ -70,12 +78,18 @@ export async function runLoadBalancer(options: LbOptions): Promise<void> {
   await requireFreePort(listen, '--listen')
   await requireFreePort(adminAt, '--admin')
   if (metricsAt != null) await requireFreePort(metricsAt, '--metrics')
-  const observer = await Observer.start({ ...member, listen: p2pListen ?? [], roles: [MemberRole.Lb] }, log)
-  let sink: (BackendSink & { stop(): Promise<void> }) | null = null
-  let metricsServer: MetricsServer | null = null
+  // One start list (src/shared/lifecycle.ts), stopped in reverse: the metrics
+  // listener, the load balancer, the HAProxy session, then the observer leaves.
+  const list = new StartList<{ leave: boolean }>(log, { leave: false })
   try {
+    const observer = await Observer.start({ ...member, listen: p2pListen ?? [], roles: [MemberRole.Lb] }, log)
+    await list.start([{ name: 'observer', stop: (how) => observer.stop(how) }])
+    let sink: HaproxySink | null = null
     if (options.haproxySocket != null) {
-      sink = await HaproxySink.start({ socket: options.haproxySocket, backend: options.haproxyBackend! }, log)
+      const at = { socket: options.haproxySocket, backend: options.haproxyBackend! }
+      const session = await HaproxySink.start(at, log)
+      sink = session
+      await list.start([{ name: 'haproxy session', stop: () => session.stop() }])
     }
     const lb = new LoadBalancer(
       {
@@ -91,18 +105,18 @@ export async function runLoadBalancer(options: LbOptions): Promise<void> {
       { membership: observer.membership, logger: log },
       sink,
     )
-    const address = await lb.start()
-    if (metricsAt != null) {
-      metricsServer = new MetricsServer({ ...metricsAt, render: () => lb.proxy.prometheus() }, log)
-      await metricsServer.start()
-    }
+    await list.start([startable('load balancer', lb)])
+    const metricsServer =
+      metricsAt == null ? null : new MetricsServer({ ...metricsAt, render: () => lb.proxy.prometheus() }, log)
+    if (metricsServer != null) await list.start([startable('metrics listener', metricsServer)])
+    const address = lb.proxy.address()
     const metricsAddress = metricsServer?.address()
     console.log(
       JSON.stringify({
         id: observer.id,
         cluster: options.cluster,
         url: httpUrl(address),
-        admin: httpUrl(address.admin),
+        admin: httpUrl(lb.admin.address()),
         service: options.service,
         haproxy: options.haproxyBackend ?? null,
         metrics: metricsAddress == null ? null : `${httpUrl(metricsAddress)}/metrics`,
@@ -110,18 +124,9 @@ export async function runLoadBalancer(options: LbOptions): Promise<void> {
       }),
     )
     // A repeated signal within a few seconds is the same request (cli/stop-signals.ts).
-    handleStopSignals({
-      stop: async () => {
-        await metricsServer?.stop()
-        await lb.stop()
-        await sink?.stop()
-        await observer.stop({ leave: true })
-      },
-    })
+    handleStopSignals({ stop: () => list.stop({ leave: true }) })
   } catch (err) {
-    await metricsServer?.stop().catch(() => {})
-    await sink?.stop().catch(() => {})
-    await observer.stop({ leave: false })
+    await list.stop({ leave: false })
     throw err
   }
 }
