@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -161,7 +162,7 @@ const METADATA_DEBOUNCE_MS = 25
  * and `installConfig`'s beside a config folder (`~` never appears in a `safe` name).
  */
 const UNPACK_TEMP = /-[0-9a-f]{12}\.tmp-[0-9a-f]{12}$/
-const CONFIG_TEMP = /~tmp-\d+$/
+const CONFIG_TEMP = /~tmp-\d+(-[0-9a-f]{8})?$/
 
 /**
  * Runs the components of the version the cluster wants on this node. A switch
@@ -649,19 +650,29 @@ export class Runtime implements Startable {
       })
   }
 
-  /** Copies the config artifacts of a version into one folder, by artifact name (atomically). */
+  /**
+   * Copies the config artifacts of a version into one folder, by artifact name
+   * (atomically). The prepare-ahead and the switch may install the same version at
+   * once: each copies into a temp folder of its own, and the one that renames
+   * second finds the folder there and keeps it.
+   */
   private async installConfig(id: string, manifest: ManifestLike): Promise<string> {
     const dir = join(this.init.dataDir, 'configs', safe(id))
     if (await exists(dir)) return dir
-    const temp = `${dir}~tmp-${process.pid}`
-    await rm(temp, { recursive: true, force: true })
-    for (const artifact of manifest.artifacts.filter((a) => a.kind === 'config')) {
-      const file = join(temp, artifact.name)
-      await mkdir(dirname(file), { recursive: true })
-      await copyFile(this.components.distributions.blobPath(artifact.sha256), file)
+    const temp = `${dir}~tmp-${process.pid}-${randomBytes(4).toString('hex')}`
+    try {
+      for (const artifact of manifest.artifacts.filter((a) => a.kind === 'config')) {
+        const file = join(temp, artifact.name)
+        await mkdir(dirname(file), { recursive: true })
+        await copyFile(this.components.distributions.blobPath(artifact.sha256), file)
+      }
+      await mkdir(temp, { recursive: true })
+      await rename(temp, dir)
+    } catch (err) {
+      await rm(temp, { recursive: true, force: true })
+      // Another install of the same version won the rename: its folder has the same content.
+      if (!(await exists(dir))) throw err
     }
-    await mkdir(temp, { recursive: true })
-    await rename(temp, dir)
     return dir
   }
 

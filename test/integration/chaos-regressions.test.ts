@@ -28,6 +28,8 @@ describe('regressions found by the kill campaign', () => {
     await mkdir(join(web, '2.tmp-ffffffffffff'))
     const configs = join(data, 'configs')
     await mkdir(join(configs, 'educa@1.0~tmp-4242'), { recursive: true })
+    // Since two installs of one version may run at once, each temp name also has a random part.
+    await mkdir(join(configs, 'educa@1.1~tmp-4242-0a1b2c3d'), { recursive: true })
     await mkdir(join(configs, 'educa@1.0'))
 
     await cluster.start({ dataDir: data })
