@@ -2,34 +2,12 @@ import { describe, expect, it } from 'vitest'
 import { CommandClient, desiredOf, versionsInUse } from '../../src/manager/index.js'
 import { type ClusterState, emptyState, type RolloutRecord } from '../../src/manager/record.js'
 import type { Member, MemberMetadata } from '../../src/membership/index.js'
+import { rolloutRecord } from '../helpers/rollout-record.js'
 
 /** What moved out of the agent into the manager: the prepare-ahead rule, retention, the command waits. */
 
 function rollout(patch: Partial<RolloutRecord>): RolloutRecord {
-  return {
-    id: 'r1',
-    kind: 'rollout',
-    distribution: 'app@2',
-    from: 'app@1',
-    strategy: 'rolling',
-    maxUnavailable: 1,
-    canaryPercent: 0,
-    approve: 'auto',
-    minReadyMs: 0,
-    failureThreshold: 1,
-    autoRollback: true,
-    scope: [],
-    state: 'running',
-    baseDefault: 'app@1',
-    baseTargets: {},
-    progress: { n1: 'done', n2: 'pending' },
-    approved: true,
-    requestedBy: 'test',
-    requestedAt: new Date(0).toISOString(),
-    finishedAt: null,
-    reason: null,
-    ...patch,
-  }
+  return rolloutRecord({ progress: { n1: 'done', n2: 'pending' }, ...patch })
 }
 
 const state = (patch: Partial<ClusterState>): ClusterState => ({ ...emptyState(), ...patch })

@@ -8,35 +8,13 @@ import {
   step,
   targetsOf,
 } from '../../src/manager/rollout-engine.js'
+import { rolloutRecord } from '../helpers/rollout-record.js'
 
 const OLD = 'app@1'
 const NEW = 'app@2'
 
 function rollout(overrides: Partial<RolloutRecord> = {}): RolloutRecord {
-  return {
-    id: 'r1',
-    kind: 'rollout',
-    distribution: NEW,
-    from: OLD,
-    strategy: 'rolling',
-    maxUnavailable: 1,
-    canaryPercent: 0,
-    approve: 'auto',
-    minReadyMs: 0,
-    failureThreshold: 1,
-    autoRollback: true,
-    scope: [],
-    state: 'running',
-    baseDefault: OLD,
-    baseTargets: {},
-    progress: {},
-    approved: true,
-    requestedBy: 'test',
-    requestedAt: new Date(0).toISOString(),
-    finishedAt: null,
-    reason: null,
-    ...overrides,
-  }
+  return rolloutRecord({ distribution: NEW, from: OLD, ...overrides })
 }
 
 function progressOf(entries: Record<string, NodeProgress>): Record<string, NodeProgress> {

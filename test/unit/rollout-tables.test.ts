@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { formatRollout } from '../../src/cli/rollout.js'
 import { formatAuditTrail, type HistoryEntry } from '../../src/cli/views.js'
 import { type RolloutRecord, rolloutView } from '../../src/manager/index.js'
+import { rolloutRecord } from '../helpers/rollout-record.js'
 
 const NODE_A = `12D3KooW${'A'.repeat(44)}`
 const NODE_B = `12D3KooW${'B'.repeat(44)}`
@@ -23,30 +24,17 @@ function cells(text: string, headerStart: string, rowStart: string): Record<stri
 }
 
 function record(overrides: Partial<RolloutRecord> = {}): RolloutRecord {
-  return {
+  return rolloutRecord({
     id: 'r7',
-    kind: 'rollout',
     distribution: 'hello@5.0',
     from: 'hello@4.0',
-    strategy: 'rolling',
-    maxUnavailable: 1,
-    canaryPercent: 0,
-    approve: 'auto',
-    minReadyMs: 0,
-    failureThreshold: 1,
-    autoRollback: true,
-    scope: [],
     state: 'rolled-back',
-    baseDefault: 'hello@4.0',
-    baseTargets: {},
-    progress: {},
-    approved: true,
     requestedBy: 'alice (admin)',
     requestedAt: '2025-01-01T10:00:00.000Z',
     finishedAt: '2025-01-01T10:01:00.000Z',
     reason: '1 node(s) failed (threshold 1)',
     ...overrides,
-  }
+  })
 }
 
 describe('shoal history: the audit trail table', () => {

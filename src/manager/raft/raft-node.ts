@@ -584,22 +584,7 @@ export class RaftNode {
     this.role = 'pre-candidate'
     this.leader = null
     this.resetRoleState()
-    const config = this.log.latestConfig().config
-    const chain = this.log.configChainAfter(-1).slice(-VOTE_REQUEST_CHAIN)
-    this.tally = new VoteTally(config)
-    this.tally.record(this.id, true, null)
-    for (const voter of config.voters) {
-      if (voter === this.id) continue
-      this.send({
-        type: 'pre-vote',
-        from: this.id,
-        to: voter,
-        term: this.term + 1,
-        lastLogIndex: this.log.lastIndex(),
-        lastLogTerm: this.log.lastTerm(),
-        chain,
-      })
-    }
+    this.requestVotes(null, (base) => ({ ...base, type: 'pre-vote', term: this.term + 1 }))
     this.onPreVoteResponse(this.id, true)
   }
 
@@ -610,24 +595,35 @@ export class RaftNode {
     this.leader = null
     this.resetRoleState()
     this.counters.elections++
+    const ownVote = this.ctx.signer.sign(voteBytes(this.ctx.cluster, this.term, this.id))
+    this.requestVotes(ownVote, (base) => ({ ...base, type: 'vote', term: this.term, transfer }))
+    this.checkElection()
+  }
+
+  /**
+   * Starts a tally with this node's own vote (`ownVote`: its signature, null for a
+   * pre-vote) and asks every other voter, with this log's position and the chain of
+   * configurations that proves who the voters are.
+   */
+  private requestVotes(
+    ownVote: Uint8Array | null,
+    request: (base: VoteRequestBase) => PreVoteRequest | VoteRequest,
+  ): void {
     const config = this.log.latestConfig().config
     const chain = this.log.configChainAfter(-1).slice(-VOTE_REQUEST_CHAIN)
     this.tally = new VoteTally(config)
-    this.tally.record(this.id, true, this.ctx.signer.sign(voteBytes(this.ctx.cluster, this.term, this.id)))
+    this.tally.record(this.id, true, ownVote)
     for (const voter of config.voters) {
       if (voter === this.id) continue
-      this.send({
-        type: 'vote',
+      const base = {
         from: this.id,
         to: voter,
-        term: this.term,
         lastLogIndex: this.log.lastIndex(),
         lastLogTerm: this.log.lastTerm(),
         chain,
-        transfer,
-      })
+      }
+      this.send(request(base))
     }
-    this.checkElection()
   }
 
   private onPreVote(m: PreVoteRequest): void {
@@ -1044,3 +1040,6 @@ function sameHardState(a: HardState, b: HardState): boolean {
 function sameSoftState(a: SoftState, b: SoftState): boolean {
   return a.role === b.role && a.leader === b.leader && a.term === b.term
 }
+
+/** What a pre-vote and a vote request share: who asks whom, the log's position, the voters' proof. */
+type VoteRequestBase = Pick<VoteRequest, 'from' | 'to' | 'lastLogIndex' | 'lastLogTerm' | 'chain'>
