@@ -55,6 +55,16 @@ export class AgentState {
     return this.db.sublevel<string, string>(name, { valueEncoding: 'utf8' })
   }
 
+  /**
+   * A namespace whose values are bytes (Uint8Array), for stores that encode their own
+   * records (the Raft log). Its `batch(ops, { sync: true })` reaches LevelDB's synced
+   * write: abstract-level's sublevel hands its options to the parent's batch, down to
+   * classic-level (its typings just do not declare `sync` on a sublevel).
+   */
+  binarySublevel(name: string) {
+    return this.db.sublevel<string, Uint8Array>(name, { valueEncoding: 'view' })
+  }
+
   get path(): string {
     return this.location
   }
