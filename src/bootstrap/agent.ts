@@ -2,7 +2,12 @@ import { randomBytes } from 'node:crypto'
 import type { ConnectionGater } from '@libp2p/interface'
 import { type AgentApi, ApiServer, loadTokens } from '../api/index.js'
 import type { Artifacts } from '../artifacts/index.js'
-import { ClusterStateStore, type Manager, UnpublishedFollower } from '../manager/index.js'
+import {
+  ClusterStateStore,
+  type Manager,
+  publishedStateTrust,
+  UnpublishedFollower,
+} from '../manager/index.js'
 import type { Membership } from '../membership/index.js'
 import {
   discoverOnEc2,
@@ -143,11 +148,22 @@ export class Agent {
       const id = node.peerId.toString()
       const clusterState = new ClusterStateStore(
         { cluster: config.cluster },
-        { membership, network: node, privateKey, db: state.sublevel('cluster'), logger: log },
+        {
+          membership,
+          network: node,
+          privateKey,
+          trust: publishedStateTrust(config.cluster),
+          db: state.sublevel('cluster'),
+          logger: log,
+        },
       )
       const artifacts = await createArtifacts(config, { node, membership, store: clusterState, state }, log)
       await list.start([{ name: 'artifacts', stop: () => artifacts.close() }])
-      const manager = createManager(config, { membership, node, artifacts, store: clusterState, state }, log)
+      const manager = createManager(
+        config,
+        { membership, node, artifacts, store: clusterState, state, privateKey },
+        log,
+      )
       // The runtime hands the API's address to components once it runs, after the API listens.
       const runtime = createRuntime(
         config,
@@ -211,8 +227,13 @@ export class Agent {
         // of it before the processes stop), then the runtime stops every component.
         leaveStep(membership),
         { name: 'drain', stop: ({ leave }) => (leave ? runtime.drainAll() : undefined) },
-        // A leaving manager stops deciding first; the others elect a new one once it has left.
-        startable('manager', manager),
+        // A leaving leader hands leadership to another voter first (no election timeout to wait
+        // out); the new leader removes it from the voters once it has left.
+        {
+          name: 'manager',
+          start: () => manager.start(),
+          stop: ({ leave }) => manager.stop({ handOver: leave }),
+        },
         { name: 'node operations end', stop: () => nodeOps.stop() },
         {
           name: 'start-up warnings',

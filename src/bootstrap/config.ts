@@ -48,6 +48,8 @@ export interface AgentConfig {
   runtime: RuntimeConfig
   /** Host peers reach this node's components through (default: from --listen). */
   advertiseHost: string | null
+  /** Largest Raft voter set the leader keeps: 3 or 5 (docs/manager.md). Default 5. */
+  maxVoters: 3 | 5
   logLevel: LogLevel
   /** How this node was launched (by a provider) and what it is, announced in member metadata. */
   node: NodeIdentity
@@ -80,6 +82,7 @@ export interface AgentOptions {
   artifacts?: Partial<ArtifactsConfig>
   runtime?: Partial<RuntimeConfig>
   advertiseHost?: string | null
+  maxVoters?: number
   logLevel?: LogLevel
   node?: Partial<NodeIdentity>
   providersFile?: string | null
@@ -108,6 +111,9 @@ export function resolveAgentConfig(options: AgentOptions): AgentConfig {
       `unknown timer preset "${preset}" (${TIMER_PRESETS.slice(0, -1).join(', ')} or ${TIMER_PRESETS.at(-1)})`,
     )
   const presetValues = presetTimers(preset)
+  const maxVoters = options.maxVoters ?? 5
+  if (maxVoters !== 3 && maxVoters !== 5)
+    throw new OptionError(`--voters must be 3 or 5 (got ${maxVoters}): an odd set, small enough to commit fast`)
   checkAnnounced(options.node)
   const api = parseHostPort(options.api ?? DEFAULT_API, '--api')
   const tokensFile = options.tokensFile == null ? null : resolve(options.tokensFile)
@@ -130,6 +136,7 @@ export function resolveAgentConfig(options: AgentOptions): AgentConfig {
     artifacts: resolveArtifacts(options.artifacts),
     runtime: { ...presetValues.runtime, ...DEFAULT_RUNTIME_LIMITS, ...options.runtime },
     advertiseHost: options.advertiseHost ?? null,
+    maxVoters,
     logLevel: options.logLevel ?? 'info',
     providersFile: options.providersFile == null ? null : resolve(options.providersFile),
     discoverEc2: options.discoverEc2 ?? null,

@@ -9,6 +9,7 @@ import {
   desiredState,
   Manager,
   type ManagerComponents,
+  RaftStorage,
   retentionGuard,
   targetOf,
 } from '../manager/index.js'
@@ -92,10 +93,11 @@ export function createManager(
     artifacts: Artifacts
     store: ClusterStateStore
     state: AgentState
+    privateKey: ManagerComponents['privateKey']
   },
   log: Logger,
 ): Manager {
-  const { membership, node, artifacts, store, state } = components
+  const { membership, node, artifacts, store, state, privateKey } = components
   const versions: ManagerComponents['versions'] = {
     has: async (id) => artifacts.catalogue.get(id) != null,
     history: (name) => artifacts.catalogue.history(name).map((e) => e.id),
@@ -115,8 +117,16 @@ export function createManager(
     },
   }
   return new Manager(
-    { cluster: config.cluster, ...presetTimers(config.preset).manager },
-    { membership, network: node, store, versions, db: state.sublevel('manager'), logger: log },
+    { cluster: config.cluster, ...presetTimers(config.preset).manager, maxVoters: config.maxVoters },
+    {
+      membership,
+      network: node,
+      store,
+      versions,
+      raftStorage: new RaftStorage(state.binarySublevel('raft')),
+      privateKey,
+      logger: log,
+    },
   )
 }
 

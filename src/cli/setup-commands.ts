@@ -49,6 +49,7 @@ export function addSetupCommands(program: Command): void {
       "host peers reach this node's components through (default: the --listen address, or the first non-loopback one)",
     )
     .addOption(presetOption())
+    .option('--voters <n>', 'largest Raft voter set the leader keeps, 3 or 5 (default 5)', positiveInt)
     .option('--max-artifact-size <bytes>', 'largest artifact accepted (e.g. 512M; default 2G)')
     .option('--retention <n>', 'versions kept per distribution name (default 5)', positiveInt)
     .option(
@@ -115,6 +116,7 @@ export function addSetupCommands(program: Command): void {
         trust: opts.trust,
         mdns: opts.mdns,
         advertiseHost: opts.advertiseHost ?? null,
+        ...(opts.voters == null ? {} : { maxVoters: opts.voters as number }),
         preset: opts.preset as TimerPreset,
         logLevel: opts.logLevel as LogLevel,
         providersFile: opts.providers ?? null,

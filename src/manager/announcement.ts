@@ -24,10 +24,10 @@ export const managerAnnouncement = new Announcement('manager', {
     about: '`{"term": N}`: this node\'s claim to be the manager, or null (docs/manager.md)',
   },
   [STATE_KEY]: {
-    schema: z.looseObject({ term, seq: term, manager: z.string().max(100) }),
+    schema: z.looseObject({ term, seq: term, manager: z.string().max(100), g: term.optional() }),
     maxBytes: 256,
     about:
-      '`{"term","seq","manager"}`: the head of the newest cluster state this node holds; the state itself is fetched over `/shoal/<cluster>/state/1.0.0`',
+      '`{"term","seq","manager","g"}`: the head of the newest cluster state this node holds (`g`: its Raft generation; `seq`: its log index); the state itself is fetched over `/shoal/<cluster>/state/1.0.0`',
   },
 })
 export type ManagerAnnouncement = Announced<typeof managerAnnouncement>

@@ -7,8 +7,8 @@ import {
   LEARN_POLL_MS,
   LEARN_WAIT_MS,
 } from './constants.js'
+import type { ManagerCommand, Unpublishing } from './decisions.js'
 import { UnknownDistributionError } from './errors.js'
-import type { ManagerCommand, Unpublishing } from './manager.js'
 import type { ClusterState, RolloutRecord } from './record.js'
 import { type RolloutView, rolloutView } from './rollout-view.js'
 

@@ -57,3 +57,6 @@ export const ROLLOUT_DEFAULTS = {
  * otherwise only fetched when its holder announces again, which may be never.
  */
 export const STATE_RETRY_MS = 1000
+
+/** A leader leaving gracefully spends at most this long bringing a successor in and handing over (then it just leaves). */
+export const HAND_OVER_MS = 5000

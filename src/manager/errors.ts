@@ -80,3 +80,12 @@ export class VersionInUseError extends errorClass('ERR_VERSION_IN_USE') {
     super(`${id} ${why}; only a version never rolled out can be unpublished (retention drops old ones)`)
   }
 }
+
+/** `shoal voters reset` on a node that holds no log of the cluster: run it on a node that was a voter. */
+export class NoRaftLogError extends errorClass('ERR_NO_RAFT_LOG') {
+  constructor() {
+    super(
+      'this node holds no log of the cluster (it never was a voter or learner); run `shoal voters reset --force` on a node that was a voter',
+    )
+  }
+}

@@ -13,7 +13,14 @@ export {
   type StateHead,
 } from './announcement.js'
 export { CommandClient, type CommandClientComponents } from './command-client.js'
+export { publishedStateTrust } from './consensus/published-proof.js'
+export { RaftStorage } from './consensus/raft-storage.js'
 export { HISTORY_LENGTH, ROLLOUT_DEFAULTS } from './constants.js'
+export {
+  commandSchema,
+  type ManagerCommand,
+  type Unpublishing,
+} from './decisions.js'
 export {
   type DesiredState,
   desiredOf,
@@ -21,12 +28,13 @@ export {
   type FollowedStore,
   UnpublishedFollower,
 } from './desired-state.js'
-export { type ElectionView, elect, isEligible } from './election.js'
+export { type ElectionView, isEligible } from './election.js'
 export {
   AlreadyRunningError,
   NoManagerError,
   NoPreviousVersionError,
   NoQuorumError,
+  NoRaftLogError,
   NotPausedError,
   NotWaitingError,
   PlacementError,
@@ -37,13 +45,11 @@ export {
   VersionUnpublishedError,
 } from './errors.js'
 export {
-  commandSchema,
   Manager,
-  type ManagerCommand,
   type ManagerComponents,
   type ManagerInit,
   type ManagerStatus,
-  type Unpublishing,
+  type VotersView,
 } from './manager.js'
 export {
   type Assignment,

@@ -1,56 +1,66 @@
-import { setTimeout as sleep } from 'node:timers/promises'
+import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
-import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
-import { runtimeAnnouncement } from '../runtime/index.js'
+import type { Member, MembershipEvents } from '../membership/index.js'
 import type { ErrorCode, Logger, Startable, TypedEvents } from '../shared/index.js'
 import {
   decodeJson,
   encodeJson,
   exchange,
+  hasCode,
   INTERNAL,
   messageOf,
-  NotFoundError,
   RemoteError,
   ShoalError,
   type StreamNetwork,
   serve,
 } from '../shared/index.js'
-import { type ManagerAnnouncement, managerAnnouncement } from './announcement.js'
+import { managerAnnouncement } from './announcement.js'
+import {
+  type ClusterChange,
+  ClusterMachine,
+  type CommandAnswer,
+  encodeChange,
+} from './consensus/cluster-machine.js'
+import { keySigner, peerIdVerifier } from './consensus/keys.js'
+import { proofOf } from './consensus/published-proof.js'
+import { RaftHost, type RaftHostComponents } from './consensus/raft-host.js'
+import { RaftTransport } from './consensus/raft-transport.js'
 import {
   COMMAND_TIMEOUT_MS,
-  HISTORY_LENGTH,
+  HAND_OVER_MS,
   LEARN_WAIT_MS,
   MANAGER_WAIT_MS,
   MAX_COMMAND_BYTES,
-  ROLLOUT_DEFAULTS,
-  STATE_CATCH_UP_MS,
 } from './constants.js'
-import { type ElectionView, elect, isEligible } from './election.js'
+import {
+  commandSchema,
+  controlRollout,
+  type ManagerCommand,
+  observe,
+  type ParsedCommand,
+  type ParsedUnpublish,
+  type RolloutRequest,
+  startRollout,
+  type Unpublishing,
+  unpublishCommand,
+  unpublishVersion,
+} from './decisions.js'
+import { type ElectionView, isEligible } from './election.js'
 import {
   AlreadyRunningError,
   NoManagerError,
   NoPreviousVersionError,
   NoQuorumError,
-  NotPausedError,
-  NotWaitingError,
-  RolloutFinishedError,
+  NoRaftLogError,
   UnknownDistributionError,
-  UnknownNodeError,
-  VersionInUseError,
   VersionUnpublishedError,
 } from './errors.js'
 import { type PlacementSpec, parsePlacement, place } from './placement.js'
-import {
-  type ClusterState,
-  type ClusterStateStore,
-  MAX_ACTIONS,
-  ROLLOUT_STRATEGIES,
-  type RolloutRecord,
-  type UnpublishedVersion,
-} from './record.js'
-import { baseOf, isFinished, type NodeObservation, step, targetsOf } from './rollout-engine.js'
-import { whyInUse, withUnpublished } from './unpublish.js'
+import { genesisSnapshot, type NodeId, type RaftStatus, type RequestId } from './raft/index.js'
+import type { ClusterState, ClusterStateStore, RolloutRecord } from './record.js'
+import { isFinished, step, targetsOf } from './rollout-engine.js'
+import { nextVoterChange } from './voter-policy.js'
 
 /**
  * The timers are given by the agent from its preset (the table in
@@ -60,26 +70,35 @@ import { whyInUse, withUnpublished } from './unpublish.js'
 export interface ManagerInit {
   cluster: string
   /**
-   * ms between two runs of the manager loop (election, voters, rollout step,
-   * placement); it also runs on every membership event.
+   * ms between two runs of the leader's loop (voters, rollout step, placement);
+   * it also runs on every membership event and after every applied entry.
    * @default 250 (lan; cloud 500, test 100)
    */
   tickMs: number
   /**
-   * ms a voter stays dead before it leaves the voting set (decided by a quorate manager only).
+   * ms a voter stays dead before the leader replaces it (or removes it when no agent can replace it).
    * @default 30_000 (lan; cloud 120_000, test 5_000)
    */
   voterRemovalMs: number
-  /**
-   * ms a candidate waits for each voter's answer to its pre-vote before it claims a term.
-   * @default 1_000 (lan; cloud 2_000, test 500)
-   */
-  prevoteTimeoutMs: number
   /**
    * ms a node alone with no cluster state waits after start before founding a cluster by itself.
    * @default 3_000 (lan; cloud 6_000, test 1_000)
    */
   formationWaitMs: number
+  /**
+   * ms per Raft tick: heartbeats go out every tick; the election timeout is
+   * drawn in [electionTicks, 2·electionTicks) ticks.
+   * @default 50 (lan; cloud 100, test 100)
+   */
+  raftTickMs: number
+  /**
+   * Minimum Raft election timeout, in ticks (a leader's lease is a little shorter: docs/raft.md).
+   * lan: 0.5–1 s; cloud: 2–4 s; test: 1–2 s.
+   * @default 10 (lan; cloud 20, test 10)
+   */
+  electionTicks: number
+  /** Largest voter set (3 or 5; docs/manager.md). @default 5 */
+  maxVoters?: number
 }
 
 export interface ManagerComponents {
@@ -87,7 +106,6 @@ export interface ManagerComponents {
     readonly id: string
     readonly events: TypedEvents<MembershipEvents>
     members(): Member[]
-    updateMetadata(patch: MemberMetadata): Promise<void>
   }
   network: StreamNetwork
   store: ClusterStateStore
@@ -102,149 +120,160 @@ export interface ManagerComponents {
      */
     layout(id: string): { components: string[]; placement: unknown; exclusive?: string[] } | null
   }
-  db: { get(key: string): Promise<string | undefined>; put(key: string, value: string): Promise<void> }
+  /** The Raft log, hard state and snapshots on this node's disk. */
+  raftStorage: RaftHostComponents['storage']
+  /** This node's libp2p key: it signs its votes. */
+  privateKey: PrivateKey
   logger: Logger
 }
 
-const rolloutCommand = z.strictObject({
-  op: z.literal('rollout'),
-  distribution: z.string().min(3).max(200),
-  strategy: z.enum(ROLLOUT_STRATEGIES).default('all-at-once'),
-  maxUnavailable: z.number().int().min(1).optional(),
-  maxUnavailablePercent: z.number().min(1).max(100).optional(),
-  canaryPercent: z.number().min(1).max(100).optional(),
-  approve: z.enum(['manual', 'auto']).optional(),
-  minReadyMs: z.number().int().min(0).max(3_600_000).optional(),
-  failureThreshold: z.number().int().min(1).optional(),
-  /** A node's switch not done this long after its turn came fails (default 600 000). */
-  progressDeadlineMs: z.number().int().min(1000).max(86_400_000).optional(),
-  autoRollback: z.boolean().default(true),
-  nodes: z.array(z.string()).default([]),
-  requestedBy: z.string().default(''),
-})
-const rollbackCommand = rolloutCommand
-  .omit({ op: true, distribution: true })
-  .extend({ op: z.literal('rollback'), name: z.string().min(1).max(100), to: z.string().optional() })
-const controlCommand = z.strictObject({
-  op: z.enum(['approve', 'pause', 'resume', 'abort']),
-  id: z.string().min(1).max(40),
-  requestedBy: z.string().default(''),
-})
-export const commandSchema = z.union([rolloutCommand, rollbackCommand, controlCommand])
-/** `shoal unpublish`: a version never rolled out leaves the cluster (docs/distributions.md). */
-const unpublishCommand = z.strictObject({
-  op: z.literal('unpublish'),
-  id: z.string().min(3).max(200),
-  requestedBy: z.string().max(200).default(''),
-})
-/** A candidate's pre-vote: "whom do you follow?" */
-const prevoteRequest = z.strictObject({ op: z.literal('prevote') })
-const requestSchema = z.union([
-  prevoteRequest,
-  rolloutCommand,
-  rollbackCommand,
-  controlCommand,
-  unpublishCommand,
-])
-const prevoteAnswer = z.strictObject({ ok: z.literal(true), follows: z.string().max(100).nullable() })
-export type ManagerCommand = z.input<typeof commandSchema>
-
-/** What an unpublish did: `already-unpublished` when an earlier request had (nothing changed). */
-export interface Unpublishing {
-  result: 'unpublished' | 'already-unpublished'
-  entry: UnpublishedVersion
-}
-
-const errorCode = z.custom<ErrorCode>((v) => typeof v === 'string' && /^ERR_[A-Z0-9_]+$/.test(v))
-
-const answerSchema = z.union([
-  z.strictObject({ ok: z.literal(true), rollout: z.unknown() }),
-  z.strictObject({ ok: z.literal(true), unpublished: z.unknown() }),
-  z.strictObject({
-    ok: z.literal(false),
-    // `status`: what agents before the one error model sent along (ignored; src/api/errors.ts maps codes).
-    error: z.strictObject({ code: errorCode, message: z.string(), status: z.number().optional() }),
-  }),
-])
-
 export interface ManagerStatus extends ElectionView {
-  /** This node is the manager and sees a majority: it acts. */
+  /** This node is the leader, holds its lease and has applied everything before its term: it acts. */
   acting: boolean
   self: boolean
+  /** Non-voting members of the Raft configuration (voters being brought in). */
+  learners: string[]
+  /** This node's Raft role, or `observer` when it is not in the configuration (it follows the published state). */
+  role: 'leader' | 'follower' | 'candidate' | 'pre-candidate' | 'observer'
+  /** Raft commit index as this node knows it, and the index its state is applied to. */
+  commitIndex: number
+  appliedIndex: number
+}
+
+/** `shoal voters`: the Raft configuration as this node sees it. */
+export interface VotersView {
+  /** The leader this node follows (null: none known), and its term. */
+  leader: string | null
+  term: number
+  /** Bumped by each `shoal voters reset`. */
+  generation: number
+  commitIndex: number
+  /** Largest voter set the policy aims at (3 or 5). */
+  maxVoters: number
+  members: Array<{
+    id: string
+    role: 'voter' | 'learner'
+    /** What membership says of it (`gone`: not in the member list). */
+    state: string
+    leader: boolean
+    /** Log index the leader knows it holds (null: this node is not the leader). */
+    match: number | null
+  }>
+}
+
+const requestId = z.strictObject({ client: z.string().min(1).max(120), seq: z.number().int().min(1) })
+const wireRequest = z.strictObject({
+  v: z.literal(2),
+  request: requestId,
+  command: z.union([...commandSchema.options, unpublishCommand]),
+})
+const errorCode = z.custom<ErrorCode>((v) => typeof v === 'string' && /^ERR_[A-Z0-9_]+$/.test(v))
+const wireAnswer = z.union([
+  z.strictObject({ ok: z.literal(true), index: z.number().int(), rollout: z.unknown() }),
+  z.strictObject({ ok: z.literal(true), index: z.number().int(), unpublished: z.unknown() }),
+  z.strictObject({
+    ok: z.literal(false),
+    error: z.strictObject({ code: errorCode, message: z.string() }),
+    /** Set when the asked node does not lead: who does, as far as it knows. */
+    leader: z.string().max(100).nullable().optional(),
+  }),
+])
+type WireAnswer = z.output<typeof wireAnswer>
+
+/** Not the leader: the asking agent tries `leader` (internal to the wire; never reaches a client). */
+class NotLeaderHere extends Error {
+  constructor(readonly leader: string | null) {
+    super(leader == null ? 'no leader is known' : `the leader is ${leader}`)
+  }
 }
 
 /**
- * Runs on every agent. Each tick it takes part in the election (claiming the
- * next term when it is the candidate and sees a majority of the voters), and,
- * while it is the manager with quorum, keeps the voting set, drives the newest
- * rollout one step and writes the cluster state when anything changed. Commands
- * reach it from any agent over `/shoal/<cluster>/manager/1.0.0`.
+ * The manager on every agent. Decisions are entries of a Raft log committed by
+ * a majority of a small voter set (docs/manager.md): commands from any agent go
+ * to the leader, which decides on the state it has applied, proposes the change
+ * and answers once it is committed and applied, with its log index. The leader
+ * also runs the loop that keeps the voter set, steps the newest rollout and
+ * places components, each decision an entry of the log; and it publishes the
+ * applied state to every agent through the cluster-state store.
  */
 export class Manager implements Startable {
   private readonly log: Logger
   private readonly protocol: string
+  private readonly machine = new ClusterMachine()
+  private readonly host: RaftHost
+  private readonly transport: RaftTransport
+  private readonly clientId: string
+  private seq = 0
   private timer: NodeJS.Timeout | undefined
   private wakeTimer: NodeJS.Timeout | undefined
   private startedAt = 0
-  private view: ElectionView = {
-    manager: null,
-    term: 0,
-    quorum: false,
-    voters: [],
-    aliveVoters: 0,
-    claim: null,
-  }
-  private knownTerm = 0
-  private myClaim: number | null = null
   private readonly readySince = new Map<string, number>()
-  /** When this node first saw each voter dead or forgotten (voter removal counts from there). */
+  /** When this leader first saw each voter or learner dead or missing. */
   private readonly goneSince = new Map<string, number>()
-  private writes: Promise<unknown> = Promise.resolve()
+  private decisions: Promise<unknown> = Promise.resolve()
+  /** After a reset: save a snapshot once this leader can decide, so every agent starts from the state. */
+  private compactAfterTermStart = false
+  /** Handing over before a graceful leave: the voter policy keeps still meanwhile. */
+  private leaving = false
   private running = false
   private ticking = false
+  private tickAgain = false
   private readonly unsubscribe: Array<() => void> = []
-  /** The version whose placement rules were last refused (logged once). */
   private badPlacement: string | null = null
+  private published: { index: number; term: number; config: string } | null = null
+  /** The cluster this node's log belongs to: its founding voter and generation (kept with the log). */
+  private genesis: { generation: number; voters: string[] } | null = null
 
   constructor(
     private readonly init: ManagerInit,
     private readonly components: ManagerComponents,
   ) {
     this.log = components.logger.child('manager')
-    this.protocol = `/shoal/${init.cluster}/manager/1.0.0`
+    this.protocol = `/shoal/${init.cluster}/manager/2.0.0`
+    const id = components.membership.id
+    this.clientId = `${id}/${Math.random().toString(36).slice(2, 10)}`
+    this.transport = new RaftTransport(
+      { cluster: init.cluster },
+      {
+        network: components.network,
+        selfId: id,
+        deliver: (message) => this.host.receive(message),
+        logger: components.logger,
+      },
+    )
+    this.host = new RaftHost(
+      { cluster: init.cluster, id, tickMs: init.raftTickMs, electionTicks: init.electionTicks },
+      {
+        storage: components.raftStorage,
+        send: (messages) => this.transport.send(messages),
+        signer: keySigner(components.privateKey),
+        verifier: peerIdVerifier(),
+        machine: this.machine,
+        logger: components.logger,
+        onChange: () => this.soon(),
+      },
+    )
   }
 
   async start(): Promise<void> {
     if (this.running) return
     this.running = true
     this.startedAt = Date.now()
-    this.knownTerm = Number((await this.components.db.get('term')) ?? 0)
+    await this.transport.start()
     await serve(
       this.components.network,
       this.protocol,
       { timeoutMs: COMMAND_TIMEOUT_MS, maxBytes: MAX_COMMAND_BYTES },
       this.log,
       async (ch) => {
-        const request = decodeJson(requestSchema, await ch.read(), 'manager request')
-        if (request.op === 'prevote') {
-          // The manager this node follows now: a candidate claims only if no majority follows another.
-          await ch.write(encodeJson({ ok: true, follows: this.view.manager }))
-          return
-        }
-        const failed = (err: unknown) => ({ ok: false as const, error: errorOf(err) })
-        const answer =
-          request.op === 'unpublish'
-            ? await this.executeUnpublish(request).then(
-                (unpublished) => ({ ok: true as const, unpublished }),
-                failed,
-              )
-            : await this.execute(commandSchema.parse(request)).then(
-                (rollout) => ({ ok: true as const, rollout }),
-                failed,
-              )
+        const { request, command } = decodeJson(wireRequest, await ch.read(), 'manager request')
+        const answer = await this.answer(command, request)
         await ch.write(encodeJson(answer))
       },
     )
+    const saved = await this.components.raftStorage.loadMeta('genesis')
+    if (saved != null) this.genesis = JSON.parse(saved) as { generation: number; voters: string[] }
+    await this.host.boot(null)
     const { events } = this.components.membership
     for (const name of [
       'member:join',
@@ -253,147 +282,487 @@ export class Manager implements Startable {
       'member:leave',
       'member:suspect',
     ] as const)
-      this.unsubscribe.push(events.on(name, () => void this.tick()))
+      this.unsubscribe.push(events.on(name, () => this.soon()))
+    this.unsubscribe.push(this.components.store.events.on('state:changed', () => this.soon()))
     this.timer = setInterval(() => void this.tick(), this.init.tickMs)
     await this.tick()
   }
 
-  async stop(): Promise<void> {
+  /** `handOver`: a leader that leaves gracefully first hands leadership to another voter. */
+  async stop(options: { handOver?: boolean } = {}): Promise<void> {
     if (!this.running) return
+    if (options.handOver === true) await this.handOver()
     this.running = false
     clearInterval(this.timer)
     clearTimeout(this.wakeTimer)
     for (const off of this.unsubscribe.splice(0)) off()
+    this.host.stop()
     await this.components.network.unhandle(this.protocol).catch(() => {})
-    await this.writes.catch(() => {})
+    await this.transport.stop()
+    await this.decisions.catch(() => {})
   }
 
   status(): ManagerStatus {
-    const self = this.view.manager === this.components.membership.id
-    return { ...this.view, self, acting: self && this.view.quorum }
+    const self = this.components.membership.id
+    const raft = this.host.status()
+    const members = this.components.membership.members()
+    const alive = (id: string) => members.some((m) => m.id === id && m.state === 'alive')
+    if (raft == null || !this.inRaft(raft)) {
+      // Not in the configuration: it follows what the leader last published.
+      const state = this.components.store.current()
+      const publisher = state.manager === '' ? null : state.manager
+      const manager =
+        publisher != null &&
+        members.some((m) => m.id === publisher && (m.state === 'alive' || m.state === 'suspect'))
+          ? publisher
+          : null
+      return {
+        manager,
+        term: state.term,
+        quorum: manager != null,
+        voters: state.voters,
+        aliveVoters: state.voters.filter(alive).length,
+        claim: null,
+        acting: false,
+        self: false,
+        learners: state.raft?.learners ?? [],
+        role: 'observer',
+        commitIndex: state.seq,
+        appliedIndex: state.seq,
+      }
+    }
+    const leads = raft.leader === self
+    const acting = leads && this.host.canDecide()
+    return {
+      manager: raft.leader,
+      term: raft.term,
+      quorum: leads ? acting : raft.leader != null,
+      voters: [...raft.config.voters],
+      aliveVoters: raft.config.voters.filter(alive).length,
+      claim: leads ? raft.term : null,
+      acting,
+      self: leads,
+      learners: [...raft.config.learners],
+      role: raft.role,
+      commitIndex: raft.commit,
+      appliedIndex: this.machine.lastIndex,
+    }
   }
 
   /**
-   * Carries out a command on the manager, wherever it runs: here when this node
-   * is the acting manager, else forwarded to it. Without a manager that sees a
-   * majority, nothing may change: ERR_NO_QUORUM.
+   * Carries out a command on the leader, wherever it runs, and answers once the
+   * decision is committed and applied. Without a leader that holds a majority,
+   * nothing may change: ERR_NO_QUORUM.
    */
   async command(input: ManagerCommand): Promise<RolloutRecord> {
     const command = commandSchema.parse(input)
-    const answer = await this.onManager(command, () => this.execute(command))
-    return (answer.local ?? answer.remote?.rollout) as RolloutRecord
+    const answer = await this.submit(command)
+    return (answer as { rollout?: unknown }).rollout as RolloutRecord
   }
 
   /**
-   * Unpublishes a version, on the manager wherever it runs: recorded in the cluster
-   * state, which every agent follows by dropping it (docs/distributions.md).
+   * Unpublishes a version, on the leader wherever it runs (docs/distributions.md).
    * ERR_VERSION_IN_USE when a node runs it, the cluster wants it or a rollout in the
-   * history names it; ERR_UNKNOWN_DISTRIBUTION when the manager does not know it.
+   * history names it; ERR_UNKNOWN_DISTRIBUTION when the leader does not know it.
    */
   async unpublish(input: { id: string; requestedBy?: string }): Promise<Unpublishing> {
     const command = unpublishCommand.parse({ ...input, op: 'unpublish' })
-    const answer = await this.onManager(command, () => this.executeUnpublish(command))
-    return (answer.local ?? answer.remote?.unpublished) as Unpublishing
+    const answer = await this.submit(command)
+    return (answer as { unpublished?: unknown }).unpublished as Unpublishing
   }
 
-  /** Runs `local` when this node is the acting manager, else sends `command` to the manager. */
-  private async onManager<T>(
-    command: z.output<typeof requestSchema>,
-    local: () => Promise<T>,
-  ): Promise<{ local?: T; remote?: { rollout?: unknown; unpublished?: unknown } }> {
-    // A hand-over (a new term, a manager only suspected for a moment) takes a few
-    // ticks: wait that long for a manager that can act before saying there is none.
-    const deadline = Date.now() + MANAGER_WAIT_MS
-    const cannotForward = (v: ManagerStatus) => v.manager == null || v.self || !v.quorum
-    let view = this.status()
-    while (!view.acting && cannotForward(view) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, this.init.tickMs))
-      view = this.status()
+  /** The voters and learners, as this node sees them (the leader adds how far each one's log is). */
+  voters(): VotersView {
+    const status = this.status()
+    const raft = this.host.status()
+    const leads = raft?.role === 'leader'
+    const members = new Map(this.components.membership.members().map((m) => [m.id, m.state as string]))
+    const row = (id: string, role: 'voter' | 'learner') => ({
+      id,
+      role,
+      state: members.get(id) ?? 'gone',
+      leader: id === status.manager,
+      match: leads ? (raft?.progress[id]?.match ?? null) : null,
+    })
+    return {
+      leader: status.manager,
+      term: status.term,
+      generation: this.genesis?.generation ?? this.components.store.current().raft?.generation ?? 0,
+      commitIndex: status.commitIndex,
+      maxVoters: this.init.maxVoters ?? 5,
+      members: [...status.voters.map((id) => row(id, 'voter')), ...status.learners.map((id) => row(id, 'learner'))],
     }
-    if (view.acting) return { local: await local() }
-    // Without a majority on this side, the manager it still follows may be across a cut.
-    if (cannotForward(view) || view.manager == null) throw noQuorum(view)
-    const raw = await exchange(
+  }
+
+  /**
+   * The escape hatch after a majority of the voters is lost for good (as etcd's
+   * --force-new-cluster): this node starts a new generation of the cluster's log
+   * as its only voter, from the state it has applied. Decisions committed by the
+   * lost majority that this node had not applied are lost. Every agent follows the
+   * new generation (only a voter it knew may start one: published-proof.ts), and
+   * the voter policy then brings voters in again.
+   */
+  async resetVoters(): Promise<VotersView> {
+    if (!this.host.booted || this.genesis == null) throw new NoRaftLogError()
+    const self = this.components.membership.id
+    const generation = Math.max(this.genesis.generation, this.components.store.current().raft?.generation ?? 0) + 1
+    const genesis = { generation, voters: [self] }
+    this.log.warn('voters reset: this node starts a new generation of the log as its only voter', {
+      generation,
+      applied: this.machine.lastIndex,
+    })
+    await this.components.raftStorage.saveMeta('genesis', JSON.stringify(genesis))
+    this.genesis = genesis
+    const base = genesisSnapshot([self])
+    await this.host.restartFrom({ meta: base.meta, data: this.machine.encode() })
+    this.published = null
+    this.compactAfterTermStart = true
+    this.host.campaign()
+    await this.host.untilCanDecide(MANAGER_WAIT_MS)
+    this.soon()
+    return this.voters()
+  }
+
+  // --- commands, from any agent to the leader ------------------------------------------
+
+  /**
+   * Sends `command` to the leader (or runs it here when this node leads), with one
+   * request id for every attempt: a retry after a lost answer or a change of
+   * leader is applied once.
+   */
+  private async submit(command: ParsedCommand | ParsedUnpublish): Promise<Extract<WireAnswer, { ok: true }>> {
+    const request: RequestId = { client: this.clientId, seq: ++this.seq }
+    const deadline = Date.now() + COMMAND_TIMEOUT_MS
+    let noLeaderSince: number | null = null
+    let hint: string | null = null
+    let lastError: unknown = null
+    for (;;) {
+      const self = this.components.membership.id
+      const target: string | null = hint ?? this.leaderHint()
+      hint = null
+      let answer: WireAnswer | null = null
+      if (target === self) answer = await this.answer(command, request)
+      else if (target != null)
+        answer = await this.forward(target, command, request).catch((err: unknown) => {
+          lastError = err
+          return null
+        })
+      if (answer?.ok === true) return answer
+      if (answer != null && answer.ok === false) {
+        if (answer.leader === undefined) throw new RemoteError(answer.error.code, answer.error.message)
+        // Asked a node that does not lead: go where it points, or wait for an election.
+        hint = answer.leader != null && answer.leader !== target ? answer.leader : null
+        lastError = new RemoteError(answer.error.code, answer.error.message)
+      }
+      if (target == null || (answer?.ok === false && hint == null)) noLeaderSince ??= Date.now()
+      else noLeaderSince = null
+      const now = Date.now()
+      if (now >= deadline || (noLeaderSince != null && now - noLeaderSince >= MANAGER_WAIT_MS)) {
+        if (lastError instanceof ShoalError && !hasCode(lastError, NoManagerError)) throw lastError
+        if (target == null || noLeaderSince != null) throw this.noQuorum()
+        throw new NoManagerError(`could not reach the manager ${target}: ${messageOf(lastError)}`, {
+          cause: lastError,
+        })
+      }
+      if (hint == null) await new Promise((r) => setTimeout(r, Math.min(this.init.tickMs, 100)))
+    }
+  }
+
+  /** Who leads, as this node knows: its Raft view, else the writer of the newest published state. */
+  private leaderHint(): string | null {
+    const raft = this.host.status()
+    if (raft != null && this.inRaft(raft)) return raft.leader
+    const state = this.components.store.current()
+    if (state.manager === '') return null
+    const m = this.components.membership.members().find((x) => x.id === state.manager)
+    return m != null && (m.state === 'alive' || m.state === 'suspect') ? state.manager : null
+  }
+
+  /**
+   * In the Raft configuration. A voter removed while it was cut off never receives
+   * the entry that removes it (the leader sends it nothing more): the state the
+   * leader published after its own log ends says so.
+   */
+  private inRaft(raft: RaftStatus): boolean {
+    const self = this.components.membership.id
+    if (!inConfig(raft, self)) return false
+    const published = this.components.store.current()
+    if (published.raft == null || published.seq <= this.machine.lastIndex) return true
+    return published.voters.includes(self) || published.raft.learners.includes(self)
+  }
+
+  private async forward(
+    target: string,
+    command: ParsedCommand | ParsedUnpublish,
+    request: RequestId,
+  ): Promise<WireAnswer> {
+    return exchange(
       this.components.network,
-      peerIdFromString(view.manager),
+      peerIdFromString(target),
       this.protocol,
       { timeoutMs: COMMAND_TIMEOUT_MS, maxBytes: MAX_COMMAND_BYTES },
       async (ch) => {
-        await ch.write(encodeJson(command))
-        return decodeJson(answerSchema, await ch.read(), 'manager answer')
+        await ch.write(encodeJson({ v: 2, request, command }))
+        return decodeJson(wireAnswer, await ch.read(), 'manager answer')
       },
-    ).catch((err: unknown) => {
-      throw new NoManagerError(`could not reach the manager ${view.manager}: ${messageOf(err)}`, {
-        cause: err,
-      })
-    })
-    if (!raw.ok) throw new RemoteError(raw.error.code, raw.error.message)
-    return { remote: raw }
+    )
   }
 
-  // --- election and control loop -------------------------------------------------------
+  /** A command on this node: carried out when it leads, else a pointer to the leader. */
+  private async answer(command: ParsedCommand | ParsedUnpublish, request: RequestId): Promise<WireAnswer> {
+    try {
+      if (command.op === 'unpublish') {
+        const { answer, index } = await this.executeUnpublish(command, request)
+        if (!('unpublished' in answer)) throw new Error('an unpublish answered with a rollout')
+        return { ok: true, index, unpublished: answer.unpublished }
+      }
+      const { answer, index } = await this.execute(command, request)
+      if (!('rollout' in answer)) throw new Error('a rollout command answered with an unpublish')
+      const rollout = this.machine.state().rollouts.find((r) => r.id === answer.rollout)
+      return { ok: true, index, rollout }
+    } catch (err) {
+      if (err instanceof NotLeaderHere)
+        return { ok: false, error: { code: 'ERR_NO_MANAGER', message: err.message }, leader: err.leader }
+      return { ok: false, error: errorOf(err) }
+    }
+  }
+
+  private async execute(
+    command: ParsedCommand,
+    request: RequestId,
+  ): Promise<{ answer: CommandAnswer; index: number }> {
+    if (command.op === 'rollout' || command.op === 'rollback') {
+      await this.mustLead()
+      const distribution =
+        command.op === 'rollout' ? command.distribution : this.rollbackTarget(command.name, command.to)
+      if (this.machine.state().unpublished?.some((u) => u.id === distribution))
+        throw new VersionUnpublishedError(distribution)
+      await this.requireKnown(distribution)
+      const done = await this.decide(request, (state) => {
+        // Unpublished while this command waited for the version.
+        if (state.unpublished?.some((u) => u.id === distribution))
+          throw new VersionUnpublishedError(distribution)
+        const { op, ...options } = command
+        const rolloutRequest = { ...options, distribution, kind: op } as RolloutRequest
+        const created = startRollout(state, rolloutRequest, this.components.membership.members(), (record) =>
+          [record.distribution, record.from].some((id) => id != null && this.hasExclusive(id)),
+        )
+        return { rollout: created.id }
+      })
+      const created = this.machine
+        .state()
+        .rollouts.find((r) => 'rollout' in done.answer && r.id === done.answer.rollout)
+      if (created != null)
+        this.log.info('rollout started', {
+          id: created.id,
+          distribution,
+          strategy: created.strategy,
+          kind: command.op,
+          index: done.index,
+        })
+      return done
+    }
+    return this.decide(request, (state) => ({ rollout: controlRollout(state, command, new Date()).id }))
+  }
+
+  private async executeUnpublish(
+    command: ParsedUnpublish,
+    request: RequestId,
+  ): Promise<{ answer: CommandAnswer; index: number }> {
+    await this.mustLead()
+    const earlier = this.machine.state().unpublished?.find((u) => u.id === command.id)
+    if (earlier != null)
+      return {
+        answer: { unpublished: { result: 'already-unpublished', entry: earlier } },
+        index: this.machine.lastIndex,
+      }
+    await this.requireKnown(command.id)
+    const done = await this.decide(request, (state) => {
+      const { state: next, done } = unpublishVersion(
+        state,
+        command,
+        this.components.membership.members(),
+        new Date(),
+      )
+      Object.assign(state, next)
+      return { unpublished: done }
+    })
+    if ('unpublished' in done.answer && done.answer.unpublished.result === 'unpublished')
+      this.log.info('version unpublished', { ...done.answer.unpublished.entry, index: done.index })
+    return done
+  }
+
+  /** Throws NotLeaderHere (the asking agent retries at the leader) unless this node leads. */
+  private async mustLead(): Promise<void> {
+    if (await this.host.untilCanDecide(this.host.isLeader() ? MANAGER_WAIT_MS : 0)) return
+    const raft = this.host.status()
+    const leader = raft?.leader ?? null
+    throw new NotLeaderHere(leader === this.components.membership.id ? null : leader)
+  }
+
+  /**
+   * Decides on the applied state and commits the difference as one log entry;
+   * one decision at a time. `change` edits a copy of the state and returns the
+   * answer (or null: a loop decision nobody waits for); it may throw a refusal.
+   * A change decided on a state that moved on (a new leader's entries) is decided
+   * again.
+   */
+  private decide(
+    request: RequestId | null,
+    change: (state: ClusterState) => CommandAnswer | null,
+  ): Promise<{ answer: CommandAnswer; index: number }> {
+    const run = this.decisions.then(async () => {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        await this.mustLead()
+        if (request != null) {
+          const earlier = this.machine.answered(request)
+          if (earlier != null) return { answer: earlier, index: this.machine.lastIndex }
+        }
+        const next = this.machine.state()
+        const answer = change(next)
+        const diff: ClusterChange | null = this.machine.diff(next, answer)
+        if (diff == null) return { answer: answer as CommandAnswer, index: this.machine.lastIndex }
+        const outcome = await withTimeout(this.host.propose(encodeChange(diff), request), COMMAND_TIMEOUT_MS)
+        if (outcome.status === 'applied' || outcome.status === 'duplicate')
+          return { answer: (outcome.answer ?? answer) as CommandAnswer, index: outcome.index }
+        if (outcome.status !== 'conflict')
+          throw new NoManagerError(`the command was not applied (${outcome.status})`)
+      }
+      throw new NoManagerError('the cluster state kept changing under the command; retry')
+    })
+    this.decisions = run.catch(() => {})
+    return run
+  }
+
+  // --- the leader's loop -----------------------------------------------------------------
+
+  /** Runs the loop soon (coalesced): after an applied entry or a membership event. */
+  private soon(): void {
+    if (!this.running) return
+    if (this.ticking) {
+      this.tickAgain = true
+      return
+    }
+    queueMicrotask(() => void this.tick())
+  }
 
   private async tick(): Promise<void> {
     if (!this.running || this.ticking) return
     this.ticking = true
     try {
-      const state = this.components.store.current()
-      const members = this.components.membership.members()
-      // Terms written by any manager, as members announce them, are never claimed again.
-      for (const m of members) this.knownTerm = Math.max(this.knownTerm, state.term, headTermOf(m))
-      let view = elect({
-        self: this.components.membership.id,
-        members,
-        voters: state.voters,
-        knownTerm: this.knownTerm,
-        myClaim: this.myClaim,
-      })
-      if (view.claim != null && this.myClaim == null && this.mustNotFound(state, members)) {
-        view = { ...view, manager: null, claim: null }
-      } else if (view.claim != null && this.myClaim == null && !(await this.majorityAnswers(view.voters))) {
-        // The view is stale (a split not yet detected): claim nothing this tick.
-        view = { ...view, manager: null, claim: null }
-      }
-      if (
-        view.manager !== this.view.manager ||
-        view.term !== this.view.term ||
-        view.quorum !== this.view.quorum
-      )
-        this.log.info('manager', {
-          manager: view.manager,
-          term: view.term,
-          quorum: view.quorum,
-          voters: view.voters.length,
-        })
-      this.view = view
-      if (view.claim !== this.myClaim) await this.announce(view.claim)
-      // A manager decides only from the newest state anyone announces: a new term
-      // must not write over progress it has not fetched yet.
-      if (this.status().acting && !this.components.store.isBehind()) await this.reconcile()
+      do {
+        this.tickAgain = false
+        if (!this.host.booted) await this.tryBoot()
+        else await this.followReset()
+        if (this.host.canDecide()) {
+          if (this.compactAfterTermStart) {
+            this.compactAfterTermStart = false
+            this.host.compactNow()
+          }
+          this.keepVoters()
+          await this.reconcile()
+          await this.publish()
+        }
+      } while (this.tickAgain && this.running)
     } catch (err) {
-      this.log.warn('manager tick failed', { error: messageOf(err) })
+      if (!(err instanceof NotLeaderHere)) this.log.warn('manager tick failed', { error: messageOf(err) })
     } finally {
       this.ticking = false
     }
   }
 
-  /** Claims a term (persisted first, so a restart never claims it again) or drops the claim. */
-  private async announce(claim: number | null): Promise<void> {
-    if (claim != null && claim > this.knownTerm) {
-      this.knownTerm = claim
-      await this.components.db.put('term', String(claim))
+  /**
+   * A node with no Raft log starts from the cluster's genesis (the founding voter),
+   * learned from the state the leader publishes; or founds the cluster when no one
+   * announces one, it is the smallest alive eligible member, and (alone) it waited
+   * the formation delay to hear of an existing cluster first.
+   */
+  private async tryBoot(): Promise<void> {
+    const state = this.components.store.current()
+    if (state.raft != null) {
+      await this.bootFrom({ generation: state.raft.generation, voters: state.raft.genesis })
+      return
     }
-    this.myClaim = claim
-    const patch: Partial<ManagerAnnouncement> = { manager: claim == null ? null : { term: claim } }
-    await this.components.membership.updateMetadata(patch)
+    const self = this.components.membership.id
+    const members = this.components.membership.members()
+    const others = members.filter((m) => !m.self && (m.state === 'alive' || m.state === 'suspect'))
+    // Someone holds a Raft cluster's state: fetch and follow it instead.
+    if (others.some((m) => managerAnnouncement.of(m).cluster?.g != null)) return
+    const candidates = members.filter((m) => m.state === 'alive' && isEligible(m)).map((m) => m.id)
+    if (candidates.sort()[0] !== self) return
+    if (others.length === 0 && Date.now() - this.startedAt < this.init.formationWaitMs) return
+    this.log.info('founding the cluster: no member announces one', { members: members.length })
+    await this.bootFrom({ generation: 0, voters: [self] })
+    this.host.campaign()
   }
 
-  /** The acting manager's duties, each tick: voters, then the newest rollout. */
-  private reconcile(): Promise<void> {
-    return this.mutate((state) => {
+  /** The store adopted a later generation (a voter reset the cluster): start this log again from it. */
+  private async followReset(): Promise<void> {
+    const published = this.components.store.current().raft
+    if (published == null || this.genesis == null || published.generation <= this.genesis.generation) return
+    this.log.warn('the cluster was reset by a voter: following its new generation', {
+      generation: published.generation,
+      founder: published.genesis[0],
+    })
+    const genesis = { generation: published.generation, voters: published.genesis }
+    await this.components.raftStorage.saveMeta('genesis', JSON.stringify(genesis))
+    this.genesis = genesis
+    await this.host.restartFrom(genesisSnapshot(genesis.voters))
+  }
+
+  private async bootFrom(genesis: { generation: number; voters: string[] }): Promise<void> {
+    await this.components.raftStorage.saveMeta('genesis', JSON.stringify(genesis))
+    this.genesis = genesis
+    await this.host.boot(genesisSnapshot(genesis.voters))
+  }
+
+  /** One voter change at a time, when the last one is committed (voter-policy.ts). */
+  private keepVoters(): void {
+    const raft = this.host.status()
+    if (raft == null || this.leaving) return
+    const members = this.components.membership.members()
+    const now = Date.now()
+    const byId = new Map(members.map((m) => [m.id, m]))
+    for (const id of [...raft.config.voters, ...raft.config.learners]) {
+      const s = byId.get(id)?.state
+      if (s === 'alive' || s === 'suspect') this.goneSince.delete(id)
+      else if (!this.goneSince.has(id)) this.goneSince.set(id, now)
+    }
+    const match: Record<string, number> = {}
+    for (const [id, p] of Object.entries(raft.progress)) match[id] = p.match
+    const change = nextVoterChange({
+      config: raft.config,
+      self: raft.id,
+      commit: raft.commit,
+      match,
+      members,
+      goneSince: this.goneSince,
+      now,
+      removalMs: this.init.voterRemovalMs,
+      maxVoters: this.init.maxVoters ?? 5,
+    })
+    if (change == null) return
+    try {
+      const at = this.host.proposeConfigChange(change)
+      this.log.info('voters', { ...change, index: at.index })
+    } catch (err) {
+      // A change in flight, or this leader has not committed in its term yet: next tick.
+      this.log.debug('voter change deferred', { ...change, error: messageOf(err) })
+    }
+  }
+
+  /** The leader's duties: adopt a pre-Raft state once, step the newest rollout, place components. */
+  private async reconcile(): Promise<void> {
+    await this.decide(null, (state) => {
+      const legacy = this.components.store.current()
+      if (this.machine.version === 0 && legacy.raft == null && legacy.seq > 0) {
+        // The cluster ran an older manager: its state becomes the log's first decision.
+        const { defaultTarget, targets, placement, placementFrom, unplaced, rollouts, unpublished } = legacy
+        Object.assign(state, { defaultTarget, targets, placement, placementFrom, unplaced, rollouts })
+        if (unpublished != null) state.unpublished = unpublished
+      }
       const now = Date.now()
       const members = this.components.membership.members()
-      state.voters = this.nextVoters(state.voters, members, now)
       const latest = state.rollouts[0]
       if (latest != null && !isFinished(latest)) {
         const stepped = step(latest, {
@@ -412,16 +781,101 @@ export class Manager implements Startable {
       }
       if (state.rollouts[0] != null) Object.assign(state, targetsOf(state.rollouts[0]))
       this.placeComponents(state, members)
-      return state
+      return null
     })
   }
 
+  /** Publishes the applied state to every agent (the store signs it and members fetch it). */
+  private async publish(): Promise<void> {
+    const raft = this.host.status()
+    if (raft == null) return
+    const config = JSON.stringify(raft.config)
+    const index = this.machine.lastIndex
+    const p = this.published
+    if (p != null && p.index === index && p.term === raft.term && p.config === config) return
+    const state = this.machine.state()
+    if (this.genesis == null) return
+    const { generation, voters: genesis } = this.genesis
+    const certificate = raft.certificate
+    const chain = this.host.configChain(0)?.chain.filter((r) => r.index <= raft.commit) ?? []
+    if (certificate == null) return
+    await this.components.store.write({
+      ...state,
+      term: raft.term,
+      seq: index,
+      manager: raft.id,
+      issuedAt: new Date().toISOString(),
+      voters: [...raft.config.voters],
+      raft: {
+        generation,
+        genesis,
+        learners: [...raft.config.learners],
+        proof: proofOf(certificate, chain),
+      },
+    })
+    this.published = { index, term: raft.term, config }
+  }
+
   /**
-   * Lays the components of the version being moved to (else the cluster's
-   * default) over the alive and suspect agents, keeping what is placed where
-   * it can (rendezvous hashing: a node leaving moves only its own components).
-   * Only components with a rule other than `all` are recorded.
+   * A leader that leaves hands over to the most up-to-date other voter first (no
+   * election timeout to wait out). The only voter first brings another agent in
+   * (learner, caught up, promoted), or the cluster would keep no voter at all.
    */
+  private async handOver(): Promise<void> {
+    this.leaving = true
+    const deadline = Date.now() + HAND_OVER_MS
+    const wait = async (done: () => boolean) => {
+      while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+      return done()
+    }
+    let raft = this.host.status()
+    if (raft == null || raft.role !== 'leader') return
+    if (raft.config.voters.length === 1) {
+      const successor = this.components.membership
+        .members()
+        .filter((m) => !m.self && m.state === 'alive' && isEligible(m))
+        .map((m) => m.id)
+        .sort(
+          (a, b) => Number(raft!.config.learners.includes(b)) - Number(raft!.config.learners.includes(a)),
+        )[0]
+      if (successor == null) return
+      try {
+        const caughtUp = () => {
+          const s = this.host.status()
+          return s != null && (s.progress[successor]?.match ?? 0) >= s.commit && s.commit >= s.lastIndex
+        }
+        const committed = (index: number) => () => (this.host.status()?.commit ?? 0) >= index
+        await wait(() => this.host.status()?.commit === this.host.status()?.lastIndex)
+        if (!raft.config.learners.includes(successor)) {
+          const at = this.host.proposeConfigChange({ op: 'add-learner', node: successor })
+          if (!(await wait(committed(at.index)))) return
+        }
+        if (!(await wait(caughtUp))) return
+        const at = this.host.proposeConfigChange({ op: 'add-voter', node: successor })
+        if (!(await wait(committed(at.index)))) return
+      } catch (err) {
+        this.log.debug('could not bring a successor in', { error: messageOf(err) })
+        return
+      }
+      raft = this.host.status()
+      if (raft == null || raft.role !== 'leader') return
+    }
+    const current = raft
+    const others = current.config.voters.filter((id) => id !== current.id)
+    const target = others.sort(
+      (a, b) => (current.progress[b]?.match ?? 0) - (current.progress[a]?.match ?? 0),
+    )[0]
+    if (target == null) return
+    try {
+      this.host.transferLeadership(target)
+    } catch (err) {
+      this.log.debug('leadership transfer refused', { error: messageOf(err) })
+      return
+    }
+    await wait(() => !this.host.isLeader())
+    this.log.info('leadership handed over', { to: target, done: !this.host.isLeader() })
+  }
+
   private placeComponents(state: ClusterState, members: Member[]): void {
     const latest = state.rollouts[0]
     const source = latest != null && !isFinished(latest) ? latest.distribution : state.defaultTarget
@@ -458,8 +912,7 @@ export class Manager implements Startable {
 
   /**
    * A node that became ready on the new version counts as done once min-ready
-   * has passed: tick right then rather than up to a tick later (each rolling
-   * step would otherwise wait for the next tick).
+   * has passed: run the loop right then rather than up to a tick later.
    */
   private wakeAtMinReady(rollout: RolloutRecord, now: number): void {
     let next = Number.POSITIVE_INFINITY
@@ -472,179 +925,9 @@ export class Manager implements Startable {
     this.wakeTimer = setTimeout(() => void this.tick(), Math.max(0, next - now) + 1)
   }
 
-  /** Voters: every alive eligible member joins; a left one leaves; a dead one leaves after voterRemovalMs. */
-  private nextVoters(current: string[], members: Member[], now: number): string[] {
-    const byId = new Map(members.map((m) => [m.id, m]))
-    const voters = new Set(current)
-    for (const m of members) if (m.state === 'alive' && isEligible(m)) voters.add(m.id)
-    for (const id of voters) {
-      const m = byId.get(id)
-      if (m?.state === 'left') {
-        voters.delete(id)
-        continue
-      }
-      // Dead, or already forgotten by membership: gone since this manager first saw it so.
-      if (m == null || m.state === 'dead') {
-        const since = this.goneSince.get(id) ?? now
-        this.goneSince.set(id, since)
-        if (now - since >= this.init.voterRemovalMs) voters.delete(id)
-      } else this.goneSince.delete(id)
-    }
-    for (const id of this.goneSince.keys()) if (!voters.has(id)) this.goneSince.delete(id)
-    return [...voters].sort()
-  }
-
-  /**
-   * A node that holds no cluster state yet may found the cluster (claim the
-   * first term with itself as a voter) only when no member announces a state
-   * (it should fetch that one and follow) and, while it sees no other member,
-   * only after the formation wait: a node that is still joining must not
-   * elect itself in a cluster that has a manager already.
-   */
-  private mustNotFound(state: ClusterState, members: Member[]): boolean {
-    if (state.voters.length > 0) return false
-    const others = members.filter((m) => !m.self && (m.state === 'alive' || m.state === 'suspect'))
-    if (others.some((m) => headTermOf(m) > 0)) return true
-    const alone = others.length === 0
-    return alone && Date.now() - this.startedAt < this.init.formationWaitMs
-  }
-
-  /**
-   * Pre-vote (as in Raft): before claiming a new term, a candidate asks every
-   * voter whom it follows. It claims only if a majority (itself included)
-   * answers and follows no other manager. Its view may still show the far side
-   * of a fresh split alive (no answer crosses the cut), or a manager that is
-   * alive may still look dead to it after a heal (the others still follow it).
-   */
-  private async majorityAnswers(voters: string[]): Promise<boolean> {
-    const self = this.components.membership.id
-    const others = voters.filter((id) => id !== self)
-    const answers = await Promise.all(others.map((id) => this.prevote(id)))
-    const yes = answers.filter(Boolean).length + (voters.includes(self) ? 1 : 0)
-    if (yes * 2 > voters.length) return true
-    this.log.info('not claiming: no majority of the voters grants it', {
-      granted: yes,
-      voters: voters.length,
-    })
-    return false
-  }
-
-  private async prevote(id: string): Promise<boolean> {
-    try {
-      const answer = await exchange(
-        this.components.network,
-        peerIdFromString(id),
-        this.protocol,
-        { timeoutMs: this.init.prevoteTimeoutMs, maxBytes: MAX_COMMAND_BYTES },
-        async (ch) => {
-          await ch.write(encodeJson({ op: 'prevote' }))
-          return decodeJson(prevoteAnswer, await ch.read(), 'pre-vote answer')
-        },
-      )
-      return answer.follows == null || answer.follows === this.components.membership.id
-    } catch {
-      return false
-    }
-  }
-
-  // --- commands --------------------------------------------------------------------------
-
-  private async execute(command: z.output<typeof commandSchema>): Promise<RolloutRecord> {
-    if (!this.status().acting) throw noQuorum(this.status())
-    if (command.op === 'rollout' || command.op === 'rollback') {
-      const distribution =
-        command.op === 'rollout' ? command.distribution : this.rollbackTarget(command.name, command.to)
-      if (this.components.store.current().unpublished?.some((u) => u.id === distribution))
-        throw new VersionUnpublishedError(distribution)
-      await this.requireKnown(distribution)
-      let created: RolloutRecord | undefined
-      await this.mutate((state) => {
-        // Unpublished while this command waited for the version.
-        if (state.unpublished?.some((u) => u.id === distribution))
-          throw new VersionUnpublishedError(distribution)
-        const { op, ...options } = command
-        const request = { ...options, distribution, kind: op } as RolloutRequest
-        created = newRollout(state, request, this.components.membership.members())
-        // Nodes switch make-before-break, so all at once keeps serving, except where a
-        // component cannot run twice on a node: then one node waits for another (docs/manager.md).
-        if (
-          created.strategy === 'all-at-once' &&
-          [created.distribution, created.from].some((id) => id != null && this.hasExclusive(id))
-        )
-          created.keepOneServing = true
-        for (const r of state.rollouts) if (!isFinished(r)) r.state = 'superseded'
-        state.rollouts = [created, ...state.rollouts].slice(0, HISTORY_LENGTH)
-        Object.assign(state, targetsOf(created))
-        return state
-      })
-      this.log.info('rollout started', {
-        id: created!.id,
-        distribution,
-        strategy: created!.strategy,
-        kind: command.op,
-      })
-      void this.tick()
-      return created!
-    }
-    let found: RolloutRecord | undefined
-    await this.mutate((state) => {
-      const rollout = state.rollouts.find((r) => r.id === command.id)
-      if (rollout == null) throw new NotFoundError(`no rollout ${command.id}`)
-      if (isFinished(rollout) || rollout.state === 'rolling-back')
-        throw new RolloutFinishedError(command.id, rollout.state)
-      if (command.op === 'approve') {
-        if (rollout.state !== 'waiting-approval') throw new NotWaitingError(command.id, rollout.state)
-        rollout.approved = true
-        rollout.state = 'running'
-      } else if (command.op === 'pause') rollout.state = 'paused'
-      else if (command.op === 'resume') {
-        if (rollout.state !== 'paused') throw new NotPausedError(command.id)
-        rollout.state = 'running'
-      } else {
-        rollout.reason = 'aborted'
-        rollout.state = 'rolling-back'
-        for (const [id, s] of Object.entries(rollout.progress))
-          if ((s === 'updating' || s === 'done' || s === 'failed') && baseOf(rollout, id) != null)
-            rollout.progress[id] = 'reverting'
-      }
-      // The audit trail: who approved, paused, resumed or aborted it, and when.
-      const act = { op: command.op, by: command.requestedBy, at: new Date().toISOString() }
-      rollout.actions = [...(rollout.actions ?? []), act].slice(-MAX_ACTIONS)
-      if (state.rollouts[0] === rollout) Object.assign(state, targetsOf(rollout))
-      found = rollout
-      return state
-    })
-    void this.tick()
-    return found!
-  }
-
-  private async executeUnpublish(command: z.output<typeof unpublishCommand>): Promise<Unpublishing> {
-    if (!this.status().acting) throw noQuorum(this.status())
-    const earlier = this.components.store.current().unpublished?.find((u) => u.id === command.id)
-    if (earlier != null) return { result: 'already-unpublished', entry: earlier }
-    await this.requireKnown(command.id)
-    let done: Unpublishing | undefined
-    await this.mutate((state) => {
-      // Decided on the state it writes: a rollout started a moment ago is seen.
-      const already = state.unpublished?.find((u) => u.id === command.id)
-      if (already != null) {
-        done = { result: 'already-unpublished', entry: already }
-        return state
-      }
-      const nodes = [...observe(this.components.membership.members()).values()]
-      const why = whyInUse(state, nodes, command.id)
-      if (why != null) throw new VersionInUseError(command.id, why)
-      const entry = { id: command.id, by: command.requestedBy, at: new Date().toISOString() }
-      done = { result: 'unpublished', entry }
-      return withUnpublished(state, entry)
-    })
-    if (done?.result === 'unpublished') this.log.info('version unpublished', { ...done.entry })
-    return done!
-  }
-
   /** `--to`, else the version the cluster ran before the current one. */
   private rollbackTarget(name: string, to: string | undefined): string {
-    const state = this.components.store.current()
+    const state = this.machine.state()
     if (to != null) {
       const target = to.includes('@') ? to : `${name}@${to}`
       // A rollback to where every node already is would be a rollout FROM x TO x: say so instead.
@@ -677,122 +960,38 @@ export class Manager implements Startable {
     }
   }
 
-  /** Applies `change` to a copy of the state and writes it as the next (term, seq), when it changed anything. */
-  private mutate(change: (state: ClusterState) => ClusterState): Promise<void> {
-    const run = this.writes.then(async () => {
-      // At the start of a term the newest state may still be on its way: wait for it (briefly).
-      const deadline = Date.now() + STATE_CATCH_UP_MS
-      while (this.components.store.isBehind() && Date.now() < deadline) await sleep(50)
-      if (this.components.store.isBehind())
-        throw new NoManagerError('the manager is still catching up with the cluster state')
-      const current = this.components.store.current()
-      const next = change(structuredClone(current))
-      const { seq: _s, issuedAt: _i, term: _t, manager: _m, ...rest } = next
-      const { seq: _s2, issuedAt: _i2, term: _t2, manager: _m2, ...before } = current
-      const self = this.components.membership.id
-      if (
-        JSON.stringify(rest) === JSON.stringify(before) &&
-        current.term === this.view.term &&
-        current.manager === self
-      )
-        return
-      if (!this.status().acting) throw noQuorum(this.status())
-      await this.components.store.write({
-        ...next,
-        term: this.view.term,
-        seq: current.term === this.view.term ? current.seq + 1 : 1,
-        manager: self,
-        issuedAt: new Date().toISOString(),
-      })
-    })
-    this.writes = run.catch(() => {})
-    return run
+  private noQuorum(): NoQuorumError {
+    const view = this.status()
+    return new NoQuorumError(
+      view.manager == null
+        ? `no manager: this node sees ${view.aliveVoters} of ${view.voters.length} voters alive, a majority is needed`
+        : `the manager cannot act: ${view.aliveVoters} of ${view.voters.length} voters alive, a majority is needed`,
+    )
   }
 }
 
-type RolloutRequest = Omit<z.output<typeof rolloutCommand>, 'op'> & { kind: 'rollout' | 'rollback' }
-
-function newRollout(state: ClusterState, request: RolloutRequest, members: Member[]): RolloutRecord {
-  const eligible = members.filter((m) => m.state === 'alive' && isEligible(m)).map((m) => m.id)
-  const scope = request.nodes
-  const unknown = scope.filter((id) => !members.some((m) => m.id === id))
-  if (unknown.length > 0) throw new UnknownNodeError(unknown)
-  const nodes = scope.length > 0 ? scope : eligible
-  const n = Math.max(1, nodes.length)
-  const rolling = request.strategy !== 'all-at-once'
-  const gated = request.strategy !== 'canary' && request.approve === 'manual'
-  const maxUnavailable =
-    request.maxUnavailable ??
-    (request.maxUnavailablePercent == null
-      ? ROLLOUT_DEFAULTS.maxUnavailable
-      : Math.max(1, Math.floor((request.maxUnavailablePercent / 100) * n)))
-  const number = Math.max(0, ...state.rollouts.map((r) => Number(r.id.slice(1)) || 0)) + 1
-  const current = state.rollouts[0]
-  const base =
-    current != null ? targetsOf(current) : { defaultTarget: state.defaultTarget, targets: state.targets }
-  return {
-    id: `r${number}`,
-    kind: request.kind,
-    distribution: request.distribution,
-    from: base.defaultTarget,
-    strategy: request.strategy,
-    maxUnavailable: request.strategy === 'all-at-once' ? n : maxUnavailable,
-    canaryPercent:
-      request.canaryPercent ?? (request.strategy === 'canary' ? ROLLOUT_DEFAULTS.canaryPercent : 0),
-    approve: request.approve ?? (request.strategy === 'canary' ? 'manual' : 'auto'),
-    minReadyMs: request.minReadyMs ?? (rolling ? ROLLOUT_DEFAULTS.minReadyMs : 0),
-    failureThreshold: request.failureThreshold ?? ROLLOUT_DEFAULTS.failureThreshold,
-    progressDeadlineMs: request.progressDeadlineMs ?? ROLLOUT_DEFAULTS.progressDeadlineMs,
-    autoRollback: request.autoRollback,
-    scope,
-    // Manual approval of a rolling or all-at-once rollout gates its start: nothing moves until approved.
-    state: gated ? 'waiting-approval' : 'running',
-    baseDefault: base.defaultTarget,
-    baseTargets: base.targets,
-    progress: Object.fromEntries(nodes.map((id) => [id, 'pending'])),
-    approved: request.strategy !== 'canary' && !gated,
-    requestedBy: request.requestedBy,
-    requestedAt: new Date().toISOString(),
-    finishedAt: null,
-    reason: null,
-  }
+function inConfig(raft: RaftStatus, id: NodeId): boolean {
+  return raft.config.voters.includes(id) || raft.config.learners.includes(id)
 }
 
-/** What each member's metadata says about its runtime. */
-export function observe(members: readonly Member[]): Map<string, NodeObservation> {
-  const found = new Map<string, NodeObservation>()
-  for (const m of members) {
-    const { runtime = {}, components = [], distribution = null } = runtimeAnnouncement.of(m)
-    const failedComponents = components
-      .filter((c) => c.state === 'failed')
-      .map((c) => `${c.name} failed${c.error == null ? '' : `: ${c.error}`}`)
-    found.set(m.id, {
-      id: m.id,
-      // A suspected node keeps its place (and its slot in max-unavailable) until declared dead.
-      alive: m.state === 'alive' || m.state === 'suspect',
-      deadSince: m.state === 'dead' ? m.since : null,
-      active: distribution,
-      target: runtime.target ?? null,
-      phase: runtime.phase ?? null,
-      ready: components.every((c) => c.state === 'ready'),
-      failed: runtime.phase === 'failed' || failedComponents.length > 0,
-      error: runtime.error ?? (failedComponents.length > 0 ? failedComponents.join('; ') : null),
-    })
-  }
-  return found
-}
-
-/** The term of the cluster state `member` announces it holds (0: none). */
-function headTermOf(member: Member): number {
-  return managerAnnouncement.of(member).cluster?.term ?? 0
-}
-
-function noQuorum(view: ManagerStatus): NoQuorumError {
-  return new NoQuorumError(
-    view.manager == null
-      ? `no manager: this node sees ${view.aliveVoters} of ${view.voters.length} voters alive, a majority is needed`
-      : `the manager cannot act: ${view.aliveVoters} of ${view.voters.length} voters alive, a majority is needed`,
-  )
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () =>
+        reject(new NoManagerError('the command was not committed in time; its outcome is unknown: retry')),
+      ms,
+    )
+    promise.then(
+      (v) => {
+        clearTimeout(timer)
+        resolve(v)
+      },
+      (err: unknown) => {
+        clearTimeout(timer)
+        reject(err)
+      },
+    )
+  })
 }
 
 /** A refusal as it goes back on the wire: its code and message (the asking agent answers with them). */

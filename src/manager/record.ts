@@ -142,8 +142,34 @@ const stateSchema = z.strictObject({
     .array(z.strictObject({ id: z.string().max(200), by: z.string().max(200), at: z.string().max(40) }))
     .max(MAX_UNPUBLISHED)
     .optional(),
+  /**
+   * Written by a Raft leader (docs/manager.md): `seq` is then the log index the state
+   * is applied to and `term` the leader's term. `genesis` is the founding voter every
+   * node starts its log from; `generation` grows with each `shoal voters reset`.
+   * Absent: a state written by a manager before the Raft log.
+   */
+  raft: z
+    .strictObject({
+      generation: z.number().int().min(0),
+      genesis: z.array(z.string().min(1).max(100)).min(1).max(7),
+      learners: z.array(z.string().max(100)).max(64),
+      /** The leader's majority certificate and newest committed configuration records (consensus/published-proof.ts). */
+      proof: z.strictObject({ certificate: z.unknown(), chain: z.array(z.unknown()).max(16) }).optional(),
+    })
+    .optional(),
 })
 export type ClusterState = z.output<typeof stateSchema>
+/** The fields a Raft log entry may change (the rest is the writer's: term, seq, manager, voters). */
+export const replicatedFieldsSchema = stateSchema.pick({
+  defaultTarget: true,
+  targets: true,
+  placement: true,
+  placementFrom: true,
+  unplaced: true,
+  unpublished: true,
+})
+export type ReplicatedFields = z.output<typeof replicatedFieldsSchema>
+
 export type UnpublishedVersion = NonNullable<ClusterState['unpublished']>[number]
 
 const signedSchema = z.strictObject({ state: stateSchema, signature: z.string().min(1).max(200) })
@@ -166,8 +192,27 @@ export function emptyState(): ClusterState {
   }
 }
 
-/** (term, seq), then the writer's id: the total order every node agrees on. */
-export function isNewer(candidate: StateHead, current: StateHead): boolean {
+/** A head as members announce it, or a whole state. */
+type HeadLike = StateHead | Pick<ClusterState, 'term' | 'seq' | 'manager' | 'raft'>
+
+function generationOf(head: HeadLike): number {
+  const { g, raft } = head as { g?: unknown; raft?: { generation: number } }
+  if (typeof g === 'number') return g
+  return raft?.generation ?? -1
+}
+
+/**
+ * The total order every node agrees on. A Raft leader's state (generation `g`)
+ * is newer than any state before the Raft log, a later generation newer than an
+ * earlier one; within one, the log index (`seq`) orders them, since every state a
+ * leader publishes is the committed log applied up to there. States before the
+ * Raft log: (term, seq). Then the writer's id.
+ */
+export function isNewer(candidate: HeadLike, current: HeadLike): boolean {
+  const cg = generationOf(candidate)
+  const ug = generationOf(current)
+  if (cg !== ug) return cg > ug
+  if (cg >= 0 && candidate.seq !== current.seq) return candidate.seq > current.seq
   if (candidate.term !== current.term) return candidate.term > current.term
   if (candidate.seq !== current.seq) return candidate.seq > current.seq
   return candidate.manager > current.manager
@@ -202,6 +247,11 @@ export interface ClusterStateComponents {
   }
   network: StreamNetwork
   privateKey: PrivateKey
+  /**
+   * Whether a fetched state, correctly signed by its writer, may replace the one held
+   * (the Raft leader's proof: consensus/published-proof.ts). Absent: the signature suffices.
+   */
+  trust?(next: ClusterState, current: ClusterState | null): { ok: true } | { ok: false; why: string }
   db: {
     get(key: string): Promise<string | undefined>
     put(key: string, value: string): Promise<void>
@@ -339,6 +389,17 @@ export class ClusterStateStore implements Startable {
           if (this.wanted?.head === head) this.wanted = null
           continue
         }
+        const trusted = this.components.trust?.(signed.state, this.signed?.state ?? null) ?? { ok: true }
+        if (!trusted.ok) {
+          this.log.warn('ignored a cluster state whose writer is not a proven leader', {
+            from,
+            writer: signed.state.manager,
+            term: signed.state.term,
+            why: trusted.why,
+          })
+          if (this.wanted?.head === head) this.wanted = null
+          continue
+        }
         await this.adopt(signed)
       } catch (err) {
         this.log.debug('could not fetch the cluster state', { from, error: messageOf(err) })
@@ -386,8 +447,9 @@ export class ClusterStateStore implements Startable {
   }
 
   private announce(state: ClusterState): Promise<void> {
+    const head = { term: state.term, seq: state.seq, manager: state.manager }
     const patch: Partial<ManagerAnnouncement> = {
-      cluster: { term: state.term, seq: state.seq, manager: state.manager },
+      cluster: state.raft == null ? head : { ...head, g: state.raft.generation },
     }
     return this.components.membership.updateMetadata(patch)
   }

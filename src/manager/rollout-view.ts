@@ -1,6 +1,6 @@
 import type { Member } from '../membership/index.js'
 import { runtimeAnnouncement } from '../runtime/index.js'
-import { observe } from './manager.js'
+import { observe } from './decisions.js'
 import type { NodeProgress, RolloutRecord } from './record.js'
 import { isFinished } from './rollout-engine.js'
 

@@ -145,12 +145,19 @@ export const PRESET_TABLE = {
       unit: 'ms',
       why: 'a voter dead this long leaves the voting set, decided by a manager that sees a majority (a minority never shrinks the set to give itself quorum); outlasts a restart or a short partition',
     },
-    prevoteTimeoutMs: {
-      lan: 1_000,
-      cloud: 2_000,
-      test: 500,
+    raftTickMs: {
+      lan: 50,
+      cloud: 100,
+      test: 100,
       unit: 'ms',
-      why: 'a candidate asks each voter whom it follows before it claims a term (pre-vote); the connection usually exists',
+      why: 'one Raft tick: the leader sends a heartbeat every tick, and election timeouts and the lease count ticks; 50 ms with 10 ticks gives a 0.5–1 s election timeout, so a new leader acts within about 1 s of a crash (docs/manager.md)',
+    },
+    electionTicks: {
+      lan: 10,
+      cloud: 20,
+      test: 10,
+      unit: 'ticks',
+      why: 'a follower that has not heard from the leader for a timeout drawn in [E, 2E) ticks starts an election (after a pre-vote); ten heartbeats per timeout, as etcd, so loss rarely deposes a leader; the leader lease is a little shorter (docs/raft.md)',
     },
     formationWaitMs: {
       lan: 3_000,

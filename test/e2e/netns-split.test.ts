@@ -323,7 +323,15 @@ describe.skipIf(unavailable != null)('network faults between 5 agents in network
           watching.on = false
           await watchMinority
         }
-        expect((await Promise.all(minority.map(managerOf))).map(head)).toEqual(minorityHeads)
+        // The minority decided nothing: a state that reaches it now was committed before the cut
+        // (the old leader applied it and publishing it goes on), so no new term was written there
+        // and the majority holds at least as much of the log.
+        const majorityHeads = (await Promise.all(majority.map(managerOf))).map(head)
+        const majoritySeq = Math.max(...majorityHeads.map((h) => Number(h.split('/')[1])))
+        for (const [i, now] of (await Promise.all(minority.map(managerOf))).map(head).entries()) {
+          expect(now.split('/')[0]).toBe(minorityHeads[i]!.split('/')[0])
+          expect(Number(now.split('/')[1])).toBeLessThanOrEqual(majoritySeq)
+        }
         expect(minorityChecks).toBeGreaterThan(0)
 
         healAt = Date.now()

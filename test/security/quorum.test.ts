@@ -6,22 +6,30 @@ describe('availability: a graceful leave does not take the cluster’s decisions
   const cluster = new TestCluster()
   afterAll(() => cluster.cleanup())
 
-  // Was a bug: in a cluster of two voters, when the one that is not the manager left
-  // gracefully (`shoal node remove`, SIGTERM), the manager lost quorum for good: quorum
-  // counted the left voter (1 of 2 alive), and only a manager with quorum may remove it
-  // from the voters. A voter that announced its own leave is not a split: it no longer
-  // counts (src/manager/election.ts), and the manager drops it from the voters.
-  it('one of two voters leaves: the other keeps acting as the manager', async () => {
-    const agents = await cluster.startMany(2)
+  // Was a bug before the Raft log: of two voters, when the one that was not the manager left
+  // gracefully, the manager lost quorum for good. Now a voter that left is removed from the
+  // configuration at once by the leader (single-server change, committed by the voters that
+  // remain), and a leader that leaves hands leadership over first (no election timeout).
+  it('voters leave one by one, the leader last but one: the rest keep a leader that acts', async () => {
+    const agents = await cluster.startMany(3)
     await cluster.waitForConvergence(agents)
-    const manager = await waitFor('a manager recording both voters', () =>
-      agents.find((a) => a.manager.status().acting && a.manager.status().voters.length === 2),
+    const leader = await waitFor('a leader with 3 voters', () =>
+      agents.find((a) => a.manager.status().acting && a.manager.status().voters.length === 3),
     )
-    await agents.find((a) => a !== manager)!.stop({ leave: true })
-    await waitFor('the manager to act alone, the left voter dropped', () => {
-      const status = manager.manager.status()
+    const [follower, other] = agents.filter((a) => a !== leader)
+    await follower!.stop({ leave: true })
+    // Two agents left: one voter is enough (a second would add a way to lose quorum, not a spare).
+    await waitFor('the leader to act with the left voter removed', () => {
+      const status = leader.manager.status()
+      return status.acting && !status.voters.includes(follower!.id)
+    })
+    // The leader, maybe the only voter, leaves: it brings the other agent in as a voter and
+    // hands leadership over first; the new leader removes it and acts alone.
+    await leader.stop({ leave: true })
+    await waitFor('the last voter to lead alone', () => {
+      const status = other!.manager.status()
       return status.acting && status.voters.length === 1
     })
-    expect(manager.manager.status()).toMatchObject({ acting: true, quorum: true, voters: [manager.id] })
+    expect(other!.manager.status()).toMatchObject({ acting: true, quorum: true, voters: [other!.id] })
   })
 })

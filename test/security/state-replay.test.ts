@@ -23,7 +23,7 @@ interface Registrar {
 /** What `/shoal/<cluster>/state/1.0.0` answers: the signed cluster state. */
 type SignedState = { state: ClusterState; signature: string }
 
-const head = (s: ClusterState) => ({ term: s.term, seq: s.seq, manager: s.manager })
+const head = (s: ClusterState) => ({ term: s.term, seq: s.seq, manager: s.manager, g: s.raft?.generation })
 
 describe('a replayed cluster state of an older term is ignored', () => {
   const cluster = new TestCluster()
@@ -130,16 +130,25 @@ describe('a replayed cluster state of an older term is ignored', () => {
         await ch.write(encodeJson(served))
       },
     )
-    await insider.membership.updateMetadata({
-      cluster: { ...head(replay.state), term: current.term + 5 },
+    // Announced again on every poll: the insider's own store announces its real head after each
+    // state the leader publishes, and the leader publishes after every entry it applies.
+    const announceFake = (seq: number) =>
+      insider.membership.updateMetadata({ cluster: { ...head(replay.state), seq } })
+    await waitFor(
+      'the manager to fetch the replay',
+      async () => {
+        await announceFake(current.seq + 50)
+        return requests >= 1
+      },
+      { timeout: 45_000 },
+    )
+    // 2. The same record with its log index raised: the signature no longer verifies.
+    served = { ...replay, state: { ...replay.state, seq: current.seq + 60 } }
+    const before = requests
+    await waitFor('the manager to fetch the altered replay', async () => {
+      await announceFake(current.seq + 60)
+      return requests > before
     })
-    await waitFor('the manager to fetch the replay', () => requests >= 1, { timeout: 45_000 })
-    // 2. The same record with its term raised: the signature no longer verifies.
-    served = { ...replay, state: { ...replay.state, term: current.term + 6 } }
-    await insider.membership.updateMetadata({
-      cluster: { ...head(replay.state), term: current.term + 6 },
-    })
-    await waitFor('the manager to fetch the altered replay', () => requests >= 2)
     await holds(
       'the manager to keep the newer state',
       () => {
@@ -173,6 +182,11 @@ describe('a replayed cluster state of an older term is ignored', () => {
     })
     await waitFor('the returned node to run 1.1', () => returned.runtime.status().active === 'app@1.1')
     expect(managerOf(next)).toMatchObject({ self: true, acting: true, term: current.term })
+    // It may be brought back in as a voter (a learner first): it follows the leader once it hears from it.
+    await waitFor(
+      'the returned node to follow the new manager',
+      () => managerOf(returned).manager === next.id,
+    )
     expect(managerOf(returned)).toMatchObject({ manager: next.id, self: false })
     expect(next.clusterState.current()).toMatchObject({ term: current.term, defaultTarget: 'app@1.1' })
     expect(adopted.filter((a) => a.term < current.term)).toEqual([])

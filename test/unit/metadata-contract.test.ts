@@ -6,8 +6,9 @@ import { resolveAgentConfig } from '../../src/bootstrap/config.js'
 import { describeMembers } from '../../src/cli/views.js'
 import { fitDrained, loadBalancerAnnouncement } from '../../src/loadbalancer/announcement.js'
 import { drainConfirmed } from '../../src/loadbalancer/index.js'
-import { elect, isEligible } from '../../src/manager/election.js'
+import { isEligible } from '../../src/manager/election.js'
 import { managerAnnouncement } from '../../src/manager/index.js'
+import { nextVoterChange } from '../../src/manager/voter-policy.js'
 import {
   type Claim,
   isObserver,
@@ -305,17 +306,27 @@ describe('roles', () => {
     expect(isObserver(member('a'))).toBe(false)
   })
 
-  it('give an observer no vote and no claim, whatever its id', () => {
-    const members = [member('a', ['lb']), member('b', ['observer']), member('c', ['web']), member('d')]
-    expect(members.map(isEligible)).toEqual([false, false, true, true])
-    const view = elect({
-      self: 'c',
-      members: members.map((m) => (m.id === 'c' ? { ...m, self: true } : m)),
-      voters: [],
-      knownTerm: 0,
-      myClaim: null,
+  it('never make an observer a voter, whatever its id', () => {
+    const members = [
+      member('a', ['lb']),
+      member('b', ['observer']),
+      member('c', ['web']),
+      member('d'),
+      member('e'),
+    ]
+    expect(members.map(isEligible)).toEqual([false, false, true, true, true])
+    const change = nextVoterChange({
+      config: { voters: ['d'], learners: [] },
+      self: 'd',
+      commit: 1,
+      match: {},
+      members: members.map((m) => (m.id === 'd' ? { ...m, self: true } : m)),
+      goneSince: new Map(),
+      now: 0,
+      removalMs: 1000,
+      maxVoters: 5,
     })
-    expect(view).toMatchObject({ manager: 'c', voters: ['c', 'd'], claim: 1 })
+    expect(change).toEqual({ op: 'add-learner', node: 'c' })
   })
 
   it("are the dashboard's observer roles too", () => {

@@ -68,7 +68,8 @@ describe('timer presets (src/shared/presets.ts)', () => {
     expect(lan.manager).toEqual({
       tickMs: 250,
       voterRemovalMs: 30_000,
-      prevoteTimeoutMs: 1000,
+      raftTickMs: 50,
+      electionTicks: 10,
       formationWaitMs: 3000,
     })
     expect(lan.mdns).toEqual({ intervalMs: 2000 })

@@ -141,16 +141,28 @@ export interface FollowedState {
 export const ManagerStatus = describes<ManagerStatusType & FollowedState>()(
   z
     .object({
-      manager: z.string().nullable(),
-      term: z.number().int(),
-      quorum: z.boolean().describe('This node sees a majority of the voters alive'),
+      manager: z.string().nullable().describe('The Raft leader this node follows'),
+      term: z.number().int().describe('The Raft term'),
+      quorum: z
+        .boolean()
+        .describe('This node follows a leader that holds a majority (the leader: it holds its lease)'),
       voters: z.array(z.string()),
       aliveVoters: count(),
-      claim: z.number().int().nullable(),
-      acting: z.boolean().describe('This node is the manager and sees a majority'),
+      claim: z.number().int().nullable().describe('The term this node leads, or null'),
+      acting: z
+        .boolean()
+        .describe('This node is the leader, holds its lease and applied everything before its term'),
       self: z.boolean(),
+      learners: z
+        .array(z.string())
+        .describe('Voters being brought in: they receive the log, do not vote yet'),
+      role: z
+        .enum(['leader', 'follower', 'candidate', 'pre-candidate', 'observer'])
+        .describe('`observer`: not in the Raft configuration; follows the state the leader publishes'),
+      commitIndex: count().describe('Raft commit index as this node knows it'),
+      appliedIndex: count().describe('Log index the state on this node is applied to'),
       stateTerm: z.number().int(),
-      stateSeq: z.number().int(),
+      stateSeq: z.number().int().describe('Log index of the published state this node holds'),
       placement: z
         .record(z.string(), z.array(z.string()))
         .describe('Component → nodes, for components not placed everywhere'),

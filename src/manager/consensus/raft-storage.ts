@@ -182,6 +182,22 @@ export class RaftStorage {
     })
   }
 
+  /**
+   * Forgets the whole log and starts again from `snapshot`, in one synced batch
+   * (`shoal voters reset`, or following a cluster that was reset: a new genesis).
+   */
+  reset(snapshot: Snapshot): Promise<void> {
+    return this.exclusive(async () => {
+      const ops: RaftStorageOperation[] = [{ type: 'del', key: HARD_STATE }]
+      for await (const key of this.db.keys(ENTRY_RANGE)) ops.push({ type: 'del', key })
+      const { index, term } = snapshot.meta
+      const hardState: HardState = { term, vote: null, commit: index }
+      ops.push({ type: 'put', key: SNAPSHOT, value: encode(snapshot) })
+      ops.push({ type: 'put', key: HARD_STATE, value: encode(hardState) })
+      await this.write(ops, true, { snapshot: index, from: index + 1, to: index })
+    })
+  }
+
   /** A small value kept beside the log (e.g. the cluster's genesis voters), synced. */
   async saveMeta(key: string, value: string): Promise<void> {
     await this.db.batch([{ type: 'put', key: META + key, value: encode(value) }], { sync: true })

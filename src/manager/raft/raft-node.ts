@@ -64,6 +64,7 @@ import type { Ready, SoftState } from './ready.js'
 import type {
   ClusterConfig,
   ConfigChange,
+  ConfigRecord,
   Entry,
   HardState,
   NodeId,
@@ -378,6 +379,19 @@ export class RaftNode {
   /** Leader with a valid lease: no other node can be acting as leader now. */
   isActingLeader(): boolean {
     return this.role === 'leader' && this.leaseValid()
+  }
+
+  /**
+   * The configuration records after `index` (oldest first, as far back as this node
+   * keeps them) and the newest one: what a node that trusts the record at `index`
+   * needs to verify this node's leader (certificate.ts verifyLeader).
+   */
+  configChain(index: number): { latest: ConfigRecord; committed: ConfigRecord; chain: ConfigRecord[] } {
+    return {
+      latest: this.log.latestConfig(),
+      committed: this.log.committedConfig(),
+      chain: this.log.configChainAfter(index),
+    }
   }
 
   /** The entry at `index` when this node holds it (not compacted), for status pages and tests. */
