@@ -233,7 +233,13 @@ export class Manager implements Startable {
     const id = components.membership.id
     this.clientId = `${id}/${Math.random().toString(36).slice(2, 10)}`
     this.transport = new RaftTransport(
-      { cluster: init.cluster },
+      // A dial or a write slower than an election timeout is of no use to Raft; shorter ones
+      // find a peer back soon after a cut heals (a dial or write into a cut waits for its timeout).
+      {
+        cluster: init.cluster,
+        dialTimeoutMs: init.raftTickMs * init.electionTicks,
+        writeTimeoutMs: init.raftTickMs * init.electionTicks,
+      },
       {
         network: components.network,
         selfId: id,
@@ -390,7 +396,10 @@ export class Manager implements Startable {
       generation: this.genesis?.generation ?? this.components.store.current().raft?.generation ?? 0,
       commitIndex: status.commitIndex,
       maxVoters: this.init.maxVoters ?? 5,
-      members: [...status.voters.map((id) => row(id, 'voter')), ...status.learners.map((id) => row(id, 'learner'))],
+      members: [
+        ...status.voters.map((id) => row(id, 'voter')),
+        ...status.learners.map((id) => row(id, 'learner')),
+      ],
     }
   }
 
@@ -405,7 +414,8 @@ export class Manager implements Startable {
   async resetVoters(): Promise<VotersView> {
     if (!this.host.booted || this.genesis == null) throw new NoRaftLogError()
     const self = this.components.membership.id
-    const generation = Math.max(this.genesis.generation, this.components.store.current().raft?.generation ?? 0) + 1
+    const generation =
+      Math.max(this.genesis.generation, this.components.store.current().raft?.generation ?? 0) + 1
     const genesis = { generation, voters: [self] }
     this.log.warn('voters reset: this node starts a new generation of the log as its only voter', {
       generation,

@@ -105,6 +105,12 @@ interface Outbound {
   /** performance.now() before which no dial is made. */
   retryAt: number
   timer: ReturnType<typeof setTimeout> | null
+  /**
+   * The last stream stalled (a write timed out): its connection may be a TCP link that a
+   * cut left without a reset, retransmitting with a growing backoff long after the cut
+   * heals. The next dial opens a new connection instead of another stream on that one.
+   */
+  fresh: boolean
 }
 
 export class RaftTransport implements Startable {
@@ -228,6 +234,7 @@ export class RaftTransport implements Startable {
         backoffMs: REDIAL_BACKOFF_MIN_MS,
         retryAt: 0,
         timer: null,
+        fresh: false,
       }
       this.peers.set(id, peer)
     }
@@ -309,7 +316,8 @@ export class RaftTransport implements Startable {
     const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.dialTimeoutMs)])
     let stream: Stream
     try {
-      stream = await openStream(this.components.network, peer.peerId, this.protocol, signal)
+      stream = await openStream(this.components.network, peer.peerId, this.protocol, signal, peer.fresh)
+      peer.fresh = false
     } catch (err) {
       this.log.debug('raft stream could not be opened', { peer: peer.id, error: messageOf(err) })
       this.backOff(peer)
@@ -462,9 +470,17 @@ function boundedVarint(maxBytes: number) {
  * back one it still lists but that has closed (stream-rpc.ts's openStream, not
  * exported; docs/reliability-chaos.md finding 2).
  */
-async function openStream(network: StreamNetwork, peer: PeerId, protocol: string, signal: AbortSignal) {
+async function openStream(
+  network: StreamNetwork,
+  peer: PeerId,
+  protocol: string,
+  signal: AbortSignal,
+  fresh: boolean,
+) {
   try {
-    return await network.dialProtocol(peer, protocol, { signal })
+    // libp2p passes these options on to dial(), which honours `force`; the type leaves it out.
+    const options: DialProtocolOptions & DialOptions = fresh ? { signal, force: true } : { signal }
+    return await network.dialProtocol(peer, protocol, options)
   } catch (err) {
     const name = err instanceof Error ? err.name : ''
     if ((name !== 'ConnectionClosedError' && name !== 'ConnectionClosingError') || signal.aborted) throw err
