@@ -20,6 +20,7 @@ import type { NodeOperation, NodeRow } from './schemas/nodes.js'
 import type { FollowedState } from './schemas/rollouts.js'
 import type { ApiBackend } from './server.js'
 import { countStates, type MemberView, memberView, type StatusView } from './views.js'
+import type { VotersApi } from './voter-routes.js'
 
 /** What an agent is, as `GET /api/status` shows it. */
 export interface AgentApiInit {
@@ -44,7 +45,8 @@ export interface NodeOperationsApi extends ReleasesApi {
 /** The subsystems the API reads and drives, handed over by the agent. */
 export interface AgentApiComponents {
   membership: Pick<Membership, 'self' | 'members' | 'stats' | 'events'>
-  manager: Pick<Manager, 'status'>
+  /** The election, and the voters (`resetVoters` acts on this node alone, never through the leader). */
+  manager: Pick<Manager, 'status' | 'voters' | 'resetVoters'>
   /** Operator commands on the manager, with the agent's waits (src/manager/command-client.ts). */
   commands: Pick<CommandClient, 'rollout' | 'command' | 'unpublish'>
   /** The cluster state this node holds. */
@@ -91,6 +93,7 @@ export class AgentApi implements ApiBackend {
   readonly distributions: ArtifactsApi
   readonly runtimeApi: RuntimeApi
   readonly nodesApi: NodesApi
+  readonly votersApi: VotersApi
   /** `GET /releases/…`: the Shoal release the agent's node operations serve to nodes they launch. */
   readonly nodeOps: ReleasesApi
 
@@ -109,6 +112,8 @@ export class AgentApi implements ApiBackend {
       operation: (id) => nodes.get(id),
     }
     this.nodeOps = nodes
+    const { manager } = components
+    this.votersApi = { voters: () => manager.voters(), reset: () => manager.resetVoters() }
   }
 
   status(): StatusView {

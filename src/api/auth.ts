@@ -46,6 +46,7 @@ export const MUTATING_ROUTES: ReadonlyArray<{ method: string; path: RegExp; role
   { method: 'POST', path: /^\/api\/rollouts$/, roles: ['admin'] },
   { method: 'POST', path: /^\/api\/rollouts\/[^/]+\/(approve|pause|resume|abort)$/, roles: ['admin'] },
   { method: 'POST', path: /^\/api\/rollbacks$/, roles: ['admin'] },
+  { method: 'POST', path: /^\/api\/voters\/reset$/, roles: ['admin'] },
 ]
 
 /** The roles that may send `method path`. */

@@ -9,6 +9,7 @@ import { RELEASE_OPERATIONS } from './release-routes.js'
 import { RUNTIME_OPERATIONS } from './runtime-routes.js'
 import { errorBodyWith } from './schemas/common.js'
 import type { Answer, Errors, Operation, Tag } from './schemas/operation.js'
+import { VOTER_OPERATIONS } from './voter-routes.js'
 
 /**
  * The OpenAPI 3.1 document of the admin API, served at `/api/openapi.json`,
@@ -61,6 +62,7 @@ export const OPERATIONS: readonly Operation[] = [
   ...Object.values(DASHBOARD_OPERATIONS),
   ...Object.values(ARTIFACT_OPERATIONS),
   ...Object.values(RUNTIME_OPERATIONS),
+  ...Object.values(VOTER_OPERATIONS),
   ...Object.values(NODE_OPERATIONS),
 ]
 

@@ -17,6 +17,7 @@ import { OPENAPI_DOCUMENT } from './openapi.js'
 import { type ReleasesApi, releaseRoutes } from './release-routes.js'
 import { type RuntimeApi, runtimeRoutes } from './runtime-routes.js'
 import type { MemberView, StatusView } from './views.js'
+import { type VotersApi, voterRoutes } from './voter-routes.js'
 
 /** What the API serves; the agent implements it. */
 export interface ApiBackend {
@@ -25,6 +26,8 @@ export interface ApiBackend {
   readonly distributions: ArtifactsApi
   readonly runtimeApi: RuntimeApi
   readonly nodesApi: NodesApi
+  /** The manager's voters (`GET /api/voters`, `POST /api/voters/reset`). */
+  readonly votersApi: VotersApi
   /** The agent's metrics in Prometheus' text format (`GET /metrics`). */
   metrics?(): Promise<string>
   /** The agent's node operations: they hold the Shoal release launched nodes download (`GET /releases/…`). */
@@ -114,6 +117,7 @@ export function createApiApp(
   artifactRoutes(app, () => backend.distributions)
   runtimeRoutes(app, () => backend.runtimeApi)
   nodeRoutes(app, () => backend.nodesApi)
+  voterRoutes(app, () => backend.votersApi)
   app.notFound((c) =>
     c.json(
       { error: { code: NotFoundError.code, message: `no such endpoint: ${c.req.method} ${c.req.path}` } },

@@ -137,3 +137,19 @@ export function parseTags(values: string[]): Record<string, string> {
   }
   return tags
 }
+
+/**
+ * Options given before the subcommand (`shoal rollout --api X status r3`) are
+ * parsed by `rollout`; they count for the subcommand unless it was given its own.
+ */
+export function withParentOptions<T extends object>(command: Command, own: T): T {
+  const parent = command.parent
+  if (parent == null || parent.parent == null) return own
+  const merged = { ...own } as Record<string, unknown>
+  for (const option of command.options) {
+    const key = option.attributeName()
+    if (command.getOptionValueSource(key) !== 'cli' && parent.getOptionValueSource(key) === 'cli')
+      merged[key] = parent.getOptionValue(key)
+  }
+  return merged as T
+}

@@ -11,6 +11,7 @@ import { addReleaseCommands } from './release-commands.js'
 import { addRolloutCommands } from './rollout-commands.js'
 import { addRunningCommands } from './running-commands.js'
 import { addSetupCommands } from './setup-commands.js'
+import { addVoterCommands } from './voter-commands.js'
 
 /**
  * How a command shows in its parent's list: its arguments, or its verbs when it
@@ -58,6 +59,7 @@ const program = new Command()
 
 program.commandsGroup('Cluster:')
 addClusterCommands(program)
+addVoterCommands(program)
 program.commandsGroup('Releases:')
 addReleaseCommands(program)
 program.commandsGroup('Rollouts:')

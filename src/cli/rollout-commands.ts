@@ -15,6 +15,7 @@ import {
   type WaitOptions,
   waitOptions,
   wholeUpTo,
+  withParentOptions,
 } from './command-options.js'
 import { UsageError } from './errors.js'
 import { configureHistory } from './release-commands.js'
@@ -265,20 +266,4 @@ function configureControl(command: Command, op: string, what: string, alias: str
     const view = await apiClient(opts).post<RolloutView>(`/api/rollouts/${encodeURIComponent(id)}/${op}`)
     print(opts.json, view, () => formatRollout(view))
   })
-}
-
-/**
- * Options given before the subcommand (`shoal rollout --api X status r3`) are
- * parsed by `rollout`; they count for the subcommand unless it was given its own.
- */
-function withParentOptions<T extends object>(command: Command, own: T): T {
-  const parent = command.parent
-  if (parent == null || parent.parent == null) return own
-  const merged = { ...own } as Record<string, unknown>
-  for (const option of command.options) {
-    const key = option.attributeName()
-    if (command.getOptionValueSource(key) !== 'cli' && parent.getOptionValueSource(key) === 'cli')
-      merged[key] = parent.getOptionValue(key)
-  }
-  return merged as T
 }

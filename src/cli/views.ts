@@ -1,5 +1,6 @@
 import type { MemberView, StatusView } from '../api/index.js'
 import type { DistributionView } from '../artifacts/index.js'
+import type { VotersView } from '../manager/index.js'
 import { hasObserverRole, MemberRole } from '../membership/index.js'
 import type { RuntimeStatus } from '../runtime/index.js'
 import { shortId, table } from './table.js'
@@ -181,4 +182,19 @@ export function formatComponents(status: RuntimeStatus): string {
     c.error ?? '',
   ])
   return `${head}\n${table(['COMPONENT', 'VERSION', 'STATE', 'ENDPOINT', 'PID', 'RESTARTS', 'ERROR'], rows)}`
+}
+
+/** `shoal voters`: a line on the log as this node knows it, then each voter and learner. */
+export function formatVoters(view: VotersView): string {
+  const head = `leader ${view.leader == null ? 'none known' : shortId(view.leader)}, term ${view.term}, generation ${view.generation}, commit index ${view.commitIndex} (up to ${view.maxVoters} voters)`
+  if (view.members.length === 0)
+    return `${head}\nno voters known yet (no cluster formed, or none published to this node)`
+  const rows = view.members.map((m) => [
+    shortId(m.id),
+    m.role,
+    m.state,
+    m.leader ? '*' : '',
+    m.match == null ? '-' : String(m.match),
+  ])
+  return `${head}\n${table(['ID', 'ROLE', 'STATE', 'LEADER', 'MATCH'], rows)}`
 }

@@ -134,6 +134,8 @@ describe('the shoal command line: verbs, aliases, --json, exit codes, help', () 
     const commands = [
       ['members'],
       ['status'],
+      ['voters'],
+      ['voters', 'reset'],
       ['publish'],
       ['distributions'],
       ['rollout'],
@@ -159,6 +161,7 @@ describe('the shoal command line: verbs, aliases, --json, exit codes, help', () 
       ['rollout', 'educa'], // neither NAME@VERSION nor a rollout verb
       ['node', 'add', '--count', 'zero'],
       ['rollout', 'educa@1.0', '--max-unavailable', 'half'],
+      ['voters', 'reset'], // without --force
     ]
     const results = await Promise.all(
       cases.map(async (args) => ({

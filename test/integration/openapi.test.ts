@@ -343,5 +343,6 @@ describe('what a real agent answers matches the document', () => {
     const unpublish = 'DELETE /api/distributions/{name}/{version}'
     expect((await check(unpublish, '/api/distributions/app/1.0')).status).toBe(409)
     expect((await check(unpublish, '/api/distributions/app/no%20such')).status).toBe(400)
+    expect((await check('POST /api/voters/reset', '/api/voters/reset', json({}))).status).toBe(400)
   })
 })

@@ -75,6 +75,7 @@ const HARMLESS: Record<string, { path: string; body?: unknown; answer: number; w
     answer: 404,
     why: 'no such member',
   },
+  'POST /api/voters/reset': { path: '/api/voters/reset', answer: 400, why: 'no {"force": true}' },
 }
 
 /** Path parameters of the read-only requests: names nothing, so answers are small (often 404). */
