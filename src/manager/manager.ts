@@ -388,7 +388,7 @@ export class Manager implements Startable {
       role,
       state: members.get(id) ?? 'gone',
       leader: id === status.manager,
-      match: leads ? (raft?.progress[id]?.match ?? null) : null,
+      match: !leads ? null : id === raft?.id ? raft.lastIndex : (raft?.progress[id]?.match ?? null),
     })
     return {
       leader: status.manager,
@@ -412,8 +412,12 @@ export class Manager implements Startable {
    * the voter policy then brings voters in again.
    */
   async resetVoters(): Promise<VotersView> {
-    if (!this.host.booted || this.genesis == null) throw new NoRaftLogError()
     const self = this.components.membership.id
+    const raft = this.host.status()
+    // Only a node that was in the configuration holds the cluster's decisions (an agent that
+    // merely follows the published state booted its log from the genesis and holds nothing).
+    if (raft == null || this.genesis == null || !inConfig(raft, self) || this.machine.lastIndex === 0)
+      throw new NoRaftLogError()
     const generation =
       Math.max(this.genesis.generation, this.components.store.current().raft?.generation ?? 0) + 1
     const genesis = { generation, voters: [self] }
