@@ -54,9 +54,16 @@ export function nextVoterChange(view: VoterView): ConfigChange | null {
   }
   const { voters, learners } = view.config
   // 1. Gone for good: those that left (at once), learners dead past the delay.
-  for (const id of voters) if (id !== view.self && state(id) === 'left') return { op: 'remove', node: id }
+  // A member that took an observer role (a load balancer) may not vote either.
+  const observer = (id: NodeId) => {
+    const m = byId.get(id)
+    return m != null && !isEligible(m)
+  }
+  for (const id of voters)
+    if (id !== view.self && (state(id) === 'left' || observer(id))) return { op: 'remove', node: id }
   for (const id of learners)
-    if (state(id) === 'left' || (!usable(id) && gonePast(view, id))) return { op: 'remove', node: id }
+    if (state(id) === 'left' || observer(id) || (!usable(id) && gonePast(view, id)))
+      return { op: 'remove', node: id }
 
   // Suspected members still count: a moment of suspicion must not shrink the voter set.
   const eligible = view.members.filter(
@@ -67,7 +74,8 @@ export function nextVoterChange(view: VoterView): ConfigChange | null {
     (id) => id !== view.self && state(id) !== 'alive' && state(id) !== 'suspect',
   )
   const expired = deadVoters.filter((id) => gonePast(view, id))
-  const healthy = voters.length - deadVoters.length
+  // A dead voter counts until the removal delay: a restart or a short cut costs no churn.
+  const healthy = voters.length - expired.length
 
   // 2. Too few healthy voters: bring one in (learner first, promoted once caught up).
   if (healthy < target) {

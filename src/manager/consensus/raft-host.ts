@@ -86,6 +86,8 @@ export class RaftHost {
   private startedAt = 0
   private ticksDone = 0
   private pumping = false
+  /** Output may be waiting: set by every pump(), cleared by the drain that looks. */
+  private wanted = false
   private failed: Error | null = null
   private readonly pending = new Map<number, Pending>()
   private soft: SoftState | null = null
@@ -271,22 +273,31 @@ export class RaftHost {
   }
 
   private pump(): void {
-    if (this.pumping || this.live() == null) return
+    if (this.live() == null) return
+    this.wanted = true
+    if (this.pumping) return
     this.pumping = true
-    void this.drain()
-      .catch((err: unknown) => this.fail(err))
-      .finally(() => {
-        this.pumping = false
-      })
+    void this.drain().catch((err: unknown) => this.fail(err))
   }
 
+  /**
+   * Carries out Readies until the core has none. The flag is cleared with no await
+   * between the last empty ready() and it, so a pump() asked meanwhile is never lost.
+   */
   private async drain(): Promise<void> {
-    for (;;) {
-      const node = this.live()
-      if (node == null) return
-      const ready = node.ready()
-      if (ready == null) return
-      await this.carryOut(node, ready)
+    try {
+      while (this.wanted) {
+        this.wanted = false
+        for (;;) {
+          const node = this.live()
+          if (node == null) return
+          const ready = node.ready()
+          if (ready == null) break
+          await this.carryOut(node, ready)
+        }
+      }
+    } finally {
+      this.pumping = false
     }
   }
 
