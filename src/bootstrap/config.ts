@@ -113,7 +113,9 @@ export function resolveAgentConfig(options: AgentOptions): AgentConfig {
   const presetValues = presetTimers(preset)
   const maxVoters = options.maxVoters ?? 5
   if (maxVoters !== 3 && maxVoters !== 5)
-    throw new OptionError(`--voters must be 3 or 5 (got ${maxVoters}): an odd set, small enough to commit fast`)
+    throw new OptionError(
+      `--voters must be 3 or 5 (got ${maxVoters}): an odd set, small enough to commit fast`,
+    )
   checkAnnounced(options.node)
   const api = parseHostPort(options.api ?? DEFAULT_API, '--api')
   const tokensFile = options.tokensFile == null ? null : resolve(options.tokensFile)
