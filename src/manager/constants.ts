@@ -22,8 +22,15 @@ export const LEARN_POLL_MS = 100
 /** Retention keeps both versions of this many of the newest rollouts (a rollback needs its target on the nodes). */
 export const RETAINED_ROLLOUTS = 3
 
-/** Rollouts kept in the cluster state (the audit trail `shoal history` shows). */
+/** Rollouts kept whole in the cluster state, with each node's progress, base and failure. */
 export const HISTORY_LENGTH = 30
+/**
+ * Rollouts kept in the audit trail (`shoal history`): past the newest HISTORY_LENGTH
+ * a record keeps what was asked, by whom, when, how it ended and its actions, not its
+ * per-node maps (about 0.5 KB each instead of kilobytes per node; every agent fetches
+ * the state after each change).
+ */
+export const AUDIT_LENGTH = 300
 
 /** How long a manager's write waits for a newer state some member announces (a new term catching up). */
 export const STATE_CATCH_UP_MS = 3000

@@ -14,7 +14,7 @@ import {
   type CommandAnswer,
   encodeChange,
 } from '../../src/manager/consensus/cluster-machine.js'
-import { HISTORY_LENGTH } from '../../src/manager/constants.js'
+import { AUDIT_LENGTH, HISTORY_LENGTH } from '../../src/manager/constants.js'
 import { type Entry, genesisSnapshot, type RequestId, type Snapshot } from '../../src/manager/raft/index.js'
 import type { ClusterState, RolloutRecord } from '../../src/manager/record.js'
 import { rolloutRecord } from '../helpers/rollout-record.js'
@@ -281,23 +281,33 @@ describe('rollout records', () => {
     expect(m.state().rollouts).toEqual(next.rollouts)
   })
 
-  it(`the history keeps the newest ${HISTORY_LENGTH}`, () => {
+  it(`the audit trail keeps ${AUDIT_LENGTH} rollouts, the newest ${HISTORY_LENGTH} with their per-node maps`, () => {
     const m = new ClusterMachine()
     let index = 0
-    for (let i = 1; i <= HISTORY_LENGTH; i++) {
+    const detailed = (id: string) => rollout(id, { progress: { n1: 'done' }, baseTargets: { n1: 'app@1' } })
+    for (let i = 1; i <= AUDIT_LENGTH; i++) {
       index++
-      m.apply(command(index, change(m.version, { rollouts: [rollout(`r${i}`)] })))
+      m.apply(command(index, change(m.version, { rollouts: [detailed(`r${i}`)] })))
     }
-    expect(m.state().rollouts).toHaveLength(HISTORY_LENGTH)
+    expect(m.state().rollouts).toHaveLength(AUDIT_LENGTH)
     index++
-    m.apply(command(index, change(m.version, { rollouts: [rollout('new-1'), rollout('new-2')] })))
-    const ids = m.state().rollouts.map((r) => r.id)
-    expect(ids).toHaveLength(HISTORY_LENGTH)
-    expect(ids.slice(0, 3)).toEqual(['new-2', 'new-1', `r${HISTORY_LENGTH}`])
+    m.apply(command(index, change(m.version, { rollouts: [detailed('new-1'), detailed('new-2')] })))
+    const kept = m.state().rollouts
+    const ids = kept.map((r) => r.id)
+    expect(ids).toHaveLength(AUDIT_LENGTH)
+    expect(ids.slice(0, 3)).toEqual(['new-2', 'new-1', `r${AUDIT_LENGTH}`])
     // The two oldest went.
     expect(ids).not.toContain('r1')
     expect(ids).not.toContain('r2')
     expect(ids.at(-1)).toBe('r3')
+    // Past the newest HISTORY_LENGTH: what was asked and how it ended, no per-node maps.
+    expect(kept[HISTORY_LENGTH - 1]!.progress).toEqual({ n1: 'done' })
+    expect(kept[HISTORY_LENGTH]).toMatchObject({
+      id: `r${AUDIT_LENGTH - HISTORY_LENGTH + 2}`,
+      progress: {},
+      baseTargets: {},
+    })
+    expect(kept[HISTORY_LENGTH]!.distribution).toBe(rollout('x').distribution)
   })
 })
 

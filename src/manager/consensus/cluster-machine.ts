@@ -17,7 +17,7 @@
  * that reaches the log twice gets the first copy's answer.
  */
 import { z } from 'zod'
-import { HISTORY_LENGTH } from '../constants.js'
+import { AUDIT_LENGTH, HISTORY_LENGTH } from '../constants.js'
 import { ClientSessions, type Entry, type RequestId, type Snapshot } from '../raft/index.js'
 import {
   type ClusterState,
@@ -125,7 +125,8 @@ export class ClusterMachine {
       if (at >= 0) this.rollouts[at] = record
       else this.rollouts.unshift(record)
     }
-    if (this.rollouts.length > HISTORY_LENGTH) this.rollouts.length = HISTORY_LENGTH
+    if (this.rollouts.length > AUDIT_LENGTH) this.rollouts.length = AUDIT_LENGTH
+    for (let i = HISTORY_LENGTH; i < this.rollouts.length; i++) this.rollouts[i] = slim(this.rollouts[i]!)
     this.version = entry.index
     if (request != null && change.answer != null) this.sessions.record(request, change.answer)
     return { status: 'applied', answer: change.answer }
@@ -188,4 +189,11 @@ function fieldsOf(state: ClusterState): ReplicatedFields {
     unplaced,
     ...(unpublished ? { unpublished } : {}),
   }
+}
+
+/** An old rollout as the audit trail keeps it: without its per-node maps. */
+function slim(record: RolloutRecord): RolloutRecord {
+  if (Object.keys(record.progress).length === 0 && Object.keys(record.baseTargets).length === 0) return record
+  const { updatingSince: _u, failures: _f, ...kept } = record
+  return { ...kept, progress: {}, baseTargets: {}, scope: [] }
 }
