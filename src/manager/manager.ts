@@ -213,6 +213,7 @@ export class Manager implements Startable {
   private decisions: Promise<unknown> = Promise.resolve()
   /** After a reset: save a snapshot once this leader can decide, so every agent starts from the state. */
   private compactAfterTermStart = false
+  private warnedSplitBrain = false
   /** Handing over before a graceful leave: the voter policy keeps still meanwhile. */
   private leaving = false
   private running = false
@@ -278,7 +279,7 @@ export class Manager implements Startable {
       },
     )
     const saved = await this.components.raftStorage.loadMeta('genesis')
-    if (saved != null) this.genesis = JSON.parse(saved) as { generation: number; voters: string[] }
+    if (saved != null) this.genesis = JSON.parse(saved) as { generation: number; voters: string[] } | null
     await this.host.boot(null)
     const { events } = this.components.membership
     for (const name of [
@@ -667,7 +668,10 @@ export class Manager implements Startable {
       do {
         this.tickAgain = false
         if (!this.host.booted) await this.tryBoot()
-        else await this.followReset()
+        else {
+          await this.followReset()
+          await this.abandonLoneFounding()
+        }
         if (this.host.canDecide()) {
           if (this.compactAfterTermStart) {
             this.compactAfterTermStart = false
@@ -708,6 +712,48 @@ export class Manager implements Startable {
     this.log.info('founding the cluster: no member announces one', { members: members.length })
     await this.bootFrom({ generation: 0, voters: [self] })
     this.host.campaign()
+  }
+
+  /**
+   * A node that founded a cluster alone (its join was slow, or it started cut off)
+   * and decided nothing yet gives its log up when it meets another cluster of the
+   * same name: it forgets its state and follows the other one's (published-proof
+   * would refuse that state while it holds its own). Two clusters that both
+   * decided something stay apart: logged, for an operator (docs/manager.md).
+   */
+  private async abandonLoneFounding(): Promise<void> {
+    const raft = this.host.status()
+    const self = this.components.membership.id
+    if (raft == null || raft.config.voters.length !== 1 || raft.config.voters[0] !== self) return
+    const other = this.components.membership.members().find((m) => {
+      const head = managerAnnouncement.of(m).cluster
+      return !m.self && m.state === 'alive' && head?.g != null && head.manager !== self && head.manager !== ''
+    })
+    if (other == null) return
+    const head = managerAnnouncement.of(other).cluster!
+    if (this.machine.version !== 0) {
+      if (!this.warnedSplitBrain)
+        this.log.error(
+          'another cluster of the same name decides apart from this one; both decided things, so neither gives way: stop one side and start it with --bootstrap to the other (or run shoal voters reset there)',
+          {
+            other: head.manager,
+          },
+        )
+      this.warnedSplitBrain = true
+      return
+    }
+    this.log.warn(
+      'this node founded a cluster alone and decided nothing: it joins the cluster it met instead',
+      {
+        other: head.manager,
+      },
+    )
+    this.host.stop()
+    this.genesis = null
+    this.published = null
+    await this.components.raftStorage.clear()
+    await this.components.raftStorage.saveMeta('genesis', 'null')
+    await this.components.store.forget()
   }
 
   /** The store adopted a later generation (a voter reset the cluster): start this log again from it. */

@@ -331,6 +331,21 @@ export class ClusterStateStore implements Startable {
   }
 
   /**
+   * Forgets the state held (and its trust anchor): the node founded a cluster of its
+   * own that decided nothing, and follows the cluster it met instead (Manager).
+   */
+  async forget(): Promise<void> {
+    this.chain = this.chain.then(async () => {
+      this.signed = null
+      await this.components.db.put('signed', 'null')
+      await this.announce(emptyState())
+    })
+    await this.chain
+    for (const member of this.components.membership.members())
+      if (member.state === 'alive') this.onMember(member)
+  }
+
+  /**
    * Some alive member announces a newer state than this node holds (it is being
    * fetched). A dead member's announcement does not count: what only it held is lost.
    */

@@ -64,6 +64,9 @@ class MemoryStorage {
     this.resets.push(snapshot)
     this.disk = new SimDisk(snapshot)
   }
+  async clear(): Promise<void> {
+    this.disk = null
+  }
   async saveMeta(key: string, value: string): Promise<void> {
     this.meta.set(key, value)
   }

@@ -56,6 +56,7 @@ export interface RaftHostComponents {
     init(snapshot: Snapshot): Promise<void>
     persist(batch: PersistBatch): Promise<void>
     reset(snapshot: Snapshot): Promise<void>
+    clear(): Promise<void>
     saveMeta(key: string, value: string): Promise<void>
     loadMeta(key: string): Promise<string | null>
   }

@@ -198,6 +198,19 @@ export class RaftStorage {
     })
   }
 
+  /** Forgets everything (a node gives up a log it founded alone), synced: load() answers null again. */
+  clear(): Promise<void> {
+    return this.exclusive(async () => {
+      const ops: RaftStorageOperation[] = [
+        { type: 'del', key: HARD_STATE },
+        { type: 'del', key: SNAPSHOT },
+      ]
+      for await (const key of this.db.keys(ENTRY_RANGE)) ops.push({ type: 'del', key })
+      this.extent = null
+      await this.db.batch(ops, { sync: true })
+    })
+  }
+
   /** A small value kept beside the log (e.g. the cluster's genesis voters), synced. */
   async saveMeta(key: string, value: string): Promise<void> {
     await this.db.batch([{ type: 'put', key: META + key, value: encode(value) }], { sync: true })
