@@ -66,4 +66,4 @@ export const ROLLOUT_DEFAULTS = {
 export const STATE_RETRY_MS = 1000
 
 /** A leader leaving gracefully spends at most this long bringing a successor in and handing over (then it just leaves). */
-export const HAND_OVER_MS = 5000
+export const HAND_OVER_MS = 15_000
