@@ -13,16 +13,21 @@ export interface CliResult {
   stderr: string
 }
 
-/** Runs `shoal ARGS` to completion. */
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+/**
+ * Runs `shoal ARGS` to completion. A hang detector, not a speed check: a `--wait`
+ * on a loaded 2-core machine can take minutes. A run it stops says so in `stderr`.
+ */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 150_000): Promise<CliResult> {
   return new Promise((done) => {
     execFile(
       process.execPath,
       [CLI, ...args],
-      { env: { ...process.env, ...env }, timeout: 30_000 },
+      { env: { ...process.env, ...env }, timeout: timeoutMs },
       (err, stdout, stderr) => {
         const code = err == null ? 0 : typeof err.code === 'number' ? err.code : 1
-        done({ code, stdout, stderr })
+        const killed =
+          err != null && err.killed === true ? `\n(stopped by the test after ${timeoutMs} ms)` : ''
+        done({ code, stdout, stderr: stderr + killed })
       },
     )
   })
