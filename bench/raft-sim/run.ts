@@ -1,7 +1,7 @@
 /**
  * The simulation campaign: `npm run sim -- [--seeds N] [--from S] [--seed S]
- * [--fault-ms MS] [--heal-ms MS] [--verbose]`. Runs seeds from..from+N-1 and
- * prints every failing seed with its first violations (replay one with --seed);
+ * [--fault-ms MS] [--heal-ms MS] [--verbose] [--rollouts]`. Runs seeds from..from+N-1
+ * (of the rollout simulation with --rollouts: rollout-run.ts) and prints every failing seed with its first violations (replay one with --seed);
  * exits 1 when any failed.
  */
 import { parseArgs } from 'node:util'
@@ -15,6 +15,8 @@ const { values } = parseArgs({
     'fault-ms': { type: 'string', default: '30000' },
     'heal-ms': { type: 'string', default: '30000' },
     verbose: { type: 'boolean', default: false },
+    /** The rollout simulation instead (rollout-simulation.ts). */
+    rollouts: { type: 'boolean', default: false },
   },
 })
 
@@ -31,6 +33,19 @@ const from = values.seed != null ? whole('seed', values.seed) : whole('from', va
 const count = values.seed != null ? 1 : whole('seeds', values.seeds)
 const faultMs = whole('fault-ms', values['fault-ms'])
 const healMs = whole('heal-ms', values['heal-ms'])
+
+if (values.rollouts) {
+  const { rolloutCampaign } = await import('./rollout-run.js')
+  const ownHeal = process.argv.some((a) => a.startsWith('--heal-ms'))
+  process.exitCode = rolloutCampaign({
+    from,
+    count,
+    faultMs,
+    verbose: values.verbose,
+    ...(ownHeal ? { healMs } : {}),
+  })
+  process.exit()
+}
 
 const started = Date.now()
 const failed: SimResult[] = []
