@@ -37,7 +37,7 @@ import {
   type Snapshot,
 } from '../../src/manager/raft/index.js'
 import type { ClusterState, RolloutRecord } from '../../src/manager/record.js'
-import { isFinished, step, targetsOf } from '../../src/manager/rollout-engine.js'
+import { isFinished, mayStep, ReadyClock, step, targetsOf } from '../../src/manager/rollout-engine.js'
 import type { EventQueue } from './event-queue.js'
 import { fakeSigner, fakeVerifier } from './keys.js'
 import { MemberView, type Report } from './rollout-nodes.js'
@@ -145,7 +145,9 @@ export class RolloutHost {
   private phase = 0
   private ticksDone = 0
   private readonly inbox: Inbound[] = []
-  private readySince = new Map<string, number>()
+  private readySince = new ReadyClock()
+  /** Manager.leading: the term this process leads, and since when (its clock). */
+  private leading = { term: -1, since: 0 }
   private decisions: Decision[] = []
   private inFlight: {
     index: number
@@ -224,7 +226,8 @@ export class RolloutHost {
     this.decisions = []
     this.inFlight = null
     this.reconcileQueued = false
-    this.readySince = new Map()
+    this.readySince = new ReadyClock()
+    this.leading = { term: -1, since: 0 }
     this.wakeTimerAt = Number.POSITIVE_INFINITY
   }
 
@@ -519,15 +522,22 @@ export class RolloutHost {
   /** Manager.reconcile: step the newest rollout over what this process sees, targets from it. */
   private reconcile(state: ClusterState, now: number): null {
     const members = this.view.members()
+    const term = this.raft.status().term
+    if (this.leading.term !== term) this.leading = { term, since: now }
     const latest = state.rollouts[0]
-    if (latest != null && !isFinished(latest)) {
+    const observations = observe(members)
+    if (
+      latest != null &&
+      !isFinished(latest) &&
+      mayStep(latest, observations, now - this.leading.since, this.env.lostAfterMs)
+    ) {
       const input =
         this.env.overAdmit === true ? { ...latest, maxUnavailable: latest.maxUnavailable + 1 } : latest
       let stepped = step(input, {
         now,
-        observations: observe(members),
+        observations,
         members: members.filter((m) => m.state === 'alive' && isEligible(m)).map((m) => m.id),
-        readySince: this.readySince,
+        readySince: this.readySince.for(latest.id, term),
         lostAfterMs: this.env.lostAfterMs,
       })
       if (stepped === input) stepped = latest

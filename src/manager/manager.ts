@@ -59,7 +59,7 @@ import {
 import { type PlacementSpec, parsePlacement, place } from './placement.js'
 import { genesisSnapshot, type NodeId, type RaftStatus, type RequestId } from './raft/index.js'
 import type { ClusterState, ClusterStateStore, RolloutRecord } from './record.js'
-import { isFinished, step, targetsOf } from './rollout-engine.js'
+import { isFinished, mayStep, ReadyClock, step, targetsOf } from './rollout-engine.js'
 import { nextVoterChange } from './voter-policy.js'
 
 /**
@@ -207,7 +207,9 @@ export class Manager implements Startable {
   private timer: NodeJS.Timeout | undefined
   private wakeTimer: NodeJS.Timeout | undefined
   private startedAt = 0
-  private readonly readySince = new Map<string, number>()
+  private readonly readySince = new ReadyClock()
+  /** The term this node leads, and since when (ms): a new leader's view may lack members. */
+  private leading = { term: -1, since: 0 }
   /** When this leader first saw each voter or learner dead or missing. */
   private readonly goneSince = new Map<string, number>()
   private decisions: Promise<unknown> = Promise.resolve()
@@ -823,13 +825,20 @@ export class Manager implements Startable {
       }
       const now = Date.now()
       const members = this.components.membership.members()
+      const term = this.host.status()?.term ?? 0
+      if (this.leading.term !== term) this.leading = { term, since: now }
       const latest = state.rollouts[0]
-      if (latest != null && !isFinished(latest)) {
+      const observations = observe(members)
+      if (
+        latest != null &&
+        !isFinished(latest) &&
+        mayStep(latest, observations, now - this.leading.since, this.init.voterRemovalMs)
+      ) {
         const stepped = step(latest, {
           now,
-          observations: observe(members),
+          observations,
           members: members.filter((m) => m.state === 'alive' && isEligible(m)).map((m) => m.id),
-          readySince: this.readySince,
+          readySince: this.readySince.for(latest.id, term),
           lostAfterMs: this.init.voterRemovalMs,
         })
         this.wakeAtMinReady(stepped, now)

@@ -212,6 +212,47 @@ export function step(rollout: RolloutRecord, ctx: StepContext): RolloutRecord {
   return changed(rollout, next)
 }
 
+/**
+ * Whether a leader may step `rollout` now. A process that just started leading (a
+ * restart, a transfer) may not have heard of every member yet, and a node missing from
+ * its view would count as gone: its slot freed, or the node left behind as `lost`. So
+ * while a node the rollout names is unobserved, a leader waits `graceMs` from when it
+ * started leading (then a node still unknown is gone indeed).
+ */
+export function mayStep(
+  rollout: RolloutRecord,
+  observations: ReadonlyMap<string, NodeObservation>,
+  leadingForMs: number,
+  graceMs: number,
+): boolean {
+  if (leadingForMs >= graceMs) return true
+  return Object.keys(rollout.progress).every((id) => observations.has(id))
+}
+
+/**
+ * When each node was first seen ready on its goal, as one leader's loop saw it (the
+ * min-ready clock). It belongs to one rollout in one term: a reading from an earlier
+ * rollout, or from before this process last led, must not count for this one.
+ */
+export class ReadyClock {
+  private key = ''
+  private readonly since = new Map<string, number>()
+
+  /** The map step() reads and writes for `rolloutId` in `term` (emptied when either changed). */
+  for(rolloutId: string, term: number): Map<string, number> {
+    const key = `${term}/${rolloutId}`
+    if (key !== this.key) {
+      this.key = key
+      this.since.clear()
+    }
+    return this.since
+  }
+
+  get(id: string): number | undefined {
+    return this.since.get(id)
+  }
+}
+
 function changed(before: RolloutRecord, after: RolloutRecord): RolloutRecord {
   return JSON.stringify(before) === JSON.stringify(after) ? before : after
 }
