@@ -36,6 +36,8 @@ export interface ClusterOptions {
   /** Per-agent download limit (`--download-rate`), so downloads last long enough to be cut. */
   downloadRate: string
   logLevel: 'debug' | 'info' | 'warn'
+  /** More `shoal agent` arguments, the same for every agent (e.g. `--tokens FILE`). */
+  extraArgs?: string[]
 }
 
 export interface ChaosNode {
@@ -109,6 +111,7 @@ export class ChaosCluster {
         this.options.downloadRate,
         '--log-level',
         this.options.logLevel,
+        ...(this.options.extraArgs ?? []),
         ...bootstrap,
       ]
       this.nodes.push({

@@ -3,6 +3,7 @@
  * [--seed S] [--max-minutes M] [--phase download|install|switch|rollout|all]
  * [--nodes N] [--preset test|lan] [--recover-timeout SECONDS] [--keep]`.
  * Results go to bench/results/chaos-kill.json; docs/reliability-chaos.md explains them.
+ * `npm run chaos -- manager …`: the manager campaign (manager-run.ts).
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -10,6 +11,10 @@ import { parseArgs } from 'node:util'
 import { machine, source } from '../util.js'
 import { REPO_ROOT } from './cluster.js'
 import { type KillOptions, PHASES, runKillCampaign } from './kill-campaign.js'
+import { runManagerCli } from './manager-run.js'
+
+// libp2p and level can leave handles open briefly after stop; the run is over.
+if (process.argv[2] === 'manager') process.exit(await runManagerCli(process.argv.slice(3)))
 
 const USAGE =
   'usage: npm run chaos -- kill [--trials N] [--seed S] [--max-minutes M] ' +
@@ -38,7 +43,7 @@ const whole = (name: string, text: string, min: number): number => {
   return Number.isInteger(n) && n >= min ? n : fail(`--${name} wants a whole number >= ${min}, got "${text}"`)
 }
 
-if (positionals[0] !== 'kill') fail(`unknown campaign "${positionals[0] ?? ''}" (available: kill)`)
+if (positionals[0] !== 'kill') fail(`unknown campaign "${positionals[0] ?? ''}" (available: kill, manager)`)
 const phase = values.phase as KillOptions['phase']
 if (phase !== 'all' && !PHASES.includes(phase))
   fail(`--phase wants one of ${PHASES.join(', ')} or all, got "${phase}"`)
