@@ -448,7 +448,9 @@ export class Manager implements Startable {
    * leader is applied once.
    */
   private async submit(command: ParsedCommand | ParsedUnpublish): Promise<Extract<WireAnswer, { ok: true }>> {
-    const request: RequestId = { client: this.clientId, seq: ++this.seq }
+    // One session per command: the sessions assume one request in flight per client, and an
+    // agent sends several at once (a later one applied first made the earlier one "stale").
+    const request: RequestId = { client: `${this.clientId}/${++this.seq}`, seq: 1 }
     const deadline = Date.now() + COMMAND_TIMEOUT_MS
     let noLeaderSince: number | null = null
     let hint: string | null = null
@@ -673,6 +675,7 @@ export class Manager implements Startable {
         else {
           await this.followReset()
           await this.abandonLoneFounding()
+          await this.followOtherGenesis()
         }
         if (this.host.canDecide()) {
           if (this.compactAfterTermStart) {
@@ -733,6 +736,9 @@ export class Manager implements Startable {
     })
     if (other == null) return
     const head = managerAnnouncement.of(other).cluster!
+    // When both decided nothing, only the larger id gives way (both giving way at once left
+    // no cluster at all, and their followers stranded).
+    if (this.machine.version === 0 && head.manager > self) return
     if (this.machine.version !== 0) {
       if (!this.warnedSplitBrain)
         this.log.error(
@@ -756,6 +762,26 @@ export class Manager implements Startable {
     await this.components.raftStorage.clear()
     await this.components.raftStorage.saveMeta('genesis', 'null')
     await this.components.store.forget()
+  }
+
+  /**
+   * This node follows (it is not in the configuration) a log whose founder gave way to
+   * another cluster: the store now holds that cluster's state, with another genesis.
+   * Its log holds no decision of its own: start it again from the new genesis.
+   */
+  private async followOtherGenesis(): Promise<void> {
+    const published = this.components.store.current().raft
+    const raft = this.host.status()
+    if (published == null || raft == null || this.genesis == null) return
+    if (inConfig(raft, this.components.membership.id)) return
+    if (published.generation !== this.genesis.generation) return
+    if (published.genesis.join() === this.genesis.voters.join()) return
+    this.log.info('following the cluster whose state this node now holds (another founding)', {
+      founder: published.genesis[0],
+    })
+    this.host.stop()
+    await this.components.raftStorage.clear()
+    await this.bootFrom({ generation: published.generation, voters: published.genesis })
   }
 
   /** The store adopted a later generation (a voter reset the cluster): start this log again from it. */

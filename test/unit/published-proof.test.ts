@@ -36,6 +36,8 @@ function publish(
   const chain = leader.raft.configChain(0).chain.filter((r) => r.index <= status.commit)
   const state: ClusterState = {
     ...emptyState(),
+    // A cluster that decided something: one that decided nothing anchors no trust (below).
+    defaultTarget: 'app@1',
     term: status.term,
     seq: status.commit,
     manager: leader.id,
@@ -420,5 +422,22 @@ describe('generations (shoal voters reset)', () => {
     const held = setup()
     const legacy: ClusterState = { ...emptyState(), term: 99, seq: 99, manager: 'a', voters: ['a'] }
     expect(check(legacy, held)).toEqual({ ok: false, why: 'a state from before the Raft log' })
+  })
+})
+
+describe('a cluster that decided nothing anchors no trust', () => {
+  // A node that founded a cluster alone gives way to the one it meets (Manager), and the
+  // agents that followed it must follow the other cluster too, whose votes their anchor
+  // cannot verify.
+  it('another cluster’s state replaces one that decided nothing, never one that decided something', () => {
+    const mine = new LockstepCluster({ voters: ['x'] })
+    mine.runUntil(() => mine.leaders().length === 1)
+    const held = publish(mine, { generation: 0, genesis: ['x'] })
+    const other = new LockstepCluster({ voters: ['a', 'b', 'c'] })
+    other.runUntil(() => other.leaders().length === 1)
+    const next = wire(publish(other, GEN0))
+    const nothing: ClusterState = { ...held, defaultTarget: null }
+    expect(check(next, nothing)).toEqual({ ok: true })
+    expect(check(next, held)).toMatchObject({ ok: false })
   })
 })

@@ -65,7 +65,9 @@ export function checkPublishedState(
   }
   if (certificate.term !== next.term || certificate.leader !== next.manager)
     return { ok: false, why: 'the certificate is for another term or leader' }
-  const held = current?.raft
+  // A cluster that decided nothing yet anchors nothing: a node that founded alone gives way
+  // to the cluster it meets (Manager.abandonLoneFounding), and its followers with it.
+  const held = current != null && decidedNothing(current) ? undefined : current?.raft
   let anchor = chain[0] ?? genesisSnapshot(raft.genesis).meta.config
   if (held != null && held.generation === raft.generation) {
     const heldChain = (held.proof as PublishedProof | undefined)?.chain ?? []
@@ -89,4 +91,14 @@ export function checkPublishedState(
 export function publishedStateTrust(cluster: string) {
   const context = { cluster, verifier: peerIdVerifier() }
   return (next: ClusterState, current: ClusterState | null) => checkPublishedState(next, current, context)
+}
+
+/** No version wanted, rolled out or unpublished: nothing a node could lose by following another cluster. */
+function decidedNothing(state: ClusterState): boolean {
+  return (
+    state.defaultTarget == null &&
+    Object.keys(state.targets).length === 0 &&
+    state.rollouts.length === 0 &&
+    (state.unpublished?.length ?? 0) === 0
+  )
 }

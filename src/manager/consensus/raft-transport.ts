@@ -302,7 +302,9 @@ export class RaftTransport implements Startable {
     link.closed.signal.addEventListener('abort', onClosed, { once: true })
     try {
       link.closed.signal.throwIfAborted()
-      await link.lp.write(frame, { signal: write.signal })
+      // Raced against the signal too: a write that ignores it (a chaos campaign saw a peer
+      // get nothing for minutes) must not hold this peer's pump for ever.
+      await untilAborted(link.lp.write(frame, { signal: write.signal }), write.signal)
     } finally {
       clearTimeout(timer)
       link.closed.signal.removeEventListener('abort', onClosed)
@@ -316,7 +318,11 @@ export class RaftTransport implements Startable {
     const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.dialTimeoutMs)])
     let stream: Stream
     try {
-      stream = await openStream(this.components.network, peer.peerId, this.protocol, signal, peer.fresh)
+      stream = await untilAborted(
+        openStream(this.components.network, peer.peerId, this.protocol, signal, peer.fresh),
+        signal,
+        (late) => late.abort(new Error('opened after its deadline')),
+      )
       peer.fresh = false
     } catch (err) {
       this.log.debug('raft stream could not be opened', { peer: peer.id, error: messageOf(err) })
@@ -488,4 +494,30 @@ async function openStream(
     const fresh: DialProtocolOptions & DialOptions = { signal, force: true }
     return await network.dialProtocol(peer, protocol, fresh)
   }
+}
+
+/** `promise`, or a rejection with the signal's reason as soon as it aborts (whichever comes first). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal, late?: (value: T) => void): Promise<T> {
+  if (signal.aborted) {
+    promise.then(
+      (value) => late?.(value),
+      () => {},
+    )
+    return Promise.reject(signal.reason)
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort)
+        if (signal.aborted) late?.(value)
+        resolve(value)
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(err)
+      },
+    )
+  })
 }
