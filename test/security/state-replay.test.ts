@@ -97,7 +97,9 @@ describe('a replayed cluster state of an older term is ignored', () => {
 
     // The manager goes; a new one is elected with a newer term and rolls out 1.1.
     const oldDataDir = old.config.dataDir
-    await old.stop({ leave: true })
+    // A crash, not a leave: a leaving leader hands over first and may hold the new term's
+    // state before it stops; a crashed one keeps exactly the old record on its disk.
+    await old.stop({ leave: false })
     const next = await waitFor('a new manager acting', () =>
       survivors.find((a) => managerOf(a).acting && managerOf(a).term > replay.state.term),
     )
