@@ -45,7 +45,7 @@ function channel(stream: Stream, signal: AbortSignal, maxBytes: number): Channel
  * than any length up to `maxBytes` needs: the library's own decoder reads a prefix
  * of 0xff bytes one at a time until the stream ends or the deadline passes.
  */
-function boundedVarint(maxBytes: number) {
+export function boundedVarint(maxBytes: number) {
   let prefixBytes = 1
   for (let n = maxBytes; n >= 0x80; n = Math.floor(n / 0x80)) prefixBytes++
   return (data: { byteLength: number; get(index: number): number }): number => {
@@ -119,7 +119,12 @@ export async function exchange<T>(
  * Such a failure comes before anything is sent, so one retry on a new connection
  * is safe whatever the protocol.
  */
-async function openStream(network: StreamNetwork, peer: PeerId, protocol: string, signal: AbortSignal) {
+export async function openStream(
+  network: StreamNetwork,
+  peer: PeerId,
+  protocol: string,
+  signal: AbortSignal,
+) {
   try {
     return await network.dialProtocol(peer, protocol, { signal })
   } catch (err) {

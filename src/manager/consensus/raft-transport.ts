@@ -21,13 +21,15 @@
  *    `rejected` and logged at debug level; a framing error (length over the limit)
  *    also ends the stream. The rest go to `deliver`, in the order they came.
  */
-import type { DialOptions, DialProtocolOptions, PeerId, Stream } from '@libp2p/interface'
+import type { PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { type LengthPrefixedStream, lpStream } from 'it-length-prefixed-stream'
 import {
+  boundedVarint,
   FrameTooLargeError,
   type Logger,
   messageOf,
+  openStream,
   type Startable,
   type StreamNetwork,
 } from '../../shared/index.js'
@@ -105,12 +107,6 @@ interface Outbound {
   /** performance.now() before which no dial is made. */
   retryAt: number
   timer: ReturnType<typeof setTimeout> | null
-  /**
-   * The last stream stalled (a write timed out): its connection may be a TCP link that a
-   * cut left without a reset, retransmitting with a growing backoff long after the cut
-   * heals. The next dial opens a new connection instead of another stream on that one.
-   */
-  fresh: boolean
 }
 
 export class RaftTransport implements Startable {
@@ -234,7 +230,6 @@ export class RaftTransport implements Startable {
         backoffMs: REDIAL_BACKOFF_MIN_MS,
         retryAt: 0,
         timer: null,
-        fresh: false,
       }
       this.peers.set(id, peer)
     }
@@ -319,11 +314,10 @@ export class RaftTransport implements Startable {
     let stream: Stream
     try {
       stream = await untilAborted(
-        openStream(this.components.network, peer.peerId, this.protocol, signal, peer.fresh),
+        openStream(this.components.network, peer.peerId, this.protocol, signal),
         signal,
         (late) => late.abort(new Error('opened after its deadline')),
       )
-      peer.fresh = false
     } catch (err) {
       this.log.debug('raft stream could not be opened', { peer: peer.id, error: messageOf(err) })
       this.backOff(peer)
@@ -448,53 +442,6 @@ const BAD_LENGTH = new Set([
   'InvalidDataLengthLengthError',
   'InvalidMessageLengthError',
 ])
-
-/**
- * The varint length prefix, refused as soon as it runs longer than any length up
- * to `maxBytes` needs (the library's decoder reads 0xff bytes until the stream
- * ends). The same as stream-rpc.ts's, which does not export it.
- */
-function boundedVarint(maxBytes: number) {
-  let prefixBytes = 1
-  for (let n = maxBytes; n >= 0x80; n = Math.floor(n / 0x80)) prefixBytes++
-  return (data: { byteLength: number; get(index: number): number }): number => {
-    let value = 0
-    for (let i = 0; i < data.byteLength && i < prefixBytes; i++) {
-      const byte = data.get(i)
-      value += (byte & 0x7f) * 2 ** (7 * i)
-      if (byte < 0x80) return value
-    }
-    if (data.byteLength >= prefixBytes)
-      throw new FrameTooLargeError(`the peer's frame is over ${maxBytes} bytes`)
-    // Incomplete: it-length-prefixed-stream reads another byte on a RangeError.
-    throw new RangeError('length prefix incomplete')
-  }
-}
-
-/**
- * Opens a stream to `peer`, retrying once on a new connection when libp2p hands
- * back one it still lists but that has closed (stream-rpc.ts's openStream, not
- * exported; docs/reliability-chaos.md finding 2).
- */
-async function openStream(
-  network: StreamNetwork,
-  peer: PeerId,
-  protocol: string,
-  signal: AbortSignal,
-  fresh: boolean,
-) {
-  try {
-    // libp2p passes these options on to dial(), which honours `force`; the type leaves it out.
-    const options: DialProtocolOptions & DialOptions = fresh ? { signal, force: true } : { signal }
-    return await network.dialProtocol(peer, protocol, options)
-  } catch (err) {
-    const name = err instanceof Error ? err.name : ''
-    if ((name !== 'ConnectionClosedError' && name !== 'ConnectionClosingError') || signal.aborted) throw err
-    // libp2p passes these options on to dial(), which honours `force`; the type leaves it out.
-    const fresh: DialProtocolOptions & DialOptions = { signal, force: true }
-    return await network.dialProtocol(peer, protocol, fresh)
-  }
-}
 
 /** `promise`, or a rejection with the signal's reason as soon as it aborts (whichever comes first). */
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal, late?: (value: T) => void): Promise<T> {
