@@ -730,6 +730,8 @@ export class Manager implements Startable {
     const raft = this.host.status()
     const self = this.components.membership.id
     if (raft == null || raft.config.voters.length !== 1 || raft.config.voters[0] !== self) return
+    // Founded by this node: a voter that inherited the cluster (the others left) is no lone founder.
+    if (this.genesis?.voters.length !== 1 || this.genesis.voters[0] !== self) return
     const other = this.components.membership.members().find((m) => {
       const head = managerAnnouncement.of(m).cluster
       return !m.self && m.state === 'alive' && head?.g != null && head.manager !== self && head.manager !== ''
@@ -923,7 +925,7 @@ export class Manager implements Startable {
       while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
       return done()
     }
-    let raft = this.host.status()
+    const raft = this.host.status()
     if (raft == null || raft.role !== 'leader') return
     if (raft.config.voters.length === 1) {
       const successor = this.components.membership
@@ -948,14 +950,29 @@ export class Manager implements Startable {
         if (!(await wait(caughtUp))) return
         const at = this.host.proposeConfigChange({ op: 'add-voter', node: successor })
         if (!(await wait(committed(at.index)))) return
+        // Two voters now: leave the configuration rather than hand over. After a transfer the
+        // new leader would need this node's vote to remove it, and it is leaving.
+        const out = this.host.proposeConfigChange({ op: 'remove', node: raft.id })
+        await wait(() => committed(out.index)() || !this.host.isLeader())
+        this.log.info('left the voters to a successor', { successor, done: !this.host.isLeader() })
       } catch (err) {
         this.log.debug('could not bring a successor in', { error: messageOf(err) })
-        return
       }
-      raft = this.host.status()
-      if (raft == null || raft.role !== 'leader') return
+      return
     }
     const current = raft
+    if (current.config.voters.length === 2) {
+      // Two voters: leave the configuration (committed by the other, now the only voter)
+      // rather than hand over: the new leader would need this node's vote to remove it.
+      try {
+        const out = this.host.proposeConfigChange({ op: 'remove', node: current.id })
+        await wait(() => (this.host.status()?.commit ?? 0) >= out.index || !this.host.isLeader())
+        this.log.info('left the voters', { done: !this.host.isLeader() })
+      } catch (err) {
+        this.log.debug('could not leave the voters', { error: messageOf(err) })
+      }
+      return
+    }
     const others = current.config.voters.filter((id) => id !== current.id)
     const target = others.sort(
       (a, b) => (current.progress[b]?.match ?? 0) - (current.progress[a]?.match ?? 0),
@@ -968,6 +985,17 @@ export class Manager implements Startable {
       return
     }
     await wait(() => !this.host.isLeader())
+    if (this.host.isLeader()) {
+      // The transfer did not complete in time: leave the configuration instead (the others
+      // then keep a majority of their own and elect one), rather than leave as a voter.
+      try {
+        this.host.proposeConfigChange({ op: 'remove', node: current.id })
+        const until = Date.now() + 3000
+        while (this.host.isLeader() && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
+      } catch (err) {
+        this.log.debug('could not leave the voters', { error: messageOf(err) })
+      }
+    }
     this.log.info('leadership handed over', { to: target, done: !this.host.isLeader() })
   }
 
