@@ -965,8 +965,18 @@ export class Manager implements Startable {
       // Two voters: leave the configuration (committed by the other, now the only voter)
       // rather than hand over: the new leader would need this node's vote to remove it.
       try {
-        const out = this.host.proposeConfigChange({ op: 'remove', node: current.id })
-        await wait(() => (this.host.status()?.commit ?? 0) >= out.index || !this.host.isLeader())
+        // The change before (often the removal of a voter that just left) may not be committed yet.
+        let out: { index: number } | null = null
+        while (out == null) {
+          try {
+            out = this.host.proposeConfigChange({ op: 'remove', node: current.id })
+          } catch (err) {
+            if (Date.now() >= deadline || !this.host.isLeader()) throw err
+            await new Promise((r) => setTimeout(r, 20))
+          }
+        }
+        const index = out.index
+        await wait(() => (this.host.status()?.commit ?? 0) >= index || !this.host.isLeader())
         this.log.info('left the voters', { done: !this.host.isLeader() })
       } catch (err) {
         this.log.debug('could not leave the voters', { error: messageOf(err) })
