@@ -173,24 +173,12 @@ export function step(rollout: RolloutRecord, ctx: StepContext): RolloutRecord {
         : inCanary
           ? canarySize
           : next.maxUnavailable
-    // A node switching holds its slot while alive, and for lostAfterMs after it is seen dead
-    // (or while unobserved): it is out of service either way, and a cut-off node may still
-    // be switching. Max-unavailable counts the whole cluster, not only what answers.
-    const holdingSlot = Object.entries(progress).filter(([id, s]) => {
-      if (s !== 'updating') return false
-      const node = seen(id)
-      if (node == null) return true
-      if (node.alive) return true
-      return node.deadSince != null && ctx.now - node.deadSince < (ctx.lostAfterMs ?? 0)
-    }).length
-    let admitted = 0
-    const moving = () => holdingSlot + admitted + (holdOne ? aliveWith('failed').length : 0)
+    const moving = () => aliveWith('updating').length + (holdOne ? aliveWith('failed').length : 0)
     const pending = aliveWith('pending').sort()
     for (const id of pending) {
       if (moving() >= limit) break
       if (inCanary && started() >= canarySize) break
       progress[id] = 'updating'
-      admitted++
       next.updatingSince = { ...next.updatingSince, [id]: new Date(ctx.now).toISOString() }
     }
     const aliveTotal = Object.keys(progress).filter((id) => seen(id)?.alive === true).length
