@@ -148,15 +148,16 @@ describe('components run on every node', () => {
       }),
     )
     await publishTo(agent, bad, 'educa', '6.6')
+    // The manager sends the node back to 1.0 as soon as it reports the failure, which on one node
+    // can be quicker than a poll: catch the failed status as the runtime announces it.
+    let refused: RuntimeStatus | null = null
+    const seeRefusal = (s: RuntimeStatus) => {
+      if (refused == null && s.target === 'educa@6.6' && s.phase === 'failed') refused = s
+    }
+    agent.runtime.events.on('runtime:changed', seeRefusal)
     await rollout(agent, 'educa@6.6')
-    const status = await waitFor(
-      'the install to be refused',
-      () => {
-        const s = agent.runtime.status()
-        return s.target === 'educa@6.6' && s.phase === 'failed' ? s : null
-      },
-      { timeout: 60_000 },
-    )
+    const status = await waitFor('the install to be refused', () => refused, { timeout: 60_000 })
+    agent.runtime.events.off('runtime:changed', seeRefusal)
     expect(status.error).toMatch(/^ERR_PACKAGE_UNSAFE: .*\.\.\/\.\.\/escaped\.txt/)
     expect(status.active).toBe('educa@1.0')
     expect(status.components.map((c) => ({ name: c.name, pid: c.pid, state: c.state }))).toEqual(before)
