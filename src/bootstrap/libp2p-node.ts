@@ -3,7 +3,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { bootstrap } from '@libp2p/bootstrap'
 import { identify } from '@libp2p/identify'
-import type { Connection, ConnectionGater, PeerInfo } from '@libp2p/interface'
+import type { ConnectionGater, PeerInfo } from '@libp2p/interface'
 import { type PrivateKey, type PubSub, StrictNoSign } from '@libp2p/interface'
 import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
@@ -13,6 +13,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
 import type { Logger } from '../shared/index.js'
 import { PortInUseError } from '../shared/index.js'
+import { closeDuplicate } from './duplicate-connections.js'
 import { ListenAddressError } from './errors.js'
 import { type WireTraffic, wireMeter } from './wire-meter.js'
 
@@ -156,25 +157,4 @@ export function listenFailure(err: unknown): ListenAddressError | PortInUseError
       ? 'permission denied (ports below 1024 need privileges); choose a port from 1024 up'
       : detail!.trim()
   return new ListenAddressError(`${at}: ${problem}`, { cause: err })
-}
-
-/**
- * Two members that learn of each other at the same moment both dial, and each
- * pair would carry two connections (double encryption, muxing, identify and
- * gossip streams). Both sides keep the connection dialled by the smaller peer id
- * and close the other, so they agree without talking; streams already open on it
- * finish first (graceful close).
- */
-function closeDuplicate(node: Libp2p, opened: Connection, log: Logger): void {
-  const peer = opened.remotePeer
-  const connections = node.getConnections(peer).filter((c) => c.status === 'open')
-  if (connections.length < 2) return
-  const weDial = node.peerId.toString() < peer.toString()
-  const keep = connections.find((c) => c.direction === (weDial ? 'outbound' : 'inbound')) ?? connections[0]!
-  for (const connection of connections) {
-    if (connection === keep) continue
-    connection
-      .close()
-      .catch((err: unknown) => log.debug('closing a duplicate connection failed', { error: String(err) }))
-  }
 }

@@ -1095,10 +1095,20 @@ export class Manager implements Startable {
 
   private noQuorum(): NoQuorumError {
     const view = this.status()
+    const alive = `${view.aliveVoters} of ${view.voters.length} voters alive`
+    // With a majority alive the cause is an election (a restart, a leader that just
+    // died) or a leader still catching up with its term: saying "a majority is needed"
+    // then sends the operator looking for dead voters that are not dead.
+    if (view.aliveVoters * 2 > view.voters.length)
+      return new NoQuorumError(
+        view.manager == null
+          ? `no manager yet: an election is under way (${alive}); retry in a moment`
+          : `the manager is not ready to decide yet (${alive}: it is catching up with its term); retry in a moment`,
+      )
     return new NoQuorumError(
       view.manager == null
-        ? `no manager: this node sees ${view.aliveVoters} of ${view.voters.length} voters alive, a majority is needed`
-        : `the manager cannot act: ${view.aliveVoters} of ${view.voters.length} voters alive, a majority is needed`,
+        ? `no manager: this node sees ${alive}, a majority is needed`
+        : `the manager cannot act: ${alive}, a majority is needed`,
     )
   }
 }

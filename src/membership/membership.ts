@@ -160,7 +160,14 @@ export class Membership implements Startable {
     })
     for (const name of ['member:join', 'member:update', 'member:leave'] as const)
       this.events.on(name, (member) => {
-        if (member.state !== 'dead') this.failed.delete(member.id)
+        if (member.state === 'dead') return
+        const failed = this.failed.get(member.id)
+        if (failed == null) return
+        this.failed.delete(member.id)
+        // Back from the dead through someone else's gossip: a connection that was open
+        // while it was unreachable is most likely a cut one (see reconnectOne), and every
+        // stream opened on it would wait for TCP's backed-off retransmission.
+        if (member.state !== 'left') this.dropStaleConnections(member.id, failed.since)
       })
     this.events.on('member:reap', (member) => {
       this.knownAddrs.delete(member.id)
@@ -651,14 +658,7 @@ export class Membership implements Startable {
     }
     try {
       const peer = peerIdFromString(id)
-      // A connection opened before the member was declared dead is not to be trusted:
-      // after a split it is a TCP connection whose packets were lost, and whose
-      // retransmissions back off exponentially (the next one comes about as long after
-      // the heal as the cut lasted, up to minutes). A dial would hand it back, so drop
-      // it; a connection opened since (the member dialled us after the heal) is fine.
-      for (const connection of this.network.getConnections(peer))
-        if (connection.timeline.open <= since)
-          connection.abort(new Error('member declared dead: its connection is stale, dialling afresh'))
+      this.dropStaleConnections(id, since)
       const targets = addrs.map((addr) => {
         const ma = multiaddr(addr)
         return ma.getPeerId() == null ? ma.encapsulate(`/p2p/${id}`) : ma
@@ -670,6 +670,19 @@ export class Membership implements Startable {
     } catch (err) {
       this.log.debug('a dead member is still unreachable', { member: id, error: messageOf(err) })
     }
+  }
+
+  /**
+   * A connection opened before the member was declared dead is not to be trusted:
+   * after a split it is a TCP connection whose packets were lost, and whose
+   * retransmissions back off exponentially (the next one comes about as long after
+   * the heal as the cut lasted, up to minutes). A dial would hand it back, so drop
+   * it; a connection opened since (the member dialled us after the heal) is fine.
+   */
+  private dropStaleConnections(id: string, deadSince: number): void {
+    for (const connection of this.network.getConnections(peerIdFromString(id)))
+      if (connection.timeline.open <= deadSince)
+        connection.abort(new Error('member declared dead: its connection is stale, dialling afresh'))
   }
 
   private async syncRandom(): Promise<void> {

@@ -12,7 +12,7 @@
  * 3. write: frames go out one at a time, length-prefixed, each within
  *    `writeTimeoutMs`. A stream that fails (a write error or timeout, or the
  *    remote ending or resetting it: a background read notices at once) is
- *    dropped; the next stream is dialled after a backoff (100 ms, doubling to 2 s,
+ *    dropped; the next stream is dialled after a backoff (100 ms, doubling to 1 s,
  *    back to 100 ms once a frame went through). A failed dial empties the queue:
  *    what the core sends next is newer.
  * 4. receive: each inbound stream is read frame by frame until it ends. A frame
@@ -46,7 +46,7 @@ export const DEFAULT_DIAL_TIMEOUT_MS = 5_000
 export const DEFAULT_WRITE_TIMEOUT_MS = 15_000
 /** Wait after a lost stream or failed dial before the next dial; doubles up to the maximum. */
 export const REDIAL_BACKOFF_MIN_MS = 100
-export const REDIAL_BACKOFF_MAX_MS = 2_000
+export const REDIAL_BACKOFF_MAX_MS = 1_000
 /** Streams per connection for the protocol: one each way is the norm; redials may overlap old ones briefly. */
 const MAX_STREAMS = 64
 
