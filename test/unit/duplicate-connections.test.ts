@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest'
-import { type ConnectionAge, connectionToKeep, DIAL_RACE_MS } from '../../src/bootstrap/duplicate-connections.js'
+import {
+  type ConnectionAge,
+  connectionToKeep,
+  DIAL_RACE_MS,
+} from '../../src/bootstrap/duplicate-connections.js'
 
 const conn = (direction: ConnectionAge['direction'], open: number, name: string) => ({
   direction,
