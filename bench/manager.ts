@@ -1,104 +1,335 @@
 /**
- * Manager benchmark (issue 6). Everything runs as separate agent processes with the
- * `lan` preset, the default for `shoal agent`.
- * 1. Failover at N = 5 and 10. The manager's agent gets SIGKILL. Every survivor's
- *    GET /api/manager is polled every ~20 ms until a new manager acts (its own
- *    view: `self` and `acting`, a higher term) and until every survivor follows it
- *    with quorum. One survivor's member list shows when the old manager was
- *    suspected and declared dead. The killed agent is then restarted on its data
- *    folder (same identity), so every kill happens at N alive agents of N voters.
- * 2. A rolling update of educa 1.0 → 1.1 on 10 nodes behind `shoal lb` (the
+ * Manager benchmark (issues 6 and 18). Every agent is a separate process started
+ * through the CLI with the `lan` preset (the default of `shoal agent`), closed by
+ * a cluster secret (`--secret-file`) as production runs them.
+ * 1. Leader failover with a rollout in flight, at each `--sizes` N (default 5,10):
+ *    SIGKILL of the Raft leader → a survivor leads and acts at a higher term, and
+ *    the rollout step that was due is committed and published
+ *    (bench/manager-failover.ts).
+ * 2. Command latency, API request → committed and applied, with 3 and 5 voters,
+ *    through the leader and through agents that forward; against the floor (a
+ *    synced storage write, a loopback round trip) measured in the same run
+ *    (bench/manager-commands.ts).
+ * 3. A rolling update of educa 1.0 → 1.1 on 10 nodes behind `shoal lb` (the
  *    built-in proxy), `--strategy rolling --max-unavailable 1` with the default
- *    min-ready, under a steady 100 req/s load. It reports the duration ÷ the sum
- *    over the nodes of drain + stop + start, readiness and min-ready (from each
- *    node's `lastSwitch`), the failed requests, and the nodes out of rotation.
+ *    min-ready, under a steady 100 req/s load; then back to 1.0 the same way. It
+ *    reports the duration ÷ the sum over the nodes of drain + start, readiness and
+ *    min-ready (from each node's `lastSwitch`), the failed requests, the nodes out
+ *    of rotation, and where the time between two nodes goes.
+ *
+ * Environment knobs (for partial runs): SHOAL_BENCH_MANAGER=failover,commands,rolling
+ * (default all three), SHOAL_BENCH_KILLS=K (kills per size; default 20 at N < 10, 24
+ * at N >= 10), SHOAL_BENCH_COMMAND_PAIRS=P (pause + resume pairs per path; default 150).
+ * SHOAL_BENCH_AGENT_LOGS=DIR keeps every agent's log (bench/manager-cluster.ts).
  */
 import type { ChildProcess } from 'node:child_process'
-import { readdir, readFile } from 'node:fs/promises'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
-import autocannon from 'autocannon'
 import type { MemberView } from '../src/api/index.js'
-import { writeNewKeyPair } from '../src/artifacts/index.js'
 import { ApiClient } from '../src/cli/client.js'
 import { publish } from '../src/cli/publish.js'
 import type { ProxyStatus } from '../src/loadbalancer/index.js'
-import type { ManagerStatus, RolloutView } from '../src/manager/index.js'
-import { type MembershipTimers, suspicionBounds } from '../src/membership/index.js'
+import type { RolloutView } from '../src/manager/index.js'
 import type { RuntimeStatus } from '../src/runtime/index.js'
 import { freePort } from '../src/shared/ports.js'
 import { presetTimers } from '../src/shared/presets.js'
 import { startLb } from './lb-process.js'
-import { type Started, startProcess, terminate } from './processes.js'
 import {
-  clockTicks,
-  hostCpu,
-  machine,
-  milestones,
-  quietHost,
-  round,
-  source,
-  TempDirs,
-  table,
-} from './util.js'
+  type Agent,
+  clusterKeys,
+  cpuWindow,
+  getJson,
+  PRESET,
+  reapComponents,
+  startCluster,
+  steady,
+  steadyLoad,
+  tcpAddrs,
+  until,
+  waitQuiet,
+} from './manager-cluster.js'
+import { type CommandSeries, type Floor, measureCommands, measureFloor } from './manager-commands.js'
+import { type FailoverSeries, measureFailover } from './manager-failover.js'
+import { terminate } from './processes.js'
+import { machine, round, source, TempDirs, table } from './util.js'
 
-const _CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
+export {
+  type Agent,
+  getJson,
+  reapComponents,
+  startCluster,
+  steadyLoad,
+  tcpAddrs,
+  until,
+  waitQuiet,
+} from './manager-cluster.js'
+
 const EDUCA_BUILD = new URL('../../examples/educa/build.mjs', import.meta.url)
-const PRESET = 'lan'
-/** Manager tick of the preset (src/shared/presets.ts, not configurable). */
-const MANAGER_TICK_MS = presetTimers(PRESET).manager.tickMs
-const KILLS_PER_SIZE = 5
-const POLL_MS = 20
-/** Idle time before each kill, so probes have connected every agent to every other. */
-const SETTLE_MS = 3000
 const ROLLING_NODES = 10
-const LOAD_RATE = 100
-const LOAD_CONNECTIONS = 10
+/** 1.0 → 1.1, then 1.1 → 1.0. */
+const ROLLING_RUNS = 2
+const COMMAND_AGENTS = 6
+const FAILOVER_TARGET_MS = 1500
+const RATIO_TARGET = 1.25
 
-type ManagerView = ManagerStatus & { stateTerm: number; stateSeq: number }
-export type Agent = Started & { dataDir: string }
+export async function runManager(options: { sizes: number[] }) {
+  const started = performance.now()
+  const dirs = new TempDirs()
+  const notes: string[] = []
+  const phases = new Set((process.env.SHOAL_BENCH_MANAGER ?? 'failover,commands,rolling').split(','))
+  const killsFor = (n: number) => Number(process.env.SHOAL_BENCH_KILLS ?? (n >= 10 ? 24 : 20))
+  const pairs = Number(process.env.SHOAL_BENCH_COMMAND_PAIRS ?? 150)
+  const failover: FailoverSeries[] = []
+  const commands: CommandSeries[] = []
+  let floor: Floor | null = null
+  let rolling: RollingRun[] = []
+  const loadAverageAtSuiteStart = round(loadavg()[0] ?? 0, 2)
+  try {
+    if (phases.has('failover'))
+      for (const n of options.sizes)
+        failover.push(
+          await measureFailover(n, killsFor(n), dirs, notes, { handOver: n === Math.max(...options.sizes) }),
+        )
+    if (phases.has('commands')) {
+      floor = await measureFloor()
+      for (const voters of [3, 5] as const)
+        commands.push(await measureCommands(voters, COMMAND_AGENTS, pairs, dirs, notes))
+    }
+    if (phases.has('rolling')) rolling = await measureRolling(dirs, notes)
+  } catch (err) {
+    notes.push(`benchmark failed: ${String(err)}`)
+    console.error(err)
+  } finally {
+    await dirs.removeAll()
+  }
 
-interface FailoverRun {
-  killed: string
-  oldTerm: number
-  newManager: string | null
-  newTerm: number | null
-  /** The new manager is the smallest surviving id, as the election says. */
-  expectedSuccessor: boolean
-  /** SIGKILL → the new manager's view lists the old one suspect (or dead). */
-  suspectedMs: number | null
-  /** SIGKILL → … lists it dead: until then a suspected manager keeps its place. */
-  deadMs: number | null
-  /** SIGKILL → the new manager reports itself acting (self, quorum, higher term). */
-  actingMs: number | null
-  /** SIGKILL → every survivor follows the new manager at its term with quorum. */
-  agreedMs: number | null
-  /** Mean time between two polls of all survivors. */
-  pollPeriodMs: number
-  /** Host CPU from the kill to the end of polling: this bench's processes and everything else. */
-  cpu: CpuUse | null
+  const targets = [
+    ...failover.map((f) => ({
+      target: `failover (acting + step resumed) p99 ≤ ${FAILOVER_TARGET_MS / 1000} s at N=${f.n} (${f.kills.length} kills${f.n < 10 ? '; the target is for N = 10' : ''})`,
+      measured: `resumed p50 ${f.resumedMs.p50} ms, p99 ${f.resumedMs.p99} ms (acting p50 ${f.actingMs.p50}, p99 ${f.actingMs.p99})`,
+      pass:
+        (f.n < 10 || f.kills.length >= 20) &&
+        f.resumedMs.missing === 0 &&
+        f.resumedMs.p99 != null &&
+        f.resumedMs.p99 <= FAILOVER_TARGET_MS,
+    })),
+    ...rolling.map((r) => ({
+      target: `rolling update of 10 nodes (${r.from} → ${r.to}) ÷ Σ(drain + start + readiness + min-ready) ≤ ${RATIO_TARGET}`,
+      measured: String(r.ratio),
+      pass: r.ratio <= RATIO_TARGET,
+    })),
+    ...rolling.map((r) => ({
+      target: `0 failed requests through the load balancer (${r.from} → ${r.to})`,
+      measured: `${r.load.failed} of ${r.load.sent}`,
+      pass: r.load.failed === 0,
+    })),
+  ]
+  const report = {
+    suite: 'manager',
+    date: new Date().toISOString(),
+    durationS: Math.round((performance.now() - started) / 1000),
+    machine: machine(),
+    source: source(),
+    settings: {
+      preset: PRESET,
+      managerTimers: presetTimers(PRESET).manager,
+      sizes: options.sizes,
+      phases: [...phases],
+      commandAgents: COMMAND_AGENTS,
+      commandPairsPerPath: pairs,
+      loadAverageAtSuiteStart,
+      secretFile: true,
+    },
+    failover,
+    commands: { floor, series: commands, vsFloor: vsFloor(floor, commands) },
+    rolling,
+    targets,
+    notes,
+  }
+  return { report, text: textOf(report) }
 }
 
-interface CpuUse {
-  busyCores: number
-  /** The bench process and its descendants (agents, components, the load balancer). */
-  benchCores: number
-  /** Other processes on the host. */
-  otherCores: number
+/** Each path's p50 and p99 ÷ the floor (one synced write + one loopback round trip, p50s). */
+function vsFloor(floor: Floor | null, series: CommandSeries[]) {
+  if (floor == null) return []
+  const over = (v: number | null) => (v == null ? null : round(v / floor.oneWritePlusRttMs, 0))
+  return series.flatMap((s) =>
+    s.paths.map((p) => ({
+      voters: s.votersSeen,
+      path: p.path,
+      p50Ms: p.latencyMs.p50,
+      p99Ms: p.latencyMs.p99,
+      p50OverFloor: over(p.latencyMs.p50),
+      p99OverFloor: over(p.latencyMs.p99),
+      p50OverGet:
+        p.latencyMs.p50 == null || p.readMs.p50 == null ? null : round(p.latencyMs.p50 / p.readMs.p50, 1),
+    })),
+  )
 }
 
-interface FailoverSize {
-  n: number
-  suspicionMs: { min: number; max: number }
-  runs: FailoverRun[]
-  actingMs: { median: number | null; max: number | null }
-  agreedMs: { median: number | null; max: number | null }
-  deadMs: { median: number | null; max: number | null }
-  loadAverageAtStart: number
-  hostQuietBefore: { waitedS: number; quiet: boolean }
+function textOf(report: {
+  failover: FailoverSeries[]
+  commands: { floor: Floor | null; series: CommandSeries[]; vsFloor: ReturnType<typeof vsFloor> }
+  rolling: RollingRun[]
+  targets: Array<{ target: string; measured: string; pass: boolean }>
+  notes: string[]
+}): string {
+  const { failover, commands, rolling } = report
+  const lines: string[] = []
+  if (failover.length > 0) {
+    lines.push(`failover (preset ${PRESET}; SIGKILL of the Raft leader, a rollout step due), ms`)
+    lines.push(
+      table(
+        ['N', 'kill', 'acting', 'resumed', 'node settled', 'term', 'poll', 'bench / other cores'],
+        failover.flatMap((f) =>
+          f.kills.map((k) => [
+            f.n,
+            k.run,
+            k.actingMs,
+            k.resumedMs,
+            k.nodeSettledMs,
+            `${k.oldTerm} → ${k.newTerm ?? '-'}`,
+            k.pollPeriodMs,
+            k.cpu == null ? null : `${k.cpu.benchCores} / ${k.cpu.otherCores}`,
+          ]),
+        ),
+      ),
+    )
+    lines.push(
+      table(
+        [
+          'N',
+          'kills',
+          'acting p50',
+          'acting p99',
+          'resumed p50',
+          'resumed p99',
+          'quiet kills',
+          'quiet p50',
+          'quiet p99',
+        ],
+        failover.map((f) => [
+          f.n,
+          f.kills.length,
+          f.actingMs.p50,
+          f.actingMs.p99,
+          f.resumedMs.p50,
+          f.resumedMs.p99,
+          f.quiet.kills,
+          f.quiet.resumedMs.p50,
+          f.quiet.resumedMs.p99,
+        ]),
+      ),
+      '',
+    )
+    for (const f of failover.filter((x) => x.handOver.length > 0)) {
+      const h = f.handOverMs
+      lines.push(
+        `hand-over between two nodes at N=${f.n} (gate distribution, min-ready 0, ${h.steps} steps), ms p50 / max`,
+        table(
+          ['gap', 'p50', 'max'],
+          (
+            [
+              ['gate open → ready', h.gateToReady],
+              ['ready → settled', h.readyToSettled],
+              ['settled → leader decides next', h.settledToDecided],
+              ['decided → next switch starts', h.decidedToStarted],
+              ['  of which decided → published (polled)', h.decidedToPublished],
+              ['  published → next node holds it (polled)', h.publishedToAdopted],
+              ['settled → next switch starts', h.settledToStarted],
+            ] as const
+          ).map(([name, q]) => [name, q.p50, q.max]),
+        ),
+        '',
+      )
+    }
+  }
+  if (commands.floor != null) {
+    const f = commands.floor
+    lines.push(
+      `floor: synced write p50 ${f.syncedWriteMs.p50} ms (p99 ${f.syncedWriteMs.p99}), loopback RTT p50 ${f.loopbackRttMs.p50} ms; write + RTT ${f.oneWritePlusRttMs} ms, 2 writes + RTT ${f.twoWritesPlusRttMs} ms`,
+    )
+  }
+  if (commands.series.length > 0)
+    lines.push(
+      table(
+        [
+          'voters',
+          'path',
+          'commands',
+          'errors',
+          'p50',
+          'p90',
+          'p99',
+          'max',
+          'p50 ÷ floor',
+          'p99 ÷ floor',
+          'GET p50',
+          'CPU ms/entry',
+        ],
+        commands.series.flatMap((s) =>
+          s.paths.map((p) => {
+            const ratio = commands.vsFloor.find((r) => r.voters === s.votersSeen && r.path === p.path)
+            return [
+              s.votersSeen,
+              p.path,
+              p.commands,
+              p.errors,
+              p.latencyMs.p50,
+              p.latencyMs.p90,
+              p.latencyMs.p99,
+              p.latencyMs.max,
+              ratio?.p50OverFloor ?? null,
+              ratio?.p99OverFloor ?? null,
+              p.readMs.p50,
+              s.cpuMsPerEntry,
+            ]
+          }),
+        ),
+      ),
+      '',
+    )
+  for (const r of rolling)
+    lines.push(
+      `rolling update ${r.from} → ${r.to} on ${r.n} nodes (max-unavailable 1, min-ready ${r.minReadyMs} ms): ${r.durationMs} ms, ratio ${r.ratio} (with install ${r.ratioWithInstall})`,
+      table(
+        [
+          'node',
+          'starts',
+          'install',
+          'drain + start',
+          'readiness',
+          'done seen',
+          'leader saw done',
+          'next told',
+        ],
+        r.nodes.map((s) => [
+          s.id.slice(-8),
+          s.startedMs,
+          s.installMs,
+          s.drainStartMs,
+          s.readinessMs,
+          s.doneSeenMs,
+          s.seenDoneMs,
+          s.nextToldMs,
+        ]),
+      ),
+      `denominator ${r.denominator.totalMs} ms; hand-over ${r.handOverMs} ms (${JSON.stringify(r.handOver)})`,
+      `load: ${r.load.sent} sent, ${r.load.failed} failed ${JSON.stringify(r.load.detail)}; max out of rotation ${r.maxOutOfRotation}; CPU ${JSON.stringify(r.cpu)}`,
+      '',
+    )
+  lines.push(
+    table(
+      ['target', 'measured', ''],
+      report.targets.map((t) => [t.target, t.measured, t.pass ? 'pass' : 'FAIL']),
+    ),
+    ...report.notes,
+  )
+  return lines.join('\n')
 }
+
+// --- rolling update --------------------------------------------------------------------
 
 interface NodeSwitch {
   id: string
@@ -109,287 +340,85 @@ interface NodeSwitch {
   installMs: number
   /** installedAt → spawnedAt: drained through the load balancer, old components stopped, new launched. */
   drainStartMs: number
-  /** spawnedAt → settledAt: every new component healthy. */
+  /** spawnedAt → settledAt: every new component healthy, the old ones drained and stopped. */
   readinessMs: number
+  /** spawnedAt → readyAt: every new component healthy. */
+  readyMs: number | null
+  /**
+   * This node's settledAt → the leader's step that made the next node `updating`
+   * (its updatingSince), minus min-ready: the node's phase reaching the leader by
+   * gossip and the leader's loop (null for the last node).
+   */
+  seenDoneMs: number | null
+  /** The leader's step (the next node's updatingSince) → the next node's startedAt: commit, publish, fetch. */
+  nextToldMs: number | null
+  /** settledAt → the sampler's first sight of `done` in the leader's record (min-ready included; 100 ms polls). */
+  doneSeenMs: number | null
   startedAt: string
   settledAt: string
 }
 
-export async function runManager(options: { sizes: number[] }) {
-  const started = performance.now()
-  const dirs = new TempDirs()
-  const notes: string[] = []
-  const failover: FailoverSize[] = []
-  let rolling: Awaited<ReturnType<typeof measureRolling>> | null = null
-  let timers: MembershipTimers | null = null
-  const loadAverageAtSuiteStart = round(loadavg()[0] ?? 0, 2)
-  try {
-    for (const n of options.sizes) {
-      const result = await measureFailover(n, dirs, notes)
-      failover.push(result.size)
-      timers ??= result.timers
-    }
-    rolling = await measureRolling(dirs, notes)
-  } catch (err) {
-    notes.push(`benchmark failed: ${String(err)}`)
-    console.error(err)
-  } finally {
-    await dirs.removeAll()
+export interface RollingRun {
+  n: number
+  from: string
+  to: string
+  strategy: string
+  maxUnavailable: number
+  minReadyMs: number
+  state: string
+  loadAverageAtStart: number
+  durationMs: number
+  observedMs: number
+  nodes: NodeSwitch[]
+  denominator: {
+    definition: string
+    drainStartMs: number
+    readinessMs: number
+    minReadyMs: number
+    totalMs: number
+    installMsNotIncluded: number
   }
-
-  const targets = [
-    ...failover.map((f) => ({
-      target: `failover ≤ 2 s at N=${f.n} (every run)`,
-      measured: `median ${f.actingMs.median} ms, max ${f.actingMs.max} ms`,
-      pass: f.actingMs.max != null && f.actingMs.max <= 2000 && f.runs.every((r) => r.actingMs != null),
-    })),
-    {
-      target: 'rolling update of 10 nodes ÷ Σ(drain + start + readiness) ≤ 1.25',
-      measured: rolling == null ? 'not measured' : String(rolling.ratio),
-      pass: rolling != null && rolling.ratio <= 1.25,
-    },
-    {
-      target: '0 failed requests through the load balancer during the rolling update',
-      measured: rolling == null ? 'not measured' : `${rolling.load.failed} of ${rolling.load.sent}`,
-      pass: rolling != null && rolling.load.failed === 0,
-    },
-  ]
-  const report = {
-    suite: 'manager',
-    date: new Date().toISOString(),
-    durationS: Math.round((performance.now() - started) / 1000),
-    machine: machine(),
-    source: source(),
-    settings: {
-      preset: PRESET,
-      membershipTimers: timers,
-      managerTickMs: MANAGER_TICK_MS,
-      killsPerSize: KILLS_PER_SIZE,
-      pollMs: POLL_MS,
-      settleBeforeKillMs: SETTLE_MS,
-      loadAverageAtSuiteStart,
-    },
-    failover,
-    rolling,
-    targets,
-    notes,
+  ratio: number
+  ratioWithInstall: number
+  handOverMs: number
+  handOver: {
+    /** requestedAt → the first node's startedAt. */
+    firstStartMs: number
+    /** Σ over the node pairs of seenDoneMs (the leader seeing a node done, beyond min-ready). */
+    seenDoneMs: number
+    /** Σ of nextToldMs (commit → the next node starting its switch). */
+    nextToldMs: number
+    /** The last node's settledAt + min-ready → finishedAt. */
+    lastMs: number
   }
-  const ms = (v: number | null) => (v == null ? null : v)
-  const text = [
-    `failover (preset ${PRESET}; SIGKILL of the manager's agent → …), ms`,
-    table(
-      [
-        'N',
-        'run',
-        'suspected',
-        'dead',
-        'new manager acting',
-        'all survivors follow',
-        'term',
-        'poll period',
-        'bench / other cores',
-      ],
-      failover.flatMap((f) =>
-        f.runs.map((r, i) => [
-          f.n,
-          i + 1,
-          ms(r.suspectedMs),
-          ms(r.deadMs),
-          ms(r.actingMs),
-          ms(r.agreedMs),
-          `${r.oldTerm} → ${r.newTerm ?? '-'}`,
-          r.pollPeriodMs,
-          r.cpu == null ? null : `${r.cpu.benchCores} / ${r.cpu.otherCores}`,
-        ]),
-      ),
-    ),
-    table(
-      ['N', 'acting median', 'acting max', 'agreed median', 'agreed max', 'dead median'],
-      failover.map((f) => [
-        f.n,
-        f.actingMs.median,
-        f.actingMs.max,
-        f.agreedMs.median,
-        f.agreedMs.max,
-        f.deadMs.median,
-      ]),
-    ),
-    '',
-    rolling == null
-      ? 'rolling update: not measured'
-      : [
-          `rolling update educa 1.0 → 1.1 on ${rolling.n} nodes (max-unavailable 1, min-ready ${rolling.minReadyMs} ms): ${rolling.durationMs} ms`,
-          table(
-            ['node', 'install', 'drain + start', 'readiness'],
-            rolling.nodes.map((s) => [s.id.slice(-8), s.installMs, s.drainStartMs, s.readinessMs]),
-          ),
-          `denominator Σ(drain + start + readiness + min-ready) = ${rolling.denominator.totalMs} ms; ratio ${rolling.ratio} (with install: ${rolling.ratioWithInstall})`,
-          `hand-over between nodes (duration − Σ switch − Σ min-ready): ${rolling.handOverMs} ms; max concurrent switches ${rolling.maxConcurrentSwitches}; max out of rotation (LB, ${rolling.rotationSamples} samples) ${rolling.maxOutOfRotation}`,
-          `most nodes updating in the record ${rolling.maxUpdatingInRecord}; agents not alive in the manager's view: ${JSON.stringify(rolling.notAliveInManagerView)}`,
-          `load: ${rolling.load.sent} sent, ${rolling.load.failed} failed ${JSON.stringify(rolling.load.detail)}; CPU ${JSON.stringify(rolling.cpu)}`,
-        ].join('\n'),
-    '',
-    table(
-      ['target', 'measured', ''],
-      targets.map((t) => [t.target, t.measured, t.pass ? 'pass' : 'FAIL']),
-    ),
-    ...notes,
-  ].join('\n')
-  return { report, text }
-}
-
-// --- failover --------------------------------------------------------------------------
-
-async function measureFailover(n: number, dirs: TempDirs, notes: string[]) {
-  const agents: Agent[] = []
-  const hostQuietBefore = await waitQuiet(`failover N=${n}`, notes)
-  const loadAverageAtStart = round(loadavg()[0] ?? 0, 2)
-  try {
-    await startCluster(n, dirs, [], agents)
-    await until(`${n} agents with one manager`, () => steady(agents), 60_000)
-    const status = await getJson<{ config: { timers: MembershipTimers } }>(agents[0]!.info.api, '/api/status')
-    const timers = status.config.timers
-    const runs: FailoverRun[] = []
-    try {
-      for (let i = 0; i < KILLS_PER_SIZE; i++) {
-        await sleep(SETTLE_MS)
-        await until(`${n} agents with one manager`, () => steady(agents), 30_000)
-        const { run, dataDir } = await killManager(agents)
-        runs.push(run)
-        // The same agent (data folder, identity) comes back: a fresh one would grow the
-        // voting set, and dead voters leave it only after voterRemovalMs (30 s).
-        await restartAgent(dataDir, tcpAddrs(agents[0]!), agents)
-        await until(`the killed agent back (N=${n}, run ${i + 1})`, () => steady(agents), 60_000)
-      }
-    } catch (err) {
-      notes.push(`N=${n}: stopped after ${runs.length} kills: ${String(err)}`)
-    }
-    const stats = (values: Array<number | null>) => {
-      const got = values.filter((v): v is number => v != null).sort((a, b) => a - b)
-      return {
-        median: got.length === 0 ? null : got[Math.floor((got.length - 1) / 2)]!,
-        max: got.length === 0 ? null : got.at(-1)!,
-      }
-    }
-    for (const [i, r] of runs.entries()) {
-      if (r.actingMs == null) notes.push(`N=${n} run ${i + 1}: no new manager acted within 20 s`)
-      if (!r.expectedSuccessor)
-        notes.push(`N=${n} run ${i + 1}: the new manager was not the smallest survivor`)
-    }
-    const bounds = suspicionBounds(timers, n)
-    return {
-      timers,
-      size: {
-        n,
-        suspicionMs: { min: round(bounds.min), max: round(bounds.max) },
-        runs,
-        actingMs: stats(runs.map((r) => r.actingMs)),
-        agreedMs: stats(runs.map((r) => r.agreedMs)),
-        deadMs: stats(runs.map((r) => r.deadMs)),
-        loadAverageAtStart,
-        hostQuietBefore,
-      },
-    }
-  } finally {
-    await Promise.all(agents.map((a) => terminate(a.child)))
+  maxConcurrentSwitches: number
+  maxUpdatingInRecord: number
+  maxOutOfRotation: number
+  rotationSamples: number
+  outOfRotationEvents: Array<{ atMs: number; out: Array<{ node: string; states: string[] }> }>
+  notAliveInManagerView: Array<{ node: string; state: string; fromMs: number; toMs: number }>
+  cpu: Awaited<ReturnType<Awaited<ReturnType<typeof cpuWindow>>>>
+  hostQuietBefore: { waitedS: number; quiet: boolean }
+  load: {
+    rate: number
+    connections: number
+    paths: string[]
+    sent: number
+    failed: number
+    detail: Record<string, number>
+    p99Ms: number
   }
 }
 
-/** SIGKILLs the manager's agent (removed from `agents`) and times the hand-over. */
-async function killManager(agents: Agent[]): Promise<{ run: FailoverRun; dataDir: string }> {
-  const before = await getJson<ManagerView>(agents[0]!.info.api, '/api/manager')
-  const oldId = before.manager!
-  const victim = agents.find((a) => a.info.id === oldId)!
-  const survivors = agents.filter((a) => a !== victim)
-  // The election's candidate once no claimer is alive: the smallest alive id.
-  const successor = survivors.map((a) => a.info.id).sort()[0]!
-  const successorApi = survivors.find((a) => a.info.id === successor)!.info.api
-  let newManager: string | null = null
-  let newTerm: number | null = null
-  let polls = 0
-  const exited = new Promise<void>((resolve) => victim.child.once('exit', () => resolve()))
-  const cpu = await cpuWindow()
-  const since = performance.now()
-  victim.child.kill('SIGKILL')
-  const reached = await milestones(
-    async () => {
-      polls++
-      const [views, members] = await Promise.all([
-        Promise.all(
-          survivors.map((a) => getJson<ManagerView>(a.info.api, '/api/manager', 1000).catch(() => null)),
-        ),
-        getJson<MemberView[]>(successorApi, '/api/members', 1000).catch(() => null),
-      ])
-      const old = members?.find((m) => m.id === oldId)
-      const acting = views.find((v) => v?.self && v.acting && v.manager !== oldId && v.term > before.term)
-      if (acting != null && newManager == null) {
-        newManager = acting.manager
-        newTerm = acting.term
-      }
-      return {
-        suspected: old != null && old.state !== 'alive',
-        dead: old?.state === 'dead',
-        acting: acting != null,
-        agreed:
-          newManager != null &&
-          views.every((v) => v != null && v.manager === newManager && v.term === newTerm && v.quorum),
-      }
-    },
-    { since, capMs: 20_000, everyMs: POLL_MS },
-  )
-  const elapsed = performance.now() - since
-  await exited
-  const used = await cpu()
-  agents.splice(agents.indexOf(victim), 1)
-  const run = {
-    killed: oldId,
-    oldTerm: before.term,
-    newManager,
-    newTerm,
-    expectedSuccessor: newManager === successor,
-    suspectedMs: reached.suspected,
-    deadMs: reached.dead,
-    actingMs: reached.acting,
-    agreedMs: reached.agreed,
-    pollPeriodMs: round(elapsed / Math.max(1, polls)),
-    cpu: used,
-  }
-  return { run, dataDir: victim.dataDir }
-}
-
-/** Every agent lists every other alive and follows one manager (acting, with quorum, same term). */
-async function steady(agents: Agent[]): Promise<boolean> {
-  const ids = agents.map((a) => a.info.id)
-  const [views, managers] = await Promise.all([
-    Promise.all(agents.map((a) => getJson<MemberView[]>(a.info.api, '/api/members'))),
-    Promise.all(agents.map((a) => getJson<ManagerView>(a.info.api, '/api/manager'))),
-  ])
-  const allAlive = views.every((v) => ids.every((id) => v.some((m) => m.id === id && m.state === 'alive')))
-  const first = managers[0]!
-  return (
-    allAlive &&
-    first.manager != null &&
-    ids.includes(first.manager) &&
-    managers.every((m) => m.manager === first.manager && m.term === first.term && m.quorum) &&
-    managers.some((m) => m.self && m.acting)
-  )
-}
-
-// --- rolling update --------------------------------------------------------------------
-
-async function measureRolling(dirs: TempDirs, notes: string[]) {
+async function measureRolling(dirs: TempDirs, notes: string[]): Promise<RollingRun[]> {
   const n = ROLLING_NODES
   const agents: Agent[] = []
+  const runs: RollingRun[] = []
   let lb: ChildProcess | undefined
-  let load: { stop: () => void; done: Promise<autocannon.Result> } | undefined
   const hostQuietBefore = await waitQuiet('the rolling update', notes)
-  const loadAverageAtStart = round(loadavg()[0] ?? 0, 2)
   try {
-    const work = await dirs.make('shoal-bench-mgr-')
-    const key = join(work, 'publisher.key')
-    await writeNewKeyPair(key)
-    const trust = ['--trust', `${key}.pub`]
-    await startCluster(n, dirs, trust, agents)
+    const { work, key, flags } = await clusterKeys(dirs)
+    await startCluster(n, dirs, flags, agents)
     await until(`${n} agents with one manager`, () => steady(agents), 60_000)
     const { buildEduca } = (await import(EDUCA_BUILD.href)) as typeof import('../examples/educa/build.mjs')
     const builds = await buildEduca(join(work, 'build'))
@@ -408,34 +437,66 @@ async function measureRolling(dirs: TempDirs, notes: string[]) {
       async () => (await client.get<RolloutView>(`/api/rollouts/${first.id}`)).state === 'done',
       120_000,
     )
-
     const started = await startLb({
       port: await freePort(),
       data: await dirs.make('shoal-bench-mgr-lb-'),
       bootstrap: tcpAddrs(agents[0]!),
+      flags: flags.slice(0, 2),
     })
     lb = started.child
-    const { url: lbUrl, admin: lbAdmin } = started
-    const inRotation = async () =>
-      new Set(
-        (await getJson<ProxyStatus>(lbAdmin, '/_shoal/lb')).backends
-          .filter((b) => b.state === 'ready' && !b.ejected)
-          .map((b) => b.node),
-      ).size
-    await until(`${n} backends ready in the load balancer`, async () => (await inRotation()) === n)
-    await sleep(SETTLE_MS)
+    const versions = ['educa@1.0', 'educa@1.1']
+    for (let i = 0; i < ROLLING_RUNS; i++) {
+      const from = versions[i % 2]!
+      const to = versions[(i + 1) % 2]!
+      runs.push(await rollingRun(agents, client, started, from, to, notes, hostQuietBefore))
+    }
+  } catch (err) {
+    notes.push(`rolling update: ${String(err)}`)
+    console.error(err)
+  } finally {
+    if (lb != null) await terminate(lb)
+    await Promise.all(agents.map((a) => terminate(a.child)))
+    await reapComponents(agents.map((a) => a.dataDir))
+  }
+  return runs
+}
 
-    // Sampled every 100 ms: the load balancer's rotation, and the manager's own view of
+async function rollingRun(
+  agents: Agent[],
+  client: ApiClient,
+  lbProcess: { url: string; admin: string },
+  from: string,
+  to: string,
+  notes: string[],
+  hostQuietBefore: { waitedS: number; quiet: boolean },
+): Promise<RollingRun> {
+  const n = agents.length
+  const { url: lbUrl, admin: lbAdmin } = lbProcess
+  let load: ReturnType<typeof steadyLoad> | undefined
+  const inRotation = async () =>
+    new Set(
+      (await getJson<ProxyStatus>(lbAdmin, '/_shoal/lb')).backends
+        .filter((b) => b.state === 'ready' && !b.ejected)
+        .map((b) => b.node),
+    ).size
+  await until(`${n} backends ready in the load balancer`, async () => (await inRotation()) === n)
+  await until(`${n} agents steady`, () => steady(agents), 60_000)
+  await sleep(3000)
+  const loadAverageAtStart = round(loadavg()[0] ?? 0, 2)
+  try {
+    // Sampled every 100 ms: the load balancer's rotation, and the leader's own view of
     // the members and of the rollout (the engine counts only members it sees alive).
-    const managerId = (await getJson<ManagerView>(agents[0]!.info.api, '/api/manager')).manager
+    const managerId = (await getJson<{ manager: string }>(agents[0]!.info.api, '/api/manager')).manager
     const managerApi = agents.find((a) => a.info.id === managerId)?.info.api ?? agents[0]!.info.api
     const ids = agents.map((a) => a.info.id)
     let rolloutId: string | null = null
     let maxOut = 0
     let maxUpdating = 0
     let samples = 0
-    const outEvents: Array<{ atMs: number; out: Array<{ node: string; states: string[] }> }> = []
-    const notAlive: Array<{ node: string; state: string; fromMs: number; toMs: number }> = []
+    /** When the sampler first saw each node `done` in the leader's published record (wall clock, 100 ms polls). */
+    const doneSeen = new Map<string, number>()
+    const outEvents: RollingRun['outOfRotationEvents'] = []
+    const notAlive: RollingRun['notAliveInManagerView'] = []
     const open = new Map<string, { node: string; state: string; fromMs: number; toMs: number }>()
     let observedFrom = performance.now()
     let sampling = true
@@ -480,20 +541,25 @@ async function measureRolling(dirs: TempDirs, notes: string[]) {
               notAlive.push(entry)
             } else current.toMs = atMs
           }
-        if (rolloutView != null)
+        if (rolloutView != null) {
           maxUpdating = Math.max(
             maxUpdating,
             rolloutView.members.filter((m) => m.status === 'updating').length,
           )
+          const wall = Date.now()
+          for (const m of rolloutView.members)
+            if (m.status === 'done' && !doneSeen.has(m.id)) doneSeen.set(m.id, wall)
+        }
         await sleep(Math.max(0, next - performance.now()))
       }
     })()
     load = steadyLoad(lbUrl)
+    const rate = { rate: load.rate, connections: load.connections }
     await sleep(2000)
     const cpu = await cpuWindow()
     observedFrom = performance.now()
     const rollout = await client.post<RolloutView>('/api/rollouts', {
-      json: { distribution: 'educa@1.1', strategy: 'rolling', maxUnavailable: 1 },
+      json: { distribution: to, strategy: 'rolling', maxUnavailable: 1 },
     })
     rolloutId = rollout.id
     let view: RolloutView | undefined
@@ -513,7 +579,8 @@ async function measureRolling(dirs: TempDirs, notes: string[]) {
     load = undefined
     sampling = false
     await sampler
-    if (view?.state !== 'done') notes.push(`rolling update ended ${view?.state}: ${view?.reason}`)
+    if (view?.state !== 'done')
+      notes.push(`rolling update ${from} → ${to} ended ${view?.state}: ${view?.reason}`)
 
     const statuses = await Promise.all(
       agents.map(async (a) => ({
@@ -521,52 +588,64 @@ async function measureRolling(dirs: TempDirs, notes: string[]) {
         status: await getJson<RuntimeStatus>(a.info.api, '/api/components'),
       })),
     )
-    const at = (iso: string | null) => Date.parse(iso ?? '')
+    const at = (iso: string | null | undefined) => Date.parse(iso ?? '')
+    const minReadyMs = view!.minReadyMs
+    const updatingSince = view!.updatingSince ?? {}
     const nodes: NodeSwitch[] = statuses.map(({ id, status }) => {
       const t = status.lastSwitch
-      if (status.active !== 'educa@1.1' || t?.to !== 'educa@1.1' || t.settledAt == null)
+      if (status.active !== to || t?.to !== to || t.settledAt == null)
         notes.push(`node ${id} ended on ${status.active} (last switch ${JSON.stringify(t)})`)
       return {
         id,
-        startedMs: at(t?.startedAt ?? null) - at(view!.startedAt),
-        settledMs: at(t?.settledAt ?? null) - at(view!.startedAt),
-        installMs: at(t?.installedAt ?? null) - at(t?.startedAt ?? null),
-        drainStartMs: at(t?.spawnedAt ?? null) - at(t?.installedAt ?? null),
-        readinessMs: at(t?.settledAt ?? null) - at(t?.spawnedAt ?? null),
+        startedMs: at(t?.startedAt) - at(view!.startedAt),
+        settledMs: at(t?.settledAt) - at(view!.startedAt),
+        installMs: at(t?.installedAt) - at(t?.startedAt),
+        drainStartMs: at(t?.spawnedAt) - at(t?.installedAt),
+        readinessMs: at(t?.settledAt) - at(t?.spawnedAt),
+        readyMs: t?.readyAt == null ? null : at(t.readyAt) - at(t.spawnedAt),
+        seenDoneMs: null,
+        nextToldMs: null,
+        doneSeenMs: doneSeen.has(id) && t?.settledAt != null ? doneSeen.get(id)! - at(t.settledAt) : null,
         startedAt: t?.startedAt ?? '',
         settledAt: t?.settledAt ?? '',
       }
     })
     nodes.sort((a, b) => at(a.startedAt) - at(b.startedAt))
+    for (const [i, node] of nodes.entries()) {
+      const next = nodes[i + 1]
+      const told = next == null ? null : at(updatingSince[next.id])
+      if (next == null || told == null || Number.isNaN(told)) continue
+      node.seenDoneMs = told - minReadyMs - at(node.settledAt)
+      node.nextToldMs = at(next.startedAt) - told
+    }
     const sum = (values: number[]) => values.reduce((s, v) => s + v, 0)
-    const minReadyMs = view!.minReadyMs
     const drainStart = sum(nodes.map((s) => s.drainStartMs))
     const readiness = sum(nodes.map((s) => s.readinessMs))
     const install = sum(nodes.map((s) => s.installMs))
     const denominator = drainStart + readiness + n * minReadyMs
     const durationMs = at(view!.finishedAt) - at(view!.startedAt)
-    // Switches that ran at the same time (sweep over [startedAt, settledAt]).
     let maxConcurrent = 0
     for (const s of nodes)
       maxConcurrent = Math.max(
         maxConcurrent,
         nodes.filter((o) => at(o.startedAt) <= at(s.startedAt) && at(s.startedAt) < at(o.settledAt)).length,
       )
+    const last = nodes.at(-1)
     return {
       n,
+      from,
+      to,
       strategy: 'rolling',
       maxUnavailable: view!.maxUnavailable,
       minReadyMs,
       state: view!.state,
       loadAverageAtStart,
-      /** requestedAt → finishedAt of the rollout record (the manager's clock). */
       durationMs,
-      /** The bench's own POST → first poll (every 100 ms) that saw it finished. */
       observedMs,
       nodes,
       denominator: {
         definition:
-          'Σ over nodes of (spawnedAt − installedAt) [drain through the LB + stop old + launch new] + (settledAt − spawnedAt) [readiness] + minReadyMs',
+          'Σ over nodes of (spawnedAt − installedAt) [drain through the LB + stop old + launch new] + (settledAt − spawnedAt) [readiness, then the old drained] + minReadyMs',
         drainStartMs: drainStart,
         readinessMs: readiness,
         minReadyMs: n * minReadyMs,
@@ -575,22 +654,24 @@ async function measureRolling(dirs: TempDirs, notes: string[]) {
       },
       ratio: round(durationMs / denominator, 2),
       ratioWithInstall: round(durationMs / (denominator + install), 2),
-      /** What is left: the manager seeing a node ready, its ticks, the next node learning its turn. */
       handOverMs: durationMs - drainStart - readiness - install - n * minReadyMs,
+      handOver: {
+        firstStartMs: nodes[0] == null ? 0 : nodes[0].startedMs,
+        seenDoneMs: sum(nodes.map((s) => s.seenDoneMs ?? 0)),
+        nextToldMs: sum(nodes.map((s) => s.nextToldMs ?? 0)),
+        lastMs: last == null ? 0 : at(view!.finishedAt) - at(last.settledAt) - minReadyMs,
+      },
       maxConcurrentSwitches: maxConcurrent,
-      /** Most nodes `updating` at once in the manager's record (sampled). */
       maxUpdatingInRecord: maxUpdating,
       maxOutOfRotation: maxOut,
       rotationSamples: samples,
-      /** Samples with more than one node out of the load balancer's rotation (first 30). */
       outOfRotationEvents: outEvents,
-      /** Agents the manager saw other than alive during the run, ms since the rollout was requested. */
       notAliveInManagerView: notAlive,
       cpu: cpuUse,
       hostQuietBefore,
       load: {
-        rate: LOAD_RATE,
-        connections: LOAD_CONNECTIONS,
+        rate: rate.rate,
+        connections: rate.connections,
         paths: ['/', '/slow?ms=100'],
         sent: result.requests.sent,
         failed: result.errors + result.timeouts + result.non2xx,
@@ -604,143 +685,5 @@ async function measureRolling(dirs: TempDirs, notes: string[]) {
     }
   } finally {
     load?.stop()
-    if (lb != null) await terminate(lb)
-    await Promise.all(agents.map((a) => terminate(a.child)))
-    await reapComponents(agents.map((a) => a.dataDir))
-  }
-}
-
-/** A fixed-rate load (GET / and /slow?ms=100 in turn) that runs until stopped. */
-export function steadyLoad(url: string) {
-  let stop = () => {}
-  const done = new Promise<autocannon.Result>((resolve, reject) => {
-    const instance = autocannon(
-      {
-        url,
-        connections: LOAD_CONNECTIONS,
-        overallRate: LOAD_RATE,
-        duration: 600,
-        requests: [{ path: '/' }, { path: '/slow?ms=100' }],
-      },
-      (err, result) => (err == null ? resolve(result) : reject(err)),
-    )
-    stop = () => instance.stop()
-  })
-  return { stop: () => stop(), done }
-}
-
-// --- helpers ---------------------------------------------------------------------------
-
-export async function startCluster(
-  n: number,
-  dirs: TempDirs,
-  extra: string[],
-  agents: Agent[],
-): Promise<void> {
-  const first = await startAgent(dirs, [], extra, agents)
-  const boot = tcpAddrs(first)
-  await Promise.all(Array.from({ length: n - 1 }, () => startAgent(dirs, boot, extra, agents)))
-}
-
-/** Starts one agent process (preset lan) and adds it to `agents` at once, so a failure still stops it. */
-async function startAgent(dirs: TempDirs, boot: string[], extra: string[], agents: Agent[]): Promise<Agent> {
-  const dataDir = await dirs.make('shoal-bench-mgr-node-')
-  const agent = { ...(await startProcess(dataDir, boot, ['--preset', PRESET, ...extra])), dataDir }
-  agents.push(agent)
-  return agent
-}
-
-/** Starts an agent again on its data folder (same identity and persisted term). */
-async function restartAgent(dataDir: string, boot: string[], agents: Agent[]): Promise<Agent> {
-  const agent = { ...(await startProcess(dataDir, boot, ['--preset', PRESET])), dataDir }
-  agents.push(agent)
-  return agent
-}
-
-/** Waits up to 20 s for the host to be quiet before a phase; notes it when it was not. */
-export async function waitQuiet(phase: string, notes: string[]) {
-  const quiet = await quietHost({ limitCores: 0.3, maxWaitS: 20 })
-  if (!quiet.quiet)
-    notes.push(`${phase}: other processes used more than 0.3 core for ${quiet.waitedS} s before it began`)
-  return quiet
-}
-
-/** Starts a CPU window: the returned function gives the host's use since, split into this bench and the rest. */
-async function cpuWindow(): Promise<() => Promise<CpuUse | null>> {
-  const host = hostCpu()
-  const tree = await descendantTicks()
-  const from = performance.now()
-  return async () => {
-    const used = host()
-    const treeCores = ((await descendantTicks()) - tree) / clockTicks() / ((performance.now() - from) / 1000)
-    if (used == null) return null
-    const own = used.busyCores - used.foreignCores
-    return {
-      busyCores: used.busyCores,
-      benchCores: round(own + treeCores, 2),
-      otherCores: round(Math.max(0, used.foreignCores - treeCores), 2),
-    }
-  }
-}
-
-/**
- * CPU ticks of this process's descendants (utime + stime + cutime + cstime, so a child
- * that exits moves into its parent's count rather than vanishing), plus this process's
- * reaped children (cutime + cstime): the agents, their components, the load balancer.
- */
-async function descendantTicks(): Promise<number> {
-  const procs: Array<{ pid: number; ppid: number; ticks: number; reaped: number }> = []
-  for (const entry of await readdir('/proc')) {
-    const pid = Number(entry)
-    if (!Number.isInteger(pid)) continue
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null)
-    if (stat == null) continue
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    const reaped = Number(f[13]) + Number(f[14])
-    procs.push({ pid, ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + reaped, reaped })
-  }
-  const tree = new Set([process.pid])
-  for (let grew = true; grew; ) {
-    grew = false
-    for (const p of procs)
-      if (!tree.has(p.pid) && tree.has(p.ppid)) {
-        tree.add(p.pid)
-        grew = true
-      }
-  }
-  return procs.reduce((sum, p) => sum + (p.pid === process.pid ? p.reaped : tree.has(p.pid) ? p.ticks : 0), 0)
-}
-
-export function tcpAddrs(agent: Agent): string[] {
-  return agent.info.addrs.filter((a) => a.includes('/tcp/'))
-}
-
-export async function getJson<T>(base: string, path: string, timeoutMs = 3000): Promise<T> {
-  const res = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(timeoutMs) })
-  if (!res.ok) throw new Error(`GET ${base}${path}: HTTP ${res.status}`)
-  return (await res.json()) as T
-}
-
-/** Polls `check` (every 100 ms) until it holds; throws after `capMs`. */
-export async function until(what: string, check: () => Promise<boolean>, capMs = 60_000): Promise<void> {
-  const { held } = await milestones(async () => ({ held: await check().catch(() => false) }), {
-    capMs,
-    everyMs: 100,
-  })
-  if (held == null) throw new Error(`benchmark: timed out waiting for ${what}`)
-}
-
-/** SIGKILLs component processes an agent left behind (marked with its data folder). */
-export async function reapComponents(dataDirs: string[]): Promise<void> {
-  const marks = new Set(dataDirs.map((d) => `SHOAL_RUNTIME_DATA=${d}`))
-  for (const entry of await readdir('/proc')) {
-    const pid = Number(entry)
-    if (!Number.isInteger(pid)) continue
-    const environ = await readFile(`/proc/${pid}/environ`, 'latin1').catch(() => '')
-    if (environ.split('\0').some((v) => marks.has(v))) {
-      try {
-        process.kill(pid, 'SIGKILL')
-      } catch {}
-    }
   }
 }
