@@ -51,6 +51,10 @@ export class SimPubsub {
   /** Connected peers that subscribe to our topics. */
   readonly peers = new Map<string, SimNode>()
   readonly mesh = new Map<string, SimNode>()
+  /** Gossipsub's getMeshPeers: the mesh is the same for every topic here (membership has one). */
+  getMeshPeers(_topic: string): string[] {
+    return [...this.mesh.keys()]
+  }
   private readonly backoff = new Map<string, number>()
   private readonly seen = new Map<string, number>()
   private readonly seenOrder: Array<[string, number]> = []

@@ -12,7 +12,12 @@ export interface MemberTableHooks {
   declaredDead(claim: Claim): void
   /** Someone accused this node (or claimed a newer incarnation of it): announce `incarnation`. */
   refute(incarnation: number): void
+  /** Members alive in this view that watch `id` (its observers on the monitoring rings). */
+  observersOf(id: string): number
 }
+
+/** Distinct accusers a dead verdict needs, when the member has that many observers alive. */
+export const AGREEMENT = 3
 
 interface Entry {
   record: MemberRecord
@@ -30,6 +35,7 @@ export class MemberTable {
   private readonly reapTimers = new Map<string, ReturnType<typeof setTimeout>>()
   /** Metadata keys already reported as dropped, per member: a bad peer costs one log line per key. */
   private readonly reported = new Map<string, Set<string>>()
+  private liveChanges = 0
 
   constructor(
     private self: MemberRecord,
@@ -73,6 +79,24 @@ export class MemberTable {
       if (record.id !== this.self.id && states.includes(record.state)) out.push(record)
     }
     return out
+  }
+
+  /** Grows whenever a member enters or leaves the live set (alive or suspect): rings to recompute. */
+  get liveVersion(): number {
+    return this.liveChanges
+  }
+
+  /** Ids of the members not known to have died or left, this node included. */
+  *liveIds(): Iterable<string> {
+    for (const { record } of this.entries.values())
+      if (record.state === 'alive' || record.state === 'suspect') yield record.id
+  }
+
+  /** Suspicions that ran out without the accusers a verdict needs (waiting for agreement). */
+  suspicionsWaiting(): number {
+    let n = 0
+    for (const suspicion of this.suspicions.values()) if (suspicion.waitingForAgreement) n++
+    return n
   }
 
   /** Members not known to have died or left, this node included (SWIM's n). */
@@ -158,6 +182,7 @@ export class MemberTable {
 
   private store(record: MemberRecord): void {
     const previous = this.entries.get(record.id)
+    if (previous == null || isLive(previous.record.state) !== isLive(record.state)) this.liveChanges++
     const since = previous?.record.state === record.state ? previous.since : Date.now()
     this.entries.set(record.id, { record, since })
     if (record.state !== 'suspect') {
@@ -171,11 +196,13 @@ export class MemberTable {
 
   private startSuspicion(record: MemberRecord, from: string): void {
     this.suspicions.get(record.id)?.cancel()
-    const n = this.liveCount()
-    const { min, max } = suspicionBounds(this.timers, n)
-    // Independent confirmations we can hope for: the k indirect helpers, at most n - 2.
-    const expected = Math.max(0, Math.min(this.timers.indirectChecks, n - 2))
-    const suspicion = new Suspicion(from, expected, min, max, () => {
+    const { min, max } = suspicionBounds(this.timers, this.liveCount())
+    // The member's observers probe it as soon as they hear of the suspicion: each is an
+    // independent confirmation, and the verdict waits for AGREEMENT of them (all, when
+    // fewer are alive: two members alone must be able to tell a crash).
+    const observers = this.hooks.observersOf(record.id)
+    const terms = { expected: Math.max(0, observers - 1), required: Math.min(AGREEMENT, observers), min, max }
+    const suspicion = new Suspicion(from, terms, () => {
       this.suspicions.delete(record.id)
       const claim: Claim = {
         kind: 'dead',
@@ -204,4 +231,8 @@ export class MemberTable {
   private view(entry: Entry): Member {
     return { ...entry.record, self: entry.record.id === this.self.id, since: entry.since }
   }
+}
+
+function isLive(state: MemberRecord['state']): boolean {
+  return state === 'alive' || state === 'suspect'
 }

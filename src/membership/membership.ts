@@ -6,6 +6,7 @@ import type { Logger, Startable } from '../shared/index.js'
 import { type Channel, exchange, FrameError, messageOf, serve, TypedEvents } from '../shared/index.js'
 import { Awareness } from './awareness.js'
 import type { MembershipTimers } from './config.js'
+import { ConnectionBudget } from './connection-budget.js'
 import { BOOTSTRAP_WARN_AFTER, CATCH_UP_SYNCS, MAX_MESSAGE_BYTES } from './constants.js'
 import type { MembershipEvents } from './events.js'
 import type { Claim, Member, MemberMetadata, MemberRecord } from './member.js'
@@ -20,6 +21,7 @@ import {
   WIRE_VERSION,
 } from './messages.js'
 import type { MetadataContract } from './metadata-contract.js'
+import { type RingNeighbours, ringNeighbours } from './monitoring-rings.js'
 import type { MembershipNetwork } from './network.js'
 import { type MembershipProtocols, membershipProtocols } from './protocols.js'
 
@@ -71,6 +73,9 @@ export class Membership implements Startable {
   private leaving = false
   private abort = new AbortController()
   private probeOrder: string[] = []
+  /** This node's place on the monitoring rings, for the view's live set of `version`. */
+  private rings: { version: number; neighbours: RingNeighbours } | null = null
+  private readonly budget = new ConnectionBudget()
   private readonly probing = new Set<string>()
   private readonly syncing = new Set<string>()
   private readonly lastSync = new Map<string, number>()
@@ -147,6 +152,7 @@ export class Membership implements Startable {
       {
         declaredDead: (claim) => this.broadcast([claim]),
         refute: (next) => this.refute(next),
+        observersOf: (id) => this.aliveObserversOf(id).length,
       },
       this.log,
       this.init.contract,
@@ -169,7 +175,18 @@ export class Membership implements Startable {
         // stream opened on it would wait for TCP's backed-off retransmission.
         if (member.state !== 'left') this.dropStaleConnections(member.id, failed.since)
       })
+    // A suspicion of a member this node watches: probe it now, so its observers'
+    // verdicts (confirmations, or a refutation prompted by our probe) come within a
+    // probe instead of within K probe intervals.
+    this.events.on('member:suspect', (member) => {
+      if (!this.neighbours().subjects.includes(member.id)) return
+      setTimeout(() => {
+        const current = this.table?.get(member.id)
+        if (this.running && current?.state === 'suspect') void this.probe(current).catch(() => {})
+      }, Math.random() * 50).unref()
+    })
     this.events.on('member:reap', (member) => {
+      this.budget.forget(member.id)
       this.knownAddrs.delete(member.id)
       this.lastSync.delete(member.id)
     })
@@ -207,6 +224,11 @@ export class Membership implements Startable {
       () =>
         this.syncRounds++ < CATCH_UP_SYNCS ? this.timers.probeInterval * 2 : jitter(this.timers.syncInterval),
       () => this.syncRandom(),
+    )
+    void this.loop(
+      'trim',
+      () => this.timers.probeInterval * 4,
+      async () => this.trimConnections(),
     )
     void this.loop(
       'reconnect',
@@ -436,22 +458,73 @@ export class Membership implements Startable {
     }
   }
 
-  /** Round-robin over a shuffled list, as SWIM prescribes: each member is probed within n intervals. */
+  /**
+   * Round-robin over this node's subjects on the monitoring rings (monitoring-rings.ts),
+   * reshuffled each round: each subject is probed within K intervals by this node, and
+   * every member about once an interval by one of its K observers, as SWIM's random
+   * order gives, with connections to K members instead of all.
+   */
   private async probeNext(): Promise<void> {
     const table = this.view()
+    const subjects = new Set(this.neighbours().subjects)
     while (this.probeOrder.length > 0) {
-      const member = table.get(this.probeOrder.pop()!)
-      if (member != null && (member.state === 'alive' || member.state === 'suspect')) {
+      const id = this.probeOrder.pop()!
+      const member = table.get(id)
+      if (subjects.has(id) && member != null && (member.state === 'alive' || member.state === 'suspect')) {
         await this.probe(member)
         return
       }
     }
-    this.probeOrder = shuffle(table.others('alive', 'suspect').map((m) => m.id))
+    this.probeOrder = shuffle([...subjects])
+  }
+
+  /** This node's subjects and observers for the current live set (recomputed when it changes). */
+  private neighbours(): RingNeighbours {
+    const table = this.view()
+    if (this.rings?.version !== table.liveVersion)
+      this.rings = { version: table.liveVersion, neighbours: ringNeighbours(table.liveIds(), this.id) }
+    return this.rings.neighbours
+  }
+
+  /**
+   * Closes the connections beyond the budget (connection-budget.ts), least recently
+   * used first; ring neighbours and gossip mesh peers stay, and so does any
+   * connection another subsystem has a stream open on.
+   */
+  private trimConnections(): void {
+    if (this.leaving) return
+    const { subjects, observers } = this.neighbours()
+    const keep = new Set([...subjects, ...observers, ...this.meshPeers()])
+    const background = (protocol: string) =>
+      protocol === this.protocols.probe ||
+      protocol === this.protocols.sync ||
+      BACKGROUND_PROTOCOLS.some((prefix) => protocol.startsWith(prefix))
+    const excess = this.budget.excess(this.network.getConnections(), { keep, background })
+    for (const connection of excess) {
+      this.log.debug('closing a connection beyond the budget', { peer: connection.remotePeer.toString() })
+      connection
+        .close()
+        .catch((err: unknown) => connection.abort(err instanceof Error ? err : new Error(String(err))))
+    }
+  }
+
+  /** Gossipsub's mesh for the membership topic (empty with a pubsub that has no mesh). */
+  private meshPeers(): string[] {
+    const pubsub = this.network.services.pubsub as { getMeshPeers?: (topic: string) => unknown[] }
+    return (pubsub.getMeshPeers?.(this.protocols.topic) ?? []).map(String)
+  }
+
+  /** The members alive in this view that watch `id` on the rings. */
+  private aliveObserversOf(id: string): string[] {
+    const table = this.view()
+    if (id === this.id) return this.neighbours().observers
+    return ringNeighbours(table.liveIds(), id).observers.filter((o) => table.get(o)?.state === 'alive')
   }
 
   private async probe(target: MemberRecord): Promise<void> {
     if (this.probing.has(target.id) || !this.running || this.leaving) return
     this.probing.add(target.id)
+    this.budget.touch(target.id)
     try {
       this.counters.probes++
       const timeout = this.deadlineFor(target.id)
@@ -461,12 +534,7 @@ export class Membership implements Startable {
         return
       }
       if (this.overran(directStart, timeout)) return
-      const helpers = pickRandom(
-        this.view()
-          .others('alive')
-          .filter((m) => m.id !== target.id),
-        this.timers.indirectChecks,
-      )
+      const helpers = this.helpersFor(target.id)
       this.counters.indirectProbes += helpers.length
       // A helper may have to connect to us and to the target: room for both.
       const indirectTimeout = this.awareness.scale(
@@ -500,6 +568,33 @@ export class Membership implements Startable {
   }
 
   /**
+   * Members to ask for an indirect probe of `target`: its other observers first (they
+   * hold a connection to it and probe it anyway), then members this node is connected
+   * to, so a failed probe opens no connection to strangers.
+   */
+  private helpersFor(target: string): MemberRecord[] {
+    const table = this.view()
+    const usable = (id: string) => {
+      const member = table.get(id)
+      return id !== target && id !== this.id && member?.state === 'alive' ? member : null
+    }
+    const helpers = pickRandom(this.aliveObserversOf(target), this.timers.indirectChecks)
+      .map(usable)
+      .filter((m) => m != null)
+    if (helpers.length < this.timers.indirectChecks) {
+      const connected = this.network
+        .getConnections()
+        .map((c) => c.remotePeer.toString())
+        .filter((id) => !helpers.some((h) => h.id === id))
+      for (const id of pickRandom([...new Set(connected)], this.timers.indirectChecks - helpers.length)) {
+        const member = usable(id)
+        if (member != null) helpers.push(member)
+      }
+    }
+    return helpers
+  }
+
+  /**
    * The ack deadline for a probe of `id`, stretched by local health. Over TCP the
    * first contact also pays a dial and handshakes, so without a connection the
    * connect timeout is added (a crashed peer still fails at once: refused).
@@ -511,6 +606,7 @@ export class Membership implements Startable {
 
   /** Sends claims straight to one member (best effort). */
   private async notify(id: string, claims: Claim[]): Promise<boolean> {
+    this.budget.touch(id)
     try {
       await exchange(
         this.network,
@@ -576,6 +672,7 @@ export class Membership implements Startable {
     target: MemberRecord,
     timeout: number,
   ): Promise<'ack' | 'nack' | 'none'> {
+    this.budget.touch(helper.id)
     try {
       return await exchange(
         this.network,
@@ -593,6 +690,7 @@ export class Membership implements Startable {
   }
 
   private async answerProbe(ch: Channel, from: PeerId): Promise<void> {
+    this.budget.touch(from.toString())
     const request = decodeProbeRequest(await ch.read())
     switch (request.t) {
       case 'ping':
@@ -685,8 +783,17 @@ export class Membership implements Startable {
         connection.abort(new Error('member declared dead: its connection is stale, dialling afresh'))
   }
 
+  /**
+   * Anti-entropy with one member: one this node is connected to (its ring neighbours
+   * and gossip mesh make a random, well-mixed graph), so syncs open no connections;
+   * any member when there is none.
+   */
   private async syncRandom(): Promise<void> {
-    const [peer] = pickRandom(this.view().others('alive'), 1)
+    const table = this.view()
+    const connected = new Set(this.network.getConnections().map((c) => c.remotePeer.toString()))
+    const alive = table.others('alive')
+    const near = alive.filter((m) => connected.has(m.id))
+    const [peer] = pickRandom(near.length > 0 ? near : alive, 1)
     if (peer != null) await this.syncWith(peerIdFromString(peer.id))
   }
 
@@ -702,6 +809,7 @@ export class Membership implements Startable {
     if (performance.now() - (this.lastSync.get(key) ?? -Infinity) < this.timers.probeInterval * 4) return
     this.lastSync.set(key, performance.now())
     this.syncing.add(key)
+    this.budget.touch(key)
     try {
       await exchange(this.network, peer, this.protocols.sync, this.limits(10_000), async (ch) => {
         await ch.write(encode({ v: WIRE_VERSION, digest: this.view().digest(), members: null }))
@@ -722,6 +830,7 @@ export class Membership implements Startable {
   }
 
   private async answerSync(ch: Channel, from: PeerId): Promise<void> {
+    this.budget.touch(from.toString())
     const opening = decodeSync(await ch.read())
     const digest = this.view().digest()
     if (opening.digest === digest) {
@@ -739,6 +848,9 @@ export class Membership implements Startable {
     this.broadcast(this.applyAll(records.flatMap((record) => claimsOfRecord(record, from))), true)
   }
 }
+
+/** Streams that every connection carries for its whole life: they do not make it busy. */
+const BACKGROUND_PROTOCOLS = ['/meshsub/', '/floodsub/', '/ipfs/id/', '/ipfs/ping/', '/libp2p/autonat/']
 
 function shuffle<T>(items: T[]): T[] {
   const out = [...items]

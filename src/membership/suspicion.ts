@@ -1,44 +1,71 @@
+/** How long a suspicion runs and how many must share it (member-table.ts sets them). */
+export interface SuspicionTerms {
+  /** Independent confirmations one can hope for beyond the first accuser (Lifeguard's k). */
+  expected: number
+  /** Distinct accusers needed before the member is declared dead (at least 1). */
+  required: number
+  /** ms: the timeout with every expected confirmation in, and with none. */
+  min: number
+  max: number
+}
+
 /**
  * One suspicion of one member (Lifeguard): the timer starts at `max` and shrinks
  * towards `min` as independent members confirm it, following
  * timeout(c) = max(min, max - (max - min) x log(c + 1) / log(k + 1)),
- * with c confirmations seen and k expected. When it fires the member is declared dead.
+ * with c confirmations seen and k expected. When it fires, and `required` distinct
+ * members have accused (the first one included), the member is declared dead; a
+ * timer that runs out with fewer waits for the missing accusers, so one starved or
+ * badly connected observer cannot remove a healthy member by itself.
  */
 export class Suspicion {
-  private readonly confirmations = new Set<string>()
+  private readonly accusers = new Set<string>()
   private readonly startedAt: number
   private timer: ReturnType<typeof setTimeout> | undefined
+  private done = false
+  private ranOut = false
 
   constructor(
     from: string,
-    private readonly expected: number,
-    private readonly min: number,
-    private readonly max: number,
+    private readonly terms: SuspicionTerms,
     private readonly onTimeout: () => void,
     private readonly now: () => number = Date.now,
   ) {
-    this.confirmations.add(from)
+    this.accusers.add(from)
     this.startedAt = now()
     this.schedule()
   }
 
   /** Records a confirmation; true when `from` had not confirmed before. */
   confirm(from: string): boolean {
-    if (this.timer == null || this.confirmations.has(from)) return false
-    this.confirmations.add(from)
-    this.schedule()
+    if (this.done || this.accusers.has(from)) return false
+    this.accusers.add(from)
+    if (this.ranOut) this.fireIfAgreed()
+    else this.schedule()
     return true
+  }
+
+  /** Distinct members that accused so far. */
+  get accused(): number {
+    return this.accusers.size
+  }
+
+  /** True once the timer ran out with too few accusers: only agreement can end it now. */
+  get waitingForAgreement(): boolean {
+    return this.ranOut && !this.done
   }
 
   /** The current timeout in ms, measured from the start of the suspicion. */
   timeout(): number {
-    const c = this.confirmations.size - 1
-    if (this.expected < 1) return this.min
-    const fraction = Math.log(c + 1) / Math.log(this.expected + 1)
-    return Math.max(this.min, Math.floor(this.max - (this.max - this.min) * fraction))
+    const c = this.accusers.size - 1
+    const { expected, min, max } = this.terms
+    if (expected < 1) return min
+    const fraction = Math.log(c + 1) / Math.log(expected + 1)
+    return Math.max(min, Math.floor(max - (max - min) * fraction))
   }
 
   cancel(): void {
+    this.done = true
     if (this.timer != null) clearTimeout(this.timer)
     this.timer = undefined
   }
@@ -48,8 +75,15 @@ export class Suspicion {
     const remaining = Math.max(0, this.timeout() - (this.now() - this.startedAt))
     this.timer = setTimeout(() => {
       this.timer = undefined
-      this.onTimeout()
+      this.ranOut = true
+      this.fireIfAgreed()
     }, remaining)
     this.timer.unref?.()
+  }
+
+  private fireIfAgreed(): void {
+    if (this.done || this.accusers.size < Math.max(1, this.terms.required)) return
+    this.done = true
+    this.onTimeout()
   }
 }

@@ -24,7 +24,8 @@ const alive = (id: string, incarnation = 1, meta = {}): Claim => ({
   meta,
 })
 
-function makeTable() {
+/** `observers`: how many alive members watch any member, as the membership's rings would say. */
+function makeTable(observers = 2) {
   const events = new TypedEvents<MembershipEvents>(silentLogger)
   const seen: string[] = []
   for (const name of [
@@ -37,7 +38,7 @@ function makeTable() {
   ] as const) {
     events.on(name, (member) => seen.push(`${name} ${member.id}`))
   }
-  const hooks = { declaredDead: vi.fn(), refute: vi.fn() }
+  const hooks = { declaredDead: vi.fn(), refute: vi.fn(), observersOf: vi.fn(() => observers) }
   const table = new MemberTable(selfRecord, timers, events, hooks, silentLogger, MetadataContract.of())
   return { table, seen, hooks }
 }
@@ -57,18 +58,35 @@ describe('MemberTable', () => {
   })
 
   it('turns an unrefuted suspicion into dead after the suspicion timeout, and tells the cluster', () => {
-    const { table, seen, hooks } = makeTable()
+    const { table, seen, hooks } = makeTable(1)
     table.apply(alive('b'))
     table.apply(alive('c'))
     table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: 'c' })
     expect(table.get('b')?.state).toBe('suspect')
-    // n = 3 live members: min = 2 x 1 x 100 = 200 ms, max = 600 ms, one confirmation expected.
-    vi.advanceTimersByTime(599)
+    // n = 3 live members: min = 2 x 1 x 100 = 200 ms; b's only observer accused, none more expected.
+    vi.advanceTimersByTime(199)
     expect(table.get('b')?.state).toBe('suspect')
     vi.advanceTimersByTime(1)
     expect(table.get('b')?.state).toBe('dead')
     expect(seen).toContain('member:dead b')
     expect(hooks.declaredDead).toHaveBeenCalledWith({ kind: 'dead', id: 'b', incarnation: 1, from: SELF })
+  })
+
+  it('keeps a member suspect past the timeout until enough of its observers agree', () => {
+    const { table, hooks } = makeTable(5)
+    for (const id of ['b', 'c', 'd', 'e']) table.apply(alive(id))
+    table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: 'c' })
+    // max = 3 x min (2 x log10(5) x 100 ms): long past it, one accuser is not a verdict.
+    vi.advanceTimersByTime(60_000)
+    expect(table.get('b')?.state).toBe('suspect')
+    expect(table.suspicionsWaiting()).toBe(1)
+    expect(table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: 'd' })).toBe(true)
+    expect(table.get('b')?.state).toBe('suspect')
+    // The third distinct accuser (AGREEMENT) ends it at once.
+    expect(table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: SELF })).toBe(true)
+    expect(table.get('b')?.state).toBe('dead')
+    expect(hooks.declaredDead).toHaveBeenCalledOnce()
+    expect(table.suspicionsWaiting()).toBe(0)
   })
 
   it('declares dead sooner when another member confirms the suspicion', () => {
