@@ -13,7 +13,7 @@ export interface MemberTableHooks {
   /** Someone accused this node (or claimed a newer incarnation of it): announce `incarnation`. */
   refute(incarnation: number): void
   /** Members alive in this view that watch `id` (its observers on the monitoring rings). */
-  observersOf(id: string): number
+  observersOf(id: string): string[]
 }
 
 /** Distinct accusers a dead verdict needs, when the member has that many observers alive. */
@@ -145,10 +145,12 @@ export class MemberTable {
       case 'dead':
         this.store(outcome.record)
         this.events.emit('member:dead', this.get(claim.id)!)
+        this.recheckSuspicions()
         return true
       case 'leave':
         this.store(outcome.record)
         this.events.emit('member:leave', this.get(claim.id)!)
+        this.recheckSuspicions()
         return true
     }
   }
@@ -170,6 +172,11 @@ export class MemberTable {
       }
     }
     return { ...record, meta }
+  }
+
+  /** A witness gone may be the one a waiting suspicion needed no more. */
+  private recheckSuspicions(): void {
+    for (const suspicion of [...this.suspicions.values()]) suspicion.recheck()
   }
 
   /** Clears every timer. */
@@ -200,8 +207,23 @@ export class MemberTable {
     // The member's observers probe it as soon as they hear of the suspicion: each is an
     // independent confirmation, and the verdict waits for AGREEMENT of them (all, when
     // fewer are alive: two members alone must be able to tell a crash).
-    const observers = this.hooks.observersOf(record.id)
-    const terms = { expected: Math.max(0, observers - 1), required: Math.min(AGREEMENT, observers), min, max }
+    // Only they count as witnesses: a suspicion passed on by a sync, or a probe from a
+    // view that has the rings a little wrong, is no independent evidence. With no
+    // observer alive in this view (a view still filling), anyone's counts.
+    const observers = new Set(this.hooks.observersOf(record.id))
+    const aliveObservers = () => {
+      let n = 0
+      for (const id of observers)
+        if (id === this.self.id || this.entries.get(id)?.record.state === 'alive') n++
+      return n
+    }
+    const terms = {
+      expected: Math.max(0, observers.size - 1),
+      required: () => Math.max(1, Math.min(AGREEMENT, aliveObservers())),
+      min,
+      max,
+      ...(observers.size > 0 ? { witness: (accuser: string) => observers.has(accuser) } : {}),
+    }
     const suspicion = new Suspicion(from, terms, () => {
       this.suspicions.delete(record.id)
       const claim: Claim = {

@@ -152,7 +152,7 @@ export class Membership implements Startable {
       {
         declaredDead: (claim) => this.broadcast([claim]),
         refute: (next) => this.refute(next),
-        observersOf: (id) => this.aliveObserversOf(id).length,
+        observersOf: (id) => this.aliveObserversOf(id),
       },
       this.log,
       this.init.contract,

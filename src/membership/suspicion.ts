@@ -2,8 +2,17 @@
 export interface SuspicionTerms {
   /** Independent confirmations one can hope for beyond the first accuser (Lifeguard's k). */
   expected: number
-  /** Distinct accusers needed before the member is declared dead (at least 1). */
-  required: number
+  /**
+   * Distinct accusers needed before the member is declared dead (at least 1); asked
+   * again as accusations come, since a witness may die meanwhile.
+   */
+  required: number | (() => number)
+  /**
+   * Whose accusation counts (the member's observers): a member that only passed a
+   * suspicion on (a sync) or watches it from a stale view is no independent witness.
+   * Everyone's, when absent.
+   */
+  witness?: (accuser: string) => boolean
   /** ms: the timeout with every expected confirmation in, and with none. */
   min: number
   max: number
@@ -14,7 +23,7 @@ export interface SuspicionTerms {
  * towards `min` as independent members confirm it, following
  * timeout(c) = max(min, max - (max - min) x log(c + 1) / log(k + 1)),
  * with c confirmations seen and k expected. When it fires, and `required` distinct
- * members have accused (the first one included), the member is declared dead; a
+ * witnesses have accused (the first one included), the member is declared dead; a
  * timer that runs out with fewer waits for the missing accusers, so one starved or
  * badly connected observer cannot remove a healthy member by itself.
  */
@@ -40,14 +49,19 @@ export class Suspicion {
   confirm(from: string): boolean {
     if (this.done || this.accusers.has(from)) return false
     this.accusers.add(from)
+    if (this.terms.witness != null && !this.terms.witness(from)) return true
     if (this.ranOut) this.fireIfAgreed()
     else this.schedule()
     return true
   }
 
-  /** Distinct members that accused so far. */
+  /** Distinct witnesses that accused so far. */
   get accused(): number {
-    return this.accusers.size
+    const witness = this.terms.witness
+    if (witness == null) return this.accusers.size
+    let n = 0
+    for (const accuser of this.accusers) if (witness(accuser)) n++
+    return n
   }
 
   /** True once the timer ran out with too few accusers: only agreement can end it now. */
@@ -57,11 +71,16 @@ export class Suspicion {
 
   /** The current timeout in ms, measured from the start of the suspicion. */
   timeout(): number {
-    const c = this.accusers.size - 1
+    const c = Math.max(0, this.accused - 1)
     const { expected, min, max } = this.terms
     if (expected < 1) return min
     const fraction = Math.log(c + 1) / Math.log(expected + 1)
     return Math.max(min, Math.floor(max - (max - min) * fraction))
+  }
+
+  /** Checks again whether the accusers are enough (a witness died meanwhile, so fewer are needed). */
+  recheck(): void {
+    if (this.ranOut) this.fireIfAgreed()
   }
 
   cancel(): void {
@@ -82,7 +101,8 @@ export class Suspicion {
   }
 
   private fireIfAgreed(): void {
-    if (this.done || this.accusers.size < Math.max(1, this.terms.required)) return
+    const { required } = this.terms
+    if (this.done || this.accused < Math.max(1, typeof required === 'number' ? required : required())) return
     this.done = true
     this.onTimeout()
   }

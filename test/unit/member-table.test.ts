@@ -24,8 +24,8 @@ const alive = (id: string, incarnation = 1, meta = {}): Claim => ({
   meta,
 })
 
-/** `observers`: how many alive members watch any member, as the membership's rings would say. */
-function makeTable(observers = 2) {
+/** `observers`: who watches any member, as the membership's rings would say. */
+function makeTable(observers: string[] = ['c', SELF]) {
   const events = new TypedEvents<MembershipEvents>(silentLogger)
   const seen: string[] = []
   for (const name of [
@@ -58,7 +58,7 @@ describe('MemberTable', () => {
   })
 
   it('turns an unrefuted suspicion into dead after the suspicion timeout, and tells the cluster', () => {
-    const { table, seen, hooks } = makeTable(1)
+    const { table, seen, hooks } = makeTable(['c'])
     table.apply(alive('b'))
     table.apply(alive('c'))
     table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: 'c' })
@@ -73,20 +73,34 @@ describe('MemberTable', () => {
   })
 
   it('keeps a member suspect past the timeout until enough of its observers agree', () => {
-    const { table, hooks } = makeTable(5)
-    for (const id of ['b', 'c', 'd', 'e']) table.apply(alive(id))
+    const { table, hooks } = makeTable(['c', 'd', 'e', SELF])
+    for (const id of ['b', 'c', 'd', 'e', 'f']) table.apply(alive(id))
     table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: 'c' })
     // max = 3 x min (2 x log10(5) x 100 ms): long past it, one accuser is not a verdict.
     vi.advanceTimersByTime(60_000)
     expect(table.get('b')?.state).toBe('suspect')
     expect(table.suspicionsWaiting()).toBe(1)
     expect(table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: 'd' })).toBe(true)
+    // f does not watch b (it passed the suspicion on, or its view has the rings wrong): no witness.
+    expect(table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: 'f' })).toBe(true)
     expect(table.get('b')?.state).toBe('suspect')
     // The third distinct accuser (AGREEMENT) ends it at once.
     expect(table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: SELF })).toBe(true)
     expect(table.get('b')?.state).toBe('dead')
     expect(hooks.declaredDead).toHaveBeenCalledOnce()
     expect(table.suspicionsWaiting()).toBe(0)
+  })
+
+  it('needs fewer accusers once a witness dies: the ones still alive are enough', () => {
+    const { table } = makeTable(['c', 'd', 'e'])
+    for (const id of ['b', 'c', 'd', 'e']) table.apply(alive(id))
+    table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: 'c' })
+    table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: 'd' })
+    vi.advanceTimersByTime(60_000)
+    expect(table.get('b')?.state).toBe('suspect')
+    // e crashed too: its own observers declare it dead, and c and d are then all of b's witnesses.
+    table.apply({ kind: 'dead', id: 'e', incarnation: 1, from: 'c' })
+    expect(table.get('b')?.state).toBe('dead')
   })
 
   it('declares dead sooner when another member confirms the suspicion', () => {
