@@ -1,5 +1,6 @@
 import type { Logger, TypedEvents } from '../shared/index.js'
 import { type MembershipTimers, suspicionBounds } from './config.js'
+import { bucketHashes } from './delta-sync.js'
 import type { MembershipEvents } from './events.js'
 import { applyClaim, refutation } from './incarnation.js'
 import type { Claim, Member, MemberRecord } from './member.js'
@@ -36,6 +37,12 @@ export class MemberTable {
   /** Metadata keys already reported as dropped, per member: a bad peer costs one log line per key. */
   private readonly reported = new Map<string, Set<string>>()
   private liveChanges = 0
+  /** Grows with every change of a record: the digest and bucket hashes are cached per value. */
+  private changes = 0
+  private summary: { changes: number; digest?: string; buckets: Map<number, string[]> } = {
+    changes: -1,
+    buckets: new Map(),
+  }
 
   constructor(
     private self: MemberRecord,
@@ -54,6 +61,7 @@ export class MemberTable {
 
   /** Replaces this node's own record (new incarnation, addresses, metadata or state). */
   setSelf(record: MemberRecord): void {
+    this.changes++
     this.self = record
     this.entries.set(record.id, { record, since: this.entries.get(record.id)?.since ?? Date.now() })
   }
@@ -109,7 +117,30 @@ export class MemberTable {
 
   /** The view's digest (view-digest.ts); two views with the same digest need no full exchange. */
   digest(): string {
-    return viewDigest(Array.from(this.entries.values(), (entry) => entry.record))
+    const summary = this.currentSummary()
+    summary.digest ??= viewDigest(Array.from(this.entries.values(), (entry) => entry.record))
+    return summary.digest
+  }
+
+  /** The view's hash per bucket of members, for a delta sync (delta-sync.ts). */
+  bucketHashes(count: number): string[] {
+    const summary = this.currentSummary()
+    let hashes = summary.buckets.get(count)
+    if (hashes == null) {
+      hashes = bucketHashes(this.records(), count)
+      summary.buckets.set(count, hashes)
+    }
+    return hashes
+  }
+
+  /** Every record by member id. */
+  recordsById(): Map<string, MemberRecord> {
+    return new Map(Array.from(this.entries, ([id, entry]) => [id, entry.record]))
+  }
+
+  private currentSummary() {
+    if (this.summary.changes !== this.changes) this.summary = { changes: this.changes, buckets: new Map() }
+    return this.summary
   }
 
   /** Applies one claim; true when it changed the view (so it is news worth passing on). */
@@ -188,6 +219,7 @@ export class MemberTable {
   }
 
   private store(record: MemberRecord): void {
+    this.changes++
     const previous = this.entries.get(record.id)
     if (previous == null || isLive(previous.record.state) !== isLive(record.state)) this.liveChanges++
     const since = previous?.record.state === record.state ? previous.since : Date.now()
@@ -243,6 +275,7 @@ export class MemberTable {
       const entry = this.entries.get(record.id)
       if (entry == null || entry.record.state !== record.state) return
       this.entries.delete(record.id)
+      this.changes++
       this.reported.delete(record.id)
       this.events.emit('member:reap', this.view(entry))
     }, this.timers.reapTimeout)

@@ -24,6 +24,7 @@ import type { MetadataContract } from './metadata-contract.js'
 import { type RingNeighbours, ringNeighbours } from './monitoring-rings.js'
 import type { MembershipNetwork } from './network.js'
 import { type MembershipProtocols, membershipProtocols } from './protocols.js'
+import { answerPullPush, pullPush } from './sync-exchange.js'
 
 /** Where this node keeps the last incarnation it announced, so a restart goes above it. */
 export interface IncarnationStore {
@@ -200,6 +201,13 @@ export class Membership implements Startable {
     )
     await serve(
       this.network,
+      this.protocols.deltaSync,
+      this.limits(Math.max(10_000, handlerTimeout)),
+      this.log,
+      (ch, conn) => this.answerDeltaSync(ch, conn.remotePeer),
+    )
+    await serve(
+      this.network,
       this.protocols.sync,
       this.limits(Math.max(10_000, handlerTimeout)),
       this.log,
@@ -277,7 +285,9 @@ export class Membership implements Startable {
     } catch {
       // pubsub already stopped with the node
     }
-    await this.network.unhandle([this.protocols.probe, this.protocols.sync]).catch(() => {})
+    await this.network
+      .unhandle([this.protocols.probe, this.protocols.sync, this.protocols.deltaSync])
+      .catch(() => {})
     this.table?.clear()
     this.events.removeAll()
   }
@@ -498,6 +508,7 @@ export class Membership implements Startable {
     const background = (protocol: string) =>
       protocol === this.protocols.probe ||
       protocol === this.protocols.sync ||
+      protocol === this.protocols.deltaSync ||
       BACKGROUND_PROTOCOLS.some((prefix) => protocol.startsWith(prefix))
     const excess = this.budget.excess(this.network.getConnections(), { keep, background })
     for (const connection of excess) {
@@ -798,9 +809,9 @@ export class Membership implements Startable {
   }
 
   /**
-   * Push/pull with one peer over the sync protocol:
-   * 1. send our digest; 2. read theirs, with their records if the digests differ;
-   * 3. merge those and send ours so that they merge too.
+   * Anti-entropy with one peer: a delta sync (sync-exchange.ts: digests first, then
+   * only the records that differ, both ways); a peer from before the delta sync gets
+   * the full-view push/pull it speaks.
    */
   private async syncWith(peer: PeerId): Promise<void> {
     const key = peer.toString()
@@ -810,16 +821,16 @@ export class Membership implements Startable {
     this.lastSync.set(key, performance.now())
     this.syncing.add(key)
     this.budget.touch(key)
+    const merge = (records: MemberRecord[]) => this.merge(records, key)
     try {
-      await exchange(this.network, peer, this.protocols.sync, this.limits(10_000), async (ch) => {
-        await ch.write(encode({ v: WIRE_VERSION, digest: this.view().digest(), members: null }))
-        const answer = decodeSync(await ch.read())
-        if (answer.members == null) return
-        this.merge(answer.members, key)
-        await ch.write(
-          encode({ v: WIRE_VERSION, digest: this.view().digest(), members: this.view().records() }),
+      try {
+        await exchange(this.network, peer, this.protocols.deltaSync, this.limits(10_000), (ch) =>
+          pullPush(ch, this.view(), merge),
         )
-      })
+      } catch (err) {
+        if (!(err instanceof Error && err.name === 'UnsupportedProtocolError')) throw err
+        await this.fullSyncWith(peer, merge)
+      }
       this.counters.syncs++
     } catch (err) {
       const level = err instanceof FrameError ? 'warn' : 'debug'
@@ -827,6 +838,25 @@ export class Membership implements Startable {
     } finally {
       this.syncing.delete(key)
     }
+  }
+
+  /** The sync of agents from before the delta sync: digests, then whole views both ways. */
+  private async fullSyncWith(peer: PeerId, merge: (records: MemberRecord[]) => void): Promise<void> {
+    await exchange(this.network, peer, this.protocols.sync, this.limits(10_000), async (ch) => {
+      await ch.write(encode({ v: WIRE_VERSION, digest: this.view().digest(), members: null }))
+      const answer = decodeSync(await ch.read())
+      if (answer.members == null) return
+      merge(answer.members)
+      await ch.write(
+        encode({ v: WIRE_VERSION, digest: this.view().digest(), members: this.view().records() }),
+      )
+    })
+  }
+
+  private async answerDeltaSync(ch: Channel, from: PeerId): Promise<void> {
+    this.budget.touch(from.toString())
+    await answerPullPush(ch, this.view(), (records) => this.merge(records, from.toString()))
+    this.counters.syncs++
   }
 
   private async answerSync(ch: Channel, from: PeerId): Promise<void> {
@@ -843,11 +873,19 @@ export class Membership implements Startable {
     this.counters.syncs++
   }
 
-  /** Merges records from a sync; what was news is passed on by gossip, since only we learned it. */
+  /**
+   * Merges records from a sync. A little news is passed on by gossip, since only we
+   * learned it; a lot means this node was the one behind (a joiner, one side of a
+   * healed split), and re-publishing it would flood everyone with what they know.
+   */
   private merge(records: MemberRecord[], from: string): void {
-    this.broadcast(this.applyAll(records.flatMap((record) => claimsOfRecord(record, from))), true)
+    const news = this.applyAll(records.flatMap((record) => claimsOfRecord(record, from)))
+    if (news.length <= NEWS_FROM_SYNC_MAX) this.broadcast(news, true)
   }
 }
+
+/** Most claims a sync may bring for them to be passed on by gossip (see merge). */
+const NEWS_FROM_SYNC_MAX = 32
 
 /** Streams that every connection carries for its whole life: they do not make it busy. */
 const BACKGROUND_PROTOCOLS = ['/meshsub/', '/floodsub/', '/ipfs/id/', '/ipfs/ping/', '/libp2p/autonat/']

@@ -2,6 +2,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import { decodeJson, encodeJson } from '../shared/index.js'
 import { MAX_ADDRS, MAX_METADATA_BYTES } from './constants.js'
+import { MAX_BUCKETS } from './delta-sync.js'
 import { MembershipMessageError } from './errors.js'
 import type { Claim, MemberRecord } from './member.js'
 
@@ -62,6 +63,40 @@ const syncMessage = z.object({
   members: z.array(record).max(100_000).nullable(),
 })
 
+/** The delta sync (delta-sync.ts), one message per frame, in this order. */
+export const DELTA_SYNC_VERSION = 2
+const digestEntry = z.tuple([peerId, incarnation, z.number().int().min(0).max(3)])
+const bucketIndex = z
+  .number()
+  .int()
+  .min(0)
+  .max(MAX_BUCKETS - 1)
+const deltaSync = z.discriminatedUnion('t', [
+  z.object({ t: z.literal('digest'), v: z.literal(DELTA_SYNC_VERSION), digest: z.string().max(128) }),
+  z.object({ t: z.literal('same') }),
+  z.object({
+    t: z.literal('buckets'),
+    buckets: z
+      .array(z.string().max(16))
+      .min(1)
+      .max(MAX_BUCKETS)
+      .refine((b) => (b.length & (b.length - 1)) === 0, { message: 'bucket count is not a power of two' }),
+  }),
+  z.object({
+    t: z.literal('entries'),
+    buckets: z.array(bucketIndex).max(MAX_BUCKETS),
+    entries: z.array(digestEntry).max(100_000),
+  }),
+  z.object({
+    t: z.literal('records'),
+    records: z.array(record).max(100_000),
+    want: z.array(peerId).max(100_000),
+    done: z.boolean(),
+  }),
+])
+
+export type DeltaSyncMessage = z.infer<typeof deltaSync>
+
 export type GossipMessage = z.infer<typeof gossip>
 export type ProbeRequest = z.infer<typeof probeRequest>
 export type ProbeAnswer = z.infer<typeof probeAnswer>
@@ -70,7 +105,9 @@ export type SyncMessage = z.infer<typeof syncMessage>
 const decodeWith = <T>(schema: z.ZodType<T>, bytes: Uint8Array, what: string): T =>
   decodeJson(schema, bytes, what, MembershipMessageError)
 
-export function encode(message: GossipMessage | ProbeRequest | ProbeAnswer | SyncMessage): Uint8Array {
+export function encode(
+  message: GossipMessage | ProbeRequest | ProbeAnswer | SyncMessage | DeltaSyncMessage,
+): Uint8Array {
   return encodeJson(message)
 }
 
@@ -81,5 +118,7 @@ export const decodeProbeRequest = (bytes: Uint8Array): ProbeRequest =>
 export const decodeProbeAnswer = (bytes: Uint8Array): ProbeAnswer =>
   decodeWith(probeAnswer, bytes, 'probe answer')
 export const decodeSync = (bytes: Uint8Array): SyncMessage => decodeWith(syncMessage, bytes, 'sync message')
+export const decodeDeltaSync = (bytes: Uint8Array): DeltaSyncMessage =>
+  decodeWith(deltaSync, bytes, 'delta sync message') as DeltaSyncMessage
 
 export type { Claim, MemberRecord }

@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { writeNewSecret } from '../../src/bootstrap/index.js'
+import { membershipProtocols } from '../../src/membership/index.js'
 import { TestCluster } from '../helpers/cluster.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -40,6 +41,27 @@ describe('membership between real agents', () => {
     await victim.stop({ leave: false })
     await c.waitForState(rest, victim.id, 'dead')
     expect(suspectedBy.size).toBeGreaterThan(0)
+  })
+
+  it('an agent from before the delta sync (full-view sync only) and a new one still sync, both ways', async () => {
+    const c = cluster()
+    const old = await c.start()
+    // What an agent of the previous release speaks: the full-view sync protocol only, as server
+    // and as client (its delta protocol renamed to one nobody serves).
+    const { deltaSync, sync } = membershipProtocols(c.cluster)
+    await old.node.unhandle(deltaSync)
+    ;(old.membership as unknown as { protocols: { deltaSync: string } }).protocols.deltaSync =
+      `${deltaSync}-unknown`
+    expect(old.node.getProtocols()).toContain(sync)
+    // The joiner learns the old agent only by a sync: it joins through it, and nobody else is there.
+    const joiner = await c.start()
+    await c.waitForConvergence([old, joiner])
+    expect(joiner.membership.stats().syncs).toBeGreaterThan(0)
+    await joiner.membership.updateMetadata({ ready: false })
+    await waitFor(
+      'the old agent to see the joiner not ready',
+      () => old.membership.get(joiner.id)?.meta.ready === false,
+    )
   })
 
   it('a graceful leave shows as left everywhere', async () => {
