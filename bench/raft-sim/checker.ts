@@ -2,11 +2,10 @@
  * The invariants, checked as the simulation runs and once at the end.
  *
  * At every step (after every event):
- * - election safety: at most one leader per term, and every leader's
- *   certificate is signed by a majority of its voters;
- * - no two nodes acting as leader (leader with a valid lease) at the same instant;
- * - state machine safety and log matching on what is committed: every node
- *   applies, at each index, the same entry (same term, same command);
+ * - Raft's own (raft-invariants.ts): election safety, no two nodes acting as
+ *   leader (leader with a valid lease) at the same instant, and state machine
+ *   safety and log matching on what is committed: every node applies, at each
+ *   index, the same entry (same term, same command);
  * - exactly once: a command has one position, a position one command, and a
  *   forged command never applies;
  * - an acknowledged command's answer is its real position.
@@ -19,10 +18,10 @@
  *   nothing invoked after it answered;
  * - liveness: the cluster converged and every client finished.
  */
-import { type Entry, type NodeId, type Snapshot, verifyCertificate } from '../../src/manager/raft/index.js'
+import type { Entry, NodeId, Snapshot } from '../../src/manager/raft/index.js'
 import type { Op, WriteOp } from './clients.js'
 import type { SimHost } from './host.js'
-import { fakeVerifier } from './keys.js'
+import { RaftInvariants } from './raft-invariants.js'
 
 export const FORGER_CLIENT = 'forger'
 
@@ -34,17 +33,16 @@ function keyOf(entry: Entry): string {
 
 export class Checker {
   readonly violations: string[] = []
-  private readonly leaderOfTerm = new Map<number, NodeId>()
-  private readonly atIndex = new Map<number, { term: number; key: string }>()
+  readonly raftChecks: RaftInvariants
   private readonly keyAtPosition = new Map<number, string>()
   private readonly positionOfKey = new Map<string, number>()
-  maxActing = 0
-  leadersSeen = 0
 
   constructor(
-    private readonly cluster: string,
+    cluster: string,
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.raftChecks = new RaftInvariants(cluster, (message) => this.fail(message))
+  }
 
   private fail(message: string): void {
     if (this.violations.length < 20) this.violations.push(`t=${this.now().toFixed(1)}ms ${message}`)
@@ -52,37 +50,17 @@ export class Checker {
 
   /** After every event: leaders per term, certificates, acting leaders. */
   step(hosts: readonly SimHost[], changed: SimHost): void {
-    if (changed.alive) {
-      const status = changed.raft.status()
-      if (status.role === 'leader') {
-        const known = this.leaderOfTerm.get(status.term)
-        if (known === undefined) {
-          this.leaderOfTerm.set(status.term, changed.id)
-          this.leadersSeen++
-          const cert = status.certificate
-          if (
-            cert == null ||
-            !verifyCertificate(cert, status.config.voters, { cluster: this.cluster, verifier: fakeVerifier })
-          )
-            this.fail(`leader ${changed.id} of term ${status.term} has no valid majority certificate`)
-        } else if (known !== changed.id)
-          this.fail(`two leaders in term ${status.term}: ${known} and ${changed.id}`)
-      }
-    }
-    let acting: NodeId[] = []
-    for (const host of hosts) if (host.alive && host.raft.isActingLeader()) acting.push(host.id)
-    if (acting.length > this.maxActing) this.maxActing = acting.length
+    const acting = this.raftChecks.step(hosts, changed)
     if (acting.length > 1) {
-      acting = acting.map((id) => `${id}(term ${hosts.find((h) => h.id === id)!.raft.status().term})`)
-      this.fail(`${acting.length} nodes acting as leader at once: ${acting.join(', ')}`)
+      const terms = acting.map((h) => `${h.id}(term ${h.raft.status().term})`)
+      this.fail(`${acting.length} nodes acting as leader at once: ${terms.join(', ')}`)
     }
   }
 
   onApplied(host: SimHost, entry: Entry, position: number | null): void {
     const key = keyOf(entry)
-    const known = this.atIndex.get(entry.index)
-    if (known === undefined) this.atIndex.set(entry.index, { term: entry.term, key })
-    else if (known.term !== entry.term || known.key !== key)
+    const known = this.raftChecks.applied(entry, key)
+    if (known !== undefined && (known.term !== entry.term || known.key !== key))
       this.fail(
         `${host.id} applied ${key}@term${entry.term} at index ${entry.index}, another node ${known.key}@term${known.term}`,
       )
@@ -92,11 +70,7 @@ export class Checker {
   }
 
   onSnapshotRestored(host: SimHost, snapshot: Snapshot): void {
-    const known = this.atIndex.get(snapshot.meta.index)
-    if (known !== undefined && known.term !== snapshot.meta.term)
-      this.fail(
-        `${host.id} restored a snapshot at ${snapshot.meta.index}@term${snapshot.meta.term}, applied elsewhere at term ${known.term}`,
-      )
+    this.raftChecks.restored(host, snapshot)
     host.machine.applied.forEach((c, i) => {
       this.place(host.id, `${c.client}#${c.seq}`, i + 1)
     })

@@ -26,19 +26,19 @@
  * - a node counted `done` had been ready on the new version for min-ready (in
  *   truth) when the decision was made; a node counted `lost` was dead in the
  *   deciding leader's view, or missing from it while down or cut off;
- * - Raft: one leader per term with a valid certificate, never two acting
- *   leaders, the same entry at every index on every node.
+ * - Raft (raft-invariants.ts): one leader per term with a valid certificate,
+ *   never two acting leaders, the same entry at every index on every node.
  * At the end, after every fault healed: every acknowledged rollout command made
  * exactly one record; every record is done (none superseded); each node in it is
  * done, failed with a reason, or lost; no node that stayed up and reachable
  * through a rollout was left out of it; every app node runs what the final
  * state wants (liveness).
  */
-import { type Entry, type NodeId, type Snapshot, verifyCertificate } from '../../src/manager/raft/index.js'
+import type { Entry, Snapshot } from '../../src/manager/raft/index.js'
 import type { ClusterState, RolloutRecord } from '../../src/manager/record.js'
 import { targetOf } from '../../src/manager/record.js'
 import { isFinished } from '../../src/manager/rollout-engine.js'
-import { fakeVerifier } from './keys.js'
+import { RaftInvariants } from './raft-invariants.js'
 import type { RolloutHost } from './rollout-host.js'
 import type { AppNode } from './rollout-nodes.js'
 
@@ -55,8 +55,6 @@ const RANK: Record<string, number> = {
 const decoder = new TextDecoder()
 
 export interface RolloutCheckStats {
-  leaders: number
-  maxActing: number
   /** Most app nodes unavailable at once by the engine's count, and with nodes whose slot was freed. */
   maxUnavailableSeen: number
   maxWithReturns: number
@@ -75,8 +73,7 @@ export interface RolloutCheckStats {
 
 export class RolloutChecker {
   readonly violations: string[] = []
-  private readonly leaderOfTerm = new Map<number, NodeId>()
-  private readonly atIndex = new Map<number, { term: number; key: string }>()
+  readonly raftChecks: RaftInvariants
   private checkedIndex = 0
   private readonly lastRecords = new Map<string, RolloutRecord>()
   /** The newest committed rollout record. */
@@ -91,8 +88,6 @@ export class RolloutChecker {
   /** When each proposed entry (index:term) was decided, true time. */
   private readonly decidedAt = new Map<string, number>()
   readonly stats: RolloutCheckStats = {
-    leaders: 0,
-    maxActing: 0,
     maxUnavailableSeen: 0,
     maxWithReturns: 0,
     excusedOverlaps: 0,
@@ -105,11 +100,13 @@ export class RolloutChecker {
   }
 
   constructor(
-    private readonly cluster: string,
+    cluster: string,
     private readonly now: () => number,
     private readonly maxUnavailable: number,
     private readonly apps: ReadonlyMap<string, AppNode>,
-  ) {}
+  ) {
+    this.raftChecks = new RaftInvariants(cluster, (message) => this.fail(message))
+  }
 
   fail(message: string): void {
     if (this.violations.length < 20) this.violations.push(`t=${this.now().toFixed(1)}ms ${message}`)
@@ -118,26 +115,7 @@ export class RolloutChecker {
   // ── Raft ────────────────────────────────────────────────────────────────
 
   step(hosts: readonly RolloutHost[], changed: RolloutHost): void {
-    if (changed.alive) {
-      const status = changed.raft.status()
-      if (status.role === 'leader') {
-        const known = this.leaderOfTerm.get(status.term)
-        if (known === undefined) {
-          this.leaderOfTerm.set(status.term, changed.id)
-          this.stats.leaders++
-          const cert = status.certificate
-          if (
-            cert == null ||
-            !verifyCertificate(cert, status.config.voters, { cluster: this.cluster, verifier: fakeVerifier })
-          )
-            this.fail(`leader ${changed.id} of term ${status.term} has no valid majority certificate`)
-        } else if (known !== changed.id)
-          this.fail(`two leaders in term ${status.term}: ${known} and ${changed.id}`)
-      }
-    }
-    let acting = 0
-    for (const host of hosts) if (host.alive && host.raft.isActingLeader()) acting++
-    if (acting > this.stats.maxActing) this.stats.maxActing = acting
+    const acting = this.raftChecks.step(hosts, changed).length
     if (acting > 1) this.fail(`${acting} nodes acting as leader at once`)
   }
 
@@ -146,9 +124,8 @@ export class RolloutChecker {
       entry.kind === 'command'
         ? `${entry.request == null ? '-' : `${entry.request.client}#${entry.request.seq}`} ${decoder.decode(entry.data)}`
         : entry.kind
-    const known = this.atIndex.get(entry.index)
+    const known = this.raftChecks.applied(entry, key)
     if (known === undefined) {
-      this.atIndex.set(entry.index, { term: entry.term, key })
       const decided = this.pending.get(`${entry.index}:${entry.term}`)
       if (decided !== undefined) {
         for (const breach of decided.breaches) this.fail(breach)
@@ -166,11 +143,7 @@ export class RolloutChecker {
   }
 
   onSnapshotRestored(host: RolloutHost, snapshot: Snapshot): void {
-    const known = this.atIndex.get(snapshot.meta.index)
-    if (known !== undefined && known.term !== snapshot.meta.term)
-      this.fail(
-        `${host.id} restored a snapshot at ${snapshot.meta.index}@term${snapshot.meta.term}, applied elsewhere at term ${known.term}`,
-      )
+    this.raftChecks.restored(host, snapshot)
     if (snapshot.meta.index > this.checkedIndex) {
       this.checkedIndex = snapshot.meta.index
       this.records(host.machine.state(), snapshot.meta.index, undefined)

@@ -1,7 +1,8 @@
 /**
- * One simulated manager process for the rollout simulation: the adapter of
- * host.ts (ticks on its own drifting clock, one Ready at a time: write, fsync,
- * send, apply, advance; a crash loses unsynced writes) around a Raft core, with
+ * One simulated manager process for the rollout simulation: the process adapter
+ * of raft-process.ts (ticks on its own drifting clock, one Ready at a time:
+ * write, fsync, send, apply, advance; a crash loses unsynced writes) around a
+ * Raft core, with
  * the REAL state machine (ClusterMachine) and, on the leader, the manager's
  * decision loop as src/manager/manager.ts runs it:
  *
@@ -26,22 +27,11 @@ import {
 } from '../../src/manager/consensus/cluster-machine.js'
 import { controlRollout, observe, type RolloutRequest, startRollout } from '../../src/manager/decisions.js'
 import { isEligible } from '../../src/manager/election.js'
-import {
-  type Entry,
-  type Message,
-  type NodeId,
-  type RaftInit,
-  RaftNode,
-  type Ready,
-  type RequestId,
-  type Snapshot,
-} from '../../src/manager/raft/index.js'
+import type { Entry, NodeId, Ready, RequestId, Snapshot } from '../../src/manager/raft/index.js'
 import type { ClusterState, RolloutRecord } from '../../src/manager/record.js'
 import { isFinished, mayStep, ReadyClock, step, targetsOf } from '../../src/manager/rollout-engine.js'
-import type { EventQueue } from './event-queue.js'
-import { fakeSigner, fakeVerifier } from './keys.js'
+import { RaftProcess, type RaftProcessEnv } from './raft-process.js'
 import { MemberView, type Report } from './rollout-nodes.js'
-import { SimDisk } from './storage.js'
 
 export type OperatorCommand =
   | {
@@ -70,25 +60,16 @@ export type OperatorReply =
   /** A refusal of the command itself (ERR_…): it will not apply. */
   | { readonly kind: 'refused'; readonly id: number; readonly code: string; readonly message: string }
 
-export interface RolloutHostEnv {
-  readonly queue: EventQueue
-  readonly cluster: string
-  readonly genesis: Snapshot
-  readonly raftInit: Partial<RaftInit>
-  readonly tickMs: number
+export interface RolloutHostEnv extends RaftProcessEnv {
   /** The manager loop's period (ManagerInit.tickMs). */
   readonly loopMs: number
   /** Nodes dead for less than this still hold the end of a rollout (StepContext.lostAfterMs). */
   readonly lostAfterMs: number
   readonly suspectMs: number
   readonly deadMs: number
-  readonly compactEvery: number
   /** A deliberate bug, for testing the checker: the loop lets one node more than maxUnavailable go. */
   readonly overAdmit?: boolean
-  random(): number
-  send(message: Message): void
   reply(from: NodeId, to: string, reply: OperatorReply): void
-  fsyncDelay(): number
   onApplied(host: RolloutHost, entry: Entry): void
   onSnapshotRestored(host: RolloutHost, snapshot: Snapshot): void
   /** A decision was proposed at (index, term): the newest rollout before and after it. */
@@ -120,31 +101,14 @@ type Decision =
       readonly attempt: number
     }
 
-type Inbound =
-  | { readonly kind: 'message'; readonly message: Message }
-  | { readonly kind: 'request'; readonly from: string; readonly request: OperatorRequest }
-  | { readonly kind: 'report'; readonly report: Report }
-  | { readonly kind: 'view'; readonly view: MemberView }
-  | { readonly kind: 'synced'; readonly ready: Ready; readonly epoch: number }
-
 /** How long a proposal may stay unapplied before its decision gives up (COMMAND_TIMEOUT_MS). */
 const PROPOSAL_TIMEOUT_MS = 10_000
 /** How long a leader that cannot decide yet holds a command (MANAGER_WAIT_MS). */
 const MANAGER_WAIT_MS = 3000
 
-export class RolloutHost {
-  raft: RaftNode
-  machine = new ClusterMachine()
-  readonly disk: SimDisk
-  state: 'up' | 'paused' | 'down' = 'up'
+export class RolloutHost extends RaftProcess<ClusterMachine, RolloutHostEnv> {
   view: MemberView
   readonly counters = { proposed: 0, conflicts: 0, overwritten: 0, commands: 0 }
-  private epoch = 0
-  private busy = false
-  private startedAt = 0
-  private phase = 0
-  private ticksDone = 0
-  private readonly inbox: Inbound[] = []
   private readySince = new ReadyClock()
   /** Manager.leading: the term this process leads, and since when (its clock). */
   private leading = { term: -1, since: 0 }
@@ -157,25 +121,20 @@ export class RolloutHost {
     answer: CommandAnswer | null
   } | null = null
   private reconcileQueued = false
+  /** The manager's loop is due: it runs once the event at hand has been handled. */
   private wake = false
   private wakeTimerAt = Number.POSITIVE_INFINITY
-  readonly period: number
 
   constructor(
-    readonly id: NodeId,
-    private readonly env: RolloutHostEnv,
+    id: NodeId,
+    env: RolloutHostEnv,
     drift: number,
     /** This process's wall clock is off true time by this much, ms. */
     private readonly clockOffset: number,
   ) {
-    this.period = env.tickMs * (1 + drift)
-    this.disk = new SimDisk(env.genesis)
+    super(id, env, drift)
     this.view = this.newView()
-    this.raft = this.boot()
-  }
-
-  get alive(): boolean {
-    return this.state === 'up'
+    this.boot()
   }
 
   /** The process's wall clock (Date.now()). */
@@ -185,71 +144,21 @@ export class RolloutHost {
 
   // ── the world calls these ───────────────────────────────────────────────
 
-  receive(message: Message): void {
-    this.arrive({ kind: 'message', message })
-  }
-
   request(from: string, request: OperatorRequest): void {
-    this.arrive({ kind: 'request', from, request })
+    this.arrive(() => this.onRequest(from, request))
   }
 
+  /** A member's announcement reaches this process: the manager runs its loop on a change (member:update). */
   hear(report: Report): void {
-    this.arrive({ kind: 'report', report })
+    this.arrive(() => {
+      if (this.view.hear(report, this.clock())) this.wake = true
+    })
   }
 
-  pause(): void {
-    if (this.state === 'up') this.state = 'paused'
-  }
-
-  resume(): void {
-    if (this.state !== 'paused') return
-    this.state = 'up'
-    this.catchUpTicks()
-    const pending = this.inbox.splice(0)
-    for (const item of pending) {
-      if (this.state !== 'up') break
-      this.handle(item)
-    }
-    this.pump()
-    this.runLoop()
-    this.env.afterEvent(this)
-    this.scheduleTick()
-  }
-
-  crash(keepUnsynced: number): void {
-    if (this.state === 'down') return
-    this.state = 'down'
-    this.epoch++
-    this.disk.crash(keepUnsynced)
-    this.inbox.length = 0
-    this.busy = false
-    this.decisions = []
-    this.inFlight = null
-    this.reconcileQueued = false
-    this.readySince = new ReadyClock()
-    this.leading = { term: -1, since: 0 }
-    this.wakeTimerAt = Number.POSITIVE_INFINITY
-  }
-
-  act(fn: (raft: RaftNode) => void): boolean {
-    if (this.state !== 'up') return false
-    try {
-      fn(this.raft)
-    } catch {
-      return false
-    } finally {
-      this.pump()
-      this.env.afterEvent(this)
-    }
-    return true
-  }
-
-  restart(): void {
-    if (this.state !== 'down') return
-    this.state = 'up'
-    this.raft = this.boot()
-    this.env.afterEvent(this)
-    this.pump()
+  /** The loop's interval fired while the process was paused: it runs as the process resumes. */
+  override resume(): void {
+    if (this.state === 'paused') this.wake = true
+    super.resume()
   }
 
   /** RaftHost.canDecide: leader with a valid lease that has applied everything committed. */
@@ -261,35 +170,41 @@ export class RolloutHost {
 
   // ── inside the process ──────────────────────────────────────────────────
 
-  private newView(): MemberView {
-    return new MemberView(this.env.suspectMs, this.env.deadMs, (node) => this.env.onDeclaredDead(this, node))
+  protected override newMachine(): ClusterMachine {
+    return new ClusterMachine()
   }
 
-  private boot(): RaftNode {
-    const { queue } = this.env
-    this.startedAt = queue.now
-    this.phase = this.env.random() * this.period
-    this.ticksDone = 0
+  /** A booted process starts with an empty membership view, its manager loop, and a join. */
+  protected override booted(): void {
     this.view = this.newView()
-    const stored = this.disk.load()
-    this.machine = new ClusterMachine()
-    this.machine.restore(stored.snapshot)
-    const raft = new RaftNode(
-      {
-        id: this.id,
-        cluster: this.env.cluster,
-        signer: fakeSigner(this.id),
-        verifier: fakeVerifier,
-        random: this.env.random,
-        ...this.env.raftInit,
-      },
-      stored,
-    )
-    this.raft = raft
-    this.scheduleTick()
     this.scheduleLoop()
     this.scheduleJoin(0)
-    return raft
+  }
+
+  protected override forget(): void {
+    this.decisions = []
+    this.inFlight = null
+    this.reconcileQueued = false
+    this.readySince = new ReadyClock()
+    this.leading = { term: -1, since: 0 }
+    this.wakeTimerAt = Number.POSITIVE_INFINITY
+  }
+
+  protected override afterInput(): void {
+    if (this.wake) this.runLoop()
+  }
+
+  protected override afterReady(ready: Ready): void {
+    // Applied entries are a reason to run the loop.
+    if (ready.apply != null) this.wake = true
+  }
+
+  protected override afterEvent(): void {
+    this.env.afterEvent(this)
+  }
+
+  private newView(): MemberView {
+    return new MemberView(this.env.suspectMs, this.env.deadMs, (node) => this.env.onDeclaredDead(this, node))
   }
 
   /** membership.ts joinIfAlone: until a peer's view is pulled, every joinRetryInterval. */
@@ -301,29 +216,13 @@ export class RolloutHost {
       this.env.join(this, (view) => {
         if (this.epoch !== epoch || this.state === 'down') return
         joined = true
-        this.arrive({ kind: 'view', view })
+        this.arrive(() => {
+          if (this.view.merge(view, this.clock())) this.wake = true
+        })
       })
       this.env.queue.after(1000, () => {
         if (!joined) this.scheduleJoin(0)
       })
-    })
-  }
-
-  private tickTime(k: number): number {
-    return this.startedAt + this.phase + k * this.period
-  }
-
-  private scheduleTick(): void {
-    const epoch = this.epoch
-    const k = this.ticksDone + 1
-    this.env.queue.schedule(this.tickTime(k), () => {
-      if (this.epoch !== epoch || this.state !== 'up' || this.ticksDone >= k) return
-      this.ticksDone = k
-      this.raft.tick()
-      this.pump()
-      if (this.wake) this.runLoop()
-      this.env.afterEvent(this)
-      this.scheduleTick()
     })
   }
 
@@ -334,64 +233,17 @@ export class RolloutHost {
       if (this.epoch !== epoch || this.state === 'down') return
       if (this.state === 'up') {
         this.runLoop()
-        this.env.afterEvent(this)
+        this.afterEvent()
       }
       this.scheduleLoop()
     })
-  }
-
-  private catchUpTicks(): void {
-    const now = this.env.queue.now
-    while (this.tickTime(this.ticksDone + 1) <= now) {
-      this.ticksDone++
-      this.raft.tick()
-    }
-  }
-
-  private arrive(item: Inbound): void {
-    if (this.state === 'down') return
-    if (this.state === 'paused') {
-      this.inbox.push(item)
-      return
-    }
-    this.handle(item)
-    this.pump()
-    if (this.wake) this.runLoop()
-    this.env.afterEvent(this)
-  }
-
-  private handle(item: Inbound): void {
-    switch (item.kind) {
-      case 'message':
-        this.raft.step(item.message)
-        return
-      case 'request':
-        this.onRequest(item.from, item.request)
-        return
-      case 'report': {
-        // A member's announcement changed: the manager runs its loop (member:update).
-        if (this.view.hear(item.report, this.clock())) this.wake = true
-        return
-      }
-      case 'view':
-        if (this.view.merge(item.view, this.clock())) this.wake = true
-        return
-      case 'synced':
-        if (item.epoch === this.epoch) this.finish(item.ready)
-        return
-    }
   }
 
   private onRequest(from: string, request: OperatorRequest): void {
     this.counters.commands++
     const leads = this.raft.status().role === 'leader'
     if (!this.canDecide() && !leads) {
-      const leader = this.raft.status().leader
-      this.env.reply(this.id, from, {
-        kind: 'redirect',
-        id: request.id,
-        leader: leader === this.id ? null : leader,
-      })
+      this.env.reply(this.id, from, { kind: 'redirect', id: request.id, leader: this.leaderElsewhere() })
       return
     }
     this.decisions.push({
@@ -431,14 +283,7 @@ export class RolloutHost {
         if (d.kind === 'command' && this.raft.status().role === 'leader' && this.clock() < d.waitUntil) return
         this.decisions.shift()
         if (d.kind === 'reconcile') this.reconcileQueued = false
-        else {
-          const leader = this.raft.status().leader
-          this.env.reply(this.id, d.from, {
-            kind: 'redirect',
-            id: d.id,
-            leader: leader === this.id ? null : leader,
-          })
-        }
+        else this.env.reply(this.id, d.from, { kind: 'redirect', id: d.id, leader: this.leaderElsewhere() })
         continue
       }
       this.decisions.shift()
@@ -565,7 +410,7 @@ export class RolloutHost {
       if (this.epoch !== epoch || this.state !== 'up') return
       this.wakeTimerAt = Number.POSITIVE_INFINITY
       this.runLoop()
-      this.env.afterEvent(this)
+      this.afterEvent()
     })
   }
 
@@ -579,42 +424,7 @@ export class RolloutHost {
     if (d.kind === 'command') this.env.reply(this.id, d.from, { kind: 'retry', id: d.id, why })
   }
 
-  private pump(): void {
-    while (this.state === 'up' && !this.busy) {
-      const ready = this.raft.ready()
-      if (ready == null) return
-      const persist = ready.persist
-      if (persist != null) this.disk.write(persist)
-      if (persist?.sync === true) {
-        this.busy = true
-        const epoch = this.epoch
-        this.env.queue.after(this.env.fsyncDelay(), () => {
-          if (this.epoch !== epoch) return
-          this.disk.sync()
-          this.arrive({ kind: 'synced', ready, epoch })
-        })
-        return
-      }
-      this.finish(ready)
-    }
-  }
-
-  private finish(ready: Ready): void {
-    this.busy = false
-    for (const message of ready.send) this.env.send(message)
-    if (ready.apply != null) {
-      if (ready.apply.snapshot != null) this.restore(ready.apply.snapshot)
-      for (const entry of ready.apply.entries) this.applyEntry(entry)
-      this.wake = true
-    }
-    this.raft.advance(ready)
-    const status = this.raft.status()
-    if (ready.snapshotRequest != null || status.applied - status.snapshotIndex >= this.env.compactEvery)
-      if (this.machine.lastIndex > status.snapshotIndex)
-        this.raft.compact(this.machine.lastIndex, this.machine.encode())
-  }
-
-  private restore(snapshot: Snapshot): void {
+  protected override restore(snapshot: Snapshot): void {
     this.machine.restore(snapshot)
     this.env.onSnapshotRestored(this, snapshot)
     const f = this.inFlight
@@ -624,7 +434,7 @@ export class RolloutHost {
     }
   }
 
-  private applyEntry(entry: Entry): void {
+  protected override applyEntry(entry: Entry): void {
     const outcome = this.machine.apply(entry)
     this.env.onApplied(this, entry)
     const f = this.inFlight

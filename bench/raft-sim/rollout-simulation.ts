@@ -7,17 +7,18 @@
  * - 3 or 5 manager processes (rollout-host.ts: the Raft core, the REAL
  *   ClusterMachine, and the manager's decision loop with the real rollout
  *   engine, startRollout and controlRollout) on the simulated network, disks and
- *   drifting clocks of simulation.ts;
+ *   drifting clocks the plain Raft simulation (simulation.ts) runs on too
+ *   (network.ts, raft-process.ts, process-environment.ts);
  * - 4–8 app nodes (rollout-nodes.ts) that follow the state some voter applied,
  *   late, switch to what it targets for them (taking a random time, sometimes
  *   failing), and announce their runtime to every process by gossip, late;
  * - an operator that starts rolling rollouts (app@2, app@3, app@4, one after
  *   the other) with maxUnavailable 1 or 2 through client commands with request
  *   ids, and sometimes pauses and resumes one;
- * - faults for 30 s on the processes (leader crashes, power losses, pauses,
- *   partitions of every shape, loss, duplication, reordering, leadership
- *   transfers) and, one seed in three, on the app nodes (crashes, cuts); then
- *   everything heals and every rollout must finish.
+ * - faults for 30 s on the processes (raft-faults.ts: leader crashes, power
+ *   losses, pauses, partitions of every shape, loss, duplication, reordering,
+ *   leadership transfers) and, one seed in three, on the app nodes (crashes,
+ *   cuts); then everything heals and every rollout must finish.
  *
  * rollout-checker.ts says what is checked. Everything random comes from one
  * seeded stream: a seed replays exactly.
@@ -28,9 +29,13 @@ import type { ClusterState } from '../../src/manager/record.js'
 import { targetOf } from '../../src/manager/record.js'
 import { isFinished } from '../../src/manager/rollout-engine.js'
 import { intBetween, mulberry32, pick, type Random } from '../random.js'
+import { actingLeader, convergedLeader } from './convergence.js'
 import { EventQueue } from './event-queue.js'
-import { CALM, type NetworkConditions, SimNetwork } from './network.js'
-import { RolloutChecker } from './rollout-checker.js'
+import { scheduleFaults } from './fault-schedule.js'
+import { SimNetwork } from './network.js'
+import { processEnvironment, SIM_CLUSTER } from './process-environment.js'
+import { type RaftFaultKind, RaftFaults } from './raft-faults.js'
+import { RolloutChecker, type RolloutCheckStats } from './rollout-checker.js'
 import {
   type OperatorCommand,
   type OperatorReply,
@@ -39,7 +44,8 @@ import {
   type RolloutHostEnv,
 } from './rollout-host.js'
 import { AppNode, type Report } from './rollout-nodes.js'
-import { SIM_CLUSTER } from './simulation.js'
+import { type RunStats, runEvents } from './run-events.js'
+import type { SeedResult } from './seed-campaign.js'
 
 export interface RolloutSimOptions {
   readonly seed: number
@@ -71,42 +77,21 @@ export interface RolloutSimOptions {
   readonly trace?: (line: string) => void
 }
 
-export interface RolloutSimStats {
-  simulatedMs: number
-  events: number
+/** What every run reports, the checker's counts (RolloutCheckStats), and this simulation's own. */
+export interface RolloutSimStats extends RunStats, RolloutCheckStats {
   hosts: number
   apps: number
   maxUnavailable: number
-  leaders: number
-  maxActingAtOnce: number
-  faults: Record<string, number>
   rolloutsStarted: number
   rolloutsFinished: number
   pauses: number
-  /** Most app nodes unavailable at once by the engine's count; with nodes whose slot a dead verdict freed. */
-  maxUnavailableSeen: number
-  maxWithReturns: number
-  excusedOverlaps: number
-  lostWhileReachable: number
-  turnsPastUnseen: number
-  maxUpdatingInRecord: number
-  turns: number
-  catchUps: number
-  failedSwitches: number
   proposed: number
   conflicts: number
   overwritten: number
 }
 
-export interface RolloutSimResult {
-  readonly seed: number
-  readonly ok: boolean
-  readonly violations: readonly string[]
-  readonly stats: RolloutSimStats
-}
+export type RolloutSimResult = SeedResult<RolloutSimStats>
 
-const TICK_MS = 100
-const ELECTION_TICKS = 10
 const MAX_STEPS = 3_000_000
 const OPERATOR = 'operator'
 
@@ -158,15 +143,8 @@ export function runRolloutSimulation(options: RolloutSimOptions): RolloutSimResu
     rolloutsStarted: 0,
     rolloutsFinished: 0,
     pauses: 0,
-    maxUnavailableSeen: 0,
-    maxWithReturns: 0,
-    excusedOverlaps: 0,
-    lostWhileReachable: 0,
-    turnsPastUnseen: 0,
-    maxUpdatingInRecord: 0,
-    turns: 0,
-    catchUps: 0,
-    failedSwitches: 0,
+    // Filled in at the end; here so that they keep their place among the stats.
+    ...checker.stats,
     proposed: 0,
     conflicts: 0,
     overwritten: 0,
@@ -180,31 +158,21 @@ export function runRolloutSimulation(options: RolloutSimOptions): RolloutSimResu
   )
 
   const env: RolloutHostEnv = {
-    queue,
-    cluster: SIM_CLUSTER,
-    genesis,
-    raftInit: {
-      electionTicks: ELECTION_TICKS,
-      heartbeatTicks: 1,
-      maxClockDrift: drift,
-      snapshotThreshold: 40,
-      maxEntriesPerMessage: 16,
-      maxInflight: 8,
-    },
-    tickMs: TICK_MS,
+    ...processEnvironment({
+      queue,
+      random,
+      genesis,
+      drift,
+      fastDisks,
+      send: (msg: Message) => deliver(msg.from, msg.to, () => hostById.get(msg.to)?.receive(msg)),
+    }),
     loopMs: 100,
     lostAfterMs: 5000,
     suspectMs: 1000,
     deadMs: 3000,
-    compactEvery: 60,
     overAdmit: options.mutation === 'over-admit',
-    random,
-    send: (msg: Message) => deliver(msg.from, msg.to, () => hostById.get(msg.to)?.receive(msg)),
     reply: (from: NodeId, to: string, reply: OperatorReply) =>
       deliver(from, to, () => operator.onReply(reply)),
-    fsyncDelay: fastDisks
-      ? () => 0.05 + random() * 0.5
-      : () => (random() < 0.3 ? 20 + random() * 180 : 1 + random() * 9),
     onApplied: (_host, entry) => checker.onApplied(_host, entry),
     onSnapshotRestored: (host, snapshot) => checker.onSnapshotRestored(host, snapshot),
     onDecided: (host, before, after, at) => {
@@ -336,39 +304,41 @@ export function runRolloutSimulation(options: RolloutSimOptions): RolloutSimResu
   }
   queue.after(1000 + random() * 1500, script)
 
+  const faultTrace = trace == null ? null : (line: string) => trace(`${t()} ${line}`)
+  // Leaders are the favourite victims: a rollout must resume where the log says under a new one.
+  const faults = new RaftFaults({
+    queue,
+    random,
+    network,
+    processes: hosts,
+    faultMs,
+    leaderBias: 0.7,
+    trace: faultTrace,
+  })
   if (options.faults !== false)
-    scheduleFaults({
+    injectFaults({
+      faults,
       queue,
       random,
-      network,
-      hosts,
       apps: [...apps.values()],
       appFaults,
       stats,
       faultMs,
-      trace: trace == null ? null : (line) => trace(`${t()} ${line}`),
+      trace: faultTrace,
     })
 
   let healed = false
   queue.schedule(faultMs, () => {
     healed = true
-    network.healAll()
-    for (const host of hosts) {
-      host.resume()
-      host.restart()
-    }
+    faults.healAll()
     for (const app of apps.values()) app.healAll()
   })
 
-  const actingLeader = (): RolloutHost | undefined => hosts.find((h) => h.alive && h.raft.isActingLeader())
   const converged = (): boolean => {
     if (!healed || scriptBusy || operator.busy) return false
-    const leader = actingLeader()
+    // Every process is a voter (no configuration changes here).
+    const leader = convergedLeader(hosts)
     if (leader === undefined) return false
-    const s = leader.raft.status()
-    if (s.commit !== s.lastIndex) return false
-    for (const id of s.config.voters)
-      if (!hostById.get(id)!.alive || hostById.get(id)!.machine.lastIndex !== s.commit) return false
     const state = leader.machine.state()
     const latest = state.rollouts[0]
     if (latest != null && !isFinished(latest)) return false
@@ -377,29 +347,23 @@ export function runRolloutSimulation(options: RolloutSimOptions): RolloutSimResu
     return true
   }
 
-  const end = faultMs + healMs
-  let steps = 0
   let lastConvergeCheck = 0
-  try {
-    for (;;) {
-      if (!queue.step(end)) break
-      if (checker.violations.length > 0) break
-      if (++steps > MAX_STEPS) {
-        checker.fail(`liveness: more than ${MAX_STEPS} events (a message storm?)`)
-        break
-      }
-      if (healed && queue.now - lastConvergeCheck >= 100) {
-        lastConvergeCheck = queue.now
-        if (converged()) break
-      }
-    }
-  } catch (err) {
-    checker.fail(`exception: ${(err as Error).stack ?? err}`)
-  }
+  runEvents({
+    queue,
+    end: faultMs + healMs,
+    maxSteps: MAX_STEPS,
+    failed: () => checker.violations.length > 0,
+    settled: () => {
+      if (!healed || queue.now - lastConvergeCheck < 100) return false
+      lastConvergeCheck = queue.now
+      return converged()
+    },
+    fail: (message) => checker.fail(message),
+  })
   stats.simulatedMs = Math.round(queue.now)
 
   if (checker.violations.length === 0) {
-    const leader = actingLeader()
+    const leader = actingLeader(hosts)
     if (leader == null) checker.fail('liveness: no acting leader at the end')
     else {
       const state: ClusterState = leader.machine.state()
@@ -408,17 +372,9 @@ export function runRolloutSimulation(options: RolloutSimOptions): RolloutSimResu
     }
   }
   Object.assign(stats, {
-    leaders: checker.stats.leaders,
-    maxActingAtOnce: checker.stats.maxActing,
-    maxUnavailableSeen: checker.stats.maxUnavailableSeen,
-    maxWithReturns: checker.stats.maxWithReturns,
-    excusedOverlaps: checker.stats.excusedOverlaps,
-    lostWhileReachable: checker.stats.lostWhileReachable,
-    turnsPastUnseen: checker.stats.turnsPastUnseen,
-    maxUpdatingInRecord: checker.stats.maxUpdatingInRecord,
-    turns: checker.stats.turns,
-    catchUps: checker.stats.catchUps,
-    failedSwitches: checker.stats.failedSwitches,
+    leaders: checker.raftChecks.leaders,
+    maxActingAtOnce: checker.raftChecks.maxActing,
+    ...checker.stats,
   })
   for (const h of hosts) {
     stats.proposed += h.counters.proposed
@@ -497,10 +453,9 @@ class Operator {
 }
 
 interface FaultContext {
+  readonly faults: RaftFaults<RolloutHost>
   readonly queue: EventQueue
   readonly random: Random
-  readonly network: SimNetwork
-  readonly hosts: readonly RolloutHost[]
   readonly apps: readonly AppNode[]
   readonly appFaults: boolean
   readonly stats: RolloutSimStats
@@ -508,21 +463,8 @@ interface FaultContext {
   readonly trace: ((line: string) => void) | null
 }
 
-type FaultKind =
-  | 'partition'
-  | 'one-way'
-  | 'non-transitive'
-  | 'isolate-leader'
-  | 'leader-link'
-  | 'loss'
-  | 'duplicate'
-  | 'reorder'
-  | 'pause'
-  | 'crash'
-  | 'power-loss'
-  | 'transfer'
-  | 'app-crash'
-  | 'app-cut'
+/** The Raft faults on the manager processes, and (with appFaults) crashes and cuts of app nodes. */
+type FaultKind = RaftFaultKind | 'app-crash' | 'app-cut'
 
 const FAULT_WEIGHTS: ReadonlyArray<readonly [FaultKind, number]> = [
   ['partition', 3],
@@ -541,177 +483,35 @@ const FAULT_WEIGHTS: ReadonlyArray<readonly [FaultKind, number]> = [
   ['app-cut', 3],
 ]
 
-function scheduleFaults(ctx: FaultContext): void {
-  const { queue, random, network, hosts, apps, stats, faultMs } = ctx
-  const weights = FAULT_WEIGHTS.filter(([kind]) => ctx.appFaults || !kind.startsWith('app-'))
-  const total = weights.reduce((s, [, w]) => s + w, 0)
-  const conditionsActive: Partial<Record<keyof NetworkConditions, number>> = {}
-  const ids = hosts.map((h) => h.id)
-  const leader = () => hosts.find((h) => h.alive && h.raft.status().role === 'leader')
-  // Leaders are the favourite victims: a rollout must resume where the log says under a new one.
-  const leaderOrAny = (): RolloutHost => {
-    const l = leader()
-    return l !== undefined && random() < 0.7 ? l : pick(random, hosts)
-  }
-  const until = (ms: number) => Math.min(queue.now + ms, faultMs)
-  const cutFor = (pairs: Array<readonly [string, string]>, ms: number) => {
-    for (const [a, b] of pairs) network.cut(a, b)
-    queue.schedule(until(ms), () => {
-      for (const [a, b] of pairs) network.heal(a, b)
-    })
-  }
-  const condition = (key: keyof NetworkConditions, value: number, ms: number) => {
-    network.conditions[key] = value
-    conditionsActive[key] = (conditionsActive[key] ?? 0) + 1
-    queue.schedule(until(ms), () => {
-      conditionsActive[key] = (conditionsActive[key] ?? 1) - 1
-      if (conditionsActive[key] === 0) network.conditions[key] = CALM[key]
-    })
-  }
+function injectFaults(ctx: FaultContext): void {
+  const { faults, queue, random, apps } = ctx
   // An app node in the middle of its switch is the interesting victim.
   const appVictim = (): AppNode => {
     const switching = apps.filter((a) => a.midSwitch)
     return switching.length > 0 && random() < 0.6 ? pick(random, switching) : pick(random, apps)
   }
-
-  const inject = (kind: FaultKind) => {
-    stats.faults[kind] = (stats.faults[kind] ?? 0) + 1
-    const duration = 300 + random() * 5000
-    if (ctx.trace != null) {
-      const l = leader()
-      ctx.trace(`fault ${kind} (leader ${l == null ? 'none' : `${l.id} term ${l.raft.status().term}`})`)
-    }
-    switch (kind) {
-      case 'partition': {
-        const side = new Set(ids.filter(() => random() < 0.5))
-        const pairs: Array<readonly [string, string]> = []
-        for (const a of ids) for (const b of ids) if (side.has(a) !== side.has(b)) pairs.push([a, b])
-        cutFor(pairs, duration)
-        return
+  scheduleFaults({
+    queue,
+    random,
+    faultMs: ctx.faultMs,
+    weights: FAULT_WEIGHTS.filter(([kind]) => ctx.appFaults || !kind.startsWith('app-')),
+    firstMs: [1500, 3000],
+    gapMs: [200, 2000],
+    counts: ctx.stats.faults,
+    inject: (kind, duration) => {
+      if (ctx.trace != null) {
+        const l = faults.leader()
+        ctx.trace(`fault ${kind} (leader ${l == null ? 'none' : `${l.id} term ${l.raft.status().term}`})`)
       }
-      case 'one-way': {
-        const pairs: Array<readonly [string, string]> = []
-        for (const a of ids) for (const b of ids) if (a !== b && random() < 0.3) pairs.push([a, b])
-        cutFor(pairs, duration)
-        return
-      }
-      case 'non-transitive': {
-        const a = pick(random, ids)
-        const b = pick(
-          random,
-          ids.filter((x) => x !== a),
-        )
-        cutFor(
-          [
-            [a, b],
-            [b, a],
-          ],
-          duration,
-        )
-        return
-      }
-      case 'isolate-leader': {
-        const victim = leaderOrAny().id
-        const way = random()
-        const pairs: Array<readonly [string, string]> = []
-        for (const other of ids) {
-          if (other === victim) continue
-          if (way < 0.8) pairs.push([victim, other])
-          if (way < 0.6 || way >= 0.8) pairs.push([other, victim])
-        }
-        cutFor(pairs, duration)
-        return
-      }
-      case 'leader-link': {
-        const l = leader()
-        if (l === undefined) return
-        const other = pick(
-          random,
-          ids.filter((id) => id !== l.id),
-        )
-        const way = random()
-        const pairs: Array<readonly [string, string]> = []
-        if (way < 0.7) pairs.push([l.id, other])
-        if (way >= 0.4) pairs.push([other, l.id])
-        cutFor(pairs, duration)
-        return
-      }
-      case 'loss':
-        condition('loss', 0.05 + random() * 0.35, duration)
-        return
-      case 'duplicate':
-        condition('duplicate', 0.05 + random() * 0.25, duration)
-        return
-      case 'reorder':
-        condition('reorder', 0.1 + random() * 0.3, duration)
-        condition('reorderDelayMax', 50 + random() * 400, duration)
-        return
-      case 'pause': {
-        const victim = leaderOrAny()
-        victim.pause()
-        ctx.trace?.(`  pause ${victim.id}`)
-        queue.schedule(until(100 + random() * 4000), () => victim.resume())
-        return
-      }
-      case 'crash': {
-        const victim = leaderOrAny()
-        victim.crash(intBetween(random, 0, victim.disk.unsynced))
-        ctx.trace?.(`  crash ${victim.id}`)
-        queue.schedule(until(50 + random() * 4000), () => {
-          ctx.trace?.(`  restart ${victim.id}`)
-          victim.restart()
-        })
-        return
-      }
-      case 'power-loss': {
-        const everyone = random() < 0.3
-        const victims = hosts.filter(() => everyone || random() < 0.6)
-        const back = 50 + random() * 3000
-        for (const victim of victims) {
-          victim.crash(intBetween(random, 0, victim.disk.unsynced))
-          ctx.trace?.(`  crash ${victim.id}`)
-          queue.schedule(until(back + random() * 200), () => {
-            ctx.trace?.(`  restart ${victim.id}`)
-            victim.restart()
-          })
-        }
-        return
-      }
-      case 'transfer': {
-        const l = leader()
-        if (l === undefined) return
-        const voters = l.raft.status().config.voters.filter((v) => v !== l.id)
-        if (voters.length > 0) l.act((r) => r.transferLeadership(pick(random, voters)))
-        return
-      }
-      case 'app-crash': {
+      if (kind === 'app-crash') {
         const victim = appVictim()
         victim.crash()
-        queue.schedule(until(100 + random() * 6000), () => victim.restart())
-        return
-      }
-      case 'app-cut': {
+        queue.schedule(faults.until(100 + random() * 6000), () => victim.restart())
+      } else if (kind === 'app-cut') {
         const victim = appVictim()
         victim.isolate()
-        queue.schedule(until(300 + random() * 6000), () => victim.reconnect())
-        return
-      }
-    }
-  }
-
-  const next = () => {
-    if (queue.now >= faultMs) return
-    let r = random() * total
-    let kind: FaultKind = 'partition'
-    for (const [k, w] of weights) {
-      r -= w
-      if (r < 0) {
-        kind = k
-        break
-      }
-    }
-    inject(kind)
-    queue.after(200 + random() * 1800, next)
-  }
-  queue.after(1500 + random() * 1500, next)
+        queue.schedule(faults.until(300 + random() * 6000), () => victim.reconnect())
+      } else faults.inject(kind, duration)
+    },
+  })
 }

@@ -5,7 +5,8 @@
  * exits 1 when any failed.
  */
 import { parseArgs } from 'node:util'
-import { runSimulation, type SimResult } from './simulation.js'
+import { runSeedCampaign } from './seed-campaign.js'
+import { runSimulation } from './simulation.js'
 
 const { values } = parseArgs({
   options: {
@@ -47,35 +48,24 @@ if (values.rollouts) {
   process.exit()
 }
 
-const started = Date.now()
-const failed: SimResult[] = []
 const totals = { events: 0, simulatedMs: 0, writesOk: 0, readsOk: 0, leaders: 0, faults: 0, forged: 0 }
-for (let seed = from; seed < from + count; seed++) {
-  const result = runSimulation({ seed, faultMs, healMs })
-  const s = result.stats
-  totals.events += s.events
-  totals.simulatedMs += s.simulatedMs
-  totals.writesOk += s.writes.ok
-  totals.readsOk += s.reads.ok
-  totals.leaders += s.leaders
-  totals.faults += Object.values(s.faults).reduce((a, b) => a + b, 0)
-  totals.forged += s.forged
-  if (!result.ok) {
-    failed.push(result)
-    console.log(`FAIL seed ${seed}:\n  ${result.violations.slice(0, 5).join('\n  ')}`)
-  } else if (values.verbose) console.log(`ok   seed ${seed} ${JSON.stringify(s)}`)
-  const done = seed - from + 1
-  if (!values.verbose && done % 100 === 0)
-    console.log(
-      `… ${done}/${count} seeds, ${failed.length} failed, ${((Date.now() - started) / 1000).toFixed(0)} s`,
-    )
-}
-const seconds = (Date.now() - started) / 1000
-console.log(
-  `${count} seeds (${from}–${from + count - 1}), ${failed.length} failed, ${seconds.toFixed(1)} s wall; ` +
+process.exitCode = runSeedCampaign({
+  from,
+  count,
+  verbose: values.verbose,
+  label: 'seeds',
+  run: (seed) => runSimulation({ seed, faultMs, healMs }),
+  tally: (s) => {
+    totals.events += s.events
+    totals.simulatedMs += s.simulatedMs
+    totals.writesOk += s.writes.ok
+    totals.readsOk += s.reads.ok
+    totals.leaders += s.leaders
+    totals.faults += Object.values(s.faults).reduce((a, b) => a + b, 0)
+    totals.forged += s.forged
+  },
+  totals: () =>
     `${(totals.simulatedMs / 3_600_000).toFixed(2)} h simulated, ${totals.events} events, ` +
     `${totals.faults} faults, ${totals.leaders} leaders, ${totals.writesOk} writes and ${totals.readsOk} reads acknowledged, ` +
     `${totals.forged} forged messages`,
-)
-if (failed.length > 0) console.log(`failing seeds: ${failed.map((r) => r.seed).join(' ')}`)
-process.exitCode = failed.length > 0 ? 1 : 0
+})

@@ -10,15 +10,19 @@
  * are ordered by (time, insertion): a seed replays exactly.
  */
 import { genesisSnapshot, type Message, type NodeId, type RaftInit } from '../../src/manager/raft/index.js'
-import { intBetween, mulberry32, pick, type Random } from '../random.js'
+import { mulberry32, pick, type Random } from '../random.js'
 import { Checker } from './checker.js'
 import { type Op, SimClient } from './clients.js'
+import { actingLeader, convergedLeader } from './convergence.js'
 import { EventQueue } from './event-queue.js'
+import { scheduleFaults } from './fault-schedule.js'
 import { FORGER_ID, Forger } from './forger.js'
 import { type ClientReply, type HostEnv, SimHost } from './host.js'
-import { CALM, type NetworkConditions, SimNetwork } from './network.js'
-
-export const SIM_CLUSTER = 'sim-cluster'
+import { SimNetwork } from './network.js'
+import { processEnvironment, SIM_CLUSTER } from './process-environment.js'
+import { type RaftFaultKind, RaftFaults } from './raft-faults.js'
+import { type RunStats, runEvents } from './run-events.js'
+import type { SeedResult } from './seed-campaign.js'
 
 export interface SimOptions {
   readonly seed: number
@@ -41,14 +45,9 @@ export interface SimOptions {
   readonly sendBeforeSync?: boolean
 }
 
-export interface SimStats {
-  simulatedMs: number
-  events: number
-  leaders: number
-  maxActingAtOnce: number
+export interface SimStats extends RunStats {
   writes: { ok: number; fail: number; unknown: number }
   reads: { ok: number; unknown: number }
-  faults: Record<string, number>
   configChanges: number
   transfers: number
   messages: { sent: number; dropped: number }
@@ -58,17 +57,10 @@ export interface SimStats {
   chainVerified: number
 }
 
-export interface SimResult {
-  readonly seed: number
-  readonly ok: boolean
-  readonly violations: readonly string[]
-  readonly stats: SimStats
-}
+export type SimResult = SeedResult<SimStats>
 
-const TICK_MS = 100
 /** A run that takes more events than this is stuck in a storm: about 20 times a normal run. */
 const MAX_STEPS = 2_000_000
-const ELECTION_TICKS = 10
 
 export function runSimulation(options: SimOptions): SimResult {
   const { seed } = options
@@ -110,31 +102,19 @@ export function runSimulation(options: SimOptions): SimResult {
   const deliver = (from: string, to: string, run: () => void) => {
     for (const delay of network.deliveries(from, to)) queue.after(delay, run)
   }
-  const sendRaft = (m: Message) => deliver(m.from, m.to, () => hostById.get(m.to)?.receive(m))
 
   const env: HostEnv = {
-    queue,
-    cluster: SIM_CLUSTER,
-    genesis,
-    raftInit: {
-      electionTicks: ELECTION_TICKS,
-      heartbeatTicks: 1,
-      maxClockDrift: drift,
-      snapshotThreshold: 40,
-      maxEntriesPerMessage: 16,
-      maxInflight: 8,
-      ...options.raftInit,
-    },
-    tickMs: TICK_MS,
-    random,
-    send: sendRaft,
+    ...processEnvironment({
+      queue,
+      random,
+      genesis,
+      drift,
+      fastDisks,
+      raftInit: options.raftInit,
+      send: (m: Message) => deliver(m.from, m.to, () => hostById.get(m.to)?.receive(m)),
+    }),
     reply: (from: NodeId, to: string, reply: ClientReply) =>
       deliver(from, to, () => clients.get(to)?.onReply(reply)),
-    // Disks differ by seed: fast (NVMe, where races between messages are tightest) or slow with long tails.
-    fsyncDelay: fastDisks
-      ? () => 0.05 + random() * 0.5
-      : () => (random() < 0.3 ? 20 + random() * 180 : 1 + random() * 9),
-    compactEvery: 60,
     onApplied: (host, entry, position) => checker.onApplied(host, entry, position),
     onSnapshotRestored: (host, snapshot) => checker.onSnapshotRestored(host, snapshot),
     afterEvent: (host) => {
@@ -179,56 +159,50 @@ export function runSimulation(options: SimOptions): SimResult {
   }
 
   const forger = new Forger(random, (m) => deliver(FORGER_ID, m.to, () => hostById.get(m.to)?.receive(m)))
-  if (options.faults !== false) scheduleFaults({ queue, random, network, hosts, forger, stats, faultMs })
+  const faults = new RaftFaults({ queue, random, network, processes: hosts, faultMs, leaderBias: 0.6 })
+  if (options.faults !== false)
+    scheduleFaults({
+      queue,
+      random,
+      faultMs,
+      weights: FAULT_WEIGHTS,
+      firstMs: [1000, 2000],
+      gapMs: [200, 2200],
+      counts: stats.faults,
+      inject: (kind, duration) => {
+        if (kind === 'config') {
+          if (changeConfig(random, hosts)) stats.configChanges++
+        } else if (kind === 'forge') forger.attack(hosts)
+        else faults.inject(kind, duration)
+      },
+    })
 
   // Heal: every fault ends, every process runs; then wait for convergence.
   let healed = false
   queue.schedule(faultMs, () => {
     healed = true
-    network.healAll()
-    for (const host of hosts) {
-      host.resume()
-      host.restart()
-    }
+    faults.healAll()
   })
 
-  const actingLeader = (): SimHost | undefined => hosts.find((h) => h.alive && h.raft.isActingLeader())
   const converged = (): boolean => {
     if (!healed) return false
     if ([...clients.values()].some((c) => c.busy)) return false
-    const leader = actingLeader()
-    if (leader === undefined) return false
-    const s = leader.raft.status()
-    if (s.commit !== s.lastIndex) return false
-    for (const id of [...s.config.voters, ...s.config.learners]) {
-      const h = hostById.get(id)!
-      if (!h.alive || h.machine.lastIndex !== s.commit) return false
-    }
-    return true
+    return convergedLeader(hosts) !== undefined
   }
 
-  const end = faultMs + healMs
-  let steps = 0
-  try {
-    for (;;) {
-      if (!queue.step(end)) break
-      if (checker.violations.length > 0) break
-      if (++steps > MAX_STEPS) {
-        checker.violations.push(
-          `t=${queue.now.toFixed(1)}ms liveness: more than ${MAX_STEPS} events (a message storm?)`,
-        )
-        break
-      }
-      if (healed && stats.events % 64 === 0 && converged()) break
-    }
-  } catch (err) {
-    checker.violations.push(`t=${queue.now.toFixed(1)}ms exception: ${(err as Error).stack ?? err}`)
-  }
+  runEvents({
+    queue,
+    end: faultMs + healMs,
+    maxSteps: MAX_STEPS,
+    failed: () => checker.violations.length > 0,
+    settled: () => healed && stats.events % 64 === 0 && converged(),
+    fail: (message) => checker.violations.push(`t=${queue.now.toFixed(1)}ms ${message}`),
+  })
   stats.simulatedMs = Math.round(queue.now)
 
   const history = [...clients.values()].flatMap((c) => c.history)
   if (checker.violations.length === 0) {
-    const leader = actingLeader()
+    const leader = actingLeader(hosts)
     const members =
       leader == null ? ids : [...leader.raft.status().config.voters, ...leader.raft.status().config.learners]
     if (leader == null) checker.violations.push('liveness: no acting leader at the end')
@@ -248,38 +222,16 @@ export function runSimulation(options: SimOptions): SimResult {
     stats.unverified += h.raft.counters.unverified
     stats.chainVerified += h.raft.counters.chainVerified
   }
-  stats.leaders = checker.leadersSeen
-  stats.maxActingAtOnce = checker.maxActing
+  stats.leaders = checker.raftChecks.leaders
+  stats.maxActingAtOnce = checker.raftChecks.maxActing
   stats.messages = { sent: network.sent, dropped: network.dropped }
   stats.forged = forger.sent
+  stats.transfers = faults.transfers
   return { seed, ok: checker.violations.length === 0, violations: checker.violations, stats }
 }
 
-interface FaultContext {
-  readonly queue: EventQueue
-  readonly random: Random
-  readonly network: SimNetwork
-  readonly hosts: readonly SimHost[]
-  readonly forger: Forger
-  readonly stats: SimStats
-  readonly faultMs: number
-}
-
-type FaultKind =
-  | 'partition'
-  | 'one-way'
-  | 'non-transitive'
-  | 'isolate-leader'
-  | 'leader-link'
-  | 'loss'
-  | 'duplicate'
-  | 'reorder'
-  | 'pause'
-  | 'crash'
-  | 'power-loss'
-  | 'config'
-  | 'transfer'
-  | 'forge'
+/** The Raft faults, and two of this simulation's own: the operator's voter changes and the forger. */
+type FaultKind = RaftFaultKind | 'config' | 'forge'
 
 const FAULT_WEIGHTS: ReadonlyArray<readonly [FaultKind, number]> = [
   ['partition', 3],
@@ -298,162 +250,8 @@ const FAULT_WEIGHTS: ReadonlyArray<readonly [FaultKind, number]> = [
   ['forge', 1],
 ]
 
-function scheduleFaults(ctx: FaultContext): void {
-  const { queue, random, network, hosts, stats, faultMs } = ctx
-  const total = FAULT_WEIGHTS.reduce((s, [, w]) => s + w, 0)
-  const conditionsActive: Partial<Record<keyof NetworkConditions, number>> = {}
-
-  const leaderOrAny = (): SimHost => {
-    const leader = hosts.find((h) => h.alive && h.raft.status().role === 'leader')
-    return leader !== undefined && random() < 0.6 ? leader : pick(random, hosts)
-  }
-  const until = (ms: number) => Math.min(queue.now + ms, faultMs)
-  const cutFor = (pairs: Array<readonly [string, string]>, ms: number) => {
-    for (const [a, b] of pairs) network.cut(a, b)
-    queue.schedule(until(ms), () => {
-      for (const [a, b] of pairs) network.heal(a, b)
-    })
-  }
-  const condition = (key: keyof NetworkConditions, value: number, ms: number) => {
-    network.conditions[key] = value
-    conditionsActive[key] = (conditionsActive[key] ?? 0) + 1
-    queue.schedule(until(ms), () => {
-      conditionsActive[key] = (conditionsActive[key] ?? 1) - 1
-      if (conditionsActive[key] === 0) network.conditions[key] = CALM[key]
-    })
-  }
-  const ids = hosts.map((h) => h.id)
-
-  const inject = (kind: FaultKind) => {
-    stats.faults[kind] = (stats.faults[kind] ?? 0) + 1
-    const duration = 300 + random() * 5000
-    switch (kind) {
-      case 'partition': {
-        const side = new Set(ids.filter(() => random() < 0.5))
-        const pairs: Array<readonly [string, string]> = []
-        for (const a of ids) for (const b of ids) if (side.has(a) !== side.has(b)) pairs.push([a, b])
-        cutFor(pairs, duration)
-        return
-      }
-      case 'one-way': {
-        const pairs: Array<readonly [string, string]> = []
-        for (const a of ids) for (const b of ids) if (a !== b && random() < 0.3) pairs.push([a, b])
-        cutFor(pairs, duration)
-        return
-      }
-      case 'non-transitive': {
-        const a = pick(random, ids)
-        const b = pick(
-          random,
-          ids.filter((x) => x !== a),
-        )
-        cutFor(
-          [
-            [a, b],
-            [b, a],
-          ],
-          duration,
-        )
-        return
-      }
-      case 'isolate-leader': {
-        const victim = leaderOrAny().id
-        const way = random()
-        const pairs: Array<readonly [string, string]> = []
-        for (const other of ids) {
-          if (other === victim) continue
-          if (way < 0.6 || way < 0.8) pairs.push([victim, other])
-          if (way < 0.6 || way >= 0.8) pairs.push([other, victim])
-        }
-        cutFor(pairs, duration)
-        return
-      }
-      case 'leader-link': {
-        // One follower loses the leader but keeps everyone else: it will campaign, and the
-        // others' stickiness (and the leader's lease) are what stands in its way.
-        const leader = hosts.find((h) => h.alive && h.raft.status().role === 'leader')
-        if (leader === undefined) return
-        const other = pick(
-          random,
-          ids.filter((id) => id !== leader.id),
-        )
-        const way = random()
-        const pairs: Array<readonly [string, string]> = []
-        if (way < 0.7) pairs.push([leader.id, other])
-        if (way >= 0.4) pairs.push([other, leader.id])
-        cutFor(pairs, duration)
-        return
-      }
-      case 'loss':
-        condition('loss', 0.05 + random() * 0.35, duration)
-        return
-      case 'duplicate':
-        condition('duplicate', 0.05 + random() * 0.25, duration)
-        return
-      case 'reorder':
-        condition('reorder', 0.1 + random() * 0.3, duration)
-        condition('reorderDelayMax', 50 + random() * 400, duration)
-        return
-      case 'pause': {
-        const victim = leaderOrAny()
-        victim.pause()
-        queue.schedule(until(100 + random() * 4000), () => victim.resume())
-        return
-      }
-      case 'crash': {
-        const victim = leaderOrAny()
-        victim.crash(intBetween(random, 0, victim.disk.unsynced))
-        queue.schedule(until(50 + random() * 4000), () => victim.restart())
-        return
-      }
-      case 'power-loss': {
-        // Several processes die at once (a rack loses power): what they had not synced is gone on all of them.
-        const everyone = random() < 0.3
-        const victims = hosts.filter(() => everyone || random() < 0.6)
-        const back = 50 + random() * 3000
-        for (const victim of victims) {
-          victim.crash(intBetween(random, 0, victim.disk.unsynced))
-          queue.schedule(until(back + random() * 200), () => victim.restart())
-        }
-        return
-      }
-      case 'config':
-        if (changeConfig(ctx)) stats.configChanges++
-        return
-      case 'transfer': {
-        const leader = hosts.find((h) => h.alive && h.raft.status().role === 'leader')
-        if (leader === undefined) return
-        const voters = leader.raft.status().config.voters.filter((v) => v !== leader.id)
-        if (voters.length === 0) return
-        if (leader.act((r) => r.transferLeadership(pick(random, voters)))) stats.transfers++
-        return
-      }
-      case 'forge':
-        ctx.forger.attack(hosts)
-        return
-    }
-  }
-
-  const next = () => {
-    if (queue.now >= faultMs) return
-    let r = random() * total
-    let kind: FaultKind = 'partition'
-    for (const [k, w] of FAULT_WEIGHTS) {
-      r -= w
-      if (r < 0) {
-        kind = k
-        break
-      }
-    }
-    inject(kind)
-    queue.after(200 + random() * 2000, next)
-  }
-  queue.after(1000 + random() * 1000, next)
-}
-
 /** The operator: one single-server change through the current leader (add, promote, demote, remove). */
-function changeConfig(ctx: FaultContext): boolean {
-  const { random, hosts } = ctx
+function changeConfig(random: Random, hosts: readonly SimHost[]): boolean {
   const leader = hosts.find((h) => h.alive && h.raft.status().role === 'leader')
   if (leader === undefined) return false
   const { voters, learners } = leader.raft.status().config
