@@ -5,6 +5,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Logger, Startable } from '../shared/index.js'
 import { type Channel, exchange, FrameError, messageOf, serve, TypedEvents } from '../shared/index.js'
 import { Awareness } from './awareness.js'
+import { Backpressure } from './backpressure.js'
 import type { MembershipTimers } from './config.js'
 import { ConnectionBudget } from './connection-budget.js'
 import { BOOTSTRAP_WARN_AFTER, CATCH_UP_SYNCS, MAX_MESSAGE_BYTES } from './constants.js'
@@ -69,6 +70,10 @@ export class Membership implements Startable {
   private readonly protocols: MembershipProtocols
   private readonly log: Logger
   private readonly awareness: Awareness
+  private readonly backpressure: Backpressure
+  /** When this node last announced a refutation, and whether one is waiting to go out. */
+  private lastRefutedAt = Number.NEGATIVE_INFINITY
+  private refutationDue: ReturnType<typeof setTimeout> | null = null
   private table: MemberTable | undefined
   private running = false
   private leaving = false
@@ -114,6 +119,7 @@ export class Membership implements Startable {
     this.events = new TypedEvents<MembershipEvents>(this.log)
     this.protocols = membershipProtocols(init.cluster)
     this.awareness = new Awareness(init.timers.awarenessMax)
+    this.backpressure = new Backpressure(init.timers, this.awareness)
   }
 
   private get network(): MembershipNetwork {
@@ -277,6 +283,8 @@ export class Membership implements Startable {
     if (!this.running) return
     this.running = false
     this.abort.abort()
+    if (this.refutationDue != null) clearTimeout(this.refutationDue)
+    this.refutationDue = null
     this.network.services.pubsub.removeEventListener('message', this.onGossip)
     this.network.removeEventListener('peer:identify', this.onIdentify)
     this.network.removeEventListener('peer:disconnect', this.onDisconnect)
@@ -353,14 +361,26 @@ export class Membership implements Startable {
   private refute(incarnation: number): void {
     if (!this.running || this.leaving) return
     const table = this.view()
+    if (incarnation <= table.selfRecord.incarnation) return
     table.setSelf({ ...table.selfRecord, incarnation, state: 'alive' })
     // Being accused is a hint that we are the slow one (Lifeguard).
     this.awareness.apply(1)
     this.components.store
       .save(incarnation)
       .catch((err) => this.log.warn('could not persist incarnation', { error: messageOf(err) }))
-    this.broadcast([this.aliveClaim()])
     this.log.info('refuted a claim about this node', { incarnation })
+    // A burst of accusations gets one announcement (of the latest incarnation), at most
+    // one per probe interval (backpressure.ts).
+    if (this.refutationDue != null) return
+    const announce = () => {
+      this.refutationDue = null
+      this.lastRefutedAt = Date.now()
+      this.broadcast([this.aliveClaim()])
+    }
+    const delay = this.backpressure.refutationDelay(this.lastRefutedAt)
+    if (delay === 0) announce()
+    else this.refutationDue = setTimeout(announce, delay)
+    this.refutationDue?.unref?.()
   }
 
   /** Applies claims; the ones that changed the view are returned. */
@@ -457,11 +477,17 @@ export class Membership implements Startable {
   ): Promise<void> {
     const { signal } = this.abort
     try {
-      if (!stepFirst) await sleep(delay(), undefined, { signal, ref: false })
+      // A sleep that ends far later than asked is an event loop that stalled (backpressure.ts).
+      const pause = async (ms: number) => {
+        const wakeAt = Date.now() + ms
+        await sleep(ms, undefined, { signal, ref: false })
+        this.backpressure.woke(Date.now() - wakeAt)
+      }
+      if (!stepFirst) await pause(delay())
       while (!signal.aborted) {
         const started = Date.now()
         await step().catch((err) => this.log.debug(`${name} step failed`, { error: messageOf(err) }))
-        await sleep(Math.max(0, delay() - (Date.now() - started)), undefined, { signal, ref: false })
+        await pause(Math.max(0, delay() - (Date.now() - started)))
       }
     } catch (err) {
       if (!signal.aborted) this.log.error(`${name} loop stopped`, { error: messageOf(err) })
@@ -562,13 +588,19 @@ export class Membership implements Startable {
       const current = this.view().get(target.id)
       if (current == null || !this.running) return
       if (current.state !== 'alive' && current.state !== 'suspect') return
+      // Stalled lately, or in poor local health: this node's verdict is not worth
+      // anyone's time; the target's other observers will tell if it is really gone.
+      if (!this.backpressure.reliable) {
+        this.counters.inconclusiveProbes++
+        return
+      }
       // Already suspected by someone else: our failed probe is an independent
       // confirmation, which shortens everyone's suspicion timer (Lifeguard).
       const claim: Claim = { kind: 'suspect', id: target.id, incarnation: current.incarnation, from: this.id }
       if (this.view().apply(claim)) {
         this.counters.suspicionsRaised++
         this.log.info('member suspected', { member: target.id, incarnation: current.incarnation })
-        this.broadcast([claim])
+        if (this.backpressure.mayAccuse()) this.broadcast([claim])
         // Tell the suspect too: if it is only slow, it refutes at once instead of
         // when gossip or a sync happens to reach it.
         void this.notify(target.id, [claim])
