@@ -722,7 +722,8 @@ export class Manager implements Startable {
   /**
    * A node that founded a cluster alone (its join was slow, or it started cut off)
    * and decided nothing yet gives its log up when it meets another cluster of the
-   * same name: it forgets its state and follows the other one's (published-proof
+   * same name that more members follow (or as many, and a smaller id leads): it
+   * forgets its state and follows the other one's (published-proof
    * would refuse that state while it holds its own). Two clusters that both
    * decided something stay apart: logged, for an operator (docs/manager.md).
    */
@@ -738,9 +739,17 @@ export class Manager implements Startable {
     })
     if (other == null) return
     const head = managerAnnouncement.of(other).cluster!
-    // When both decided nothing, only the larger id gives way (both giving way at once left
-    // no cluster at all, and their followers stranded).
-    if (this.machine.version === 0 && head.manager > self) return
+    // Which founding gives way, so that exactly one does (both at once left no cluster at
+    // all, and their followers stranded): the one fewer members follow; on a tie, the larger
+    // id. A lone founder that waited for the other by id alone waited for ever when the
+    // other had grown past one voter (lone founders only give way), as a netns split test saw.
+    const followers = (manager: string) =>
+      this.components.membership
+        .members()
+        .filter((m) => m.state === 'alive' && managerAnnouncement.of(m).cluster?.manager === manager).length
+    const theirs = followers(head.manager)
+    const mine = followers(self)
+    if (this.machine.version === 0 && (mine > theirs || (mine === theirs && head.manager > self))) return
     if (this.machine.version !== 0) {
       if (!this.warnedSplitBrain)
         this.log.error(

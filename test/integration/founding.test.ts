@@ -35,4 +35,40 @@ describe('founding: a node that founded a cluster alone joins the one it meets',
     )
     await waitFor('three voters', () => leader.manager.status().voters.length === 3, { timeout: 60_000 })
   })
+
+  it('a lone founder gives way to a grown cluster whatever their ids (it used to wait for the larger id to give way)', async () => {
+    const grown = new TestCluster()
+    try {
+      const first = await grown.startMany(3)
+      await grown.waitForConvergence(first)
+      const leader = await waitFor(
+        'a leader of three voters',
+        () => first.find((x) => x.manager.status().acting && x.manager.status().voters.length === 3),
+        { timeout: 60_000 },
+      )
+      // A lone founder whose id is smaller than the leader's: by ids alone, it would wait for
+      // the leader to give way, which a cluster of three voters never does.
+      let lone = await grown.start({ bootstrap: [] })
+      while (lone.id > leader.id) {
+        await lone.stop({ leave: false })
+        lone = await grown.start({ bootstrap: [] })
+      }
+      await waitFor('the lone node to lead a cluster of its own', () => lone.manager.status().acting)
+      expect(lone.manager.status().voters).toEqual([lone.id])
+      const bridge = await grown.start({
+        bootstrap: [leader.membership.self.addrs[0]!, lone.membership.self.addrs[0]!],
+      })
+      const agents = [...first, lone, bridge]
+      await waitFor(
+        'every agent to follow the grown cluster’s leader',
+        () =>
+          agents.every((x) => x.manager.status().manager === leader.id && x.manager.status().quorum) &&
+          !lone.manager.status().acting,
+        { timeout: 60_000 },
+      )
+      expect(lone.clusterState.current().manager).toBe(leader.id)
+    } finally {
+      await grown.cleanup()
+    }
+  })
 })
