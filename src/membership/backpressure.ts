@@ -12,8 +12,9 @@ import type { MembershipTimers } from './config.js'
  * - for a while after a stall, and while local health is poor, this member's own
  *   verdicts are unreliable: a failed probe accuses nobody (the member's other
  *   observers still can: a dead verdict needs several, member-table.ts);
- * - accusations it publishes and refutations of accusations about itself are
- *   rate-limited, so a burst costs the cluster a bounded amount of gossip.
+ * - accusations it publishes are rate-limited, and refutations of accusations about
+ *   itself go out once per probe interval at most (Membership.announceSelf), so a
+ *   burst costs the cluster a bounded amount of gossip.
  */
 export class Backpressure {
   private unreliableUntil = 0
@@ -53,11 +54,6 @@ export class Backpressure {
     if (this.tokens < 1) return false
     this.tokens--
     return true
-  }
-
-  /** Ms to wait before announcing a refutation, so that a burst of accusations gets one answer. */
-  refutationDelay(lastRefutedAt: number): number {
-    return Math.max(0, lastRefutedAt + this.timers.probeInterval - this.now())
   }
 
   /** Local health from which this member's verdicts are not trusted: half the ceiling. */

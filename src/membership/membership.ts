@@ -71,9 +71,9 @@ export class Membership implements Startable {
   private readonly log: Logger
   private readonly awareness: Awareness
   private readonly backpressure: Backpressure
-  /** When this node last announced a refutation, and whether one is waiting to go out. */
-  private lastRefutedAt = Number.NEGATIVE_INFINITY
-  private refutationDue: ReturnType<typeof setTimeout> | null = null
+  /** When this node last published its own record, and whether a publication is waiting. */
+  private lastAnnouncedAt = Number.NEGATIVE_INFINITY
+  private announcementDue: ReturnType<typeof setTimeout> | null = null
   private table: MemberTable | undefined
   private running = false
   private leaving = false
@@ -283,8 +283,8 @@ export class Membership implements Startable {
     if (!this.running) return
     this.running = false
     this.abort.abort()
-    if (this.refutationDue != null) clearTimeout(this.refutationDue)
-    this.refutationDue = null
+    if (this.announcementDue != null) clearTimeout(this.announcementDue)
+    this.announcementDue = null
     this.network.services.pubsub.removeEventListener('message', this.onGossip)
     this.network.removeEventListener('peer:identify', this.onIdentify)
     this.network.removeEventListener('peer:disconnect', this.onDisconnect)
@@ -325,8 +325,28 @@ export class Membership implements Startable {
     // durable before anyone hears of it, so a restart always goes above it.
     table.setSelf({ ...table.selfRecord, incarnation, meta })
     await this.components.store.save(incarnation)
-    this.broadcast([this.aliveClaim()])
+    this.announceSelf(METADATA_ANNOUNCE_GAP_MS)
     this.events.emit('member:update', this.self)
+  }
+
+  /**
+   * Publishes this node's record (its latest incarnation) now, or `gapMs` after the
+   * last publication: a burst of changes (a switch moves several components through
+   * their states within milliseconds) or of accusations goes out as one claim, the
+   * latest. Syncs carry the latest record meanwhile.
+   */
+  private announceSelf(gapMs: number): void {
+    if (this.announcementDue != null || !this.running) return
+    const announce = () => {
+      this.announcementDue = null
+      if (this.leaving) return
+      this.lastAnnouncedAt = Date.now()
+      this.broadcast([this.aliveClaim()])
+    }
+    const delay = Math.max(0, this.lastAnnouncedAt + gapMs - Date.now())
+    if (delay === 0) return announce()
+    this.announcementDue = setTimeout(announce, delay)
+    this.announcementDue.unref?.()
   }
 
   /**
@@ -369,18 +389,9 @@ export class Membership implements Startable {
       .save(incarnation)
       .catch((err) => this.log.warn('could not persist incarnation', { error: messageOf(err) }))
     this.log.info('refuted a claim about this node', { incarnation })
-    // A burst of accusations gets one announcement (of the latest incarnation), at most
-    // one per probe interval (backpressure.ts).
-    if (this.refutationDue != null) return
-    const announce = () => {
-      this.refutationDue = null
-      this.lastRefutedAt = Date.now()
-      this.broadcast([this.aliveClaim()])
-    }
-    const delay = this.backpressure.refutationDelay(this.lastRefutedAt)
-    if (delay === 0) announce()
-    else this.refutationDue = setTimeout(announce, delay)
-    this.refutationDue?.unref?.()
+    // A burst of accusations gets one answer (the latest incarnation) per probe
+    // interval at most (backpressure.ts).
+    this.announceSelf(this.timers.probeInterval)
   }
 
   /** Applies claims; the ones that changed the view are returned. */
@@ -915,6 +926,9 @@ export class Membership implements Startable {
     if (news.length <= NEWS_FROM_SYNC_MAX) this.broadcast(news, true)
   }
 }
+
+/** ms between two publications of this node's record for metadata changes (announceSelf). */
+const METADATA_ANNOUNCE_GAP_MS = 100
 
 /** Most claims a sync may bring for them to be passed on by gossip (see merge). */
 const NEWS_FROM_SYNC_MAX = 32

@@ -95,8 +95,13 @@ describe('components run on every node', () => {
       expect(answer).toMatchObject({ app: 'educa', version: '1.0', node: agent.id })
       expect(answer.catalog.version).toBe('1.0')
     }
-    const rollouts = await new ApiClient(agents[2]!.apiUrl).get<RolloutView[]>('/api/rollouts')
-    expect(rollouts[0]).toMatchObject({ id: 'r1', state: 'done', nodes: { total: 3, done: 3, failed: 0 } })
+    // Every node running it is what the manager waits for before it writes the rollout done,
+    // and agent 2 then fetches that state: the record can lag the members' views a little.
+    const r1 = await waitFor('agent 2 to hold r1 done', async () => {
+      const [latest] = await new ApiClient(agents[2]!.apiUrl).get<RolloutView[]>('/api/rollouts')
+      return latest?.id === 'r1' && latest.state === 'done' ? latest : null
+    })
+    expect(r1).toMatchObject({ id: 'r1', state: 'done', nodes: { total: 3, done: 3, failed: 0 } })
 
     const installed = join(agents[0]!.config.dataDir, 'components', 'web')
     const [v10] = await readdir(installed)

@@ -49,14 +49,4 @@ describe('backpressure', () => {
     for (let i = 0; i < 100; i++) if (backpressure.mayAccuse()) published++
     expect(published).toBe(ACCUSATIONS_PER_INTERVAL)
   })
-
-  it('spaces refutations one probe interval apart', () => {
-    const { backpressure, at, advance } = make()
-    expect(backpressure.refutationDelay(Number.NEGATIVE_INFINITY)).toBe(0)
-    const last = at()
-    advance(100)
-    expect(backpressure.refutationDelay(last)).toBe(timers.probeInterval - 100)
-    advance(timers.probeInterval)
-    expect(backpressure.refutationDelay(last)).toBe(0)
-  })
 })
