@@ -344,7 +344,10 @@ export class Membership implements Startable {
       this.broadcast([this.aliveClaim()])
     }
     const delay = Math.max(0, this.lastAnnouncedAt + gapMs - Date.now())
-    if (delay === 0) return announce()
+    if (delay === 0) {
+      announce()
+      return
+    }
     this.announcementDue = setTimeout(announce, delay)
     this.announcementDue.unref?.()
   }
