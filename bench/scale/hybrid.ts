@@ -5,35 +5,78 @@
  * 100 GB at N = 10,000), so not every member can run the real code. Here `full`
  * members run the real `Membership` (src/membership) with complete 10,000-entry
  * views; the others are light members that speak the same wire format on the same
- * simulated network but keep no view of their own:
- * - they probe a random member every probe interval (ping, then ping-req through
- *   3 others, with the same deadlines), publish a `suspect` claim when all fail,
- *   and probe a member at once when its connection drops (as Membership does);
- *   an exchange with a member that is up is charged (calibrated bytes, a real
- *   dial) rather than run, so only failures take the real stream path;
- * - they answer ping, ping-req, claims and state syncs (with the true records of
- *   every member, encoded once per change), sync with a random member every sync
- *   interval (charged between two light members, whose digests are equal; run
- *   with a full member), re-publish a member's record when it first syncs with
- *   them, and refute suspicions of themselves with a higher incarnation;
- * - they never declare anyone dead (the full members' suspicion timers do), never
- *   try dead members again, and read gossip only for claims about themselves.
+ * simulated network, with the same timers (the `lan` preset) and the same
+ * connection budget, but keep no view of their own: the truth (every member's
+ * current record, a crashed one until a dead claim about it is seen) stands in for
+ * it. As Membership does (monitoring rings, agreement, connection budget, delta
+ * sync; docs/decisions.md), a light member
+ * - probes its subjects on the K monitoring rings (`ringNeighbours` of
+ *   src/membership/monitoring-rings.ts over the true live set, recomputed when it
+ *   changes), one per probe interval, round-robin over a reshuffled list; a probe
+ *   is a ping, then ping-reqs through up to 3 of the target's other observers (then
+ *   members it is connected to), with the same deadlines; when all fail it
+ *   publishes a `suspect` claim naming itself (`from`), once per incarnation, and
+ *   sends it to the suspect;
+ * - probes a member at once when its connection drops, and a member it observes
+ *   at once when a suspicion of it is published (so its accusation counts as a
+ *   witness at the full members, whose views need 3 of them for a dead verdict);
+ * - answers ping, ping-req (probing the target itself), direct claims, and both
+ *   syncs: the delta sync (2.0.0, with src/membership/sync-exchange.ts over the
+ *   truth) and the full-view sync (1.0.0); publishes the record of a member that
+ *   syncs with it before it has heard of it (as merge() passes on a little news),
+ *   and syncs with such a member when its connection is identified;
+ * - syncs (delta) with a member it is connected to, every sync interval (the first
+ *   4 rounds every 2 probe intervals), any member when it has no connection; what
+ *   a sync brings it is not merged (its view is the truth already);
+ * - closes connections beyond the budget of 48 every 4 probe intervals, least
+ *   recently used first (src/membership/connection-budget.ts), never its ring
+ *   neighbours', its gossip mesh peers', or one used in the last 10 s;
+ * - refutes suspicions of itself with a higher incarnation, publishes its alive
+ *   claim at start, and never declares anyone dead (the full members' suspicion
+ *   timers do), never tries dead members again, and has no local health (CPU is
+ *   free here: no member is ever late).
+ * An exchange between two light members that are both up is charged (calibrated
+ * bytes, a real dial, each side's connection budget touched) rather than run: a
+ * ping and its ack; a delta sync of two equal views (a digest and `same`), or, for
+ * a joiner's first sync, the whole view one way and its record the other, after
+ * which the member it joined through passes its record on. An exchange with a full
+ * member, or with a member that is down, runs on the real stream path.
  * Gossip runs in flood mode (network.ts): each message's spread over the mesh is
- * computed at once, every copy counted, delivered to the full members only.
+ * computed at once, every copy counted, delivered to the full members only; the
+ * light members read in it claims about themselves, suspicions of the members
+ * they observe, and what changes the truth (dead, left, a member heard of).
  *
- * The light members join over `joinWindowS` (a rolling start), each through a
- * random member already in; then the same phases as the other sizes, measured at
- * the full members: steady traffic, a late joiner (a full member), a crash (a
- * light member), false suspicions, and the heap of a 10,000-entry view.
+ * The first member is a full member; the others join over `joinWindowS` (a rolling
+ * start), each through a random member already in, the full members at evenly
+ * spaced places among the light ones (so they are a fair sample: every join moves
+ * ring edges, and the members that joined first are left holding the most
+ * connections); then the same phases as the other sizes, measured at the full
+ * members: steady traffic (also at the light members, and at all), a late joiner
+ * (a full member), a crash (a light member), false suspicions, a metadata wave,
+ * and the heap of a 10,000-entry view. With `full` = `n` there is no light member:
+ * the full code through the same phases, what the reduction is checked against.
  */
-import { createHash } from 'node:crypto'
 import type { PeerId } from '@libp2p/interface'
+import { CONNECTION_BUDGET, ConnectionBudget } from '../../src/membership/connection-budget.js'
+import { bucketCount, bucketHashes, PAGE_BYTES } from '../../src/membership/delta-sync.js'
 import {
+  type Claim,
   type MemberRecord,
   type MembershipProtocols,
   membershipProtocols,
+  viewDigest,
 } from '../../src/membership/index.js'
+import type { MemberTable } from '../../src/membership/member-table.js'
+import { DELTA_SYNC_VERSION } from '../../src/membership/messages.js'
+import {
+  MONITORING_RINGS,
+  type RingNeighbours,
+  ringNeighbours,
+  ringPositions,
+} from '../../src/membership/monitoring-rings.js'
+import { answerPullPush, pullPush } from '../../src/membership/sync-exchange.js'
 import { silentLogger } from '../../src/shared/logger.js'
+import { presetTimers } from '../../src/shared/presets.js'
 import { type Channel, exchange, serve } from '../../src/shared/stream-rpc.js'
 import { agentMeta, SimCluster, type SimMember } from './cluster.js'
 import { exchangeBytes } from './costs.js'
@@ -41,22 +84,22 @@ import { CATEGORIES, type Category, type SimNode } from './network.js'
 import type { SimMessage } from './pubsub.js'
 import type { ScenarioOptions } from './scenario.js'
 
-const PROBE_INTERVAL_MS = 500
-const PROBE_TIMEOUT_MS = 300
-const CONNECT_TIMEOUT_MS = 1_000
-const INDIRECT_CHECKS = 3
-const SYNC_INTERVAL_MS = 15_000
-const REAP_MS = 60_000
+/** The light members' timers: the full members' (the lan preset). */
+const TIMERS = presetTimers('lan').membership
+/** Sync rounds after start that run every 2 probe intervals (Membership's CATCH_UP_SYNCS). */
+const CATCH_UP_SYNCS = 4
 const MAX_BYTES = 4 * 1024 * 1024
-/** The truth's digest and encoded records are recomputed at most this often (virtual ms). */
+/** The truth's digest and records are recomputed at most this often (virtual ms). */
 const TRUTH_REFRESH_MS = 250
 const STEADY_FROM_S = 180
 const STEADY_WINDOW_S = 30
 const PHASE_CAP_MS = 60_000
-/** {"t":"ping"}, {"t":"ack"} and a digest-only sync message, bytes. */
-const PING_BYTES = 12
-const ACK_BYTES = 11
-const DIGEST_BYTES = 70
+/** {"t":"ping"} and {"t":"ack"}, bytes. */
+const PING_BYTES = encode({ t: 'ping' }).byteLength
+const ACK_BYTES = encode({ t: 'ack' }).byteLength
+/** A delta sync of two equal views: the opening digest (sha256, base64url) and `same`. */
+const DIGEST_BYTES = encode({ t: 'digest', v: DELTA_SYNC_VERSION, digest: 'x'.repeat(43) }).byteLength
+const SAME_BYTES = encode({ t: 'same' }).byteLength
 
 export interface HybridOptions extends ScenarioOptions {
   full: number
@@ -80,13 +123,16 @@ export interface HybridResult {
   joinWindowS: number
   wallS: number
   events: number
-  /** From the last light member's start until every full member lists all N alive. */
+  /** From the last member's start until every full member lists all N alive. */
   completeViewsAfterJoinsMs: number | null
   steady: {
     fromS: number
     windowS: number
     full: TrafficByKind
-    light: TrafficByKind
+    /** Null with no light members (`full` = `n`: the full code through the same phases). */
+    light: TrafficByKind | null
+    /** Every member, full and light: the cluster's figure (the full members include the first one, which holds the most connections). */
+    all: TrafficByKind
     lostDialsPerNodePerSec: number
     suspectEventsPerSecAtFull: number
     refutationsPerSec: number
@@ -105,9 +151,103 @@ export interface HybridResult {
   /** For the plots: the full members' sent bytes per second. */
   full: { idleSentBytesPerNodePerSec: number | null; steadySentBytesPerNodePerSec: number | null }
   stats: Record<string, number>
+  /** The light members' own counters (probes, suspicions, syncs, connections closed, ...). */
+  lightStats: Record<string, number>
   network: Record<string, number>
   summary: Record<string, unknown>
   notes: string[]
+}
+
+/**
+ * The true live set (members not known dead or gone, a crashed one until a dead
+ * claim about it is seen) sorted by position on each monitoring ring, so that a
+ * member's ring neighbours come from a few entries around it instead of a pass over
+ * all N. The decision stays `ringNeighbours`'s: it is given every entry that can
+ * win (the nearest other position each way on each ring, with all that share it,
+ * and those that share the member's own position).
+ */
+class RingIndex {
+  private readonly rings = Array.from({ length: MONITORING_RINGS }, () => ({
+    ids: [] as string[],
+    positions: [] as number[],
+  }))
+  private readonly live = new Set<string>()
+  /** Grows whenever the live set changes (a cached neighbourhood is recomputed). */
+  version = 0
+
+  has(id: string): boolean {
+    return this.live.has(id)
+  }
+
+  add(id: string): void {
+    if (this.live.has(id)) return
+    this.live.add(id)
+    const mine = ringPositions(id)
+    for (let r = 0; r < MONITORING_RINGS; r++) {
+      const ring = this.rings[r]!
+      const i = this.lowerBound(r, mine[r]!, id)
+      ring.ids.splice(i, 0, id)
+      ring.positions.splice(i, 0, mine[r]!)
+    }
+    this.version++
+  }
+
+  remove(id: string): void {
+    if (!this.live.delete(id)) return
+    const mine = ringPositions(id)
+    for (let r = 0; r < MONITORING_RINGS; r++) {
+      const ring = this.rings[r]!
+      const i = this.lowerBound(r, mine[r]!, id)
+      if (ring.ids[i] !== id) throw new Error(`ring index out of order at ${id}`)
+      ring.ids.splice(i, 1)
+      ring.positions.splice(i, 1)
+    }
+    this.version++
+  }
+
+  /** `id`'s subjects and observers among the live set, as ringNeighbours(live, id) gives them. */
+  neighbours(id: string): RingNeighbours {
+    const candidates = new Set<string>()
+    const mine = ringPositions(id)
+    for (let r = 0; r < MONITORING_RINGS; r++) {
+      const { ids, positions } = this.rings[r]!
+      const n = ids.length
+      if (n === 0) continue
+      const p = mine[r]!
+      const start = this.lowerBound(r, p, id)
+      for (const step of [1, -1]) {
+        let group: number | undefined
+        for (let k = 0; k < n; k++) {
+          const j = (((start + (step === 1 ? k : -1 - k)) % n) + n) % n
+          const other = ids[j]!
+          const q = positions[j]!
+          if (other === id) continue
+          if (q === p) {
+            candidates.add(other)
+            continue
+          }
+          if (group === undefined) group = q
+          else if (q !== group) break
+          candidates.add(other)
+        }
+      }
+    }
+    return ringNeighbours(candidates, id)
+  }
+
+  /** The first index of ring `r` whose (position, id) is not below (p, id). */
+  private lowerBound(r: number, p: number, id: string): number {
+    const { ids, positions } = this.rings[r]!
+    let lo = 0
+    let hi = ids.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      const q = positions[mid]!
+      if (q < p || (q === p && ids[mid]! < id)) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
 }
 
 /**
@@ -121,7 +261,22 @@ class Truth {
   readonly crashed = new Map<string, MemberRecord>()
   /** Members a dead or left claim was seen about (light members stop probing them). */
   readonly declared = new Set<string>()
-  private cache: { at: number; digest: string; encoded: Uint8Array; count: number } | undefined
+  /** Members under suspicion on gossip, with the incarnation suspected (cleared by a newer alive claim). */
+  readonly suspected = new Map<string, number>()
+  /** The live set on the monitoring rings. */
+  readonly rings = new RingIndex()
+  private cache:
+    | {
+        at: number
+        records: MemberRecord[]
+        /** The records' JSON bytes (estimated from a sample). */
+        viewBytes: number
+        byId: Map<string, MemberRecord>
+        digest: string
+        buckets: Map<number, string[]>
+        encoded?: Uint8Array
+      }
+    | undefined
   private version = 0
   private cachedVersion = -1
 
@@ -131,44 +286,80 @@ class Truth {
     this.version++
   }
 
-  ids(): string[] {
-    return [...this.light.keys(), ...this.full.keys()]
-  }
-
   incarnationOf(id: string): number {
-    return this.light.get(id)?.incarnation ?? this.full.get(id)?.membership.self.incarnation ?? 1
+    return (
+      this.light.get(id)?.incarnation ??
+      this.crashed.get(id)?.incarnation ??
+      this.full.get(id)?.membership.self.incarnation ??
+      1
+    )
   }
 
+  /** Every record, as a view that knows everything holds them. */
   records(): MemberRecord[] {
-    const out: MemberRecord[] = []
-    for (const light of this.light.values()) out.push(light.record())
-    for (const member of this.full.values()) {
-      if (member.stopped) continue
-      const { self: _s, since: _t, ...record } = member.membership.self
-      out.push(record)
-    }
-    for (const record of this.crashed.values()) out.push(record)
-    return out
+    return this.current().records
   }
 
-  /** The digest MemberTable.digest() would give for a view holding exactly these records. */
+  /** The digest MemberTable.digest() gives for a view holding exactly these records. */
   get digest(): string {
     return this.current().digest
   }
 
-  get encoded(): Uint8Array {
-    return this.current().encoded
+  /** The JSON bytes of every record (estimated from a sample of them). */
+  get viewBytes(): number {
+    return this.current().viewBytes
   }
+
+  /** A full-view sync message (1.0.0) with every record. */
+  get encoded(): Uint8Array {
+    const current = this.current()
+    current.encoded ??= encode({ v: 1, digest: current.digest, members: current.records })
+    return current.encoded
+  }
+
+  /** The truth as sync-exchange.ts reads a view (digest, bucket hashes, records). */
+  readonly table = {
+    digest: () => this.digest,
+    bucketHashes: (count: number) => {
+      const current = this.current()
+      let hashes = current.buckets.get(count)
+      if (hashes == null) {
+        hashes = bucketHashes(current.records, count)
+        current.buckets.set(count, hashes)
+      }
+      return hashes
+    },
+    records: () => this.records(),
+    recordsById: () => this.current().byId,
+  } as unknown as MemberTable
 
   private current() {
     const now = this.clock.now
     if (this.cache != null && (this.cachedVersion === this.version || now - this.cache.at < TRUTH_REFRESH_MS))
       return this.cache
-    const records = this.records()
-    const lines = records.map((r) => `${r.id}:${r.incarnation}:${r.state}`).sort()
-    const digest = createHash('sha256').update(lines.join('\n')).digest('base64url')
-    const encoded = new TextEncoder().encode(JSON.stringify({ v: 1, digest, members: records }))
-    this.cache = { at: now, digest, encoded, count: records.length }
+    const records: MemberRecord[] = []
+    for (const light of this.light.values()) records.push(light.record())
+    for (const member of this.full.values()) {
+      if (member.stopped) continue
+      try {
+        const { self: _s, since: _t, ...record } = member.membership.self
+        records.push(record)
+      } catch {
+        // not started yet
+      }
+    }
+    for (const record of this.crashed.values()) records.push(record)
+    let sample = 0
+    const step = Math.max(1, Math.floor(records.length / 50))
+    for (let i = 0; i < records.length; i += step) sample += JSON.stringify(records[i]).length + 1
+    this.cache = {
+      at: now,
+      records,
+      viewBytes: Math.round((sample / Math.ceil(records.length / step)) * records.length),
+      byId: new Map(records.map((r) => [r.id, r])),
+      digest: viewDigest(records),
+      buckets: new Map(),
+    }
     this.cachedVersion = this.version
     return this.cache
   }
@@ -177,10 +368,17 @@ class Truth {
 /** A member that speaks the protocol without a view of its own (see the file comment). */
 class LightMember {
   incarnation = 1
+  meta: Record<string, unknown>
+  readonly budget = new ConnectionBudget()
   private readonly abort = new AbortController()
   private readonly probing = new Set<string>()
-  private readonly announced = new Set<string>()
-  meta: Record<string, unknown>
+  private readonly syncing = new Set<string>()
+  private readonly lastSync = new Map<string, number>()
+  /** Incarnation at which this member accused each target (one accusation each). */
+  private readonly accused = new Map<string, number>()
+  private probeOrder: string[] = []
+  private rings: { version: number; neighbours: RingNeighbours } | null = null
+  private syncRounds = 0
 
   constructor(
     readonly node: SimNode,
@@ -192,6 +390,10 @@ class LightMember {
 
   get id(): string {
     return this.node.id
+  }
+
+  get stopped(): boolean {
+    return this.abort.signal.aborted
   }
 
   record(): MemberRecord {
@@ -207,19 +409,49 @@ class LightMember {
   async start(bootstrap: SimNode | undefined): Promise<void> {
     const { protocols } = this.hybrid
     this.node.start()
-    const limits = { timeoutMs: PROBE_TIMEOUT_MS * 9 * 3, maxBytes: MAX_BYTES }
-    await serve(this.network, protocols.probe, limits, silentLogger, (ch) => this.answerProbe(ch))
-    await serve(this.network, protocols.sync, { ...limits, timeoutMs: 10_000 }, silentLogger, (ch, conn) =>
-      this.answerSync(ch, conn.remotePeer),
+    const limits = { timeoutMs: TIMERS.probeTimeout * (TIMERS.awarenessMax + 1) * 3, maxBytes: MAX_BYTES }
+    const syncLimits = { ...limits, timeoutMs: Math.max(10_000, limits.timeoutMs) }
+    await serve(this.network, protocols.probe, limits, silentLogger, (ch, conn) =>
+      this.answerProbe(ch, conn.remotePeer.toString()),
+    )
+    await serve(this.network, protocols.deltaSync, syncLimits, silentLogger, (ch, conn) =>
+      this.answerDeltaSync(ch, conn.remotePeer.toString()),
+    )
+    await serve(this.network, protocols.sync, syncLimits, silentLogger, (ch, conn) =>
+      this.answerSync(ch, conn.remotePeer.toString()),
     )
     this.node.pubsub.subscribe(protocols.topic)
     this.node.addEventListener('peer:disconnect', (evt) => {
+      // A lost connection is a hint: probe the member now (Membership.onDisconnect).
       const id = String(evt.detail)
-      if (this.hybrid.probeable(id)) setTimeout(() => void this.probe(id), Math.random() * 50)
+      if (this.hybrid.usable(id)) setTimeout(() => void this.probe(id), Math.random() * 50)
     })
-    void this.loop(PROBE_INTERVAL_MS, Math.random() * PROBE_INTERVAL_MS, () => this.probeRandom())
-    void this.loop(SYNC_INTERVAL_MS, Math.random() * SYNC_INTERVAL_MS, () => this.syncRandom())
-    if (bootstrap != null) await this.sync(bootstrap.peerId).catch(() => {})
+    this.node.addEventListener('peer:identify', (evt) => {
+      // Only a stranger warrants a sync (Membership.onIdentify).
+      const { peerId } = evt.detail as { peerId: PeerId }
+      const id = peerId.toString()
+      if (this.hybrid.strangerTo(this, id)) void this.syncWith(id)
+    })
+    this.publish(true, this.aliveClaim())
+    void this.loop(
+      () => TIMERS.probeInterval,
+      () => this.probeNext(),
+    )
+    void this.loop(
+      () =>
+        this.syncRounds++ < CATCH_UP_SYNCS
+          ? TIMERS.probeInterval * 2
+          : TIMERS.syncInterval * (0.9 + Math.random() * 0.2),
+      () => this.syncNext(),
+    )
+    void this.loop(
+      () => TIMERS.probeInterval * 4,
+      async () => this.trimConnections(),
+    )
+    if (bootstrap != null) {
+      await this.node.dial(bootstrap.peerId).catch(() => {})
+      await this.syncWith(bootstrap.id)
+    }
   }
 
   stop(): void {
@@ -228,91 +460,163 @@ class LightMember {
 
   /** Someone claimed we are suspect or dead: announce a higher incarnation. */
   refute(incarnation: number): void {
-    if (this.abort.signal.aborted || incarnation <= this.incarnation) return
+    if (this.stopped || incarnation <= this.incarnation) return
     this.incarnation = incarnation
     this.hybrid.truth.changed()
     this.hybrid.stats.refutations++
-    this.publish(this.aliveClaim())
+    this.publish(false, this.aliveClaim())
   }
 
-  private claimFields() {
-    return { id: this.id, incarnation: this.incarnation, addrs: [this.node.addr.toString()], meta: this.meta }
+  /** A suspicion of `target` was published: its observers probe it at once (Membership's member:suspect). */
+  suspicionHeard(target: string): void {
+    if (this.stopped || !this.neighbours().subjects.includes(target)) return
+    setTimeout(() => {
+      if (this.hybrid.truth.suspected.has(target) && this.hybrid.probeable(target)) {
+        this.hybrid.stats.lightSuspectProbes++
+        void this.probe(target)
+      }
+    }, Math.random() * 50)
+  }
+
+  /** A metadata change: a higher incarnation, announced. */
+  updateMeta(meta: Record<string, unknown>): void {
+    if (this.stopped) return
+    this.meta = meta
+    this.incarnation++
+    this.hybrid.truth.changed()
+    this.publish(false, this.aliveClaim())
+  }
+
+  aliveClaim(): Claim {
+    return {
+      kind: 'alive',
+      id: this.id,
+      incarnation: this.incarnation,
+      addrs: [this.node.addr.toString()],
+      meta: this.meta,
+    }
+  }
+
+  /** This member's subjects and observers on the rings, for the current live set. */
+  neighbours(): RingNeighbours {
+    const index = this.hybrid.truth.rings
+    if (this.rings?.version !== index.version)
+      this.rings = { version: index.version, neighbours: index.neighbours(this.id) }
+    return this.rings.neighbours
   }
 
   private get network() {
     return this.node as unknown as Parameters<typeof serve>[0]
   }
 
-  private publish(...claims: object[]): void {
-    const data = new TextEncoder().encode(JSON.stringify({ v: 1, claims }))
-    this.node.pubsub.publish(this.hybrid.protocols.topic, data).catch(() => {})
+  /** Publishes claims; with `repeat`, the same bytes once more 2 probe intervals later (Membership.broadcast). */
+  private publish(repeat: boolean, ...claims: Claim[]): void {
+    const data = encode({ v: 1, claims })
+    const send = () => {
+      if (!this.stopped) this.node.pubsub.publish(this.hybrid.protocols.topic, data).catch(() => {})
+    }
+    send()
+    if (repeat) setTimeout(send, TIMERS.probeInterval * 2)
   }
 
-  private async loop(every: number, first: number, step: () => Promise<void>): Promise<void> {
+  private async loop(delay: () => number, step: () => Promise<void>): Promise<void> {
     const { signal } = this.abort
-    await sleep(first, signal)
+    await sleep(delay(), signal)
     while (!signal.aborted) {
       const started = performance.now()
       await step().catch(() => {})
-      await sleep(Math.max(0, every - (performance.now() - started)), signal)
+      await sleep(Math.max(0, delay() - (performance.now() - started)), signal)
     }
   }
 
-  private probeRandom(): Promise<void> {
-    const target = this.hybrid.randomMember(this.id)
-    return target == null ? Promise.resolve() : this.probe(target)
+  /** Round-robin over the ring subjects, reshuffled each round (Membership.probeNext). */
+  private async probeNext(): Promise<void> {
+    const subjects = new Set(this.neighbours().subjects)
+    while (this.probeOrder.length > 0) {
+      const id = this.probeOrder.pop()!
+      if (subjects.has(id) && this.hybrid.probeable(id)) {
+        await this.probe(id)
+        return
+      }
+    }
+    this.probeOrder = shuffle([...subjects])
   }
 
-  /** SWIM's probe as Membership does it: direct, then through 3 others, then suspect. */
+  /** SWIM's probe as Membership does it: direct, then through the target's other observers, then suspect. */
   private async probe(target: string): Promise<void> {
-    if (this.probing.has(target) || this.abort.signal.aborted) return
+    if (this.probing.has(target) || this.stopped) return
     this.probing.add(target)
+    this.budget.touch(target)
     try {
       this.hybrid.stats.lightProbes++
-      if (await this.quickPing(target)) return
-      if (await this.ping(target)) return
-      const helpers: string[] = []
-      for (let i = 0; i < INDIRECT_CHECKS * 3 && helpers.length < INDIRECT_CHECKS; i++) {
-        const helper = this.hybrid.randomMember(this.id)
-        if (helper != null && helper !== target && !helpers.includes(helper)) helpers.push(helper)
-      }
-      const answers = await Promise.all(helpers.map((helper) => this.pingThrough(helper, target)))
-      if (answers.includes(true) || this.abort.signal.aborted || !this.hybrid.probeable(target)) return
+      if (await this.ping(target, this.deadlineFor(target))) return
+      const helpers = this.helpersFor(target)
+      this.hybrid.stats.lightIndirectProbes += helpers.length
+      const timeout = TIMERS.probeTimeout * 2 + TIMERS.connectTimeout * 2
+      const answers = await Promise.all(helpers.map((helper) => this.pingThrough(helper, target, timeout)))
+      if (answers.includes('ack') || this.stopped || !this.hybrid.probeable(target)) return
+      const incarnation = this.hybrid.truth.incarnationOf(target)
+      if (this.accused.get(target) === incarnation) return
+      this.accused.set(target, incarnation)
       this.hybrid.stats.lightSuspicions++
-      this.publish({
-        kind: 'suspect',
-        id: target,
-        incarnation: this.hybrid.truth.incarnationOf(target),
-        from: this.id,
-      })
+      const claim: Claim = { kind: 'suspect', id: target, incarnation, from: this.id }
+      this.publish(false, claim)
+      void this.notify(target, [claim])
     } finally {
       this.probing.delete(target)
     }
   }
 
+  /** The target's other observers alive (not suspected), then members this one is connected to. */
+  private helpersFor(target: string): string[] {
+    const { truth } = this.hybrid
+    const usable = (id: string) => id !== target && id !== this.id && this.hybrid.usable(id)
+    const helpers = pickRandom(truth.rings.neighbours(target).observers.filter(usable), TIMERS.indirectChecks)
+    if (helpers.length < TIMERS.indirectChecks) {
+      const connected = [...this.node.connections.keys()].filter((id) => usable(id) && !helpers.includes(id))
+      helpers.push(...pickRandom(connected, TIMERS.indirectChecks - helpers.length))
+    }
+    return helpers
+  }
+
+  /** The ack deadline: the probe timeout, plus the connect timeout without a connection. */
+  private deadlineFor(id: string): number {
+    return TIMERS.probeTimeout + (this.node.connections.has(id) ? 0 : TIMERS.connectTimeout)
+  }
+
+  /** A ping: charged with a light member that is up, the real exchange otherwise (retried once as Membership.ping). */
+  private async ping(target: string, timeout: number): Promise<boolean> {
+    if (await this.quickPing(target)) return true
+    const started = performance.now()
+    if (await this.pingOnce(target, timeout)) return true
+    const left = timeout - (performance.now() - started)
+    if (left < timeout / 2 || !this.node.connections.has(target)) return false
+    return this.pingOnce(target, left)
+  }
+
   /**
-   * A ping to a member that is up, charged instead of run: the dial is real (it
-   * makes the connection, or fails on the limit), the exchange's bytes are
-   * counted with the calibrated costs (costs.ts). False sends the caller down the
-   * real path (a crashed target, a refused dial).
+   * A ping to a light member that is up, charged instead of run: the dial is real
+   * (it makes the connection, or fails on the limit), the exchange's bytes are
+   * counted with the calibrated costs (costs.ts) and both budgets are touched.
+   * False sends the caller down the real path (a full member, a crashed target, a
+   * refused dial).
    */
   private async quickPing(target: string): Promise<boolean> {
-    const remote = this.hybrid.nodeOf(target)
-    if (remote == null || !remote.up) return false
+    const remote = this.hybrid.truth.light.get(target)
+    if (remote == null || !remote.node.up) return false
     try {
-      await this.node.dial(remote.peerId)
+      await this.node.dial(remote.node.peerId)
     } catch {
       return false
     }
-    this.hybrid.chargeExchange(this.node, remote, 'probe', PING_BYTES, ACK_BYTES)
+    remote.budget.touch(this.id)
+    this.hybrid.chargeExchange(this.node, remote.node, this.hybrid.protocols.probe, PING_BYTES, ACK_BYTES)
     return true
   }
 
-  async ping(target: string): Promise<boolean> {
+  private async pingOnce(target: string, timeoutMs: number): Promise<boolean> {
     const peer = this.hybrid.peerOf(target)
     if (peer == null) return false
-    const connected = this.node.connections.has(target)
-    const timeoutMs = PROBE_TIMEOUT_MS + (connected ? 0 : CONNECT_TIMEOUT_MS)
     try {
       await exchange(
         this.network,
@@ -331,10 +635,14 @@ class LightMember {
     }
   }
 
-  private async pingThrough(helper: string, target: string): Promise<boolean> {
+  private async pingThrough(
+    helper: string,
+    target: string,
+    timeoutMs: number,
+  ): Promise<'ack' | 'nack' | 'none'> {
     const peer = this.hybrid.peerOf(helper)
-    if (peer == null) return false
-    const timeoutMs = PROBE_TIMEOUT_MS * 2 + CONNECT_TIMEOUT_MS * 2
+    if (peer == null) return 'none'
+    this.budget.touch(helper)
     const addrs = [this.hybrid.addrOf(target)]
     try {
       return await exchange(
@@ -344,56 +652,114 @@ class LightMember {
         { timeoutMs, maxBytes: MAX_BYTES },
         async (ch) => {
           await ch.write(encode({ t: 'ping-req', target, addrs }))
-          return (JSON.parse(new TextDecoder().decode(await ch.read())) as { t: string }).t === 'ack'
+          const { t } = JSON.parse(new TextDecoder().decode(await ch.read())) as { t: 'ack' | 'nack' }
+          return t
         },
       )
     } catch {
-      return false
+      return 'none'
     }
   }
 
-  private async answerProbe(ch: Channel): Promise<void> {
-    const request = JSON.parse(new TextDecoder().decode(await ch.read())) as { t: string; target?: string }
+  /** Sends claims straight to one member (best effort), as Membership.notify. */
+  private async notify(target: string, claims: Claim[]): Promise<void> {
+    const peer = this.hybrid.peerOf(target)
+    if (peer == null) return
+    this.budget.touch(target)
+    await exchange(
+      this.network,
+      peer,
+      this.hybrid.protocols.probe,
+      { timeoutMs: TIMERS.leaveTimeout, maxBytes: MAX_BYTES },
+      async (ch) => {
+        await ch.write(encode({ t: 'claims', claims }))
+        await ch.read()
+      },
+    ).catch(() => {})
+  }
+
+  private async answerProbe(ch: Channel, from: string): Promise<void> {
+    this.budget.touch(from)
+    const request = JSON.parse(new TextDecoder().decode(await ch.read())) as {
+      t: string
+      target?: string
+      claims?: Array<{ kind: string; id: string; incarnation: number }>
+    }
     if (request.t === 'ping-req' && request.target != null) {
-      const ok = (await this.quickPing(request.target)) || (await this.ping(request.target))
+      const ok = await this.ping(request.target, this.deadlineFor(request.target))
       await ch.write(encode({ t: ok ? 'ack' : 'nack' }))
       return
+    }
+    if (request.t === 'claims') {
+      for (const claim of request.claims ?? [])
+        if (claim.id === this.id && claim.kind !== 'alive' && claim.incarnation >= this.incarnation)
+          this.refute(claim.incarnation + 1)
     }
     await ch.write(encode({ t: 'ack' }))
   }
 
-  /** With another light member (same truth, same digest) the exchange is charged; with a full member it runs. */
-  private async syncRandom(): Promise<void> {
-    const target = this.hybrid.randomMember(this.id)
-    const remote = target == null ? undefined : this.hybrid.nodeOf(target)
-    if (remote == null || !remote.up) return
-    if (this.hybrid.truth.light.has(remote.id)) {
-      await this.node.dial(remote.peerId)
-      this.hybrid.chargeExchange(this.node, remote, 'sync', DIGEST_BYTES, DIGEST_BYTES)
-      return
+  /** Delta sync with a member this one is connected to; any member when there is none (Membership.syncRandom). */
+  private async syncNext(): Promise<void> {
+    const connected = [...this.node.connections.keys()].filter((id) => this.hybrid.usable(id))
+    const [peer] = connected.length > 0 ? pickRandom(connected, 1) : [this.hybrid.randomMember(this.id)]
+    if (peer != null) await this.syncWith(peer)
+  }
+
+  /**
+   * A delta sync (2.0.0) with `target`, at most one per 4 probe intervals: with a
+   * light member, whose view is the same truth, charged as two equal digests; with a
+   * full member, run (sync-exchange.ts over the truth). What the other side sends is
+   * the truth already, so nothing is merged.
+   */
+  async syncWith(target: string): Promise<void> {
+    if (this.syncing.has(target) || this.stopped) return
+    if (performance.now() - (this.lastSync.get(target) ?? -Infinity) < TIMERS.probeInterval * 4) return
+    const peer = this.hybrid.peerOf(target)
+    if (peer == null) return
+    this.lastSync.set(target, performance.now())
+    this.syncing.add(target)
+    this.budget.touch(target)
+    try {
+      const light = this.hybrid.truth.light.get(target)
+      if (light?.node.up) {
+        await this.node.dial(peer)
+        light.budget.touch(this.id)
+        const { deltaSync } = this.hybrid.protocols
+        if (this.hybrid.strangerTo(light, this.id)) {
+          // Our join: the other side sends its whole view and takes our record, then passes it on.
+          const { request, answer } = this.hybrid.joinSyncBytes(this.record())
+          this.hybrid.chargeExchange(this.node, light.node, deltaSync, request, answer)
+          light.merged(this.id, [this.record()])
+        } else {
+          this.hybrid.chargeExchange(this.node, light.node, deltaSync, DIGEST_BYTES, SAME_BYTES)
+        }
+        this.hybrid.stats.lightSyncsCharged++
+        return
+      }
+      await exchange(
+        this.network,
+        peer,
+        this.hybrid.protocols.deltaSync,
+        { timeoutMs: 10_000, maxBytes: MAX_BYTES },
+        (ch) => pullPush(ch, this.hybrid.truth.table, () => {}),
+      )
+      this.hybrid.stats.lightSyncsRun++
+    } catch {
+      // a member that is down, or a refused dial: as Membership, a log line
+    } finally {
+      this.syncing.delete(target)
     }
-    await this.sync(remote.peerId)
   }
 
-  /** Push/pull as Membership.syncWith: our digest; their records if they differ; then ours. */
-  private async sync(peer: PeerId): Promise<void> {
-    const truth = this.hybrid.truth
-    await exchange(
-      this.network,
-      peer,
-      this.hybrid.protocols.sync,
-      { timeoutMs: 10_000, maxBytes: MAX_BYTES },
-      async (ch) => {
-        await ch.write(encode({ v: 1, digest: truth.digest, members: null }))
-        const answer = await ch.read()
-        // {"v":1,"digest":"...","members":null} is short; a full answer means the views differ.
-        if (answer.byteLength < 120) return
-        await ch.write(truth.encoded)
-      },
-    )
+  private async answerDeltaSync(ch: Channel, from: string): Promise<void> {
+    this.budget.touch(from)
+    await answerPullPush(ch, this.hybrid.truth.table, (records) => this.merged(from, records))
+    this.hybrid.stats.lightSyncsAnswered++
   }
 
-  private async answerSync(ch: Channel, from: PeerId): Promise<void> {
+  /** The full-view sync (1.0.0) of agents from before the delta sync. */
+  private async answerSync(ch: Channel, from: string): Promise<void> {
+    this.budget.touch(from)
     const truth = this.hybrid.truth
     const opening = JSON.parse(new TextDecoder().decode(await ch.read())) as { digest: string }
     if (opening.digest === truth.digest) {
@@ -401,28 +767,28 @@ class LightMember {
       return
     }
     await ch.write(truth.encoded)
-    await ch.read()
-    // A member that synced with us for the first time is news: pass its record on, as merge() does.
-    const id = from.toString()
-    if (this.announced.has(id) || this.hybrid.announced.has(id)) return
-    const claim = this.hybrid.aliveClaimOf(id)
-    if (claim == null) return
-    this.announced.add(id)
-    this.hybrid.announced.add(id)
-    this.publish(claim)
+    const theirs = JSON.parse(new TextDecoder().decode(await ch.read())) as { members: MemberRecord[] | null }
+    this.merged(from, theirs.members ?? [])
   }
 
-  /** A metadata change: a higher incarnation, announced. */
-  updateMeta(meta: Record<string, unknown>): void {
-    if (this.abort.signal.aborted) return
-    this.meta = meta
-    this.incarnation++
-    this.hybrid.truth.changed()
-    this.publish(this.aliveClaim())
+  /** A member that synced with us before we heard of it is news: pass its record on, as merge() does. */
+  merged(from: string, records: MemberRecord[]): void {
+    if (!this.hybrid.strangerTo(this, from) || !records.some((r) => r.id === from)) return
+    const claim = this.hybrid.aliveClaimOf(from)
+    if (claim != null) this.publish(true, claim)
   }
 
-  aliveClaim(): object {
-    return { kind: 'alive', ...this.claimFields() }
+  /** Closes connections beyond the budget, least recently used first (Membership.trimConnections). */
+  private trimConnections(): void {
+    if (this.node.connections.size <= CONNECTION_BUDGET) return
+    const { subjects, observers } = this.neighbours()
+    const keep = new Set([...subjects, ...observers, ...this.node.pubsub.mesh.keys()])
+    // Light members open streams of membership's protocols only: all background.
+    const excess = this.budget.excess(this.node.getConnections(), { keep, background: () => true })
+    for (const connection of excess) {
+      this.hybrid.stats.lightConnectionsClosed++
+      void connection.close()
+    }
   }
 }
 
@@ -432,10 +798,23 @@ class Hybrid {
   readonly truth: Truth
   readonly protocols: MembershipProtocols
   readonly light: LightMember[] = []
-  readonly announced = new Set<string>()
+  /** Members whose alive claim reached someone on gossip (a member that knows of them is no stranger). */
+  readonly heard = new Set<string>()
   private readonly peers = new Map<string, SimNode>()
+  /** Order in which members were added: a light member knows every member added before it (its join sync). */
+  private readonly order = new Map<string, number>()
   private readonly memberIds: string[] = []
-  readonly stats = { lightProbes: 0, lightSuspicions: 0, refutations: 0 }
+  readonly stats = {
+    lightProbes: 0,
+    lightIndirectProbes: 0,
+    lightSuspectProbes: 0,
+    lightSuspicions: 0,
+    lightSyncsCharged: 0,
+    lightSyncsRun: 0,
+    lightSyncsAnswered: 0,
+    lightConnectionsClosed: 0,
+    refutations: 0,
+  }
 
   constructor(options: HybridOptions) {
     const fullNodes = new Set<SimNode>()
@@ -447,7 +826,7 @@ class Hybrid {
         options.maxConnections === null ? Number.POSITIVE_INFINITY : (options.maxConnections ?? 400),
       gossip: 'flood',
       interested: (node) => fullNodes.has(node),
-      onFlood: (message, _publisher, arrival) => this.onFlood(message, arrival),
+      onFlood: (message, _publisher, arrival, reached) => this.onFlood(message, arrival, reached),
     })
     this.cluster.onMemberAdded = (member) => {
       fullNodes.add(member.node)
@@ -461,30 +840,55 @@ class Hybrid {
   known(node: SimNode): void {
     if (this.peers.has(node.id)) return
     this.peers.set(node.id, node)
+    this.order.set(node.id, this.memberIds.length)
     this.memberIds.push(node.id)
+    this.truth.rings.add(node.id)
     this.truth.changed()
   }
 
-  aliveClaimOf(id: string): object | undefined {
+  /** True when `light` would not have `id` in its view yet: it joined later and no claim of it was heard. */
+  strangerTo(light: LightMember, id: string): boolean {
+    const order = this.order.get(id)
+    return order != null && !this.heard.has(id) && order > (this.order.get(light.id) ?? Infinity)
+  }
+
+  aliveClaimOf(id: string): Claim | undefined {
     const light = this.truth.light.get(id)
     if (light != null) return light.aliveClaim()
     const member = this.truth.full.get(id)
     if (member == null || member.stopped) return undefined
-    const { id: _id, addrs, incarnation, meta } = member.membership.self
+    const { addrs, incarnation, meta } = member.membership.self
     return { kind: 'alive', id, incarnation, addrs, meta }
   }
 
-  nodeOf(id: string): SimNode | undefined {
-    return this.peers.get(id)
-  }
-
   /** Counts one request/answer exchange's bytes on each side, as costs.ts frames it. */
-  chargeExchange(from: SimNode, to: SimNode, category: Category, request: number, answer: number): void {
+  chargeExchange(from: SimNode, to: SimNode, protocol: string, request: number, answer: number): void {
     const world = this.cluster.world
-    const protocol = category === 'sync' ? this.protocols.sync : this.protocols.probe
+    const category: Category = protocol.includes('/sync/') ? 'sync' : 'probe'
     const { initiator, responder } = exchangeBytes(world.costs, protocol, request, answer)
     world.charge(from, to, category, initiator)
     world.charge(to, from, category, responder)
+  }
+
+  /**
+   * A joiner's delta sync with a member that knows everyone, as sync-exchange.ts
+   * runs it: our digest, their bucket hashes, our one entry, their every record (in
+   * pages), our record.
+   */
+  joinSyncBytes(joiner: MemberRecord): { request: number; answer: number } {
+    const count = bucketCount(this.memberIds.length)
+    const hashes = encode({ t: 'buckets', buckets: new Array(count).fill('x'.repeat(11)) }).byteLength
+    const entries = encode({
+      t: 'entries',
+      buckets: Array.from({ length: count }, (_, i) => i),
+      entries: [[joiner.id, joiner.incarnation, 0]],
+    }).byteLength
+    const page = encode({ t: 'records', records: [], want: [], done: true }).byteLength
+    const pages = Math.max(1, Math.ceil(this.truth.viewBytes / PAGE_BYTES))
+    return {
+      request: DIGEST_BYTES + entries + page + JSON.stringify(joiner).length,
+      answer: hashes + this.truth.viewBytes + pages * page + JSON.stringify(joiner.id).length,
+    }
   }
 
   peerOf(id: string): PeerId | undefined {
@@ -495,15 +899,21 @@ class Hybrid {
     return this.peers.get(id)?.addr.toString() ?? ''
   }
 
+  /** A member still on the rings (not declared dead or gone): light members probe it. */
   probeable(id: string): boolean {
-    return this.peers.has(id) && !this.truth.declared.has(id)
+    return this.truth.rings.has(id)
+  }
+
+  /** A member alive as far as gossip tells (on the rings, not under suspicion): a helper, a sync partner. */
+  usable(id: string): boolean {
+    return this.truth.rings.has(id) && !this.truth.suspected.has(id)
   }
 
   /** A random member (full or light, joined, not declared dead) other than `self`. */
   randomMember(self: string): string | undefined {
     for (let i = 0; i < 8; i++) {
       const id = this.memberIds[Math.floor(Math.random() * this.memberIds.length)]
-      if (id != null && id !== self && !this.truth.declared.has(id)) return id
+      if (id != null && id !== self && this.usable(id)) return id
     }
     return undefined
   }
@@ -532,32 +942,62 @@ class Hybrid {
     if (record == null || record.state === 'dead') return
     this.truth.crashed.set(id, { ...record, state: 'dead' })
     this.truth.changed()
-    this.cluster.clock.schedule(REAP_MS, () => {
+    this.cluster.clock.schedule(TIMERS.reapTimeout, () => {
       this.truth.crashed.delete(id)
       this.truth.changed()
     })
   }
 
-  /** Claims about light members reach them here (refutation); dead and left claims stop probes. */
-  private onFlood(message: SimMessage, arrival: (node: SimNode) => number | null): void {
+  /**
+   * What light members read in gossip: claims about themselves (refutation), the
+   * first suspicion of a member at an incarnation (its light observers probe it at
+   * once), dead and left claims (off the rings), alive claims (heard; back on the
+   * rings; a suspicion cleared).
+   */
+  private onFlood(message: SimMessage, arrival: (node: SimNode) => number | null, reached: number): void {
     if (message.data.byteLength > 400_000) return
-    let claims: Array<{ kind: string; id: string; incarnation: number }>
+    let claims: Claim[]
     try {
-      claims = (JSON.parse(new TextDecoder().decode(message.data)) as { claims: typeof claims }).claims
+      claims = (JSON.parse(new TextDecoder().decode(message.data)) as { claims: Claim[] }).claims
     } catch {
       return
     }
     if (!Array.isArray(claims) || claims.length > 1024) return
+    const { truth } = this
+    const at = (node: SimNode, fn: () => void) => {
+      const time = arrival(node)
+      if (time != null) this.cluster.clock.schedule(time - this.cluster.clock.now, fn)
+    }
     for (const claim of claims) {
-      if (claim.kind === 'dead' || claim.kind === 'left') this.truth.declared.add(claim.id)
-      if (claim.kind === 'dead') this.declaredDead(claim.id)
-      if (claim.kind === 'alive') this.truth.declared.delete(claim.id)
+      const { id, incarnation } = claim
+      switch (claim.kind) {
+        case 'alive':
+          if (reached > 0) this.heard.add(id)
+          if (truth.declared.delete(id) && this.peers.get(id)?.up === true) truth.rings.add(id)
+          if ((truth.suspected.get(id) ?? Infinity) < incarnation) truth.suspected.delete(id)
+          break
+        case 'dead':
+        case 'left':
+          truth.declared.add(id)
+          truth.suspected.delete(id)
+          truth.rings.remove(id)
+          if (claim.kind === 'dead') this.declaredDead(id)
+          break
+        case 'suspect': {
+          if (!truth.rings.has(id) || incarnation < truth.incarnationOf(id)) break
+          if ((truth.suspected.get(id) ?? -1) >= incarnation) break
+          truth.suspected.set(id, incarnation)
+          for (const observer of truth.rings.neighbours(id).observers) {
+            const light = truth.light.get(observer)
+            if (light != null) at(light.node, () => light.suspicionHeard(id))
+          }
+          break
+        }
+      }
       if (claim.kind !== 'suspect' && claim.kind !== 'dead') continue
-      const light = this.truth.light.get(claim.id)
-      if (light == null || claim.incarnation < light.incarnation) continue
-      const at = arrival(light.node)
-      if (at != null)
-        this.cluster.clock.schedule(at - this.cluster.clock.now, () => light.refute(claim.incarnation + 1))
+      const light = truth.light.get(id)
+      if (light == null || incarnation < light.incarnation) continue
+      at(light.node, () => light.refute(incarnation + 1))
     }
   }
 }
@@ -592,6 +1032,7 @@ export async function runHybrid(options: HybridOptions): Promise<HybridResult> {
     syncMessageBytes: 0,
     full: { idleSentBytesPerNodePerSec: null, steadySentBytesPerNodePerSec: null },
     stats: {},
+    lightStats: h.stats,
     network: c.world.totals,
     summary: {},
     notes,
@@ -605,25 +1046,28 @@ export async function runHybrid(options: HybridOptions): Promise<HybridResult> {
   }
   c.install()
   try {
-    // 1. The full members: one, then the rest through it (a small mass join).
+    // 1. The first member (a full member), alone.
     const first = await c.add()
     await c.run(100)
-    for (let i = 1; i < full; i++) await c.add([first.addr])
-    await c.until(() => c.members.every((m) => m.alive === full), { capMs: PHASE_CAP_MS })
-    log(`N = ${n}: ${full} full members converged at ${c.now} ms (virtual), wall ${wall(wallStart)} s`)
 
-    // 2. The light members: a rolling start over joinWindowS, each through a random member already in.
-    const lightCount = n - full
-    const gap = (joinWindowS * 1000) / lightCount
+    // 2. The others join over joinWindowS (a rolling start), each through a random
+    // member already in: the full members at evenly spaced places among the light
+    // ones, so that they are as old as a typical member and hold the connections one
+    // does (the members that joined first hold the most: every join moved ring edges
+    // away from them).
+    const gap = (joinWindowS * 1000) / (n - 1)
+    const isFull = (j: number) =>
+      Math.floor(((j + 1) * (full - 1)) / (n - 1)) > Math.floor((j * (full - 1)) / (n - 1))
     const nodes = () => [...c.members.map((m) => m.node), ...h.light.map((l) => l.node)]
     let all = nodes()
-    for (let i = 0; i < lightCount; i++) {
-      if (i % 200 === 0) all = nodes()
-      const bootstrap = all[Math.floor(Math.random() * all.length)]
-      void h.addLight(full + i, bootstrap, first.id)
+    for (let j = 0; j < n - 1; j++) {
+      if (j % 200 === 0) all = nodes()
+      const bootstrap = all[Math.floor(Math.random() * all.length)]!
+      if (isFull(j)) void c.addAt(j + 1, [bootstrap.addr.toString()])
+      else void h.addLight(j + 1, bootstrap, first.id)
       await c.run(gap)
-      if (i % 1000 === 999)
-        log(`N = ${n}: ${i + 1} light members in at ${Math.round(c.now / 1000)} s, wall ${wall(wallStart)} s`)
+      if (j % 1000 === 999)
+        log(`N = ${n}: ${j + 2} members in at ${Math.round(c.now / 1000)} s, wall ${wall(wallStart)} s`)
     }
     const joinedAt = c.now
     result.completeViewsAfterJoinsMs = await c.until(() => c.members.every((m) => m.alive === n), {
@@ -645,10 +1089,12 @@ export async function runHybrid(options: HybridOptions): Promise<HybridResult> {
     const refutations0 = h.stats.refutations
     const fullNodes = c.members.map((m) => m.node)
     const lightNodes = h.light.map((l) => l.node)
-    const before = [snapshot(fullNodes), snapshot(lightNodes)]
+    const allNodes = [...fullNodes, ...lightNodes]
+    const before = [snapshot(fullNodes), snapshot(lightNodes), snapshot(allNodes)]
     await c.run(STEADY_WINDOW_S * 1000)
-    const after = [snapshot(fullNodes), snapshot(lightNodes)]
+    const after = [snapshot(fullNodes), snapshot(lightNodes), snapshot(allNodes)]
     const traffic = (k: number, nodesOf: SimNode[]): TrafficByKind => {
+      if (nodesOf.length === 0) throw new Error('no members to measure')
       const per = (a: number, b: number) => Math.round((a - b) / nodesOf.length / STEADY_WINDOW_S)
       const connections = nodesOf.map((node) => node.connections.size)
       return {
@@ -664,7 +1110,8 @@ export async function runHybrid(options: HybridOptions): Promise<HybridResult> {
       fromS: STEADY_FROM_S,
       windowS: STEADY_WINDOW_S,
       full: traffic(0, fullNodes),
-      light: traffic(1, lightNodes),
+      light: lightNodes.length === 0 ? null : traffic(1, lightNodes),
+      all: traffic(2, allNodes),
       lostDialsPerNodePerSec:
         Math.round(
           ((c.world.totals.refusedFull + c.world.totals.prunedOutbound - lost0) / n / STEADY_WINDOW_S) * 1000,
@@ -680,8 +1127,8 @@ export async function runHybrid(options: HybridOptions): Promise<HybridResult> {
 
     // 4. A late joiner (a full member, through a random light member): seen by all full members.
     const joinStart = c.now
-    const boot = h.light[Math.floor(Math.random() * h.light.length)]!
-    const joiner = await c.addAt(n + 1, [boot.node.addr.toString()])
+    const boot = pickRandom(h.light.length > 0 ? h.light.map((l) => l.node) : fullNodes, 1)[0]!
+    const joiner = await c.addAt(n + 1, [boot.addr.toString()])
     const joinMarks: { seen: number | null; complete: number | null } = { seen: null, complete: null }
     await c.until(
       () => {
@@ -700,11 +1147,15 @@ export async function runHybrid(options: HybridOptions): Promise<HybridResult> {
     result.joinerCompleteMs = joinMarks.complete
     log(`N = ${n}: join seen by all full members ${joinMarks.seen} ms, wall ${wall(wallStart)} s`)
 
-    // 5. A crash of a light member: until every full member has it dead.
-    const target = h.light[Math.floor(Math.random() * h.light.length)]!
+    // 5. A crash of a light member (a full member when there is none): until every full member has it dead.
+    const target: LightMember | SimMember = pickRandom<LightMember | SimMember>(
+      h.light.length > 0 ? h.light : c.members.slice(1, n),
+      1,
+    )[0]!
     victim = { id: target.id, at: c.now }
     const killStart = c.now
-    h.crashLight(target)
+    if (target instanceof LightMember) h.crashLight(target)
+    else await c.crash(target)
     const marks: Record<'first' | 'all' | 'dead', number | null> = { first: null, all: null, dead: null }
     await c.until(
       () => {
@@ -769,8 +1220,12 @@ export async function runHybrid(options: HybridOptions): Promise<HybridResult> {
       joinSeenByAllMs: result.joinSeenByAllMs,
       killDeadByAllMs: result.killDeadByAllMs,
       fullSent: result.steady?.full.sentBytesPerNodePerSec,
-      lightSent: result.steady?.light.sentBytesPerNodePerSec,
+      lightSent: result.steady?.light?.sentBytesPerNodePerSec,
       connections: result.steady?.full.meanConnections,
+      lightConnections: result.steady?.light?.meanConnections,
+      allSent: result.steady?.all.sentBytesPerNodePerSec,
+      allConnections: result.steady?.all.meanConnections,
+      allMaxConnections: result.steady?.all.maxConnections,
       falsePositives: result.falsePositives,
       perEntryB: result.memory.perEntryB,
       wave: result.wave,
@@ -800,6 +1255,19 @@ function sumStats(parts: Array<Record<string, number>>): Record<string, number> 
 
 function encode(value: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(value))
+}
+
+function shuffle<T>(items: T[]): T[] {
+  const out = [...items]
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[out[i], out[j]] = [out[j]!, out[i]!]
+  }
+  return out
+}
+
+function pickRandom<T>(items: T[], count: number): T[] {
+  return shuffle(items).slice(0, count)
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -8,9 +8,14 @@
  *
  * What it models from libp2p 2.x as Shoal configures it (src/bootstrap/libp2p-node.ts):
  * - one connection per pair of members, opened by the first dial after
- *   `connectRtts` round trips, never closed while both live (the connection
- *   pruner cannot close connections that carry a gossipsub stream, and every
- *   member connection does);
+ *   `connectRtts` round trips; closed only by a member (membership's connection
+ *   budget, a hang-up) or a crash, never by libp2p's pruner below its limit (it
+ *   cannot close connections that carry a gossipsub stream, and every member
+ *   connection does). A close takes effect at once at the end that closes and one
+ *   way later at the other; both ends reset their streams, drop the pubsub peer
+ *   (mesh included) and fire `peer:disconnect`; a stream opened on a connection
+ *   the other end has closed fails with a reset one round trip later, and a new
+ *   dial opens a new connection;
  * - inbound connections refused once a node holds `maxConnections` (libp2p's
  *   `acceptIncomingConnection`), and a node holding that many loses any new
  *   outbound connection to the pruner as soon as it opens (calibrate.ts checks both
@@ -60,8 +65,16 @@ export interface WorldInit {
    */
   gossip?: 'events' | 'flood'
   interested?: (node: SimNode) => boolean
-  /** Called for each flooded message with its arrival time at any node (null: not reached). */
-  onFlood?: (message: SimMessage, publisher: SimNode, arrival: (node: SimNode) => number | null) => void
+  /**
+   * Called for each flooded message with its arrival time at any node (null: not
+   * reached) and how many nodes it reached (0: the publisher had no pubsub peer).
+   */
+  onFlood?: (
+    message: SimMessage,
+    publisher: SimNode,
+    arrival: (node: SimNode) => number | null,
+    reached: number,
+  ) => void
 }
 
 /** Bytes a node sent and received, per category. */
@@ -151,7 +164,12 @@ export class SimWorld {
           if (node.up) node.pubsub.receiveFlooded(message)
         })
     }
-    this.onFlood?.(message, publisher, (node) => (node.floodMark === generation ? node.floodAt : null))
+    this.onFlood?.(
+      message,
+      publisher,
+      (node) => (node.floodMark === generation ? node.floodAt : null),
+      queue.length,
+    )
   }
 
   /** Messages published in the last `ms` (flood mode). */
@@ -217,17 +235,20 @@ export class SimConnection {
     id: number,
   ) {
     this.id = `c${id}`
-    this.timeline = { open: local.world.clock.now }
+    // Date.now as libp2p stamps it (virtual while the clock is installed): membership
+    // compares it with its own Date.now (the connection budget, stale connections).
+    this.timeline = { open: Date.now() }
     this.remotePeer = remote.peerId
     this.remoteAddr = remote.addr
   }
 
+  /** Closes both ends: this one at once, the other when the close reaches it (one way later). */
   async close(): Promise<void> {
-    this.local.world.clock.schedule(0, () => this.local.disconnect(this.remote))
+    this.local.world.clock.schedule(0, () => this.local.closeConnection(this))
   }
 
   abort(): void {
-    this.local.disconnect(this.remote)
+    this.local.closeConnection(this)
   }
 
   async newStream(protocols: string | string[]): Promise<SimStream> {
@@ -458,11 +479,7 @@ export class SimNode {
     this.up = false
     this.world.clock.cancel(this.keepAliveTimer)
     this.pubsub.stop()
-    for (const connection of [...this.connections.values()]) {
-      const remote = connection.remote
-      this.disconnect(remote)
-      this.world.clock.schedule(this.world.delay(this, remote), () => remote.disconnect(this))
-    }
+    for (const connection of [...this.connections.values()]) this.closeConnection(connection)
   }
 
   getMultiaddrs(): Multiaddr[] {
@@ -510,9 +527,19 @@ export class SimNode {
 
   async hangUp(peer: PeerId): Promise<void> {
     const remote = this.world.nodes.get(peer.toString())
-    if (remote == null) return
-    this.disconnect(remote)
-    this.world.clock.schedule(this.world.delay(this, remote), () => remote.disconnect(this))
+    const connection = remote == null ? undefined : this.connections.get(remote.id)
+    if (connection != null) this.closeConnection(connection)
+  }
+
+  /**
+   * Closes `connection` at this end now and at the other end one way later (the
+   * close travelling): both ends drop its streams, the pubsub peer and fire
+   * `peer:disconnect`, as libp2p does on either side of a closed connection.
+   */
+  closeConnection(connection: SimConnection): void {
+    const remote = connection.remote
+    this.disconnect(remote, connection)
+    this.world.clock.schedule(this.world.delay(this, remote), () => remote.disconnect(this, connection.other))
   }
 
   /** A connection to a peer (id), an address or the first of several addresses that answers. */
@@ -552,7 +579,15 @@ export class SimNode {
       const onAbort = () => reject(signal?.reason ?? new Error('aborted'))
       signal?.addEventListener('abort', onAbort, { once: true })
       world.clock.schedule(oneWay, () => {
-        if (!remote.up || connection.other.status !== 'open') return
+        if (!remote.up || connection.other.status !== 'open') {
+          // The other end has closed (or is gone): the open is answered by a reset, and
+          // libp2p fails the stream with the connection's closing (stream-rpc dials afresh).
+          world.clock.schedule(world.delay(remote, this), () => {
+            signal?.removeEventListener('abort', onAbort)
+            reject(dialError('connection closed by the remote', 'ConnectionClosedError'))
+          })
+          return
+        }
         const handler = remote.handlers.get(protocol)
         world.charge(remote, this, category, world.costs.streamOpenResponder + protocol.length + 1)
         world.clock.schedule(world.delay(remote, this), () => {
@@ -574,20 +609,33 @@ export class SimNode {
     })
   }
 
-  /** Drops the connection to `remote` on this side (the other side is told by the caller). */
-  disconnect(remote: SimNode): void {
+  /**
+   * Drops the connection to `remote` on this side (the other side is told by the
+   * caller); with `only`, only if that is still the connection this side holds (a
+   * close that arrives after a new connection replaced the old one leaves it be).
+   */
+  disconnect(remote: SimNode, only?: SimConnection): void {
     const connection = this.connections.get(remote.id)
-    if (connection == null) return
+    if (connection == null || (only != null && connection !== only)) {
+      if (only != null) this.retire(only)
+      return
+    }
     this.connections.delete(remote.id)
-    connection.status = 'closed'
-    connection.timeline.close = this.world.clock.now
-    for (const stream of connection.streams) stream.reset()
-    connection.streams.length = 0
+    this.retire(connection)
     this.pubsub.removePeer(remote.id)
     if (this.up) {
       this.dispatch('connection:close', connection)
       this.dispatch('peer:disconnect', remote.peerId)
     }
+  }
+
+  /** Marks one end closed and resets its streams. */
+  private retire(connection: SimConnection): void {
+    if (connection.status === 'closed') return
+    connection.status = 'closed'
+    connection.timeline.close = Date.now()
+    for (const stream of [...connection.streams]) stream.reset()
+    connection.streams.length = 0
   }
 
   private resolve(target: PeerId | Multiaddr | Multiaddr[]): SimNode | undefined {
@@ -672,6 +720,10 @@ export class SimNode {
           const inbound = new SimConnection(remote, this, 'inbound', remote.nextConnectionId++)
           outbound.other = inbound
           inbound.other = outbound
+          // The other end may still hold a connection we closed and whose close has not
+          // reached it yet: the new one replaces it there.
+          const stale = remote.connections.get(this.id)
+          if (stale != null) remote.retire(stale)
           this.connections.set(remote.id, outbound)
           remote.connections.set(this.id, inbound)
           world.charge(this, remote, 'connect', world.costs.connectDialer)
@@ -683,7 +735,7 @@ export class SimNode {
           resolve()
           // Identify, then the gossipsub hello (subscriptions) on its own stream.
           world.clock.schedule(rtt, () => {
-            if (outbound.status !== 'open') return
+            if (outbound.status !== 'open' || inbound.status !== 'open') return
             this.dispatch('peer:identify', { peerId: remote.peerId, protocols: remote.protocols() })
             remote.dispatch('peer:identify', { peerId: this.peerId, protocols: this.protocols() })
             this.pubsub.addPeer(remote)
