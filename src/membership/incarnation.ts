@@ -15,16 +15,31 @@ export type Outcome =
   | { effect: 'confirm'; from: string }
   | { effect: 'dead'; record: MemberRecord }
   | { effect: 'leave'; record: MemberRecord }
+  /** A patch this view cannot apply (it lacks the incarnation patched): fetch the record. */
+  | { effect: 'stale' }
 
 const IGNORE: Outcome = { effect: 'ignore' }
+const STALE: Outcome = { effect: 'stale' }
 
 /** The outcome of `claim` about another member whose current record is `current`. */
 export function applyClaim(current: MemberRecord | undefined, claim: Claim): Outcome {
   if (current == null) {
+    if (claim.kind === 'patch') return STALE
     if (claim.kind !== 'alive') return IGNORE
     return { effect: 'join', record: { ...recordOf(claim), state: 'alive' } }
   }
   switch (claim.kind) {
+    case 'patch': {
+      if (claim.incarnation <= current.incarnation) return IGNORE
+      // Patched from an incarnation this view does not hold, or back from dead or left
+      // (a join, for which the whole record is wanted): ask for the record.
+      if (claim.base !== current.incarnation || current.state === 'dead' || current.state === 'left')
+        return STALE
+      const meta: Record<string, unknown> = { ...current.meta, ...claim.set }
+      for (const key of claim.drop) delete meta[key]
+      const record: MemberRecord = { ...current, incarnation: claim.incarnation, meta, state: 'alive' }
+      return { effect: 'update', record, previous: current.state }
+    }
     case 'alive': {
       if (claim.incarnation <= current.incarnation) return IGNORE
       const record: MemberRecord = { ...recordOf(claim), state: 'alive' }
@@ -60,7 +75,8 @@ export function applyClaim(current: MemberRecord | undefined, claim: Claim): Out
  */
 export function refutation(selfIncarnation: number, claim: Claim): number | null {
   if (claim.incarnation < selfIncarnation) return null
-  if (claim.kind === 'alive' && claim.incarnation === selfIncarnation) return null
+  // Our own announcement coming back (a full record or a patch) is no accusation.
+  if ((claim.kind === 'alive' || claim.kind === 'patch') && claim.incarnation === selfIncarnation) return null
   return claim.incarnation + 1
 }
 

@@ -13,6 +13,8 @@ export interface MemberTableHooks {
   declaredDead(claim: Claim): void
   /** Someone accused this node (or claimed a newer incarnation of it): announce `incarnation`. */
   refute(incarnation: number): void
+  /** A patch about `id` could not be applied (this view lacks what it patches): fetch the record. */
+  stale(id: string): void
   /** Members alive in this view that watch `id` (its observers on the monitoring rings). */
   observersOf(id: string): string[]
 }
@@ -157,6 +159,9 @@ export class MemberTable {
     const outcome = applyClaim(current, claim)
     switch (outcome.effect) {
       case 'ignore':
+        return false
+      case 'stale':
+        this.hooks.stale(claim.id)
         return false
       case 'confirm':
         return this.suspicions.get(claim.id)?.confirm(outcome.from) ?? false

@@ -30,6 +30,19 @@ export interface Member extends MemberRecord {
  */
 export type Claim =
   | { kind: 'alive'; id: string; incarnation: number; addrs: string[]; meta: MemberMetadata }
+  /**
+   * A member's own metadata change, as the keys that changed since incarnation `base`
+   * (`set`, `drop`): an alive claim without what stayed the same. A view that does not
+   * hold `base` asks the member for its whole record instead.
+   */
+  | {
+      kind: 'patch'
+      id: string
+      incarnation: number
+      base: number
+      set: MemberMetadata
+      drop: string[]
+    }
   | { kind: 'suspect'; id: string; incarnation: number; from: string }
   | { kind: 'dead'; id: string; incarnation: number; from: string }
   | { kind: 'left'; id: string; incarnation: number }

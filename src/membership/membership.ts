@@ -9,6 +9,7 @@ import { Backpressure } from './backpressure.js'
 import type { MembershipTimers } from './config.js'
 import { ConnectionBudget } from './connection-budget.js'
 import { BOOTSTRAP_WARN_AFTER, CATCH_UP_SYNCS, MAX_MESSAGE_BYTES } from './constants.js'
+import { MembershipMessageError } from './errors.js'
 import type { MembershipEvents } from './events.js'
 import type { Claim, Member, MemberMetadata, MemberRecord } from './member.js'
 import { claimsOfRecord } from './member.js'
@@ -25,6 +26,7 @@ import type { MetadataContract } from './metadata-contract.js'
 import { type RingNeighbours, ringNeighbours } from './monitoring-rings.js'
 import type { MembershipNetwork } from './network.js'
 import { type MembershipProtocols, membershipProtocols } from './protocols.js'
+import { SelfAnnouncement } from './self-announcement.js'
 import { answerPullPush, pullPush } from './sync-exchange.js'
 
 /** Where this node keeps the last incarnation it announced, so a restart goes above it. */
@@ -74,6 +76,11 @@ export class Membership implements Startable {
   /** When this node last published its own record, and whether a publication is waiting. */
   private lastAnnouncedAt = Number.NEGATIVE_INFINITY
   private announcementDue: ReturnType<typeof setTimeout> | null = null
+  /** Whether the publication waiting must be the whole record (a refutation). */
+  private fullAnnouncementDue = false
+  private readonly announcement = new SelfAnnouncement()
+  /** Members whose whole record is being fetched (a patch this view could not apply). */
+  private readonly fetchingRecords = new Set<string>()
   private table: MemberTable | undefined
   private running = false
   private leaving = false
@@ -160,6 +167,7 @@ export class Membership implements Startable {
         declaredDead: (claim) => this.broadcast([claim]),
         refute: (next) => this.refute(next),
         observersOf: (id) => this.aliveObserversOf(id),
+        stale: (id) => void this.fetchRecord(id),
       },
       this.log,
       this.init.contract,
@@ -225,7 +233,7 @@ export class Membership implements Startable {
     this.network.addEventListener('peer:disconnect', this.onDisconnect)
     this.running = true
 
-    this.broadcast([this.aliveClaim()], true)
+    this.broadcast([this.announcement.next(this.view().selfRecord, true)], true)
     void this.loop(
       'probe',
       () => this.awareness.scale(this.timers.probeInterval),
@@ -335,13 +343,15 @@ export class Membership implements Startable {
    * their states within milliseconds) or of accusations goes out as one claim, the
    * latest. Syncs carry the latest record meanwhile.
    */
-  private announceSelf(gapMs: number): void {
+  private announceSelf(gapMs: number, full = false): void {
+    if (full) this.fullAnnouncementDue = true
     if (this.announcementDue != null || !this.running) return
     const announce = () => {
       this.announcementDue = null
       if (this.leaving) return
       this.lastAnnouncedAt = Date.now()
-      this.broadcast([this.aliveClaim()])
+      this.broadcast([this.announcement.next(this.view().selfRecord, this.fullAnnouncementDue)])
+      this.fullAnnouncementDue = false
     }
     const delay = Math.max(0, this.lastAnnouncedAt + gapMs - Date.now())
     if (delay === 0) {
@@ -376,11 +386,6 @@ export class Membership implements Startable {
     return this.table
   }
 
-  private aliveClaim(): Claim {
-    const self = this.view().selfRecord
-    return { kind: 'alive', id: self.id, incarnation: self.incarnation, addrs: self.addrs, meta: self.meta }
-  }
-
   private refute(incarnation: number): void {
     if (!this.running || this.leaving) return
     const table = this.view()
@@ -394,7 +399,36 @@ export class Membership implements Startable {
     this.log.info('refuted a claim about this node', { incarnation })
     // A burst of accusations gets one answer (the latest incarnation) per probe
     // interval at most (backpressure.ts).
-    this.announceSelf(this.timers.probeInterval)
+    this.announceSelf(this.timers.probeInterval, true)
+  }
+
+  /**
+   * Asks `id` for its whole record, after a patch this view could not apply (it missed
+   * the incarnation patched). Best effort: the next sync repairs what this misses.
+   */
+  private async fetchRecord(id: string): Promise<void> {
+    if (this.fetchingRecords.has(id) || !this.running || id === this.id) return
+    this.fetchingRecords.add(id)
+    try {
+      const record = await exchange(
+        this.network,
+        peerIdFromString(id),
+        this.protocols.probe,
+        this.limits(this.timers.probeTimeout + this.timers.connectTimeout),
+        async (ch) => {
+          await ch.write(encode({ t: 'record' }))
+          const answer = decodeProbeAnswer(await ch.read())
+          if (answer.t !== 'record' || answer.record.id !== id)
+            throw new MembershipMessageError(`asked ${id} for its record, got "${answer.t}"`)
+          return answer.record
+        },
+      )
+      this.applyAll(claimsOfRecord(record, id))
+    } catch (err) {
+      this.log.debug('could not fetch a member record after a patch', { member: id, error: messageOf(err) })
+    } finally {
+      this.fetchingRecords.delete(id)
+    }
   }
 
   /** Applies claims; the ones that changed the view are returned. */
@@ -738,7 +772,8 @@ export class Membership implements Startable {
         this.limits(timeout),
         async (ch) => {
           await ch.write(encode({ t: 'ping-req', target: target.id, addrs: target.addrs }))
-          return decodeProbeAnswer(await ch.read()).t
+          const answer = decodeProbeAnswer(await ch.read()).t
+          return answer === 'record' ? 'none' : answer
         },
       )
     } catch {
@@ -758,6 +793,9 @@ export class Membership implements Startable {
         await ch.write(encode({ t: ok ? 'ack' : 'nack' }))
         return
       }
+      case 'record':
+        await ch.write(encode({ t: 'record', record: this.view().selfRecord }))
+        return
       case 'claims': {
         // Direct notices (a leave) reach only a few members: pass what is news on.
         this.broadcast(this.applyAll(request.claims), true)

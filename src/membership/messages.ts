@@ -35,6 +35,14 @@ const claim = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('suspect'), id: peerId, incarnation, from: peerId }),
   z.object({ kind: z.literal('dead'), id: peerId, incarnation, from: peerId }),
   z.object({ kind: z.literal('left'), id: peerId, incarnation }),
+  z.object({
+    kind: z.literal('patch'),
+    id: peerId,
+    incarnation,
+    base: incarnation,
+    set: metadata,
+    drop: z.array(z.string().max(128)).max(64),
+  }),
 ])
 
 const record = z.object({
@@ -53,8 +61,14 @@ const probeRequest = z.discriminatedUnion('t', [
   z.object({ t: z.literal('ping') }),
   z.object({ t: z.literal('ping-req'), target: peerId, addrs }),
   z.object({ t: z.literal('claims'), claims: z.array(claim).max(1024) }),
+  /** The answerer's own record (a view that could not apply its patch asks for it). */
+  z.object({ t: z.literal('record') }),
 ])
-const probeAnswer = z.object({ t: z.enum(['ack', 'nack']) })
+const probeAnswer = z.discriminatedUnion('t', [
+  z.object({ t: z.literal('ack') }),
+  z.object({ t: z.literal('nack') }),
+  z.object({ t: z.literal('record'), record }),
+])
 
 /** The state sync exchange: digests first, full records only when they differ. */
 const syncMessage = z.object({
@@ -116,7 +130,7 @@ export const decodeGossip = (bytes: Uint8Array): GossipMessage =>
 export const decodeProbeRequest = (bytes: Uint8Array): ProbeRequest =>
   decodeWith(probeRequest, bytes, 'probe request') as ProbeRequest
 export const decodeProbeAnswer = (bytes: Uint8Array): ProbeAnswer =>
-  decodeWith(probeAnswer, bytes, 'probe answer')
+  decodeWith(probeAnswer, bytes, 'probe answer') as ProbeAnswer
 export const decodeSync = (bytes: Uint8Array): SyncMessage => decodeWith(syncMessage, bytes, 'sync message')
 export const decodeDeltaSync = (bytes: Uint8Array): DeltaSyncMessage =>
   decodeWith(deltaSync, bytes, 'delta sync message') as DeltaSyncMessage

@@ -84,7 +84,7 @@ function applyToTable(list: Claim[]): void {
     { id: SELF, addrs: [], incarnation: 4, state: 'alive', meta: {} },
     presetTimers('test').membership,
     new TypedEvents<MembershipEvents>(silentLogger),
-    { declaredDead: () => {}, refute: () => {}, observersOf: () => [] },
+    { declaredDead: () => {}, refute: () => {}, observersOf: () => [], stale: () => {} },
     silentLogger,
     MEMBER_METADATA,
   )

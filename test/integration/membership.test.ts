@@ -1,8 +1,11 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import type { Agent } from '../../src/bootstrap/index.js'
 import { writeNewSecret } from '../../src/bootstrap/index.js'
-import { membershipProtocols } from '../../src/membership/index.js'
+import { type Claim, membershipProtocols } from '../../src/membership/index.js'
+import type { MemberTable } from '../../src/membership/member-table.js'
+import { decodeGossip } from '../../src/membership/messages.js'
 import { TestCluster } from '../helpers/cluster.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -156,6 +159,46 @@ describe('membership between real agents', () => {
         return view?.ready === false && view.roles[0] === 'web'
       }),
     )
+  })
+
+  it('metadata changes travel as patches; a member that missed the one patched fetches the whole record', async () => {
+    const c = cluster()
+    const agents = await c.startMany(3)
+    await c.waitForConvergence(agents)
+    const [a, b] = agents as [Agent, Agent]
+    const patches: Claim[] = []
+    b.node.services.pubsub.addEventListener('message', (evt) => {
+      try {
+        for (const claim of decodeGossip(evt.detail.data).claims)
+          if (claim.kind === 'patch') patches.push(claim)
+      } catch {}
+    })
+    await a.membership.updateMetadata({ roles: ['patched'] })
+    await waitFor('b to see a’s new roles, by a patch', () => {
+      const roles = b.membership.get(a.id)?.meta.roles
+      return Array.isArray(roles) && roles[0] === 'patched' && patches.some((p) => p.id === a.id)
+    })
+    expect(patches.find((p) => p.id === a.id)).toMatchObject({ kind: 'patch', set: { roles: ['patched'] } })
+    // a changes its record without publishing it; b then hears a patch of an incarnation it
+    // never held, and can only learn the change by asking a for its whole record.
+    const table = (a.membership as unknown as { view(): MemberTable }).view()
+    const quiet = { ...table.selfRecord, incarnation: table.selfRecord.incarnation + 1 }
+    table.setSelf({ ...quiet, meta: { ...quiet.meta, roles: ['quiet'] } })
+    const internals = b.membership as unknown as { applyAll(claims: Claim[]): Claim[] }
+    internals.applyAll([
+      {
+        kind: 'patch',
+        id: a.id,
+        incarnation: quiet.incarnation + 5,
+        base: quiet.incarnation + 4,
+        set: {},
+        drop: [],
+      },
+    ])
+    await waitFor('b to hold a’s unpublished record', () => {
+      const seen = b.membership.get(a.id)
+      return seen?.incarnation === quiet.incarnation && JSON.stringify(seen.meta.roles) === '["quiet"]'
+    })
   })
 
   it('a second agent on the same data folder is refused with a clear error', async () => {

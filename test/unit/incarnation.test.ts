@@ -20,6 +20,14 @@ const alive = (incarnation: number, meta = {}): Claim => ({
 const suspect = (incarnation: number, from = 'x'): Claim => ({ kind: 'suspect', id: A, incarnation, from })
 const dead = (incarnation: number): Claim => ({ kind: 'dead', id: A, incarnation, from: 'x' })
 const left = (incarnation: number): Claim => ({ kind: 'left', id: A, incarnation })
+const patch = (incarnation: number, base: number, set = {}, drop: string[] = []): Claim => ({
+  kind: 'patch',
+  id: A,
+  incarnation,
+  base,
+  set,
+  drop,
+})
 
 describe('applyClaim', () => {
   it('adds an unknown member only when it is claimed alive', () => {
@@ -74,6 +82,37 @@ describe('applyClaim', () => {
     expect(applyClaim(record('dead', 2), left(2)).effect).toBe('leave')
     expect(applyClaim(record('left', 2), left(2)).effect).toBe('ignore')
     expect(applyClaim(record('alive', 3), left(2)).effect).toBe('ignore')
+  })
+})
+
+describe('patches', () => {
+  it('apply on the incarnation they patch: changed keys set, dropped keys gone, the member alive again', () => {
+    const current = { ...record('suspect', 2), meta: { ready: true, roles: ['web'] } }
+    const outcome = applyClaim(current, patch(3, 2, { ready: false }, ['roles']))
+    expect(outcome).toMatchObject({ effect: 'update', previous: 'suspect' })
+    expect(outcome.effect === 'update' && outcome.record).toMatchObject({
+      incarnation: 3,
+      state: 'alive',
+      meta: { ready: false },
+    })
+    expect(outcome.effect === 'update' && Object.keys(outcome.record.meta)).toEqual(['ready'])
+  })
+
+  it('want the whole record when the patched incarnation is not held, the member is unknown, dead or gone', () => {
+    expect(applyClaim(record('alive', 1), patch(3, 2)).effect).toBe('stale')
+    expect(applyClaim(undefined, patch(3, 2)).effect).toBe('stale')
+    expect(applyClaim(record('dead', 2), patch(3, 2)).effect).toBe('stale')
+    expect(applyClaim(record('left', 2), patch(3, 2)).effect).toBe('stale')
+  })
+
+  it('are ignored when not newer', () => {
+    expect(applyClaim(record('alive', 3), patch(3, 2)).effect).toBe('ignore')
+    expect(applyClaim(record('alive', 4), patch(3, 2)).effect).toBe('ignore')
+  })
+
+  it('of ourselves, coming back, are no accusation; a newer one is', () => {
+    expect(refutation(3, patch(3, 2))).toBeNull()
+    expect(refutation(3, patch(5, 4))).toBe(6)
   })
 })
 

@@ -38,7 +38,12 @@ function makeTable(observers: string[] = ['c', SELF]) {
   ] as const) {
     events.on(name, (member) => seen.push(`${name} ${member.id}`))
   }
-  const hooks = { declaredDead: vi.fn(), refute: vi.fn(), observersOf: vi.fn(() => observers) }
+  const hooks = {
+    declaredDead: vi.fn(),
+    refute: vi.fn(),
+    observersOf: vi.fn(() => observers),
+    stale: vi.fn(),
+  }
   const table = new MemberTable(selfRecord, timers, events, hooks, silentLogger, MetadataContract.of())
   return { table, seen, hooks }
 }

@@ -94,7 +94,7 @@ function view(log: Logger = silentLogger): MemberTable {
     { id: 'self', addrs: [], incarnation: 1, state: 'alive', meta: {} },
     presetTimers('test').membership,
     new TypedEvents<MembershipEvents>(silentLogger),
-    { declaredDead: () => {}, refute: () => {}, observersOf: () => [] },
+    { declaredDead: () => {}, refute: () => {}, observersOf: () => [], stale: () => {} },
     log,
     MEMBER_METADATA,
   )
