@@ -3,7 +3,16 @@ import type { IdentifyResult, Message, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Logger, Startable } from '../shared/index.js'
-import { type Channel, exchange, FrameError, messageOf, serve, TypedEvents } from '../shared/index.js'
+import {
+  type Channel,
+  exchange,
+  FrameError,
+  messageOf,
+  pickRandom,
+  serve,
+  shuffle,
+  TypedEvents,
+} from '../shared/index.js'
 import { Awareness } from './awareness.js'
 import { Backpressure } from './backpressure.js'
 import type { MembershipTimers } from './config.js'
@@ -976,19 +985,6 @@ const NEWS_FROM_SYNC_MAX = 32
 
 /** Streams that every connection carries for its whole life: they do not make it busy. */
 const BACKGROUND_PROTOCOLS = ['/meshsub/', '/floodsub/', '/ipfs/id/', '/ipfs/ping/', '/libp2p/autonat/']
-
-function shuffle<T>(items: T[]): T[] {
-  const out = [...items]
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1))
-    ;[out[i], out[j]] = [out[j]!, out[i]!]
-  }
-  return out
-}
-
-function pickRandom<T>(items: T[], count: number): T[] {
-  return shuffle(items).slice(0, count)
-}
 
 /** +-10% so that nodes started together do not sync in lockstep. */
 function jitter(ms: number): number {
