@@ -8,7 +8,12 @@
  * commit one entry and move no node. Sent in turn, one at a time, with a pause
  * between two commands, through the leader, through a follower voter and through
  * a non-voter (both forward to the leader over a libp2p stream). A GET
- * /api/manager to the same agent (no commit) is timed alongside.
+ * /api/manager to the same agent (no commit) is timed alongside, and right
+ * after each answer a GET /api/rollouts/ID to the same agent checks that it
+ * shows the command's effect (read-your-writes). The CPU each agent process
+ * uses per committed entry, above its own rest, is measured by role. Every 25
+ * rounds the bench waits (up to 30 s) for other processes on the host to calm
+ * down.
  *
  * The floor, measured in the same run: one synced Raft storage write (level,
  * bench/raft-storage.ts) and one loopback TCP round trip between two processes.
@@ -28,6 +33,7 @@ import {
   getJson,
   leaderOf,
   type ManagerView,
+  othersQuiet,
   post,
   quantiles,
   type RolloutView,
@@ -38,13 +44,20 @@ import {
   until,
   waitQuiet,
 } from './manager-cluster.js'
-import { terminate } from './processes.js'
+import { cpuTicks, terminate } from './processes.js'
 import { runRaftStorage } from './raft-storage.js'
-import { round, type TempDirs } from './util.js'
+import { clockTicks, round, type TempDirs } from './util.js'
 
 /** Between two commands: the leader's follow-up entry and the state's spread to every agent settle. */
 const GAP_MS = 100
 const IDLE_WINDOW_MS = 10_000
+/** Every BLOCK rounds, wait (up to QUIET_MAX_WAIT_S) for processes outside the bench to use < QUIET_LIMIT_CORES. */
+const BLOCK = 25
+const QUIET_LIMIT_CORES = 0.5
+const QUIET_MAX_WAIT_S = 30
+/** After a stale read: poll the agent this often, this long, until it shows the command's effect. */
+const VISIBLE_POLL_MS = 5
+const VISIBLE_CAP_MS = 2000
 
 type Path = 'leader' | 'follower voter' | 'non-voter'
 
@@ -58,6 +71,13 @@ export interface CommandPath {
   resumeMs: ReturnType<typeof quantiles>
   /** GET /api/manager on the same agent, in the same rounds: the API without a commit. */
   readMs: ReturnType<typeof quantiles>
+  /**
+   * Answers after which a GET /api/rollouts/ID to the same agent, sent at once, did
+   * not show the command's effect yet (pause: `paused`; resume: no longer `paused`).
+   */
+  staleReads: { pause: number; resume: number }
+  /** Answer → the same agent's GET /api/rollouts/ID shows the effect (polled every 5 ms, up to 2 s; 0: at once). */
+  visibleAfterMs: ReturnType<typeof quantiles>
 }
 
 export interface CommandSeries {
@@ -76,6 +96,13 @@ export interface CommandSeries {
   windowS: number
   /** (bench cores during − at rest) × window ÷ entries: CPU the whole cluster spends per committed entry. */
   cpuMsPerEntry: number | null
+  /**
+   * The same per agent process (components excluded), by role: CPU ms per committed
+   * entry above its own rest, the leader's and the mean of the others of each role.
+   */
+  cpuMsPerEntryByRole: { leader: number; followerVoter: number | null; nonVoter: number | null } | null
+  /** Other processes' CPU in the 2 s before each block of 25 rounds (after waiting up to 30 s for < 0.5 core). */
+  othersBeforeBlocks: Array<{ waitedS: number; otherCores: number; quiet: boolean }>
   loadAverageAtStart: number
   hostQuietBefore: { waitedS: number; quiet: boolean }
 }
@@ -103,6 +130,8 @@ export async function measureCommands(
     entries: 0,
     windowS: 0,
     cpuMsPerEntry: null,
+    cpuMsPerEntryByRole: null,
+    othersBeforeBlocks: [],
     loadAverageAtStart,
     hostQuietBefore,
   }
@@ -140,19 +169,35 @@ export async function measureCommands(
       return r.state === 'waiting-approval'
     })
     // The cluster's own CPU at rest, then during the commands: what one committed entry costs.
+    const ticksOf = () => Promise.all(agents.map((a) => cpuTicks(a.child.pid!)))
     const idle = await cpuWindow()
+    const idleTicks = await ticksOf()
+    const idleFrom = performance.now()
     await sleep(IDLE_WINDOW_MS)
     series.idleCpu = await idle()
+    const idleTicksAfter = await ticksOf()
+    const idleS = (performance.now() - idleFrom) / 1000
     const indexBefore = (await getJson<ManagerView>(leader.info.api, '/api/manager')).commitIndex
     const windowStart = performance.now()
     const samples = new Map(
       paths.map((p) => [
         p.path,
-        { pause: [] as number[], resume: [] as number[], read: [] as number[], errors: 0 },
+        {
+          pause: [] as number[],
+          resume: [] as number[],
+          read: [] as number[],
+          visible: [] as Array<number | null>,
+          errors: 0,
+          stale: { pause: 0, resume: 0 },
+        },
       ]),
     )
     const cpu = await cpuWindow()
+    const windowTicks = await ticksOf()
     for (let i = 0; i < pairsPerPath; i++) {
+      // A shared host: let other processes' bursts pass between blocks (the window's CPU says how busy it was).
+      if (i % BLOCK === 0)
+        series.othersBeforeBlocks.push(await othersQuiet(QUIET_LIMIT_CORES, QUIET_MAX_WAIT_S))
       for (const { path, agent } of paths) {
         const got = samples.get(path)!
         for (const op of ['pause', 'resume'] as const) {
@@ -160,6 +205,21 @@ export async function measureCommands(
           try {
             await post<RolloutView>(agent.info.api, `/api/rollouts/${rollout.id}/${op}`)
             got[op].push(performance.now() - t)
+            // Read-your-writes on the agent that answered (docs/manager.md, step 5).
+            const answered = performance.now()
+            const shows = async () =>
+              (op === 'pause') ===
+              ((await getJson<RolloutView>(agent.info.api, `/api/rollouts/${rollout.id}`)).state === 'paused')
+            if (await shows()) got.visible.push(0)
+            else {
+              got.stale[op]++
+              let after: number | null = null
+              while (after == null && performance.now() - answered < VISIBLE_CAP_MS) {
+                await sleep(VISIBLE_POLL_MS)
+                if (await shows()) after = performance.now() - answered
+              }
+              got.visible.push(after)
+            }
           } catch (err) {
             got.errors++
             if (got.errors <= 3) notes.push(`${maxVoters} voters, ${path} ${op}: ${String(err)}`)
@@ -172,6 +232,7 @@ export async function measureCommands(
       }
     }
     series.cpu = await cpu()
+    const windowTicksAfter = await ticksOf()
     const windowS = (performance.now() - windowStart) / 1000
     series.entries = (await getJson<ManagerView>(leader.info.api, '/api/manager')).commitIndex - indexBefore
     series.windowS = round(windowS, 1)
@@ -180,12 +241,29 @@ export async function measureCommands(
         (((series.cpu.benchCores - series.idleCpu.benchCores) * windowS) / series.entries) * 1000,
         1,
       )
+    if (series.entries > 0) {
+      const hz = clockTicks()
+      const perEntry = agents.map((a, i) => {
+        const during = (windowTicksAfter[i]! - windowTicks[i]!) / hz
+        const rest = ((idleTicksAfter[i]! - idleTicks[i]!) / hz / idleS) * windowS
+        return { id: a.info.id, ms: ((during - rest) / series.entries) * 1000 }
+      })
+      const mean = (ids: (id: string) => boolean) => {
+        const got = perEntry.filter((p) => ids(p.id))
+        return got.length === 0 ? null : round(got.reduce((sum, p) => sum + p.ms, 0) / got.length, 1)
+      }
+      series.cpuMsPerEntryByRole = {
+        leader: mean((id) => id === leader.info.id) ?? 0,
+        followerVoter: mean((id) => id !== leader.info.id && view.voters.includes(id)),
+        nonVoter: mean((id) => !view.voters.includes(id)),
+      }
+    }
     series.termAfter = (await getJson<ManagerView>(leader.info.api, '/api/manager')).term
     if (series.termAfter !== series.termBefore)
       notes.push(
         `${maxVoters} voters: the term changed during the commands (${series.termBefore} → ${series.termAfter})`,
       )
-    const q = (values: number[]) => {
+    const q = (values: Array<number | null>) => {
       const s = quantiles(values)
       const r = (v: number | null) => (v == null ? null : round(v, 2))
       return { ...s, min: r(s.min), p50: r(s.p50), p90: r(s.p90), p99: r(s.p99), max: r(s.max) }
@@ -201,6 +279,8 @@ export async function measureCommands(
         pauseMs: q(got.pause),
         resumeMs: q(got.resume),
         readMs: q(got.read),
+        staleReads: got.stale,
+        visibleAfterMs: q(got.visible),
       }
     })
   } catch (err) {

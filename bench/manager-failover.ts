@@ -56,7 +56,7 @@ const SETTLE_MS = 3000
 const CAP_MS = 20_000
 /** Before each kill: wait up to OTHERS_MAX_WAIT_S for processes outside the bench to use < OTHERS_LIMIT_CORES. */
 const OTHERS_LIMIT_CORES = 0.5
-const OTHERS_MAX_WAIT_S = 60
+const OTHERS_MAX_WAIT_S = 30
 
 export interface FailoverKill {
   run: number
@@ -84,7 +84,7 @@ export interface FailoverKill {
   nodeSettledMs: number | null
   pollPeriodMs: number
   cpu: CpuUse | null
-  /** Other processes' CPU in the 2 s before the kill, after waiting up to 60 s for < 0.5 core. */
+  /** Other processes' CPU in the 2 s before the kill, after waiting up to 30 s for < 0.5 core. */
   othersBefore: { waitedS: number; otherCores: number; quiet: boolean } | null
 }
 

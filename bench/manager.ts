@@ -40,6 +40,7 @@ import {
   clusterKeys,
   cpuWindow,
   getJson,
+  othersQuiet,
   PRESET,
   reapComponents,
   startCluster,
@@ -266,6 +267,9 @@ function textOf(report: {
           'p50 ÷ floor',
           'p99 ÷ floor',
           'GET p50',
+          'stale pause/resume',
+          'visible p50',
+          'visible max',
           'CPU ms/entry',
         ],
         commands.series.flatMap((s) =>
@@ -283,10 +287,17 @@ function textOf(report: {
               ratio?.p50OverFloor ?? null,
               ratio?.p99OverFloor ?? null,
               p.readMs.p50,
+              `${p.staleReads.pause}/${p.staleReads.resume}`,
+              p.visibleAfterMs.p50,
+              p.visibleAfterMs.max,
               s.cpuMsPerEntry,
             ]
           }),
         ),
+      ),
+      ...commands.series.map(
+        (s) =>
+          `${s.votersSeen} voters: CPU ms per committed entry by agent process: ${JSON.stringify(s.cpuMsPerEntryByRole)}; ${s.entries} entries in ${s.windowS} s; others ${s.cpu?.otherCores ?? '-'} cores`,
       ),
       '',
     )
@@ -399,6 +410,8 @@ export interface RollingRun {
   notAliveInManagerView: Array<{ node: string; state: string; fromMs: number; toMs: number }>
   cpu: Awaited<ReturnType<Awaited<ReturnType<typeof cpuWindow>>>>
   hostQuietBefore: { waitedS: number; quiet: boolean }
+  /** Other processes' CPU in the 2 s before the load began (after waiting up to 60 s for < 0.5 core). */
+  othersBefore: { waitedS: number; otherCores: number; quiet: boolean }
   load: {
     rate: number
     connections: number
@@ -482,6 +495,8 @@ async function rollingRun(
   await until(`${n} backends ready in the load balancer`, async () => (await inRotation()) === n)
   await until(`${n} agents steady`, () => steady(agents), 60_000)
   await sleep(3000)
+  // A shared host: wait (a while) for other processes' bursts to pass; the run's CPU says how busy it was.
+  const othersBefore = await othersQuiet(0.5, 60)
   const loadAverageAtStart = round(loadavg()[0] ?? 0, 2)
   try {
     // Sampled every 100 ms: the load balancer's rotation, and the leader's own view of
@@ -669,6 +684,7 @@ async function rollingRun(
       notAliveInManagerView: notAlive,
       cpu: cpuUse,
       hostQuietBefore,
+      othersBefore,
       load: {
         rate: rate.rate,
         connections: rate.connections,
