@@ -66,6 +66,31 @@ function keepLog(agent: Agent): void {
   agent.child.stderr?.pipe(out)
 }
 
+/** A Raft role change an agent logged (`raft role`, info level): when, which agent, the role and the term. */
+export interface RoleEvent {
+  at: number
+  node: string
+  role: string
+  term: number
+}
+
+const ROLE_LINE = /^(\S+) INFO\s+\[shoal:raft\] raft role role=(\S+) leader=\S+ term=(\d+)/
+
+/** Every Raft role change in the agents' logs (SHOAL_BENCH_AGENT_LOGS), oldest first; null without logs. */
+export async function roleEvents(): Promise<RoleEvent[] | null> {
+  if (LOG_DIR == null) return null
+  const events: RoleEvent[] = []
+  for (const name of await readdir(LOG_DIR)) {
+    if (!name.endsWith('.log')) continue
+    for (const line of (await readFile(join(LOG_DIR, name), 'utf8')).split('\n')) {
+      const m = ROLE_LINE.exec(line)
+      if (m != null)
+        events.push({ at: Date.parse(m[1]!), node: name.slice(0, -4), role: m[2]!, term: Number(m[3]) })
+    }
+  }
+  return events.sort((a, b) => a.at - b.at)
+}
+
 /** Starts one agent process (preset lan) and adds it to `agents` at once, so a failure still stops it. */
 async function startAgent(dirs: TempDirs, boot: string[], extra: string[], agents: Agent[]): Promise<Agent> {
   const dataDir = await dirs.make('shoal-bench-mgr-node-')

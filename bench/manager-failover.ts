@@ -36,9 +36,11 @@ import {
   othersQuiet,
   post,
   quantiles,
+  type RoleEvent,
   type RolloutView,
   reapComponents,
   restartAgent,
+  roleEvents,
   sleep,
   startCluster,
   steady,
@@ -86,6 +88,20 @@ export interface FailoverKill {
   cpu: CpuUse | null
   /** Other processes' CPU in the 2 s before the kill, after waiting up to 30 s for < 0.5 core. */
   othersBefore: { waitedS: number; otherCores: number; quiet: boolean } | null
+  /** From the agents' logs (SHOAL_BENCH_AGENT_LOGS only): how the election went. */
+  election: Election | null
+}
+
+/** ms from the SIGKILL, from the agents' `raft role` log lines (their clocks; one host). */
+export interface Election {
+  /** The first survivor whose election timeout fired (pre-vote). */
+  firstPreCandidateMs: number | null
+  /** The first that won its pre-vote and asked for votes (a new term). */
+  firstCandidateMs: number | null
+  /** Voters that asked for votes in the first new term: more than one can split the vote. */
+  candidatesFirstTerm: number
+  /** A survivor became leader (then acting once its term-start entry is committed and its lease holds). */
+  leaderMs: number | null
 }
 
 export interface FailoverSeries {
@@ -101,6 +117,10 @@ export interface FailoverSeries {
   skippedLeaderSteps: number
   /** Polls that saw two nodes `updating` at once in a max-unavailable 1 rollout (the bench opened both gates). */
   pollsWithTwoUpdating: number
+  /** Kills after which more than one election was needed (the new term is above the old one + 1). */
+  killsWithMoreThanOneElection: number
+  /** New terms between two kills that no kill explains (the leader deposed while the bench waited). */
+  termsBetweenKills: number
   staleSteps: number
   /** Steps of one more rollout without kills, timed finely (only at the largest size). */
   handOver: HandOverStep[]
@@ -259,6 +279,8 @@ export async function measureFailover(
     await Promise.all(agents.map((a) => terminate(a.child)))
     await reapComponents(agents.map((a) => a.dataDir))
   }
+  const events = await roleEvents()
+  if (events != null) for (const k of kills) k.election = electionOf(k, events)
   return {
     n,
     voters,
@@ -280,6 +302,10 @@ export async function measureFailover(
     ),
     skippedLeaderSteps,
     pollsWithTwoUpdating: doubles,
+    killsWithMoreThanOneElection: kills.filter((k) => k.newTerm != null && k.newTerm > k.oldTerm + 1).length,
+    termsBetweenKills: kills
+      .slice(1)
+      .reduce((sum, k, i) => sum + Math.max(0, k.oldTerm - (kills[i]!.newTerm ?? k.oldTerm)), 0),
     staleSteps,
     handOver,
     handOverMs: summarize(handOver),
@@ -387,6 +413,27 @@ async function killLeader(
     pollPeriodMs: round(elapsed / Math.max(1, polls)),
     cpu: used,
     othersBefore: null,
+    election: null,
+  }
+}
+
+/** The election after a kill, from the role changes the survivors logged between the SIGKILL and the resumed step. */
+export function electionOf(kill: FailoverKill, events: RoleEvent[]): Election {
+  const from = Date.parse(kill.at)
+  const window = events.filter(
+    (e) => e.node !== kill.killed && e.at >= from && e.at <= from + (kill.resumedMs ?? CAP_MS),
+  )
+  const first = (role: string) => {
+    const e = window.find((x) => x.role === role)
+    return e == null ? null : e.at - from
+  }
+  return {
+    firstPreCandidateMs: first('pre-candidate'),
+    firstCandidateMs: first('candidate'),
+    candidatesFirstTerm: new Set(
+      window.filter((e) => e.role === 'candidate' && e.term === kill.oldTerm + 1).map((e) => e.node),
+    ).size,
+    leaderMs: first('leader'),
   }
 }
 

@@ -182,7 +182,17 @@ function textOf(report: {
     lines.push(`failover (preset ${PRESET}; SIGKILL of the Raft leader, a rollout step due), ms`)
     lines.push(
       table(
-        ['N', 'kill', 'acting', 'resumed', 'node settled', 'term', 'poll', 'bench / other cores'],
+        [
+          'N',
+          'kill',
+          'acting',
+          'resumed',
+          'node settled',
+          'term',
+          'poll',
+          'bench / other cores',
+          'pre-vote / candidate / leader (logs)',
+        ],
         failover.flatMap((f) =>
           f.kills.map((k) => [
             f.n,
@@ -193,6 +203,9 @@ function textOf(report: {
             `${k.oldTerm} → ${k.newTerm ?? '-'}`,
             k.pollPeriodMs,
             k.cpu == null ? null : `${k.cpu.benchCores} / ${k.cpu.otherCores}`,
+            k.election == null
+              ? null
+              : `${k.election.firstPreCandidateMs ?? '-'} / ${k.election.firstCandidateMs ?? '-'} ×${k.election.candidatesFirstTerm} / ${k.election.leaderMs ?? '-'}`,
           ]),
         ),
       ),
@@ -209,6 +222,8 @@ function textOf(report: {
           'quiet kills',
           'quiet p50',
           'quiet p99',
+          '> 1 election',
+          'terms between kills',
         ],
         failover.map((f) => [
           f.n,
@@ -220,6 +235,8 @@ function textOf(report: {
           f.quiet.kills,
           f.quiet.resumedMs.p50,
           f.quiet.resumedMs.p99,
+          f.killsWithMoreThanOneElection,
+          f.termsBetweenKills,
         ]),
       ),
       '',
