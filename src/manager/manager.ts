@@ -364,9 +364,14 @@ export class Manager implements Startable {
    * nothing may change: ERR_NO_QUORUM.
    */
   async command(input: ManagerCommand): Promise<RolloutRecord> {
+    return (await this.commandAt(input)).rollout
+  }
+
+  /** command(), with the log index the decision was committed at (what a read must reach). */
+  async commandAt(input: ManagerCommand): Promise<{ rollout: RolloutRecord; index: number }> {
     const command = commandSchema.parse(input)
-    const answer = await this.submit(command)
-    return (answer as { rollout?: unknown }).rollout as RolloutRecord
+    const answer = (await this.submit(command)) as { rollout?: unknown; index?: number }
+    return { rollout: answer.rollout as RolloutRecord, index: answer.index ?? 0 }
   }
 
   /**

@@ -75,14 +75,14 @@ describe('CommandClient: commands answered once this agent can show them', () =>
     const record = rollout({ id: 'rx' })
     const client = new CommandClient({
       manager: {
-        command: async (command) => {
+        commandAt: async (command) => {
           expect(command).toMatchObject({
             op: 'rollout',
             distribution: 'app@2',
             requestedBy: 'alice (admin)',
           })
-          setTimeout(() => (current = state({ rollouts: [record] })), 50)
-          return record
+          setTimeout(() => (current = state({ rollouts: [record], seq: 7 })), 50)
+          return { rollout: record, index: 7 }
         },
         unpublish: async ({ id }) => {
           setTimeout(() => (known = new Set()), 50)
@@ -100,10 +100,31 @@ describe('CommandClient: commands answered once this agent can show them', () =>
     expect(known.size).toBe(0)
   })
 
+  it('answers a command on a rollout this agent already holds only once it holds the decision (read-your-writes)', async () => {
+    const record = rollout({ id: 'rx' })
+    let current = state({ rollouts: [record], seq: 7 })
+    const paused = { ...record, state: 'paused' as const }
+    const client = new CommandClient({
+      manager: {
+        commandAt: async () => {
+          setTimeout(() => (current = state({ rollouts: [paused], seq: 8 })), 50)
+          return { rollout: paused, index: 8 }
+        },
+        unpublish: () => Promise.reject(new Error('not reached')),
+      },
+      store: { current: () => current },
+      members: () => [],
+      versions: { known: () => true, check: () => {} },
+    })
+    await client.command({ op: 'pause', id: 'rx' }, 'alice (admin)')
+    expect(current.seq).toBe(8)
+    expect(current.rollouts[0]?.state).toBe('paused')
+  })
+
   it('refuses a rollout without NAME@VERSION, and one the version check refuses', async () => {
     const client = new CommandClient({
       manager: {
-        command: () => Promise.reject(new Error('not reached')),
+        commandAt: () => Promise.reject(new Error('not reached')),
         unpublish: () => Promise.reject(new Error('not reached')),
       },
       store: { current: emptyState },
