@@ -20,7 +20,8 @@
  * - probes a member at once when its connection drops, and a member it observes
  *   at once when a suspicion of it is published (so its accusation counts as a
  *   witness at the full members, whose views need 3 of them for a dead verdict);
- * - answers ping, ping-req (probing the target itself), direct claims, and both
+ * - answers ping, ping-req (probing the target itself), direct claims, a request
+ *   for its record (a view that could not apply its patch asks), and both
  *   syncs: the delta sync (2.0.0, with src/membership/sync-exchange.ts over the
  *   truth) and the full-view sync (1.0.0); publishes the record of a member that
  *   syncs with it before it has heard of it (as merge() passes on a little news),
@@ -31,16 +32,22 @@
  * - closes connections beyond the budget of 48 every 4 probe intervals, least
  *   recently used first (src/membership/connection-budget.ts), never its ring
  *   neighbours', its gossip mesh peers', or one used in the last 10 s;
- * - refutes suspicions of itself with a higher incarnation, publishes its alive
- *   claim at start, and never declares anyone dead (the full members' suspicion
- *   timers do), never tries dead members again, and has no local health (CPU is
- *   free here: no member is ever late).
+ * - publishes its own record as Membership does (self-announcement.ts: the whole
+ *   record at start and when it refutes a suspicion of itself, at most once per
+ *   probe interval; a patch of the keys that changed for a metadata change, at
+ *   most once per 100 ms);
+ * - never declares anyone dead (the full members' suspicion timers do), never
+ *   tries dead members again, and has no local health (CPU is free here: no
+ *   member is ever late).
  * An exchange between two light members that are both up is charged (calibrated
  * bytes, a real dial, each side's connection budget touched) rather than run: a
- * ping and its ack; a delta sync of two equal views (a digest and `same`), or, for
- * a joiner's first sync, the whole view one way and its record the other, after
- * which the member it joined through passes its record on. An exchange with a full
- * member, or with a member that is down, runs on the real stream path.
+ * ping and its ack; a delta sync of two equal views (a digest and `same`); for a
+ * joiner's first sync, the whole view one way and its record the other, after
+ * which the member it joined through passes its record on; between a member and
+ * one that never heard of it (its record never reached the gossip: the member it
+ * joined through had no gossip peer yet), one bucket's entries and the record,
+ * passed on by the one that lacked it. An exchange with a full member, or with a
+ * member that is down, runs on the real stream path.
  * Gossip runs in flood mode (network.ts): each message's spread over the mesh is
  * computed at once, every copy counted, delivered to the full members only; the
  * light members read in it claims about themselves, suspicions of the members
@@ -74,9 +81,11 @@ import {
   ringNeighbours,
   ringPositions,
 } from '../../src/membership/monitoring-rings.js'
+import { SelfAnnouncement } from '../../src/membership/self-announcement.js'
 import { answerPullPush, pullPush } from '../../src/membership/sync-exchange.js'
 import { silentLogger } from '../../src/shared/logger.js'
 import { presetTimers } from '../../src/shared/presets.js'
+import { pickRandom, shuffle } from '../../src/shared/random-pick.js'
 import { type Channel, exchange, serve } from '../../src/shared/stream-rpc.js'
 import { agentMeta, SimCluster, type SimMember } from './cluster.js'
 import { exchangeBytes } from './costs.js'
@@ -88,6 +97,8 @@ import type { ScenarioOptions } from './scenario.js'
 const TIMERS = presetTimers('lan').membership
 /** Sync rounds after start that run every 2 probe intervals (Membership's CATCH_UP_SYNCS). */
 const CATCH_UP_SYNCS = 4
+/** ms between two publications of a member's own record for metadata changes (Membership's METADATA_ANNOUNCE_GAP_MS). */
+const METADATA_ANNOUNCE_GAP_MS = 100
 const MAX_BYTES = 4 * 1024 * 1024
 /** The truth's digest and records are recomputed at most this often (virtual ms). */
 const TRUTH_REFRESH_MS = 250
@@ -379,6 +390,12 @@ class LightMember {
   private probeOrder: string[] = []
   private rings: { version: number; neighbours: RingNeighbours } | null = null
   private syncRounds = 0
+  /** False until the first sync (the join through the bootstrap): until then its view is itself alone. */
+  private joined = false
+  private readonly announcement = new SelfAnnouncement()
+  private lastAnnouncedAt = Number.NEGATIVE_INFINITY
+  private announcementDue = false
+  private fullAnnouncementDue = false
 
   constructor(
     readonly node: SimNode,
@@ -432,7 +449,7 @@ class LightMember {
       const id = peerId.toString()
       if (this.hybrid.strangerTo(this, id)) void this.syncWith(id)
     })
-    this.publish(true, this.aliveClaim())
+    this.publish(true, this.announcement.next(this.record(), true))
     void this.loop(
       () => TIMERS.probeInterval,
       () => this.probeNext(),
@@ -458,13 +475,37 @@ class LightMember {
     this.abort.abort()
   }
 
-  /** Someone claimed we are suspect or dead: announce a higher incarnation. */
+  /** Someone claimed we are suspect or dead: announce a higher incarnation (the whole record, one per probe interval). */
   refute(incarnation: number): void {
     if (this.stopped || incarnation <= this.incarnation) return
     this.incarnation = incarnation
     this.hybrid.truth.changed()
     this.hybrid.stats.refutations++
-    this.publish(false, this.aliveClaim())
+    this.announceSelf(TIMERS.probeInterval, true)
+  }
+
+  /**
+   * Publishes this member's record now, or `gapMs` after the last publication, as a
+   * patch of the keys that changed when that is worth it (Membership.announceSelf,
+   * src/membership/self-announcement.ts).
+   */
+  private announceSelf(gapMs: number, full = false): void {
+    if (full) this.fullAnnouncementDue = true
+    if (this.announcementDue) return
+    const announce = () => {
+      this.announcementDue = false
+      if (this.stopped) return
+      this.lastAnnouncedAt = Date.now()
+      this.publish(false, this.announcement.next(this.record(), this.fullAnnouncementDue))
+      this.fullAnnouncementDue = false
+    }
+    const delay = Math.max(0, this.lastAnnouncedAt + gapMs - Date.now())
+    if (delay === 0) {
+      announce()
+      return
+    }
+    this.announcementDue = true
+    setTimeout(announce, delay)
   }
 
   /** A suspicion of `target` was published: its observers probe it at once (Membership's member:suspect). */
@@ -478,13 +519,13 @@ class LightMember {
     }, Math.random() * 50)
   }
 
-  /** A metadata change: a higher incarnation, announced. */
+  /** A metadata change: a higher incarnation, announced (a patch, as Membership.setMetadata). */
   updateMeta(meta: Record<string, unknown>): void {
     if (this.stopped) return
     this.meta = meta
     this.incarnation++
     this.hybrid.truth.changed()
-    this.publish(false, this.aliveClaim())
+    this.announceSelf(METADATA_ANNOUNCE_GAP_MS)
   }
 
   aliveClaim(): Claim {
@@ -690,6 +731,11 @@ class LightMember {
       await ch.write(encode({ t: ok ? 'ack' : 'nack' }))
       return
     }
+    if (request.t === 'record') {
+      // A view that could not apply our patch asks for the whole record.
+      await ch.write(encode({ t: 'record', record: this.record() }))
+      return
+    }
     if (request.t === 'claims') {
       for (const claim of request.claims ?? [])
         if (claim.id === this.id && claim.kind !== 'alive' && claim.incarnation >= this.incarnation)
@@ -725,14 +771,23 @@ class LightMember {
         await this.node.dial(peer)
         light.budget.touch(this.id)
         const { deltaSync } = this.hybrid.protocols
-        if (this.hybrid.strangerTo(light, this.id)) {
-          // Our join: the other side sends its whole view and takes our record, then passes it on.
-          const { request, answer } = this.hybrid.joinSyncBytes(this.record())
+        const charge = ({ request, answer }: { request: number; answer: number }) =>
           this.hybrid.chargeExchange(this.node, light.node, deltaSync, request, answer)
+        if (!this.joined) {
+          // Our join: the other side sends its whole view and takes our record, then passes it on.
+          charge(this.hybrid.joinSyncBytes(this.record()))
           light.merged(this.id, [this.record()])
+        } else if (this.hybrid.strangerTo(light, this.id)) {
+          // It never heard of us: one bucket differs, it takes our record and passes it on.
+          charge(this.hybrid.bucketSyncBytes(this.record()))
+          light.merged(this.id, [this.record()])
+        } else if (this.hybrid.strangerTo(this, target)) {
+          charge(this.hybrid.bucketSyncBytes(light.record()))
+          this.merged(target, [light.record()])
         } else {
-          this.hybrid.chargeExchange(this.node, light.node, deltaSync, DIGEST_BYTES, SAME_BYTES)
+          charge({ request: DIGEST_BYTES, answer: SAME_BYTES })
         }
+        this.joined = true
         this.hybrid.stats.lightSyncsCharged++
         return
       }
@@ -743,6 +798,7 @@ class LightMember {
         { timeoutMs: 10_000, maxBytes: MAX_BYTES },
         (ch) => pullPush(ch, this.hybrid.truth.table, () => {}),
       )
+      this.joined = true
       this.hybrid.stats.lightSyncsRun++
     } catch {
       // a member that is down, or a refused dial: as Membership, a log line
@@ -891,6 +947,22 @@ class Hybrid {
     }
   }
 
+  /**
+   * A delta sync between two views that differ in one member (one has never heard
+   * of it): digest, bucket hashes, the entries of that bucket, the record.
+   */
+  bucketSyncBytes(record: MemberRecord): { request: number; answer: number } {
+    const count = bucketCount(this.memberIds.length)
+    const hashes = encode({ t: 'buckets', buckets: new Array(count).fill('x'.repeat(11)) }).byteLength
+    const entry = JSON.stringify([record.id, record.incarnation, 0]).length + 1
+    const entries = encode({ t: 'entries', buckets: [0], entries: [] }).byteLength
+    const page = encode({ t: 'records', records: [], want: [], done: true }).byteLength
+    return {
+      request: DIGEST_BYTES + entries + Math.ceil(this.memberIds.length / count) * entry + page,
+      answer: hashes + page + JSON.stringify(record).length,
+    }
+  }
+
   peerOf(id: string): PeerId | undefined {
     return this.peers.get(id)?.peerId
   }
@@ -972,7 +1044,8 @@ class Hybrid {
       const { id, incarnation } = claim
       switch (claim.kind) {
         case 'alive':
-          if (reached > 0) this.heard.add(id)
+        case 'patch':
+          if (claim.kind === 'alive' && reached > 0) this.heard.add(id)
           if (truth.declared.delete(id) && this.peers.get(id)?.up === true) truth.rings.add(id)
           if ((truth.suspected.get(id) ?? Infinity) < incarnation) truth.suspected.delete(id)
           break
@@ -1255,19 +1328,6 @@ function sumStats(parts: Array<Record<string, number>>): Record<string, number> 
 
 function encode(value: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(value))
-}
-
-function shuffle<T>(items: T[]): T[] {
-  const out = [...items]
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1))
-    ;[out[i], out[j]] = [out[j]!, out[i]!]
-  }
-  return out
-}
-
-function pickRandom<T>(items: T[], count: number): T[] {
-  return shuffle(items).slice(0, count)
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
