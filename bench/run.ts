@@ -13,6 +13,8 @@
  * `--reuse-calibration` (scale): the previous run's wire calibration (cached simulations then match).
  * `--run-up-to N` (scale): a simulation larger than N with no cached result is reported missing, not run.
  * `--rolling FROM:BATCH` (membership, scale; scale's default 100:10): sizes >= FROM start BATCH agents at a time.
+ * `--processes N` (membership): instead, N agent processes with SIGSTOP/SIGKILL rounds (issue 19;
+ * bench/membership-processes.ts), written to results/membership-processes-N.json.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
@@ -23,6 +25,7 @@ import { runLb } from './lb.js'
 import { runManager } from './manager.js'
 import { DEFAULT_WORKERS, runMembership } from './membership.js'
 import type { CellKind } from './membership-cell.js'
+import { runMembershipProcesses } from './membership-processes.js'
 import { runNodes } from './nodes.js'
 import { runRuntime } from './runtime.js'
 import { runScale } from './scale/index.js'
@@ -43,6 +46,7 @@ const { positionals, values } = parseArgs({
     preset: { type: 'string', default: 'lan' },
     'reuse-calibration': { type: 'boolean', default: false },
     'run-up-to': { type: 'string' },
+    processes: { type: 'string' },
   },
 })
 const suite = positionals[0] ?? 'membership'
@@ -101,6 +105,13 @@ if (!isTimerPreset(preset)) {
   process.exit(2)
 }
 
+// --processes N (membership): the agent-process rounds alone, into their own results file.
+const processCount = suite === 'membership' && values.processes != null ? Number(values.processes) : null
+if (processCount != null && !(Number.isInteger(processCount) && processCount >= 3)) {
+  console.error(`--processes wants a whole number >= 3, got "${values.processes}"`)
+  process.exit(2)
+}
+
 const { report, text } =
   suite === 'artifacts'
     ? await runArtifacts({ sizes })
@@ -126,16 +137,18 @@ const { report, text } =
                     reuseCalibration: values['reuse-calibration'],
                     ...(values['run-up-to'] == null ? {} : { runUpTo: Number(values['run-up-to']) }),
                   })
-                : await runMembership({
-                    sizes,
-                    processes: !values['no-processes'],
-                    workers,
-                    rolling,
-                    kind: kinds[0]!,
-                    preset,
-                  })
+                : processCount != null
+                  ? await runMembershipProcesses({ count: processCount })
+                  : await runMembership({
+                      sizes,
+                      processes: !values['no-processes'],
+                      workers,
+                      rolling,
+                      kind: kinds[0]!,
+                      preset,
+                    })
 await mkdir(RESULTS, { recursive: true })
-const file = `${RESULTS}${suite}.json`
+const file = `${RESULTS}${processCount != null ? `membership-processes-${processCount}` : suite}.json`
 await writeFile(file, `${JSON.stringify(report, null, 2)}\n`)
 console.log(text)
 console.log(`\nresults: ${file} (${report.durationS} s)`)
