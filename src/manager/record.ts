@@ -263,8 +263,9 @@ export interface ClusterStateComponents {
  * The cluster's replicated state: one record written only by the elected
  * manager, signed with its libp2p key, ordered by (term, seq). Every node keeps
  * the newest it has seen and persists it; its member metadata announces the
- * head (term, seq, writer), and a node that sees a newer head fetches the whole
- * record from that member over `/shoal/<cluster>/state/1.0.0` and checks the
+ * head (term, seq, writer: every entry from the writer and the voters, only a new
+ * term or writer from the others), and a node that sees a newer head fetches the
+ * whole record from that member over `/shoal/<cluster>/state/1.0.0` and checks the
  * writer's signature. Gossip spreads heads, anti-entropy gives them to nodes
  * that join or return, and a new manager starts from where the last one stopped.
  */
@@ -281,6 +282,8 @@ export class ClusterStateStore implements Startable {
   private retryTimer: NodeJS.Timeout | undefined
   private readonly abort = new AbortController()
   private running = false
+  /** The head this node last announced (announce). */
+  private announced: StateHead | null = null
 
   constructor(
     init: ClusterStateInit,
@@ -461,13 +464,30 @@ export class ClusterStateStore implements Startable {
     return this.chain
   }
 
+  /**
+   * Announces the head of `state` when this node serves it (its writer or a voter:
+   * at most 1 + 7 announcements per committed entry) or when its term, writer or
+   * generation changed. A follower's newer `seq` alone is not announced: each
+   * committed entry re-announced by every node was a gossip wave of N records
+   * received by every member (21.5 MB per member at 10,000, docs/scale.md), and
+   * followers fetch from the writer and voters, who announce every entry.
+   */
   private announce(state: ClusterState): Promise<void> {
-    const head = { term: state.term, seq: state.seq, manager: state.manager }
-    const patch: Partial<ManagerAnnouncement> = {
-      cluster: state.raft == null ? head : { ...head, g: state.raft.generation },
-    }
+    const head: StateHead = { term: state.term, seq: state.seq, manager: state.manager }
+    if (state.raft != null) head.g = state.raft.generation
+    const self = this.components.membership.id
+    const serves = state.manager === self || state.voters.includes(self)
+    const last = this.announced
+    if (!serves && last != null && sameEpoch(last, head)) return Promise.resolve()
+    this.announced = head
+    const patch: Partial<ManagerAnnouncement> = { cluster: head }
     return this.components.membership.updateMetadata(patch)
   }
+}
+
+/** Same term, writer and generation: only `seq` may differ. */
+function sameEpoch(a: StateHead, b: StateHead): boolean {
+  return a.term === b.term && a.manager === b.manager && a.g === b.g
 }
 
 async function verify(signed: SignedClusterState): Promise<boolean> {
