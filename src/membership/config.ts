@@ -37,6 +37,11 @@ export interface MembershipTimers {
    */
   suspicionMaxTimeoutMult: number
   /**
+   * ms: floor of a suspicion's timeout while no observer saw the member's port closed (connection refused).
+   * @default 4_000 (lan; cloud 8_000, test 1_000)
+   */
+  stallTolerance: number
+  /**
    * Local-health ceiling (a score): timeouts and the probe interval stretch up to (awarenessMax + 1) x.
    * @default 8 (lan; cloud 8, test 8)
    */
@@ -93,9 +98,14 @@ export function resolveTimers(
 
 /**
  * Suspicion bounds for a cluster of n members (Lifeguard): min = mult x max(1, log10 n)
- * x interval, max = maxMult x min.
+ * x interval, max = maxMult x min (at least the stall tolerance); `stallFloor`, the
+ * shortest timeout while the observers have not agreed that the member's port is closed.
  */
-export function suspicionBounds(timers: MembershipTimers, n: number): { min: number; max: number } {
+export function suspicionBounds(
+  timers: MembershipTimers,
+  n: number,
+): { min: number; max: number; stallFloor: number } {
   const min = timers.suspicionMult * Math.max(1, Math.log10(Math.max(1, n))) * timers.probeInterval
-  return { min, max: min * timers.suspicionMaxTimeoutMult }
+  const max = Math.max(min * timers.suspicionMaxTimeoutMult, timers.stallTolerance)
+  return { min, max, stallFloor: Math.min(timers.stallTolerance, max) }
 }

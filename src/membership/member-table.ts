@@ -164,7 +164,7 @@ export class MemberTable {
         this.hooks.stale(claim.id)
         return false
       case 'confirm':
-        return this.suspicions.get(claim.id)?.confirm(outcome.from) ?? false
+        return this.suspicions.get(claim.id)?.confirm(outcome.from, refusedIn(claim)) ?? false
       case 'join':
         this.store(this.checked(outcome.record))
         this.events.emit('member:join', this.get(claim.id)!)
@@ -175,7 +175,11 @@ export class MemberTable {
         return true
       case 'suspect':
         this.store(outcome.record)
-        this.startSuspicion(outcome.record, claim.kind === 'suspect' ? claim.from : this.self.id)
+        this.startSuspicion(
+          outcome.record,
+          claim.kind === 'suspect' ? claim.from : this.self.id,
+          refusedIn(claim),
+        )
         this.events.emit('member:suspect', this.get(claim.id)!)
         return true
       case 'dead':
@@ -238,9 +242,9 @@ export class MemberTable {
     if (record.state === 'dead' || record.state === 'left') this.scheduleReap(record)
   }
 
-  private startSuspicion(record: MemberRecord, from: string): void {
+  private startSuspicion(record: MemberRecord, from: string, refused: boolean): void {
     this.suspicions.get(record.id)?.cancel()
-    const { min, max } = suspicionBounds(this.timers, this.liveCount())
+    const { min, max, stallFloor } = suspicionBounds(this.timers, this.liveCount())
     // The member's observers probe it as soon as they hear of the suspicion: each is an
     // independent confirmation, and the verdict waits for AGREEMENT of them (all, when
     // fewer are alive: two members alone must be able to tell a crash).
@@ -259,18 +263,25 @@ export class MemberTable {
       required: () => Math.max(1, Math.min(AGREEMENT, aliveObservers())),
       min,
       max,
+      stallFloor,
       ...(observers.size > 0 ? { witness: (accuser: string) => observers.has(accuser) } : {}),
     }
-    const suspicion = new Suspicion(from, terms, () => {
-      this.suspicions.delete(record.id)
-      const claim: Claim = {
-        kind: 'dead',
-        id: record.id,
-        incarnation: record.incarnation,
-        from: this.self.id,
-      }
-      if (this.apply(claim)) this.hooks.declaredDead(claim)
-    })
+    const suspicion = new Suspicion(
+      from,
+      terms,
+      () => {
+        this.suspicions.delete(record.id)
+        const claim: Claim = {
+          kind: 'dead',
+          id: record.id,
+          incarnation: record.incarnation,
+          from: this.self.id,
+        }
+        if (this.apply(claim)) this.hooks.declaredDead(claim)
+      },
+      Date.now,
+      refused,
+    )
     this.suspicions.set(record.id, suspicion)
   }
 
@@ -291,6 +302,11 @@ export class MemberTable {
   private view(entry: Entry): Member {
     return { ...entry.record, self: entry.record.id === this.self.id, since: entry.since }
   }
+}
+
+/** A suspicion whose accuser found the member's port closed. */
+function refusedIn(claim: Claim): boolean {
+  return claim.kind === 'suspect' && claim.refused === true
 }
 
 function isLive(state: MemberRecord['state']): boolean {

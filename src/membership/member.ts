@@ -43,7 +43,8 @@ export type Claim =
       set: MemberMetadata
       drop: string[]
     }
-  | { kind: 'suspect'; id: string; incarnation: number; from: string }
+  /** `refused`: `from`'s probe found the member's port closed (its process is gone, docs/architecture.md). */
+  | { kind: 'suspect'; id: string; incarnation: number; from: string; refused?: boolean }
   | { kind: 'dead'; id: string; incarnation: number; from: string }
   | { kind: 'left'; id: string; incarnation: number }
 

@@ -631,8 +631,15 @@ export class Membership implements Startable {
       this.counters.probes++
       const timeout = this.deadlineFor(target.id)
       const directStart = performance.now()
-      if (await this.ping(target.id, timeout)) {
+      const direct = await this.ping(target.id, timeout)
+      if (direct === 'ack') {
         this.awareness.apply(-1)
+        return
+      }
+      if (direct === 'refused') {
+        // Its host answered that nothing listens on the port: the process is gone,
+        // and no helper can reach it either. Evidence, still to be agreed on.
+        this.accuse(target.id, true)
         return
       }
       if (this.overran(directStart, timeout)) return
@@ -649,29 +656,40 @@ export class Membership implements Startable {
       if (answers.includes('ack') || this.overran(indirectStart, indirectTimeout)) return
       // Helpers that did not even send a nack suggest our own side is unwell.
       if (answers.includes('none')) this.awareness.apply(1)
-      this.counters.probeFailures++
-      const current = this.view().get(target.id)
-      if (current == null || !this.running) return
-      if (current.state !== 'alive' && current.state !== 'suspect') return
-      // Stalled lately, or in poor local health: this node's verdict is not worth
-      // anyone's time; the target's other observers will tell if it is really gone.
-      if (!this.backpressure.reliable) {
-        this.counters.inconclusiveProbes++
-        return
-      }
-      // Already suspected by someone else: our failed probe is an independent
-      // confirmation, which shortens everyone's suspicion timer (Lifeguard).
-      const claim: Claim = { kind: 'suspect', id: target.id, incarnation: current.incarnation, from: this.id }
-      if (this.view().apply(claim)) {
-        this.counters.suspicionsRaised++
-        this.log.info('member suspected', { member: target.id, incarnation: current.incarnation })
-        if (this.backpressure.mayAccuse()) this.broadcast([claim])
-        // Tell the suspect too: if it is only slow, it refutes at once instead of
-        // when gossip or a sync happens to reach it.
-        void this.notify(target.id, [claim])
-      }
+      this.accuse(target.id, false)
     } finally {
       this.probing.delete(target.id)
+    }
+  }
+
+  /** A probe of `id` failed (`refused`: its port is closed): suspect it, or confirm the suspicion. */
+  private accuse(id: string, refused: boolean): void {
+    this.counters.probeFailures++
+    const current = this.view().get(id)
+    if (current == null || !this.running) return
+    if (current.state !== 'alive' && current.state !== 'suspect') return
+    // Stalled lately, or in poor local health: this node's verdict is not worth
+    // anyone's time; the target's other observers will tell if it is really gone.
+    if (!this.backpressure.reliable) {
+      this.counters.inconclusiveProbes++
+      return
+    }
+    // Already suspected by someone else: our failed probe is an independent
+    // confirmation, which shortens everyone's suspicion timer (Lifeguard).
+    const claim: Claim = {
+      kind: 'suspect',
+      id,
+      incarnation: current.incarnation,
+      from: this.id,
+      ...(refused ? { refused: true } : {}),
+    }
+    if (this.view().apply(claim)) {
+      this.counters.suspicionsRaised++
+      this.log.info('member suspected', { member: id, incarnation: current.incarnation, refused })
+      if (this.backpressure.mayAccuse()) this.broadcast([claim])
+      // Tell the suspect too: if it is only slow, it refutes at once instead of
+      // when gossip or a sync happens to reach it.
+      if (!refused) void this.notify(id, [claim])
     }
   }
 
@@ -749,15 +767,16 @@ export class Membership implements Startable {
    * peer remains (a stream cut because a duplicate connection was closed under it)
    * is retried once in the time left.
    */
-  private async ping(id: string, timeout: number): Promise<boolean> {
+  private async ping(id: string, timeout: number): Promise<ProbeOutcome> {
     const started = performance.now()
-    if (await this.pingOnce(id, timeout)) return true
+    const first = await this.pingOnce(id, timeout)
+    if (first !== 'failed') return first
     const left = timeout - (performance.now() - started)
-    if (left < timeout / 2 || this.network.getConnections(peerIdFromString(id)).length === 0) return false
+    if (left < timeout / 2 || this.network.getConnections(peerIdFromString(id)).length === 0) return first
     return this.pingOnce(id, left)
   }
 
-  private async pingOnce(id: string, timeout: number): Promise<boolean> {
+  private async pingOnce(id: string, timeout: number): Promise<ProbeOutcome> {
     try {
       await exchange(
         this.network,
@@ -769,9 +788,9 @@ export class Membership implements Startable {
           if (decodeProbeAnswer(await ch.read()).t !== 'ack') throw new Error('no ack')
         },
       )
-      return true
-    } catch {
-      return false
+      return 'ack'
+    } catch (err) {
+      return connectionRefused(err) ? 'refused' : 'failed'
     }
   }
 
@@ -806,8 +825,8 @@ export class Membership implements Startable {
         await ch.write(encode({ t: 'ack' }))
         return
       case 'ping-req': {
-        const ok = await this.ping(request.target, this.deadlineFor(request.target))
-        await ch.write(encode({ t: ok ? 'ack' : 'nack' }))
+        const outcome = await this.ping(request.target, this.deadlineFor(request.target))
+        await ch.write(encode({ t: outcome === 'ack' ? 'ack' : 'nack' }))
         return
       }
       case 'record':
@@ -997,4 +1016,16 @@ const BACKGROUND_PROTOCOLS = ['/meshsub/', '/floodsub/', '/ipfs/id/', '/ipfs/pin
 /** +-10% so that nodes started together do not sync in lockstep. */
 function jitter(ms: number): number {
   return ms * (0.9 + Math.random() * 0.2)
+}
+
+/** A direct probe: answered, refused by the target's host (nothing listens: the process is gone), or no answer. */
+type ProbeOutcome = 'ack' | 'refused' | 'failed'
+
+/** True when a dial failed because the target's host refused the connection (ECONNREFUSED), however libp2p wrapped it. */
+function connectionRefused(err: unknown, depth = 0): boolean {
+  if (err == null || typeof err !== 'object' || depth > 4) return false
+  const { code, cause, errors } = err as { code?: unknown; cause?: unknown; errors?: unknown }
+  if (code === 'ECONNREFUSED') return true
+  if (connectionRefused(cause, depth + 1)) return true
+  return Array.isArray(errors) && errors.some((e) => connectionRefused(e, depth + 1))
 }

@@ -32,7 +32,13 @@ const metadata = z
 
 const claim = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('alive'), id: peerId, incarnation, addrs, meta: metadata }),
-  z.object({ kind: z.literal('suspect'), id: peerId, incarnation, from: peerId }),
+  z.object({
+    kind: z.literal('suspect'),
+    id: peerId,
+    incarnation,
+    from: peerId,
+    refused: z.boolean().optional(),
+  }),
   z.object({ kind: z.literal('dead'), id: peerId, incarnation, from: peerId }),
   z.object({ kind: z.literal('left'), id: peerId, incarnation }),
   z.object({

@@ -16,6 +16,13 @@ export interface SuspicionTerms {
   /** ms: the timeout with every expected confirmation in, and with none. */
   min: number
   max: number
+  /**
+   * ms: the shortest timeout until `required` witnesses saw the member's port closed
+   * (connection refused: its process is gone). Without that, the member may only be
+   * stalled (a stopped or starved process keeps its connections) and gets this long
+   * to refute. Absent: `min`.
+   */
+  stallFloor?: number
 }
 
 /**
@@ -25,10 +32,13 @@ export interface SuspicionTerms {
  * with c confirmations seen and k expected. When it fires, and `required` distinct
  * witnesses have accused (the first one included), the member is declared dead; a
  * timer that runs out with fewer waits for the missing accusers, so one starved or
- * badly connected observer cannot remove a healthy member by itself.
+ * badly connected observer cannot remove a healthy member by itself. Until as many
+ * witnesses found its port closed, the timeout is at least `stallFloor`.
  */
 export class Suspicion {
   private readonly accusers = new Set<string>()
+  /** Accusers whose probe found the member's port closed (connection refused). */
+  private readonly refusedBy = new Set<string>()
   private readonly startedAt: number
   private timer: ReturnType<typeof setTimeout> | undefined
   private done = false
@@ -39,16 +49,25 @@ export class Suspicion {
     private readonly terms: SuspicionTerms,
     private readonly onTimeout: () => void,
     private readonly now: () => number = Date.now,
+    refused = false,
   ) {
     this.accusers.add(from)
+    if (refused) this.refusedBy.add(from)
     this.startedAt = now()
     this.schedule()
   }
 
-  /** Records a confirmation; true when `from` had not confirmed before. */
-  confirm(from: string): boolean {
-    if (this.done || this.accusers.has(from)) return false
+  /**
+   * Records a confirmation (`refused`: its probe found the port closed); true when
+   * `from` had not confirmed before, or now saw the port closed.
+   */
+  confirm(from: string, refused = false): boolean {
+    if (this.done) return false
+    const fresh = !this.accusers.has(from)
+    const closed = refused && !this.refusedBy.has(from)
+    if (!fresh && !closed) return false
     this.accusers.add(from)
+    if (refused) this.refusedBy.add(from)
     if (this.terms.witness != null && !this.terms.witness(from)) return true
     if (this.ranOut) this.fireIfAgreed()
     else this.schedule()
@@ -69,18 +88,28 @@ export class Suspicion {
     return this.ranOut && !this.done
   }
 
+  /** Distinct witnesses whose probe found the port closed. */
+  get refused(): number {
+    const witness = this.terms.witness
+    let n = 0
+    for (const accuser of this.refusedBy) if (witness == null || witness(accuser)) n++
+    return n
+  }
+
   /** The current timeout in ms, measured from the start of the suspicion. */
   timeout(): number {
     const c = Math.max(0, this.accused - 1)
     const { expected, min, max } = this.terms
-    if (expected < 1) return min
+    const floor = this.refused >= this.needed() ? min : Math.max(min, this.terms.stallFloor ?? min)
+    if (expected < 1) return floor
     const fraction = Math.log(c + 1) / Math.log(expected + 1)
-    return Math.max(min, Math.floor(max - (max - min) * fraction))
+    return Math.max(floor, Math.floor(max - (max - min) * fraction))
   }
 
   /** Checks again whether the accusers are enough (a witness died meanwhile, so fewer are needed). */
   recheck(): void {
     if (this.ranOut) this.fireIfAgreed()
+    else if (!this.done && this.refused > 0) this.schedule()
   }
 
   cancel(): void {
@@ -100,9 +129,13 @@ export class Suspicion {
     this.timer.unref?.()
   }
 
-  private fireIfAgreed(): void {
+  private needed(): number {
     const { required } = this.terms
-    if (this.done || this.accused < Math.max(1, typeof required === 'number' ? required : required())) return
+    return Math.max(1, typeof required === 'number' ? required : required())
+  }
+
+  private fireIfAgreed(): void {
+    if (this.done || this.accused < this.needed()) return
     this.done = true
     this.onTimeout()
   }

@@ -80,6 +80,13 @@ export const PRESET_TABLE = {
       unit: '×',
       why: 'maximum suspicion = suspicionMaxTimeoutMult × minimum; shrinks to the minimum as independent confirmations arrive (Lifeguard)',
     },
+    stallTolerance: {
+      lan: 4_000,
+      cloud: 8_000,
+      test: 1_000,
+      unit: 'ms',
+      why: "floor of a suspicion's timeout while no observer saw the member's port closed (connection refused): a member whose event loop stalls (GC, a stopped or starved process) keeps its connections and refutes when it runs again; a crashed process's port refuses at once, and then the minimum above applies (`lan`: a 3 s stop is never a death, a SIGKILL is dead within ~2 s at N = 50)",
+    },
     awarenessMax: {
       lan: 8,
       cloud: 8,

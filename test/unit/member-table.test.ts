@@ -13,6 +13,7 @@ const timers = {
   probeInterval: 100,
   suspicionMult: 2,
   suspicionMaxTimeoutMult: 3,
+  stallTolerance: 400,
   reapTimeout: 5_000,
 }
 const selfRecord: MemberRecord = { id: SELF, addrs: [], incarnation: 4, state: 'alive', meta: {} }
@@ -62,14 +63,15 @@ describe('MemberTable', () => {
     expect(table.get('b')).toMatchObject({ state: 'left', meta: { ready: false } })
   })
 
-  it('turns an unrefuted suspicion into dead after the suspicion timeout, and tells the cluster', () => {
+  it('turns an unrefuted suspicion into dead after the stall tolerance, and tells the cluster', () => {
     const { table, seen, hooks } = makeTable(['c'])
     table.apply(alive('b'))
     table.apply(alive('c'))
     table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: 'c' })
     expect(table.get('b')?.state).toBe('suspect')
-    // n = 3 live members: min = 2 x 1 x 100 = 200 ms; b's only observer accused, none more expected.
-    vi.advanceTimersByTime(199)
+    // n = 3 live members: min = 2 x 1 x 100 = 200 ms, but no one found b's port closed:
+    // b may only be stalled, and gets the stall tolerance (400 ms) to refute.
+    vi.advanceTimersByTime(399)
     expect(table.get('b')?.state).toBe('suspect')
     vi.advanceTimersByTime(1)
     expect(table.get('b')?.state).toBe('dead')
@@ -113,8 +115,28 @@ describe('MemberTable', () => {
     table.apply(alive('b'))
     table.apply(alive('c'))
     table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: 'c' })
+    // One accuser of two expected: max = 3 x 200 = 600 ms; both: down to the stall tolerance.
     expect(table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: SELF })).toBe(true)
+    vi.advanceTimersByTime(399)
+    expect(table.get('b')?.state).toBe('suspect')
+    vi.advanceTimersByTime(1)
+    expect(table.get('b')?.state).toBe('dead')
+  })
+
+  it('declares a member dead after the minimum once its observers agree its port is closed', () => {
+    const { table } = makeTable(['c', 'd', SELF])
+    for (const id of ['b', 'c', 'd']) table.apply(alive(id))
+    table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: 'c', refused: true })
+    table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: 'd', refused: true })
+    // Two of three witnesses saw it refused: the stall tolerance still holds.
     vi.advanceTimersByTime(200)
+    expect(table.get('b')?.state).toBe('suspect')
+    // This node had only timed out; its later probe found the port closed too: a confirmation that counts.
+    expect(table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: SELF })).toBe(true)
+    expect(table.get('b')?.state).toBe('suspect')
+    expect(table.apply({ kind: 'suspect', id: 'b', incarnation: 1, from: SELF, refused: true })).toBe(true)
+    // All three agree and the minimum (2 x log10(4) x 100 = 120 ms) has passed: dead on the next tick.
+    vi.advanceTimersByTime(0)
     expect(table.get('b')?.state).toBe('dead')
   })
 
