@@ -15,6 +15,9 @@
  * `--rolling FROM:BATCH` (membership, scale; scale's default 100:10): sizes >= FROM start BATCH agents at a time.
  * `--processes N` (membership): instead, N agent processes with SIGSTOP/SIGKILL rounds (issue 19;
  * bench/membership-processes.ts), written to results/membership-processes-N.json.
+ * scale-starved (issue 19: `--size N` members on the real code, default 1000, simulated for `--minutes M`,
+ * default 30, with 1 % of them stalling 2 s at random, 5 % loss and one-way loss; `--seed S`, default 1;
+ * bench/scale/starved.ts), written to results/scale-starved-N.json.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
@@ -29,6 +32,7 @@ import { runMembershipProcesses } from './membership-processes.js'
 import { runNodes } from './nodes.js'
 import { runRuntime } from './runtime.js'
 import { runScale } from './scale/index.js'
+import { runScaleStarved } from './scale/starved.js'
 import { runSwitch } from './switch.js'
 
 const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url))
@@ -47,10 +51,23 @@ const { positionals, values } = parseArgs({
     'reuse-calibration': { type: 'boolean', default: false },
     'run-up-to': { type: 'string' },
     processes: { type: 'string' },
+    size: { type: 'string', default: '1000' },
+    minutes: { type: 'string', default: '30' },
+    seed: { type: 'string', default: '1' },
   },
 })
 const suite = positionals[0] ?? 'membership'
-const SUITES = ['membership', 'artifacts', 'runtime', 'lb', 'manager', 'nodes', 'scale', 'switch'] as const
+const SUITES = [
+  'membership',
+  'artifacts',
+  'runtime',
+  'lb',
+  'manager',
+  'nodes',
+  'scale',
+  'scale-starved',
+  'switch',
+] as const
 if (!SUITES.includes(suite as never)) {
   console.error(`unknown benchmark suite "${suite}" (available: ${SUITES.join(', ')})`)
   process.exit(2)
@@ -64,6 +81,7 @@ const DEFAULT_SIZES: Record<string, string> = {
   nodes: '5',
   switch: '3',
   scale: '10,25,50,100',
+  'scale-starved': '1000',
 }
 const sizesText = values.sizes ?? DEFAULT_SIZES[suite]!
 const sizes = sizesText.split(',').map(Number)
@@ -112,6 +130,27 @@ if (processCount != null && !(Number.isInteger(processCount) && processCount >= 
   process.exit(2)
 }
 
+// --size N --minutes M --seed S (scale-starved): one campaign, into its own results file.
+const starved =
+  suite === 'scale-starved'
+    ? { n: Number(values.size), minutes: Number(values.minutes), seed: Number(values.seed) }
+    : null
+if (
+  starved != null &&
+  !(
+    Number.isInteger(starved.n) &&
+    starved.n >= 3 &&
+    Number.isInteger(starved.minutes) &&
+    starved.minutes >= 1 &&
+    Number.isInteger(starved.seed)
+  )
+) {
+  console.error(
+    `scale-starved wants whole numbers: --size >= 3, --minutes >= 1 and --seed, got ${values.size}, ${values.minutes}, ${values.seed}`,
+  )
+  process.exit(2)
+}
+
 const { report, text } =
   suite === 'artifacts'
     ? await runArtifacts({ sizes })
@@ -137,18 +176,26 @@ const { report, text } =
                     reuseCalibration: values['reuse-calibration'],
                     ...(values['run-up-to'] == null ? {} : { runUpTo: Number(values['run-up-to']) }),
                   })
-                : processCount != null
-                  ? await runMembershipProcesses({ count: processCount })
-                  : await runMembership({
-                      sizes,
-                      processes: !values['no-processes'],
-                      workers,
-                      rolling,
-                      kind: kinds[0]!,
-                      preset,
-                    })
+                : starved != null
+                  ? await runScaleStarved(starved)
+                  : processCount != null
+                    ? await runMembershipProcesses({ count: processCount })
+                    : await runMembership({
+                        sizes,
+                        processes: !values['no-processes'],
+                        workers,
+                        rolling,
+                        kind: kinds[0]!,
+                        preset,
+                      })
 await mkdir(RESULTS, { recursive: true })
-const file = `${RESULTS}${processCount != null ? `membership-processes-${processCount}` : suite}.json`
+const file = `${RESULTS}${
+  processCount != null
+    ? `membership-processes-${processCount}`
+    : starved != null
+      ? `scale-starved-${starved.n}`
+      : suite
+}.json`
 await writeFile(file, `${JSON.stringify(report, null, 2)}\n`)
 console.log(text)
 console.log(`\nresults: ${file} (${report.durationS} s)`)

@@ -10,7 +10,18 @@
  * simulation; `uninstall()` puts everything back. A binary heap keeps each timer
  * operation O(log n) with millions pending (fake-timers scans every timer to find
  * the next one, which is too slow at 10,000 nodes).
+ *
+ * CPU stalls (`stall`): each timer belongs to the member whose code made it (an
+ * AsyncLocalStorage store, `context`, set around a member's start and around each
+ * delivery to it, so timers and promise chains made inside inherit it). A timer of
+ * a stalled member that comes due waits until the stall ends, then runs, late, with
+ * everything else that came due meanwhile, in the order it came due: what a Node
+ * event loop blocked by a long synchronous task does. (Node would run expired
+ * timers before reading the sockets; here deliveries and timers keep one order,
+ * the order they came due.) Date.now and performance.now keep moving during the
+ * stall, so the member's code sees how late it woke.
  */
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { createRequire, syncBuiltinESMExports } from 'node:module'
 import { TimeHeap } from '../time-heap.js'
 
@@ -31,6 +42,8 @@ export class VirtualTimer {
     readonly fn: Callback,
     readonly args: unknown[],
     readonly repeat: number | null,
+    /** The member (its simulated node) whose code made this timer; undefined for the scenario's own. */
+    readonly owner: object | undefined,
   ) {}
 
   ref(): this {
@@ -61,6 +74,12 @@ export class VirtualClock {
   fired = 0
   /** Timer callbacks that threw (logged once each kind, never fatal). */
   readonly errors = new Map<string, number>()
+  /** Which member's code is running: timers made now belong to it. */
+  readonly context = new AsyncLocalStorage<object | undefined>()
+  /** Timers that came due while their member was stalled and waited for the stall's end, per member. */
+  readonly deferred = new Map<object, number>()
+  /** Members stalled now or lately: the virtual ms their stall ends. */
+  private readonly stalls = new Map<object, number>()
   private readonly heap = new TimeHeap<VirtualTimer>()
   private readonly byId = new Map<number, VirtualTimer>()
   private nextId = 1
@@ -72,13 +91,50 @@ export class VirtualClock {
     return this.heap.size
   }
 
-  /** Runs `fn` after `ms` virtual ms (>= 0; NaN counts as 0, as Node does). */
-  schedule(ms: number, fn: Callback, args: unknown[] = [], repeat: number | null = null): VirtualTimer {
+  /**
+   * Runs `fn` after `ms` virtual ms (>= 0; NaN counts as 0, as Node does), as code of
+   * `owner` (default: the member whose code is running now; null: no member's).
+   */
+  schedule(
+    ms: number,
+    fn: Callback,
+    args: unknown[] = [],
+    repeat: number | null = null,
+    owner: object | null = this.context.getStore() ?? null,
+  ): VirtualTimer {
     const delay = Number.isFinite(ms) && ms > 0 ? ms : 0
-    const timer = new VirtualTimer(this.nextId++, this.now + delay, this.seq++, fn, args, repeat)
+    const timer = new VirtualTimer(
+      this.nextId++,
+      this.now + delay,
+      this.seq++,
+      fn,
+      args,
+      repeat,
+      owner ?? undefined,
+    )
     this.heap.push(timer)
     this.byId.set(timer.id, timer)
     return timer
+  }
+
+  /**
+   * Stalls `owner`'s event loop for `ms` virtual ms from now (a stall already under
+   * way is extended): none of its timers run, and nothing delivered to it is
+   * processed, until the stall ends.
+   */
+  stall(owner: object, ms: number): void {
+    this.stalls.set(owner, Math.max(this.stalls.get(owner) ?? 0, this.now + ms))
+  }
+
+  /** Whether `owner` is stalled now. */
+  isStalled(owner: object): boolean {
+    const until = this.stalls.get(owner)
+    return until != null && until > this.now
+  }
+
+  /** Runs `fn` now as code of `owner` (what it schedules belongs to `owner`). */
+  runAs<T>(owner: object | undefined, fn: () => T): T {
+    return this.context.run(owner, fn)
   }
 
   cancel(timer: unknown): void {
@@ -138,6 +194,20 @@ export class VirtualClock {
       ) {
         const timer = this.heap.pop()!
         if (timer.cancelled) continue
+        if (timer.owner != null && this.stalls.size > 0) {
+          const until = this.stalls.get(timer.owner)
+          if (until != null) {
+            if (until > this.now) {
+              // Its member is stalled: due again when the stall ends, after what came due before it.
+              timer.at = until
+              timer.seq = this.seq++
+              this.heap.push(timer)
+              this.deferred.set(timer.owner, (this.deferred.get(timer.owner) ?? 0) + 1)
+              continue
+            }
+            this.stalls.delete(timer.owner)
+          }
+        }
         batch++
         if (timer.repeat != null) {
           timer.at = this.now + Math.max(1, timer.repeat)
@@ -148,7 +218,7 @@ export class VirtualClock {
         }
         this.fired++
         try {
-          timer.fn(...timer.args)
+          this.context.run(timer.owner, timer.fn, ...timer.args)
         } catch (err) {
           const key = err instanceof Error ? err.message.slice(0, 120) : String(err)
           this.errors.set(key, (this.errors.get(key) ?? 0) + 1)

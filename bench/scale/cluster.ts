@@ -16,7 +16,7 @@ import {
   type Membership,
   type MembershipTimers,
 } from '../../src/membership/index.js'
-import { silentLogger } from '../../src/shared/logger.js'
+import { type Logger, silentLogger } from '../../src/shared/logger.js'
 import { presetTimers, type TimerPreset } from '../../src/shared/presets.js'
 import { mulberry32 } from '../random.js'
 import { memoryIncarnations } from '../util.js'
@@ -39,6 +39,8 @@ export interface SimClusterInit {
   onFlood?: WorldInit['onFlood']
   /** Metadata each member announces (default: an idle agent's, about 120 B). */
   meta?: (index: number, id: string) => MemberMetadata
+  /** The logger each member's Membership gets (default: silent); `index` is the member's place in `members`. */
+  logger?: (index: number, node: SimNode) => Logger
 }
 
 export interface Accusation {
@@ -185,7 +187,8 @@ export class SimCluster {
   /** Starts a member on simulated node `index` (its peer id follows from the seed and the index). */
   async addAt(index: number, bootstrap: string[] = []): Promise<SimMember> {
     const node = this.world.addNode(await this.peerIdFor(index))
-    node.start()
+    // Timers the node and its member make are theirs (a stall holds them: clock.ts).
+    this.clock.runAs(node, () => node.start())
     const cluster = this.init.cluster ?? 'sim'
     const manager = this.members[0]?.id ?? node.id
     const membership = createMembership(
@@ -196,7 +199,11 @@ export class SimCluster {
         meta: (this.init.meta ?? agentMeta)(index, manager),
         contract: MEMBER_METADATA,
       },
-      { network: node.asNetwork(), store: memoryIncarnations(), logger: silentLogger },
+      {
+        network: node.asNetwork(),
+        store: memoryIncarnations(),
+        logger: this.init.logger?.(this.members.length, node) ?? silentLogger,
+      },
     )
     const member = new SimMember(this.members.length, node, membership)
     const track = (state: MemberState | null) => (m: Member) => member.track(m, state)
@@ -218,7 +225,7 @@ export class SimCluster {
     }
     this.members.push(member)
     this.onMemberAdded?.(member)
-    await membership.start()
+    await this.clock.runAs(node, () => membership.start())
     return member
   }
 

@@ -304,7 +304,7 @@ async function pool<T, R>(items: T[], limit: number, work: (item: T) => Promise<
 }
 
 /** Runs one simulation in a child process (its own heap and its own clock). */
-function simulate<T>(options: object): Promise<T> {
+export function simulate<T>(options: object): Promise<T> {
   const script = fileURLToPath(new URL('./sim-process.js', import.meta.url))
   return new Promise((resolve, reject) => {
     const child = fork(script, [JSON.stringify(options)], {

@@ -26,7 +26,29 @@
  *   and dials to it are refused after one round trip.
  * Latency is fixed per pair (uniform in [latencyMinMs, latencyMaxMs], one way);
  * with `loss` > 0 that share of messages waits a TCP retransmission (200 ms) more.
- * CPU time is free: no node is ever late (unlike the in-process benchmark).
+ * CPU time is free: no node is late unless a scenario stalls it (clock.ts `stall`):
+ * everything delivered to a node runs as its code (the clock's `context`), so what
+ * reaches a stalled node waits for the stall's end, in the order it arrived.
+ *
+ * One-way loss (`blockOneWay(from, to, ms)`): every packet from `from` to `to` is
+ * lost for a while, the other direction still flows. Over TCP that is not a clean
+ * cut, and it is modelled as TCP behaves:
+ * - on the pair's connection, what `from` writes to `to` never arrives while the
+ *   block lasts: it stays queued in `from`'s socket (the writes succeed), and TCP
+ *   retransmits the oldest unacknowledged segment with exponential backoff (200 ms,
+ *   doubling, at most 120 s apart); the first retransmission after the block lifts
+ *   delivers the whole queue, in order, and whatever `from` writes meanwhile waits
+ *   behind it. Nothing closes the connection: libp2p's connection monitor is off
+ *   (libp2p-node.ts) and yamux's keep-alive pings have no deadline, so neither end
+ *   notices (TCP itself would give up after ~15 min of retransmissions, tcp_retries2;
+ *   blocks are shorter than that). What `to` writes to `from` arrives (`from`'s ACKs
+ *   are lost, so `to` retransmits too, but its bytes were delivered the first time);
+ * - a new connection between the two, dialled either way, cannot complete while the
+ *   block lasts (the SYN or the SYN-ACK is lost): the dialler resends its SYN 1, 3
+ *   and 7 s after the first (Linux's initial RTO of 1 s, doubling) and the dial
+ *   completes on the first SYN after the block lifts, or fails at libp2p's dial
+ *   timeout (10 s) if there is none. (Yamux's flow-control window, which would stop
+ *   a writer after 256 KB queued, is not modelled: membership's messages are small.)
  */
 import type { PeerId } from '@libp2p/interface'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
@@ -46,6 +68,12 @@ const CATEGORY_INDEX: Record<Category, number> = {
   keepalive: 5,
 }
 const RETRANSMIT_MS = 200
+/** TCP's retransmission timeout cap (Linux TCP_RTO_MAX). */
+const RTO_MAX_MS = 120_000
+/** A lost SYN is resent this long after the first (Linux: initial RTO 1 s, doubling). */
+const SYN_RETRIES_MS = [1_000, 3_000, 7_000]
+/** libp2p 2.x's dial timeout (connection-manager constants: DIAL_TIMEOUT). */
+const DIAL_TIMEOUT_MS = 10_000
 const GOSSIPSUB_PROTOCOL = '/meshsub/1.2.0'
 
 export interface WorldInit {
@@ -77,6 +105,14 @@ export interface WorldInit {
   ) => void
 }
 
+/** One direction of a pair whose packets are lost (SimWorld.blockOneWay). */
+interface OneWayBlock {
+  /** Virtual ms the block lifts. */
+  until: number
+  /** When the first write still queued behind the block was made (null: none yet). */
+  firstQueuedAt: number | null
+}
+
 /** Bytes a node sent and received, per category. */
 export class Meter {
   readonly sent = new Float64Array(CATEGORIES.length)
@@ -100,7 +136,7 @@ export class SimWorld {
   private readonly byHost = new Map<string, SimNode>()
   private readonly latencyMin: number
   private readonly latencySpan: number
-  private readonly loss: number
+  private loss: number
   readonly maxConnections: number
   readonly gossip: 'events' | 'flood'
   private readonly interested: (node: SimNode) => boolean
@@ -108,8 +144,22 @@ export class SimWorld {
   private floodGeneration = 0
   /** Publish times of recent messages (flood mode: every member holds every message, for IHAVE sizes). */
   readonly recentMessages: number[] = []
-  /** Connections opened and dials refused, over the whole run. */
-  readonly totals = { connections: 0, refusedFull: 0, prunedOutbound: 0, refusedDown: 0, streams: 0 }
+  /**
+   * Connections opened and dials refused, over the whole run; one-way loss: messages
+   * held behind a block, dials that timed out across one; sends by a stalled node
+   * (must stay 0: a stalled node runs nothing).
+   */
+  readonly totals = {
+    connections: 0,
+    refusedFull: 0,
+    prunedOutbound: 0,
+    refusedDown: 0,
+    streams: 0,
+    heldByOneWayLoss: 0,
+    dialsLostToOneWayLoss: 0,
+    sentWhileStalled: 0,
+  }
+  private readonly blocks = new Map<string, OneWayBlock>()
   private nextHost = 1
 
   constructor(init: WorldInit) {
@@ -160,9 +210,15 @@ export class SimWorld {
     this.recentMessages.push(now)
     for (const node of queue) {
       if (this.interested(node))
-        this.clock.schedule(node.floodAt - now, () => {
-          if (node.up) node.pubsub.receiveFlooded(message)
-        })
+        this.clock.schedule(
+          node.floodAt - now,
+          () => {
+            if (node.up) node.pubsub.receiveFlooded(message)
+          },
+          [],
+          null,
+          node,
+        )
     }
     this.onFlood?.(
       message,
@@ -197,10 +253,112 @@ export class SimWorld {
     return host == null ? undefined : this.byHost.get(host)
   }
 
-  /** One-way delay between two nodes (fixed per pair), plus a retransmission now and then with loss. */
+  /**
+   * One-way delay of a message on the connection from `a` to `b`: fixed per pair,
+   * plus a retransmission now and then with loss, or until a one-way block's queue
+   * is delivered (blockOneWay).
+   */
   delay(a: SimNode, b: SimNode): number {
+    const wire = this.linkDelay(a, b)
+    if (this.blocks.size === 0) return wire
+    const key = pairKey(a, b)
+    const block = this.blocks.get(key)
+    if (block == null) return wire
+    const now = this.clock.now
+    if (now < block.until) {
+      block.firstQueuedAt ??= now
+    } else if (block.firstQueuedAt == null) {
+      this.blocks.delete(key)
+      return wire
+    }
+    const flush = retransmittedAt(block.firstQueuedAt!, block.until)
+    if (now >= flush) {
+      this.blocks.delete(key)
+      return wire
+    }
+    this.totals.heldByOneWayLoss++
+    return flush - now + wire
+  }
+
+  /** Sets the share of packets lost (each waits a TCP retransmission) from now on. */
+  setLoss(loss: number): void {
+    this.loss = loss
+  }
+
+  /** One-way delay of a packet between two nodes (fixed per pair), plus a retransmission now and then with loss. */
+  linkDelay(a: SimNode, b: SimNode): number {
     const base = this.latencyMin + this.latencySpan * pairFraction(a.index, b.index)
     return this.loss > 0 && this.random() < this.loss ? base + RETRANSMIT_MS : base
+  }
+
+  /**
+   * Loses every packet from `from` to `to` for `ms` virtual ms from now (the other
+   * direction still flows): what that does to TCP is in this file's comment.
+   */
+  blockOneWay(from: SimNode, to: SimNode, ms: number): void {
+    const key = pairKey(from, to)
+    const until = this.clock.now + ms
+    const block = this.blocks.get(key)
+    if (block != null && block.until >= this.clock.now) block.until = Math.max(block.until, until)
+    else this.blocks.set(key, { until, firstQueuedAt: null })
+  }
+
+  /** Whether packets from `from` to `to` are lost now. */
+  isBlocked(from: SimNode, to: SimNode): boolean {
+    const block = this.blocks.size === 0 ? undefined : this.blocks.get(pairKey(from, to))
+    return block != null && this.clock.now < block.until
+  }
+
+  /** Virtual ms until neither direction between `a` and `b` is blocked (0: not blocked now). */
+  private blockedFor(a: SimNode, b: SimNode): number {
+    if (this.blocks.size === 0) return 0
+    const now = this.clock.now
+    const until = Math.max(
+      this.blocks.get(pairKey(a, b))?.until ?? 0,
+      this.blocks.get(pairKey(b, a))?.until ?? 0,
+    )
+    return Math.max(0, until - now)
+  }
+
+  /**
+   * A new connection between `a` and `b` replaces any earlier one: what was queued on
+   * that one behind a block that has lifted no longer holds anything up.
+   */
+  private forgetLiftedBlocks(a: SimNode, b: SimNode): void {
+    if (this.blocks.size === 0) return
+    for (const key of [pairKey(a, b), pairKey(b, a)]) {
+      const block = this.blocks.get(key)
+      if (block != null && block.until <= this.clock.now) this.blocks.delete(key)
+    }
+  }
+
+  /** ms after now at which a dial's SYN gets through between `a` and `b`; null if none does before the dial timeout. */
+  synDelay(a: SimNode, b: SimNode): number | null {
+    const blocked = this.blockedFor(a, b)
+    if (blocked === 0) return 0
+    const retry = SYN_RETRIES_MS.find((at) => at >= blocked)
+    return retry ?? null
+  }
+
+  /** Runs `fn` now as code of `node`; if `node` is stalled, when the stall ends (after what reached it before). */
+  runAs(node: SimNode, fn: () => void): void {
+    if (this.clock.isStalled(node)) this.clock.schedule(0, fn, [], null, node)
+    else this.clock.runAs(node, fn)
+  }
+
+  /** A promise that settles as code of `node`: at once, or when its stall ends. */
+  resumeIn(node: SimNode): Promise<void> {
+    return new Promise((resolve) => this.clock.schedule(0, () => resolve(), [], null, node))
+  }
+
+  /** Notes that `node` sends something: a stalled node must not (it runs nothing). */
+  noteSend(node: SimNode): void {
+    if (this.clock.isStalled(node)) this.totals.sentWhileStalled++
+  }
+
+  /** Called by the connection handshake once a connection is open. */
+  connectionOpened(a: SimNode, b: SimNode): void {
+    this.forgetLiftedBlocks(a, b)
   }
 
   /** Counts `bytes` from `from` to `to`. */
@@ -210,11 +368,17 @@ export class SimWorld {
     to.meter.received[i]! += bytes
   }
 
-  /** Runs `fn` after `ms` virtual ms unless `node` has crashed by then. */
+  /** Runs `fn` after `ms` virtual ms as code of `node` (a delivery to it), unless `node` has crashed by then. */
   after(ms: number, node: SimNode, fn: () => void): void {
-    this.clock.schedule(ms, () => {
-      if (node.up) fn()
-    })
+    this.clock.schedule(
+      ms,
+      () => {
+        if (node.up) fn()
+      },
+      [],
+      null,
+      node,
+    )
   }
 }
 
@@ -405,6 +569,7 @@ export class SimStream {
     const world = this.node.world
     const remote = this.peer.node
     if (!this.node.up || this.connection.status !== 'open') return
+    world.noteSend(this.node)
     world.charge(this.node, remote, this.category, bytes)
     const at = Math.max(world.clock.now + world.delay(this.node, remote), this.lastArrival)
     this.lastArrival = at
@@ -539,7 +704,13 @@ export class SimNode {
   closeConnection(connection: SimConnection): void {
     const remote = connection.remote
     this.disconnect(remote, connection)
-    this.world.clock.schedule(this.world.delay(this, remote), () => remote.disconnect(this, connection.other))
+    this.world.clock.schedule(
+      this.world.delay(this, remote),
+      () => remote.disconnect(this, connection.other),
+      [],
+      null,
+      remote,
+    )
   }
 
   /** A connection to a peer (id), an address or the first of several addresses that answers. */
@@ -574,38 +745,59 @@ export class SimNode {
     far.peer = local
     world.totals.streams++
     const oneWay = world.delay(this, remote)
+    world.noteSend(this)
     world.charge(this, remote, category, world.costs.streamOpenInitiator + protocol.length + 1)
+    // Each step runs as code of the end it reaches: the open at the responder, the
+    // answer at the initiator (either waits out a stall of its end).
     return new Promise((resolve, reject) => {
       const onAbort = () => reject(signal?.reason ?? new Error('aborted'))
       signal?.addEventListener('abort', onAbort, { once: true })
-      world.clock.schedule(oneWay, () => {
-        if (!remote.up || connection.other.status !== 'open') {
-          // The other end has closed (or is gone): the open is answered by a reset, and
-          // libp2p fails the stream with the connection's closing (stream-rpc dials afresh).
-          world.clock.schedule(world.delay(remote, this), () => {
-            signal?.removeEventListener('abort', onAbort)
-            reject(dialError('connection closed by the remote', 'ConnectionClosedError'))
-          })
-          return
-        }
-        const handler = remote.handlers.get(protocol)
-        world.charge(remote, this, category, world.costs.streamOpenResponder + protocol.length + 1)
-        world.clock.schedule(world.delay(remote, this), () => {
-          signal?.removeEventListener('abort', onAbort)
-          if (!this.up || connection.status !== 'open') return reject(dialError('connection closed'))
-          if (handler == null)
-            return reject(dialError('protocol selection failed', 'UnsupportedProtocolError'))
-          connection.streams.push(local)
-          resolve(local)
-        })
-        if (handler == null) return
-        connection.other.streams.push(far)
-        try {
-          handler({ stream: far, connection: connection.other })
-        } catch {
-          far.abort()
-        }
-      })
+      world.clock.schedule(
+        oneWay,
+        () => {
+          if (!remote.up || connection.other.status !== 'open') {
+            // The other end has closed (or is gone): the open is answered by a reset, and
+            // libp2p fails the stream with the connection's closing (stream-rpc dials afresh).
+            world.clock.schedule(
+              world.delay(remote, this),
+              () => {
+                signal?.removeEventListener('abort', onAbort)
+                reject(dialError('connection closed by the remote', 'ConnectionClosedError'))
+              },
+              [],
+              null,
+              this,
+            )
+            return
+          }
+          const handler = remote.handlers.get(protocol)
+          world.charge(remote, this, category, world.costs.streamOpenResponder + protocol.length + 1)
+          world.clock.schedule(
+            world.delay(remote, this),
+            () => {
+              signal?.removeEventListener('abort', onAbort)
+              if (!this.up || connection.status !== 'open') return reject(dialError('connection closed'))
+              if (handler == null)
+                return reject(dialError('protocol selection failed', 'UnsupportedProtocolError'))
+              connection.streams.push(local)
+              resolve(local)
+            },
+            [],
+            null,
+            this,
+          )
+          if (handler == null) return
+          connection.other.streams.push(far)
+          try {
+            handler({ stream: far, connection: connection.other })
+          } catch {
+            far.abort()
+          }
+        },
+        [],
+        null,
+        remote,
+      )
     })
   }
 
@@ -662,11 +854,24 @@ export class SimNode {
       started.then(done, done)
       pending = started
     }
-    const dialled = pending.then(() => {
+    const opened = () => {
       const connection = this.connections.get(remote.id)
       if (connection == null) throw dialError('connection closed during the dial')
       return connection
-    })
+    }
+    // The dial may be the other end's (both dialled at once), settled as its code: this
+    // end learns the outcome when it runs (after a stall of its own).
+    const stalled = () => this.world.clock.isStalled(this)
+    const dialled = pending.then(
+      () => (stalled() ? this.world.resumeIn(this).then(opened) : opened()),
+      (err: unknown) => {
+        if (stalled())
+          return this.world.resumeIn(this).then(() => {
+            throw err
+          })
+        throw err
+      },
+    )
     if (signal == null) return dialled
     return new Promise((resolve, reject) => {
       const onAbort = () => reject(signal.reason)
@@ -687,62 +892,101 @@ export class SimNode {
   /**
    * TCP and the libp2p upgrade: refused after one round trip by a crashed node or
    * one that holds maxConnections already; otherwise open on both sides after
-   * connectRtts round trips, identified one round trip later.
+   * connectRtts round trips, identified one round trip later. Each step runs as code
+   * of the end that must act: the dialler sees the TCP answer; the upgrade needs the
+   * listener and then the dialler (a stall of either holds it up). Across a one-way
+   * block the SYN or its answer is lost: resent as TCP does, else the dial times out.
    */
   private handshake(remote: SimNode): Promise<void> {
     const world = this.world
-    const rtt = world.delay(this, remote) + world.delay(remote, this)
+    const rtt = world.linkDelay(this, remote) + world.linkDelay(remote, this)
+    const syn = world.synDelay(this, remote)
     return new Promise((resolve, reject) => {
-      world.clock.schedule(rtt, () => {
-        if (!this.up) return reject(dialError('dialler stopped'))
-        if (!remote.up) {
-          world.totals.refusedDown++
-          return reject(dialError('connection refused', 'ConnectionRefusedError'))
-        }
-        const remoteLimit = remote.maxConnections ?? world.maxConnections
-        if (remote.connections.size >= remoteLimit && !remote.connections.has(this.id)) {
-          world.totals.refusedFull++
-          return reject(dialError('connection refused: the peer holds maxConnections'))
-        }
-        world.clock.schedule(rtt * (world.costs.connectRtts - 1), () => {
-          if (!this.up || !remote.up) return reject(dialError('connection reset during the handshake'))
-          if (this.connections.has(remote.id)) return resolve()
-          // Over the limit, libp2p's pruner closes the newest connection (no gossipsub
-          // stream on it yet) as soon as it opens: the handshake is paid for nothing.
-          if (this.connections.size >= (this.maxConnections ?? world.maxConnections)) {
-            world.totals.prunedOutbound++
-            world.charge(this, remote, 'connect', world.costs.connectDialer)
-            world.charge(remote, this, 'connect', world.costs.connectListener)
-            return reject(dialError('connection closed by the connection pruner (maxConnections)'))
-          }
-          world.totals.connections++
-          const outbound = new SimConnection(this, remote, 'outbound', this.nextConnectionId++)
-          const inbound = new SimConnection(remote, this, 'inbound', remote.nextConnectionId++)
-          outbound.other = inbound
-          inbound.other = outbound
-          // The other end may still hold a connection we closed and whose close has not
-          // reached it yet: the new one replaces it there.
-          const stale = remote.connections.get(this.id)
-          if (stale != null) remote.retire(stale)
-          this.connections.set(remote.id, outbound)
-          remote.connections.set(this.id, inbound)
+      if (syn == null) {
+        world.totals.dialsLostToOneWayLoss++
+        world.clock.schedule(
+          DIAL_TIMEOUT_MS,
+          () => reject(dialError('dial timed out: no answer to the SYN', 'TimeoutError')),
+          [],
+          null,
+          this,
+        )
+        return
+      }
+      const upgraded = () => {
+        if (!this.up || !remote.up) return reject(dialError('connection reset during the handshake'))
+        if (this.connections.has(remote.id)) return resolve()
+        // Over the limit, libp2p's pruner closes the newest connection (no gossipsub
+        // stream on it yet) as soon as it opens: the handshake is paid for nothing.
+        if (this.connections.size >= (this.maxConnections ?? world.maxConnections)) {
+          world.totals.prunedOutbound++
           world.charge(this, remote, 'connect', world.costs.connectDialer)
           world.charge(remote, this, 'connect', world.costs.connectListener)
-          this.dispatch('connection:open', outbound)
-          remote.dispatch('connection:open', inbound)
-          this.dispatch('peer:connect', remote.peerId)
-          remote.dispatch('peer:connect', this.peerId)
-          resolve()
-          // Identify, then the gossipsub hello (subscriptions) on its own stream.
-          world.clock.schedule(rtt, () => {
+          return reject(dialError('connection closed by the connection pruner (maxConnections)'))
+        }
+        world.totals.connections++
+        world.connectionOpened(this, remote)
+        const outbound = new SimConnection(this, remote, 'outbound', this.nextConnectionId++)
+        const inbound = new SimConnection(remote, this, 'inbound', remote.nextConnectionId++)
+        outbound.other = inbound
+        inbound.other = outbound
+        // The other end may still hold a connection we closed and whose close has not
+        // reached it yet: the new one replaces it there.
+        const stale = remote.connections.get(this.id)
+        if (stale != null) world.runAs(remote, () => remote.retire(stale))
+        this.connections.set(remote.id, outbound)
+        remote.connections.set(this.id, inbound)
+        world.charge(this, remote, 'connect', world.costs.connectDialer)
+        world.charge(remote, this, 'connect', world.costs.connectListener)
+        this.dispatch('connection:open', outbound)
+        world.runAs(remote, () => remote.dispatch('connection:open', inbound))
+        this.dispatch('peer:connect', remote.peerId)
+        world.runAs(remote, () => remote.dispatch('peer:connect', this.peerId))
+        resolve()
+        // Identify, then the gossipsub hello (subscriptions) on its own stream.
+        world.clock.schedule(
+          rtt,
+          () => {
             if (outbound.status !== 'open' || inbound.status !== 'open') return
-            this.dispatch('peer:identify', { peerId: remote.peerId, protocols: remote.protocols() })
-            remote.dispatch('peer:identify', { peerId: this.peerId, protocols: this.protocols() })
-            this.pubsub.addPeer(remote)
-            remote.pubsub.addPeer(this)
-          })
-        })
-      })
+            world.runAs(this, () =>
+              this.dispatch('peer:identify', { peerId: remote.peerId, protocols: remote.protocols() }),
+            )
+            world.runAs(remote, () =>
+              remote.dispatch('peer:identify', { peerId: this.peerId, protocols: this.protocols() }),
+            )
+            world.runAs(this, () => this.pubsub.addPeer(remote))
+            world.runAs(remote, () => remote.pubsub.addPeer(this))
+          },
+          [],
+          null,
+          null,
+        )
+      }
+      world.clock.schedule(
+        syn + rtt,
+        () => {
+          if (!this.up) return reject(dialError('dialler stopped'))
+          if (!remote.up) {
+            world.totals.refusedDown++
+            return reject(dialError('connection refused', 'ConnectionRefusedError'))
+          }
+          const remoteLimit = remote.maxConnections ?? world.maxConnections
+          if (remote.connections.size >= remoteLimit && !remote.connections.has(this.id)) {
+            world.totals.refusedFull++
+            return reject(dialError('connection refused: the peer holds maxConnections'))
+          }
+          world.clock.schedule(
+            rtt * (world.costs.connectRtts - 1),
+            () => world.runAs(this, upgraded),
+            [],
+            null,
+            remote,
+          )
+        },
+        [],
+        null,
+        this,
+      )
     })
   }
 }
@@ -751,6 +995,26 @@ function dialError(message: string, name = 'DialError'): Error {
   const err = new Error(message)
   err.name = name
   return err
+}
+
+/** The key of the ordered pair `from` -> `to`. */
+function pairKey(from: SimNode, to: SimNode): string {
+  return `${from.index}>${to.index}`
+}
+
+/**
+ * When TCP's retransmission of a segment first sent at `firstAt` gets through a
+ * block lifting at `until`: resent after 200 ms, then at doubling intervals (at most
+ * RTO_MAX_MS apart); the first resend at or after `until` arrives.
+ */
+function retransmittedAt(firstAt: number, until: number): number {
+  let at = firstAt
+  let rto = RETRANSMIT_MS
+  while (at < until) {
+    at += rto
+    rto = Math.min(rto * 2, RTO_MAX_MS)
+  }
+  return at
 }
 
 /** A fixed pseudo-random fraction in [0, 1) for an unordered pair of node indexes. */

@@ -212,6 +212,7 @@ export class SimPubsub {
 
   private send(peer: SimNode, message: SimMessage): void {
     const world = this.node.world
+    world.noteSend(this.node)
     world.charge(
       this.node,
       peer,
@@ -225,6 +226,7 @@ export class SimPubsub {
   /** A control message (GRAFT, PRUNE, IHAVE, IWANT, IDONTWANT, subscription) of `extra` bytes plus `ids` ids. */
   private control(peer: SimNode, extra: number, arrive: () => void, ids = 0): void {
     const world = this.node.world
+    world.noteSend(this.node)
     world.charge(this.node, peer, 'control', world.costs.control + extra + ids * world.costs.messageId)
     world.after(world.delay(this.node, peer), peer, arrive)
   }

@@ -6,13 +6,19 @@
  */
 import { runHybrid } from './hybrid.js'
 import { runScenario, type ScenarioOptions } from './scenario.js'
+import { runStarved, type StarvedOptions } from './starved.js'
 
-const options = JSON.parse(process.argv[2] ?? '{}') as ScenarioOptions & { hybrid?: { full: number } }
+const options = JSON.parse(process.argv[2] ?? '{}') as ScenarioOptions & {
+  hybrid?: { full: number }
+  starved?: StarvedOptions
+}
 const log = (line: string) => process.stderr.write(`sim: ${line}\n`)
 const result =
-  options.hybrid == null
-    ? await runScenario({ ...options, log })
-    : await runHybrid({ ...options, full: options.hybrid.full, log })
+  options.starved != null
+    ? await runStarved({ ...options.starved, log })
+    : options.hybrid == null
+      ? await runScenario({ ...options, log })
+      : await runHybrid({ ...options, full: options.hybrid.full, log })
 if (process.send != null) {
   await new Promise<void>((resolve, reject) =>
     process.send!({ kind: 'result', result }, (err: Error | null) => (err == null ? resolve() : reject(err))),
