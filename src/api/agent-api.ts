@@ -23,6 +23,9 @@ import { countStates, type MemberView, memberView, type StatusView } from './vie
 import type { VotersApi } from './voter-routes.js'
 
 /** What an agent is, as `GET /api/status` shows it. */
+/** An API request reads the members' details as fetched at most this long ago (a node that does not watch). */
+const API_DETAILS_MAX_AGE_MS = 250
+
 export interface AgentApiInit {
   id: string
   cluster: string
@@ -44,7 +47,7 @@ export interface NodeOperationsApi extends ReleasesApi {
 
 /** The subsystems the API reads and drives, handed over by the agent. */
 export interface AgentApiComponents {
-  membership: Pick<Membership, 'self' | 'members' | 'stats' | 'events'>
+  membership: Pick<Membership, 'self' | 'members' | 'stats' | 'events' | 'refreshDetails'>
   /** The election, and the voters (`resetVoters` acts on this node alone, never through the leader). */
   manager: Pick<Manager, 'status' | 'voters' | 'resetVoters'>
   /** Operator commands on the manager, with the agent's waits (src/manager/command-client.ts). */
@@ -142,6 +145,11 @@ export class AgentApi implements ApiBackend {
       version: VERSION,
       config: this.init.config,
     }
+  }
+
+  freshDetails(): Promise<void> {
+    // A dashboard's burst of requests shares one fetch.
+    return this.components.membership.refreshDetails(API_DETAILS_MAX_AGE_MS)
   }
 
   members(): MemberView[] {
@@ -248,6 +256,7 @@ export class AgentApi implements ApiBackend {
       startComponent: (name) => runtime.startComponent(name),
       setWeight: (name, weight) => runtime.setWeight(name, weight),
       services: (name) => runtime.services(name),
+      freshDetails: () => this.freshDetails(),
       onChange: (listener) => {
         const offs = [
           runtime.events.on('runtime:changed', listener),

@@ -42,6 +42,8 @@ export interface RuntimeApi {
   services(name: string): Endpoint[]
   /** Calls `listener` whenever membership or local components change. */
   onChange(listener: () => void): () => void
+  /** Fetches the members' details when this node does not watch (ApiBackend.freshDetails). */
+  freshDetails?(): Promise<void>
   /** `caller`: who asked, when the request carried a token (recorded as the rollout's requester). */
   startRollout(body: unknown, caller?: Caller | null): Promise<RolloutView>
   rollouts(): RolloutView[]
@@ -51,6 +53,8 @@ export interface RuntimeApi {
 }
 
 const MAX_LOG_LINES = 10_000
+/** An open service-events stream on a node that does not watch fetches the members' details this often. */
+const DETAILS_EVERY_MS = 2000
 
 const componentName = segment('Component name')
 const serviceName = segment('Service name (a component provides its own name and what its descriptor lists)')
@@ -321,12 +325,18 @@ export function runtimeRoutes(app: Hono, api: () => RuntimeApi): void {
             last = data
             await sse.writeSSE({ event: 'endpoints', data })
           }
-          // Wake on change, or every 15 s for a keep-alive comment that finds dead clients.
-          await new Promise<void>((resolve) => {
-            wake = resolve
-            setTimeout(resolve, 15_000).unref()
-          })
-          wake = undefined
+          // Wake on change, or every 15 s for a keep-alive comment that finds dead clients; a
+          // node that does not watch fetches the members' details every 2 s meanwhile.
+          for (let waited = 0; waited < 15_000 && !sse.aborted; waited += DETAILS_EVERY_MS) {
+            const woke = await new Promise<boolean>((resolve) => {
+              wake = () => resolve(true)
+              setTimeout(() => resolve(false), DETAILS_EVERY_MS).unref()
+            })
+            wake = undefined
+            if (woke) break
+            await api().freshDetails?.()
+            if (JSON.stringify({ service, endpoints: api().services(service) }) !== last) break
+          }
           if (!sse.aborted && JSON.stringify({ service, endpoints: api().services(service) }) === last)
             await sse.write(': keep-alive\n\n')
         }

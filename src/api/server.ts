@@ -32,6 +32,12 @@ export interface ApiBackend {
   metrics?(): Promise<string>
   /** The agent's node operations: they hold the Shoal release launched nodes download (`GET /releases/…`). */
   readonly nodeOps?: ReleasesApi
+  /**
+   * Brings the members' per-node details up to date before a request reads them
+   * (a node that does not watch fetches them from one that does: membership's
+   * DetailRelay); absent: nothing to fetch.
+   */
+  freshDetails?(): Promise<void>
 }
 
 export interface ApiInit {
@@ -112,6 +118,11 @@ export function createApiApp(
   app.use('*', browserGuard(tokens != null))
   app.use('/api/*', audit.middleware())
   if (tokens != null) app.use('/api/*', requireToken(tokens))
+  // Reads of the members' details (components, readiness, rollout progress) see them fresh.
+  app.use('*', async (_c, next) => {
+    await backend.freshDetails?.()
+    await next()
+  })
   dashboardRoutes(app, backend, audit, options.lbCredential ?? null)
   agentRoutes(app, backend, OPENAPI_DOCUMENT)
   artifactRoutes(app, () => backend.distributions)

@@ -58,6 +58,8 @@ export class Observer {
     const list = new StartList<StopHow>(log, ABORTED)
     try {
       const { node, membership } = await startMember({ config, metadata: { roles } }, list, log)
+      // It routes to (or shows) every node's components: every member sends it their details.
+      await membership.setWatching(true)
       await list.start([leaveStep(membership)])
       return new Observer(node, membership, list, log)
     } catch (err) {

@@ -62,7 +62,14 @@ export function createArtifacts(
       dataDir: config.dataDir,
       trust: config.trust,
       config: config.artifacts,
-      protectedVersions: retentionGuard({ store, members: () => membership.members() }),
+      protectedVersions: retentionGuard({
+        store,
+        members: () => {
+          // What members run is a runtime detail: a node that does not watch fetches it (for its next round).
+          void membership.refreshDetails(10_000)
+          return membership.members()
+        },
+      }),
     },
     {
       network: node,
@@ -228,6 +235,7 @@ export async function createNodeOperations(
     },
     {
       members: () => membership.members(),
+      freshDetails: () => membership.refreshDetails(),
       selfAddrs: () => membership.self.addrs,
       targetFor: (node) => targetOf(store.current(), node),
       providers,

@@ -244,6 +244,8 @@ export interface ClusterStateComponents {
     readonly events: TypedEvents<MembershipEvents>
     members(): Member[]
     updateMetadata(patch: MemberMetadata): Promise<void>
+    /** A node that serves the state (the writer, a voter) watches: it is sent every member's details. */
+    setWatching(on: boolean): Promise<void>
   }
   network: StreamNetwork
   privateKey: PrivateKey
@@ -477,11 +479,12 @@ export class ClusterStateStore implements Startable {
     if (state.raft != null) head.g = state.raft.generation
     const self = this.components.membership.id
     const serves = state.manager === self || state.voters.includes(self)
+    const watching = this.components.membership.setWatching(serves)
     const last = this.announced
-    if (!serves && last != null && sameEpoch(last, head)) return Promise.resolve()
+    if (!serves && last != null && sameEpoch(last, head)) return watching
     this.announced = head
     const patch: Partial<ManagerAnnouncement> = { cluster: head }
-    return this.components.membership.updateMetadata(patch)
+    return Promise.all([watching, this.components.membership.updateMetadata(patch)]).then(() => {})
   }
 }
 

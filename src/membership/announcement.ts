@@ -13,7 +13,18 @@ export interface KeySpec<T = unknown> {
   maxBytes: number
   /** One line for the docs table: what the value says. */
   about: string
+  /**
+   * Who hears of it: `view` (the default), every member, with the member's record
+   * in gossip and syncs; `watchers`, only the members that watch (load balancers,
+   * the manager's voters: roles.ts `watch`), sent straight to them (detail-relay.ts).
+   * High-churn details (per-node rollout progress) are `watchers`: flooding them
+   * cost every member N records per rollout (docs/decisions.md).
+   */
+  reach?: KeyReach
 }
+
+/** Who hears of a metadata key (KeySpec.reach). */
+export type KeyReach = 'view' | 'watchers'
 
 /** A declared key, with its owner, as the contract registers it. */
 export interface MetadataKey extends KeySpec {

@@ -3,7 +3,8 @@ import { type MembershipTimers, suspicionBounds } from './config.js'
 import { bucketHashes } from './delta-sync.js'
 import type { MembershipEvents } from './events.js'
 import { applyClaim, refutation } from './incarnation.js'
-import type { Claim, Member, MemberRecord } from './member.js'
+import type { Claim, Member, MemberMetadata, MemberRecord } from './member.js'
+import { type Detail, MemberDetails } from './member-details.js'
 import type { MetadataContract } from './metadata-contract.js'
 import { Suspicion } from './suspicion.js'
 import { viewDigest } from './view-digest.js'
@@ -38,6 +39,10 @@ export class MemberTable {
   private readonly reapTimers = new Map<string, ReturnType<typeof setTimeout>>()
   /** Metadata keys already reported as dropped, per member: a bad peer costs one log line per key. */
   private readonly reported = new Map<string, Set<string>>()
+  /** Members' keys of reach `watchers` this node holds (its own; a watcher's, everyone's). */
+  readonly details = new MemberDetails()
+  /** Record and details merged for readers, per member, until either changes. */
+  private readonly merged = new Map<string, { view: MemberMetadata; detail: Detail; meta: MemberMetadata }>()
   private liveChanges = 0
   /** Grows with every change of a record: the digest and bucket hashes are cached per value. */
   private changes = 0
@@ -143,6 +148,17 @@ export class MemberTable {
   private currentSummary() {
     if (this.summary.changes !== this.changes) this.summary = { changes: this.changes, buckets: new Map() }
     return this.summary
+  }
+
+  /**
+   * Stores a member's details (newer than those held) and tells readers, as a
+   * metadata change; false for an older version or a member this view lacks.
+   */
+  applyDetail(detail: Detail): boolean {
+    const entry = this.entries.get(detail.id)
+    if (entry == null || !this.details.set(detail)) return false
+    if (detail.id !== this.self.id) this.events.emit('member:update', this.view(entry))
+    return true
   }
 
   /** Applies one claim; true when it changed the view (so it is news worth passing on). */
@@ -291,6 +307,8 @@ export class MemberTable {
       const entry = this.entries.get(record.id)
       if (entry == null || entry.record.state !== record.state) return
       this.entries.delete(record.id)
+      this.details.delete(record.id)
+      this.merged.delete(record.id)
       this.changes++
       this.reported.delete(record.id)
       this.events.emit('member:reap', this.view(entry))
@@ -300,7 +318,19 @@ export class MemberTable {
   }
 
   private view(entry: Entry): Member {
-    return { ...entry.record, self: entry.record.id === this.self.id, since: entry.since }
+    const { record } = entry
+    return { ...record, meta: this.metaOf(record), self: record.id === this.self.id, since: entry.since }
+  }
+
+  /** A member's metadata as readers see it: its record's, and its details when this node holds them. */
+  private metaOf(record: MemberRecord): MemberMetadata {
+    const detail = this.details.get(record.id)
+    if (detail == null) return record.meta
+    const cached = this.merged.get(record.id)
+    if (cached?.view === record.meta && cached.detail === detail) return cached.meta
+    const meta = this.contract.merge(record.meta, detail.meta)
+    this.merged.set(record.id, { view: record.meta, detail, meta })
+    return meta
   }
 }
 

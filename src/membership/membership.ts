@@ -18,10 +18,12 @@ import { Backpressure } from './backpressure.js'
 import type { MembershipTimers } from './config.js'
 import { ConnectionBudget } from './connection-budget.js'
 import { BOOTSTRAP_WARN_AFTER, CATCH_UP_SYNCS, MAX_MESSAGE_BYTES } from './constants.js'
+import { DetailRelay } from './detail-relay.js'
 import { MembershipMessageError } from './errors.js'
 import type { MembershipEvents } from './events.js'
 import type { Claim, Member, MemberMetadata, MemberRecord } from './member.js'
 import { claimsOfRecord } from './member.js'
+import type { Detail } from './member-details.js'
 import { MemberTable } from './member-table.js'
 import {
   decodeGossip,
@@ -29,12 +31,14 @@ import {
   decodeProbeRequest,
   decodeSync,
   encode,
+  type ProbeRequest,
   WIRE_VERSION,
 } from './messages.js'
 import type { MetadataContract } from './metadata-contract.js'
 import { type RingNeighbours, ringNeighbours } from './monitoring-rings.js'
 import type { MembershipNetwork } from './network.js'
 import { type MembershipProtocols, membershipProtocols } from './protocols.js'
+import { watchEpochOf } from './roles.js'
 import { SelfAnnouncement } from './self-announcement.js'
 import { answerPullPush, pullPush } from './sync-exchange.js'
 
@@ -91,6 +95,10 @@ export class Membership implements Startable {
   /** Members whose whole record is being fetched (a patch this view could not apply). */
   private readonly fetchingRecords = new Set<string>()
   private table: MemberTable | undefined
+  /** Keys of reach `watchers`: this node's to the watchers, a watcher's from everyone (detail-relay.ts). */
+  private relay: DetailRelay | undefined
+  /** The watch epoch this node announces while it watches: its incarnation at start. */
+  private watchEpoch = 0
   private running = false
   private leaving = false
   private abort = new AbortController()
@@ -158,9 +166,10 @@ export class Membership implements Startable {
   async start(): Promise<void> {
     if (this.running) return
     this.abort = new AbortController()
-    const meta = this.init.contract.checkOwn(this.init.meta)
+    const { view: meta, detail } = this.init.contract.split(this.init.contract.checkOwn(this.init.meta))
     const incarnation = ((await this.components.store.load()) ?? 0) + 1
     await this.components.store.save(incarnation)
+    this.watchEpoch = incarnation
     const self: MemberRecord = {
       id: this.id,
       addrs: this.network.getMultiaddrs().map((ma) => ma.toString()),
@@ -181,6 +190,16 @@ export class Membership implements Startable {
       this.log,
       this.init.contract,
     )
+    const relay = new DetailRelay(
+      { self: this.id, timeoutMs: this.timers.leaveTimeout, gapMs: METADATA_ANNOUNCE_GAP_MS },
+      () => this.view(),
+      (id, request, timeoutMs) => this.ask(id, request, timeoutMs),
+      this.log,
+    )
+    this.relay = relay
+    if (Object.keys(detail).length > 0) relay.publish(detail, incarnation)
+    for (const name of ['member:join', 'member:update', 'member:dead', 'member:leave'] as const)
+      this.events.on(name, (member) => relay.observe(member, this.watching))
     this.events.on('member:join', this.rememberAddresses)
     this.events.on('member:update', this.rememberAddresses)
     // Members declared dead stay on the reconnect list (with their addresses) until
@@ -210,6 +229,7 @@ export class Membership implements Startable {
       }, Math.random() * 50).unref()
     })
     this.events.on('member:reap', (member) => {
+      relay.forget(member.id)
       this.budget.forget(member.id)
       this.knownAddrs.delete(member.id)
       this.lastSync.delete(member.id)
@@ -300,6 +320,7 @@ export class Membership implements Startable {
     if (!this.running) return
     this.running = false
     this.abort.abort()
+    this.relay?.stop()
     if (this.announcementDue != null) clearTimeout(this.announcementDue)
     this.announcementDue = null
     this.network.services.pubsub.removeEventListener('message', this.onGossip)
@@ -335,15 +356,45 @@ export class Membership implements Startable {
   async setMetadata(next: MemberMetadata): Promise<void> {
     // After a leave, an announcement would bring this node back as alive.
     if (this.leaving) return
-    const meta = this.init.contract.checkOwn(next)
+    const { view: meta, detail } = this.init.contract.split(this.init.contract.checkOwn(next))
     const table = this.view()
-    const incarnation = table.selfRecord.incarnation + 1
-    // The view changes at once (so concurrent updates compose); the incarnation is
-    // durable before anyone hears of it, so a restart always goes above it.
-    table.setSelf({ ...table.selfRecord, incarnation, meta })
-    await this.components.store.save(incarnation)
-    this.announceSelf(METADATA_ANNOUNCE_GAP_MS)
+    // Keys of reach `watchers` go to the watchers only, under their own version.
+    this.relay?.publish(detail, table.selfRecord.incarnation)
+    if (JSON.stringify(meta) !== JSON.stringify(table.selfRecord.meta)) {
+      const incarnation = table.selfRecord.incarnation + 1
+      // The view changes at once (so concurrent updates compose); the incarnation is
+      // durable before anyone hears of it, so a restart always goes above it.
+      table.setSelf({ ...table.selfRecord, incarnation, meta })
+      await this.components.store.save(incarnation)
+      this.announceSelf(METADATA_ANNOUNCE_GAP_MS)
+    }
     this.events.emit('member:update', this.self)
+  }
+
+  /** True while this node watches: every member sends it its keys of reach `watchers`. */
+  get watching(): boolean {
+    return this.table != null && watchEpochOf(this.table.selfRecord) != null
+  }
+
+  /**
+   * Starts or stops watching (a load balancer, a manager voter): while it watches,
+   * every member sends this node its keys of reach `watchers`, so `members()` shows
+   * them; otherwise only their own record's keys (and what `refreshDetails` fetched).
+   */
+  async setWatching(on: boolean): Promise<void> {
+    if (on === this.watching) return
+    await this.updateMetadata({ watch: on ? this.watchEpoch : undefined })
+    if (on) for (const member of this.view().members()) this.relay?.observe(member, true)
+  }
+
+  /**
+   * For readers on a node that does not watch (its API): fetches from a watcher the
+   * keys of reach `watchers` that changed since the last fetch, unless that began
+   * less than `maxAgeMs` ago, so `members()` shows them. Best effort: without a
+   * watcher, nothing.
+   */
+  refreshDetails(maxAgeMs = 0): Promise<void> {
+    return this.relay?.refresh(this.watching, maxAgeMs) ?? Promise.resolve()
   }
 
   /**
@@ -376,7 +427,7 @@ export class Membership implements Startable {
    * keys; announces only when something changed. Checked as setMetadata is.
    */
   async updateMetadata(patch: MemberMetadata): Promise<void> {
-    const current = this.view().selfRecord.meta
+    const current = this.self.meta
     const next = { ...current, ...patch }
     if (JSON.stringify(next) === JSON.stringify(current)) return
     await this.setMetadata(next)
@@ -809,7 +860,7 @@ export class Membership implements Startable {
         async (ch) => {
           await ch.write(encode({ t: 'ping-req', target: target.id, addrs: target.addrs }))
           const answer = decodeProbeAnswer(await ch.read()).t
-          return answer === 'record' ? 'none' : answer
+          return answer === 'ack' || answer === 'nack' ? answer : 'none'
         },
       )
     } catch {
@@ -832,6 +883,15 @@ export class Membership implements Startable {
       case 'record':
         await ch.write(encode({ t: 'record', record: this.view().selfRecord }))
         return
+      case 'detail':
+        // Only from the member itself (the connection's authenticated peer), checked as any claim.
+        if (this.watching && request.detail.id === from.toString())
+          this.relay?.receive(this.checkedDetail(request.detail))
+        await ch.write(encode({ t: 'ack' }))
+        return
+      case 'details':
+        await ch.write(encode(this.relay!.page(request, this.watching ? this.watchEpoch : 0)))
+        return
       case 'claims': {
         // Direct notices (a leave) reach only a few members: pass what is news on.
         this.broadcast(this.applyAll(request.claims), true)
@@ -840,6 +900,31 @@ export class Membership implements Startable {
         return
       }
     }
+  }
+
+  /** A request on the probe protocol to `id`, and its answer. */
+  private ask(id: string, request: ProbeRequest, timeoutMs: number) {
+    this.budget.touch(id)
+    return exchange(
+      this.network,
+      peerIdFromString(id),
+      this.protocols.probe,
+      this.limits(timeoutMs),
+      async (ch) => {
+        await ch.write(encode(request))
+        const answer = decodeProbeAnswer(await ch.read())
+        if (answer.t === 'details')
+          answer.details = answer.details
+            .filter((d) => request.t !== 'details' || request.own !== true || d.id === id)
+            .map((d) => this.checkedDetail(d))
+        return answer
+      },
+    )
+  }
+
+  /** Details from the wire with their metadata checked against the contract (a bad key dropped). */
+  private checkedDetail(detail: Detail): Detail {
+    return { ...detail, meta: this.init.contract.check(detail.meta).meta }
   }
 
   private async joinIfAlone(): Promise<void> {

@@ -59,6 +59,11 @@ const record = z.object({
   meta: metadata,
 })
 
+/** One member's keys of reach `watchers` (member-details.ts). */
+const detail = z.object({ id: peerId, inc: incarnation, dv: incarnation, meta: metadata })
+/** Details a watcher serves per page (a non-watcher's refresh), in JSON bytes. */
+export const DETAILS_PAGE_BYTES = 512 * 1024
+
 /** A gossip message: a batch of claims. */
 const gossip = z.object({ v: z.literal(WIRE_VERSION), claims: z.array(claim).max(1024) })
 
@@ -69,11 +74,27 @@ const probeRequest = z.discriminatedUnion('t', [
   z.object({ t: z.literal('claims'), claims: z.array(claim).max(1024) }),
   /** The answerer's own record (a view that could not apply its patch asks for it). */
   z.object({ t: z.literal('record') }),
+  /** A member's details, sent to a watcher (detail-relay.ts). */
+  z.object({ t: z.literal('detail'), detail }),
+  /** A watcher's details changed after `after` (its sequence, for watch epoch `epoch`); `own`: only the answerer's. */
+  z.object({
+    t: z.literal('details'),
+    after: z.number().int().min(0),
+    epoch: z.number().int().min(0),
+    own: z.boolean().optional(),
+  }),
 ])
 const probeAnswer = z.discriminatedUnion('t', [
   z.object({ t: z.literal('ack') }),
   z.object({ t: z.literal('nack') }),
   z.object({ t: z.literal('record'), record }),
+  z.object({
+    t: z.literal('details'),
+    epoch: z.number().int().min(0),
+    upTo: z.number().int().min(0),
+    more: z.boolean(),
+    details: z.array(detail).max(100_000),
+  }),
 ])
 
 /** The state sync exchange: digests first, full records only when they differ. */

@@ -55,6 +55,26 @@ export class MetadataContract {
   }
 
   /**
+   * This node's checked metadata in two parts: what every member hears of with its
+   * record (`view`), and what only watchers are sent (`detail`: keys of reach
+   * `watchers`). Undeclared keys are `view`.
+   */
+  split(meta: MemberMetadata): { view: MemberMetadata; detail: MemberMetadata } {
+    const view: Record<string, unknown> = {}
+    const detail: Record<string, unknown> = {}
+    for (const [name, value] of Object.entries(meta)) {
+      if (this.keys.get(name)?.reach === 'watchers') detail[name] = value
+      else view[name] = value
+    }
+    return { view: this.seal(view), detail: this.seal(detail) }
+  }
+
+  /** Metadata as readers get it: a record's and the details a watcher was sent, one checked object. */
+  merge(view: MemberMetadata, detail: MemberMetadata): MemberMetadata {
+    return this.seal({ ...view, ...detail })
+  }
+
+  /**
    * A peer's metadata as this view keeps it: each declared key checked against its
    * schema and budget; the bad ones dropped (and reported), the rest kept.
    */

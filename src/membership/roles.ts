@@ -21,14 +21,25 @@ export type MemberRole = (typeof MemberRole)[keyof typeof MemberRole]
  */
 export const OBSERVER_ROLES: readonly MemberRole[] = [MemberRole.Lb, MemberRole.Observer]
 
-/** Membership's own key: the roles a member announces. */
+/** Membership's own keys: the roles a member announces, and whether it watches. */
 export const membershipAnnouncement = new Announcement('membership', {
   roles: {
     schema: z.array(z.string().min(1).max(64)).max(16),
     maxBytes: 512,
     about: 'the roles it announces: `["lb"]` for a load balancer, what `--role` gave an agent, none',
   },
+  watch: {
+    schema: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+    maxBytes: 20,
+    about:
+      "present when it watches: every member sends it the keys of reach `watchers` (a load balancer, the manager's voters); the number changes when it restarts, so members send them again",
+  },
 })
+
+/** The watch epoch `member` announces, or null: it is sent every member's details (detail-relay.ts). */
+export function watchEpochOf(member: { readonly meta: MemberMetadata }): number | null {
+  return membershipAnnouncement.of(member).watch ?? null
+}
 
 /** The roles `member` announces (none when it announces none, or an invalid list). */
 export function rolesOf(member: { readonly meta: MemberMetadata }): readonly string[] {

@@ -46,6 +46,8 @@ export interface NodeOperationsInit {
 
 export interface NodeOperationsComponents {
   members(): Member[]
+  /** Brings the members' runtime details up to date (a node that does not watch fetches them; membership). */
+  freshDetails?(): Promise<void>
   /** This agent's own addresses (new nodes join through it). */
   selfAddrs(): string[]
   /** The version the cluster wants a node to run (null: none yet). */
@@ -214,6 +216,7 @@ export class NodeOperations implements Startable {
       let last: NodeState = 'joining'
       for (;;) {
         if (this.stopped) throw new Error('this agent is stopping')
+        await this.components.freshDetails?.()
         const member = this.components
           .members()
           .find((m) => providersAnnouncement.of(m).handle === launched.handle || m.id === launched.id)

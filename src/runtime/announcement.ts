@@ -44,19 +44,22 @@ export type PublishedComponent = z.output<typeof publishedComponent>
 /**
  * What the runtime announces about its node: the version it committed to, every
  * component instance with its state and endpoint, the current switch, its OSGi
- * bundles, and whether all is ready. Sizes: docs/architecture.md, "Member metadata".
+ * bundles, and whether all is ready. All of it changes as a rollout goes, so it
+ * reaches the watchers only (load balancers, the manager's voters; KeySpec.reach). Sizes: docs/architecture.md, "Member metadata".
  */
 export const runtimeAnnouncement = new Announcement('runtime', {
   distribution: {
     schema: z.string().max(200).nullable(),
     maxBytes: 256,
     about: 'the version this node committed to (`name@version`), or null',
+    reach: 'watchers',
   },
   components: {
     schema: z.array(publishedComponent).max(128),
     maxBytes: 8192,
     about:
       '`[{"name","version","instance"?,"state","error"?,"endpoint","provides","weight"}]`, about 120 bytes each: ~35 components switching make-before-break',
+    reach: 'watchers',
   },
   runtime: {
     schema: z.looseObject({
@@ -66,6 +69,7 @@ export const runtimeAnnouncement = new Announcement('runtime', {
     }),
     maxBytes: 1024,
     about: '`{"target","phase","error"}` of the current or last switch (error cut to 500 characters)',
+    reach: 'watchers',
   },
   osgi: {
     schema: z
@@ -90,11 +94,13 @@ export const runtimeAnnouncement = new Announcement('runtime', {
     maxBytes: 1536,
     about:
       "the node's OSGi bundles and the services they registered (docs/osgi.md); service properties are left out when they do not fit",
+    reach: 'watchers',
   },
   ready: {
     schema: z.boolean(),
     maxBytes: 8,
     about: 'every component of this node is ready',
+    reach: 'watchers',
   },
 })
 export type RuntimeAnnouncement = Announced<typeof runtimeAnnouncement>

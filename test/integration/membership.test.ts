@@ -60,10 +60,10 @@ describe('membership between real agents', () => {
     const joiner = await c.start()
     await c.waitForConvergence([old, joiner])
     expect(joiner.membership.stats().syncs).toBeGreaterThan(0)
-    await joiner.membership.updateMetadata({ ready: false })
+    await joiner.membership.updateMetadata({ tags: { sync: 'both ways' } })
     await waitFor(
-      'the old agent to see the joiner not ready',
-      () => old.membership.get(joiner.id)?.meta.ready === false,
+      'the old agent to see the joiner’s new tags',
+      () => JSON.stringify(old.membership.get(joiner.id)?.meta.tags) === '{"sync":"both ways"}',
     )
   })
 
@@ -153,12 +153,66 @@ describe('membership between real agents', () => {
     const agents = await c.startMany(4)
     await c.waitForConvergence(agents)
     await agents[1]!.membership.setMetadata({ roles: ['web'], ready: false })
-    await waitFor('metadata everywhere', () =>
-      agents.every((a) => {
+    // `ready` reaches the watchers only; a node that does not watch fetches it for its API, as a request does.
+    await waitFor('metadata everywhere', async () => {
+      for (const a of agents) await a.api.freshDetails()
+      return agents.every((a) => {
         const view = a.api.members().find((m) => m.id === agents[1]!.id)
         return view?.ready === false && view.roles[0] === 'web'
-      }),
+      })
+    })
+  })
+
+  it('per-node details go to the watchers only; a node that does not watch fetches them; no one can send another’s', async () => {
+    const c = cluster()
+    const agents = await c.startMany(4)
+    await c.waitForConvergence(agents)
+    // Three voters watch (the manager's), the fourth agent does not.
+    await waitFor(
+      'three watchers and one that does not watch',
+      () => agents.filter((a) => a.membership.watching).length === 3,
+      { timeout: 30_000 },
     )
+    const other = agents.find((a) => !a.membership.watching)!
+    const watchers = agents.filter((a) => a.membership.watching)
+    const gossiped: Claim[] = []
+    other.node.services.pubsub.addEventListener('message', (evt) => {
+      try {
+        gossiped.push(...decodeGossip(evt.detail.data).claims)
+      } catch {}
+    })
+    const writer = watchers[0]!
+    await writer.membership.updateMetadata({ ready: false, tags: { marker: '1' } })
+    await waitFor('every watcher to hold the writer’s details', () =>
+      watchers.every((w) => w.membership.get(writer.id)?.meta.ready === false),
+    )
+    await waitFor(
+      'the view key to reach the node that does not watch',
+      () => JSON.stringify(other.membership.get(writer.id)?.meta.tags) === '{"marker":"1"}',
+    )
+    // Its record carries no detail: `ready` came by no gossip.
+    const carried = (claim: Claim) =>
+      claim.id === writer.id &&
+      ((claim.kind === 'alive' && 'ready' in claim.meta) || (claim.kind === 'patch' && 'ready' in claim.set))
+    expect(gossiped.some((claim) => claim.kind === 'patch' || claim.kind === 'alive')).toBe(true)
+    expect(gossiped.some(carried)).toBe(false)
+    await other.membership.refreshDetails()
+    expect(other.membership.get(writer.id)?.meta.ready).toBe(false)
+    // A member that sends a watcher details in another's name is not believed.
+    const ask = (
+      other.membership as unknown as {
+        ask(id: string, request: unknown, timeoutMs: number): Promise<unknown>
+      }
+    ).ask.bind(other.membership)
+    const forged = { id: writer.id, inc: 1e9, dv: 1, meta: { ready: true } }
+    await ask(watchers[1]!.id, { t: 'detail', detail: forged }, 5000)
+    expect(watchers[1]!.membership.get(writer.id)?.meta.ready).toBe(false)
+    // The writer's next change reaches the node that does not watch at its next fetch.
+    await writer.membership.updateMetadata({ ready: true })
+    await waitFor('the node that does not watch to fetch the change', async () => {
+      await other.membership.refreshDetails()
+      return other.membership.get(writer.id)?.meta.ready === true
+    })
   })
 
   it('metadata changes travel as patches; a member that missed the one patched fetches the whole record', async () => {

@@ -85,7 +85,9 @@ describe.skipIf(unavailable != null)('OSGi components on a cluster (Apache Felix
       expect(f.greeter).toMatchObject({ version: '1.0.0', state: 'ACTIVE' })
       expect(f.client).toMatchObject({ state: 'ACTIVE' })
       expect(f.greeting).toBe('Hello, Shoal 1.0 (greeter 1.0.0)')
-      // The cluster sees them as components, with their bundles in member metadata.
+      // The cluster sees them as components, with their bundles in member metadata (runtime keys
+      // reach the watchers; any other node fetches them, as its API does).
+      await ctx.agents[0]!.membership.refreshDetails()
       const member = ctx.agents[0]!.membership.get(agent.id)!
       expect(member.meta.distribution).toBe('greeting@1.0')
       expect(

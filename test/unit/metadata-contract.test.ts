@@ -280,14 +280,14 @@ describe('the contract', () => {
   it('is the table docs/architecture.md shows, key by key with owner and budget', () => {
     const doc = readFileSync(new URL('../../docs/architecture.md', import.meta.url), 'utf8')
     const rows = new Map(
-      [...doc.matchAll(/^\| `([\w-]+)` \| (\w+) \| ([\d,]+) \|/gm)].map((m) => [
+      [...doc.matchAll(/^\| `([\w-]+)` \| (\w+) \| ([\d,]+) \| (view|watchers) \|/gm)].map((m) => [
         m[1]!,
-        { owner: m[2]!, maxBytes: Number(m[3]!.replace(/,/g, '')) },
+        { owner: m[2]!, maxBytes: Number(m[3]!.replace(/,/g, '')), reach: m[4]! },
       ]),
     )
     const declared = MEMBER_METADATA.list().map((key) => [
       key.name,
-      { owner: key.owner, maxBytes: key.maxBytes },
+      { owner: key.owner, maxBytes: key.maxBytes, reach: key.reach ?? 'view' },
     ])
     expect([...rows.entries()]).toEqual(declared)
   })
