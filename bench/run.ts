@@ -17,6 +17,7 @@
  * bench/membership-processes.ts), written to results/membership-processes-N.json.
  * scale-starved (issue 19: `--size N` members on the real code, default 1000, simulated for `--minutes M`,
  * default 30, with 1 % of them stalling 2 s at random, 5 % loss and one-way loss; `--seed S`, default 1;
+ * after a baseline of `--baseline-minutes B` without them, default min(5, M), 0 for none;
  * bench/scale/starved.ts), written to results/scale-starved-N.json.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -54,6 +55,7 @@ const { positionals, values } = parseArgs({
     size: { type: 'string', default: '1000' },
     minutes: { type: 'string', default: '30' },
     seed: { type: 'string', default: '1' },
+    'baseline-minutes': { type: 'string' },
   },
 })
 const suite = positionals[0] ?? 'membership'
@@ -133,7 +135,12 @@ if (processCount != null && !(Number.isInteger(processCount) && processCount >= 
 // --size N --minutes M --seed S (scale-starved): one campaign, into its own results file.
 const starved =
   suite === 'scale-starved'
-    ? { n: Number(values.size), minutes: Number(values.minutes), seed: Number(values.seed) }
+    ? {
+        n: Number(values.size),
+        minutes: Number(values.minutes),
+        seed: Number(values.seed),
+        baselineMinutes: Number(values['baseline-minutes'] ?? Math.min(5, Number(values.minutes))),
+      }
     : null
 if (
   starved != null &&
@@ -142,11 +149,14 @@ if (
     starved.n >= 3 &&
     Number.isInteger(starved.minutes) &&
     starved.minutes >= 1 &&
-    Number.isInteger(starved.seed)
+    Number.isInteger(starved.seed) &&
+    Number.isInteger(starved.baselineMinutes) &&
+    starved.baselineMinutes >= 0 &&
+    starved.baselineMinutes <= starved.minutes
   )
 ) {
   console.error(
-    `scale-starved wants whole numbers: --size >= 3, --minutes >= 1 and --seed, got ${values.size}, ${values.minutes}, ${values.seed}`,
+    `scale-starved wants whole numbers: --size >= 3, --minutes >= 1, --seed, --baseline-minutes from 0 to --minutes; got ${values.size}, ${values.minutes}, ${values.seed}, ${values['baseline-minutes']}`,
   )
   process.exit(2)
 }

@@ -158,7 +158,7 @@ export interface StarvedResult {
     sentBytesPerMemberPerSec: number
     receivedBytesPerMemberPerSec: number
     sentByCategory: Record<Category, number>
-    starvedSentBytesPerSec: number
+    starvedSentBytesPerSec: number | null
     healthySentBytesPerSec: number
   }
   connections: { mean: number; max: number; meanAtEnd: number; maxAtEnd: number }
@@ -590,7 +590,8 @@ export async function runStarved(options: StarvedOptions): Promise<StarvedResult
       sentByCategory: Object.fromEntries(
         CATEGORIES.map((cat, i) => [cat, Math.round((after.sent[i]! - before.sent[i]!) / n / windowS)]),
       ) as Record<Category, number>,
-      starvedSentBytesPerSec: Math.round(sentIn((i) => starved.has(i)) / starvedCount / windowS),
+      starvedSentBytesPerSec:
+        starvedCount === 0 ? null : Math.round(sentIn((i) => starved.has(i)) / starvedCount / windowS),
       healthySentBytesPerSec: Math.round(sentIn((i) => !starved.has(i)) / (n - starvedCount) / windowS),
     },
     connections: {
@@ -608,22 +609,73 @@ export async function runStarved(options: StarvedOptions): Promise<StarvedResult
 }
 
 /**
- * The `scale-starved` suite: one campaign in a child process (its own heap and
- * clock: `node dist/bench/scale/sim-process.js '{"starved":{"n":100,"minutes":5}}'`
- * runs it by hand), with the machine and the code it ran.
+ * The `scale-starved` suite: the baseline (the same members, seed and start, then
+ * `baselineMinutes` with no stall, no loss and no one-way block), then the campaign,
+ * each in a child process (its own heap and clock; by hand:
+ * `node dist/bench/scale/sim-process.js '{"starved":{"n":100,"minutes":5}}'`), with
+ * the machine and the code they ran, and the two compared over the baseline's minutes.
  */
-export async function runScaleStarved(options: { n: number; minutes: number; seed: number }) {
+export async function runScaleStarved(options: {
+  n: number
+  minutes: number
+  seed: number
+  baselineMinutes: number
+}) {
   const began = Date.now()
   const { simulate } = await import('./index.js')
-  const result = await simulate<StarvedResult>({ starved: options })
+  const { baselineMinutes, ...campaign } = options
+  const baseline =
+    baselineMinutes > 0
+      ? await simulate<StarvedResult>({
+          starved: { ...campaign, minutes: baselineMinutes, starved: 0, oneWay: 0, loss: 0 },
+        })
+      : null
+  const result = await simulate<StarvedResult>({ starved: campaign })
+  const firstMinutes = (r: StarvedResult, pick: (row: StarvedResult['series'][number]) => number) =>
+    round(mean(r.series.slice(0, baselineMinutes).map(pick)))
   const report = {
     ...result,
+    baseline:
+      baseline == null
+        ? null
+        : {
+            minutes: baseline.minutes,
+            wallS: baseline.wallS,
+            falseDead: baseline.falseDead.verdicts,
+            suspicionsRaised: baseline.suspicions.raised.total,
+            traffic: baseline.traffic,
+            connections: baseline.connections,
+            series: baseline.series,
+          },
+    /** The campaign's first `baselineMinutes` minutes against the baseline's (same start). */
+    comparison:
+      baseline == null
+        ? null
+        : {
+            minutes: baseline.minutes,
+            sentBytesPerMemberPerSec: {
+              campaign: firstMinutes(result, (row) => row.sentBytesPerMemberPerSec),
+              baseline: firstMinutes(baseline, (row) => row.sentBytesPerMemberPerSec),
+            },
+            meanConnectionsAtEnd: {
+              campaign: result.series[baseline.minutes - 1]?.meanConnections ?? null,
+              baseline: baseline.series.at(-1)?.meanConnections ?? null,
+            },
+          },
     date: new Date(began).toISOString(),
     durationS: Math.round((Date.now() - began) / 1000),
     machine: machine(),
     source: source(),
   }
-  return { report, text: starvedSummary(result) }
+  const against =
+    report.comparison == null
+      ? ''
+      : `\nbaseline (${report.comparison.minutes} min, no stall, loss or block): ` +
+        `${report.comparison.sentBytesPerMemberPerSec.baseline} B/s per member against the campaign's ` +
+        `${report.comparison.sentBytesPerMemberPerSec.campaign} over the same minutes; connections ` +
+        `${report.comparison.meanConnectionsAtEnd.baseline} against ${report.comparison.meanConnectionsAtEnd.campaign}; ` +
+        `false dead ${baseline?.falseDead.verdicts}, suspicions ${baseline?.suspicions.raised.total}`
+  return { report, text: starvedSummary(result) + against }
 }
 
 /** A one-paragraph summary of a result, for the console. */
