@@ -44,9 +44,15 @@ export async function heavyNeighbours(): Promise<string[]> {
   const byPid = new Map(procs.map((p) => [p.pid, p]))
   for (let up = byPid.get(process.ppid); up != null && !own.has(up.pid); up = byPid.get(up.ppid))
     own.add(up.pid)
-  return procs
-    .filter((p) => !own.has(p.pid) && HEAVY_RUNS.some((run) => p.cmd.includes(run)))
-    .map((p) => `${p.pid} ${p.cmd.slice(0, 120)}`)
+  return (
+    procs
+      // A `flock LOCK <run>` still waiting for the lock runs nothing yet (its child appears once it holds it).
+      .filter(
+        (p) =>
+          !own.has(p.pid) && !p.cmd.startsWith('flock ') && HEAVY_RUNS.some((run) => p.cmd.includes(run)),
+      )
+      .map((p) => `${p.pid} ${p.cmd.slice(0, 120)}`)
+  )
 }
 
 /** Polls every `everyS` until no heavy neighbour runs, or `capS` has passed. */
