@@ -505,8 +505,7 @@ export class Membership implements Startable {
    */
   private broadcast(claims: Claim[], repeat = false): void {
     if (claims.length === 0 || !this.running) return
-    const data = encode({ v: WIRE_VERSION, claims })
-    const publish = () => {
+    const publish = (data: Uint8Array) => {
       if (!this.running) return
       this.counters.gossipSent++
       this.counters.gossipBytesSent += data.byteLength
@@ -514,8 +513,13 @@ export class Membership implements Startable {
         .publish(this.protocols.topic, data)
         .catch((err) => this.log.debug('gossip publish failed', { error: messageOf(err) }))
     }
-    publish()
-    if (repeat) setTimeout(publish, this.timers.probeInterval * 2).unref()
+    publish(encode({ v: WIRE_VERSION, claims }))
+    // Other bytes than the first (gossip names a message by its bytes, and refuses to publish one it has seen).
+    if (repeat)
+      setTimeout(
+        () => publish(encode({ v: WIRE_VERSION, claims, r: 1 })),
+        this.timers.probeInterval * 2,
+      ).unref()
   }
 
   private readonly onGossip = (evt: CustomEvent<Message>): void => {

@@ -65,7 +65,12 @@ const detail = z.object({ id: peerId, inc: incarnation, dv: incarnation, meta: m
 export const DETAILS_PAGE_BYTES = 512 * 1024
 
 /** A gossip message: a batch of claims. */
-const gossip = z.object({ v: z.literal(WIRE_VERSION), claims: z.array(claim).max(1024) })
+const gossip = z.object({
+  v: z.literal(WIRE_VERSION),
+  claims: z.array(claim).max(1024),
+  /** Set on a repeat: gossip names messages by their bytes, so an identical repeat would be refused as seen. */
+  r: z.literal(1).optional(),
+})
 
 /** Requests and answers on the direct (probe) protocol. */
 const probeRequest = z.discriminatedUnion('t', [

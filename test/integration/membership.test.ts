@@ -1,5 +1,7 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Agent } from '../../src/bootstrap/index.js'
 import { writeNewSecret } from '../../src/bootstrap/index.js'
@@ -253,6 +255,27 @@ describe('membership between real agents', () => {
       const seen = b.membership.get(a.id)
       return seen?.incarnation === quiet.incarnation && JSON.stringify(seen.meta.roles) === '["quiet"]'
     })
+  })
+
+  it('news learned by a direct exchange is published twice, the repeat with other bytes (gossip refuses a message it has seen)', async () => {
+    const c = cluster()
+    const agents = await c.startMany(2)
+    await c.waitForConvergence(agents)
+    const [a, b] = agents as [Agent, Agent]
+    const stranger = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+    const heard: Array<{ r?: number }> = []
+    b.node.services.pubsub.addEventListener('message', (evt) => {
+      try {
+        const message = decodeGossip(evt.detail.data) as { claims: Claim[]; r?: number }
+        if (message.claims.some((claim) => claim.kind === 'left' && claim.id === stranger))
+          heard.push(message)
+      } catch {}
+    })
+    const internals = a.membership as unknown as { broadcast(claims: Claim[], repeat: boolean): void }
+    // A claim about a member nobody knows: b drops it, but hears each publication.
+    internals.broadcast([{ kind: 'left', id: stranger, incarnation: 1 }], true)
+    await waitFor('both publications at b', () => heard.length === 2, { timeout: 10_000 })
+    expect(heard.map((m) => m.r ?? 0)).toEqual([0, 1])
   })
 
   it('a second agent on the same data folder is refused with a clear error', async () => {
