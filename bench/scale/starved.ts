@@ -129,6 +129,17 @@ export interface StarvedResult {
     }
     /** member:suspect events in views (each view that learnt a suspicion), in the window. */
     seenByViews: { total: number; byAccused: Record<Kind, number>; beforeWindow: number }
+    /**
+     * How long a view held a member suspect before listing it alive again, ms
+     * (count, median, p99, max), by the suspect's kind; against lan's stallTolerance
+     * (4 s), the least a suspicion without a refused dial lasts before a dead verdict.
+     */
+    viewSuspectMs: Record<
+      Kind,
+      { count: number; median: number | null; p99: number | null; max: number | null }
+    >
+    /** (view, member) pairs still suspect at the end. */
+    stillSuspectAtEnd: number
     /** Distinct members suspected at least once in the window. */
     membersSuspected: Record<Kind, number>
     beforeWindow: number
@@ -225,7 +236,26 @@ export async function runStarved(options: StarvedOptions): Promise<StarvedResult
     logger: (index, node) => memberLogger(index, node),
   })
   const indexOf = new Map<string, number>()
-  c.onMemberAdded = (m) => indexOf.set(m.id, m.index)
+  // How long each view held a member suspect (from its suspect event until it lists it
+  // alive again): the margin left before a suspicion timer would have declared it dead.
+  const suspectSince = new Map<string, number>()
+  const suspectMs: Record<Kind, number[]> = { starved: [], healthy: [] }
+  const cleared = (observer: number, id: string) => {
+    const key = `${observer} ${id}`
+    const since = suspectSince.get(key)
+    if (since == null) return
+    suspectSince.delete(key)
+    const target = indexOf.get(id)
+    if (target != null && inWindow(since)) suspectMs[kind(target)].push(c.now - since)
+  }
+  c.onMemberAdded = (m) => {
+    indexOf.set(m.id, m.index)
+    const alive = (x: { id: string; state: string }) => {
+      if (x.state === 'alive') cleared(m.index, x.id)
+    }
+    m.membership.events.on('member:update', alive)
+    m.membership.events.on('member:join', alive)
+  }
   const stalled = (node: SimNode) => c.clock.isStalled(node)
 
   // What each member's Membership logs: its own accusations and refutations.
@@ -259,8 +289,11 @@ export async function runStarved(options: StarvedOptions): Promise<StarvedResult
     if (target == null) return
     if (a.event === 'dead') {
       deadVerdicts.push({ observer: a.observer, target, at: a.at })
+      cleared(a.observer, a.target)
       return
     }
+    const key = `${a.observer} ${a.target}`
+    if (!suspectSince.has(key)) suspectSince.set(key, a.at)
     if (!inWindow(a.at)) {
       suspectEventsBefore++
       return
@@ -552,6 +585,8 @@ export async function runStarved(options: StarvedOptions): Promise<StarvedResult
         })),
       },
       seenByViews: { ...seen, beforeWindow: suspectEventsBefore },
+      viewSuspectMs: { starved: spread(suspectMs.starved), healthy: spread(suspectMs.healthy) },
+      stillSuspectAtEnd: suspectSince.size,
       membersSuspected: { starved: suspected.starved.size, healthy: suspected.healthy.size },
       beforeWindow: raisedBefore,
     },
@@ -686,11 +721,15 @@ export function starvedSummary(r: StarvedResult): string {
     `false dead verdicts: ${r.falseDead.verdicts} (members ${r.falseDead.members}, listed dead at end ${r.falseDead.listedDeadAtEnd})`,
     `suspicions raised by probes: ${s.total} (accused starved ${s.byAccused.starved} [${s.starvedAccusedAroundStall} around a stall], healthy ${s.byAccused.healthy}; accusers starved ${s.byAccuser.starved}, healthy ${s.byAccuser.healthy}; over a one-way block ${s.overOneWayBlock}; healthy->healthy otherwise ${s.healthyUnexplained})`,
     `suspicions seen by views: ${r.suspicions.seenByViews.total} (of starved ${r.suspicions.seenByViews.byAccused.starved}, of healthy ${r.suspicions.seenByViews.byAccused.healthy}); refutations ${r.refutations.total} (starved ${r.refutations.byStarved}, healthy ${r.refutations.byHealthy})`,
+    `a view held a starved member suspect ${fmt(r.suspicions.viewSuspectMs.starved)} ms, a healthy one ${fmt(r.suspicions.viewSuspectMs.healthy)} ms (median/p99/max)`,
     `stalls: ${r.stalls.count} on ${r.stalls.members.length} members, health after a stall min/median/max ${r.stalls.healthAfterStall.min}/${r.stalls.healthAfterStall.median}/${r.stalls.healthAfterStall.max}, ran while stalled ${r.stalls.ranWhileStalled}`,
     `one-way blocks: ${r.oneWay.blocks} (${r.oneWay.blockedS} s), messages held ${r.oneWay.heldMessages}, dials lost ${r.oneWay.dialsLost}`,
     `traffic: ${r.traffic.sentBytesPerMemberPerSec} B/s sent per member (starved ${r.traffic.starvedSentBytesPerSec}, healthy ${r.traffic.healthySentBytesPerSec}); connections mean ${r.connections.mean}, max ${r.connections.max}`,
   ].join('\n')
 }
+
+const fmt = (s: { median: number | null; p99: number | null; max: number | null }) =>
+  `${s.median ?? '-'}/${s.p99 ?? '-'}/${s.max ?? '-'}`
 
 /** Bytes sent and received by category over `members`, and each member's sent bytes and connections. */
 function snapshot(members: SimMember[]) {
@@ -723,6 +762,13 @@ function sumStats(parts: Array<Record<string, number>>): Record<string, number> 
 
 const sumArray = (values: number[]) => values.reduce((a, b) => a + b, 0)
 const mean = (values: number[]) => (values.length === 0 ? 0 : sumArray(values) / values.length)
+
+function spread(values: number[]) {
+  const sorted = [...values].sort((a, b) => a - b)
+  const at = (q: number) =>
+    sorted.length === 0 ? null : Math.round(sorted[Math.floor(q * (sorted.length - 1))]!)
+  return { count: sorted.length, median: at(0.5), p99: at(0.99), max: at(1) }
+}
 
 function median(values: number[]): number | null {
   if (values.length === 0) return null
