@@ -968,7 +968,12 @@ export class SimNode {
           if (!this.up) return reject(dialError('dialler stopped'))
           if (!remote.up) {
             world.totals.refusedDown++
-            return reject(dialError('connection refused', 'ConnectionRefusedError'))
+            // A crashed process's host refuses the port, as TCP does (ECONNREFUSED: membership's evidence).
+            return reject(
+              Object.assign(dialError('connection refused', 'ConnectionRefusedError'), {
+                code: 'ECONNREFUSED',
+              }),
+            )
           }
           const remoteLimit = remote.maxConnections ?? world.maxConnections
           if (remote.connections.size >= remoteLimit && !remote.connections.has(this.id)) {
