@@ -64,6 +64,7 @@
  * the full code through the same phases, what the reduction is checked against.
  */
 import type { PeerId } from '@libp2p/interface'
+import { MEMBER_METADATA } from '../../src/bootstrap/index.js'
 import { CONNECTION_BUDGET, ConnectionBudget } from '../../src/membership/connection-budget.js'
 import { bucketCount, bucketHashes, PAGE_BYTES } from '../../src/membership/delta-sync.js'
 import {
@@ -91,6 +92,7 @@ import { agentMeta, SimCluster, type SimMember } from './cluster.js'
 import { exchangeBytes } from './costs.js'
 import { CATEGORIES, type Category, type SimNode } from './network.js'
 import type { SimMessage } from './pubsub.js'
+import { rolloutSteps, WAVE_STEP_MS, WAVE_WATCHERS } from './rollout-wave.js'
 import type { ScenarioOptions } from './scenario.js'
 
 /** The light members' timers: the full members' (the lan preset). */
@@ -154,7 +156,14 @@ export interface HybridResult {
   killSuspectedByAllMs: number | null
   killDeadByAllMs: number | null
   /** Every member changes its metadata at once: until every full member has all updates; bytes per member. */
-  wave: { everyUpdateEverywhereMs: number | null; sentBytesPerNode: number; windowMs: number } | null
+  wave: {
+    everyUpdateEverywhereMs: number | null
+    sentBytesPerNode: number
+    windowMs: number
+    steps?: number
+    watchers?: number
+    watcherReceivedBytes?: number
+  } | null
   falsePositives: { suspect: number; dead: number }
   memory: { perFullMemberMB: number | null; perEntryB: number | null }
   recordBytes: number
@@ -519,14 +528,36 @@ class LightMember {
     }, Math.random() * 50)
   }
 
-  /** A metadata change: a higher incarnation, announced (a patch, as Membership.setMetadata). */
-  updateMeta(meta: Record<string, unknown>): void {
+  /**
+   * A metadata change (keys set, as Membership.updateMetadata): the keys of reach
+   * `view` go out as a higher incarnation (a patch), those of reach `watchers` are
+   * sent straight to each watcher under their own version (detail-relay.ts).
+   */
+  updateMeta(patch: Record<string, unknown>): void {
     if (this.stopped) return
-    this.meta = meta
+    const { view, detail } = MEMBER_METADATA.split({ ...this.meta, ...this.detail.meta, ...patch })
+    if (JSON.stringify(detail) !== JSON.stringify(this.detail.meta)) {
+      this.detail = { inc: this.incarnation, dv: this.detail.dv + 1, meta: detail }
+      const sent = { id: this.id, ...this.detail }
+      const limits = { timeoutMs: TIMERS.leaveTimeout, maxBytes: MAX_BYTES }
+      for (const watcher of this.hybrid.watchers) {
+        const peer = this.hybrid.peerOf(watcher)
+        if (peer == null) continue
+        void exchange(this.network, peer, this.hybrid.protocols.probe, limits, async (ch) => {
+          await ch.write(encode({ t: 'detail', detail: sent }))
+          await ch.read()
+        }).catch(() => {})
+      }
+    }
+    if (JSON.stringify(view) === JSON.stringify(this.meta)) return
+    this.meta = view
     this.incarnation++
     this.hybrid.truth.changed()
     this.announceSelf(METADATA_ANNOUNCE_GAP_MS)
   }
+
+  /** Its keys of reach `watchers`, as sent to the watchers. */
+  private detail: { inc: number; dv: number; meta: Record<string, unknown> } = { inc: 0, dv: 0, meta: {} }
 
   aliveClaim(): Claim {
     return {
@@ -590,19 +621,30 @@ class LightMember {
     this.budget.touch(target)
     try {
       this.hybrid.stats.lightProbes++
-      if (await this.ping(target, this.deadlineFor(target))) return
-      const helpers = this.helpersFor(target)
-      this.hybrid.stats.lightIndirectProbes += helpers.length
-      const timeout = TIMERS.probeTimeout * 2 + TIMERS.connectTimeout * 2
-      const answers = await Promise.all(helpers.map((helper) => this.pingThrough(helper, target, timeout)))
-      if (answers.includes('ack') || this.stopped || !this.hybrid.probeable(target)) return
+      const direct = await this.ping(target, this.deadlineFor(target))
+      if (direct === 'ack') return
+      // Refused: the port is closed (a crashed process); no helper is asked (Membership.probe).
+      if (direct !== 'refused') {
+        const helpers = this.helpersFor(target)
+        this.hybrid.stats.lightIndirectProbes += helpers.length
+        const timeout = TIMERS.probeTimeout * 2 + TIMERS.connectTimeout * 2
+        const answers = await Promise.all(helpers.map((helper) => this.pingThrough(helper, target, timeout)))
+        if (answers.includes('ack')) return
+      }
+      if (this.stopped || !this.hybrid.probeable(target)) return
       const incarnation = this.hybrid.truth.incarnationOf(target)
       if (this.accused.get(target) === incarnation) return
       this.accused.set(target, incarnation)
       this.hybrid.stats.lightSuspicions++
-      const claim: Claim = { kind: 'suspect', id: target, incarnation, from: this.id }
+      const claim: Claim = {
+        kind: 'suspect',
+        id: target,
+        incarnation,
+        from: this.id,
+        ...(direct === 'refused' ? { refused: true } : {}),
+      }
       this.publish(false, claim)
-      void this.notify(target, [claim])
+      if (direct !== 'refused') void this.notify(target, [claim])
     } finally {
       this.probing.delete(target)
     }
@@ -626,12 +668,13 @@ class LightMember {
   }
 
   /** A ping: charged with a light member that is up, the real exchange otherwise (retried once as Membership.ping). */
-  private async ping(target: string, timeout: number): Promise<boolean> {
-    if (await this.quickPing(target)) return true
+  private async ping(target: string, timeout: number): Promise<'ack' | 'refused' | 'failed'> {
+    if (await this.quickPing(target)) return 'ack'
     const started = performance.now()
-    if (await this.pingOnce(target, timeout)) return true
+    const first = await this.pingOnce(target, timeout)
+    if (first !== 'failed') return first
     const left = timeout - (performance.now() - started)
-    if (left < timeout / 2 || !this.node.connections.has(target)) return false
+    if (left < timeout / 2 || !this.node.connections.has(target)) return first
     return this.pingOnce(target, left)
   }
 
@@ -655,9 +698,9 @@ class LightMember {
     return true
   }
 
-  private async pingOnce(target: string, timeoutMs: number): Promise<boolean> {
+  private async pingOnce(target: string, timeoutMs: number): Promise<'ack' | 'refused' | 'failed'> {
     const peer = this.hybrid.peerOf(target)
-    if (peer == null) return false
+    if (peer == null) return 'failed'
     try {
       await exchange(
         this.network,
@@ -670,9 +713,9 @@ class LightMember {
           if (answer.t !== 'ack') throw new Error('no ack')
         },
       )
-      return true
-    } catch {
-      return false
+      return 'ack'
+    } catch (err) {
+      return (err as { code?: unknown }).code === 'ECONNREFUSED' ? 'refused' : 'failed'
     }
   }
 
@@ -860,6 +903,8 @@ class Hybrid {
   /** Order in which members were added: a light member knows every member added before it (its join sync). */
   private readonly order = new Map<string, number>()
   private readonly memberIds: string[] = []
+  /** Full members that watch (the rollout wave's voters and load balancer): light members push details to them. */
+  watchers: string[] = []
   readonly stats = {
     lightProbes: 0,
     lightIndirectProbes: 0,
@@ -1246,30 +1291,47 @@ export async function runHybrid(options: HybridOptions): Promise<HybridResult> {
     result.killDeadByAllMs = marks.dead
     log(`N = ${n}: crash dead at all full members ${marks.dead} ms, wall ${wall(wallStart)} s`)
 
-    // 6. A metadata wave: every member changes its metadata at once (a new cluster-state
-    // head); until every full member has every other member's update.
+    // 6. A rollout's metadata wave: every member goes through a rolling update's steps
+    // at once (rollout-wave.ts), the manager's 5 voters and a load balancer watching;
+    // until every watcher holds every member's final details.
     const running = c.running()
     const lights = h.light.filter((l) => l.node.up)
-    const others = running.length + lights.length - 1
+    const watchers = running.slice(0, WAVE_WATCHERS)
+    for (const w of watchers) await w.membership.setWatching(true)
+    h.watchers = watchers.map((w) => w.id)
+    // Everyone's views learn who watches (their records changed) before the wave.
+    await c.run(5000)
+    const waveNodes = [...running.map((m) => m.node), ...lights.map((l) => l.node)]
     const waveStart = c.now
-    const sentBefore = sum(snapshot(running.map((m) => m.node))) + sum(snapshot(lights.map((l) => l.node)))
-    const updatesBefore = new Map(running.map((m) => [m, m.updates]))
-    const meta = { ...agentMeta(0, first.id), cluster: { term: 1, seq: 2, manager: first.id } }
-    for (const m of running) void m.membership.updateMetadata(meta).catch(() => {})
-    for (const l of lights) l.updateMeta(meta)
-    const waveMs = await c.until(() => running.every((m) => m.updates - updatesBefore.get(m)! >= others), {
-      capMs: PHASE_CAP_MS,
-      everyMs: 50,
-    })
+    const sentBefore = sum(snapshot(waveNodes))
+    const watcherReceivedBefore = watchers.map((w) => w.node.meter.total('received'))
+    const steps = rolloutSteps('app@1.0', 'app@1.1')
+    for (const step of steps) {
+      for (const m of running) void m.membership.updateMetadata(step).catch(() => {})
+      for (const l of lights) l.updateMeta(step)
+      await c.run(WAVE_STEP_MS)
+    }
+    const everyone = [...running.map((m) => m.id), ...lights.map((l) => l.id)]
+    const waveMs = await c.until(
+      () =>
+        watchers.every((w) => everyone.every((id) => w.membership.get(id)?.meta.distribution === 'app@1.1')),
+      { capMs: PHASE_CAP_MS, everyMs: 100 },
+    )
     await c.run(2000)
-    const sentAfter = sum(snapshot(running.map((m) => m.node))) + sum(snapshot(lights.map((l) => l.node)))
+    const waveCount = running.length + lights.length
     result.wave = {
-      everyUpdateEverywhereMs: waveMs,
-      sentBytesPerNode: Math.round((sentAfter - sentBefore) / (running.length + lights.length)),
+      everyUpdateEverywhereMs: waveMs == null ? null : waveMs + steps.length * WAVE_STEP_MS,
+      sentBytesPerNode: Math.round((sum(snapshot(waveNodes)) - sentBefore) / waveCount),
       windowMs: Math.round(c.now - waveStart),
+      steps: steps.length,
+      watchers: watchers.length,
+      watcherReceivedBytes: Math.round(
+        watchers.reduce((s, w, i) => s + w.node.meter.total('received') - watcherReceivedBefore[i]!, 0) /
+          watchers.length,
+      ),
     }
     log(
-      `N = ${n}: metadata wave ${waveMs} ms, ${result.wave.sentBytesPerNode} B/node, wall ${wall(wallStart)} s`,
+      `N = ${n}: rollout wave ${result.wave.everyUpdateEverywhereMs} ms, ${result.wave.sentBytesPerNode} B/node, watcher received ${result.wave.watcherReceivedBytes} B, wall ${wall(wallStart)} s`,
     )
 
     // 7. The heap of the full members' Membership objects (10,000-entry views).

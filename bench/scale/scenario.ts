@@ -12,6 +12,7 @@ import { serve } from '../../src/shared/stream-rpc.js'
 import { type Accusation, SimCluster, type SimClusterInit, type SimMember } from './cluster.js'
 import type { WireCosts } from './costs.js'
 import { CATEGORIES, type Category, type SimWorld } from './network.js'
+import { rolloutSteps, WAVE_STEP_MS, WAVE_WATCHERS } from './rollout-wave.js'
 
 const SETTLE_S = 3
 const SETTLE_CAP_S = 30
@@ -64,8 +65,19 @@ export interface SimSizeResult {
         deadEvents: number
       })
     | null
-  /** Every member changes its metadata at once: until all have all updates; bytes each sent (until then + 2 s). */
-  wave: { everyUpdateEverywhereMs: number | null; sentBytesPerNode: number; windowMs: number } | null
+  /**
+   * A rollout's metadata on every member at once (rollout-wave.ts), 6 members
+   * watching: until every watcher holds every member's final details; bytes each
+   * member sent (until then + 2 s), and what each watcher received.
+   */
+  wave: {
+    everyUpdateEverywhereMs: number | null
+    sentBytesPerNode: number
+    windowMs: number
+    steps?: number
+    watchers?: number
+    watcherReceivedBytes?: number
+  } | null
   falsePositives: { suspect: number; dead: number; samples: Array<Accusation & { phase: Phase }> }
   /**
    * Heap after a full GC: the whole simulation at start, once converged and in the
@@ -321,23 +333,37 @@ export async function runScenario(options: ScenarioOptions): Promise<SimSizeResu
     // every other's update, and the bytes it cost.
     enter('wave')
     const running = c.running()
+    const watchers = running.slice(0, WAVE_WATCHERS)
+    for (const w of watchers) await w.membership.setWatching(true)
+    // Everyone's views learn who watches before the wave.
+    await c.run(5000)
     const waveStart = c.now
     const sentBefore = totalSent(running)
-    const updatesBefore = new Map(running.map((m) => [m, m.updates]))
-    for (const m of running)
-      void m.membership.updateMetadata({ cluster: { term: 1, seq: 2, manager: first.id } }).catch(() => {})
+    const watcherReceivedBefore = watchers.map((w) => w.node.meter.total('received'))
+    const steps = rolloutSteps('app@1.0', 'app@1.1')
+    for (const step of steps) {
+      for (const m of running) void m.membership.updateMetadata(step).catch(() => {})
+      await c.run(WAVE_STEP_MS)
+    }
     const waveMs = await c.until(
-      () => running.every((m) => m.updates - updatesBefore.get(m)! >= running.length - 1),
+      () =>
+        watchers.every((w) => running.every((m) => w.membership.get(m.id)?.meta.distribution === 'app@1.1')),
       { capMs: PHASE_CAP_MS },
     )
     await c.run(2000)
     result.wave = {
-      everyUpdateEverywhereMs: waveMs,
+      everyUpdateEverywhereMs: waveMs == null ? null : waveMs + steps.length * WAVE_STEP_MS,
       sentBytesPerNode: Math.round((totalSent(running) - sentBefore) / running.length),
       windowMs: Math.round(c.now - waveStart),
+      steps: steps.length,
+      watchers: watchers.length,
+      watcherReceivedBytes: Math.round(
+        watchers.reduce((s, w, i) => s + w.node.meter.total('received') - watcherReceivedBefore[i]!, 0) /
+          watchers.length,
+      ),
     }
     log(
-      `N = ${n}: metadata wave ${waveMs} ms, ${result.wave.sentBytesPerNode} B/node, wall ${wall(wallStart)} s`,
+      `N = ${n}: rollout wave ${result.wave.everyUpdateEverywhereMs} ms, ${result.wave.sentBytesPerNode} B/node, watcher received ${result.wave.watcherReceivedBytes} B, wall ${wall(wallStart)} s`,
     )
 
     // 7. The heap the Membership objects hold, measured by dropping them (ends the run).

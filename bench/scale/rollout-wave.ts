@@ -1,0 +1,56 @@
+import type { MemberMetadata } from '../../src/membership/index.js'
+
+/** Members that watch in the rollout wave: the manager's 5 voters and one load balancer. */
+export const WAVE_WATCHERS = 6
+/** ms between two steps of a node's rollout in the wave. */
+export const WAVE_STEP_MS = 1000
+
+const endpoint = 'http://127.0.0.1:8080'
+
+/**
+ * What one node writes about itself during a rolling update to `version`, step by
+ * step, as the artifacts' distributor and the runtime announce it (their keys'
+ * reach decides who hears of each: docs/architecture.md, "Member metadata"):
+ * fetching, held and installing, switching make-before-break, done. A real switch
+ * writes more steps than these within the 100 ms the announcements coalesce over.
+ */
+export function rolloutSteps(from: string, version: string): MemberMetadata[] {
+  const running = (v: string, state: string, instance?: number) => ({
+    name: 'web',
+    version: v,
+    ...(instance == null ? {} : { instance }),
+    state,
+    endpoint,
+    provides: ['web'],
+    weight: 100,
+  })
+  const runtime = (phase: string) => ({ target: version, phase, error: null })
+  return [
+    { fetching: [version], runtime: runtime('fetching') },
+    {
+      fetching: [],
+      dists: { [version]: 'a1b2c3d4e5f60718', [from]: '0f1e2d3c4b5a6978' },
+      runtime: runtime('installing'),
+    },
+    { runtime: runtime('switching'), components: [running(from, 'ready'), running(version, 'starting', 1)] },
+    {
+      runtime: runtime('done'),
+      components: [running(version, 'ready')],
+      ready: true,
+      distribution: version,
+    },
+  ]
+}
+
+/** What a node announces before the wave: it runs `from`, ready. */
+export function runningMeta(from: string, manager: string): MemberMetadata {
+  return {
+    dists: { [from]: '0f1e2d3c4b5a6978' },
+    fetching: [],
+    cluster: { term: 1, seq: 1, manager },
+    distribution: from,
+    ready: true,
+    runtime: { target: from, phase: 'done', error: null },
+    components: [{ name: 'web', version: from, state: 'ready', endpoint, provides: ['web'], weight: 100 }],
+  }
+}
