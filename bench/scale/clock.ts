@@ -16,8 +16,9 @@
  * delivery to it, so timers and promise chains made inside inherit it). A timer of
  * a stalled member that comes due waits until the stall ends, then runs, late, with
  * everything else that came due meanwhile, in the order it came due: what a Node
- * event loop blocked by a long synchronous task does. (Node would run expired
- * timers before reading the sockets; here deliveries and timers keep one order,
+ * event loop blocked by a long synchronous task does. (A real loop runs that
+ * backlog phase by phase, expired timers before the sockets' data or after it
+ * depending on the phase the stall hit; here deliveries and timers keep one order,
  * the order they came due.) Date.now and performance.now keep moving during the
  * stall, so the member's code sees how late it woke.
  */
