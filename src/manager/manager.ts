@@ -86,11 +86,15 @@ export interface ManagerInit {
    */
   formationWaitMs: number
   /**
-   * ms per Raft tick: heartbeats go out every tick; the election timeout is
-   * drawn in [electionTicks, 2·electionTicks) ticks.
+   * ms per Raft tick: the election timeout is drawn in [electionTicks, 2·electionTicks) ticks.
    * @default 50 (lan; cloud 100, test 100)
    */
   raftTickMs: number
+  /**
+   * Ticks between two heartbeats of the leader (below electionTicks).
+   * @default 3 (lan; cloud 3, test 1)
+   */
+  heartbeatTicks: number
   /**
    * Minimum Raft election timeout, in ticks (a leader's lease is a little shorter: docs/raft.md).
    * lan: 0.5–1 s; cloud: 2–4 s; test: 1–2 s.
@@ -251,7 +255,13 @@ export class Manager implements Startable {
       },
     )
     this.host = new RaftHost(
-      { cluster: init.cluster, id, tickMs: init.raftTickMs, electionTicks: init.electionTicks },
+      {
+        cluster: init.cluster,
+        id,
+        tickMs: init.raftTickMs,
+        electionTicks: init.electionTicks,
+        heartbeatTicks: init.heartbeatTicks,
+      },
       {
         storage: components.raftStorage,
         send: (messages) => this.transport.send(messages),

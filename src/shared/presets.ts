@@ -157,7 +157,14 @@ export const PRESET_TABLE = {
       cloud: 100,
       test: 100,
       unit: 'ms',
-      why: 'one Raft tick: the leader sends a heartbeat every tick, and election timeouts and the lease count ticks; 50 ms with 10 ticks gives a 0.5–1 s election timeout, so a new leader acts within about 1 s of a crash (docs/manager.md)',
+      why: 'one Raft tick: election timeouts and the lease count ticks, and the leader sends a heartbeat every `heartbeatTicks`; 50 ms with 10 ticks gives a 0.5–1 s election timeout, so a new leader acts within about 1 s of a crash (docs/manager.md)',
+    },
+    heartbeatTicks: {
+      lan: 3,
+      cloud: 3,
+      test: 1,
+      unit: 'ticks',
+      why: "the leader's heartbeat goes out every this many ticks (lan: 150 ms, 3–7 per election timeout, as etcd's 100 ms against 1 s); each carries the leader's vote certificate (~460 bytes), and one per tick was half of an idle leader's CPU (9.5 % of a core at N = 10, 5.2 % at one per 150 ms)",
     },
     electionTicks: {
       lan: 10,

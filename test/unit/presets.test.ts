@@ -69,6 +69,7 @@ describe('timer presets (src/shared/presets.ts)', () => {
       tickMs: 250,
       voterRemovalMs: 30_000,
       raftTickMs: 50,
+      heartbeatTicks: 3,
       electionTicks: 10,
       formationWaitMs: 3000,
     })

@@ -140,6 +140,7 @@ function harness(
       cluster: CLUSTER,
       id,
       tickMs: TICK_MS,
+      heartbeatTicks: 1,
       electionTicks: ELECTION_TICKS,
       ...(options.snapshotThreshold != null ? { snapshotThreshold: options.snapshotThreshold } : {}),
     },

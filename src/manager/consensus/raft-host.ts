@@ -46,6 +46,8 @@ export interface RaftHostInit {
   tickMs: number
   /** Minimum election timeout in ticks. */
   electionTicks: number
+  /** Ticks between two heartbeats of the leader. */
+  heartbeatTicks: number
   /** Entries applied since the last snapshot before the state machine saves itself. */
   snapshotThreshold?: number
 }
@@ -126,7 +128,7 @@ export class RaftHost {
       verifier: this.components.verifier,
       random: Math.random,
       electionTicks: this.init.electionTicks,
-      heartbeatTicks: 1,
+      heartbeatTicks: this.init.heartbeatTicks,
       configHistory: CONFIG_HISTORY,
       ...(this.init.snapshotThreshold != null ? { snapshotThreshold: this.init.snapshotThreshold } : {}),
     }
