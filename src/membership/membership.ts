@@ -293,6 +293,7 @@ export class Membership implements Startable {
       true,
     )
     this.log.info('membership started', { id: this.id, incarnation, cluster: this.init.cluster })
+    this.log.debug('membership timers', { ...this.timers })
   }
 
   /**
