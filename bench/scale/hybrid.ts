@@ -92,7 +92,7 @@ import { agentMeta, SimCluster, type SimMember } from './cluster.js'
 import { exchangeBytes } from './costs.js'
 import { CATEGORIES, type Category, type SimNode } from './network.js'
 import type { SimMessage } from './pubsub.js'
-import { rolloutSteps, WAVE_STEP_MS, WAVE_WATCHERS } from './rollout-wave.js'
+import { type RolloutWave, rolloutSteps, WAVE_STEP_MS, WAVE_WATCHERS } from './rollout-wave.js'
 import type { ScenarioOptions } from './scenario.js'
 
 /** The light members' timers: the full members' (the lan preset). */
@@ -155,15 +155,8 @@ export interface HybridResult {
   killFirstSuspectMs: number | null
   killSuspectedByAllMs: number | null
   killDeadByAllMs: number | null
-  /** Every member changes its metadata at once: until every full member has all updates; bytes per member. */
-  wave: {
-    everyUpdateEverywhereMs: number | null
-    sentBytesPerNode: number
-    windowMs: number
-    steps?: number
-    watchers?: number
-    watcherReceivedBytes?: number
-  } | null
+  /** A rollout's metadata on every member at once (rollout-wave.ts). */
+  wave: RolloutWave | null
   falsePositives: { suspect: number; dead: number }
   memory: { perFullMemberMB: number | null; perEntryB: number | null }
   recordBytes: number

@@ -1,5 +1,19 @@
 import type { MemberMetadata } from '../../src/membership/index.js'
 
+/**
+ * A rollout's metadata on every member at once, 6 members watching: until every
+ * watcher holds every member's final details (steps included); bytes each member
+ * sent (until then + 2 s), and what each watcher received.
+ */
+export interface RolloutWave {
+  everyUpdateEverywhereMs: number | null
+  sentBytesPerNode: number
+  windowMs: number
+  steps?: number
+  watchers?: number
+  watcherReceivedBytes?: number
+}
+
 /** Members that watch in the rollout wave: the manager's 5 voters and one load balancer. */
 export const WAVE_WATCHERS = 6
 /** ms between two steps of a node's rollout in the wave. */

@@ -12,7 +12,7 @@ import { serve } from '../../src/shared/stream-rpc.js'
 import { type Accusation, SimCluster, type SimClusterInit, type SimMember } from './cluster.js'
 import type { WireCosts } from './costs.js'
 import { CATEGORIES, type Category, type SimWorld } from './network.js'
-import { rolloutSteps, WAVE_STEP_MS, WAVE_WATCHERS } from './rollout-wave.js'
+import { type RolloutWave, rolloutSteps, WAVE_STEP_MS, WAVE_WATCHERS } from './rollout-wave.js'
 
 const SETTLE_S = 3
 const SETTLE_CAP_S = 30
@@ -65,19 +65,8 @@ export interface SimSizeResult {
         deadEvents: number
       })
     | null
-  /**
-   * A rollout's metadata on every member at once (rollout-wave.ts), 6 members
-   * watching: until every watcher holds every member's final details; bytes each
-   * member sent (until then + 2 s), and what each watcher received.
-   */
-  wave: {
-    everyUpdateEverywhereMs: number | null
-    sentBytesPerNode: number
-    windowMs: number
-    steps?: number
-    watchers?: number
-    watcherReceivedBytes?: number
-  } | null
+  /** A rollout's metadata on every member at once (rollout-wave.ts). */
+  wave: RolloutWave | null
   falsePositives: { suspect: number; dead: number; samples: Array<Accusation & { phase: Phase }> }
   /**
    * Heap after a full GC: the whole simulation at start, once converged and in the
