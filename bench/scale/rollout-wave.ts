@@ -55,16 +55,3 @@ export function rolloutSteps(from: string, version: string): MemberMetadata[] {
     },
   ]
 }
-
-/** What a node announces before the wave: it runs `from`, ready. */
-export function runningMeta(from: string, manager: string): MemberMetadata {
-  return {
-    dists: { [from]: '0f1e2d3c4b5a6978' },
-    fetching: [],
-    cluster: { term: 1, seq: 1, manager },
-    distribution: from,
-    ready: true,
-    runtime: { target: from, phase: 'done', error: null },
-    components: [{ name: 'web', version: from, state: 'ready', endpoint, provides: ['web'], weight: 100 }],
-  }
-}
