@@ -24,7 +24,7 @@ import type { VotersApi } from './voter-routes.js'
 
 /** What an agent is, as `GET /api/status` shows it. */
 /** An API request reads the members' details as fetched at most this long ago (a node that does not watch). */
-const API_DETAILS_MAX_AGE_MS = 250
+const API_DETAILS_MAX_AGE_MS = 1000
 
 export interface AgentApiInit {
   id: string

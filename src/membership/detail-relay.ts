@@ -3,7 +3,7 @@ import type { Member, MemberMetadata } from './member.js'
 import { type Detail, isNewerDetail } from './member-details.js'
 import type { MemberTable } from './member-table.js'
 import { DETAILS_PAGE_BYTES, type ProbeAnswer, type ProbeRequest } from './messages.js'
-import { watchEpochOf } from './roles.js'
+import { isObserver, watchEpochOf } from './roles.js'
 
 /** How the relay reaches one member: a request on the probe protocol, its answer. */
 export type AskMember = (id: string, request: ProbeRequest, timeoutMs: number) => Promise<ProbeAnswer>
@@ -206,8 +206,12 @@ export class DetailRelay {
       .members()
       .filter((m) => !m.self && m.state === 'alive' && watchEpochOf(m) != null)
     if (watchers.length === 0) return
+    // The same watcher as last time (its sequence numbers make the fetch a delta), else one
+    // that only watches (a load balancer) before a voter: the manager's leader has enough to do.
     const same = watchers.find((w) => w.id === this.fetched?.from)
-    const from = same ?? watchers[Math.floor(Math.random() * watchers.length)]!
+    const observers = watchers.filter((w) => isObserver(w))
+    const pool = observers.length > 0 ? observers : watchers
+    const from = same ?? pool[Math.floor(Math.random() * pool.length)]!
     const epoch = watchEpochOf(from)!
     const started = Date.now()
     let after = same != null && this.fetched?.epoch === epoch ? this.fetched.upTo : 0
