@@ -180,7 +180,11 @@ export interface StarvedResult {
     raised: number
     seenByViews: number
     dead: number
+    refutations: number
+    /** Gossip messages members published (their own: accusations, refutations, announcements). */
+    gossipPublished: number
     sentBytesPerMemberPerSec: number
+    sentByCategory: Record<Category, number>
     meanConnections: number
     wallS: number
   }>
@@ -411,21 +415,36 @@ export async function runStarved(options: StarvedOptions): Promise<StarvedResult
       maxListedDeadAtOnce = Math.max(maxListedDeadAtOnce, listed)
     }
     const sampler = c.clock.schedule(SAMPLE_EVERY_MS, sample, [], SAMPLE_EVERY_MS, null)
-    let last = { at: c.now, sent: sumSent(c.members), raised: 0, seen: 0, dead: deadVerdicts.length }
+    const counts = () => ({
+      at: c.now,
+      snap: snapshot(c.members),
+      raised: accusations.length,
+      seen: seen.total,
+      dead: deadVerdicts.length,
+      refuted: sumArray([...refutations.values()]),
+      published: sumArray(c.members.map((m) => m.node.pubsub.stats.published)),
+    })
+    let last = counts()
     for (let minute = 1; minute <= minutes; minute++) {
       await c.run(windowStart + minute * 60_000 - c.now)
-      const sent = sumSent(c.members)
+      const now = counts()
+      const perMember = (a: number, b: number) => Math.round((a - b) / n / ((now.at - last.at) / 1000))
       const row = {
         atMin: minute,
-        raised: accusations.length - last.raised,
-        seenByViews: seen.total - last.seen,
-        dead: deadVerdicts.length - last.dead,
-        sentBytesPerMemberPerSec: Math.round((sent - last.sent) / n / ((c.now - last.at) / 1000)),
+        raised: now.raised - last.raised,
+        seenByViews: now.seen - last.seen,
+        dead: now.dead - last.dead,
+        refutations: now.refuted - last.refuted,
+        gossipPublished: now.published - last.published,
+        sentBytesPerMemberPerSec: perMember(sumArray(now.snap.sent), sumArray(last.snap.sent)),
+        sentByCategory: Object.fromEntries(
+          CATEGORIES.map((cat, i) => [cat, perMember(now.snap.sent[i]!, last.snap.sent[i]!)]),
+        ) as Record<Category, number>,
         meanConnections: round(mean(c.members.map((m) => m.node.connections.size))),
         wallS: wall(wallStart),
       }
       series.push(row)
-      last = { at: c.now, sent, raised: accusations.length, seen: seen.total, dead: deadVerdicts.length }
+      last = now
       log(`N = ${n}: minute ${minute}/${minutes}: ${JSON.stringify(row)}`)
     }
     c.clock.cancel(sampler)
@@ -744,12 +763,6 @@ function snapshot(members: SimMember[]) {
     }
   }
   return { sent, received, perMember, connections: members.map((m) => m.node.connections.size) }
-}
-
-function sumSent(members: SimMember[]): number {
-  let total = 0
-  for (const m of members) total += m.node.meter.total('sent')
-  return total
 }
 
 function sumStats(parts: Array<Record<string, number>>): Record<string, number> {
