@@ -131,13 +131,12 @@ export interface StarvedResult {
     seenByViews: { total: number; byAccused: Record<Kind, number>; beforeWindow: number }
     /**
      * How long a view held a member suspect before listing it alive again, ms
-     * (count, median, p99, max), by the suspect's kind; against lan's stallTolerance
-     * (4 s), the least a suspicion without a refused dial lasts before a dead verdict.
+     * (count, median, p99, max), by the suspect's kind, and (`byView`) by the kind of
+     * the member holding the view (a starved view's refutations wait out its own
+     * stalls); against lan's stallTolerance (4 s), the least a suspicion without a
+     * refused dial lasts before a dead verdict.
      */
-    viewSuspectMs: Record<
-      Kind,
-      { count: number; median: number | null; p99: number | null; max: number | null }
-    >
+    viewSuspectMs: Record<Kind, Spread> & { byView: Record<Kind, Spread> }
     /** (view, member) pairs still suspect at the end. */
     stillSuspectAtEnd: number
     /** Distinct members suspected at least once in the window. */
@@ -183,6 +182,12 @@ export interface StarvedResult {
     refutations: number
     /** Gossip messages members published (their own: accusations, refutations, announcements). */
     gossipPublished: number
+    /**
+     * Gossip messages members received (first copies and duplicates): about N x the
+     * mesh degree per publication, more when old messages spread again (a copy held
+     * behind a one-way block for longer than the 2-minute seen cache is news again).
+     */
+    gossipReceived: number
     sentBytesPerMemberPerSec: number
     sentByCategory: Record<Category, number>
     meanConnections: number
@@ -244,13 +249,16 @@ export async function runStarved(options: StarvedOptions): Promise<StarvedResult
   // alive again): the margin left before a suspicion timer would have declared it dead.
   const suspectSince = new Map<string, number>()
   const suspectMs: Record<Kind, number[]> = { starved: [], healthy: [] }
+  const suspectMsByView: Record<Kind, number[]> = { starved: [], healthy: [] }
   const cleared = (observer: number, id: string) => {
     const key = `${observer} ${id}`
     const since = suspectSince.get(key)
     if (since == null) return
     suspectSince.delete(key)
     const target = indexOf.get(id)
-    if (target != null && inWindow(since)) suspectMs[kind(target)].push(c.now - since)
+    if (target == null || !inWindow(since)) return
+    suspectMs[kind(target)].push(c.now - since)
+    suspectMsByView[kind(observer)].push(c.now - since)
   }
   c.onMemberAdded = (m) => {
     indexOf.set(m.id, m.index)
@@ -423,6 +431,9 @@ export async function runStarved(options: StarvedOptions): Promise<StarvedResult
       dead: deadVerdicts.length,
       refuted: sumArray([...refutations.values()]),
       published: sumArray(c.members.map((m) => m.node.pubsub.stats.published)),
+      received: sumArray(
+        c.members.map((m) => m.node.pubsub.stats.delivered + m.node.pubsub.stats.duplicates),
+      ),
     })
     let last = counts()
     for (let minute = 1; minute <= minutes; minute++) {
@@ -436,6 +447,7 @@ export async function runStarved(options: StarvedOptions): Promise<StarvedResult
         dead: now.dead - last.dead,
         refutations: now.refuted - last.refuted,
         gossipPublished: now.published - last.published,
+        gossipReceived: now.received - last.received,
         sentBytesPerMemberPerSec: perMember(sumArray(now.snap.sent), sumArray(last.snap.sent)),
         sentByCategory: Object.fromEntries(
           CATEGORIES.map((cat, i) => [cat, perMember(now.snap.sent[i]!, last.snap.sent[i]!)]),
@@ -604,7 +616,11 @@ export async function runStarved(options: StarvedOptions): Promise<StarvedResult
         })),
       },
       seenByViews: { ...seen, beforeWindow: suspectEventsBefore },
-      viewSuspectMs: { starved: spread(suspectMs.starved), healthy: spread(suspectMs.healthy) },
+      viewSuspectMs: {
+        starved: spread(suspectMs.starved),
+        healthy: spread(suspectMs.healthy),
+        byView: { starved: spread(suspectMsByView.starved), healthy: spread(suspectMsByView.healthy) },
+      },
       stillSuspectAtEnd: suspectSince.size,
       membersSuspected: { starved: suspected.starved.size, healthy: suspected.healthy.size },
       beforeWindow: raisedBefore,
@@ -740,7 +756,7 @@ export function starvedSummary(r: StarvedResult): string {
     `false dead verdicts: ${r.falseDead.verdicts} (members ${r.falseDead.members}, listed dead at end ${r.falseDead.listedDeadAtEnd})`,
     `suspicions raised by probes: ${s.total} (accused starved ${s.byAccused.starved} [${s.starvedAccusedAroundStall} around a stall], healthy ${s.byAccused.healthy}; accusers starved ${s.byAccuser.starved}, healthy ${s.byAccuser.healthy}; over a one-way block ${s.overOneWayBlock}; healthy->healthy otherwise ${s.healthyUnexplained})`,
     `suspicions seen by views: ${r.suspicions.seenByViews.total} (of starved ${r.suspicions.seenByViews.byAccused.starved}, of healthy ${r.suspicions.seenByViews.byAccused.healthy}); refutations ${r.refutations.total} (starved ${r.refutations.byStarved}, healthy ${r.refutations.byHealthy})`,
-    `a view held a starved member suspect ${fmt(r.suspicions.viewSuspectMs.starved)} ms, a healthy one ${fmt(r.suspicions.viewSuspectMs.healthy)} ms (median/p99/max)`,
+    `a view held a starved member suspect ${fmt(r.suspicions.viewSuspectMs.starved)} ms, a healthy one ${fmt(r.suspicions.viewSuspectMs.healthy)} ms (median/p99/max); starved views ${fmt(r.suspicions.viewSuspectMs.byView.starved)}, healthy views ${fmt(r.suspicions.viewSuspectMs.byView.healthy)}`,
     `stalls: ${r.stalls.count} on ${r.stalls.members.length} members, health after a stall min/median/max ${r.stalls.healthAfterStall.min}/${r.stalls.healthAfterStall.median}/${r.stalls.healthAfterStall.max}, ran while stalled ${r.stalls.ranWhileStalled}`,
     `one-way blocks: ${r.oneWay.blocks} (${r.oneWay.blockedS} s), messages held ${r.oneWay.heldMessages}, dials lost ${r.oneWay.dialsLost}`,
     `traffic: ${r.traffic.sentBytesPerMemberPerSec} B/s sent per member (starved ${r.traffic.starvedSentBytesPerSec}, healthy ${r.traffic.healthySentBytesPerSec}); connections mean ${r.connections.mean}, max ${r.connections.max}`,
@@ -776,7 +792,14 @@ function sumStats(parts: Array<Record<string, number>>): Record<string, number> 
 const sumArray = (values: number[]) => values.reduce((a, b) => a + b, 0)
 const mean = (values: number[]) => (values.length === 0 ? 0 : sumArray(values) / values.length)
 
-function spread(values: number[]) {
+interface Spread {
+  count: number
+  median: number | null
+  p99: number | null
+  max: number | null
+}
+
+function spread(values: number[]): Spread {
   const sorted = [...values].sort((a, b) => a - b)
   const at = (q: number) =>
     sorted.length === 0 ? null : Math.round(sorted[Math.floor(q * (sorted.length - 1))]!)
