@@ -4,7 +4,7 @@
  * restart is the same node coming back (same peer id, same store, same journal).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { appendFileSync, existsSync, openSync } from 'node:fs'
+import { appendFileSync, existsSync, openSync, readFileSync } from 'node:fs'
 import { readdir, readFile, readlink, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -153,7 +153,12 @@ export class ChaosCluster {
       })
       child.once('exit', (code, signal) => {
         clearTimeout(timer)
-        reject(new Error(`${node.name} exited (${code ?? signal}) before starting; see ${node.logFile}`))
+        const last = lastLine(node.logFile)
+        reject(
+          new Error(
+            `${node.name} exited (${code ?? signal}) before starting${last ? `: ${last}` : ''}; see ${node.logFile}`,
+          ),
+        )
       })
     }).catch((err: unknown) => {
       child.kill('SIGKILL')
@@ -297,5 +302,15 @@ export async function poll<T>(
     if (value != null) return value
     if (Date.now() >= deadline) return null
     await sleep(everyMs)
+  }
+}
+
+/** The last non-empty line of a log file (the agent's one-line error), or '' when there is none. */
+function lastLine(file: string): string {
+  try {
+    const lines = readFileSync(file, 'utf8').trim().split('\n')
+    return lines[lines.length - 1] ?? ''
+  } catch {
+    return ''
   }
 }
