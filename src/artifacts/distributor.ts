@@ -29,6 +29,7 @@ import {
 import { RateLimiter } from './rate-limiter.js'
 import { Semaphore } from './semaphore.js'
 import type { TrustedKey } from './signing.js'
+import { TransferMeter, type TransferView } from './transfer-meter.js'
 
 /** What the distributor needs of membership: the view, its events, and our own metadata. */
 export interface MembershipView {
@@ -88,6 +89,8 @@ export interface DistributionView {
   holders: string[]
   /** Chunks this node holds of the whole version. */
   progress: { chunks: number; total: number }
+  /** The download under way here (rate, sources, ETA), or null when none is. */
+  transfer: TransferView | null
 }
 
 export interface DistributorStats {
@@ -131,6 +134,9 @@ export class Distributor implements Startable {
     chunkRequestsFailed: 0,
   }
   private readonly sourceBytes = new Map<string, Map<string, number>>()
+  private readonly meter = new TransferMeter()
+  /** Why downloads wait (a full disk), until the next attempt clears it. */
+  private paused: TransferView['paused'] = null
   private abort = new AbortController()
   private running = false
   private downloading: Promise<void> | undefined
@@ -268,10 +274,20 @@ export class Distributor implements Startable {
     const { manifest } = entry.signed
     let chunks = 0
     let total = 0
+    let bytesDone = 0
+    let bytesTotal = 0
     for (const artifact of manifest.artifacts) {
       total += artifact.chunks.length
+      bytesTotal += artifact.size
       const map = this.store.chunkMap(artifact.sha256, artifact.chunkSize)
       chunks += map?.have.size ?? 0
+      if (map != null)
+        bytesDone += map.have.complete
+          ? artifact.size
+          : map.have.size * artifact.chunkSize -
+            (map.have.has(artifact.chunks.length - 1)
+              ? artifact.chunks.length * artifact.chunkSize - artifact.size
+              : 0)
     }
     const complete = this.isComplete(entry.id)
     const holders = this.components.membership
@@ -291,6 +307,10 @@ export class Distributor implements Startable {
       digest: entry.digest,
       holders,
       progress: { chunks, total },
+      transfer:
+        complete || !this.inProgress.has(entry.id)
+          ? null
+          : this.meter.view(entry.id, { bytesDone, bytesTotal }, this.paused),
     }
   }
 
@@ -485,6 +505,7 @@ export class Distributor implements Startable {
         const perPeer = this.sourceBytes.get(id) ?? new Map<string, number>()
         perPeer.set(peer, (perPeer.get(peer) ?? 0) + bytes)
         this.sourceBytes.set(id, perPeer)
+        this.meter.record(id, peer, bytes)
       },
     }
   }

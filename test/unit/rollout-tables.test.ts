@@ -51,6 +51,7 @@ describe('shoal history: the audit trail table', () => {
     digest: 'sha256:00',
     holders: [NODE_A],
     progress: { chunks: 1, total: 1 },
+    transfer: null,
     rollouts,
   })
   const rollout = (

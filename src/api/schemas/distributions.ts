@@ -65,6 +65,20 @@ export const DistributionView = describes<DistributionViewType>()(
       progress: z
         .object({ chunks: count(), total: count() })
         .describe('Chunks this node holds of the version'),
+      transfer: z
+        .object({
+          rate: count().describe('Bytes per second received over the last 5 s'),
+          sources: count().describe('Peers that sent chunks over the last 5 s'),
+          eta: count().nullable().describe('Seconds left at the current rate; null while nothing arrives'),
+          bytesDone: count().describe('Bytes of the version held here, verified'),
+          bytesTotal: count(),
+          paused: z
+            .object({ code: z.string(), message: z.string() })
+            .nullable()
+            .describe('Why the download waits (ERR_DISK_FULL), else null'),
+        })
+        .nullable()
+        .describe('The download under way on this node, or null when none is'),
     })
     .meta({ id: 'DistributionView' }),
 )
