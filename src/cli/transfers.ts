@@ -3,13 +3,16 @@ import { MultiBar, Presets, type SingleBar } from 'cli-progress'
 import type { DistributionView } from '../artifacts/index.js'
 import type { ApiClient } from './client.js'
 import { WaitTimeoutError } from './errors.js'
-import { formatBytes } from './table.js'
+import { bytesHeld, formatSize, ProgressLog, percentHeld, transferStatus } from './transfer-line.js'
 
 export interface WatchOptions {
   /** Only this distribution: a name (every version) or NAME@VERSION. */
   only: string | null
   timeoutMs: number
-  /** A bar per incomplete version on stderr, when it is a terminal. */
+  /**
+   * Progress on stderr: a bar per incomplete version (rate, sources, ETA) when
+   * it is a terminal, else a line per version at most every PROGRESS_LOG_MS.
+   */
   progress: boolean
 }
 
@@ -23,6 +26,7 @@ export function selectDistributions(list: DistributionView[], only: string | nul
  * holds every selected version (each view's `progress` counts the chunks it
  * holds), then answers the final list. A version named with `only` that the
  * agent does not know yet is waited for: gossip may not have brought it.
+ * Progress goes to stderr only: stdout is the caller's, for the final list.
  */
 export async function watchDistributions(
   client: ApiClient,
@@ -31,6 +35,7 @@ export async function watchDistributions(
   const deadline = Date.now() + options.timeoutMs
   const bars = new Map<string, SingleBar>()
   let multi: MultiBar | null = null
+  let log: ProgressLog | null = null
   try {
     for (;;) {
       const list = selectDistributions(
@@ -41,7 +46,7 @@ export async function watchDistributions(
       if (options.progress && process.stderr.isTTY) {
         multi ??= new MultiBar(
           {
-            format: '{id} [{bar}] {percentage}% | {value}/{total} chunks of {size}',
+            format: '{id} [{bar}] {held}% | {done} of {size} | {status}',
             stream: process.stderr,
             hideCursor: true,
           },
@@ -51,14 +56,22 @@ export async function watchDistributions(
         for (const d of list) {
           let bar = bars.get(d.id)
           if (bar == null && d.complete) continue // held before we started: nothing to show
-          bar ??= multi.create(d.progress.total, d.progress.chunks, {
+          // Bytes, not chunks: the rate and the ETA are in bytes too.
+          const payload = {
             id: d.id.padEnd(width),
-            size: formatBytes(d.bytes),
-          })
+            held: String(percentHeld(d)).padStart(3),
+            done: formatSize(bytesHeld(d)),
+            size: formatSize(d.bytes),
+            status: transferStatus(d),
+          }
+          bar ??= multi.create(Math.max(1, d.bytes), bytesHeld(d), payload)
           bars.set(d.id, bar)
-          bar.setTotal(d.progress.total)
-          bar.update(d.complete ? d.progress.total : d.progress.chunks)
+          bar.setTotal(Math.max(1, d.bytes))
+          bar.update(d.complete ? Math.max(1, d.bytes) : bytesHeld(d), payload)
         }
+      } else if (options.progress) {
+        log ??= new ProgressLog()
+        for (const line of log.lines(list, Date.now())) process.stderr.write(`${line}\n`)
       }
       if (pending.length === 0 && (options.only == null || list.length > 0)) return list
       if (Date.now() > deadline) {
@@ -66,7 +79,7 @@ export async function watchDistributions(
         throw new WaitTimeoutError(
           list.length === 0
             ? `no version of ${options.only} known to this agent after ${seconds} s`
-            : `not every version held after ${seconds} s: ${pending.map((d) => `${d.id} (${d.progress.chunks}/${d.progress.total} chunks)`).join(', ')}`,
+            : `not every version held after ${seconds} s: ${pending.map(stuck).join(', ')}`,
         )
       }
       await sleep(500)
@@ -74,4 +87,10 @@ export async function watchDistributions(
   } finally {
     multi?.stop()
   }
+}
+
+/** A version not held when the watch gave up, and why it may wait (a full disk). */
+function stuck(d: DistributionView): string {
+  const paused = d.transfer?.paused
+  return `${d.id} (${d.progress.chunks}/${d.progress.total} chunks${paused == null ? '' : `; paused: ${paused.message}`})`
 }

@@ -4,6 +4,7 @@ import type { VotersView } from '../manager/index.js'
 import { hasObserverRole, MemberRole } from '../membership/index.js'
 import type { RuntimeStatus } from '../runtime/index.js'
 import { shortId, table } from './table.js'
+import { completeCell } from './transfer-line.js'
 
 /** A load balancer (`shoal lb`): a member, but, like every observer, not a node that runs components. */
 const isLoadBalancer = (m: MemberView) => m.roles.includes(MemberRole.Lb)
@@ -93,7 +94,7 @@ export function formatDistributions(list: DistributionView[]): string {
     ['DISTRIBUTION', 'COMPLETE', 'ARTIFACTS', 'BYTES', 'HOLDERS', 'PUBLISHED', 'PUBLISHER'],
     list.map((d) => [
       d.id,
-      d.complete ? 'yes' : `${d.progress.chunks}/${d.progress.total} chunks`,
+      completeCell(d),
       String(d.artifacts),
       String(d.bytes),
       String(d.holders.length),
