@@ -25,7 +25,7 @@ export type KnownErrorCode =
   | typeof INTERNAL
   | typeof TOO_LARGE
 
-export type HttpStatus = 400 | 401 | 403 | 404 | 409 | 410 | 413 | 422 | 500 | 502 | 503 | 504
+export type HttpStatus = 400 | 401 | 403 | 404 | 409 | 410 | 413 | 422 | 500 | 502 | 503 | 504 | 507
 
 /**
  * The one table from error code to HTTP status. The API's error handler answers
@@ -90,6 +90,7 @@ export const HTTP_STATUS = {
   ERR_OSGI_BUNDLE: 500,
   ERR_OSGI_UNAVAILABLE: 500,
   ERR_RELEASE_PACK: 500,
+  ERR_BLOB_TRUNCATED: 500,
   // 502, 503, 504: something it depends on failed
   ERR_PROVIDER: 502,
   ERR_HAPROXY: 502,
@@ -98,6 +99,8 @@ export const HTTP_STATUS = {
   ERR_NO_QUORUM: 503,
   ERR_NO_SOURCE: 503,
   ERR_TIMEOUT: 504,
+  // 507: this agent's disk is full; free space
+  ERR_DISK_FULL: 507,
 } as const satisfies Record<KnownErrorCode, HttpStatus>
 
 /** Every class's code is a literal: a class whose code the compiler cannot see would escape the table. */

@@ -16,7 +16,10 @@ export class ChunkMap {
 
   static full(count: number): ChunkMap {
     const map = new ChunkMap(count)
-    for (let i = 0; i < count; i++) map.add(i)
+    map.bits.fill(0xff)
+    // Bits past `count` in the last byte stay clear, so toBase64 matches a map filled one by one.
+    if (count % 8 !== 0) map.bits[map.bits.length - 1] = (1 << (count % 8)) - 1
+    map.present = count
     return map
   }
 

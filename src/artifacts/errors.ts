@@ -51,3 +51,44 @@ export class ReleaseFolderError extends errorClass('ERR_RELEASE_FOLDER') {}
 
 /** A key file that cannot be read or holds no ed25519 key of the kind wanted. */
 export class KeyInvalidError extends errorClass('ERR_KEY_INVALID') {}
+
+/**
+ * A whole blob's file is shorter than the store recorded (damaged behind the
+ * agent's back). The store drops the blob, so the distributor fetches it again.
+ */
+export class BlobTruncatedError extends errorClass('ERR_BLOB_TRUNCATED') {
+  constructor(
+    readonly blob: string,
+    readonly expected: number,
+    readonly actual: number,
+  ) {
+    super(
+      `blob ${blob.slice(0, 12)}… is truncated on disk (${actual} of ${expected} bytes readable); it was dropped and will be fetched again`,
+    )
+  }
+}
+
+/** The disk holding the blob store has no room (ENOSPC, EDQUOT) for what is being written. */
+export class DiskFullError extends errorClass('ERR_DISK_FULL') {
+  constructor(
+    readonly dir: string,
+    /** Bytes free for this user on the store's file system, -1 when unknown. */
+    readonly free: number,
+    /** Bytes the write still needs (the rest of the download, or at least the failed write of an upload). */
+    readonly needed: number,
+    what: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `the disk holding ${dir} is full: ${free < 0 ? 'unknown space' : formatBytes(free)} free, ${formatBytes(needed)} more needed for ${what}`,
+      options,
+    )
+  }
+}
+
+function formatBytes(n: number): string {
+  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GB`
+  if (n >= 1024 ** 2) return `${Math.round(n / 1024 ** 2)} MB`
+  if (n >= 1024) return `${Math.round(n / 1024)} KB`
+  return `${n} bytes`
+}

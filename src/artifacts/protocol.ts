@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { MAX_CHUNK_SIZE, MAX_MANIFEST_BYTES } from './constants.js'
+import { MAX_CHUNK_SIZE, MAX_MANIFEST_BYTES, MIN_CHUNK_SIZE } from './constants.js'
 
 /**
  * Protocol ids and topic of the artifacts subsystem, scoped by cluster name like
@@ -22,11 +22,18 @@ export const MAX_TRANSFER_FRAME = MAX_CHUNK_SIZE + 1024
 export const MAX_MANIFEST_FRAME = MAX_MANIFEST_BYTES
 
 const hash = z.string().regex(/^[0-9a-f]{64}$/)
-const chunkSize = z.number().int().min(1).max(MAX_CHUNK_SIZE)
+/**
+ * Bounds of a peer's request: a chunk size a manifest may declare (a size of 1
+ * would have the server build a map of 2·10⁹ chunks), and an index below 2^24
+ * (a 2 GiB blob in 16 KiB chunks has 2^17).
+ */
+const chunkSize = z.number().int().min(MIN_CHUNK_SIZE).max(MAX_CHUNK_SIZE)
+export const MAX_CHUNK_INDEX = 2 ** 24 - 1
+const chunkIndex = z.number().int().min(0).max(MAX_CHUNK_INDEX)
 
 export const transferRequest = z.discriminatedUnion('t', [
   z.object({ t: z.literal('have'), blob: hash, chunkSize }),
-  z.object({ t: z.literal('get'), blob: hash, chunkSize, index: z.number().int().min(0) }),
+  z.object({ t: z.literal('get'), blob: hash, chunkSize, index: chunkIndex }),
 ])
 export type TransferRequest = z.infer<typeof transferRequest>
 
@@ -36,7 +43,7 @@ export const transferAnswer = z.discriminatedUnion('t', [
   /** followed by one frame with exactly `length` bytes. */
   z.object({
     t: z.literal('chunk'),
-    index: z.number().int().min(0),
+    index: chunkIndex,
     length: z.number().int().min(0).max(MAX_CHUNK_SIZE),
   }),
   z.object({ t: z.literal('none') }),
