@@ -1,0 +1,43 @@
+import { createHmac } from 'node:crypto'
+import type { ConnectionOptions, TLSSocket, TlsOptions } from 'node:tls'
+import { KEY_LABEL } from './constants.js'
+
+/** Key for the data plane: HMAC-SHA256(secret, "shoal/data-plane/v1"); every holder of the cluster secret computes it, nobody else. */
+export function dataPlaneKey(secret: Uint8Array): Buffer {
+  return createHmac('sha256', secret).update(KEY_LABEL).digest()
+}
+
+/**
+ * TLS 1.3 with an external pre-shared key and no certificate. The PSK only
+ * authenticates: OpenSSL offers and accepts PSK with (EC)DHE key exchange only
+ * (psk_dhe_ke; psk_ke would need SSL_OP_ALLOW_NO_DHE_KEX), so every connection has
+ * fresh X25519(+ML-KEM) keys and forward secrecy; records are AES-128-GCM. A peer
+ * without the key fails the PSK binder check in the server's first flight, before
+ * the server sends anything but an alert. No identity hint is sent (TLS 1.3 has none).
+ */
+const TLS_COMMON = {
+  minVersion: 'TLSv1.3',
+  maxVersion: 'TLSv1.3',
+  ciphers: 'TLS_AES_128_GCM_SHA256',
+} as const
+
+export function serverTlsOptions(
+  key: Buffer,
+  /** Whether to accept the client's identity (its peer id); it may remember it for `socket`. */
+  accept: (socket: TLSSocket, identity: string) => boolean,
+  handshakeTimeout: number,
+): TlsOptions {
+  return {
+    ...TLS_COMMON,
+    handshakeTimeout,
+    pskCallback: (socket, identity) => (accept(socket, identity) ? key : null),
+  }
+}
+
+export function clientTlsOptions(key: Buffer, identity: string): ConnectionOptions {
+  return {
+    ...TLS_COMMON,
+    checkServerIdentity: () => undefined,
+    pskCallback: () => ({ psk: key, identity }),
+  }
+}
