@@ -3,25 +3,41 @@ import type { Logger } from '../shared/index.js'
 import { messageOf } from '../shared/index.js'
 import type { BlobLayout, BlobStore } from './blob-store.js'
 import type { ChunkMap } from './chunk-map.js'
-import { HAVE_REFRESH_MS, PER_PEER_CHUNKS } from './constants.js'
+import { ENDGAME_SLOW_FACTOR, HAVE_REFRESH_MS } from './constants.js'
 import { ArtifactCorruptError, NoSourceError } from './errors.js'
+import type { PeerBudget } from './peer-budget.js'
 import type { RateLimiter } from './rate-limiter.js'
 import type { Semaphore } from './semaphore.js'
 
+/** One chunk as a source delivered it: `sha256` when the source hashed the bytes as they arrived. */
+export interface FetchedChunk {
+  data: Uint8Array
+  sha256?: string
+  /** ms from the request to the first byte of its answer, when the source measured it. */
+  firstByteMs?: number
+}
+
 export interface ChunkSources {
-  /** Who can serve which chunks of the blob now (penalised peers already left out). */
-  holders(layout: BlobLayout, fresh: boolean): Promise<Map<string, ChunkMap>>
-  fetch(peer: string, layout: BlobLayout, index: number, signal: AbortSignal): Promise<Uint8Array>
+  /** Who holds which chunks of the blob, as last told (HAVE notices, metadata): no network call. */
+  holders(layout: BlobLayout): Map<string, ChunkMap>
+  /** The original holders (the publisher, the seeds): asked for a chunk only when no one else has it. */
+  isSeed(peer: string): boolean
+  fetch(peer: string, layout: BlobLayout, index: number, signal: AbortSignal): Promise<FetchedChunk>
   /** A peer sent bytes that do not match the manifest. */
   penalise(peer: string, reason: string): void
   /** A chunk arrived and verified. */
   received(peer: string, bytes: number): void
+  /** Resolves at the next change of who holds what (a HAVE notice, a member update). */
+  changed(signal: AbortSignal): Promise<void>
 }
 
 export interface FetchContext {
   store: BlobStore
   sources: ChunkSources
+  /** Chunk requests in flight on this node, every blob together. */
   slots: Semaphore
+  /** Requests in flight per peer, every blob together, and each peer's pipeline depth. */
+  budget: PeerBudget
   limiter: RateLimiter
   log: Logger
   signal: AbortSignal
@@ -29,100 +45,202 @@ export interface FetchContext {
   idleTimeoutMs: number
 }
 
+/** ms a peer that failed a chunk request is not asked for that chunk again. */
+const SKIP_MS = 2_000
+/** Expected chunk time assumed for a peer not measured yet (endgame). */
+const UNMEASURED_CHUNK_MS = 5_000
+/** A request younger than this is never duplicated by the endgame, however fast its peer usually is. */
+const ENDGAME_MIN_MS = 1_000
+
+interface Request {
+  peer: string
+  controller: AbortController
+  started: number
+}
+
 /**
- * Downloads one blob from every peer that has pieces of it: rarest chunks first
- * (random among equals), at most PER_PEER_CHUNKS in flight per peer and the node's
- * shared slots overall, each chunk verified against the manifest before it is
- * written. A peer that sends a bad chunk is penalised and the chunk is fetched
- * elsewhere; a peer that fails is skipped for that chunk until the next refresh.
- * Chunks already on disk (a resumed download) are never fetched again.
+ * Downloads one blob from every peer that holds pieces of it, as BitTorrent does:
+ * - rarest chunks first (random among equals), so pieces spread and every peer soon
+ *   has something to give;
+ * - a seed (the publisher, the first holders) is asked for a chunk only when no
+ *   other holder has it, so it uploads few copies and its slots go to new pieces;
+ * - each peer gets requests up to its budget (PeerBudget: the bandwidth-delay
+ *   product, shared by every blob), a `busy` peer is left alone for a back-off;
+ * - endgame: once every missing chunk is requested, a request much slower than its
+ *   peer's usual pace is also asked of another holder, and the loser is cancelled;
+ * - each chunk is verified against the manifest before it is written (a peer that
+ *   sends a bad one is penalised), and chunks already on disk are never fetched.
+ * A full disk (ERR_DISK_FULL) ends the fetch at once: the distributor pauses.
  */
 export async function fetchBlob(layout: BlobLayout, ctx: FetchContext): Promise<void> {
-  const { store, sources, slots, signal } = ctx
+  const { store, sources, slots, budget, signal } = ctx
   const have = await store.beginPartial(layout)
-  const inflight = new Map<number, Promise<void>>()
-  const perPeer = new Map<string, number>()
-  let skip = new Map<number, Set<string>>()
+  const inflight = new Map<number, Request[]>()
+  const running = new Set<Promise<void>>()
+  const skip = new Map<string, number>()
+  let fatal: unknown = null
   let idleSince = Date.now()
-  let lastRefresh = 0
 
-  const fetchOne = async (index: number, peer: string): Promise<void> => {
-    try {
-      const length = Math.min(layout.chunkSize, layout.size - index * layout.chunkSize)
-      await ctx.limiter.take(length, signal)
-      const data = await sources.fetch(peer, layout, index, signal)
-      await store.writeChunk(layout.sha256, index, data)
-      sources.received(peer, data.byteLength)
-    } catch (err) {
-      if (signal.aborted) return
-      if (err instanceof ArtifactCorruptError) {
-        sources.penalise(peer, `chunk ${index} of ${layout.sha256.slice(0, 12)} failed verification`)
+  const lengthOf = (index: number) => Math.min(layout.chunkSize, layout.size - index * layout.chunkSize)
+
+  const start = (index: number, peer: string, release: () => void): void => {
+    const controller = new AbortController()
+    const onAbort = () => controller.abort(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    const request: Request = { peer, controller, started: Date.now() }
+    inflight.set(index, [...(inflight.get(index) ?? []), request])
+    const end = budget.begin(peer)
+    const task = (async () => {
+      try {
+        await ctx.limiter.take(lengthOf(index), controller.signal)
+        const chunk = await sources.fetch(peer, layout, index, controller.signal)
+        end({
+          kind: 'ok',
+          bytes: chunk.data.byteLength,
+          ...(chunk.firstByteMs == null ? {} : { firstByteMs: chunk.firstByteMs }),
+        })
+        if (have.has(index)) return // another holder's copy won the endgame race
+        await store.writeChunk(layout.sha256, index, chunk.data, chunk.sha256)
+        sources.received(peer, chunk.data.byteLength)
+        // The chunk is ours: cancel the other requests for it.
+        for (const other of inflight.get(index) ?? []) if (other !== request) other.controller.abort()
+      } catch (err) {
+        const code = (err as { code?: unknown }).code
+        end(code === 'ERR_DATA_BUSY' ? { kind: 'busy' } : { kind: 'failed' })
+        if (controller.signal.aborted || code === 'ERR_DATA_BUSY') return
+        if (code === 'ERR_DISK_FULL') {
+          fatal ??= err
+          return
+        }
+        if (err instanceof ArtifactCorruptError)
+          sources.penalise(peer, `chunk ${index} of ${layout.sha256.slice(0, 12)} failed verification`)
+        skip.set(`${peer}/${index}`, Date.now() + SKIP_MS)
+        ctx.log.debug('chunk request failed', {
+          blob: layout.sha256.slice(0, 12),
+          index,
+          peer,
+          error: messageOf(err),
+        })
+      } finally {
+        signal.removeEventListener('abort', onAbort)
+        release()
+        const left = (inflight.get(index) ?? []).filter((r) => r !== request)
+        if (left.length > 0) inflight.set(index, left)
+        else inflight.delete(index)
       }
-      const peers = skip.get(index) ?? new Set<string>()
-      peers.add(peer)
-      skip.set(index, peers)
-      ctx.log.debug('chunk request failed', {
-        blob: layout.sha256.slice(0, 12),
-        index,
-        peer,
-        error: messageOf(err),
-      })
+    })()
+    running.add(task)
+    void task.finally(() => running.delete(task))
+  }
+
+  /** Holders that may be asked for `index` now: not skipped, not seeds when others have it. */
+  const eligible = (
+    index: number,
+    holders: Map<string, ChunkMap>,
+    exclude: ReadonlySet<string>,
+  ): string[] => {
+    const now = Date.now()
+    const all = [...holders]
+      .filter(
+        ([peer, map]) => map.has(index) && !exclude.has(peer) && (skip.get(`${peer}/${index}`) ?? 0) <= now,
+      )
+      .map(([peer]) => peer)
+    const others = all.filter((peer) => !sources.isSeed(peer))
+    return others.length > 0 ? others : all
+  }
+
+  /** The eligible peer with the most room left, at random among equals; null when all are full. */
+  const pick = (peers: string[]): string | null => {
+    let best: string[] = []
+    let most = 0
+    for (const peer of peers) {
+      const room = budget.room(peer, layout.chunkSize)
+      if (room > most) {
+        most = room
+        best = [peer]
+      } else if (room === most && room > 0) best.push(peer)
     }
+    return best.length === 0 ? null : best[Math.floor(Math.random() * best.length)]!
   }
 
   while (!have.complete) {
+    if (fatal != null) break
     signal.throwIfAborted()
-    const fresh = Date.now() - lastRefresh >= HAVE_REFRESH_MS
-    if (fresh) {
-      lastRefresh = Date.now()
-      skip = new Map()
+    const holders = sources.holders(layout)
+    const counts = new Map<number, number>()
+    for (const index of have.missing()) {
+      if (inflight.has(index)) continue
+      let holding = 0
+      for (const map of holders.values()) if (map.has(index)) holding++
+      if (holding > 0) counts.set(index, holding)
     }
-    const holders = await sources.holders(layout, fresh)
-    const plan = have
-      .missing()
-      .filter((index) => !inflight.has(index))
-      .map((index) => ({
-        index,
-        peers: [...holders]
-          .filter(([peer, map]) => map.has(index) && !skip.get(index)?.has(peer))
-          .map(([p]) => p),
-        tie: Math.random(),
-      }))
-      .filter((c) => c.peers.length > 0)
-      .sort((a, b) => a.peers.length - b.peers.length || a.tie - b.tie)
+    const plan = [...counts]
+      .map(([index, holding]) => ({ index, holding, tie: Math.random() }))
+      .sort((a, b) => a.holding - b.holding || a.tie - b.tie)
 
-    for (const { index, peers } of plan) {
-      const open = peers.filter((p) => (perPeer.get(p) ?? 0) < PER_PEER_CHUNKS)
-      if (open.length === 0) continue
-      let release = slots.tryAcquire()
-      if (release == null) {
-        if (inflight.size > 0) break
-        release = await slots.acquire(signal)
+    let started = 0
+    for (const { index } of plan) {
+      const peer = pick(eligible(index, holders, new Set()))
+      if (peer == null) continue
+      const release = slots.tryAcquire()
+      if (release == null) break
+      start(index, peer, release)
+      started++
+    }
+
+    // Endgame: nothing left to request, so duplicate the requests that lag.
+    if (plan.length === 0 && inflight.size > 0) {
+      const now = Date.now()
+      for (const [index, requests] of inflight) {
+        if (requests.length > 1) continue
+        const first = requests[0]!
+        // A pipelined request waits behind the others sent to its peer.
+        const queued = Math.max(1, budget.inflight(first.peer))
+        const pace =
+          budget.expectedMs(first.peer, lengthOf(index)) ??
+          fastest([...holders.keys()].map((p) => budget.expectedMs(p, lengthOf(index)))) ??
+          UNMEASURED_CHUNK_MS
+        const expected = pace * queued
+        if (now - first.started < Math.max(ENDGAME_MIN_MS, ENDGAME_SLOW_FACTOR * expected)) continue
+        const peer = pick(eligible(index, holders, new Set([first.peer])))
+        if (peer == null) continue
+        const release = slots.tryAcquire()
+        if (release == null) break
+        start(index, peer, release)
       }
-      const least = Math.min(...open.map((p) => perPeer.get(p) ?? 0))
-      const choices = open.filter((p) => (perPeer.get(p) ?? 0) === least)
-      const peer = choices[Math.floor(Math.random() * choices.length)]!
-      perPeer.set(peer, (perPeer.get(peer) ?? 0) + 1)
-      const done = release
-      inflight.set(
-        index,
-        fetchOne(index, peer).finally(() => {
-          done()
-          perPeer.set(peer, (perPeer.get(peer) ?? 1) - 1)
-          inflight.delete(index)
-        }),
-      )
     }
 
-    if (inflight.size > 0) {
+    if (running.size > 0) {
       idleSince = Date.now()
-      await Promise.race(inflight.values())
+      const stop = new AbortController()
+      await Promise.race([
+        ...running,
+        sources.changed(stop.signal).catch(() => {}),
+        sleep(started > 0 ? HAVE_REFRESH_MS : 250, undefined, { signal: stop.signal }).catch(() => {}),
+      ])
+      stop.abort()
       continue
     }
     if (Date.now() - idleSince > ctx.idleTimeoutMs)
       throw new NoSourceError(layout.sha256, have.count - have.size)
-    await sleep(HAVE_REFRESH_MS, undefined, { signal })
+    const stop = new AbortController()
+    const onAbort = () => stop.abort()
+    signal.addEventListener('abort', onAbort, { once: true })
+    await Promise.race([
+      sources.changed(stop.signal).catch(() => {}),
+      sleep(HAVE_REFRESH_MS, undefined, { signal: stop.signal }).catch(() => {}),
+    ])
+    stop.abort()
+    signal.removeEventListener('abort', onAbort)
   }
-  await Promise.all(inflight.values())
+  for (const requests of inflight.values()) for (const r of requests) if (fatal != null) r.controller.abort()
+  await Promise.all(running)
+  if (fatal != null) throw fatal
+  signal.throwIfAborted()
   await store.completePartial(layout.sha256)
+}
+
+function fastest(values: Array<number | null>): number | null {
+  const known = values.filter((v): v is number => v != null)
+  return known.length === 0 ? null : Math.min(...known)
 }

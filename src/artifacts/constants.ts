@@ -17,6 +17,22 @@ export const DEFAULT_PARALLEL_CHUNKS = 16
 export const PER_PEER_CHUNKS = 4
 /** ms between two refreshes of who holds which chunks while a fetch waits. */
 export const HAVE_REFRESH_MS = 300
+/** ms between two polls of a peer's chunk map over libp2p (peers without a data plane; the others push HAVE notices). */
+export const HAVE_POLL_MS = 2_000
+/** Requests pipelined to one peer, all blobs together: at least (one answered, one queued) and at most. */
+export const MIN_PIPELINE = 2
+export const MAX_PIPELINE = 8
+/** ms a peer that answered `busy` (no upload slot) is left alone, doubling per busy answer up to the maximum. */
+export const BUSY_BACKOFF_MS = 100
+export const BUSY_BACKOFF_MAX_MS = 2_000
+/** Endgame: once every missing chunk is requested, a request older than this many times its expected duration is also asked of another holder. */
+export const ENDGAME_SLOW_FACTOR = 2
+/** ms without any progress on a chunk being answered before the data plane gives up on it. */
+export const STALL_MS = 10_000
+/** Upload slots: data-plane connections served at once (a request beyond them is answered busy). */
+export const DEFAULT_UPLOAD_SLOTS = 4
+/** ms a download waits after the disk was found full before it tries again. */
+export const DISK_FULL_RETRY_MS = 30_000
 /** ms a peer that served a bad chunk is avoided for. */
 export const PENALTY_MS = 5 * 60_000
 /** ms for one chunk request, at the least; the rate limit adds to it. */

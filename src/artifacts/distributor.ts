@@ -10,10 +10,12 @@ import type { BlobLayout, BlobStore } from './blob-store.js'
 import { byPublication, type Catalogue, type CatalogueEntry } from './catalogue.js'
 import { type ChunkSources, fetchBlob } from './chunk-fetcher.js'
 import { ChunkMap } from './chunk-map.js'
-import { CHUNK_TIMEOUT_MS, PENALTY_MS, REQUEST_TIMEOUT_MS } from './constants.js'
+import { CHUNK_TIMEOUT_MS, DISK_FULL_RETRY_MS, PENALTY_MS, REQUEST_TIMEOUT_MS } from './constants.js'
 import { checkDistribution } from './distribution-rules.js'
 import { ArtifactMissingError, ManifestSignatureError, UnknownDistributionError } from './errors.js'
+import { HaveTracker } from './have-tracker.js'
 import { distributionId, type SignedManifest, verifySignedManifest } from './manifest.js'
+import { PeerBudget } from './peer-budget.js'
 import {
   type ArtifactProtocols,
   announcement,
@@ -123,7 +125,12 @@ export class Distributor implements Startable {
   private readonly inProgress = new Set<string>()
   /** Versions left out of our metadata for want of room, last time (logged when it changes). */
   private unannounced = 0
-  private readonly haves = new Map<string, { at: number; map: ChunkMap }>()
+  /** Requests in flight per peer and each peer's pipeline depth, every download together. */
+  private readonly budget = new PeerBudget()
+  /** What peers still fetching a blob hold of it (HAVE notices, or polls). */
+  private readonly haveTracker: HaveTracker
+  /** Blob downloads under way: two versions sharing a blob share its one download. */
+  private readonly blobFetches = new Map<string, Promise<void>>()
   private readonly penalties = new Map<string, { until: number; reason: string }>()
   private readonly counters = {
     chunksFetched: 0,
@@ -157,6 +164,10 @@ export class Distributor implements Startable {
     this.slots = new Semaphore(init.parallelChunks)
     this.downloadLimiter = new RateLimiter(init.downloadRate)
     this.uploadLimiter = new RateLimiter(init.uploadRate)
+    this.haveTracker = new HaveTracker(
+      { watch: () => null, ask: (peer, layout) => this.askHave(peer, layout) },
+      (peer, error) => this.log.debug('HAVE notices from a peer stopped', { peer, error }),
+    )
   }
 
   private get network() {
@@ -199,6 +210,7 @@ export class Distributor implements Startable {
     this.abort.abort()
     clearTimeout(this.retryTimer)
     for (const off of this.unsubscribe.splice(0)) off()
+    this.haveTracker.stop()
     this.network.services.pubsub.removeEventListener('message', this.onGossip)
     try {
       this.network.services.pubsub.unsubscribe(this.protocols.topic)
@@ -332,8 +344,9 @@ export class Distributor implements Startable {
     if (member.self || member.state !== 'alive') return
     const { complete, fetching } = holdingsOf(member)
     for (const id of [...complete.keys(), ...fetching]) this.learn(id, member.id)
-    // New holdings elsewhere may be the source a stalled download waits for.
-    if (this.inProgress.size > 0 || this.hasIncomplete()) this.kickDownloads()
+    // New holdings elsewhere may be the source a download waits for.
+    if (this.inProgress.size > 0) this.haveTracker.notify()
+    else if (this.hasIncomplete()) this.kickDownloads()
   }
 
   /** Fetches and accepts the manifest of `id` unless we know it (or retired it). */
@@ -433,6 +446,7 @@ export class Distributor implements Startable {
 
   /** Newest versions first: they are what a rollout will want. */
   private async downloadAll(): Promise<void> {
+    this.paused = null
     const pending = this.catalogue
       .list()
       .filter((e) => !this.isComplete(e.id))
@@ -446,7 +460,11 @@ export class Distributor implements Startable {
     )
     if (failed && this.running) {
       clearTimeout(this.retryTimer)
-      this.retryTimer = setTimeout(() => this.kickDownloads(), 2_000)
+      // A full disk does not free itself in 2 s: wait longer rather than spin.
+      this.retryTimer = setTimeout(
+        () => this.kickDownloads(),
+        this.paused != null ? DISK_FULL_RETRY_MS : 2_000,
+      )
       this.retryTimer.unref()
     }
   }
@@ -456,27 +474,21 @@ export class Distributor implements Startable {
     await this.publishHoldings()
     const blobs = new Map<string, BlobLayout>()
     for (const a of entry.signed.manifest.artifacts) if (!this.store.has(a.sha256)) blobs.set(a.sha256, a)
+    const sources = this.sourcesFor(entry.id)
     const results = await Promise.allSettled(
-      [...blobs.values()].map((layout) =>
-        fetchBlob(layout, {
-          store: this.store,
-          sources: this.sourcesFor(entry.id),
-          slots: this.slots,
-          limiter: this.downloadLimiter,
-          log: this.log,
-          signal: this.abort.signal,
-          idleTimeoutMs: this.init.idleTimeoutMs,
-        }),
-      ),
+      [...blobs.values()].map((layout) => this.fetchOnce(layout, sources)),
     )
     this.inProgress.delete(entry.id)
     for (const r of results) {
-      if (r.status === 'rejected' && this.running) {
-        this.log.warn('artifact download incomplete', { id: entry.id, error: messageOf(r.reason) })
-      }
+      if (r.status !== 'rejected' || !this.running) continue
+      if ((r.reason as { code?: unknown }).code === 'ERR_DISK_FULL') {
+        if (this.paused == null) this.log.error(messageOf(r.reason))
+        this.paused = { code: 'ERR_DISK_FULL', message: messageOf(r.reason) }
+      } else this.log.warn('artifact download incomplete', { id: entry.id, error: messageOf(r.reason) })
     }
     const complete = this.isComplete(entry.id)
     if (complete) {
+      this.meter.forget(entry.id)
       this.log.info('distribution complete', { id: entry.id })
       this.events.emit('distribution:complete', { id: entry.id })
     }
@@ -484,14 +496,52 @@ export class Distributor implements Startable {
     return complete
   }
 
+  /** Fetches a blob, or joins the download of it another version started. */
+  private fetchOnce(layout: BlobLayout, sources: ChunkSources): Promise<void> {
+    const running = this.blobFetches.get(layout.sha256)
+    if (running != null) return running
+    const task = fetchBlob(layout, {
+      store: this.store,
+      sources,
+      slots: this.slots,
+      budget: this.budget,
+      limiter: this.downloadLimiter,
+      log: this.log,
+      signal: this.abort.signal,
+      idleTimeoutMs: this.init.idleTimeoutMs,
+    }).finally(() => {
+      this.blobFetches.delete(layout.sha256)
+      this.haveTracker.release(layout.sha256)
+    })
+    this.blobFetches.set(layout.sha256, task)
+    return task
+  }
+
+  /**
+   * Where the chunks of version `id` come from: complete holders (every chunk) and
+   * the members still fetching it (what their HAVE notices say). The complete
+   * holders when the download starts are its seeds: asked only for what no one
+   * else holds, so their uploads go to new pieces.
+   */
   private sourcesFor(id: string): ChunkSources {
+    const seeds = new Set(this.holdersOf(id).complete)
     return {
-      holders: (layout, fresh) => this.holdersOf(layout, fresh),
+      holders: (layout) => {
+        const { complete, fetching } = this.holdersOf(id, layout.sha256)
+        const out = this.haveTracker.maps(layout, fetching)
+        for (const peer of complete) out.set(peer, ChunkMap.full(layout.chunks.length))
+        return out
+      },
+      isSeed: (peer) => seeds.has(peer),
+      changed: (signal) => this.haveTracker.changed(signal),
       fetch: (peer, layout, index, signal) =>
-        this.fetchChunk(peer, layout, index, signal).catch((err: unknown) => {
-          if (!signal.aborted) this.counters.chunkRequestsFailed++
-          throw err
-        }),
+        this.fetchChunk(peer, layout, index, signal).then(
+          (data) => ({ data }),
+          (err: unknown) => {
+            if (!signal.aborted) this.counters.chunkRequestsFailed++
+            throw err
+          },
+        ),
       penalise: (peer, reason) => {
         this.counters.badChunks++
         this.penalties.set(peer, { until: Date.now() + PENALTY_MS, reason })
@@ -511,44 +561,30 @@ export class Distributor implements Startable {
   }
 
   /**
-   * Peers that may hold chunks of the blob: alive members that hold or fetch a
-   * version containing it. Complete holders have every chunk; the others are asked
-   * (at most once per refresh) which chunks they have.
+   * Alive, unpenalised members that hold version `id` whole, and those fetching a
+   * version that contains `blob` (every version with the blob, when given).
    */
-  private async holdersOf(layout: BlobLayout, fresh: boolean): Promise<Map<string, ChunkMap>> {
-    const containing = new Set(
-      this.catalogue
-        .list()
-        .filter((e) => e.signed.manifest.artifacts.some((a) => a.sha256 === layout.sha256))
-        .map((e) => e.id),
-    )
+  private holdersOf(id: string, blob?: string): { complete: string[]; fetching: string[] } {
+    const containing =
+      blob == null
+        ? new Set([id])
+        : new Set(
+            this.catalogue
+              .list()
+              .filter((e) => e.signed.manifest.artifacts.some((a) => a.sha256 === blob))
+              .map((e) => e.id),
+          )
     const now = Date.now()
-    const out = new Map<string, ChunkMap>()
-    const asks: Array<Promise<void>> = []
+    const complete: string[] = []
+    const fetching: string[] = []
     for (const member of this.components.membership.members()) {
       if (member.self || member.state !== 'alive' || (this.penalties.get(member.id)?.until ?? 0) > now)
         continue
-      const { complete, fetching } = holdingsOf(member)
-      if ([...complete.keys()].some((id) => containing.has(id))) {
-        out.set(member.id, ChunkMap.full(layout.chunks.length))
-      } else if ([...fetching].some((id) => containing.has(id))) {
-        const key = `${member.id}/${layout.sha256}`
-        const cached = this.haves.get(key)
-        if (cached != null && (!fresh || now - cached.at < 100)) {
-          out.set(member.id, cached.map)
-          continue
-        }
-        asks.push(
-          this.askHave(member.id, layout).then((map) => {
-            if (map == null) return
-            this.haves.set(key, { at: Date.now(), map })
-            out.set(member.id, map)
-          }),
-        )
-      }
+      const held = holdingsOf(member)
+      if ([...held.complete.keys()].some((v) => containing.has(v))) complete.push(member.id)
+      else if ([...held.fetching].some((v) => containing.has(v))) fetching.push(member.id)
     }
-    await Promise.all(asks)
-    return out
+    return { complete, fetching }
   }
 
   private async askHave(peer: string, layout: BlobLayout): Promise<ChunkMap | null> {

@@ -1,0 +1,151 @@
+import { messageOf } from '../shared/index.js'
+import type { BlobLayout } from './blob-store.js'
+import { ChunkMap } from './chunk-map.js'
+import { HAVE_POLL_MS } from './constants.js'
+
+/** A change to a peer's chunk map, as its HAVE notices tell it. */
+export type HaveNotice =
+  | { t: 'map'; size: number; bitmap: string | null }
+  | { t: 'have'; index: number }
+  | { t: 'whole' }
+  | { t: 'none' }
+
+/** How the tracker learns a peer's chunks: pushed notices where the peer offers them, else a poll. */
+export interface HaveChannel {
+  /** Subscribes to the peer's HAVE notices for the blob; null when the peer cannot push (no data plane). */
+  watch(
+    peer: string,
+    layout: BlobLayout,
+    onNotice: (notice: HaveNotice) => void,
+    onEnd: (err?: Error) => void,
+  ): (() => void) | null
+  /** Asks the peer once which chunks it holds (null: it does not answer, or holds none). */
+  ask(peer: string, layout: BlobLayout): Promise<ChunkMap | null>
+}
+
+interface Tracked {
+  map: ChunkMap | null
+  stop: (() => void) | null
+  polledAt: number
+  polling: boolean
+}
+
+/**
+ * What the peers that are still fetching a blob hold of it, kept current without
+ * polling them all: a peer with a data plane pushes a notice for every chunk it
+ * verifies (subscribed while we fetch the blob); the others are asked at most every
+ * HAVE_POLL_MS. Every change wakes whoever waits in `changed`.
+ */
+export class HaveTracker {
+  private readonly tracked = new Map<string, Tracked>()
+  private waiters: Array<() => void> = []
+
+  constructor(
+    private readonly channel: HaveChannel,
+    private readonly onError: (peer: string, message: string) => void = () => {},
+  ) {}
+
+  /** The maps known for `peers` (members fetching a version with the blob); starts tracking new ones, drops the others. */
+  maps(layout: BlobLayout, peers: Iterable<string>): Map<string, ChunkMap> {
+    const wanted = new Set(peers)
+    const prefix = `${layout.sha256}/`
+    for (const [key, tracked] of this.tracked)
+      if (key.startsWith(prefix) && !wanted.has(key.slice(prefix.length))) {
+        tracked.stop?.()
+        this.tracked.delete(key)
+      }
+    const out = new Map<string, ChunkMap>()
+    const now = Date.now()
+    for (const peer of wanted) {
+      const key = prefix + peer
+      let tracked = this.tracked.get(key)
+      if (tracked == null) {
+        tracked = { map: null, stop: null, polledAt: 0, polling: false }
+        this.tracked.set(key, tracked)
+        this.subscribe(peer, layout, tracked)
+      }
+      if (tracked.stop == null && !tracked.polling && now - tracked.polledAt >= HAVE_POLL_MS)
+        this.poll(peer, layout, tracked)
+      if (tracked.map != null) out.set(peer, tracked.map)
+    }
+    return out
+  }
+
+  /** Resolves at the next change (or when `signal` aborts). */
+  changed(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.resolve()
+    return new Promise((resolve) => {
+      const wake = () => {
+        signal.removeEventListener('abort', wake)
+        this.waiters = this.waiters.filter((w) => w !== wake)
+        resolve()
+      }
+      signal.addEventListener('abort', wake, { once: true })
+      this.waiters.push(wake)
+    })
+  }
+
+  /** Wakes the waiters: something else changed (a member now holds a whole version). */
+  notify(): void {
+    for (const wake of this.waiters.splice(0)) wake()
+  }
+
+  /** The download of a blob ended: stop tracking its holders. */
+  release(blob: string): void {
+    const prefix = `${blob}/`
+    for (const [key, tracked] of this.tracked)
+      if (key.startsWith(prefix)) {
+        tracked.stop?.()
+        this.tracked.delete(key)
+      }
+  }
+
+  stop(): void {
+    for (const tracked of this.tracked.values()) tracked.stop?.()
+    this.tracked.clear()
+    this.notify()
+  }
+
+  private subscribe(peer: string, layout: BlobLayout, tracked: Tracked): void {
+    const count = layout.chunks.length
+    tracked.stop = this.channel.watch(
+      peer,
+      layout,
+      (notice) => {
+        if (notice.t === 'map')
+          tracked.map =
+            notice.size !== layout.size
+              ? null
+              : notice.bitmap == null
+                ? ChunkMap.full(count)
+                : ChunkMap.fromBase64(count, notice.bitmap)
+        else if (notice.t === 'have') {
+          tracked.map ??= new ChunkMap(count)
+          tracked.map.add(notice.index)
+        } else if (notice.t === 'whole') tracked.map = ChunkMap.full(count)
+        else tracked.map = null
+        this.notify()
+      },
+      (err) => {
+        // The push channel dropped: fall back to polling until the next subscription.
+        if (err != null) this.onError(peer, messageOf(err))
+        tracked.stop = null
+        tracked.polledAt = 0
+      },
+    )
+  }
+
+  private poll(peer: string, layout: BlobLayout, tracked: Tracked): void {
+    tracked.polling = true
+    tracked.polledAt = Date.now()
+    void this.channel
+      .ask(peer, layout)
+      .then((map) => {
+        tracked.map = map
+        this.notify()
+      })
+      .finally(() => {
+        tracked.polling = false
+      })
+  }
+}
