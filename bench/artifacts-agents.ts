@@ -8,6 +8,7 @@ import { readdir, readFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { freePort } from '../src/shared/ports.js'
 import { AGENT_NODE_FLAGS } from '../src/shared/version.js'
 import { inNetns } from './artifacts-netns.js'
 
@@ -133,8 +134,56 @@ export interface AgentOptions {
   api: string
   bootstrap: string[]
   trust: string
+  /** The cluster secret (`--secret-file`): a closed cluster; null: an open one. */
+  secretFile: string | null
+  /** Further agent flags, already expanded (e.g. `--data-listen 10.231.88.11:7947`). */
+  extraArgs: string[]
   /** Network namespace to run in; null: this one. */
   ns: string | null
+}
+
+/**
+ * The agent's command line, in one place: every agent of the benchmark starts with these
+ * flags, plus `extraArgs` (the bench's `--agent-arg`) and SHOAL_BENCH_AGENT_NODE_FLAGS for node.
+ */
+export function agentArgs(options: AgentOptions): string[] {
+  return [
+    ...AGENT_NODE_FLAGS,
+    // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile every agent of a run.
+    ...(process.env.SHOAL_BENCH_AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+    CLI,
+    'agent',
+    '--cluster',
+    options.cluster,
+    '--data',
+    options.dataDir,
+    '--listen',
+    options.listen,
+    '--api',
+    options.api,
+    '--no-mdns',
+    '--trust',
+    options.trust,
+    ...(options.secretFile == null ? [] : ['--secret-file', options.secretFile]),
+    '--log-level',
+    'info',
+    ...options.bootstrap.flatMap((addr) => ['--bootstrap', addr]),
+    ...options.extraArgs,
+  ]
+}
+
+/**
+ * Expands `{ip}` (the agent's host address) and `{port}` (a port free on this machine, a new
+ * one for each occurrence) in extra agent flags, so one template serves every agent.
+ */
+export async function expandAgentArgs(templates: string[], ip: string): Promise<string[]> {
+  const out: string[] = []
+  for (const template of templates) {
+    let text = template.replaceAll('{ip}', ip)
+    while (text.includes('{port}')) text = text.replace('{port}', String(await freePort()))
+    out.push(text)
+  }
+  return out
 }
 
 /** An agent process; `events` holds when (performance.now()) each distribution event was logged. */
@@ -147,6 +196,8 @@ export class AgentProcess {
     readonly child: ChildProcess,
     readonly info: AgentInfo,
     readonly ns: string | null,
+    /** Its data folder. */
+    readonly dataDir: string,
     stderr: () => string,
     lines: ReturnType<typeof createInterface>,
   ) {
@@ -160,27 +211,7 @@ export class AgentProcess {
   }
 
   static async start(children: Children, options: AgentOptions): Promise<AgentProcess> {
-    const args = [
-      ...AGENT_NODE_FLAGS,
-      // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile every agent of a run.
-      ...(process.env.SHOAL_BENCH_AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean),
-      CLI,
-      'agent',
-      '--cluster',
-      options.cluster,
-      '--data',
-      options.dataDir,
-      '--listen',
-      options.listen,
-      '--api',
-      options.api,
-      '--no-mdns',
-      '--trust',
-      options.trust,
-      '--log-level',
-      'info',
-      ...options.bootstrap.flatMap((addr) => ['--bootstrap', addr]),
-    ]
+    const args = agentArgs(options)
     const child = children.spawn(process.execPath, args, options.ns)
     const stderr = tail(child.stderr!)
     const lines = createInterface({ input: child.stderr! })
@@ -189,7 +220,7 @@ export class AgentProcess {
       child.kill('SIGKILL')
       throw err
     })
-    return new AgentProcess(child, info.value, options.ns, stderr, lines)
+    return new AgentProcess(child, info.value, options.ns, options.dataDir, stderr, lines)
   }
 
   get pid(): number {

@@ -83,8 +83,7 @@ export async function createShapedHosts(options: {
     if (errors.length > 0) throw new Error(`network namespace cleanup failed: ${errors.join('; ')}`)
   }
   options.register?.(destroy)
-  // burst: well above one 64 KiB GSO segment; latency bounds the queue (rate x 20 ms).
-  const qdisc = ['tbf', 'rate', `${options.rateMbit}mbit`, 'burst', '256kb', 'latency', '20ms']
+  const qdisc = tbf(options.rateMbit)
   const switchNs = `${prefix}-sw-${suffix}`
   const hosts: Host[] = []
   try {
@@ -125,6 +124,25 @@ export async function createShapedHosts(options: {
     throw err
   }
   return { switchNs, hosts, qdisc, destroy }
+}
+
+/** The qdisc of every link direction at `rateMbit`, as tc arguments. */
+function tbf(rateMbit: number): string[] {
+  // burst: well above one 64 KiB GSO segment; latency bounds the queue (rate x 20 ms).
+  return ['tbf', 'rate', `${rateMbit}mbit`, 'burst', '256kb', 'latency', '20ms']
+}
+
+/** Reshapes both directions of every link of the topology to `rateMbit`; the qdisc now set. */
+export async function reshape(topology: Topology, rateMbit: number): Promise<string[]> {
+  const qdisc = tbf(rateMbit)
+  await Promise.all(
+    topology.hosts.map(async (host, i) => {
+      await tc('-n', host.ns, 'qdisc', 'replace', 'dev', HOST_IFACE, 'root', ...qdisc)
+      await tc('-n', topology.switchNs, 'qdisc', 'replace', 'dev', `vh${i + 1}`, 'root', ...qdisc)
+    }),
+  )
+  topology.qdisc = qdisc
+  return qdisc
 }
 
 /** The argv that runs `command args...` in namespace `ns` (ip execs it: the pid is the command's). */
