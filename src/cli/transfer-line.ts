@@ -45,6 +45,16 @@ export function describeTransfer(transfer: Transfer): string {
   return `${formatRate(transfer.rate)} · ${sources(transfer.sources)} · ${formatEta(transfer.eta)}`
 }
 
+/**
+ * Width of a `--watch` bar on a terminal `columns` wide (80 when unknown), for
+ * ids `idWidth` long: what the rest of the line needs ("[] 42% of 100.0 MB · "
+ * and a status of up to 37 characters) is kept, the bar gets the rest, 10 to 40.
+ */
+export function barSize(columns: number | undefined, idWidth: number): number {
+  const rest = idWidth + ' [] 100% of 100.0 MB · '.length + '999.9 MB/s · 12 sources · eta 59m59s'.length
+  return Math.max(10, Math.min(40, (columns ?? 80) - 1 - rest))
+}
+
 /** Bytes of the version the agent holds: the meter's count while it downloads, else from the chunks. */
 export function bytesHeld(d: DistributionView): number {
   if (d.complete) return d.bytes

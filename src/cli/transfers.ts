@@ -3,7 +3,7 @@ import { MultiBar, Presets, type SingleBar } from 'cli-progress'
 import type { DistributionView } from '../artifacts/index.js'
 import type { ApiClient } from './client.js'
 import { WaitTimeoutError } from './errors.js'
-import { bytesHeld, formatSize, ProgressLog, percentHeld, transferStatus } from './transfer-line.js'
+import { barSize, bytesHeld, formatSize, ProgressLog, percentHeld, transferStatus } from './transfer-line.js'
 
 export interface WatchOptions {
   /** Only this distribution: a name (every version) or NAME@VERSION. */
@@ -44,15 +44,17 @@ export async function watchDistributions(
       )
       const pending = list.filter((d) => !d.complete)
       if (options.progress && process.stderr.isTTY) {
+        const width = Math.max(...list.map((d) => d.id.length))
         multi ??= new MultiBar(
           {
-            format: '{id} [{bar}] {held}% | {done} of {size} | {status}',
+            format: '{id} [{bar}] {held}% of {size} · {status}',
+            // The terminal crops each line to its width: the bar gives way so rate, sources and ETA stay.
+            barsize: barSize(process.stderr.columns, width),
             stream: process.stderr,
             hideCursor: true,
           },
           Presets.shades_classic,
         )
-        const width = Math.max(...list.map((d) => d.id.length))
         for (const d of list) {
           let bar = bars.get(d.id)
           if (bar == null && d.complete) continue // held before we started: nothing to show
@@ -60,8 +62,7 @@ export async function watchDistributions(
           const payload = {
             id: d.id.padEnd(width),
             held: String(percentHeld(d)).padStart(3),
-            done: formatSize(bytesHeld(d)),
-            size: formatSize(d.bytes),
+            size: formatSize(d.bytes).padStart(8),
             status: transferStatus(d),
           }
           bar ??= multi.create(Math.max(1, d.bytes), bytesHeld(d), payload)

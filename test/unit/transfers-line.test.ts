@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { DistributionView } from '../../src/artifacts/index.js'
 import {
+  barSize,
   completeCell,
   describeTransfer,
   formatEta,
@@ -102,6 +103,18 @@ describe('a version in progress', () => {
     expect(progressLine(version('educa@1.1', { transfer: diskFull }))).toBe(
       'educa@1.1 42% of 100.0 MB · paused: disk full: 58.0 MB more needed in /var/lib/shoal',
     )
+  })
+})
+
+describe('the bar on a terminal', () => {
+  it('gives way so that rate, sources and ETA fit in the terminal, which crops lines', () => {
+    expect(barSize(80, 9)).toBe(11)
+    expect(barSize(undefined, 9)).toBe(11)
+    expect(barSize(200, 9)).toBe(40)
+    expect(barSize(60, 30)).toBe(10)
+    const status = describeTransfer({ ...moving, rate: 999_900_000, sources: 12, eta: 3599 })
+    const line = `${'educa@1.1'} [${'#'.repeat(barSize(80, 9))}] 100% of ${formatSize(100 * MB)} · ${status}`
+    expect(line.length).toBeLessThan(80)
   })
 })
 
