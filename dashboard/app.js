@@ -119,6 +119,7 @@ function handleEvent(block) {
   }
   if (event !== 'snapshot' || data.length === 0) return
   view = JSON.parse(data.join('\n'))
+  recordRates(Date.now())
   render()
 }
 
@@ -252,20 +253,85 @@ function rolloutNotes(r) {
   return `<tr data-rollout-notes="${esc(r.id)}"><td></td><td colspan="7">${[...failures, ...actions].join('')}</td></tr>`
 }
 
+/** How far back the rate chart of a download goes (ms). */
+const RATE_WINDOW_MS = 60_000
+/** Version → [time (ms), bytes/s] seen in snapshots over RATE_WINDOW_MS, while this agent fetches it. */
+const rates = new Map()
+
+/** Keeps one rate sample per snapshot; a version held or gone loses its chart. */
+function recordRates(now) {
+  const fetching = new Set()
+  for (const d of view.distributions) {
+    if (d.complete) continue
+    // Between retries there is no transfer: nothing arrives, which the chart shows as 0.
+    if (d.transfer == null && !rates.has(d.id)) continue
+    fetching.add(d.id)
+    const samples = rates.get(d.id) ?? []
+    samples.push([now, d.transfer?.rate ?? 0])
+    while (samples.length > 0 && samples[0][0] < now - RATE_WINDOW_MS) samples.shift()
+    rates.set(d.id, samples)
+  }
+  for (const id of rates.keys()) if (!fetching.has(id)) rates.delete(id)
+}
+
+/** "eta 12s", "eta 2m05s", "eta 1h02m", "eta –" (as `shoal distributions --watch` says it). */
+function eta(seconds) {
+  if (seconds == null || seconds < 0) return 'eta –'
+  const s = Math.ceil(seconds)
+  if (s < 60) return `eta ${s}s`
+  const pad = (n) => String(n).padStart(2, '0')
+  if (s < 3600) return `eta ${Math.floor(s / 60)}m${pad(s % 60)}s`
+  return `eta ${Math.floor(s / 3600)}h${pad(Math.floor(s / 60) % 60)}m`
+}
+
+/** The rate over the last minute as a small inline SVG line, newest at the right edge. */
+function sparkline(id, now) {
+  const samples = rates.get(id) ?? []
+  if (samples.length === 0) return ''
+  const [width, height] = [120, 24]
+  const peak = Math.max(1, ...samples.map(([, rate]) => rate))
+  const x = (t) => (width * Math.max(0, t - (now - RATE_WINDOW_MS))) / RATE_WINDOW_MS
+  const y = (rate) => height - 1 - ((height - 2) * rate) / peak
+  // The last rate holds until the next snapshot: they come only when something changes.
+  const points = [...samples, [now, samples.at(-1)[1]]].map(
+    ([t, rate]) => `${x(t).toFixed(1)},${y(rate).toFixed(1)}`,
+  )
+  const area = `${x(samples[0][0]).toFixed(1)},${height} ${points.join(' ')} ${width},${height}`
+  return `<svg class="sparkline" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img"
+    aria-label="transfer rate over the last minute, peak ${bytes(peak)}/s"><title>peak ${bytes(peak)}/s over the last minute</title>
+    <polygon points="${area}"></polygon><polyline points="${points.join(' ')}"></polyline></svg>`
+}
+
+/** The Here cell: complete, or how much is held and the download under way (rate, sources, ETA, chart). */
+function hereCell(d, now) {
+  if (d.complete) return '<td class="complete">complete</td>'
+  const t = d.transfer
+  const total = t?.bytesTotal ?? d.bytes
+  const done = t?.bytesDone ?? Math.floor((d.bytes * d.progress.chunks) / Math.max(1, d.progress.total))
+  const percent = total === 0 ? 0 : Math.min(99, Math.floor((100 * done) / total))
+  const bar = `<progress max="${Math.max(1, total)}" value="${done}" aria-label="${esc(d.id)} held here"></progress>
+    <span class="warn">${percent} %</span> <span class="muted">${bytes(done)} of ${bytes(total)}</span>`
+  let detail = '<span class="muted">waiting</span>'
+  if (t?.paused != null)
+    detail = `<span class="bad" title="${esc(t.paused.code)}">paused: ${esc(t.paused.message)}</span>`
+  else if (t != null)
+    detail = `<span>${bytes(t.rate)}/s · ${plural(t.sources, 'source')} · ${eta(t.eta)}</span>`
+  return `<td class="transfer" data-transfer="${esc(d.id)}"><div>${bar}</div>
+    <div class="rate">${detail}${sparkline(d.id, now)}</div></td>`
+}
+
 function renderDistributions() {
   const running = new Map()
   for (const m of view.members)
     if (m.distribution != null) running.set(m.distribution, (running.get(m.distribution) ?? 0) + 1)
   const nodes = view.nodes.length
+  const now = Date.now()
   $('distributions').innerHTML = view.distributions
-    .map((d) => {
-      const here = d.complete
-        ? 'complete'
-        : `${Math.floor((100 * d.progress.chunks) / Math.max(1, d.progress.total))} %`
-      return `<tr><td><code>${esc(d.id)}</code></td><td class="${d.complete ? 'complete' : 'warn'}">${here}</td>
+    .map(
+      (d) => `<tr data-distribution="${esc(d.id)}"><td><code>${esc(d.id)}</code></td>${hereCell(d, now)}
         <td>${d.holders.length} of ${nodes}</td><td>${running.get(d.id) ?? 0}</td><td>${d.artifacts}</td>
-        <td>${bytes(d.bytes)}</td><td>${time(d.createdAt)}</td></tr>`
-    })
+        <td>${bytes(d.bytes)}</td><td>${time(d.createdAt)}</td></tr>`,
+    )
     .join('')
   const versions = view.distributions.map((d) => d.id)
   fillSelect($('rollout-distribution'), versions, versions.at(-1))
@@ -457,3 +523,7 @@ if (linked != null) {
 }
 $('forget-token').hidden = token === ''
 follow()
+// Snapshots come only when something changes: the rate charts of downloads move on between them.
+setInterval(() => {
+  if (view != null && rates.size > 0) renderDistributions()
+}, 1000)

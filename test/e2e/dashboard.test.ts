@@ -195,4 +195,65 @@ describe.skipIf(noBrowser != null)('dashboard in headless Chromium', () => {
       .toBeGreaterThan(0)
     await shot('6-rolled-back')
   })
+
+  it('shows a download under way (held, rate, sources, ETA, a rate chart) and why one is paused', async () => {
+    // A feed of its own: a real download on the demo's tiny release is over before a page could see it.
+    const version = (id: string, over: Record<string, unknown>) => ({
+      id,
+      name: id.split('@')[0],
+      version: id.split('@')[1],
+      complete: false,
+      artifacts: 1,
+      bytes: 100_000_000,
+      publisher: 'ed25519:00',
+      createdAt: '2025-01-01T00:00:00.000Z',
+      supersedes: null,
+      digest: 'sha256:00',
+      holders: [],
+      progress: { chunks: 42, total: 100 },
+      transfer: null,
+      ...over,
+    })
+    const transfer = { sources: 3, eta: 2, bytesDone: 42_000_000, bytesTotal: 100_000_000, paused: null }
+    const snapshot = (rate: number) => ({
+      status: { id: 'agent', cluster: 'fake', manager: null, managerStatus: {} },
+      members: [],
+      nodes: [],
+      rollouts: [],
+      lb: [],
+      audit: [],
+      distributions: [
+        version('big@1.0', { complete: true }),
+        version('big@1.1', { transfer: { ...transfer, rate } }),
+        version('big@1.2', {
+          transfer: {
+            ...transfer,
+            rate: 0,
+            sources: 0,
+            eta: null,
+            paused: { code: 'ERR_DISK_FULL', message: 'disk full: 58.0 MB more needed' },
+          },
+        }),
+      ],
+    })
+    const feed = [20_000_000, 38_200_000]
+      .map((rate) => `event: snapshot\ndata: ${JSON.stringify(snapshot(rate))}\n\n`)
+      .join('')
+    const fetching = await browser.newPage({ viewport: { width: 1400, height: 1000 } })
+    try {
+      await fetching.route('**/api/events', (route) =>
+        route.fulfill({ status: 200, contentType: 'text/event-stream', body: feed }),
+      )
+      await fetching.goto(printed.dashboard)
+      const row = (id: string) => fetching.locator(`#distributions tr[data-distribution="${id}"] td`).nth(1)
+      await expect.poll(() => row('big@1.1').textContent()).toContain('38.2 MB/s · 3 sources · eta 2s')
+      expect(await row('big@1.1').textContent()).toMatch(/42 %\s+42\.0 MB of 100\.0 MB/)
+      expect(await row('big@1.1').locator('svg.sparkline polyline').count()).toBe(1)
+      expect(await row('big@1.2').textContent()).toContain('paused: disk full: 58.0 MB more needed')
+      expect(await row('big@1.0').textContent()).toBe('complete')
+      await fetching.locator('#distributions').screenshot({ path: join(SCREENSHOTS, '7-download.png') })
+    } finally {
+      await fetching.close()
+    }
+  })
 })
