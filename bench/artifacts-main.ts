@@ -6,7 +6,10 @@
  *     [--loopback-clusters closed,open] [--sizes 2,5,10,20|none] [--mib 100] [--files 4]
  *     [--rate 200] [--shaped-clusters closed[,open]] [--no-baseline] [--cap SECONDS]
  *     [--slow-n 10|0] [--slow-rate 20] [--slow-mib MIB] [--slow-cap SECONDS]
- *     [--agent-arg '--data-listen {ip}:{port}' ...] [--out FILE]
+ *     [--agent-arg='--data-listen {ip}:{port}' ...] [--out FILE]
+ *
+ * `--agent-arg` adds flags to every agent (split at spaces; `{ip}` is the agent's address,
+ * `{port}` a free port); write it with `=` when its value starts with a dash.
  *
  * Writes bench/results/artifacts.json unless `--out` names another file.
  */
@@ -89,7 +92,8 @@ const { report, text } = await runArtifacts({
           mebibytes: optionalWhole('slow-mib', 1),
           capS: optionalWhole('slow-cap', 1),
         },
-  agentArgs: values['agent-arg'],
+  // One --agent-arg may hold several words: --agent-arg '--data-listen {ip}:{port}'.
+  agentArgs: values['agent-arg'].flatMap((arg) => arg.split(/\s+/).filter(Boolean)),
 })
 await mkdir(dirname(values.out), { recursive: true })
 await writeFile(values.out, `${JSON.stringify(report, null, 2)}\n`)

@@ -68,8 +68,16 @@ export interface SwarmResult {
    */
   servedCopies: number | null
   fetchedCopies: number | null
-  /** Served ÷ kept (N-1 copies): 1 when no transfer is wasted. */
+  /** Served ÷ kept (N-1 copies), from the agents' counters: 1 when no transfer is wasted. */
   servedPerKept: number | null
+  /** The same seen from the wire: bytes the downloaders' links delivered ÷ N-1 copies (headers included, ~1.05 when nothing is wasted). */
+  linkPerKept: number | null
+  /**
+   * Whether the agents' counters account for every byte: the fetchers counted at least N-1
+   * copies and the seed at least one. When not (bytes moved by a path the counters miss),
+   * the targets read the link counters instead.
+   */
+  countersComplete: boolean
   /**
    * What the shaped links carried over the P2P time (from tc's counters, headers included):
    * the seed's uplink and the downloaders' downlinks as a share of B, the seed's uplink in
@@ -129,6 +137,8 @@ export async function measureSwarm(ctx: Context, topology: Topology, o: SwarmOpt
     servedCopies: null,
     fetchedCopies: null,
     servedPerKept: null,
+    linkPerKept: null,
+    countersComplete: false,
     links: null,
     learnedMs: null,
     meanSourcesPerAgent: null,
@@ -182,6 +192,7 @@ export async function measureSwarm(ctx: Context, topology: Topology, o: SwarmOpt
         seedUpCopies: round(up[0]! / bytes, 2),
         downCopies: round(delivered / bytes, 2),
       }
+      result.linkPerKept = ratio(delivered, (n - 1) * bytes, 3)
     }
     result.p2pMs = t.totalMs
     result.learnedMs = t.learnedMs
@@ -228,6 +239,12 @@ export async function measureSwarm(ctx: Context, topology: Topology, o: SwarmOpt
     result.servedCopies = round(served / bytes, 2)
     result.fetchedCopies = round(fetched / bytes, 2)
     result.servedPerKept = ratio(served, (n - 1) * bytes, 3)
+    result.countersComplete =
+      fetched >= 0.99 * (n - 1) * bytes && (result.seedCopies == null || result.seedCopies >= 0.99)
+    if (!result.countersComplete)
+      notes.push(
+        `the agents' counters miss bytes (fetched ${result.fetchedCopies} copies, seed served ${result.seedCopies}): targets use the link counters`,
+      )
     const rss = (await Promise.all(agents.map((a) => peakRssMB(a.pid)))).filter((v): v is number => v != null)
     result.meanPeakRssMB = rss.length === 0 ? null : round(rss.reduce((s, v) => s + v, 0) / rss.length)
     progress(
