@@ -51,6 +51,12 @@ export interface FetchedChunk {
   sha256: string
 }
 
+export interface DataPlaneClientStats {
+  connections: number
+  pending: number
+  bytesReceived: number
+}
+
 export type HaveUpdate =
   | { t: 'map'; size: number; bitmap: string | null }
   | { t: 'have'; index: number }
@@ -97,6 +103,7 @@ export class DataPlaneClient {
   private readonly log: Logger
   private readonly connections = new Map<string, ClientConnection>()
   private readonly settings: Settings
+  private readonly counters = { bytesReceived: 0 }
 
   constructor(init: DataPlaneClientInit, logger: Logger) {
     this.log = logger.child('data-plane')
@@ -148,6 +155,13 @@ export class DataPlaneClient {
     return this.connections.get(peer)?.pending ?? 0
   }
 
+  /** Connections open or opening, requests pending on them, and chunk bytes received (whole or partial chunks). */
+  stats(): DataPlaneClientStats {
+    let pending = 0
+    for (const connection of this.connections.values()) pending += connection.pending
+    return { connections: this.connections.size, pending, bytesReceived: this.counters.bytesReceived }
+  }
+
   /** Closes the connection to `peer`, or every connection; their pending requests fail (connection lost). */
   async close(peer?: string): Promise<void> {
     const closing = [...this.connections.values()].filter((c) => peer == null || c.target.peer === peer)
@@ -173,7 +187,7 @@ export class DataPlaneClient {
           `the data plane of ${target.peer} moved to ${target.host}:${target.port}`,
         ),
       )
-    const connection = new ClientConnection({ ...target }, this.settings, this.log, () => {
+    const connection = new ClientConnection({ ...target }, this.settings, this.counters, this.log, () => {
       if (this.connections.get(target.peer) === connection) this.connections.delete(target.peer)
     })
     this.connections.set(target.peer, connection)
@@ -209,6 +223,7 @@ class ClientConnection {
   constructor(
     readonly target: DataPlaneTarget,
     private readonly settings: Settings,
+    private readonly counters: { bytesReceived: number },
     private readonly log: Logger,
     private readonly onClosed: () => void,
   ) {
@@ -411,6 +426,7 @@ class ClientConnection {
       bytes.copy(receiving.data, receiving.offset)
       receiving.offset += bytes.length
       receiving.hash.update(bytes)
+      this.counters.bytesReceived += bytes.length
       if (rest > 0) return
       this.receiving = null
       const { get } = receiving

@@ -8,6 +8,7 @@ export {
   type ChunkRequest,
   DataPlaneClient,
   type DataPlaneClientInit,
+  type DataPlaneClientStats,
   type DataPlaneTarget,
   type FetchedChunk,
   type HaveUpdate,
