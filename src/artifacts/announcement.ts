@@ -19,6 +19,15 @@ export const artifactsAnnouncement = new Announcement('artifacts', {
     maxBytes: 768,
     about: 'versions being fetched (their chunks can be asked for)',
   },
+  data: {
+    schema: z
+      .string()
+      .regex(/^[0-9A-Za-z.:[\]-]*:\d{1,5}$/)
+      .max(60),
+    maxBytes: 64,
+    about:
+      'where its data plane listens for chunk requests: `HOST:PORT`, or `:PORT` on the host of its libp2p address',
+  },
 })
 export type ArtifactsAnnouncement = Announced<typeof artifactsAnnouncement>
 
@@ -35,7 +44,7 @@ export function holdingsOf(member: Member): { complete: Map<string, string>; fet
 export function fitHoldings(
   complete: ReadonlyArray<[id: string, digest: string]>,
   fetching: readonly string[],
-): { announced: ArtifactsAnnouncement; left: number } {
+): { announced: Pick<ArtifactsAnnouncement, 'dists' | 'fetching'>; left: number } {
   const dists: Record<string, string> = {}
   let left = 0
   for (const [id, digest] of complete) {
@@ -51,4 +60,20 @@ export function fitHoldings(
     else kept.push(id)
   }
   return { announced: { dists, fetching: kept }, left }
+}
+
+/**
+ * Where to reach a member's data plane: its `data` key, the host taken from its
+ * libp2p address when the key names none; null when it announces none.
+ */
+export function dataAddressOf(member: Member): { host: string; port: number } | null {
+  const { data } = artifactsAnnouncement.of(member)
+  if (data == null) return null
+  const split = data.lastIndexOf(':')
+  const port = Number(data.slice(split + 1))
+  let host = data.slice(0, split).replace(/^\[(.*)\]$/, '$1')
+  if (host === '' || host === '0.0.0.0' || host === '::') {
+    host = member.addrs.map((a) => /^\/ip[46]\/([^/]+)/.exec(a)?.[1]).find((h) => h != null) ?? ''
+  }
+  return host === '' || !(port > 0 && port < 65536) ? null : { host, port }
 }

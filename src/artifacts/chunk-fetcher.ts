@@ -4,7 +4,8 @@ import { messageOf } from '../shared/index.js'
 import type { BlobLayout, BlobStore } from './blob-store.js'
 import type { ChunkMap } from './chunk-map.js'
 import { ENDGAME_SLOW_FACTOR, HAVE_REFRESH_MS } from './constants.js'
-import { ArtifactCorruptError, NoSourceError } from './errors.js'
+import { DataPlaneBusyError } from './data-plane/index.js'
+import { ArtifactCorruptError, DiskFullError, NoSourceError } from './errors.js'
 import type { PeerBudget } from './peer-budget.js'
 import type { RateLimiter } from './rate-limiter.js'
 import type { Semaphore } from './semaphore.js'
@@ -105,10 +106,10 @@ export async function fetchBlob(layout: BlobLayout, ctx: FetchContext): Promise<
         // The chunk is ours: cancel the other requests for it.
         for (const other of inflight.get(index) ?? []) if (other !== request) other.controller.abort()
       } catch (err) {
-        const code = (err as { code?: unknown }).code
-        end(code === 'ERR_DATA_BUSY' ? { kind: 'busy' } : { kind: 'failed' })
-        if (controller.signal.aborted || code === 'ERR_DATA_BUSY') return
-        if (code === 'ERR_DISK_FULL') {
+        const busy = err instanceof DataPlaneBusyError
+        end(busy ? { kind: 'busy' } : { kind: 'failed' })
+        if (controller.signal.aborted || busy) return
+        if (err instanceof DiskFullError) {
           fatal ??= err
           return
         }

@@ -31,6 +31,8 @@ export const ENDGAME_SLOW_FACTOR = 2
 export const STALL_MS = 10_000
 /** Upload slots: data-plane connections served at once (a request beyond them is answered busy). */
 export const DEFAULT_UPLOAD_SLOTS = 4
+/** ms a peer whose data plane could not be reached is fetched from over libp2p instead. */
+export const DATA_PLANE_RETRY_MS = 30_000
 /** ms a download waits after the disk was found full before it tries again. */
 export const DISK_FULL_RETRY_MS = 30_000
 /** ms a peer that served a bad chunk is avoided for. */

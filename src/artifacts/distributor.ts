@@ -5,14 +5,35 @@ import { VersionUnpublishedError } from '../manager/index.js'
 import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
 import type { Logger, Startable } from '../shared/index.js'
 import { type Channel, exchange, messageOf, type StreamNetwork, serve, TypedEvents } from '../shared/index.js'
-import { fitHoldings, holdingsOf } from './announcement.js'
+import { dataAddressOf, fitHoldings, holdingsOf } from './announcement.js'
 import type { BlobLayout, BlobStore } from './blob-store.js'
 import { byPublication, type Catalogue, type CatalogueEntry } from './catalogue.js'
 import { type ChunkSources, fetchBlob } from './chunk-fetcher.js'
 import { ChunkMap } from './chunk-map.js'
-import { CHUNK_TIMEOUT_MS, DISK_FULL_RETRY_MS, PENALTY_MS, REQUEST_TIMEOUT_MS } from './constants.js'
+import {
+  CHUNK_TIMEOUT_MS,
+  DATA_PLANE_RETRY_MS,
+  DISK_FULL_RETRY_MS,
+  PENALTY_MS,
+  REQUEST_TIMEOUT_MS,
+  STALL_MS,
+} from './constants.js'
+import {
+  DataPlaneBusyError,
+  DataPlaneClient,
+  DataPlaneServer,
+  type DataPlaneServerStats,
+  type DataPlaneTarget,
+  DataPlaneUnreachableError,
+} from './data-plane/index.js'
 import { checkDistribution } from './distribution-rules.js'
-import { ArtifactMissingError, ManifestSignatureError, UnknownDistributionError } from './errors.js'
+import {
+  ArtifactMissingError,
+  BlobTruncatedError,
+  DiskFullError,
+  ManifestSignatureError,
+  UnknownDistributionError,
+} from './errors.js'
 import { HaveTracker } from './have-tracker.js'
 import { distributionId, type SignedManifest, verifySignedManifest } from './manifest.js'
 import { PeerBudget } from './peer-budget.js'
@@ -64,6 +85,21 @@ export interface DistributorInit {
   idleTimeoutMs: number
   /** Versions retention must keep whatever their age (active, referenced by a rollout). */
   protectedVersions?: () => Set<string>
+  /** Data-plane connections served at once; a request beyond them is answered busy. */
+  uploadSlots: number
+  /**
+   * The data plane for bulk bytes (docs/protocol.md): where it listens, the host
+   * peers reach it on, and the key of a closed cluster (null: open, plain TCP).
+   * null: off, chunks travel over libp2p.
+   */
+  dataPlane: DataPlaneSettings | null
+}
+
+export interface DataPlaneSettings {
+  host: string
+  port: number
+  advertiseHost: string
+  key: Buffer | null
 }
 
 export interface DistributorEvents {
@@ -106,6 +142,8 @@ export interface DistributorStats {
   penalised: Array<{ peer: string; until: string; reason: string }>
   /** Bytes fetched per peer, per version, since start. */
   sources: Record<string, Record<string, number>>
+  /** The data plane: where peers reach it and what it served; null when it is off. */
+  dataPlane: (DataPlaneServerStats & { address: string; fallbacks: number }) | null
 }
 
 /**
@@ -145,6 +183,13 @@ export class Distributor implements Startable {
   /** Why downloads wait (a full disk), until the next attempt clears it. */
   private paused: TransferView['paused'] = null
   private abort = new AbortController()
+  private dataServer: DataPlaneServer | null = null
+  private dataClient: DataPlaneClient | null = null
+  private dataAddress = ''
+  /** Peers whose data plane could not be reached, until when: their chunks come over libp2p meanwhile. */
+  private readonly dataDown = new Map<string, number>()
+  /** Chunks fetched over libp2p because the peer's data plane could not be reached. */
+  private fallbacks = 0
   private running = false
   private downloading: Promise<void> | undefined
   private downloadAgain = false
@@ -165,7 +210,14 @@ export class Distributor implements Startable {
     this.downloadLimiter = new RateLimiter(init.downloadRate)
     this.uploadLimiter = new RateLimiter(init.uploadRate)
     this.haveTracker = new HaveTracker(
-      { watch: () => null, ask: (peer, layout) => this.askHave(peer, layout) },
+      {
+        watch: (peer, layout, onNotice, onEnd) => {
+          const target = this.dataTarget(peer)
+          if (target == null || this.dataClient == null) return null
+          return this.dataClient.watch(target, layout.sha256, layout.chunkSize, onNotice, onEnd)
+        },
+        ask: (peer, layout) => this.askHave(peer, layout),
+      },
       (peer, error) => this.log.debug('HAVE notices from a peer stopped', { peer, error }),
     )
   }
@@ -195,6 +247,7 @@ export class Distributor implements Startable {
       this.log,
       (ch) => this.answerManifest(ch),
     )
+    await this.startDataPlane()
     this.network.services.pubsub.subscribe(this.protocols.topic)
     this.network.services.pubsub.addEventListener('message', this.onGossip)
     const { events } = this.components.membership
@@ -219,6 +272,10 @@ export class Distributor implements Startable {
     }
     await this.network.unhandle([this.protocols.transfer, this.protocols.manifests]).catch(() => {})
     await this.downloading?.catch(() => {})
+    await this.dataClient?.close()
+    await this.dataServer?.stop()
+    this.dataClient = null
+    this.dataServer = null
     await Promise.allSettled(this.learning.values())
   }
 
@@ -279,7 +336,87 @@ export class Distributor implements Startable {
         .filter(([, p]) => p.until > now)
         .map(([peer, p]) => ({ peer, until: new Date(p.until).toISOString(), reason: p.reason })),
       sources: Object.fromEntries([...this.sourceBytes].map(([id, m]) => [id, Object.fromEntries(m)])),
+      dataPlane:
+        this.dataServer == null
+          ? null
+          : { address: this.dataAddress, fallbacks: this.fallbacks, ...this.dataServer.stats() },
     }
+  }
+
+  // --- the data plane ------------------------------------------------------------------
+
+  /**
+   * Listens for chunk requests on the data plane and announces where (`data`); the
+   * client that fetches from peers' data planes. Served chunks count with the others.
+   */
+  private async startDataPlane(): Promise<void> {
+    const settings = this.init.dataPlane
+    if (settings == null) return
+    const server = new DataPlaneServer(
+      {
+        key: settings.key,
+        host: settings.host,
+        port: settings.port,
+        uploadSlots: this.init.uploadSlots,
+        beforeSend: (bytes) => this.uploadLimiter.take(bytes),
+        onServed: (_peer, bytes) => {
+          this.counters.chunksServed++
+          this.counters.bytesServed += bytes
+        },
+      },
+      this.store,
+      this.log,
+    )
+    const { port } = await server.start()
+    this.dataServer = server
+    const host = settings.advertiseHost
+    this.dataAddress = `${host.includes(':') ? `[${host}]` : host}:${port}`
+    this.dataClient = new DataPlaneClient(
+      { key: settings.key, identity: this.components.membership.id, stallMs: STALL_MS },
+      this.log,
+    )
+    await this.components.membership.updateMetadata({ data: this.dataAddress })
+  }
+
+  /** Where to reach `peer`'s data plane, or null (it has none, or it could not be reached lately). */
+  private dataTarget(peer: string): DataPlaneTarget | null {
+    if ((this.dataDown.get(peer) ?? 0) > Date.now()) return null
+    const member = this.components.membership.members().find((m) => m.id === peer)
+    const address = member == null ? null : dataAddressOf(member)
+    return address == null ? null : { peer, ...address }
+  }
+
+  /**
+   * One chunk from `peer`: over its data plane (hashed as it arrives), else over
+   * libp2p, which also takes over for DATA_PLANE_RETRY_MS when the data plane
+   * cannot be reached (a firewall, an agent of the previous release).
+   */
+  private async fetchFrom(
+    peer: string,
+    layout: BlobLayout,
+    index: number,
+    signal: AbortSignal,
+  ): Promise<{ data: Uint8Array; sha256?: string }> {
+    const target = this.dataTarget(peer)
+    if (target != null && this.dataClient != null) {
+      const length = Math.min(layout.chunkSize, layout.size - index * layout.chunkSize)
+      try {
+        return await this.dataClient.fetchChunk(
+          target,
+          { blob: layout.sha256, chunkSize: layout.chunkSize, index, length },
+          signal,
+        )
+      } catch (err) {
+        if (!(err instanceof DataPlaneUnreachableError) || signal.aborted) throw err
+        this.dataDown.set(peer, Date.now() + DATA_PLANE_RETRY_MS)
+        this.log.debug('data plane unreachable; fetching over libp2p for a while', {
+          peer,
+          error: messageOf(err),
+        })
+      }
+    }
+    if (target != null || this.dataDown.has(peer)) this.fallbacks++
+    return { data: await this.fetchChunk(peer, layout, index, signal) }
   }
 
   private view(entry: CatalogueEntry): DistributionView {
@@ -481,9 +618,9 @@ export class Distributor implements Startable {
     this.inProgress.delete(entry.id)
     for (const r of results) {
       if (r.status !== 'rejected' || !this.running) continue
-      if ((r.reason as { code?: unknown }).code === 'ERR_DISK_FULL') {
+      if (r.reason instanceof DiskFullError) {
         if (this.paused == null) this.log.error(messageOf(r.reason))
-        this.paused = { code: 'ERR_DISK_FULL', message: messageOf(r.reason) }
+        this.paused = { code: r.reason.code, message: messageOf(r.reason) }
       } else this.log.warn('artifact download incomplete', { id: entry.id, error: messageOf(r.reason) })
     }
     const complete = this.isComplete(entry.id)
@@ -535,13 +672,10 @@ export class Distributor implements Startable {
       isSeed: (peer) => seeds.has(peer),
       changed: (signal) => this.haveTracker.changed(signal),
       fetch: (peer, layout, index, signal) =>
-        this.fetchChunk(peer, layout, index, signal).then(
-          (data) => ({ data }),
-          (err: unknown) => {
-            if (!signal.aborted) this.counters.chunkRequestsFailed++
-            throw err
-          },
-        ),
+        this.fetchFrom(peer, layout, index, signal).catch((err: unknown) => {
+          if (!signal.aborted && !(err instanceof DataPlaneBusyError)) this.counters.chunkRequestsFailed++
+          throw err
+        }),
       penalise: (peer, reason) => {
         this.counters.badChunks++
         this.penalties.set(peer, { until: Date.now() + PENALTY_MS, reason })
@@ -647,7 +781,13 @@ export class Distributor implements Startable {
         encodeJson({ t: 'have', size: map.size, bitmap: map.have.complete ? null : map.have.toBase64() }),
       )
     }
-    const data = await this.store.readChunk(request.blob, request.index, request.chunkSize)
+    // A blob found truncated on disk was dropped by the store (to be fetched again): we hold none of it.
+    const data = await this.store
+      .readChunk(request.blob, request.index, request.chunkSize)
+      .catch((err: unknown) => {
+        if (err instanceof BlobTruncatedError) return null
+        throw err
+      })
     if (data == null) return ch.write(encodeJson({ t: 'none' }))
     await this.uploadLimiter.take(data.byteLength)
     await ch.write(encodeJson({ t: 'chunk', index: request.index, length: data.byteLength }))

@@ -8,21 +8,33 @@ import { join } from 'node:path'
 import type { Logger } from '../shared/index.js'
 import { BlobStore, type StoreDb, type StoreReport } from './blob-store.js'
 import { Catalogue } from './catalogue.js'
-import { DEFAULT_MAX_ARTIFACT_BYTES, DEFAULT_PARALLEL_CHUNKS, DEFAULT_RETENTION } from './constants.js'
-import { Distributor, type DistributorComponents } from './distributor.js'
+import {
+  DEFAULT_MAX_ARTIFACT_BYTES,
+  DEFAULT_PARALLEL_CHUNKS,
+  DEFAULT_RETENTION,
+  DEFAULT_UPLOAD_SLOTS,
+} from './constants.js'
+import { type DataPlaneSettings, Distributor, type DistributorComponents } from './distributor.js'
 import { readTrustedKey } from './signing.js'
 
 export { type ArtifactsAnnouncement, artifactsAnnouncement } from './announcement.js'
 export { ChunkMap } from './chunk-map.js'
 export { digestFile, type FileDigest } from './chunking.js'
 export { DEFAULT_CHUNK_SIZE } from './constants.js'
+export { dataPlaneKey } from './data-plane/index.js'
 export {
   checkDistribution,
   type DistributionContent,
   type DistributionLayout,
   MAX_CONFIG_BYTES,
 } from './distribution-rules.js'
-export type { DistributionView, DistributorEvents, DistributorStats, MembershipView } from './distributor.js'
+export type {
+  DataPlaneSettings,
+  DistributionView,
+  DistributorEvents,
+  DistributorStats,
+  MembershipView,
+} from './distributor.js'
 export { Distributor } from './distributor.js'
 export * from './errors.js'
 export {
@@ -76,6 +88,8 @@ export interface ArtifactsConfig {
   downloadRate: number
   /** ms a blob waits for any source before its download is retried later. Default 20 s. */
   idleTimeoutMs: number
+  /** Peers served chunks at once over the data plane; a request beyond them is answered busy. Default 4. */
+  uploadSlots: number
 }
 
 export const DEFAULT_ARTIFACTS_CONFIG: ArtifactsConfig = {
@@ -85,6 +99,7 @@ export const DEFAULT_ARTIFACTS_CONFIG: ArtifactsConfig = {
   uploadRate: 0,
   downloadRate: 0,
   idleTimeoutMs: 20_000,
+  uploadSlots: DEFAULT_UPLOAD_SLOTS,
 }
 
 export interface Artifacts {
@@ -107,6 +122,8 @@ export async function openArtifacts(
     config: ArtifactsConfig
     /** Versions retention must keep (in use or named by the cluster's rollouts). */
     protectedVersions?: () => Set<string>
+    /** The data plane for bulk bytes; absent or null: chunks travel over libp2p only. */
+    dataPlane?: DataPlaneSettings | null
   },
   components: Omit<DistributorComponents, 'store' | 'catalogue' | 'trusted' | 'logger'> & {
     db: StoreDb
@@ -130,6 +147,7 @@ export async function openArtifacts(
     {
       cluster: init.cluster,
       ...init.config,
+      dataPlane: init.dataPlane ?? null,
       ...(init.protectedVersions == null ? {} : { protectedVersions: init.protectedVersions }),
     },
     {

@@ -157,7 +157,11 @@ export class Agent {
           logger: log,
         },
       )
-      const artifacts = await createArtifacts(config, { node, membership, store: clusterState, state }, log)
+      const artifacts = await createArtifacts(
+        config,
+        { node, membership, store: clusterState, state, secret },
+        log,
+      )
       await list.start([{ name: 'artifacts', stop: () => artifacts.close() }])
       const manager = createManager(
         config,

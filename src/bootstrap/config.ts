@@ -48,6 +48,11 @@ export interface AgentConfig {
   runtime: RuntimeConfig
   /** Host peers reach this node's components through (default: from --listen). */
   advertiseHost: string | null
+  /**
+   * Where the data plane (bulk bytes of artifacts, docs/protocol.md) listens; null:
+   * off, peers fetch from this node over libp2p. Default: the --listen host, any port.
+   */
+  dataListen: { host: string; port: number } | null
   /** Largest Raft voter set the leader keeps: 3 or 5 (docs/manager.md). Default 5. */
   maxVoters: 3 | 5
   logLevel: LogLevel
@@ -82,6 +87,8 @@ export interface AgentOptions {
   artifacts?: Partial<ArtifactsConfig>
   runtime?: Partial<RuntimeConfig>
   advertiseHost?: string | null
+  /** `HOST:PORT`, `:PORT`, or `off`. */
+  dataListen?: string | null
   maxVoters?: number
   logLevel?: LogLevel
   node?: Partial<NodeIdentity>
@@ -138,6 +145,7 @@ export function resolveAgentConfig(options: AgentOptions): AgentConfig {
     artifacts: resolveArtifacts(options.artifacts),
     runtime: { ...presetValues.runtime, ...DEFAULT_RUNTIME_LIMITS, ...options.runtime },
     advertiseHost: options.advertiseHost ?? null,
+    dataListen: resolveDataListen(options.dataListen, listen[0]!),
     maxVoters,
     logLevel: options.logLevel ?? 'info',
     providersFile: options.providersFile == null ? null : resolve(options.providersFile),
@@ -182,6 +190,22 @@ export function parseHostPort(value: string, flag?: string): { host: string; por
   return { host, port }
 }
 
+/**
+ * `--data-listen`: `off`, `HOST:PORT` or `:PORT` (the libp2p listen host). Without
+ * it the data plane listens on the libp2p host, on any free port (announced).
+ */
+function resolveDataListen(
+  value: string | null | undefined,
+  listen: string,
+): { host: string; port: number } | null {
+  if (value === 'off') return null
+  const listenHost = /^\/ip[46]\/([^/]+)/.exec(listen)?.[1] ?? '0.0.0.0'
+  if (value == null) return { host: listenHost, port: 0 }
+  const trimmed = value.trim()
+  const { host, port } = parseHostPort(trimmed, '--data-listen')
+  return { host: trimmed.startsWith(':') || /^\d+$/.test(trimmed) ? listenHost : host, port }
+}
+
 function resolveArtifacts(overrides: Partial<ArtifactsConfig> = {}): ArtifactsConfig {
   const config = { ...DEFAULT_ARTIFACTS_CONFIG, ...overrides }
   for (const [key, value] of Object.entries(config)) {
@@ -190,6 +214,7 @@ function resolveArtifacts(overrides: Partial<ArtifactsConfig> = {}): ArtifactsCo
   }
   if (config.retention < 1) throw new ConfigError('retention must keep at least one version')
   if (config.parallelChunks < 1) throw new ConfigError('parallelChunks must be at least 1')
+  if (config.uploadSlots < 1) throw new ConfigError('uploadSlots must be at least 1')
   return config
 }
 

@@ -1,6 +1,6 @@
 import { dirname, join } from 'node:path'
 import { AgentApi, ApiAddressInUseError, distributionCounts } from '../api/index.js'
-import { type Artifacts, checkDistribution, openArtifacts } from '../artifacts/index.js'
+import { type Artifacts, checkDistribution, dataPlaneKey, openArtifacts } from '../artifacts/index.js'
 import { drainConfirmed } from '../loadbalancer/index.js'
 import {
   type ClusterStateStore,
@@ -52,16 +52,33 @@ export function httpUrl({ host, port }: { host: string; port: number }, local = 
  */
 export function createArtifacts(
   config: AgentConfig,
-  components: { node: ShoalLibp2p; membership: Membership; store: ClusterStateStore; state: AgentState },
+  components: {
+    node: ShoalLibp2p
+    membership: Membership
+    store: ClusterStateStore
+    state: AgentState
+    secret: Uint8Array | null
+  },
   log: Logger,
 ): Promise<Artifacts> {
-  const { node, membership, store, state } = components
+  const { node, membership, store, state, secret } = components
+  const dataListen = config.dataListen
+  const addrs = node.getMultiaddrs().map((a) => a.toString())
   return openArtifacts(
     {
       cluster: config.cluster,
       dataDir: config.dataDir,
       trust: config.trust,
       config: config.artifacts,
+      // Closed exactly as tightly as the cluster: its key comes from the cluster secret.
+      dataPlane:
+        dataListen == null
+          ? null
+          : {
+              ...dataListen,
+              advertiseHost: dataHost(config, dataListen.host, addrs),
+              key: secret == null ? null : dataPlaneKey(secret),
+            },
       protectedVersions: retentionGuard({
         store,
         members: () => {
@@ -135,6 +152,12 @@ export function createManager(
       logger: log,
     },
   )
+}
+
+/** The host peers reach the data plane on: its own when it names one, else the components' advertised host. */
+function dataHost(config: AgentConfig, bindHost: string, addrs: string[]): string {
+  if (bindHost !== '0.0.0.0' && bindHost !== '::') return bindHost
+  return componentHosts(config, addrs).advertiseHost
 }
 
 /** Components listen where libp2p listens; peers reach them on the advertised host. */

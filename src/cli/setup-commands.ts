@@ -48,6 +48,15 @@ export function addSetupCommands(program: Command): void {
       '--advertise-host <host>',
       "host peers reach this node's components through (default: the --listen address, or the first non-loopback one)",
     )
+    .option(
+      '--data-listen <host:port>',
+      'where peers fetch artifact bytes from this node (TLS with the cluster secret); "off": libp2p only (default: the --listen host, any port)',
+    )
+    .option(
+      '--upload-slots <n>',
+      'peers served artifact chunks at once; others are told to ask elsewhere (default 4)',
+      positiveInt,
+    )
     .addOption(presetOption())
     .option('--voters <n>', 'largest Raft voter set the leader keeps, 3 or 5 (default 5)', positiveInt)
     .option('--max-artifact-size <bytes>', 'largest artifact accepted (e.g. 512M; default 2G)')
@@ -92,6 +101,7 @@ export function addSetupCommands(program: Command): void {
         ...(opts.retention == null ? {} : { retention: opts.retention as number }),
         ...(opts.uploadRate == null ? {} : { uploadRate: parseBytes(opts.uploadRate) }),
         ...(opts.downloadRate == null ? {} : { downloadRate: parseBytes(opts.downloadRate) }),
+        ...(opts.uploadSlots == null ? {} : { uploadSlots: opts.uploadSlots as number }),
       }
       // Handled from the first moment: a signal during the start stops the agent once it has started.
       let starting: Promise<Agent> | undefined
@@ -116,6 +126,7 @@ export function addSetupCommands(program: Command): void {
         trust: opts.trust,
         mdns: opts.mdns,
         advertiseHost: opts.advertiseHost ?? null,
+        dataListen: opts.dataListen ?? null,
         ...(opts.voters == null ? {} : { maxVoters: opts.voters as number }),
         preset: opts.preset as TimerPreset,
         logLevel: opts.logLevel as LogLevel,

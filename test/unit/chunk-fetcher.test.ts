@@ -9,17 +9,16 @@ import type { BlobLayout } from '../../src/artifacts/blob-store.js'
 import { BlobStore } from '../../src/artifacts/blob-store.js'
 import { type ChunkSources, fetchBlob } from '../../src/artifacts/chunk-fetcher.js'
 import { ChunkMap } from '../../src/artifacts/chunk-map.js'
+import { DataPlaneBusyError } from '../../src/artifacts/data-plane/index.js'
+import { DiskFullError } from '../../src/artifacts/errors.js'
 import { digestFile } from '../../src/artifacts/chunking.js'
 import { PeerBudget } from '../../src/artifacts/peer-budget.js'
 import { RateLimiter } from '../../src/artifacts/rate-limiter.js'
 import { Semaphore } from '../../src/artifacts/semaphore.js'
-import { errorClass } from '../../src/shared/index.js'
 import { silentLogger } from '../../src/shared/logger.js'
 
 const CHUNK = 16_384
 
-class BusyError extends errorClass('ERR_DATA_BUSY') {}
-class FullError extends errorClass('ERR_DISK_FULL') {}
 
 interface FakePeer {
   map: ChunkMap
@@ -120,7 +119,7 @@ describe('fetchBlob: the swarm scheduler', () => {
         map: ChunkMap.full(12),
         serve: async () => {
           busyAnswers++
-          throw new BusyError('no upload slot')
+          throw new DataPlaneBusyError('no upload slot')
         },
       },
       slow: { map: ChunkMap.full(12), serve: () => sleep(5) },
@@ -156,7 +155,7 @@ describe('fetchBlob: the swarm scheduler', () => {
     const realWrite = store.writeChunk.bind(store)
     let writes = 0
     store.writeChunk = async (...args: Parameters<BlobStore['writeChunk']>) => {
-      if (++writes > 2) throw new FullError('disk full')
+      if (++writes > 2) throw new DiskFullError(dir, 0, 1_000_000, 'a test blob')
       return realWrite(...args)
     }
     const ctx = context(sources)

@@ -175,6 +175,19 @@ export const TransferStats = describes<DistributorStats>()(
       sources: z
         .record(z.string(), z.record(z.string(), count()))
         .describe('Version → peer → bytes fetched from it since start'),
+      dataPlane: z
+        .object({
+          address: z.string().describe('HOST:PORT peers fetch chunks from (announced as `data`)'),
+          connections: count().describe('Data-plane connections open now'),
+          busyAnswers: count().describe('Requests answered busy: every upload slot was taken'),
+          chunksServed: count(),
+          bytesServed: count(),
+          fallbacks: count().describe(
+            'Chunks fetched over libp2p because a peer’s data plane was unreachable',
+          ),
+        })
+        .nullable()
+        .describe('The data plane for bulk bytes; null when it is off (`--data-listen off`)'),
     })
     .meta({ id: 'TransferStats' }),
 )
