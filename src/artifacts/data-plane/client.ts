@@ -12,7 +12,7 @@ import {
   DataPlaneStalledError,
   DataPlaneUnreachableError,
 } from './errors.js'
-import { clientTlsOptions } from './key.js'
+import { clientTlsOptions, describeFailure } from './key.js'
 import { type DataAnswer, type DataRequest, decodeAnswer, encodeHeader, FrameReader } from './wire.js'
 
 export interface DataPlaneClientInit {
@@ -531,11 +531,11 @@ class ClientConnection {
     const cause = this.socketError ?? undefined
     this.ended ??= this.established
       ? new DataPlaneConnectionLostError(
-          `the data-plane connection to ${this.where} was lost${cause == null ? '' : `: ${cause.message}`}`,
+          `the data-plane connection to ${this.where} was lost${cause == null ? '' : `: ${describeFailure(cause)}`}`,
           { cause },
         )
       : new DataPlaneUnreachableError(
-          `cannot reach the data plane of ${this.where}${cause == null ? ' (closed before it answered)' : `: ${cause.message}`}; using libp2p streams instead`,
+          `cannot reach the data plane of ${this.where}${cause == null ? ' (closed before it answered)' : `: ${describeFailure(cause)}`}; using libp2p streams instead`,
           { cause },
         )
     const reason = this.ended

@@ -41,3 +41,18 @@ export function clientTlsOptions(key: Buffer, identity: string): ConnectionOptio
     pskCallback: () => ({ psk: key, identity }),
   }
 }
+
+/** One line saying why a connection failed, for an error from TLS or the socket (OpenSSL's own run over lines). */
+export function describeFailure(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code ?? ''
+  // OpenSSL names the reason after "SSL routines:<function>:"; a client's error only carries EPROTO as its code.
+  const openssl = /SSL routines:[^:]*:([^:\n]+)/.exec(err.message)?.[1]
+  const tag = openssl ?? code
+  const what = `${code} ${openssl ?? ''}`
+  if (/BINDER|DECRYPT_ERROR|BAD_RECORD_MAC|binder does not verify|decrypt error|bad record mac/i.test(what))
+    return `the TLS handshake failed: the keys differ (another cluster, or a changed cluster secret?) [${tag}]`
+  if (/WRONG_VERSION_NUMBER|wrong version number|packet length too long|http request/i.test(what))
+    return `the other end does not speak TLS (an open cluster's agent, or not a Shoal data plane?) [${tag}]`
+  if (openssl != null || code.startsWith('ERR_SSL')) return `the TLS handshake failed [${tag}]`
+  return err.message.split('\n')[0]!.trim()
+}

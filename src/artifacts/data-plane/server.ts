@@ -15,7 +15,7 @@ import {
   SLOT_TURN_CHUNKS,
 } from './constants.js'
 import { DataPlaneListenError } from './errors.js'
-import { serverTlsOptions } from './key.js'
+import { describeFailure, serverTlsOptions } from './key.js'
 import { type DataAnswer, type DataRequest, decodeRequest, encodeHeader, FrameReader } from './wire.js'
 
 /** What the server reads from (the BlobStore satisfies it). */
@@ -149,7 +149,7 @@ export class DataPlaneServer implements Startable {
     server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
       this.log.debug('data-plane TLS handshake failed', {
         from: `${socket.remoteAddress}:${socket.remotePort}`,
-        error: messageOf(err),
+        error: describeFailure(err),
       })
     })
     this.server = server
@@ -244,7 +244,7 @@ export class DataPlaneServer implements Startable {
     socket.on('timeout', () => {
       if (connection.watches.size === 0 && connection.queue.length === 0) this.drop(connection, 'idle')
     })
-    socket.on('error', (err) => this.drop(connection, messageOf(err)))
+    socket.on('error', (err) => this.drop(connection, describeFailure(err)))
     socket.on('close', () => this.drop(connection, 'closed by the client'))
     socket.write(PREAMBLE)
   }
