@@ -29,8 +29,13 @@ import { round } from './util.js'
 const LOOPBACK_CAP_MS = 120_000
 
 export interface LoopbackRun {
+  /** From the seed logging the version published to the downloader logging it complete. */
   p2pMs: number | null
   p2pMBps: number | null
+  /** Until the downloader logged the manifest learned (gossip, before any chunk moves). */
+  learnedMs: number | null
+  /** The bytes over the time from learned to complete: the fetch alone, without finding out. */
+  fetchMBps: number | null
   /** The reference copy of the same bytes, right after. */
   referenceMs: number | null
   referenceMBps: number | null
@@ -54,6 +59,7 @@ export interface LoopbackResult {
   runs: LoopbackRun[]
   /** Medians over the runs. */
   p2pMBps: number | null
+  fetchMBps: number | null
   referenceMBps: number | null
   /** Median of the runs' P2P ÷ reference (each pair measured back to back). */
   ratio: number | null
@@ -98,6 +104,8 @@ export async function measureLoopback(
       const run: LoopbackRun = {
         p2pMs: null,
         p2pMBps: null,
+        learnedMs: null,
+        fetchMBps: null,
         referenceMs: null,
         referenceMBps: null,
         ratio: null,
@@ -116,6 +124,11 @@ export async function measureLoopback(
       const [seed1, peer1] = await Promise.all([seed, peer].map(counters))
       run.p2pMs = t.totalMs
       run.p2pMBps = t.totalMs == null ? null : round(bytes / 1e3 / t.totalMs)
+      run.learnedMs = t.learnedMs
+      run.fetchMBps =
+        t.totalMs == null || t.learnedMs == null || t.totalMs <= t.learnedMs
+          ? null
+          : round(bytes / 1e3 / (t.totalMs - t.learnedMs))
       run.seedCpuS = t.cpuSeconds[0] ?? null
       run.peerCpuS = t.cpuSeconds[1] ?? null
       run.otherCpuS = t.otherCpuSeconds
@@ -136,7 +149,8 @@ export async function measureLoopback(
       runs.push(run)
       progress(
         ctx,
-        `loopback ${mode} run ${i + 1}/${dists.length}: P2P ${run.p2pMBps ?? '-'} MB/s, ` +
+        `loopback ${mode} run ${i + 1}/${dists.length}: P2P ${run.p2pMBps ?? '-'} MB/s ` +
+          `(manifest after ${run.learnedMs ?? '-'} ms), ` +
           `reference ${run.referenceMBps ?? '-'} MB/s, ratio ${run.ratio ?? '-'}`,
       )
     }
@@ -159,6 +173,7 @@ export async function measureLoopback(
     cluster: mode,
     runs,
     p2pMBps: median(runs.map((r) => r.p2pMBps)),
+    fetchMBps: median(runs.map((r) => r.fetchMBps)),
     referenceMBps: median(runs.map((r) => r.referenceMBps)),
     ratio: median(
       runs.map((r) => r.ratio),
