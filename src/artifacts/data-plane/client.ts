@@ -4,7 +4,13 @@ import { connect as connectTls } from 'node:tls'
 import type { Logger } from '../../shared/index.js'
 import { BadFrameError, messageOf } from '../../shared/index.js'
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../constants.js'
-import { CLIENT_IDLE_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_STALL_MS, PREAMBLE } from './constants.js'
+import {
+  CLIENT_IDLE_MS,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_STALL_MS,
+  KEEPALIVE_MS,
+  PREAMBLE,
+} from './constants.js'
 import {
   ChunkUnavailableError,
   DataPlaneBusyError,
@@ -233,6 +239,7 @@ class ClientConnection {
         ? connectTcp({ host, port })
         : connectTls({ host, port, ...clientTlsOptions(settings.key, settings.identity) })
     this.socket.setNoDelay(true)
+    this.socket.setKeepAlive(true, KEEPALIVE_MS)
     this.reader = new FrameReader(decodeAnswer, {
       preamble: () => this.onEstablished(),
       header: (answer) => this.onAnswer(answer),
@@ -362,9 +369,9 @@ class ClientConnection {
           throw new BadFrameError(
             `chunk ${get.request.index}: ${answer.length} bytes, ${get.request.length} expected`,
           )
+        // length ≥ 1 (checkRequest), so a body follows.
         const data = Buffer.allocUnsafe(answer.length)
         this.receiving = { kind: 'chunk', get, data, offset: 0, hash: createHash('sha256') }
-        if (answer.length === 0) this.onBody(data, 0)
         return answer.length
       }
       case 'busy':

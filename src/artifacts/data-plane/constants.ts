@@ -24,6 +24,13 @@ export const CLIENT_IDLE_MS = 30_000
  * always closes first.
  */
 export const SERVER_IDLE_MS = 120_000
+/**
+ * ms a server waits for a client to take in a chunk it is sending (the socket to
+ * drain) before it drops the connection, which would otherwise keep its upload slot.
+ */
+export const SEND_STALL_MS = 30_000
+/** ms of silence before TCP keepalive probes a connection (both ends), so a vanished peer is noticed. */
+export const KEEPALIVE_MS = 30_000
 /** ms a client has to finish the TLS handshake. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000
 /** Connections a server accepts at once; more are refused by the kernel's backlog. */

@@ -5,12 +5,14 @@ import { messageOf, PortInUseError } from '../../shared/index.js'
 import type { ChunkMap } from '../chunk-map.js'
 import {
   HANDSHAKE_TIMEOUT_MS,
+  KEEPALIVE_MS,
   MAX_CONNECTIONS,
   MAX_IDENTITY_LENGTH,
   MAX_QUEUED_GETS,
   MAX_WATCHES,
   MAX_WRITE_BACKLOG,
   PREAMBLE,
+  SEND_STALL_MS,
   SERVER_IDLE_MS,
   SLOT_TURN_CHUNKS,
 } from './constants.js'
@@ -98,7 +100,8 @@ const IDENTITY = new RegExp(`^[\\x21-\\x7e]{1,${MAX_IDENTITY_LENGTH}}$`)
  * Each connection's gets are served one after the other: read the chunk, await
  * `beforeSend`, wait for the socket to drain if its last write was refused, then write
  * the header and the chunk's buffer (no copy). The next chunk is read while the socket
- * still drains the previous one.
+ * still drains the previous one. A client that takes in nothing for SEND_STALL_MS
+ * while a chunk waits to be sent is dropped, so it cannot sit on a slot.
  */
 export class DataPlaneServer implements Startable {
   private readonly log: Logger
@@ -207,6 +210,8 @@ export class DataPlaneServer implements Startable {
       return
     }
     socket.setNoDelay(true)
+    // A connection holding only watches is silent for long: keepalive finds a vanished client.
+    socket.setKeepAlive(true, KEEPALIVE_MS)
     socket.setTimeout(SERVER_IDLE_MS)
     const connection: Connection = {
       socket,
@@ -241,6 +246,7 @@ export class DataPlaneServer implements Startable {
     socket.on('drain', () => {
       if (socket.isPaused()) socket.resume()
     })
+    // Silent for SERVER_IDLE_MS: closed unless it holds watches (a queue being sent has its own timeout).
     socket.on('timeout', () => {
       if (connection.watches.size === 0 && connection.queue.length === 0) this.drop(connection, 'idle')
     })
@@ -329,20 +335,23 @@ export class DataPlaneServer implements Startable {
 
   private async serveQueue(connection: Connection): Promise<void> {
     const { socket } = connection
-    let drained: Promise<void> | null = null
+    let drained: Promise<boolean> | null = null
     while (connection.queue.length > 0 && !connection.closed) {
       const get = connection.queue[0]!
       const data = await this.read(connection, get)
       if (connection.closed) break
       if (data != null) {
-        if (drained != null) await drained
+        if (drained != null && !(await drained)) {
+          this.drop(connection, `the client read nothing for ${SEND_STALL_MS} ms while a chunk was sent`)
+          break
+        }
         if (connection.closed) break
         drained = null
         socket.cork()
         socket.write(encodeHeader({ t: 'chunk', id: get.id, length: data.byteLength }))
         const flowing = socket.write(data)
         socket.uncork()
-        if (!flowing) drained = untilDrained(socket)
+        if (!flowing) drained = untilDrained(socket, SEND_STALL_MS)
         this.counters.chunksServed++
         this.counters.bytesServed += data.byteLength
         try {
@@ -461,16 +470,19 @@ export class DataPlaneServer implements Startable {
   }
 }
 
-/** Resolves when the socket has drained its write buffer, or is closed. */
-function untilDrained(socket: Socket): Promise<void> {
+/** Whether the socket drained its write buffer (or closed) within `ms`; false when it did not. */
+function untilDrained(socket: Socket, ms: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const done = () => {
-      socket.off('drain', done)
-      socket.off('close', done)
-      resolve()
+    const done = (drained: boolean) => {
+      clearTimeout(timer)
+      socket.off('drain', onDrain)
+      socket.off('close', onDrain)
+      resolve(drained)
     }
-    socket.on('drain', done)
-    socket.on('close', done)
+    const onDrain = () => done(true)
+    const timer = setTimeout(() => done(false), ms)
+    socket.on('drain', onDrain)
+    socket.on('close', onDrain)
   })
 }
 
