@@ -390,6 +390,28 @@ describe.each([
     ).rejects.toBeInstanceOf(DataPlaneUnreachableError)
   })
 
+  it('reports an address no socket can dial as unreachable', async () => {
+    const c = client()
+    for (const target of [
+      { peer: 'bad', host: '127.0.0.1', port: 70_000 },
+      { peer: 'bad', host: '', port: 7000 },
+    ])
+      await expect(
+        c.fetchChunk(target, { blob: 'a'.repeat(64), chunkSize: CHUNK, index: 0, length: CHUNK }),
+      ).rejects.toBeInstanceOf(DataPlaneUnreachableError)
+    const ended: unknown[] = []
+    c.watch(
+      { peer: 'bad', host: '127.0.0.1', port: 0 },
+      'a'.repeat(64),
+      CHUNK,
+      () => {},
+      (e) => ended.push(e),
+    )
+    await waitFor('the watch to end', () => ended.length === 1)
+    expect(ended[0]).toBeInstanceOf(DataPlaneUnreachableError)
+    expect(c.stats().connections).toBe(0)
+  })
+
   it('refuses a port in use with ERR_PORT_IN_USE and a message saying what to do', async () => {
     const { target } = await serve(new FakeSource())
     const second = new DataPlaneServer(

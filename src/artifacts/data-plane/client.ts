@@ -133,6 +133,8 @@ export class DataPlaneClient {
     const invalid = checkRequest(request)
     if (invalid != null) return Promise.reject(new RangeError(invalid))
     if (signal?.aborted) return Promise.reject(abortReason(signal))
+    const badTarget = checkTarget(target)
+    if (badTarget != null) return Promise.reject(badTarget)
     return this.connectionTo(target).get(request, signal)
   }
 
@@ -153,6 +155,11 @@ export class DataPlaneClient {
       throw new RangeError(
         `watch: blob must be a sha256 in hex and chunkSize within ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE}`,
       )
+    const badTarget = checkTarget(target)
+    if (badTarget != null) {
+      queueMicrotask(() => onEnd?.(badTarget))
+      return () => {}
+    }
     return this.connectionTo(target).watch(chunkSize, blob, onHave, onEnd)
   }
 
@@ -578,6 +585,18 @@ function checkRequest(request: ChunkRequest): string | null {
   if (!Number.isInteger(request.length) || request.length < 1 || request.length > request.chunkSize)
     return 'fetchChunk: length must be within 1..chunkSize'
   return null
+}
+
+/** An address announced by a peer that no socket can dial: unreachable, so the caller falls back to libp2p. */
+function checkTarget(target: DataPlaneTarget): DataPlaneUnreachableError | null {
+  if (typeof target.host === 'string' && target.host.length > 0 && isPort(target.port)) return null
+  return new DataPlaneUnreachableError(
+    `the data-plane address ${String(target.host)}:${String(target.port)} of ${target.peer} is not a host and port; using libp2p streams instead`,
+  )
+}
+
+function isPort(port: number): boolean {
+  return Number.isInteger(port) && port > 0 && port < 65_536
 }
 
 function validChunkSize(chunkSize: number): boolean {
