@@ -11,9 +11,15 @@ export function dataPlaneKey(secret: Uint8Array): Buffer {
  * TLS 1.3 with an external pre-shared key and no certificate. The PSK only
  * authenticates: OpenSSL offers and accepts PSK with (EC)DHE key exchange only
  * (psk_dhe_ke; psk_ke would need SSL_OP_ALLOW_NO_DHE_KEX), so every connection has
- * fresh X25519(+ML-KEM) keys and forward secrecy; records are AES-128-GCM. A peer
- * without the key fails the PSK binder check in the server's first flight, before
- * the server sends anything but an alert. No identity hint is sent (TLS 1.3 has none).
+ * fresh keys (X25519MLKEM768, OpenSSL 3.5's first group) and forward secrecy; records
+ * are AES-128-GCM. A peer without the key fails the PSK binder check on its
+ * ClientHello, and is sent nothing but an alert. There is no identity hint (TLS 1.3
+ * has none); the client's identity, its peer id, travels in the clear in the
+ * ClientHello, as it would in TLS 1.2's ClientKeyExchange.
+ * Chosen over TLS 1.2 DHE-PSK-AES128-GCM-SHA256, which also works: one round trip
+ * to the first request instead of two, and elliptic-curve instead of 2048-bit
+ * finite-field Diffie-Hellman (2.3 against 3.2 ms of CPU per connection, both ends
+ * together, measured on Node 24); bulk throughput is the same cipher either way.
  */
 const TLS_COMMON = {
   minVersion: 'TLSv1.3',
