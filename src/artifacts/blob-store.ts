@@ -344,7 +344,15 @@ export class BlobStore {
    * have it. A whole blob whose file turns out shorter than recorded is dropped
    * (so it is fetched again) and BlobTruncatedError thrown: never served as zeros.
    */
-  async readChunk(hash: string, index: number, chunkSize: number): Promise<Uint8Array | null> {
+  async readChunk(
+    hash: string,
+    index: number,
+    chunkSize: number,
+    /** A buffer to read into (a server's pool) instead of a new one; what is answered is a view of it. */
+    into?: Buffer,
+  ): Promise<Uint8Array | null> {
+    const bufferOf = (length: number) =>
+      into != null && into.byteLength >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length)
     if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) return null
     if (!Number.isInteger(index) || index < 0) return null
     const size = this.whole.get(hash)
@@ -354,7 +362,7 @@ export class BlobStore {
       const length = Math.min(chunkSize, size - position)
       const reader = this.reader(hash)
       let read: number
-      const buffer = Buffer.allocUnsafe(length)
+      const buffer = bufferOf(length)
       try {
         read = await reader.file.then(
           (file) => readFully(file, buffer, position),
@@ -374,7 +382,7 @@ export class BlobStore {
     if (partial == null || partial.layout.chunkSize !== chunkSize || !partial.have.has(index)) return null
     const position = index * chunkSize
     const length = Math.min(chunkSize, partial.layout.size - position)
-    const buffer = Buffer.allocUnsafe(length)
+    const buffer = bufferOf(length)
     const read = await readFully(partial.file, buffer, position)
     if (read < length) {
       partial.have.delete(index)

@@ -20,7 +20,7 @@ export const HAVE_REFRESH_MS = 300
 /** ms between two polls of a peer's chunk map over libp2p (peers without a data plane; the others push HAVE notices). */
 export const HAVE_POLL_MS = 2_000
 /** Requests pipelined to one peer, all blobs together: at least (one answered, one queued) and at most. */
-export const MIN_PIPELINE = 2
+export const MIN_PIPELINE = 4
 export const MAX_PIPELINE = 8
 /** ms a peer that answered `busy` (no upload slot) is left alone, doubling per busy answer up to the maximum. */
 export const BUSY_BACKOFF_MS = 100
