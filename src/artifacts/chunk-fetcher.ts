@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from '../shared/index.js'
 import { messageOf } from '../shared/index.js'
 import type { BlobLayout, BlobStore } from './blob-store.js'
@@ -16,6 +15,8 @@ export interface FetchedChunk {
   sha256?: string
   /** ms from the request to the first byte of its answer, when the source measured it. */
   firstByteMs?: number
+  /** Hands `data`'s buffer back to the source's pool once the chunk is written (or dropped). */
+  release?: () => void
 }
 
 export interface ChunkSources {
@@ -28,8 +29,8 @@ export interface ChunkSources {
   penalise(peer: string, reason: string): void
   /** A chunk arrived and verified. */
   received(peer: string, bytes: number): void
-  /** Resolves at the next change of who holds what (a HAVE notice, a member update). */
-  changed(signal: AbortSignal): Promise<void>
+  /** Calls `listener` at each change of who holds what (a HAVE notice, a member update); answers how to stop. */
+  onChange(listener: () => void): () => void
 }
 
 export interface FetchContext {
@@ -81,6 +82,27 @@ export async function fetchBlob(layout: BlobLayout, ctx: FetchContext): Promise<
   const skip = new Map<string, number>()
   let fatal: unknown = null
   let idleSince = Date.now()
+  // The loop sleeps until a request ends, holdings change or a timer fires. Plain
+  // callbacks: an AbortSignal per turn cost a DOMException (a stack trace) per chunk.
+  let wakeUp: (() => void) | null = null
+  const wake = () => {
+    const resolve = wakeUp
+    wakeUp = null
+    resolve?.()
+  }
+  const pause = async (ms: number) => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    let off = () => {}
+    await new Promise<void>((resolve) => {
+      wakeUp = resolve
+      timer = setTimeout(wake, ms)
+      off = sources.onChange(wake)
+      signal.addEventListener('abort', wake, { once: true })
+    })
+    clearTimeout(timer)
+    off()
+    signal.removeEventListener('abort', wake)
+  }
 
   const lengthOf = (index: number) => Math.min(layout.chunkSize, layout.size - index * layout.chunkSize)
 
@@ -100,8 +122,12 @@ export async function fetchBlob(layout: BlobLayout, ctx: FetchContext): Promise<
           bytes: chunk.data.byteLength,
           ...(chunk.firstByteMs == null ? {} : { firstByteMs: chunk.firstByteMs }),
         })
-        if (have.has(index)) return // another holder's copy won the endgame race
-        await store.writeChunk(layout.sha256, index, chunk.data, chunk.sha256)
+        try {
+          if (have.has(index)) return // another holder's copy won the endgame race
+          await store.writeChunk(layout.sha256, index, chunk.data, chunk.sha256)
+        } finally {
+          chunk.release?.()
+        }
         sources.received(peer, chunk.data.byteLength)
         // The chunk is ours: cancel the other requests for it.
         for (const other of inflight.get(index) ?? []) if (other !== request) other.controller.abort()
@@ -125,6 +151,7 @@ export async function fetchBlob(layout: BlobLayout, ctx: FetchContext): Promise<
       } finally {
         signal.removeEventListener('abort', onAbort)
         release()
+        wake()
         const left = (inflight.get(index) ?? []).filter((r) => r !== request)
         if (left.length > 0) inflight.set(index, left)
         else inflight.delete(index)
@@ -213,26 +240,12 @@ export async function fetchBlob(layout: BlobLayout, ctx: FetchContext): Promise<
 
     if (running.size > 0) {
       idleSince = Date.now()
-      const stop = new AbortController()
-      await Promise.race([
-        ...running,
-        sources.changed(stop.signal).catch(() => {}),
-        sleep(started > 0 ? HAVE_REFRESH_MS : 250, undefined, { signal: stop.signal }).catch(() => {}),
-      ])
-      stop.abort()
+      await pause(started > 0 ? HAVE_REFRESH_MS : 250)
       continue
     }
     if (Date.now() - idleSince > ctx.idleTimeoutMs)
       throw new NoSourceError(layout.sha256, have.count - have.size)
-    const stop = new AbortController()
-    const onAbort = () => stop.abort()
-    signal.addEventListener('abort', onAbort, { once: true })
-    await Promise.race([
-      sources.changed(stop.signal).catch(() => {}),
-      sleep(HAVE_REFRESH_MS, undefined, { signal: stop.signal }).catch(() => {}),
-    ])
-    stop.abort()
-    signal.removeEventListener('abort', onAbort)
+    await pause(HAVE_REFRESH_MS)
   }
   for (const requests of inflight.values()) for (const r of requests) if (fatal != null) r.controller.abort()
   await Promise.all(running)

@@ -7,8 +7,9 @@ import type { Logger, Startable } from '../shared/index.js'
 import { type Channel, exchange, messageOf, type StreamNetwork, serve, TypedEvents } from '../shared/index.js'
 import { dataAddressOf, fitHoldings, holdingsOf } from './announcement.js'
 import type { BlobLayout, BlobStore } from './blob-store.js'
+import { BufferPool } from './buffer-pool.js'
 import { byPublication, type Catalogue, type CatalogueEntry } from './catalogue.js'
-import { type ChunkSources, fetchBlob } from './chunk-fetcher.js'
+import { type ChunkSources, type FetchedChunk, fetchBlob } from './chunk-fetcher.js'
 import { ChunkMap } from './chunk-map.js'
 import {
   CHUNK_TIMEOUT_MS,
@@ -180,6 +181,8 @@ export class Distributor implements Startable {
   }
   private readonly sourceBytes = new Map<string, Map<string, number>>()
   private readonly meter = new TransferMeter()
+  /** Receive buffers for data-plane chunks: one per request in flight, reused. */
+  private readonly buffers: BufferPool
   /** Why downloads wait (a full disk), until the next attempt clears it. */
   private paused: TransferView['paused'] = null
   private abort = new AbortController()
@@ -209,6 +212,7 @@ export class Distributor implements Startable {
     this.slots = new Semaphore(init.parallelChunks)
     this.downloadLimiter = new RateLimiter(init.downloadRate)
     this.uploadLimiter = new RateLimiter(init.uploadRate)
+    this.buffers = new BufferPool(init.parallelChunks + 4)
     this.haveTracker = new HaveTracker(
       {
         watch: (peer, layout, onNotice, onEnd) => {
@@ -396,17 +400,20 @@ export class Distributor implements Startable {
     layout: BlobLayout,
     index: number,
     signal: AbortSignal,
-  ): Promise<{ data: Uint8Array; sha256?: string }> {
+  ): Promise<FetchedChunk> {
     const target = this.dataTarget(peer)
     if (target != null && this.dataClient != null) {
       const length = Math.min(layout.chunkSize, layout.size - index * layout.chunkSize)
+      const into = this.buffers.take(layout.chunkSize)
       try {
-        return await this.dataClient.fetchChunk(
+        const chunk = await this.dataClient.fetchChunk(
           target,
-          { blob: layout.sha256, chunkSize: layout.chunkSize, index, length },
+          { blob: layout.sha256, chunkSize: layout.chunkSize, index, length, into },
           signal,
         )
+        return { ...chunk, release: () => this.buffers.give(into) }
       } catch (err) {
+        this.buffers.give(into)
         if (!(err instanceof DataPlaneUnreachableError) || signal.aborted) throw err
         this.dataDown.set(peer, Date.now() + DATA_PLANE_RETRY_MS)
         this.log.debug('data plane unreachable; fetching over libp2p for a while', {
@@ -670,7 +677,7 @@ export class Distributor implements Startable {
         return out
       },
       isSeed: (peer) => seeds.has(peer),
-      changed: (signal) => this.haveTracker.changed(signal),
+      onChange: (listener) => this.haveTracker.onChange(listener),
       fetch: (peer, layout, index, signal) =>
         this.fetchFrom(peer, layout, index, signal).catch((err: unknown) => {
           if (!signal.aborted && !(err instanceof DataPlaneBusyError)) this.counters.chunkRequestsFailed++

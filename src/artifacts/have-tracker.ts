@@ -38,7 +38,7 @@ interface Tracked {
  */
 export class HaveTracker {
   private readonly tracked = new Map<string, Tracked>()
-  private waiters: Array<() => void> = []
+  private readonly listeners = new Set<() => void>()
 
   constructor(
     private readonly channel: HaveChannel,
@@ -71,23 +71,15 @@ export class HaveTracker {
     return out
   }
 
-  /** Resolves at the next change (or when `signal` aborts). */
-  changed(signal: AbortSignal): Promise<void> {
-    if (signal.aborted) return Promise.resolve()
-    return new Promise((resolve) => {
-      const wake = () => {
-        signal.removeEventListener('abort', wake)
-        this.waiters = this.waiters.filter((w) => w !== wake)
-        resolve()
-      }
-      signal.addEventListener('abort', wake, { once: true })
-      this.waiters.push(wake)
-    })
+  /** Calls `listener` at every change; answers how to stop. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
   }
 
-  /** Wakes the waiters: something else changed (a member now holds a whole version). */
+  /** Tells the listeners: something else changed (a member now holds a whole version). */
   notify(): void {
-    for (const wake of this.waiters.splice(0)) wake()
+    for (const listener of [...this.listeners]) listener()
   }
 
   /** The download of a blob ended: stop tracking its holders. */

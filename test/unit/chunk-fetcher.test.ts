@@ -9,16 +9,15 @@ import type { BlobLayout } from '../../src/artifacts/blob-store.js'
 import { BlobStore } from '../../src/artifacts/blob-store.js'
 import { type ChunkSources, fetchBlob } from '../../src/artifacts/chunk-fetcher.js'
 import { ChunkMap } from '../../src/artifacts/chunk-map.js'
+import { digestFile } from '../../src/artifacts/chunking.js'
 import { DataPlaneBusyError } from '../../src/artifacts/data-plane/index.js'
 import { DiskFullError } from '../../src/artifacts/errors.js'
-import { digestFile } from '../../src/artifacts/chunking.js'
 import { PeerBudget } from '../../src/artifacts/peer-budget.js'
 import { RateLimiter } from '../../src/artifacts/rate-limiter.js'
 import { Semaphore } from '../../src/artifacts/semaphore.js'
 import { silentLogger } from '../../src/shared/logger.js'
 
 const CHUNK = 16_384
-
 
 interface FakePeer {
   map: ChunkMap
@@ -43,7 +42,10 @@ function fakeSources(data: Buffer, peers: Record<string, FakePeer>) {
     },
     penalise: () => {},
     received: () => {},
-    changed: (signal) => sleep(50, undefined, { signal }).catch(() => {}),
+    onChange: (listener) => {
+      const timer = setInterval(listener, 50)
+      return () => clearInterval(timer)
+    },
   }
   return { sources, requests, served }
 }
