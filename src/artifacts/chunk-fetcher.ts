@@ -90,13 +90,14 @@ export async function fetchBlob(layout: BlobLayout, ctx: FetchContext): Promise<
     wakeUp = null
     resolve?.()
   }
-  const pause = async (ms: number) => {
+  /** `changes`: also wake when holdings change (pointless while every holder's pipe is full). */
+  const pause = async (ms: number, changes: boolean) => {
     let timer: ReturnType<typeof setTimeout> | undefined
     let off = () => {}
     await new Promise<void>((resolve) => {
       wakeUp = resolve
       timer = setTimeout(wake, ms)
-      off = sources.onChange(wake)
+      if (changes) off = sources.onChange(wake)
       signal.addEventListener('abort', wake, { once: true })
     })
     clearTimeout(timer)
@@ -240,12 +241,13 @@ export async function fetchBlob(layout: BlobLayout, ctx: FetchContext): Promise<
 
     if (running.size > 0) {
       idleSince = Date.now()
-      await pause(started > 0 ? HAVE_REFRESH_MS : 250)
+      // A chunk some holder has but whose pipes are full waits for a request to end.
+      await pause(started > 0 ? HAVE_REFRESH_MS : 250, started === plan.length)
       continue
     }
     if (Date.now() - idleSince > ctx.idleTimeoutMs)
       throw new NoSourceError(layout.sha256, have.count - have.size)
-    await pause(HAVE_REFRESH_MS)
+    await pause(HAVE_REFRESH_MS, true)
   }
   for (const requests of inflight.values()) for (const r of requests) if (fatal != null) r.controller.abort()
   await Promise.all(running)

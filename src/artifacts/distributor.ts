@@ -112,6 +112,9 @@ export interface DistributorEvents {
   'distribution:removed': { id: string }
 }
 
+/** ms holdersOf's answer is reused while no member changes (penalties expire meanwhile). */
+const HOLDERS_TTL_MS = 1_000
+
 /** One row of `shoal distributions --json` / `GET /api/distributions`. */
 export interface DistributionView {
   id: string
@@ -170,6 +173,11 @@ export class Distributor implements Startable {
   private readonly haveTracker: HaveTracker
   /** Blob downloads under way: two versions sharing a blob share its one download. */
   private readonly blobFetches = new Map<string, Promise<void>>()
+  /** holdersOf's answers, dropped at every member change. */
+  private readonly holdersCache = new Map<
+    string,
+    { at: number; holders: { complete: string[]; fetching: string[] } }
+  >()
   private readonly penalties = new Map<string, { until: number; reason: string }>()
   private readonly counters = {
     chunksFetched: 0,
@@ -485,6 +493,7 @@ export class Distributor implements Startable {
   }
 
   private readonly onMember = (member: Member): void => {
+    this.holdersCache.clear()
     if (member.self || member.state !== 'alive') return
     const { complete, fetching } = holdingsOf(member)
     for (const id of [...complete.keys(), ...fetching]) this.learn(id, member.id)
@@ -686,6 +695,7 @@ export class Distributor implements Startable {
       penalise: (peer, reason) => {
         this.counters.badChunks++
         this.penalties.set(peer, { until: Date.now() + PENALTY_MS, reason })
+        this.holdersCache.clear()
         this.log.warn(
           `peer ${peer} sent a corrupt chunk (${reason}); avoiding it and fetching from another peer`,
         )
@@ -706,6 +716,16 @@ export class Distributor implements Startable {
    * version that contains `blob` (every version with the blob, when given).
    */
   private holdersOf(id: string, blob?: string): { complete: string[]; fetching: string[] } {
+    // Asked at every turn of every fetch loop: kept until membership changes or HOLDERS_TTL_MS.
+    const key = `${id}/${blob ?? ''}`
+    const cached = this.holdersCache.get(key)
+    if (cached != null && Date.now() - cached.at < HOLDERS_TTL_MS) return cached.holders
+    const holders = this.findHolders(id, blob)
+    this.holdersCache.set(key, { at: Date.now(), holders })
+    return holders
+  }
+
+  private findHolders(id: string, blob?: string): { complete: string[]; fetching: string[] } {
     const containing =
       blob == null
         ? new Set([id])
