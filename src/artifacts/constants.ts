@@ -13,8 +13,6 @@ export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 export const DEFAULT_RETENTION = 5
 /** Chunk requests in flight per node, all peers together. */
 export const DEFAULT_PARALLEL_CHUNKS = 16
-/** Chunk requests in flight to any one peer. */
-export const PER_PEER_CHUNKS = 4
 /** ms between two refreshes of who holds which chunks while a fetch waits. */
 export const HAVE_REFRESH_MS = 300
 /** ms between two polls of a peer's chunk map over libp2p (peers without a data plane; the others push HAVE notices). */

@@ -191,8 +191,9 @@ export class Distributor implements Startable {
   private readonly meter = new TransferMeter()
   /** Receive buffers for data-plane chunks: one per request in flight, reused. */
   private readonly buffers: BufferPool
-  /** Why downloads wait (a full disk), until the next attempt clears it. */
+  /** Why downloads wait (a full disk), until a download round meets no full disk. */
   private paused: TransferView['paused'] = null
+  private diskFullThisRound = false
   private abort = new AbortController()
   private dataServer: DataPlaneServer | null = null
   private dataClient: DataPlaneClient | null = null
@@ -392,7 +393,9 @@ export class Distributor implements Startable {
 
   /** Where to reach `peer`'s data plane, or null (it has none, or it could not be reached lately). */
   private dataTarget(peer: string): DataPlaneTarget | null {
-    if ((this.dataDown.get(peer) ?? 0) > Date.now()) return null
+    const down = this.dataDown.get(peer)
+    if (down != null && down > Date.now()) return null
+    if (down != null) this.dataDown.delete(peer)
     const member = this.components.membership.members().find((m) => m.id === peer)
     const address = member == null ? null : dataAddressOf(member)
     return address == null ? null : { peer, ...address }
@@ -409,6 +412,8 @@ export class Distributor implements Startable {
     index: number,
     signal: AbortSignal,
   ): Promise<FetchedChunk> {
+    // Fallbacks count the chunks of peers that announce a data plane we could not reach.
+    const down = (this.dataDown.get(peer) ?? 0) > Date.now()
     const target = this.dataTarget(peer)
     if (target != null && this.dataClient != null) {
       const length = Math.min(layout.chunkSize, layout.size - index * layout.chunkSize)
@@ -430,7 +435,7 @@ export class Distributor implements Startable {
         })
       }
     }
-    if (target != null || this.dataDown.has(peer)) this.fallbacks++
+    if (target != null || down) this.fallbacks++
     return { data: await this.fetchChunk(peer, layout, index, signal) }
   }
 
@@ -471,8 +476,9 @@ export class Distributor implements Startable {
       digest: entry.digest,
       holders,
       progress: { chunks, total },
+      // A download paused by a full disk is shown with its reason until it resumes.
       transfer:
-        complete || !this.inProgress.has(entry.id)
+        complete || (!this.inProgress.has(entry.id) && this.paused == null)
           ? null
           : this.meter.view(entry.id, { bytesDone, bytesTotal }, this.paused),
     }
@@ -499,7 +505,8 @@ export class Distributor implements Startable {
     for (const id of [...complete.keys(), ...fetching]) this.learn(id, member.id)
     // New holdings elsewhere may be the source a download waits for.
     if (this.inProgress.size > 0) this.haveTracker.notify()
-    else if (this.hasIncomplete()) this.kickDownloads()
+    // Paused by a full disk: the retry timer tries again; a member's news frees no space.
+    else if (this.paused == null && this.hasIncomplete()) this.kickDownloads()
   }
 
   /** Fetches and accepts the manifest of `id` unless we know it (or retired it). */
@@ -599,7 +606,7 @@ export class Distributor implements Startable {
 
   /** Newest versions first: they are what a rollout will want. */
   private async downloadAll(): Promise<void> {
-    this.paused = null
+    this.diskFullThisRound = false
     const pending = this.catalogue
       .list()
       .filter((e) => !this.isComplete(e.id))
@@ -611,6 +618,8 @@ export class Distributor implements Startable {
         failed ||= !ok
       }),
     )
+    // The pause lasts until a round meets no full disk.
+    if (!this.diskFullThisRound) this.paused = null
     if (failed && this.running) {
       clearTimeout(this.retryTimer)
       // A full disk does not free itself in 2 s: wait longer rather than spin.
@@ -635,7 +644,9 @@ export class Distributor implements Startable {
     for (const r of results) {
       if (r.status !== 'rejected' || !this.running) continue
       if (r.reason instanceof DiskFullError) {
+        // Logged once per pause, not at every retry.
         if (this.paused == null) this.log.error(messageOf(r.reason))
+        this.diskFullThisRound = true
         this.paused = { code: r.reason.code, message: messageOf(r.reason) }
       } else this.log.warn('artifact download incomplete', { id: entry.id, error: messageOf(r.reason) })
     }

@@ -26,9 +26,14 @@ export interface HaveChannel {
 interface Tracked {
   map: ChunkMap | null
   stop: (() => void) | null
+  /** When the push channel was last asked for (it is asked again RESUBSCRIBE_MS after it ended). */
+  subscribedAt: number
   polledAt: number
   polling: boolean
 }
+
+/** ms after a push channel ended (a dropped connection) before it is asked for again; polls meanwhile. */
+const RESUBSCRIBE_MS = 2_000
 
 /**
  * What the peers that are still fetching a blob hold of it, kept current without
@@ -60,8 +65,11 @@ export class HaveTracker {
       const key = prefix + peer
       let tracked = this.tracked.get(key)
       if (tracked == null) {
-        tracked = { map: null, stop: null, polledAt: 0, polling: false }
+        tracked = { map: null, stop: null, subscribedAt: 0, polledAt: 0, polling: false }
         this.tracked.set(key, tracked)
+      }
+      if (tracked.stop == null && now - tracked.subscribedAt >= RESUBSCRIBE_MS) {
+        tracked.subscribedAt = now
         this.subscribe(peer, layout, tracked)
       }
       if (tracked.stop == null && !tracked.polling && now - tracked.polledAt >= HAVE_POLL_MS)
@@ -100,7 +108,8 @@ export class HaveTracker {
 
   private subscribe(peer: string, layout: BlobLayout, tracked: Tracked): void {
     const count = layout.chunks.length
-    tracked.stop = this.channel.watch(
+    let ended = false
+    const stop = this.channel.watch(
       peer,
       layout,
       (notice) => {
@@ -119,12 +128,16 @@ export class HaveTracker {
         this.notify()
       },
       (err) => {
-        // The push channel dropped: fall back to polling until the next subscription.
+        // The push channel dropped: poll until it is asked for again (RESUBSCRIBE_MS).
         if (err != null) this.onError(peer, messageOf(err))
+        ended = true
         tracked.stop = null
+        tracked.subscribedAt = Date.now()
         tracked.polledAt = 0
       },
     )
+    // onEnd may have run already (an address no socket can dial).
+    tracked.stop = ended ? null : stop
   }
 
   private poll(peer: string, layout: BlobLayout, tracked: Tracked): void {

@@ -500,12 +500,12 @@ class ClientConnection {
     if (!this.gets.has(get.id)) return
     const reason = abortReason(get.signal!)
     if (this.receiving?.kind === 'chunk' && this.receiving.get === get) {
-      // Mid-body: the rest of the chunk would hold the line for the others; drop the connection.
+      // Mid-body: the rest of the chunk is read and dropped. Dropping the connection
+      // instead would fail every other get pipelined on it and end its HAVE watches
+      // (an endgame loser is cancelled this way at the end of every blob).
       this.settle(get)
       get.reject(reason)
-      void this.destroy(
-        new DataPlaneConnectionLostError(`a transfer from ${this.where} was aborted mid-chunk`),
-      )
+      this.receiving = { kind: 'discard' }
       return
     }
     this.settle(get)
