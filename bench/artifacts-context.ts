@@ -106,7 +106,9 @@ export function dirOf(files: string[]): string {
 export interface TransferStats {
   bytesServed: number
   bytesFetched: number
+  chunkRequestsFailed: number
   sources: Record<string, Record<string, number>>
+  dataPlane: { fallbacks: number; busyAnswers: number; chunksServed: number } | null
 }
 
 /** The distributor's counters from `GET /api/status` (`transfer`), or null. */

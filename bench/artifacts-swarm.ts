@@ -89,6 +89,8 @@ export interface SwarmResult {
   learnedMs: number | null
   /** Mean number of peers each downloader received bytes from. */
   meanSourcesPerAgent: number | null
+  /** Summed over the agents: chunks fetched over libp2p for want of a data plane, busy answers, failed requests. */
+  health: { fallbacks: number; busyAnswers: number; failedRequests: number; dataPlaneChunks: number }
   cpu: {
     machineBusyPercent: number
     /** All agents, CPU seconds (user + system) over the P2P time. */
@@ -142,6 +144,7 @@ export async function measureSwarm(ctx: Context, topology: Topology, o: SwarmOpt
     links: null,
     learnedMs: null,
     meanSourcesPerAgent: null,
+    health: { fallbacks: 0, busyAnswers: 0, failedRequests: 0, dataPlaneChunks: 0 },
     cpu: null,
     meanPeakRssMB: null,
     baselineMs: null,
@@ -233,6 +236,10 @@ export async function measureSwarm(ctx: Context, topology: Topology, o: SwarmOpt
       if (i === 0 && stats != null) result.seedCopies = round(stats.bytesServed / bytes, 2)
       served += stats?.bytesServed ?? 0
       fetched += stats?.bytesFetched ?? 0
+      result.health.fallbacks += stats?.dataPlane?.fallbacks ?? 0
+      result.health.busyAnswers += stats?.dataPlane?.busyAnswers ?? 0
+      result.health.dataPlaneChunks += stats?.dataPlane?.chunksServed ?? 0
+      result.health.failedRequests += stats?.chunkRequestsFailed ?? 0
       if (i > 0) sources += Object.keys(stats?.sources[t.id] ?? {}).length
     })
     result.meanSourcesPerAgent = n > 1 ? round(sources / (n - 1), 1) : null
@@ -251,7 +258,9 @@ export async function measureSwarm(ctx: Context, topology: Topology, o: SwarmOpt
       ctx,
       `  P2P ${t.totalMs == null ? 'incomplete' : `${(t.totalMs / 1000).toFixed(1)} s`} ` +
         `(x${result.p2pRatio ?? '-'} S/B), seed sent ${result.seedCopies ?? '-'} copies, ` +
-        `served/kept ${result.servedPerKept ?? '-'}, CPU ${result.cpu.perCopyS ?? '-'} s/copy`,
+        `served/kept ${result.servedPerKept ?? '-'}, CPU ${result.cpu.perCopyS ?? '-'} s/copy; ` +
+        `data plane ${result.health.dataPlaneChunks} chunks, libp2p fallbacks ${result.health.fallbacks}, ` +
+        `busy ${result.health.busyAnswers}, failed ${result.health.failedRequests}`,
     )
   } catch (err) {
     notes.push(`P2P aborted: ${String(err)}`)

@@ -51,6 +51,8 @@ export interface FetchContext {
 const SKIP_MS = 2_000
 /** Expected chunk time assumed for a peer not measured yet (endgame). */
 const UNMEASURED_CHUNK_MS = 5_000
+/** ms between two plans woken by holdings changes. */
+const PLAN_GAP_MS = 50
 /** A request younger than this is never duplicated by the endgame, however fast its peer usually is. */
 const ENDGAME_MIN_MS = 1_000
 
@@ -82,6 +84,7 @@ export async function fetchBlob(layout: BlobLayout, ctx: FetchContext): Promise<
   const skip = new Map<string, number>()
   let fatal: unknown = null
   let idleSince = Date.now()
+  let plannedAt = 0
   // The loop sleeps until a request ends, holdings change or a timer fires. Plain
   // callbacks: an AbortSignal per turn cost a DOMException (a stack trace) per chunk.
   let wakeUp: (() => void) | null = null
@@ -93,14 +96,20 @@ export async function fetchBlob(layout: BlobLayout, ctx: FetchContext): Promise<
   /** `changes`: also wake when holdings change (pointless while every holder's pipe is full). */
   const pause = async (ms: number, changes: boolean) => {
     let timer: ReturnType<typeof setTimeout> | undefined
+    let changeTimer: ReturnType<typeof setTimeout> | undefined
     let off = () => {}
     await new Promise<void>((resolve) => {
       wakeUp = resolve
       timer = setTimeout(wake, ms)
-      if (changes) off = sources.onChange(wake)
+      // Changes come in bursts (a HAVE per chunk per peer): plan at most every PLAN_GAP_MS for them.
+      if (changes)
+        off = sources.onChange(() => {
+          changeTimer ??= setTimeout(wake, Math.max(0, plannedAt + PLAN_GAP_MS - Date.now()))
+        })
       signal.addEventListener('abort', wake, { once: true })
     })
     clearTimeout(timer)
+    clearTimeout(changeTimer)
     off()
     signal.removeEventListener('abort', wake)
   }
@@ -195,27 +204,34 @@ export async function fetchBlob(layout: BlobLayout, ctx: FetchContext): Promise<
   while (!have.complete) {
     if (fatal != null) break
     signal.throwIfAborted()
+    plannedAt = Date.now()
     const holders = sources.holders(layout)
-    const counts = new Map<number, number>()
+    const plan: Array<{ index: number; holding: number; tie: number }> = []
+    // Missing chunks nobody holds yet: a HAVE notice may bring a source for them.
+    let unheld = 0
     for (const index of have.missing()) {
       if (inflight.has(index)) continue
       let holding = 0
       for (const map of holders.values()) if (map.has(index)) holding++
-      if (holding > 0) counts.set(index, holding)
+      if (holding === 0) unheld++
+      else plan.push({ index, holding, tie: Math.random() })
     }
-    const plan = [...counts]
-      .map(([index, holding]) => ({ index, holding, tie: Math.random() }))
-      .sort((a, b) => a.holding - b.holding || a.tie - b.tie)
-
+    // Planning costs chunks × holders: skip it while every holder's pipe is full.
+    const anyRoom = [...holders.keys()].some((peer) => budget.room(peer, layout.chunkSize) > 0)
     let started = 0
-    for (const { index } of plan) {
-      const peer = pick(eligible(index, holders, new Set()))
-      if (peer == null) continue
-      const release = slots.tryAcquire()
-      if (release == null) break
-      start(index, peer, release)
-      started++
+    if (anyRoom) {
+      plan.sort((a, b) => a.holding - b.holding || a.tie - b.tie)
+      for (const { index } of plan) {
+        const peer = pick(eligible(index, holders, new Set()))
+        if (peer == null) continue
+        const release = slots.tryAcquire()
+        if (release == null) break
+        start(index, peer, release)
+        started++
+      }
     }
+    // Holdings changes matter only when they may give a source to a chunk that has none.
+    const listen = unheld > 0 && anyRoom
 
     // Endgame: nothing left to request, so duplicate the requests that lag.
     if (plan.length === 0 && inflight.size > 0) {
@@ -242,7 +258,7 @@ export async function fetchBlob(layout: BlobLayout, ctx: FetchContext): Promise<
     if (running.size > 0) {
       idleSince = Date.now()
       // A chunk some holder has but whose pipes are full waits for a request to end.
-      await pause(started > 0 ? HAVE_REFRESH_MS : 250, started === plan.length)
+      await pause(started > 0 ? HAVE_REFRESH_MS : 250, listen)
       continue
     }
     if (Date.now() - idleSince > ctx.idleTimeoutMs)

@@ -689,11 +689,18 @@ export class Distributor implements Startable {
    */
   private sourcesFor(id: string): ChunkSources {
     const seeds = new Set(this.holdersOf(id).complete)
+    // One read-only full map per blob for every complete holder (this runs at every plan).
+    const full = new Map<string, ChunkMap>()
     return {
       holders: (layout) => {
         const { complete, fetching } = this.holdersOf(id, layout.sha256)
         const out = this.haveTracker.maps(layout, fetching)
-        for (const peer of complete) out.set(peer, ChunkMap.full(layout.chunks.length))
+        let whole = full.get(layout.sha256)
+        if (whole == null) {
+          whole = ChunkMap.full(layout.chunks.length)
+          full.set(layout.sha256, whole)
+        }
+        for (const peer of complete) out.set(peer, whole)
         return out
       },
       isSeed: (peer) => seeds.has(peer),

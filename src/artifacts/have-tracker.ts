@@ -42,7 +42,8 @@ const RESUBSCRIBE_MS = 2_000
  * HAVE_POLL_MS. Every change wakes whoever waits in `changed`.
  */
 export class HaveTracker {
-  private readonly tracked = new Map<string, Tracked>()
+  /** Blob → peer → what we know of the peer's chunks of it. */
+  private readonly tracked = new Map<string, Map<string, Tracked>>()
   private readonly listeners = new Set<() => void>()
 
   constructor(
@@ -53,20 +54,23 @@ export class HaveTracker {
   /** The maps known for `peers` (members fetching a version with the blob); starts tracking new ones, drops the others. */
   maps(layout: BlobLayout, peers: Iterable<string>): Map<string, ChunkMap> {
     const wanted = new Set(peers)
-    const prefix = `${layout.sha256}/`
-    for (const [key, tracked] of this.tracked)
-      if (key.startsWith(prefix) && !wanted.has(key.slice(prefix.length))) {
+    let byPeer = this.tracked.get(layout.sha256)
+    if (byPeer == null) {
+      byPeer = new Map()
+      this.tracked.set(layout.sha256, byPeer)
+    }
+    for (const [peer, tracked] of byPeer)
+      if (!wanted.has(peer)) {
         tracked.stop?.()
-        this.tracked.delete(key)
+        byPeer.delete(peer)
       }
     const out = new Map<string, ChunkMap>()
     const now = Date.now()
     for (const peer of wanted) {
-      const key = prefix + peer
-      let tracked = this.tracked.get(key)
+      let tracked = byPeer.get(peer)
       if (tracked == null) {
         tracked = { map: null, stop: null, subscribedAt: 0, polledAt: 0, polling: false }
-        this.tracked.set(key, tracked)
+        byPeer.set(peer, tracked)
       }
       if (tracked.stop == null && now - tracked.subscribedAt >= RESUBSCRIBE_MS) {
         tracked.subscribedAt = now
@@ -92,16 +96,12 @@ export class HaveTracker {
 
   /** The download of a blob ended: stop tracking its holders. */
   release(blob: string): void {
-    const prefix = `${blob}/`
-    for (const [key, tracked] of this.tracked)
-      if (key.startsWith(prefix)) {
-        tracked.stop?.()
-        this.tracked.delete(key)
-      }
+    for (const tracked of this.tracked.get(blob)?.values() ?? []) tracked.stop?.()
+    this.tracked.delete(blob)
   }
 
   stop(): void {
-    for (const tracked of this.tracked.values()) tracked.stop?.()
+    for (const byPeer of this.tracked.values()) for (const tracked of byPeer.values()) tracked.stop?.()
     this.tracked.clear()
     this.notify()
   }
