@@ -29,6 +29,12 @@ export const ENDGAME_SLOW_FACTOR = 2
 export const STALL_MS = 10_000
 /** Upload slots: data-plane connections served at once (a request beyond them is answered busy). */
 export const DEFAULT_UPLOAD_SLOTS = 4
+/**
+ * ms to connect to a peer's data plane (TCP, TLS handshake, preamble). Generous: on
+ * a starved machine (20 agents on 2 cores) 5 s sent transfers to libp2p for 30 s,
+ * which costs far more CPU per byte and starved everyone further.
+ */
+export const DATA_CONNECT_TIMEOUT_MS = 15_000
 /** ms a peer whose data plane could not be reached is fetched from over libp2p instead. */
 export const DATA_PLANE_RETRY_MS = 30_000
 /** ms a download waits after the disk was found full before it tries again. */

@@ -13,6 +13,7 @@ import { type ChunkSources, type FetchedChunk, fetchBlob } from './chunk-fetcher
 import { ChunkMap } from './chunk-map.js'
 import {
   CHUNK_TIMEOUT_MS,
+  DATA_CONNECT_TIMEOUT_MS,
   DATA_PLANE_RETRY_MS,
   DISK_FULL_RETRY_MS,
   PENALTY_MS,
@@ -385,7 +386,12 @@ export class Distributor implements Startable {
     const host = settings.advertiseHost
     this.dataAddress = `${host.includes(':') ? `[${host}]` : host}:${port}`
     this.dataClient = new DataPlaneClient(
-      { key: settings.key, identity: this.components.membership.id, stallMs: STALL_MS },
+      {
+        key: settings.key,
+        identity: this.components.membership.id,
+        stallMs: STALL_MS,
+        connectTimeoutMs: DATA_CONNECT_TIMEOUT_MS,
+      },
       this.log,
     )
     await this.components.membership.updateMetadata({ data: this.dataAddress })

@@ -124,6 +124,11 @@ export function resolveAgentConfig(options: AgentOptions): AgentConfig {
       `--voters must be 3 or 5 (got ${maxVoters}): an odd set, small enough to commit fast`,
     )
   checkAnnounced(options.node)
+  // Announced in the `data` key (at most 60 characters with its port).
+  if (options.advertiseHost != null && !/^[0-9A-Za-z.:[\]-]{1,54}$/.test(options.advertiseHost))
+    throw new OptionError(
+      `--advertise-host "${options.advertiseHost}" is not an IP address or host name of at most 54 characters`,
+    )
   const api = parseHostPort(options.api ?? DEFAULT_API, '--api')
   const tokensFile = options.tokensFile == null ? null : resolve(options.tokensFile)
   if (tokensFile == null && !isLoopback(api.host))

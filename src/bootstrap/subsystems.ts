@@ -77,7 +77,7 @@ export function createArtifacts(
           : {
               ...dataListen,
               advertiseHost: dataHost(config, dataListen.host, addrs),
-              key: secret == null ? null : dataPlaneKey(secret),
+              key: secret == null ? null : dataPlaneKey(secret, config.cluster),
             },
       protectedVersions: retentionGuard({
         store,

@@ -83,7 +83,7 @@ class Cluster {
   private count = 0
 
   constructor(
-    private readonly name: string,
+    readonly name: string,
     private readonly closed: boolean,
   ) {}
 
@@ -399,8 +399,8 @@ describe('a closed cluster of three agents: bulk bytes over the data plane, clos
       ])
       const other = join(cluster.dir, 'other.secret')
       await writeNewSecret(other)
-      otherKey = dataPlaneKey(await readFile(other))
-      rightKey = dataPlaneKey(await readFile(cluster.secret!))
+      otherKey = dataPlaneKey(await readFile(other), cluster.name)
+      rightKey = dataPlaneKey(await readFile(cluster.secret!), cluster.name)
       expect(otherKey.equals(rightKey)).toBe(false)
       servedBefore = stats
     })

@@ -102,7 +102,7 @@ class FakeSource implements DataPlaneSource {
   }
 }
 
-const KEY = dataPlaneKey(Buffer.from('the cluster secret'))
+const KEY = dataPlaneKey(Buffer.from('the cluster secret'), 'test')
 
 describe.each([
   { mode: 'open cluster (plain TCP)', key: null },

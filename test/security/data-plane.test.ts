@@ -21,8 +21,8 @@ import { waitFor } from '../helpers/wait.js'
 const CHUNK = MIN_CHUNK_SIZE
 const DATA = randomBytes(2 * CHUNK)
 const BLOB = createHash('sha256').update(DATA).digest('hex')
-const KEY = dataPlaneKey(Buffer.from('the cluster secret'))
-const OTHER_KEY = dataPlaneKey(Buffer.from('a guessed secret'))
+const KEY = dataPlaneKey(Buffer.from('the cluster secret'), 'test')
+const OTHER_KEY = dataPlaneKey(Buffer.from('a guessed secret'), 'test')
 
 /** One whole blob of two chunks. */
 const source: DataPlaneSource = {

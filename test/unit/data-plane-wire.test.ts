@@ -67,13 +67,14 @@ const get = (fields: Record<string, unknown>) =>
   rawHeader(JSON.stringify({ t: 'get', id: 1, blob: BLOB, chunkSize: 1024 * 1024, index: 0, ...fields }))
 
 describe('data-plane key', () => {
-  it('is HMAC-SHA256 of the cluster secret over the data-plane label: same secret same key, else not', () => {
+  it('is HMAC-SHA256 of the cluster secret over the data-plane label of the cluster: same secret and cluster same key, else not', () => {
     const secret = Buffer.from('cluster secret')
-    const key = dataPlaneKey(secret)
+    const key = dataPlaneKey(secret, 'prod')
     expect(key).toHaveLength(32)
-    expect(key.equals(createHmac('sha256', secret).update('shoal/data-plane/v1').digest())).toBe(true)
-    expect(dataPlaneKey(Buffer.from('cluster secret')).equals(key)).toBe(true)
-    expect(dataPlaneKey(Buffer.from('another secret')).equals(key)).toBe(false)
+    expect(key.equals(createHmac('sha256', secret).update('shoal/prod/data-plane/v1').digest())).toBe(true)
+    expect(dataPlaneKey(Buffer.from('cluster secret'), 'prod').equals(key)).toBe(true)
+    expect(dataPlaneKey(Buffer.from('another secret'), 'prod').equals(key)).toBe(false)
+    expect(dataPlaneKey(secret, 'staging').equals(key)).toBe(false)
   })
 })
 

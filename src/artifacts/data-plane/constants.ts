@@ -46,4 +46,4 @@ export const MAX_WRITE_BACKLOG = 16 * 1024 * 1024
 /** Longest TLS-PSK identity accepted (a libp2p peer id is 52 characters). */
 export const MAX_IDENTITY_LENGTH = 128
 /** Label the data-plane key is derived under (HMAC-SHA256 of it with the cluster secret). */
-export const KEY_LABEL = 'shoal/data-plane/v1'
+export const KEY_LABEL = 'data-plane/v1'

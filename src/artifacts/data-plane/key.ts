@@ -2,9 +2,18 @@ import { createHmac } from 'node:crypto'
 import type { ConnectionOptions, TLSSocket, TlsOptions } from 'node:tls'
 import { KEY_LABEL } from './constants.js'
 
-/** Key for the data plane: HMAC-SHA256(secret, "shoal/data-plane/v1"); every holder of the cluster secret computes it, nobody else. */
-export function dataPlaneKey(secret: Uint8Array): Buffer {
-  return createHmac('sha256', secret).update(KEY_LABEL).digest()
+/**
+ * Key for the data plane: HMAC-SHA256(secret, "shoal/CLUSTER/data-plane/v1"); every
+ * holder of the cluster secret computes it, nobody else. The cluster's name is in
+ * it, as in every libp2p protocol id: two clusters sharing a secret file by mistake
+ * still cannot fetch each other's blobs.
+ */
+export function dataPlaneKey(secret: Uint8Array, cluster: string): Buffer {
+  return createHmac('sha256', secret).update(keyLabel(cluster)).digest()
+}
+
+export function keyLabel(cluster: string): string {
+  return `shoal/${cluster}/${KEY_LABEL}`
 }
 
 /**
