@@ -3,7 +3,7 @@ import { messageOf } from '../shared/index.js'
 import type { BlobLayout, BlobStore } from './blob-store.js'
 import type { ChunkMap } from './chunk-map.js'
 import { ENDGAME_SLOW_FACTOR, HAVE_REFRESH_MS } from './constants.js'
-import { DataPlaneBusyError } from './data-plane/index.js'
+import { ChunkElsewhereError, DataPlaneBusyError } from './data-plane/index.js'
 import { ArtifactCorruptError, DiskFullError, NoSourceError } from './errors.js'
 import type { PeerBudget } from './peer-budget.js'
 import type { RateLimiter } from './rate-limiter.js'
@@ -51,6 +51,8 @@ export interface FetchContext {
 const SKIP_MS = 2_000
 /** Expected chunk time assumed for a peer not measured yet (endgame). */
 const UNMEASURED_CHUNK_MS = 5_000
+/** ms a holder that answered `elsewhere` is not asked for that chunk again. */
+const ELSEWHERE_SKIP_MS = 1_000
 /** ms between two plans woken by holdings changes. */
 const PLAN_GAP_MS = 50
 /** A request younger than this is never duplicated by the endgame, however fast its peer usually is. */
@@ -145,6 +147,11 @@ export async function fetchBlob(layout: BlobLayout, ctx: FetchContext): Promise<
         const busy = err instanceof DataPlaneBusyError
         end(busy ? { kind: 'busy' } : { kind: 'failed' })
         if (controller.signal.aborted || busy) return
+        if (err instanceof ChunkElsewhereError) {
+          // Another peer is getting it from this holder: get it from that peer, or wait a moment.
+          skip.set(`${peer}/${index}`, Date.now() + ELSEWHERE_SKIP_MS)
+          return
+        }
         if (err instanceof DiskFullError) {
           fatal ??= err
           return

@@ -21,6 +21,7 @@ import {
   STALL_MS,
 } from './constants.js'
 import {
+  ChunkElsewhereError,
   DataPlaneBusyError,
   DataPlaneClient,
   DataPlaneServer,
@@ -713,7 +714,12 @@ export class Distributor implements Startable {
       onChange: (listener) => this.haveTracker.onChange(listener),
       fetch: (peer, layout, index, signal) =>
         this.fetchFrom(peer, layout, index, signal).catch((err: unknown) => {
-          if (!signal.aborted && !(err instanceof DataPlaneBusyError)) this.counters.chunkRequestsFailed++
+          if (
+            !signal.aborted &&
+            !(err instanceof DataPlaneBusyError) &&
+            !(err instanceof ChunkElsewhereError)
+          )
+            this.counters.chunkRequestsFailed++
           throw err
         }),
       penalise: (peer, reason) => {

@@ -150,7 +150,7 @@ export class AgentMetrics implements Startable {
     const { registry, sources } = this
     collectedCounter(registry, {
       name: 'shoal_wire_bytes_total',
-      help: 'Bytes over all libp2p connections (membership, gossip, transfers, manager), after encryption.',
+      help: 'Bytes over all libp2p connections (membership, gossip, manager, and transfers that fell back from the data plane), after encryption.',
       labelNames: ['direction'],
       read: () => {
         const wire = sources.wire()

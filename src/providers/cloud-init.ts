@@ -46,6 +46,8 @@ export const CLOUD_INIT_PATHS = {
 
 /** The libp2p port launched agents listen on (and `discoverPeers` dials). */
 export const SHOAL_PORT = 7946
+/** The data-plane port launched agents listen on: fixed, so a security group can allow it. */
+export const SHOAL_DATA_PORT = 7947
 
 /** Node.js major version installed when the image has no Node 24. */
 export const NODE_MAJOR = 24
@@ -109,6 +111,7 @@ function runAgentScript(input: CloudInitInput, trustFiles: string[]): string {
     ['--cluster', shellQuote(input.cluster)],
     ['--data', CLOUD_INIT_PATHS.data],
     ['--listen', `/ip4/0.0.0.0/tcp/${SHOAL_PORT}`],
+    ['--data-listen', `0.0.0.0:${SHOAL_DATA_PORT}`],
     ['--preset', shellQuote(input.preset)],
     ['--provider', 'ec2'],
     ['--handle', '"$instance_id"'],

@@ -27,7 +27,7 @@ export interface Ec2ProviderInit {
   imageId: string
   instanceType: string
   subnetId?: string
-  /** Must let members reach each other on tcp/7946. */
+  /** Must let members reach each other on tcp/7946 (libp2p) and tcp/7947 (artifact bytes: the data plane). */
   securityGroupIds?: string[]
   keyName?: string
   /** Instance profile name, or its ARN. */

@@ -5,6 +5,7 @@ import { ChunkMap } from '../../src/artifacts/chunk-map.js'
 import { MIN_CHUNK_SIZE } from '../../src/artifacts/constants.js'
 import { PREAMBLE } from '../../src/artifacts/data-plane/constants.js'
 import {
+  ChunkElsewhereError,
   ChunkUnavailableError,
   DataPlaneBusyError,
   DataPlaneClient,
@@ -120,7 +121,8 @@ describe.each([
 
   const serve = async (source: DataPlaneSource, init: Partial<DataPlaneServerInit> = {}) => {
     const server = new DataPlaneServer(
-      { key, host: '127.0.0.1', port: 0, uploadSlots: 4, ...init },
+      // `elsewhere` answers off unless a test is about them: several tests ask one chunk twice.
+      { key, host: '127.0.0.1', port: 0, uploadSlots: 4, freshSendMs: 0, ...init },
       source,
       silentLogger,
     )
@@ -166,6 +168,24 @@ describe.each([
     // The TLS-PSK identity names the client in a closed cluster; its address in an open one.
     if (key != null) expect(served[0]![0]).toBe('peer-0')
     else expect(served[0]![0]).toMatch(/^127\.0\.0\.1:\d+$/)
+  })
+
+  it('sends a chunk of a whole blob to one peer at a time: the next asker is told to get it elsewhere, then served', async () => {
+    const source = new FakeSource()
+    const data = randomBytes(2 * CHUNK)
+    const blob = source.addWhole(data)
+    const { server, target } = await serve(source, { freshSendMs: 1_000 })
+    const [a, b] = [client(), client()]
+    const ask = (c: DataPlaneClient, index: number) =>
+      c.fetchChunk(target, { blob, chunkSize: CHUNK, index, length: CHUNK })
+    expect((await ask(a, 0)).data.equals(data.subarray(0, CHUNK))).toBe(true)
+    await expect(ask(b, 0)).rejects.toBeInstanceOf(ChunkElsewhereError)
+    // Another chunk is sent at once, and the same peer may ask again.
+    expect((await ask(b, 1)).data.equals(data.subarray(CHUNK))).toBe(true)
+    expect((await ask(a, 0)).data.equals(data.subarray(0, CHUNK))).toBe(true)
+    expect(server.stats().elsewhereAnswers).toBe(1)
+    await new Promise((resolve) => setTimeout(resolve, 1_100))
+    expect((await ask(b, 0)).data.equals(data.subarray(0, CHUNK))).toBe(true)
   })
 
   it('pipelines requests on one connection and counts them as pending until answered', async () => {

@@ -561,6 +561,8 @@ exit 22
         CLOUD_INIT_PATHS.data,
         '--listen',
         '/ip4/0.0.0.0/tcp/7946',
+        '--data-listen',
+        '0.0.0.0:7947',
         '--preset',
         'cloud',
         '--provider',

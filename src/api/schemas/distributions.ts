@@ -180,6 +180,9 @@ export const TransferStats = describes<DistributorStats>()(
           address: z.string().describe('HOST:PORT peers fetch chunks from (announced as `data`)'),
           connections: count().describe('Data-plane connections open now'),
           busyAnswers: count().describe('Requests answered busy: every upload slot was taken'),
+          elsewhereAnswers: count().describe(
+            'Requests answered elsewhere: the chunk had just been sent to another peer (get it there)',
+          ),
           chunksServed: count(),
           bytesServed: count(),
           fallbacks: count().describe(

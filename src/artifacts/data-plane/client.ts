@@ -12,6 +12,7 @@ import {
   PREAMBLE,
 } from './constants.js'
 import {
+  ChunkElsewhereError,
   ChunkUnavailableError,
   DataPlaneBusyError,
   DataPlaneConnectionLostError,
@@ -391,16 +392,18 @@ class ClientConnection {
         return answer.length
       }
       case 'busy':
+      case 'elsewhere':
       case 'none': {
         const get = this.gets.get(answer.id)
         if (get != null) {
           this.settle(get)
+          const chunk = `chunk ${get.request.index} of ${get.request.blob.slice(0, 12)}`
           get.reject(
             answer.t === 'busy'
               ? new DataPlaneBusyError(`${this.where} has no free upload slot; ask another holder or later`)
-              : new ChunkUnavailableError(
-                  `${this.where} does not hold chunk ${get.request.index} of ${get.request.blob.slice(0, 12)}`,
-                ),
+              : answer.t === 'elsewhere'
+                ? new ChunkElsewhereError(`${this.where} just sent ${chunk} to another peer; get it there`)
+                : new ChunkUnavailableError(`${this.where} does not hold ${chunk}`),
           )
           return 0
         }

@@ -3,6 +3,13 @@ import { errorClass } from '../../shared/index.js'
 /** The target has no free upload slot (or this connection used its turn): try another holder, or later. */
 export class DataPlaneBusyError extends errorClass('ERR_DATA_BUSY') {}
 
+/**
+ * The target sent that chunk to another peer moments ago and sends each chunk once
+ * while it is that fresh (super-seeding): get it from that peer once it announces
+ * it, or ask the target for another chunk.
+ */
+export class ChunkElsewhereError extends errorClass('ERR_CHUNK_ELSEWHERE') {}
+
 /** The target does not hold the chunk asked for (or could not read it). */
 export class ChunkUnavailableError extends errorClass('ERR_CHUNK_UNAVAILABLE') {}
 

@@ -41,6 +41,8 @@ export interface DataPlaneServerInit {
    * simplified).
    */
   uploadSlots: number
+  /** ms a chunk of a whole blob sent to one peer is not sent to another (`elsewhere`); 0: off. Default 1 s. */
+  freshSendMs?: number
   /** Awaited before each chunk is sent (the agent's upload rate limit). */
   beforeSend?: (bytes: number) => Promise<void>
   /** After each chunk served. `peer` is the client's TLS-PSK identity (its peer id) or its address in an open cluster. */
@@ -51,6 +53,8 @@ export interface DataPlaneServerStats {
   /** Connections open now. */
   connections: number
   busyAnswers: number
+  /** Gets answered `elsewhere`: the chunk had just been sent to another peer. */
+  elsewhereAnswers: number
   chunksServed: number
   bytesServed: number
 }
@@ -118,7 +122,10 @@ export class DataPlaneServer implements Startable {
   private freeSlots: number
   /** Gets answered `busy` for want of a slot, ever: a holder yields when this grew during its turn. */
   private turnedAway = 0
-  private readonly counters = { busyAnswers: 0, chunksServed: 0, bytesServed: 0 }
+  private readonly counters = { busyAnswers: 0, elsewhereAnswers: 0, chunksServed: 0, bytesServed: 0 }
+  /** Who was last sent each chunk, and when (performance.now()): see sentElsewhere. */
+  private readonly lastSent = new Map<string, { peer: string; at: number }>()
+  private readonly freshSendMs: number
 
   constructor(
     private readonly init: DataPlaneServerInit,
@@ -126,6 +133,7 @@ export class DataPlaneServer implements Startable {
     logger: Logger,
   ) {
     this.log = logger.child('data-plane')
+    this.freshSendMs = init.freshSendMs ?? FRESH_SEND_MS
     if (!Number.isInteger(init.uploadSlots) || init.uploadSlots < 1)
       throw new RangeError(`uploadSlots must be a positive integer, not ${init.uploadSlots}`)
     this.freeSlots = init.uploadSlots
@@ -342,6 +350,13 @@ export class DataPlaneServer implements Startable {
     let drained: Promise<boolean> | null = null
     while (connection.queue.length > 0 && !connection.closed) {
       const get = connection.queue[0]!
+      if (this.sentElsewhere(connection, get)) {
+        this.counters.elsewhereAnswers++
+        this.send(connection, { t: 'elsewhere', id: get.id })
+        connection.queue.shift()
+        this.releaseIfDone(connection)
+        continue
+      }
       const data = await this.read(connection, get)
       if (connection.closed) break
       if (data != null) {
@@ -373,6 +388,29 @@ export class DataPlaneServer implements Startable {
       connection.queue.shift()
       this.releaseIfDone(connection)
     }
+  }
+
+  /**
+   * Super-seeding, lightly: a chunk of a whole blob sent to another peer less than
+   * FRESH_SEND_MS ago is not sent again; the asker gets it from that peer once it
+   * announces it. So a seed spends its uplink on chunks no one has yet, and the
+   * copies spread between the fetchers (at N=5 a seed otherwise sent 1.65 copies).
+   */
+  private sentElsewhere(connection: Connection, get: Get): boolean {
+    if (this.freshSendMs <= 0) return false
+    const key = `${get.blob}/${get.chunkSize}/${get.index}`
+    const now = performance.now()
+    const last = this.lastSent.get(key)
+    if (last != null && last.peer !== connection.peer && now - last.at < this.freshSendMs) {
+      const map = this.source.chunkMap(get.blob, get.chunkSize)
+      if (map?.have.complete === true) return true
+    }
+    this.lastSent.set(key, { peer: connection.peer, at: now })
+    if (this.lastSent.size > LAST_SENT_KEPT) {
+      for (const [k, v] of this.lastSent) if (now - v.at >= this.freshSendMs) this.lastSent.delete(k)
+      if (this.lastSent.size > LAST_SENT_KEPT) this.lastSent.clear()
+    }
+    return false
   }
 
   /** The chunk a get asks for, after the rate limit, or null (answered `none`). */
@@ -522,6 +560,10 @@ function listenError(err: NodeJS.ErrnoException, host: string, port: number): Er
  * a third of its time (V8 counts external memory towards its heap limit).
  */
 const READ_BUFFERS = 3
+/** ms during which a chunk of a whole blob just sent to one peer is not sent to another (sentElsewhere). */
+const FRESH_SEND_MS = 1_000
+/** Chunks whose last send is remembered, at most (older entries are dropped first). */
+const LAST_SENT_KEPT = 65_536
 
 function takeBuffer(connection: Connection, length: number): Buffer | undefined {
   const pool = connection.buffers

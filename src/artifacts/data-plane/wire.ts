@@ -69,6 +69,8 @@ export const dataAnswer = z.discriminatedUnion('t', [
   z.object({ t: z.literal('chunk'), id, length: z.number().int().min(0).max(MAX_CHUNK_SIZE) }),
   z.object({ t: z.literal('busy'), id }),
   z.object({ t: z.literal('none'), id }),
+  /** The chunk was just sent to another peer: fetch it from that peer (or another chunk from us). */
+  z.object({ t: z.literal('elsewhere'), id }),
   z.object({
     t: z.literal('map'),
     id,
