@@ -124,7 +124,7 @@ export class DataPlaneServer implements Startable {
   private turnedAway = 0
   private readonly counters = { busyAnswers: 0, elsewhereAnswers: 0, chunksServed: 0, bytesServed: 0 }
   /** Who was last sent each chunk, and when (performance.now()): see sentElsewhere. */
-  private readonly lastSent = new Map<string, { peer: string; at: number }>()
+  private readonly lastSent = new Map<string, { peer: string; started: number; at: number | null }>()
   private readonly freshSendMs: number
 
   constructor(
@@ -369,7 +369,10 @@ export class DataPlaneServer implements Startable {
         socket.cork()
         socket.write(encodeHeader({ t: 'chunk', id: get.id, length: data.byteLength }))
         // The buffer goes back to the pool once the socket has taken the bytes.
-        const flowing = socket.write(data, () => giveBack(connection, data))
+        const flowing = socket.write(data, () => {
+          giveBack(connection, data)
+          this.markSent(get)
+        })
         socket.uncork()
         if (!flowing) drained = untilDrained(socket, SEND_STALL_MS)
         this.counters.chunksServed++
@@ -383,6 +386,7 @@ export class DataPlaneServer implements Startable {
         if (connection.turnChunks >= SLOT_TURN_CHUNKS && this.turnedAway > connection.turnStart)
           connection.yielding = true
       } else {
+        this.lastSent.delete(sentKey(get))
         this.send(connection, { t: 'none', id: get.id })
       }
       connection.queue.shift()
@@ -398,19 +402,31 @@ export class DataPlaneServer implements Startable {
    */
   private sentElsewhere(connection: Connection, get: Get): boolean {
     if (this.freshSendMs <= 0) return false
-    const key = `${get.blob}/${get.chunkSize}/${get.index}`
+    const key = sentKey(get)
     const now = performance.now()
     const last = this.lastSent.get(key)
-    if (last != null && last.peer !== connection.peer && now - last.at < this.freshSendMs) {
+    // Fresh while it is being sent (at: null) and FRESH_SEND_MS after: on a 20 Mbit/s
+    // link one chunk takes longer than that window to go out.
+    const fresh =
+      last != null &&
+      (last.at == null ? now - last.started < SENDING_MAX_MS : now - last.at < this.freshSendMs)
+    if (fresh && last.peer !== connection.peer) {
       const map = this.source.chunkMap(get.blob, get.chunkSize)
       if (map?.have.complete === true) return true
     }
-    this.lastSent.set(key, { peer: connection.peer, at: now })
+    this.lastSent.set(key, { peer: connection.peer, started: now, at: null })
     if (this.lastSent.size > LAST_SENT_KEPT) {
-      for (const [k, v] of this.lastSent) if (now - v.at >= this.freshSendMs) this.lastSent.delete(k)
+      for (const [k, v] of this.lastSent)
+        if (now - (v.at ?? v.started) >= Math.max(this.freshSendMs, SENDING_MAX_MS)) this.lastSent.delete(k)
       if (this.lastSent.size > LAST_SENT_KEPT) this.lastSent.clear()
     }
     return false
+  }
+
+  /** The socket took the chunk's bytes: its freshness runs from now. */
+  private markSent(get: Get): void {
+    const entry = this.lastSent.get(sentKey(get))
+    if (entry != null && entry.at == null) entry.at = performance.now()
   }
 
   /** The chunk a get asks for, after the rate limit, or null (answered `none`). */
@@ -562,6 +578,8 @@ function listenError(err: NodeJS.ErrnoException, host: string, port: number): Er
 const READ_BUFFERS = 3
 /** ms during which a chunk of a whole blob just sent to one peer is not sent to another (sentElsewhere). */
 const FRESH_SEND_MS = 1_000
+/** ms a send that never reported its end (a dropped connection) keeps its chunk fresh, at most. */
+const SENDING_MAX_MS = 30_000
 /** Chunks whose last send is remembered, at most (older entries are dropped first). */
 const LAST_SENT_KEPT = 65_536
 
@@ -577,4 +595,8 @@ function giveBack(connection: Connection, data: Uint8Array): void {
   const whole = Buffer.from(data.buffer, data.byteOffset, data.buffer.byteLength - data.byteOffset)
   // Only buffers of our own (a view from offset 0 of its ArrayBuffer) go back.
   if (data.byteOffset === 0) connection.buffers.push(whole)
+}
+
+function sentKey(get: Get): string {
+  return `${get.blob}/${get.chunkSize}/${get.index}`
 }
