@@ -52,7 +52,7 @@ const SKIP_MS = 2_000
 /** Expected chunk time assumed for a peer not measured yet (endgame). */
 const UNMEASURED_CHUNK_MS = 5_000
 /** ms a holder that answered `elsewhere` is not asked for that chunk again. */
-const ELSEWHERE_SKIP_MS = 1_000
+const ELSEWHERE_SKIP_MS = 300
 /** ms between two plans woken by holdings changes. */
 const PLAN_GAP_MS = 50
 /** A request younger than this is never duplicated by the endgame, however fast its peer usually is. */

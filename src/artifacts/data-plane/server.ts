@@ -525,6 +525,10 @@ export class DataPlaneServer implements Startable {
     for (const watch of connection.watches.values()) this.unlink(watch)
     connection.watches.clear()
     connection.queue.length = 0
+    // A send cut short by the close ends now: its chunk must not stay "being sent" to a peer gone.
+    const now = performance.now()
+    for (const entry of this.lastSent.values())
+      if (entry.at == null && entry.peer === connection.peer) entry.at = now
     if (connection.slot) {
       connection.slot = false
       this.freeSlots++
@@ -579,7 +583,7 @@ const READ_BUFFERS = 3
 /** ms during which a chunk of a whole blob just sent to one peer is not sent to another (sentElsewhere). */
 const FRESH_SEND_MS = 1_000
 /** ms a send that never reported its end (a dropped connection) keeps its chunk fresh, at most. */
-const SENDING_MAX_MS = 30_000
+const SENDING_MAX_MS = 10_000
 /** Chunks whose last send is remembered, at most (older entries are dropped first). */
 const LAST_SENT_KEPT = 65_536
 
