@@ -218,6 +218,30 @@ export class AgentMetrics implements Startable {
         ]
       },
     })
+    collectedCounter(registry, {
+      name: 'shoal_data_plane_answers_total',
+      help: 'Chunk requests the data plane turned away: busy (no upload slot) or elsewhere (the chunk had just gone to another peer). Absent with --data-listen off.',
+      labelNames: ['answer'],
+      read: () => {
+        const d = sources.transfer().dataPlane
+        return d == null
+          ? []
+          : [
+              [{ answer: 'busy' }, d.busyAnswers],
+              [{ answer: 'elsewhere' }, d.elsewhereAnswers],
+            ]
+      },
+    })
+    collectedCounter(registry, {
+      name: 'shoal_data_plane_fallbacks_total',
+      help: 'Chunks fetched over libp2p because a peer announced a data plane this agent could not reach (a firewall?).',
+      read: () => sources.transfer().dataPlane?.fallbacks ?? 0,
+    })
+    collectedGauge(registry, {
+      name: 'shoal_data_plane_connections',
+      help: "Connections open to this agent's data plane now.",
+      read: () => sources.transfer().dataPlane?.connections ?? 0,
+    })
     collectedGauge(registry, {
       name: 'shoal_penalised_peers',
       help: 'Peers avoided for now because they sent a corrupt chunk.',

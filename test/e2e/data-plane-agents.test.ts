@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { connect as connectTcp, createServer, type Server, type Socket } from 'node:net'
 import { networkInterfaces, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { connect as connectTls } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { MemberView, StatusView } from '../../src/api/index.js'
@@ -17,6 +18,9 @@ import { makeDistributionDir } from '../helpers/distribution.js'
 import { type AgentProcess, type CliResult, runCli, spawnAgent } from '../helpers/processes.js'
 import { skipReason } from '../helpers/skip.js'
 import { waitFor } from '../helpers/wait.js'
+
+/** ms after which a chunk the seed sent a fetcher is no longer answered `elsewhere` (1 s, and a margin). */
+const FRESH_WAIT_MS = 1_500
 
 /**
  * The data plane (issue 20) seen from outside, through real `shoal agent`
@@ -438,6 +442,8 @@ describe('a closed cluster of three agents: bulk bytes over the data plane, clos
 
     it('with the key of this cluster the same get is answered with the chunk, and the watch with the map (the probes are right)', async () => {
       const first = blob.bytes.subarray(0, blob.chunkSize)
+      // A chunk just sent to a fetcher is answered `elsewhere` for 1 s (super-seeding).
+      await sleep(FRESH_WAIT_MS)
       const answered = (bytes: Buffer) => {
         const { frames } = parseAnswers(bytes)
         return frames.some((f) => f.header.t === 'chunk') && frames.some((f) => f.header.t === 'map')
@@ -579,6 +585,8 @@ describe('an open cluster (no secret): the data plane is plain TCP and open', ()
       const bytes = await readFile(join(folder, 'web.bin'))
       const sha256 = createHash('sha256').update(bytes).digest('hex')
       const target = hostPort(seedStats.dataPlane!.address)
+      // A chunk just sent to the fetcher is answered `elsewhere` for 1 s (super-seeding).
+      await sleep(FRESH_WAIT_MS)
       const { received } = await exchange(
         tcp(target.host, target.port),
         Buffer.concat([PREAMBLE, frame({ t: 'get', id: 7, blob: sha256, chunkSize: CHUNK_SIZE, index: 1 })]),

@@ -352,6 +352,11 @@ describe('GET /metrics on an agent', () => {
     expect(receivedRate!.peak.rate, 'the received transfer rate never rose above 0').toBeGreaterThan(0)
     expect(receivedRate!.peak.rate).toBeLessThanOrEqual(receivedRate!.peak.bytes / 0.5)
     expect(sampleValue(metrics, 'shoal_chunk_failures_total', { reason: 'corrupt' })).toBe(0)
+    // The bytes came over the data plane: no chunk had to fall back to libp2p.
+    expect(sampleValue(metrics, 'shoal_data_plane_fallbacks_total', {})).toBe(0)
+    expect(sampleValue(metrics, 'shoal_data_plane_answers_total', { answer: 'busy' })).toBeGreaterThanOrEqual(
+      0,
+    )
     expect(sampleValue(metrics, 'shoal_distributions', { state: 'complete' })).toBe(1)
 
     expect(sampleValue(metrics, 'shoal_component_ready', { component: 'hello' })).toBe(1)

@@ -61,6 +61,8 @@ export interface FetchedChunk {
   data: Buffer
   /** Hex sha256 of `data`, computed as it arrived. */
   sha256: string
+  /** ms from sending the request to its answer's header (waiting behind pipelined ones included). */
+  firstByteMs: number
 }
 
 export interface DataPlaneClientStats {
@@ -78,6 +80,8 @@ export type HaveUpdate =
 interface PendingGet {
   id: number
   request: ChunkRequest
+  /** performance.now() when the request was written. */
+  sentAt: number
   resolve(chunk: FetchedChunk): void
   reject(err: unknown): void
   signal: AbortSignal | undefined
@@ -93,7 +97,7 @@ interface WatchEntry {
 
 /** What the reader is doing with the body it is in. */
 type Receiving =
-  | { kind: 'chunk'; get: PendingGet; data: Buffer; offset: number; hash: Hash }
+  | { kind: 'chunk'; get: PendingGet; data: Buffer; offset: number; hash: Hash; firstByteMs: number }
   | { kind: 'map'; watch: WatchEntry | null; size: number; bits: Buffer; offset: number }
   | { kind: 'discard' }
 
@@ -286,7 +290,15 @@ class ClientConnection {
   get(request: ChunkRequest, signal: AbortSignal | undefined): Promise<FetchedChunk> {
     if (this.ended != null) return Promise.reject(this.ended)
     return new Promise((resolve, reject) => {
-      const get: PendingGet = { id: this.nextId++, request, resolve, reject, signal, onAbort: null }
+      const get: PendingGet = {
+        id: this.nextId++,
+        request,
+        sentAt: performance.now(),
+        resolve,
+        reject,
+        signal,
+        onAbort: null,
+      }
       if (signal != null) {
         get.onAbort = () => this.abort(get)
         signal.addEventListener('abort', get.onAbort, { once: true })
@@ -388,7 +400,14 @@ class ClientConnection {
           into != null && into.byteLength >= answer.length
             ? into.subarray(0, answer.length)
             : Buffer.allocUnsafe(answer.length)
-        this.receiving = { kind: 'chunk', get, data, offset: 0, hash: createHash('sha256') }
+        this.receiving = {
+          kind: 'chunk',
+          get,
+          data,
+          offset: 0,
+          hash: createHash('sha256'),
+          firstByteMs: performance.now() - get.sentAt,
+        }
         return answer.length
       }
       case 'busy':
@@ -457,7 +476,11 @@ class ClientConnection {
       this.receiving = null
       const { get } = receiving
       this.settle(get)
-      get.resolve({ data: receiving.data, sha256: receiving.hash.digest('hex') })
+      get.resolve({
+        data: receiving.data,
+        sha256: receiving.hash.digest('hex'),
+        firstByteMs: receiving.firstByteMs,
+      })
     } else if (receiving.kind === 'map') {
       bytes.copy(receiving.bits, receiving.offset)
       receiving.offset += bytes.length
