@@ -125,7 +125,9 @@ export async function fetchBlob(layout: BlobLayout, ctx: FetchContext): Promise<
     const request: Request = { peer, controller, started: Date.now() }
     inflight.set(index, [...(inflight.get(index) ?? []), request])
     const end = budget.begin(peer)
-    const task = (async () => {
+    // Assigned before its body's first await returns, so its `finally` always sees it.
+    let task: Promise<void> | undefined
+    task = (async () => {
       try {
         await ctx.limiter.take(lengthOf(index), controller.signal)
         const chunk = await sources.fetch(peer, layout, index, controller.signal)
@@ -168,14 +170,15 @@ export async function fetchBlob(layout: BlobLayout, ctx: FetchContext): Promise<
       } finally {
         signal.removeEventListener('abort', onAbort)
         release()
-        wake()
         const left = (inflight.get(index) ?? []).filter((r) => r !== request)
         if (left.length > 0) inflight.set(index, left)
         else inflight.delete(index)
+        // Out of `running` before the loop wakes, or it would wait for a task already over.
+        if (task != null) running.delete(task)
+        wake()
       }
     })()
     running.add(task)
-    void task.finally(() => running.delete(task))
   }
 
   /** Holders that may be asked for `index` now: not skipped, not seeds when others have it. */
@@ -268,6 +271,9 @@ export async function fetchBlob(layout: BlobLayout, ctx: FetchContext): Promise<
       await pause(started > 0 ? HAVE_REFRESH_MS : 250, listen)
       continue
     }
+    // Holders exist but their pipes or this node's slots are full (other blobs use
+    // them): that is waiting for room, not for a source.
+    if (plan.length > 0) idleSince = Date.now()
     if (Date.now() - idleSince > ctx.idleTimeoutMs)
       throw new NoSourceError(layout.sha256, have.count - have.size)
     await pause(HAVE_REFRESH_MS, true)

@@ -67,10 +67,6 @@ export class PeerBudget {
     }
   }
 
-  forget(peer: string): void {
-    if (this.peers.get(peer)?.inflight === 0) this.peers.delete(peer)
-  }
-
   private depth(state: PeerState, chunkSize: number): number {
     if (state.rate <= 0 || state.latency <= 0) return MIN_PIPELINE
     const chunksInFlight = Math.ceil((state.rate * state.latency) / 1000 / chunkSize)

@@ -188,6 +188,21 @@ describe.each([
     expect((await ask(b, 0)).data.equals(data.subarray(0, CHUNK))).toBe(true)
   })
 
+  it('serves blobs smaller than 4 KiB again and again without corrupting anything (read buffers are its own)', async () => {
+    const source = new FakeSource()
+    const blobs = [randomBytes(3000), randomBytes(2048), randomBytes(100)].map((data) => ({
+      data,
+      blob: source.addWhole(data),
+    }))
+    const { target } = await serve(source)
+    const c = client()
+    for (let round = 0; round < 30; round++)
+      for (const { data, blob } of blobs) {
+        const chunk = await c.fetchChunk(target, { blob, chunkSize: CHUNK, index: 0, length: data.length })
+        expect(chunk.data.equals(data)).toBe(true)
+      }
+  })
+
   it('pipelines requests on one connection and counts them as pending until answered', async () => {
     const source = new FakeSource()
     const data = randomBytes(8 * CHUNK)

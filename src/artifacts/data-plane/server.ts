@@ -587,18 +587,26 @@ const SENDING_MAX_MS = 10_000
 /** Chunks whose last send is remembered, at most (older entries are dropped first). */
 const LAST_SENT_KEPT = 65_536
 
+/**
+ * The read buffers this module allocated, by their memory: only those go back to a
+ * pool. `allocUnsafeSlow`: a small `allocUnsafe` is a slice of Node's shared 8 KiB
+ * pool, which other live buffers use; reading a chunk into it would corrupt them.
+ */
+const ownBuffers = new WeakSet<ArrayBufferLike>()
+
 function takeBuffer(connection: Connection, length: number): Buffer | undefined {
   const pool = connection.buffers
   const index = pool.findIndex((b) => b.byteLength >= length)
   if (index >= 0) return pool.splice(index, 1)[0]
-  return Buffer.allocUnsafe(length)
+  const buffer = Buffer.allocUnsafeSlow(length)
+  ownBuffers.add(buffer.buffer)
+  return buffer
 }
 
 function giveBack(connection: Connection, data: Uint8Array): void {
   if (connection.closed || connection.buffers.length >= READ_BUFFERS) return
-  const whole = Buffer.from(data.buffer, data.byteOffset, data.buffer.byteLength - data.byteOffset)
-  // Only buffers of our own (a view from offset 0 of its ArrayBuffer) go back.
-  if (data.byteOffset === 0) connection.buffers.push(whole)
+  if (data.byteOffset !== 0 || !ownBuffers.has(data.buffer)) return
+  connection.buffers.push(Buffer.from(data.buffer, 0, data.buffer.byteLength))
 }
 
 function sentKey(get: Get): string {
