@@ -138,11 +138,6 @@ export class FrameReader<H> {
     this.stopped = true
   }
 
-  /** True between frames: no header or body is partly read. */
-  get atBoundary(): boolean {
-    return this.state === 'length' && this.filled === 0
-  }
-
   feed(data: Buffer): void {
     let at = 0
     while (at < data.length && !this.stopped) {
