@@ -102,7 +102,16 @@ describe('running a distribution through the CLI on agent processes', () => {
     const done: RolloutView = JSON.parse(await cli('rollout', 'educa@1.0', '--wait', '--json', '--api', a))
     expect(done).toMatchObject({ distribution: 'educa@1.0', state: 'done', nodes: { total: 2, done: 2 } })
 
-    const members: MemberView[] = JSON.parse(await cli('members', '--json', '--api', apis.get('b')!))
+    // What a node runs reaches the others as a detail pushed to the watchers (docs/architecture.md):
+    // on a loaded machine it can trail the rollout's end by a moment.
+    const members = await waitFor(
+      'every member to show educa@1.0',
+      async () => {
+        const list: MemberView[] = JSON.parse(await cli('members', '--json', '--api', apis.get('b')!))
+        return list.every((m) => m.distribution === 'educa@1.0') ? list : null
+      },
+      { timeout: 15_000, interval: 250 },
+    )
     for (const member of members) {
       expect(member.distribution).toBe('educa@1.0')
       const web = member.components.find((c) => c.name === 'web')!

@@ -87,8 +87,16 @@ describe.skipIf(unavailable != null)('OSGi components on a cluster (Apache Felix
       expect(f.greeting).toBe('Hello, Shoal 1.0 (greeter 1.0.0)')
       // The cluster sees them as components, with their bundles in member metadata (runtime keys
       // reach the watchers; any other node fetches them, as its API does).
-      await ctx.agents[0]!.membership.refreshDetails()
-      const member = ctx.agents[0]!.membership.get(agent.id)!
+      // The push to the watchers can trail the switch by a moment on a loaded machine.
+      const member = await waitFor(
+        'the node’s details to show greeting@1.0',
+        async () => {
+          await ctx.agents[0]!.membership.refreshDetails()
+          const m = ctx.agents[0]!.membership.get(agent.id)!
+          return m.meta.distribution === 'greeting@1.0' ? m : null
+        },
+        { timeout: 15_000, interval: 250 },
+      )
       expect(member.meta.distribution).toBe('greeting@1.0')
       expect(
         (member.meta.components as Array<{ name: string; state: string }>).map((c) => [c.name, c.state]),
