@@ -62,6 +62,7 @@ export interface MembershipView {
   readonly id: string
   readonly events: TypedEvents<MembershipEvents>
   members(): Member[]
+  get(id: string): Member | undefined
   updateMetadata(patch: MemberMetadata): Promise<void>
 }
 
@@ -403,7 +404,8 @@ export class Distributor implements Startable {
     const down = this.dataDown.get(peer)
     if (down != null && down > Date.now()) return null
     if (down != null) this.dataDown.delete(peer)
-    const member = this.components.membership.members().find((m) => m.id === peer)
+    // Per chunk: a lookup, not a scan of the whole view.
+    const member = this.components.membership.get(peer)
     const address = member == null ? null : dataAddressOf(member)
     return address == null ? null : { peer, ...address }
   }

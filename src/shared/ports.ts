@@ -32,6 +32,8 @@ export async function freePort(host = '127.0.0.1', preferred?: number): Promise<
 }
 
 function remember(port: number): number {
+  // A long-lived agent asks for a port at every component start: remember the recent ones only.
+  if (handedOut.size >= 4096) handedOut.clear()
   handedOut.add(port)
   return port
 }
