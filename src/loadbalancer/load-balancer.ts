@@ -5,6 +5,7 @@ import { fitDrained, type LoadBalancerAnnouncement } from './announcement.js'
 import { type Backend, backendsOf } from './backends.js'
 import type { BalanceStrategy } from './balancer.js'
 import { HttpProxy, type ProxyStatus } from './proxy.js'
+import type { TrafficRecorder } from './traffic-window.js'
 
 export interface LoadBalancerInit {
   /** The service to serve (components that provide it over HTTP). */
@@ -37,6 +38,8 @@ export interface BackendSink {
   /** Draining backends it has no session to any more. */
   drained(): string[]
   onDrainedChange?(listener: () => void): () => void
+  /** Per-version traffic figures from the external proxy's own counters, when it keeps them. */
+  readonly traffic?: TrafficRecorder
 }
 
 /**
