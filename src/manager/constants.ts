@@ -56,7 +56,24 @@ export const ROLLOUT_DEFAULTS = {
    * components' own start timeouts and crash-loop back-off add up to.
    */
   progressDeadlineMs: 600_000,
+  /** analysis: each step's window of traffic (Flagger's and Argo's usual interval is a minute; 30 s judges sooner) */
+  intervalMs: 30_000,
+  /** analysis: fewer requests in a window make the verdict inconclusive (a 1 % error rate needs ~100 to show) */
+  minRequests: 100,
 } as const
+
+/**
+ * A window is judged this long after it ends: a load balancer counts a request in
+ * the second it answered, so the last second is complete one second later; the rest
+ * covers clocks a little apart.
+ */
+export const ANALYSIS_GRACE_MS = 1500
+
+/**
+ * When no load balancer answers for a window, the manager asks again until this long
+ * after the window ended, then judges what it has (nothing: inconclusive).
+ */
+export const ANALYSIS_FETCH_PATIENCE_MS = 10_000
 
 /**
  * After every holder of a newer cluster state failed to serve it (a timeout on a

@@ -8,9 +8,11 @@ import { z } from 'zod'
 import type { Member } from '../membership/index.js'
 import { runtimeAnnouncement } from '../runtime/index.js'
 import { NotFoundError } from '../shared/index.js'
+import { ON_MISSING, parseCondition } from './analysis.js'
 import { ROLLOUT_DEFAULTS } from './constants.js'
 import { isEligible } from './election.js'
 import {
+  BadAnalysisError,
   NotPausedError,
   NotWaitingError,
   RolloutFinishedError,
@@ -18,7 +20,7 @@ import {
   VersionInUseError,
 } from './errors.js'
 import { type ClusterState, MAX_ACTIONS, ROLLOUT_STRATEGIES, type RolloutRecord } from './record.js'
-import { baseOf, isFinished, type NodeObservation, targetsOf } from './rollout-engine.js'
+import { advance, isFinished, type NodeObservation, sendBack, targetsOf } from './rollout-engine.js'
 import { whyInUse, withUnpublished } from './unpublish.js'
 
 export const rolloutCommand = z.strictObject({
@@ -36,6 +38,16 @@ export const rolloutCommand = z.strictObject({
   autoRollback: z.boolean().default(true),
   nodes: z.array(z.string()).default([]),
   requestedBy: z.string().default(''),
+  /** Canary steps, percent of the nodes, rising; 100 is added when missing. */
+  steps: z.array(z.number().min(1).max(100)).min(1).max(19).optional(),
+  /** Analysis conditions (analysis.ts): each step is judged by the load balancers' figures. */
+  analysis: z.array(z.string().min(1).max(100)).min(1).max(10).optional(),
+  /** Length of each step's window of traffic (default 30 000). */
+  intervalMs: z.number().int().min(1000).max(3_600_000).optional(),
+  /** Fewer requests in a window make the verdict inconclusive (default 100). */
+  minRequests: z.number().int().min(1).max(1_000_000_000).optional(),
+  /** An inconclusive verdict fails the rollout (default) or pauses it for a person. */
+  onMissing: z.enum(ON_MISSING).optional(),
 })
 export const rollbackCommand = rolloutCommand
   .omit({ op: true, distribution: true })
@@ -91,19 +103,27 @@ export function controlRollout(
   if (isFinished(rollout) || rollout.state === 'rolling-back')
     throw new RolloutFinishedError(command.id, rollout.state)
   if (command.op === 'approve') {
-    if (rollout.state !== 'waiting-approval') throw new NotWaitingError(command.id, rollout.state)
-    rollout.approved = true
+    // A pause after an inconclusive verdict is a question to a person too: approve takes the step as passed.
+    const inconclusive =
+      rollout.state === 'paused' &&
+      rollout.verdicts?.at(-1)?.decision === 'paused' &&
+      rollout.verdicts.at(-1)?.step === (rollout.stepIndex ?? 0)
+    if (rollout.state !== 'waiting-approval' && !inconclusive)
+      throw new NotWaitingError(command.id, rollout.state)
+    advance(rollout)
     rollout.state = 'running'
+    rollout.reason = null
   } else if (command.op === 'pause') rollout.state = 'paused'
   else if (command.op === 'resume') {
     if (rollout.state !== 'paused') throw new NotPausedError(command.id)
+    // After an inconclusive verdict, resume gathers a new window for the same step.
     rollout.state = 'running'
+    if (rollout.reason?.startsWith('analysis inconclusive') === true) rollout.reason = null
   } else {
     rollout.reason = 'aborted'
     rollout.state = 'rolling-back'
-    for (const [id, s] of Object.entries(rollout.progress))
-      if ((s === 'updating' || s === 'done' || s === 'failed') && baseOf(rollout, id) != null)
-        rollout.progress[id] = 'reverting'
+    rollout.window = null
+    sendBack(rollout)
   }
   // The audit trail: who approved, paused, resumed or aborted it, and when.
   const act = { op: command.op, by: command.requestedBy, at: now.toISOString() }
@@ -146,7 +166,9 @@ function newRollout(state: ClusterState, request: RolloutRequest, members: Membe
   const current = state.rollouts[0]
   const base =
     current != null ? targetsOf(current) : { defaultTarget: state.defaultTarget, targets: state.targets }
+  const progressive = progressiveOf(request)
   return {
+    ...progressive,
     id: `r${number}`,
     kind: request.kind,
     distribution: request.distribution,
@@ -155,7 +177,9 @@ function newRollout(state: ClusterState, request: RolloutRequest, members: Membe
     maxUnavailable: request.strategy === 'all-at-once' ? n : maxUnavailable,
     canaryPercent:
       request.canaryPercent ?? (request.strategy === 'canary' ? ROLLOUT_DEFAULTS.canaryPercent : 0),
-    approve: request.approve ?? (request.strategy === 'canary' ? 'manual' : 'auto'),
+    // With analysis the verdicts approve each step; without, a canary waits for a person.
+    approve:
+      request.approve ?? (request.strategy === 'canary' && request.analysis == null ? 'manual' : 'auto'),
     minReadyMs: request.minReadyMs ?? (rolling ? ROLLOUT_DEFAULTS.minReadyMs : 0),
     failureThreshold: request.failureThreshold ?? ROLLOUT_DEFAULTS.failureThreshold,
     progressDeadlineMs: request.progressDeadlineMs ?? ROLLOUT_DEFAULTS.progressDeadlineMs,
@@ -172,6 +196,41 @@ function newRollout(state: ClusterState, request: RolloutRequest, members: Membe
     finishedAt: null,
     reason: null,
   }
+}
+
+/**
+ * A request's steps and analysis, checked: steps only for a canary, rising, ending
+ * at 100; conditions that parse; analysis with canary or rolling (all at once has
+ * no step to judge).
+ */
+function progressiveOf(request: RolloutRequest): Pick<RolloutRecord, 'steps' | 'analysis'> {
+  const out: Pick<RolloutRecord, 'steps' | 'analysis'> = {}
+  if (request.steps != null) {
+    if (request.strategy !== 'canary')
+      throw new BadAnalysisError(
+        '--steps is for --strategy canary (rolling moves --max-unavailable nodes at a time)',
+      )
+    const steps = [...request.steps]
+    if (steps.some((p, i) => i > 0 && p <= steps[i - 1]!))
+      throw new BadAnalysisError(`steps must rise: ${steps.join(',')}`)
+    if (steps.at(-1) !== 100) steps.push(100)
+    out.steps = steps
+  }
+  const options = [request.intervalMs, request.minRequests, request.onMissing].some((v) => v != null)
+  if (request.analysis == null) {
+    if (options) throw new BadAnalysisError('--interval, --min-requests and --on-missing go with --analysis')
+    return out
+  }
+  if (request.strategy === 'all-at-once')
+    throw new BadAnalysisError('--analysis judges steps: use it with --strategy canary or rolling')
+  for (const text of request.analysis) parseCondition(text)
+  out.analysis = {
+    conditions: request.analysis.map((c) => c.trim()),
+    intervalMs: request.intervalMs ?? ROLLOUT_DEFAULTS.intervalMs,
+    minRequests: request.minRequests ?? ROLLOUT_DEFAULTS.minRequests,
+    onMissing: request.onMissing ?? 'fail',
+  }
+  return out
 }
 
 /** What each member's metadata says about its runtime. */

@@ -89,3 +89,6 @@ export class NoRaftLogError extends errorClass('ERR_NO_RAFT_LOG') {
     )
   }
 }
+
+/** An analysis condition (or its options) the manager cannot judge a rollout by. */
+export class BadAnalysisError extends errorClass('ERR_BAD_ANALYSIS') {}

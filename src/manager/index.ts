@@ -5,6 +5,19 @@
  * rollouts that move them (all-at-once, rolling, canary; approval, pause,
  * abort, rollback) and their audit trail.
  */
+
+export {
+  type AnalysisSpec,
+  analysisSchema,
+  type Condition,
+  judge,
+  METRICS,
+  ON_MISSING,
+  parseCondition,
+  show as showFigure,
+  type Verdict,
+  verdictSchema,
+} from './analysis.js'
 export {
   CLAIM_KEY,
   type ManagerAnnouncement,
@@ -31,6 +44,7 @@ export {
 export { type ElectionView, isEligible } from './election.js'
 export {
   AlreadyRunningError,
+  BadAnalysisError,
   NoManagerError,
   NoPreviousVersionError,
   NoQuorumError,

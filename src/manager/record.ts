@@ -13,6 +13,7 @@ import {
   serve,
   TypedEvents,
 } from '../shared/index.js'
+import { analysisSchema, MAX_VERDICTS, verdictSchema } from './analysis.js'
 import { type ManagerAnnouncement, managerAnnouncement, type StateHead } from './announcement.js'
 import { MAX_STATE_BYTES, STATE_FETCH_TIMEOUT_MS, STATE_RETRY_MS } from './constants.js'
 
@@ -105,6 +106,22 @@ export const rolloutSchema = z.strictObject({
   failures: z.record(z.string(), z.string().max(FAILURE_CHARS)).optional(),
   /** Canary share approved (manually or after a clean observation window). */
   approved: z.boolean(),
+  /**
+   * Canary steps: the share of nodes on the new version at each step, percent,
+   * rising, the last 100. Absent: one step of `canaryPercent`, then every node.
+   */
+  steps: z.array(z.number().min(1).max(100)).min(1).max(20).optional(),
+  /** The step (canary) or batch (rolling with analysis) the rollout is at; absent = 0. */
+  stepIndex: z.number().int().min(0).optional(),
+  /** Judge each step by the load balancers' figures (docs/manager.md, "Progressive delivery"). */
+  analysis: analysisSchema.optional(),
+  /** The window of traffic being gathered for the current step's verdict. */
+  window: z
+    .strictObject({ step: z.number().int().min(0), from: z.string(), to: z.string() })
+    .nullable()
+    .optional(),
+  /** Each judged step's verdict, figures and decision, oldest first. */
+  verdicts: z.array(verdictSchema).max(MAX_VERDICTS).optional(),
   requestedBy: z.string(),
   requestedAt: z.string(),
   finishedAt: z.string().nullable(),

@@ -1,3 +1,6 @@
+import type { TrafficFigures } from '../loadbalancer/index.js'
+import { judge, MAX_VERDICTS, type Verdict } from './analysis.js'
+import { ANALYSIS_GRACE_MS } from './constants.js'
 import { FAILURE_CHARS, type NodeProgress, type RolloutRecord } from './record.js'
 
 /** What the manager sees of one member, from its metadata. */
@@ -58,6 +61,62 @@ export interface StepContext {
    * turn instead of being left behind as `lost`. Default 0.
    */
   lostAfterMs?: number
+  /**
+   * The load balancers' figures for an analysis window, new version against the
+   * others, once the manager has gathered them (null: not yet).
+   */
+  traffic?: (window: AnalysisWindow) => WindowTraffic | null
+}
+
+export type AnalysisWindow = NonNullable<RolloutRecord['window']>
+
+/** One window's traffic, as the manager gathered it from the load balancers. */
+export interface WindowTraffic {
+  canary: TrafficFigures
+  baseline: TrafficFigures
+  sources: { answered: number; known: number }
+}
+
+/**
+ * How many nodes run the new version at gate `k`, where the rollout stops for a
+ * verdict (analysis) or an approval; null past the last gate (every node goes).
+ * A canary's gates are its steps but the last (100 %); a rolling rollout with
+ * analysis stops after each batch of maxUnavailable nodes while some node is
+ * left on the old version.
+ */
+export function gateSize(rollout: RolloutRecord, k: number, total: number): number | null {
+  if (rollout.strategy === 'canary') {
+    if (rollout.approved) return null
+    if (rollout.steps == null)
+      return k === 0 ? Math.max(1, Math.ceil((rollout.canaryPercent / 100) * total)) : null
+    if (k >= rollout.steps.length - 1) return null
+    return Math.max(1, Math.ceil((rollout.steps[k]! / 100) * total))
+  }
+  if (rollout.strategy === 'rolling' && rollout.analysis != null) {
+    const size = (k + 1) * rollout.maxUnavailable
+    return size >= total ? null : size
+  }
+  return null
+}
+
+/** Past the current gate: the next step (an approval, or a passed verdict with auto approval). */
+export function advance(rollout: RolloutRecord): void {
+  if (rollout.strategy !== 'canary' && !rollout.approved) {
+    rollout.approved = true // a gated start (manual approval of rolling or all at once)
+    return
+  }
+  const k = (rollout.stepIndex ?? 0) + 1
+  rollout.stepIndex = k
+  rollout.window = null
+  if (rollout.strategy === 'canary' && gateSize(rollout, k, Object.keys(rollout.progress).length) == null)
+    rollout.approved = true
+}
+
+/** Sends every node that moved (or is moving) to the new version back to where it was. */
+export function sendBack(rollout: RolloutRecord): void {
+  for (const [id, s] of Object.entries(rollout.progress))
+    if ((s === 'updating' || s === 'done' || s === 'failed') && baseOf(rollout, id) != null)
+      rollout.progress[id] = 'reverting'
 }
 
 /**
@@ -143,7 +202,9 @@ export function step(rollout: RolloutRecord, ctx: StepContext): RolloutRecord {
 
   if (next.state === 'rolling-back') {
     if (aliveWith('reverting').length === 0) {
-      next.state = next.reason === 'aborted' ? 'aborted' : 'rolled-back'
+      // Sent back by a verdict: the rollout failed (its figures say why), it was not merely undone.
+      const byVerdict = next.verdicts?.at(-1)?.decision === 'rolled back'
+      next.state = next.reason === 'aborted' ? 'aborted' : byVerdict ? 'failed' : 'rolled-back'
       next.finishedAt = new Date(ctx.now).toISOString()
     }
     return changed(rollout, next)
@@ -157,10 +218,11 @@ export function step(rollout: RolloutRecord, ctx: StepContext): RolloutRecord {
 
   if (next.state === 'running') {
     const total = Object.keys(progress).length
-    const canarySize = Math.max(1, Math.ceil((next.canaryPercent / 100) * total))
+    const step = next.stepIndex ?? 0
+    const gate = gateSize(next, step, total)
     // Only alive nodes count: a canary node that dies is replaced, never taken as a success.
     const started = () => aliveWith('updating').length + aliveWith('done').length + aliveWith('failed').length
-    const inCanary = next.strategy === 'canary' && !next.approved
+    const inCanary = next.strategy === 'canary' && gate != null
     // keepOneServing: until a node is done on the new version, one alive node stays on the
     // old one; a failed node counts as moved (it may serve nothing).
     const holdOne =
@@ -171,24 +233,35 @@ export function step(rollout: RolloutRecord, ctx: StepContext): RolloutRecord {
       : next.strategy === 'all-at-once'
         ? total
         : inCanary
-          ? canarySize
+          ? gate
           : next.maxUnavailable
     const moving = () => aliveWith('updating').length + (holdOne ? aliveWith('failed').length : 0)
     const pending = aliveWith('pending').sort()
     for (const id of pending) {
       if (moving() >= limit) break
-      if (inCanary && started() >= canarySize) break
+      if (gate != null && started() >= gate) break
       progress[id] = 'updating'
       next.updatingSince = { ...next.updatingSince, [id]: new Date(ctx.now).toISOString() }
     }
     const aliveTotal = Object.keys(progress).filter((id) => seen(id)?.alive === true).length
-    const canaryDone =
-      aliveWith('done').length + aliveWith('failed').length >= Math.min(canarySize, aliveTotal) &&
+    const gateReached =
+      gate != null &&
+      aliveWith('done').length + aliveWith('failed').length >= Math.min(gate, aliveTotal) &&
       aliveWith('updating').length === 0
-    if (inCanary && canaryDone) {
-      // A canary with a failed node (below the threshold) waits for a person even with auto approval.
-      if (next.approve === 'auto' && aliveWith('failed').length === 0) next.approved = true
-      else next.state = 'waiting-approval'
+    if (gateReached) {
+      // A step with a failed node (below the threshold) waits for a person even with auto approval.
+      const failedHere = aliveWith('failed').length > 0
+      if (next.analysis == null) {
+        if (next.approve === 'auto' && !failedHere) advance(next)
+        else next.state = 'waiting-approval'
+      } else {
+        const onOld = Object.entries(progress).filter(
+          ([id, s]) => (s === 'pending' || s === 'reverted') && seen(id)?.alive === true,
+        ).length
+        judgeStep(next, step, { now: ctx.now, traffic: ctx.traffic, failedHere, onOld, total })
+      }
+      if ((next.state as string) === 'rolling-back' || (next.state as string) === 'failed')
+        return changed(rollout, next)
     }
     const recentlyDead = Object.entries(progress).filter(([id, s]) => {
       const node = seen(id)
@@ -201,7 +274,12 @@ export function step(rollout: RolloutRecord, ctx: StepContext): RolloutRecord {
       )
     }).length
     const open = aliveWith('pending').length + aliveWith('updating').length + recentlyDead
-    if (open === 0 && total > 0 && next.state === 'running' && (!inCanary || next.approved)) {
+    if (
+      open === 0 &&
+      total > 0 &&
+      next.state === 'running' &&
+      gateSize(next, next.stepIndex ?? 0, total) == null
+    ) {
       next.state = 'done'
       next.finishedAt = new Date(ctx.now).toISOString()
       // Dead nodes did not take part: say so rather than leave them pending for ever.
@@ -210,6 +288,91 @@ export function step(rollout: RolloutRecord, ctx: StepContext): RolloutRecord {
     }
   }
   return changed(rollout, next)
+}
+
+/**
+ * At a gate of a rollout with analysis: opens the step's window of traffic, and
+ * once it has ended (and the manager has its figures) gives the verdict and acts
+ * on it: pass → the next step (or approval); fail → every moved node back, the
+ * rollout `failed`; inconclusive → as fail, or paused for a person (`onMissing`).
+ */
+function judgeStep(
+  next: RolloutRecord,
+  step: number,
+  at: {
+    now: number
+    traffic: StepContext['traffic']
+    failedHere: boolean
+    onOld: number
+    total: number
+  },
+): void {
+  const analysis = next.analysis!
+  const window = next.window
+  if (window == null || window.step !== step) {
+    next.window = {
+      step,
+      from: new Date(at.now).toISOString(),
+      to: new Date(at.now + analysis.intervalMs).toISOString(),
+    }
+    return
+  }
+  if (at.now < Date.parse(window.to) + ANALYSIS_GRACE_MS) return
+  const traffic = at.traffic?.(window) ?? null
+  if (traffic == null) return // the manager is gathering the figures
+  const judged = judge(analysis, { ...traffic, baselineNodes: at.onOld })
+  const percent = Math.round((100 * (at.total - at.onOld)) / Math.max(1, at.total))
+  const stepName = `step ${step + 1} (${percent}%)`
+  let decision: string
+  if (judged.verdict === 'pass') {
+    if (next.approve === 'auto' && !at.failedHere) {
+      decision = 'next step'
+      advance(next)
+    } else {
+      decision = 'waiting for approval'
+      next.state = 'waiting-approval'
+      next.window = null
+    }
+  } else if (judged.verdict === 'inconclusive' && analysis.onMissing === 'pause') {
+    decision = 'paused'
+    next.state = 'paused'
+    next.window = null
+    next.reason = `analysis inconclusive at ${stepName}: ${judged.reason}`
+  } else {
+    next.window = null
+    next.reason =
+      `analysis ${judged.verdict === 'fail' ? 'failed' : 'inconclusive'} at ${stepName}: ${judged.reason}`.slice(
+        0,
+        500,
+      )
+    const back = Object.entries(next.progress).some(
+      ([id, s]) => (s === 'updating' || s === 'done' || s === 'failed') && baseOf(next, id) != null,
+    )
+    if (next.autoRollback && back) {
+      decision = 'rolled back'
+      sendBack(next)
+      next.state = 'rolling-back'
+    } else {
+      decision = 'failed'
+      next.state = 'failed'
+      next.finishedAt = new Date(at.now).toISOString()
+    }
+  }
+  const verdict: Verdict = {
+    step,
+    percent,
+    from: window.from,
+    to: window.to,
+    at: new Date(at.now).toISOString(),
+    verdict: judged.verdict,
+    canary: traffic.canary,
+    baseline: traffic.baseline,
+    checks: judged.checks,
+    sources: traffic.sources,
+    decision,
+    reason: judged.reason.slice(0, 500),
+  }
+  next.verdicts = [...(next.verdicts ?? []), verdict].slice(-MAX_VERDICTS)
 }
 
 /**
