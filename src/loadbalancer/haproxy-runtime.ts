@@ -23,12 +23,41 @@ export interface ServerStateRow {
   weight: number
 }
 
+/**
+ * HAProxy's cumulative counters for one server, as `show stat` prints them: they
+ * only grow, until HAProxy restarts, the server is deleted and added again, or an
+ * operator runs `clear counters all`.
+ */
+export interface ServerCounters {
+  /**
+   * Final responses the server sent: `hrsp_2xx` + `hrsp_3xx` + `hrsp_4xx` +
+   * `hrsp_5xx` + `hrsp_other`. `hrsp_1xx` is left out: HAProxy also counts an
+   * interim `100 Continue` there, which would count that request twice.
+   */
+  responses: number
+  /** `hrsp_5xx`: responses with a 5xx status. */
+  hrsp5xx: number
+  /** `econ`: requests that could not connect to this server once HAProxy's retries ran out (the client got a 503). */
+  econ: number
+  /** `eresp`: response errors: no or invalid response, server timeout (502/504), and `srv_abrt`. */
+  eresp: number
+  /** `srv_abrt`: responses the server cut short after their head (counted in a `hrsp_*` and in `eresp`). */
+  srvAbrt: number
+}
+
 /** One line of `show stat <backend> 4 -1` (servers only), the fields the driver needs. */
 export interface ServerStatRow {
   name: string
   /** Sessions currently attached to the server. */
   scur: number
   status: string
+  counters: ServerCounters
+  /**
+   * `qtime` + `ctime` + `rtime`: the average time from the request to the
+   * response head (queue, connect, server), in ms, over the server's last 1024
+   * requests that got a response (all of them while it has had fewer).
+   */
+  latencyMs: number
 }
 
 const ADMIN_MAINT = 0x01 | 0x02 | 0x20
@@ -170,13 +199,39 @@ export class HaproxyRuntime {
     if (!lines[0]?.startsWith('# pxname,')) {
       throw refused(line, answer, /No such proxy/.test(answer) ? noBackendHint(backend) : '')
     }
-    const columns = lines[0].slice(2).split(',')
-    const name = columns.indexOf('svname')
-    const scur = columns.indexOf('scur')
-    const status = columns.indexOf('status')
+    const columns = splitCsv(lines[0].slice(2))
+    const at = (column: string): number => columns.indexOf(column)
+    const cols = {
+      name: at('svname'),
+      scur: at('scur'),
+      status: at('status'),
+      hrsp: ['hrsp_2xx', 'hrsp_3xx', 'hrsp_4xx', 'hrsp_5xx', 'hrsp_other'].map(at),
+      hrsp5xx: at('hrsp_5xx'),
+      econ: at('econ'),
+      eresp: at('eresp'),
+      srvAbrt: at('srv_abrt'),
+      times: ['qtime', 'ctime', 'rtime'].map(at),
+    }
     return lines.slice(1).map((l) => {
-      const f = l.split(',')
-      return { name: f[name] ?? '', scur: Number(f[scur] ?? 0), status: f[status] ?? '' }
+      const f = splitCsv(l)
+      // An empty or missing field (a column this HAProxy lacks) reads as 0.
+      const num = (index: number): number => {
+        const value = Number(f[index] ?? '')
+        return Number.isFinite(value) && value > 0 ? value : 0
+      }
+      return {
+        name: f[cols.name] ?? '',
+        scur: num(cols.scur),
+        status: f[cols.status] ?? '',
+        counters: {
+          responses: cols.hrsp.reduce((sum, index) => sum + num(index), 0),
+          hrsp5xx: num(cols.hrsp5xx),
+          econ: num(cols.econ),
+          eresp: num(cols.eresp),
+          srvAbrt: num(cols.srvAbrt),
+        },
+        latencyMs: cols.times.reduce((sum, index) => sum + num(index), 0),
+      }
     })
   }
 
@@ -225,6 +280,30 @@ export class HaproxyRuntime {
     if (!success.test(answer)) throw refused(line, answer)
     return answer
   }
+}
+
+/** One line of HAProxy's CSV: fields with a comma or a quote come quoted, `""` inside for a quote. */
+export function splitCsv(line: string): string[] {
+  if (!line.includes('"')) return line.split(',')
+  const fields: string[] = []
+  let field = ''
+  let quoted = false
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!
+    if (quoted) {
+      if (c !== '"') field += c
+      else if (line[i + 1] === '"') {
+        field += '"'
+        i++
+      } else quoted = false
+    } else if (c === '"') quoted = true
+    else if (c === ',') {
+      fields.push(field)
+      field = ''
+    } else field += c
+  }
+  fields.push(field)
+  return fields
 }
 
 function noBackendHint(backend: string): string {

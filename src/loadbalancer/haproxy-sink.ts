@@ -1,7 +1,8 @@
 import type { Logger } from '../shared/index.js'
 import type { Backend } from './backends.js'
-import { HaproxyDriver } from './haproxy.js'
+import { HaproxyDriver, type HaproxyDriverInit } from './haproxy.js'
 import type { BackendSink } from './load-balancer.js'
+import type { TrafficRecorder } from './traffic-window.js'
 
 /** How often sessions of draining servers are read while a drain waits on them. */
 const DRAIN_POLL_MS = 100
@@ -10,17 +11,21 @@ const DRAIN_POLL_MS = 100
  * The HAProxy driver as the load balancer's sink: syncs servers, and reports a
  * draining backend as drained once HAProxy holds no session to it (polled while
  * any drain is pending), so the node waits for HAProxy exactly as for the
- * built-in proxy.
+ * built-in proxy. Its `traffic` holds the per-version figures the driver reads
+ * from HAProxy's counters on every pass (docs/haproxy.md, "Traffic figures").
  */
 export class HaproxySink implements BackendSink {
+  readonly traffic: TrafficRecorder
   private draining = new Set<string>()
   private drainedKeys = new Set<string>()
   private readonly listeners = new Set<() => void>()
   private timer: NodeJS.Timeout | undefined
 
-  private constructor(private readonly driver: HaproxyDriver) {}
+  private constructor(private readonly driver: HaproxyDriver) {
+    this.traffic = driver.traffic
+  }
 
-  static async start(init: { socket: string; backend: string }, log: Logger): Promise<HaproxySink> {
+  static async start(init: HaproxyDriverInit, log: Logger): Promise<HaproxySink> {
     const driver = new HaproxyDriver(init, log)
     await driver.start()
     return new HaproxySink(driver)

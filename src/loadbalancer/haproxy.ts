@@ -11,8 +11,11 @@ import {
   adminStateOf,
   HAPROXY_NAME,
   HaproxyRuntime,
+  type ServerCounters,
   type ServerStateRow,
+  type ServerStatRow,
 } from './haproxy-runtime.js'
+import { TrafficRecorder } from './traffic-window.js'
 
 /** Re-sync period: how soon a restarted HAProxy gets its servers back, in ms. */
 export const DEFAULT_RESYNC_MS = 2_000
@@ -83,6 +86,8 @@ interface ServerSnapshot {
   rows: Map<string, ServerStateRow>
   /** Server name → sessions currently on it (`scur`). */
   sessions: Map<string, number>
+  /** The `shoal-*` servers' `show stat` lines. */
+  stats: ServerStatRow[]
 }
 
 interface Deferred {
@@ -109,6 +114,81 @@ export function serverName(key: string): string {
     .join('-')
 }
 
+/** What one server did between two readings of its counters. */
+export interface ServerTraffic {
+  /** Requests whose outcome HAProxy put on this server: a response, or a failure once retries ran out. */
+  requests: number
+  /** Those the client saw fail: 5xx, no connection, no or a cut-short response. */
+  errors: number
+}
+
+const COUNTER_FIELDS = ['responses', 'hrsp5xx', 'econ', 'eresp', 'srvAbrt'] as const
+
+/**
+ * The requests and errors between two readings of one server's counters.
+ *
+ * - requests = responses (2xx–5xx and other) + `econ` + (`eresp` − `srv_abrt`):
+ *   every request answered, plus those that got no response at all. A response
+ *   cut short is in both a `hrsp_*` and `eresp`, hence `srv_abrt` taken off once.
+ * - errors = `hrsp_5xx` + `econ` + `eresp`, at most `requests` (a 5xx cut short
+ *   would count twice).
+ *
+ * A counter lower than before means they restarted from zero (HAProxy
+ * restarted, the server was deleted and added again, `clear counters all`):
+ * the new values are then the traffic since that reset.
+ */
+export function trafficBetween(before: ServerCounters, after: ServerCounters): ServerTraffic {
+  const reset = COUNTER_FIELDS.some((field) => after[field] < before[field])
+  const d = (field: (typeof COUNTER_FIELDS)[number]): number =>
+    reset ? after[field] : after[field] - before[field]
+  const requests = d('responses') + d('econ') + Math.max(0, d('eresp') - d('srvAbrt'))
+  const errors = Math.min(requests, d('hrsp5xx') + d('econ') + d('eresp'))
+  return { requests, errors }
+}
+
+const ZERO_COUNTERS: ServerCounters = { responses: 0, hrsp5xx: 0, econ: 0, eresp: 0, srvAbrt: 0 }
+
+/**
+ * Turns successive readings of HAProxy's per-server counters into per-version
+ * traffic: each reading records, for every server read the time before too,
+ * what it did in between, under the version that server served meanwhile.
+ * Pure bookkeeping around a TrafficRecorder; the driver feeds it once per pass.
+ */
+export class HaproxyTrafficMeter {
+  /** Server name → its counters at the last reading. */
+  private readonly last = new Map<string, ServerCounters>()
+
+  constructor(readonly recorder: TrafficRecorder) {}
+
+  /** A server just added: HAProxy starts its counters at zero, so its first reading counts in full. */
+  added(name: string): void {
+    this.last.set(name, ZERO_COUNTERS)
+  }
+
+  /**
+   * One reading of the servers' counters. `versionOf(name)` is the version the
+   * server served since the previous reading (undefined: not ours, nothing
+   * recorded). A server read for the first time only sets its baseline (its
+   * counters hold traffic from before, at unknown times); one missing from the
+   * reading is forgotten.
+   */
+  read(rows: readonly ServerStatRow[], versionOf: (name: string) => string | undefined): void {
+    const seen = new Set<string>()
+    for (const row of rows) {
+      seen.add(row.name)
+      const before = this.last.get(row.name)
+      this.last.set(row.name, row.counters)
+      if (before == null) continue
+      const version = versionOf(row.name)
+      if (version == null) continue
+      const { requests, errors } = trafficBetween(before, row.counters)
+      // HAProxy keeps an average, not each request: the interval's requests go in at it.
+      this.recorder.recordMany(version, requests, errors, row.latencyMs)
+    }
+    for (const name of this.last.keys()) if (!seen.has(name)) this.last.delete(name)
+  }
+}
+
 /**
  * Keeps one HAProxy backend's `shoal-*` servers equal to Shoal's backend list
  * through the runtime API, without reloads.
@@ -120,9 +200,16 @@ export function serverName(key: string): string {
  * own memory of HAProxy, the periodic pass also repairs a restarted HAProxy.
  * Passes never overlap: a sync() during a pass queues one more pass, which uses
  * the latest list.
+ *
+ * Each pass also reads the servers' counters and records into `traffic` what
+ * each served since the previous pass, by the version of its backend
+ * (HaproxyTrafficMeter): the per-version figures from HAProxy's own counters.
  */
 export class HaproxyDriver {
   readonly events: TypedEvents<HaproxyEvents>
+  /** Per-version requests, errors and latency, from HAProxy's counters, updated once per pass. */
+  readonly traffic: TrafficRecorder
+  private readonly meter: HaproxyTrafficMeter
   private readonly log: Logger
   private readonly runtime: HaproxyRuntime
   private readonly backend: string
@@ -131,6 +218,8 @@ export class HaproxyDriver {
   private desired: Backend[] = []
   /** Name → Backend.key, for status(). */
   private readonly keys = new Map<string, string>()
+  /** Name → the version its backend had at the last pass: what the server served since. */
+  private readonly serving = new Map<string, string>()
   /** Name → when (performance.now()) it was put in maintenance for removal. */
   private readonly removing = new Map<string, number>()
   private started = false
@@ -146,9 +235,12 @@ export class HaproxyDriver {
   constructor(
     private readonly init: HaproxyDriverInit,
     logger: Logger,
+    traffic: TrafficRecorder = new TrafficRecorder(),
   ) {
     this.log = logger.child('haproxy')
     this.events = new TypedEvents(this.log)
+    this.traffic = traffic
+    this.meter = new HaproxyTrafficMeter(traffic)
     this.backend = init.backend
     this.resyncMs = init.resyncMs ?? DEFAULT_RESYNC_MS
     this.removeTimeoutMs = init.removeTimeoutMs ?? DEFAULT_REMOVE_TIMEOUT_MS
@@ -302,6 +394,9 @@ export class HaproxyDriver {
     const rt = this.runtime
 
     let current = await this.readServers()
+    // The traffic since the last pass, under the versions as that pass left them; then this pass's.
+    this.meter.read(current.stats, (name) => this.serving.get(name))
+    for (const backend of this.desired) this.serving.set(serverName(backend.key), backend.version)
     const changes = { added: [] as string[], changed: [] as string[], deleted: [] as string[] }
     const attempt = async (action: () => Promise<void>): Promise<void> => {
       try {
@@ -319,6 +414,7 @@ export class HaproxyDriver {
       await attempt(async () => {
         if (row == null) {
           await rt.addServer(b, want.name, want.ip, want.port, want.weight)
+          this.meter.added(want.name)
           await rt.setState(b, want.name, want.state)
           changes.added.push(want.name)
           this.log.info('added server', {
@@ -385,6 +481,10 @@ export class HaproxyDriver {
     for (const name of this.keys.keys()) {
       if (!wanted.has(name) && !keep.has(name) && !current.rows.has(name)) this.keys.delete(name)
     }
+    // A retiring server keeps the version it served until it is gone.
+    for (const name of this.serving.keys()) {
+      if (!wanted.has(name) && !keep.has(name) && !current.rows.has(name)) this.serving.delete(name)
+    }
 
     const changed = changes.added.length + changes.changed.length + changes.deleted.length > 0
     if (changed) current = await this.readServers()
@@ -414,7 +514,7 @@ export class HaproxyDriver {
     this.noteConnected(true)
     const rows = new Map(state.filter((r) => r.name.startsWith(SERVER_PREFIX)).map((r) => [r.name, r]))
     const sessions = new Map(stats.map((s) => [s.name, s.scur]))
-    return { rows, sessions }
+    return { rows, sessions, stats: stats.filter((s) => s.name.startsWith(SERVER_PREFIX)) }
   }
 
   /**
