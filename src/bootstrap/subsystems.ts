@@ -1,7 +1,7 @@
 import { dirname, join } from 'node:path'
 import { AgentApi, ApiAddressInUseError, distributionCounts } from '../api/index.js'
 import { type Artifacts, checkDistribution, dataPlaneKey, openArtifacts } from '../artifacts/index.js'
-import { drainConfirmed } from '../loadbalancer/index.js'
+import { drainConfirmed, gatherTraffic } from '../loadbalancer/index.js'
 import {
   type ClusterStateStore,
   CommandClient,
@@ -149,6 +149,7 @@ export function createManager(
       versions,
       raftStorage: new RaftStorage(state.binarySublevel('raft')),
       privateKey,
+      traffic: (range) => gatherTraffic(node, config.cluster, membership.members(), range),
       logger: log,
     },
   )

@@ -102,7 +102,11 @@ export async function runLoadBalancer(options: LbOptions): Promise<void> {
         requestTimeoutMs: REQUEST_TIMEOUT_MS,
         maxRetries: MAX_RETRIES,
       },
-      { membership: observer.membership, logger: log },
+      {
+        membership: observer.membership,
+        traffic: { network: observer.node, cluster: options.cluster },
+        logger: log,
+      },
       sink,
     )
     await list.start([startable('load balancer', lb)])

@@ -23,6 +23,12 @@ export {
 export { HttpProxy, type ProxyInit, type ProxyStatus, VIA } from './proxy.js'
 export { figuresOf, mergeSeconds, percentile, type TrafficFigures } from './traffic-figures.js'
 export {
+  gatherTraffic,
+  serveTraffic,
+  TRAFFIC_TIMEOUT_MS,
+  trafficProtocol,
+} from './traffic-service.js'
+export {
   bucketBoundMs,
   bucketValueMs,
   KEEP_SECONDS,

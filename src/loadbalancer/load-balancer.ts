@@ -1,10 +1,11 @@
 import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
-import type { Logger, Startable, TypedEvents } from '../shared/index.js'
+import type { Logger, Startable, StreamNetwork, TypedEvents } from '../shared/index.js'
 import { AdminServer } from './admin-server.js'
 import { fitDrained, type LoadBalancerAnnouncement } from './announcement.js'
 import { type Backend, backendsOf } from './backends.js'
 import type { BalanceStrategy } from './balancer.js'
 import { HttpProxy, type ProxyStatus } from './proxy.js'
+import { serveTraffic, trafficProtocol } from './traffic-service.js'
 import type { TrafficRecorder } from './traffic-window.js'
 
 export interface LoadBalancerInit {
@@ -29,6 +30,8 @@ export interface LoadBalancerComponents {
     members(): Member[]
     updateMetadata(patch: MemberMetadata): Promise<void>
   }
+  /** Where it serves its per-version traffic figures to the manager and the agents' APIs (traffic-service.ts). */
+  traffic?: { network: StreamNetwork; cluster: string }
   logger: Logger
 }
 
@@ -103,6 +106,15 @@ export class LoadBalancer implements Startable {
       url: httpUrl(address),
       admin: httpUrl(admin),
     }
+    const traffic = this.components.traffic
+    if (traffic != null)
+      await serveTraffic(
+        traffic.network,
+        traffic.cluster,
+        this.init.service,
+        () => this.recorders(),
+        this.log,
+      )
     await this.components.membership.updateMetadata(announced)
     this.refresh()
     this.log.info('load balancer listening', {
@@ -118,12 +130,20 @@ export class LoadBalancer implements Startable {
   async stop(): Promise<void> {
     this.listening = undefined
     for (const off of this.unsubscribe.splice(0)) off()
+    const traffic = this.components.traffic
+    if (traffic != null) await traffic.network.unhandle(trafficProtocol(traffic.cluster)).catch(() => {})
     await this.proxy.stop()
     await this.admin.stop()
   }
 
   status(): ProxyStatus & { external: boolean } {
     return { ...this.proxy.status(), external: this.sink != null }
+  }
+
+  /** Where this load balancer's per-version figures are counted: its proxy, and HAProxy's counters when it drives one. */
+  recorders(): TrafficRecorder[] {
+    const own = (this.proxy as { traffic?: TrafficRecorder }).traffic
+    return [own, this.sink?.traffic].filter((r): r is TrafficRecorder => r != null)
   }
 
   private refresh(): void {

@@ -5,7 +5,7 @@
  * (docs/manager.md, "Progressive delivery").
  */
 import { z } from 'zod'
-import type { TrafficFigures } from '../loadbalancer/index.js'
+import type { TrafficFigures } from '../shared/index.js'
 import { BadAnalysisError } from './errors.js'
 
 export const METRICS = ['error-rate', 'p50', 'p90', 'p99'] as const

@@ -2,7 +2,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import type { Member, MembershipEvents } from '../membership/index.js'
-import type { ErrorCode, Logger, Startable, TypedEvents } from '../shared/index.js'
+import type { ErrorCode, GatheredTraffic, Logger, Startable, TypedEvents } from '../shared/index.js'
 import {
   decodeJson,
   encodeJson,
@@ -61,6 +61,7 @@ import { genesisSnapshot, type NodeId, type RaftStatus, type RequestId } from '.
 import type { ClusterState, ClusterStateStore, RolloutRecord } from './record.js'
 import { isFinished, mayStep, ReadyClock, step, targetsOf } from './rollout-engine.js'
 import { nextVoterChange } from './voter-policy.js'
+import { WindowFigures } from './window-figures.js'
 
 /**
  * The timers are given by the agent from its preset (the table in
@@ -128,6 +129,12 @@ export interface ManagerComponents {
   raftStorage: RaftHostComponents['storage']
   /** This node's libp2p key: it signs its votes. */
   privateKey: PrivateKey
+  /**
+   * Every load balancer's per-version figures for a range of Unix seconds, to judge
+   * rollout steps by (loadbalancer/traffic-service.ts). Absent: no figures, so any
+   * analysis is inconclusive.
+   */
+  traffic?: (range: { from: number; to: number }) => Promise<GatheredTraffic>
   logger: Logger
 }
 
@@ -212,6 +219,8 @@ export class Manager implements Startable {
   private wakeTimer: NodeJS.Timeout | undefined
   private startedAt = 0
   private readonly readySince = new ReadyClock()
+  /** The load balancers' figures of the current analysis window, gathered off the loop. */
+  private readonly windowFigures: WindowFigures
   /** The term this node leads, and since when (ms): a new leader's view may lack members. */
   private leading = { term: -1, since: 0 }
   /** When this leader first saw each voter or learner dead or missing. */
@@ -237,6 +246,10 @@ export class Manager implements Startable {
   ) {
     this.log = components.logger.child('manager')
     this.protocol = `/shoal/${init.cluster}/manager/2.0.0`
+    this.windowFigures = new WindowFigures(
+      components.traffic ?? (async () => ({ versions: {}, loadBalancers: [] })),
+      this.log,
+    )
     const id = components.membership.id
     this.clientId = `${id}/${Math.random().toString(36).slice(2, 10)}`
     this.transport = new RaftTransport(
@@ -888,6 +901,7 @@ export class Manager implements Startable {
       ) {
         const stepped = step(latest, {
           now,
+          traffic: (window) => this.windowFigures.get(latest, window, now, () => this.soon()),
           observations,
           members: members.filter((m) => m.state === 'alive' && isEligible(m)).map((m) => m.id),
           readySince: this.readySince.for(latest.id, term),

@@ -1,4 +1,4 @@
-import type { TrafficFigures } from '../loadbalancer/index.js'
+import type { TrafficFigures } from '../shared/index.js'
 import { judge, MAX_VERDICTS, type Verdict } from './analysis.js'
 import { ANALYSIS_GRACE_MS } from './constants.js'
 import { FAILURE_CHARS, type NodeProgress, type RolloutRecord } from './record.js'

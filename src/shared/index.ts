@@ -16,6 +16,23 @@ export * from './ports.js'
 export * from './presets.js'
 export * from './random-pick.js'
 export * from './stream-rpc.js'
+export {
+  figuresOf,
+  type GatheredTraffic,
+  mergeSeconds,
+  percentile,
+  type TrafficFigures,
+  type TrafficSource,
+} from './traffic-figures.js'
+export {
+  bucketBoundMs,
+  bucketValueMs,
+  KEEP_SECONDS,
+  LATENCY_BUCKETS,
+  latencyBucket,
+  TrafficRecorder,
+  type TrafficSecond,
+} from './traffic-window.js'
 export * from './typed-events.js'
 export * from './units.js'
 export * from './version.js'
