@@ -198,11 +198,18 @@ function renderNodes() {
 }
 
 function rolloutButtons(r) {
-  const button = (op, label, cls = '') =>
-    `<button type="button" class="${cls}" data-rollout="${esc(r.id)}" data-op="${op}">${label}</button>`
+  const button = (op, label, cls = '', why = '') =>
+    `<button type="button" class="${cls}" data-rollout="${esc(r.id)}" data-op="${op}"${why === '' ? '' : ` title="${esc(why)}"`}>${label}</button>`
   if (r.state === 'waiting-approval')
     return button('approve', 'Approve', 'primary') + button('abort', 'Abort', 'danger')
   if (r.state === 'running') return button('pause', 'Pause') + button('abort', 'Abort', 'danger')
+  // Paused by an inconclusive verdict (--on-missing pause): a person accepts the step, runs its analysis again, or aborts.
+  if (r.state === 'paused' && r.verdicts?.at(-1)?.verdict === 'inconclusive')
+    return (
+      button('approve', 'Approve', 'primary', 'accept this step without a verdict and go on') +
+      button('resume', 'Resume', '', "run this step's analysis again") +
+      button('abort', 'Abort', 'danger', 'send the new version back')
+    )
   if (r.state === 'paused') return button('resume', 'Resume', 'primary') + button('abort', 'Abort', 'danger')
   return ''
 }
@@ -221,9 +228,12 @@ function renderRollouts() {
         <div><progress max="${r.nodes.total}" value="${r.nodes.done}" aria-label="nodes done"></progress>
         ${r.nodes.done} of ${r.nodes.total} done${r.nodes.failed > 0 ? `, ${r.nodes.failed} failed` : ''}</div>
         <div class="chips">${r.members.map((n) => `<span class="${esc(n.status)}" title="${esc(n.id)} ${esc(n.phase ?? '')}">${esc(short(n.id))} ${esc(n.status)}</span>`).join('')}</div>
-        <div class="actions">${rolloutButtons(r)}</div></div>`,
+        ${analysisLine(r)}${stepsLine(r)}${verdictTable(r)}
+        <div class="actions">${rolloutButtons(r)}</div>
+        <div class="rollout-traffic"></div></div>`,
           )
           .join('')
+  placeTraffic(active)
   $('rollout-history').innerHTML = rollouts
     .slice(0, 20)
     .map(
@@ -249,8 +259,409 @@ function rolloutNotes(r) {
   const actions = (r.actions ?? []).map(
     (a) => `<div class="muted">${esc(a.op)} by ${esc(who(a.by))} at ${time(a.at)}</div>`,
   )
-  if (failures.length === 0 && actions.length === 0) return ''
-  return `<tr data-rollout-notes="${esc(r.id)}"><td></td><td colspan="7">${[...failures, ...actions].join('')}</td></tr>`
+  // A finished rollout keeps its verdicts and their figures (a running one shows them above).
+  const verdicts = FINISHED.has(r.state) ? verdictTable(r) : ''
+  if (failures.length === 0 && actions.length === 0 && verdicts === '') return ''
+  return `<tr data-rollout-notes="${esc(r.id)}"><td></td><td colspan="7">${[...failures, ...actions].join('')}${verdicts}</td></tr>`
+}
+
+// ---- Progressive delivery: a rollout's steps, its verdicts and the traffic per version ----
+
+/** How a verdict looks: in the steps line, the verdict table and the chart's shaded windows. */
+const VERDICTS = {
+  pass: { mark: '✓', word: 'passed', cls: 'ok', shade: 'rgba(26, 127, 55, 0.10)' },
+  fail: { mark: '✗', word: 'failed', cls: 'bad', shade: 'rgba(207, 34, 46, 0.12)' },
+  inconclusive: { mark: '?', word: 'inconclusive', cls: 'warn', shade: 'rgba(87, 96, 106, 0.12)' },
+}
+/** The analysis window under way, shaded on the charts. */
+const WINDOW_SHADE = 'rgba(154, 103, 0, 0.14)'
+
+/** A share (0–1) as a percent: `0.40 %`, `12.5 %`; `–` when there is none. */
+const percent = (share) => (share == null ? '–' : `${(share * 100).toFixed(share < 0.1 ? 2 : 1)} %`)
+/** Milliseconds: `4.2 ms`, `18.4 ms`, `120 ms`; `–` when there is none. */
+const ms = (value) => (value == null ? '–' : `${value < 100 ? +value.toFixed(1) : Math.round(value)} ms`)
+/** A check's value as its condition writes it: an error rate as a percent, latency in ms. */
+const checkValue = (condition, value) =>
+  condition.trim().startsWith('error-rate') ? percent(value) : ms(value)
+/** `1.1` of `educa@1.1`: the traffic figures name the component version. */
+const versionOf = (distribution) => distribution?.split('@').at(-1) ?? null
+
+/** The agent's clock minus this browser's (from the traffic answers): countdowns follow the agent. */
+let skewMs = 0
+const agentNow = () => Date.now() + skewMs
+/** "12 s", "2 min 05 s". */
+function secondsLeft(iso) {
+  const s = Math.max(0, Math.ceil((Date.parse(iso) - agentNow()) / 1000))
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`
+}
+
+/** What the rollout judges, in a line: conditions, window, minimum requests, what too little traffic does. */
+function analysisLine(r) {
+  const a = r.analysis
+  if (a == null) return ''
+  return `<div class="analysis muted">Analysis: ${a.conditions.map((c) => `<code>${esc(c)}</code>`).join(' · ')},
+    over ${Math.round(a.intervalMs / 1000)} s windows, at least ${a.minRequests} requests
+    (too few: ${a.onMissing === 'pause' ? 'pause' : 'fail'})</div>`
+}
+
+/** The newest verdict on step `i`. */
+const verdictOf = (r, i) => (r.verdicts ?? []).findLast((v) => v.step === i)
+
+/** What the current step is doing, in words (with a live countdown while its window runs). */
+function stepNote(r, i) {
+  if (r.window != null && r.window.step === i && r.state === 'running')
+    return `analysing, <span data-until="${esc(r.window.to)}">${secondsLeft(r.window.to)}</span> left`
+  if (r.state === 'waiting-approval') return 'waiting for approval'
+  if (r.state === 'paused')
+    return verdictOf(r, i)?.verdict === 'inconclusive' ? 'paused: inconclusive' : 'paused'
+  if (FINISHED.has(r.state)) return r.state
+  return r.nodes.updating > 0 ? 'switching nodes' : 'in progress'
+}
+
+/** "10% ✓ → 50% (analysing, 12 s left) → 100%": each step with its verdict. */
+function stepsLine(r) {
+  const steps = r.steps ?? []
+  if (steps.length === 0) return ''
+  const at = r.stepIndex ?? 0
+  const items = steps.map((share, i) => {
+    const verdict = verdictOf(r, i)
+    const look = verdict == null ? null : VERDICTS[verdict.verdict]
+    // A step left behind without a verdict (no analysis, or approved) was passed by hand or by its nodes.
+    const passed = look == null && i < at
+    const mark = look ?? (passed ? VERDICTS.pass : null)
+    const note = i === at && !(FINISHED.has(r.state) && look != null) ? ` (${stepNote(r, i)})` : ''
+    const cls = mark?.cls ?? (i === at ? 'warn' : 'muted')
+    return `<li class="${cls}" data-step="${i}"${i === at ? ' aria-current="step"' : ''}>${share}%${
+      mark == null
+        ? ''
+        : ` <span aria-hidden="true">${mark.mark}</span><span class="visually-hidden">${mark.word}</span>`
+    }${note}</li>`
+  })
+  return `<ol class="steps" aria-label="steps of ${esc(r.id)}">${items.join('')}</ol>`
+}
+
+/** Every verdict with its figures, the new version's against the old one's over the same window. */
+function verdictTable(r) {
+  const verdicts = r.verdicts ?? []
+  if (verdicts.length === 0) return ''
+  const pair = (canary, baseline) =>
+    `<span class="canary">${canary}</span> <span class="muted">/ ${baseline}</span>`
+  const rows = verdicts.map((v) => {
+    const look = VERDICTS[v.verdict] ?? { mark: '', word: v.verdict, cls: '' }
+    const checks = v.checks
+      .map((c) => {
+        const mark = c.ok == null ? '–' : c.ok ? '✓' : '✗'
+        const cls = c.ok == null ? 'muted' : c.ok ? 'ok' : 'bad'
+        const figures =
+          c.value == null
+            ? 'not judged'
+            : `${checkValue(c.condition, c.value)}${c.limit == null ? '' : ` against ${checkValue(c.condition, c.limit)}`}`
+        return `<div class="${cls}"><span aria-hidden="true">${mark}</span> <code>${esc(c.condition)}</code> ${figures}</div>`
+      })
+      .join('')
+    return `<tr data-verdict="${v.step}" data-result="${esc(v.verdict)}">
+      <td>${v.step + 1}: ${v.percent}%</td>
+      <td class="${look.cls}"><span aria-hidden="true">${look.mark}</span> ${esc(v.verdict)}</td>
+      <td>${time(v.from)}–${time(v.to)}</td>
+      <td>${pair(v.canary.requests, v.baseline.requests)}</td>
+      <td>${pair(percent(v.canary.errorRate), percent(v.baseline.errorRate))}</td>
+      <td>${pair(ms(v.canary.p99Ms), ms(v.baseline.p99Ms))}</td>
+      <td>${checks}</td>
+      <td>${esc(v.decision)}${v.reason == null ? '' : `<div class="muted">${esc(v.reason)}</div>`}</td></tr>`
+  })
+  return `<table class="verdicts"><caption>Verdicts of ${esc(r.id)}: the new version <span class="muted">/ the old one</span>, over the same window</caption>
+    <thead><tr><th scope="col">Step</th><th scope="col">Verdict</th><th scope="col">Window</th><th scope="col">Requests</th>
+    <th scope="col">Error rate</th><th scope="col">p99</th><th scope="col">Checks</th><th scope="col">Decision</th></tr></thead>
+    <tbody>${rows.join('')}</tbody></table>`
+}
+
+/** The countdowns of analysis windows move every second, between snapshots. */
+function tickCountdowns() {
+  for (const span of document.querySelectorAll('[data-until]'))
+    span.textContent = secondsLeft(span.dataset.until)
+}
+
+// The traffic charts: one set (requests/s, error rate, p99, each a line per version), shown in the
+// newest active rollout, or in the Traffic panel when no rollout runs. They move between the two
+// without being drawn again, so re-rendering the rollouts never loses them.
+
+/** How often the page asks for the figures while a rollout runs or the Traffic panel is open. */
+const TRAFFIC_POLL_MS = 2_000
+/** The chart goes back this far, and to the start of the rollout shown (at most 900 s). */
+const TRAFFIC_SECONDS = 120
+/** The error rate at each second is over this many seconds (one second of a few requests is noise). */
+const ERROR_RATE_SECONDS = 5
+const PANEL_KEY = 'shoal-traffic-panel'
+// Neither green nor red: those say passed and failed on this page.
+const PALETTE = ['#0969da', '#bc4c00', '#8250df', '#1b7c83', '#bf3989', '#6e5a00', '#57606a', '#0a3069']
+/** Each version keeps its colour for as long as the page is open. */
+const colours = new Map()
+const colourOf = (version) => {
+  if (!colours.has(version)) colours.set(version, PALETTE[colours.size % PALETTE.length])
+  return colours.get(version)
+}
+const CHARTS = [
+  {
+    key: 'requests',
+    title: 'Requests/s',
+    unit: '/s',
+    floor: 1,
+    format: (v) => `${v < 10 ? +v.toFixed(1) : Math.round(v)}`,
+  },
+  {
+    key: 'errorRate',
+    title: `Error rate (${ERROR_RATE_SECONDS} s)`,
+    unit: '%',
+    floor: 1,
+    format: (v) => `${+v.toFixed(2)}%`,
+  },
+  { key: 'p99', title: 'p99 latency', unit: 'ms', floor: 10, format: (v) => `${+v.toFixed(1)} ms` },
+]
+
+const traffic = { answer: null, error: null, busy: false, plots: [], versions: '', shown: null, marks: [] }
+const trafficBox = document.createElement('div')
+trafficBox.className = 'traffic'
+trafficBox.id = 'traffic-chart'
+trafficBox.innerHTML = `<div class="traffic-status muted" aria-live="polite"></div>
+  <div class="traffic-charts">${CHARTS.map(
+    (c) =>
+      `<figure data-chart="${c.key}"><figcaption>${c.title}</figcaption><div class="plot" role="img" aria-label="${c.title}"></div></figure>`,
+  ).join('')}</div>
+  <table class="traffic-figures"><caption></caption><thead><tr><th scope="col">Version</th><th scope="col">Requests</th>
+    <th scope="col">Errors</th><th scope="col">Error rate</th><th scope="col">p50</th><th scope="col">p90</th><th scope="col">p99</th></tr></thead>
+    <tbody></tbody></table>
+  <p class="traffic-key muted"></p>`
+
+const activeRollouts = () =>
+  (view?.rollouts ?? [])
+    .filter((r) => !FINISHED.has(r.state))
+    .sort((a, b) => b.startedAt.localeCompare(a.startedAt))
+
+/** Puts the charts in the newest active rollout, else in the Traffic panel. */
+function placeTraffic(active) {
+  const shown = active[0] ?? null
+  const slot =
+    shown == null
+      ? $('traffic-home')
+      : document.querySelector(`.rollout[data-rollout-id="${CSS.escape(shown.id)}"] .rollout-traffic`)
+  if (slot != null && trafficBox.parentElement !== slot) slot.append(trafficBox)
+  $('traffic-note').textContent =
+    shown == null
+      ? 'Requests/s, error rate and p99 per version, summed over every load balancer.'
+      : `Shown with rollout ${shown.id} above while it runs.`
+  const changed = traffic.shown?.id !== shown?.id
+  traffic.shown = shown
+  // A rollout that just started (or a panel just opened) need not wait for the next poll.
+  if (changed || (traffic.answer == null && traffic.error == null)) pollTraffic()
+  else drawTraffic()
+}
+
+const wantTraffic = () => view != null && (activeRollouts().length > 0 || $('traffic-panel').open)
+
+/** The seconds asked for: the last two minutes, or back to the start of the rollout shown. */
+function trafficSeconds() {
+  const started = traffic.shown == null ? null : Date.parse(traffic.shown.startedAt)
+  const since = started == null ? 0 : Math.ceil((agentNow() - started) / 1000) + 10
+  return Math.min(900, Math.max(TRAFFIC_SECONDS, since))
+}
+
+async function pollTraffic() {
+  if (traffic.busy || !wantTraffic() || document.hidden) return
+  traffic.busy = true
+  try {
+    // Not through api(): a refused token is the event stream's to ask for, once.
+    const res = await fetch(`/api/traffic?seconds=${trafficSeconds()}`, { headers: headers() })
+    const answer = await res.json().catch(() => ({}))
+    if (!res.ok)
+      throw new Error(`${answer.error?.message ?? res.statusText} (${answer.error?.code ?? res.status})`)
+    if (answer.at != null) skewMs = Date.parse(answer.at) - Date.now()
+    traffic.answer = answer
+    traffic.error = null
+  } catch (err) {
+    traffic.error = err.message
+  } finally {
+    traffic.busy = false
+  }
+  drawTraffic()
+}
+
+/** One value per second of [from, to) for each chart: absent seconds had no traffic (0 requests, no p99). */
+function chartData(answer, versions) {
+  const xs = []
+  for (let at = answer.from; at < answer.to; at++) xs.push(at)
+  const columns = { requests: [], errorRate: [], p99: [] }
+  for (const v of versions) {
+    const bySecond = new Map(v.series.map((point) => [point.at, point]))
+    const requests = xs.map((at) => bySecond.get(at)?.requests ?? 0)
+    const errors = xs.map((at) => bySecond.get(at)?.errors ?? 0)
+    columns.requests.push(requests)
+    columns.p99.push(xs.map((at) => bySecond.get(at)?.p99Ms ?? null))
+    columns.errorRate.push(
+      xs.map((_, i) => {
+        let sent = 0
+        let failed = 0
+        for (let j = Math.max(0, i - ERROR_RATE_SECONDS + 1); j <= i; j++) {
+          sent += requests[j]
+          failed += errors[j]
+        }
+        return sent === 0 ? null : (100 * failed) / sent
+      }),
+    )
+  }
+  return Object.fromEntries(Object.entries(columns).map(([key, lines]) => [key, [xs, ...lines]]))
+}
+
+/** The analysis windows of the rollout shown: judged ones in their verdict's colour, the one under way in amber. */
+function windowMarks(r) {
+  if (r == null) return []
+  const marks = (r.verdicts ?? []).map((v) => ({
+    from: Date.parse(v.from) / 1000,
+    to: Date.parse(v.to) / 1000,
+    fill: VERDICTS[v.verdict]?.shade ?? WINDOW_SHADE,
+  }))
+  if (r.window != null)
+    marks.push({
+      from: Date.parse(r.window.from) / 1000,
+      to: Date.parse(r.window.to) / 1000,
+      fill: WINDOW_SHADE,
+    })
+  return marks
+}
+
+function shadeWindows(u) {
+  const { ctx, bbox } = u
+  for (const mark of traffic.marks) {
+    const from = Math.max(mark.from, u.scales.x.min)
+    const to = Math.min(mark.to, u.scales.x.max)
+    if (!(to > from)) continue
+    const x0 = u.valToPos(from, 'x', true)
+    const x1 = u.valToPos(to, 'x', true)
+    ctx.save()
+    ctx.fillStyle = mark.fill
+    ctx.fillRect(x0, bbox.top, x1 - x0, bbox.height)
+    ctx.restore()
+  }
+}
+
+function makePlots(versions) {
+  for (const plot of traffic.plots) plot.destroy()
+  const labels = versions.map((v) => v.version)
+  traffic.plots = CHARTS.map((chart) => {
+    const box = trafficBox.querySelector(`[data-chart="${chart.key}"] .plot`)
+    return new uPlot(
+      {
+        width: Math.max(200, box.clientWidth),
+        height: 150,
+        legend: { show: false },
+        cursor: { sync: { key: 'shoal-traffic' }, drag: { x: false, y: false } },
+        scales: { y: { range: (_u, _min, max) => [0, Math.max(chart.floor, (max ?? 0) * 1.15)] } },
+        axes: [
+          { stroke: '#57606a', grid: { stroke: '#eaeef2' }, ticks: { stroke: '#d0d7de' } },
+          {
+            stroke: '#57606a',
+            grid: { stroke: '#eaeef2' },
+            ticks: { stroke: '#d0d7de' },
+            size: 56,
+            values: (_u, ticks) => ticks.map(chart.format),
+          },
+        ],
+        series: [
+          {},
+          ...labels.map((label) => ({ label, stroke: colourOf(label), width: 1.5, points: { show: false } })),
+        ],
+        hooks: { drawClear: [shadeWindows] },
+      },
+      [[]],
+      box,
+    )
+  })
+  traffic.versions = labels.join('\n')
+}
+
+/** Keeps each chart as wide as its box. */
+const resizer = new ResizeObserver(() => {
+  for (const [i, plot] of traffic.plots.entries()) {
+    const box = trafficBox.querySelectorAll('.plot')[i]
+    if (box.clientWidth > 0 && box.clientWidth !== plot.width)
+      plot.setSize({ width: box.clientWidth, height: 150 })
+  }
+})
+for (const box of trafficBox.querySelectorAll('.plot')) resizer.observe(box)
+
+/** Draws the last answer: the charts, the figures per version over the window, and what is missing. */
+function drawTraffic() {
+  const status = trafficBox.querySelector('.traffic-status')
+  const answer = traffic.answer
+  const problems = (answer?.loadBalancers ?? [])
+    .filter((lb) => !lb.ok)
+    .map((lb) => `load balancer ${short(lb.id)}: ${lb.error ?? 'no answer'}`)
+  const versions = (answer?.versions ?? []).filter((v) => v.figures.requests > 0 || v.series.length > 0)
+  const r = traffic.shown
+  const role = (version) =>
+    r == null
+      ? ''
+      : version === versionOf(r.distribution)
+        ? ' (new)'
+        : version === versionOf(r.from)
+          ? ' (old)'
+          : ''
+  let text = ''
+  if (traffic.error != null) text = `Traffic figures unavailable: ${traffic.error}`
+  else if (answer == null) text = 'Asking the load balancers…'
+  else if ((answer.loadBalancers ?? []).length === 0)
+    text = 'No load balancer reports traffic in this cluster.'
+  else if (versions.length === 0)
+    text = `No traffic through the load balancers in the last ${Math.round((answer.to - answer.from) / 60)} min.`
+  status.textContent = [text, ...problems].filter((t) => t !== '').join(' · ')
+  status.className = `traffic-status ${traffic.error != null || problems.length > 0 ? 'warn' : 'muted'}`
+  const hasData = answer != null && versions.length > 0
+  trafficBox.querySelector('.traffic-charts').hidden = !hasData
+  trafficBox.querySelector('.traffic-figures').hidden = !hasData
+  trafficBox.querySelector('.traffic-key').hidden = !hasData
+  trafficBox.dataset.versions = versions.map((v) => v.version).join(' ')
+  if (!hasData) return
+  const seconds = answer.to - answer.from
+  trafficBox.querySelector('.traffic-figures caption').textContent =
+    `Over the last ${seconds < 120 ? `${seconds} s` : `${Math.round(seconds / 60)} min`}, summed over ${plural(answer.loadBalancers.length, 'load balancer')}`
+  trafficBox.querySelector('.traffic-figures tbody').innerHTML = versions
+    .map(
+      (
+        v,
+      ) => `<tr data-version="${esc(v.version)}"><th scope="row"><span class="swatch" style="background:${colourOf(v.version)}"></span>
+        ${esc(v.version)}${role(v.version)}</th><td>${v.figures.requests}</td><td>${v.figures.errors}</td>
+        <td>${percent(v.figures.errorRate)}</td><td>${ms(v.figures.p50Ms)}</td><td>${ms(v.figures.p90Ms)}</td><td>${ms(v.figures.p99Ms)}</td></tr>`,
+    )
+    .join('')
+  traffic.marks = windowMarks(r)
+  trafficBox.querySelector('.traffic-key').textContent =
+    traffic.marks.length === 0
+      ? 'Lines: one colour per version (the table above is the legend).'
+      : 'Lines: one colour per version. Shaded: analysis windows (amber under way, green passed, red failed, grey inconclusive).'
+  if (typeof uPlot === 'undefined') {
+    status.textContent =
+      'The chart library did not load (/dashboard/uplot.js); the figures above are the same.'
+    trafficBox.querySelector('.traffic-charts').hidden = true
+    return
+  }
+  // The charts need a width: drawn once the box is in the page and shown.
+  if (trafficBox.clientWidth === 0) return
+  if (traffic.versions !== versions.map((v) => v.version).join('\n') || traffic.plots.length === 0)
+    makePlots(versions)
+  const data = chartData(answer, versions)
+  for (const [i, chart] of CHARTS.entries()) {
+    traffic.plots[i].setData(data[chart.key])
+    const latest = versions.map((v, j) => {
+      const line = data[chart.key][j + 1]
+      const last = line.findLast((value) => value != null)
+      return `${v.version} ${last == null ? 'none' : chart.format(last)}`
+    })
+    trafficBox
+      .querySelector(`[data-chart="${chart.key}"] .plot`)
+      .setAttribute(
+        'aria-label',
+        `${chart.title} per version over the last ${seconds} s, latest: ${latest.join(', ')}`,
+      )
+  }
 }
 
 /** How far back the rate chart of a download goes (ms). */
@@ -458,7 +869,20 @@ $('rollout-form').addEventListener('submit', (event) => {
   const strategy = form.get('strategy')
   const body = { distribution: form.get('distribution'), strategy, approve: form.get('approve') }
   if (strategy === 'rolling') body.maxUnavailable = Number(form.get('maxUnavailable'))
-  if (strategy === 'canary') body.canaryPercent = Number(form.get('canaryPercent'))
+  const steps = String(form.get('steps')).trim()
+  if (strategy === 'canary' && steps !== '')
+    body.steps = steps.split(',').map((share) => Number(share.trim()))
+  else if (strategy === 'canary') body.canaryPercent = Number(form.get('canaryPercent'))
+  const analysis = String(form.get('analysis'))
+    .split(/[,;]/)
+    .map((condition) => condition.trim())
+    .filter((condition) => condition !== '')
+  if (analysis.length > 0) {
+    body.analysis = analysis
+    body.intervalMs = Number(form.get('interval')) * 1000
+    body.minRequests = Number(form.get('minRequests'))
+    body.onMissing = form.get('onMissing')
+  }
   act(`Rollout of ${body.distribution}`, () => api('POST', '/api/rollouts', body))
 })
 
@@ -523,7 +947,17 @@ if (linked != null) {
 }
 $('forget-token').hidden = token === ''
 follow()
-// Snapshots come only when something changes: the rate charts of downloads move on between them.
+// Snapshots come only when something changes: the rate charts of downloads and the
+// countdowns of analysis windows move on between them.
 setInterval(() => {
   if (view != null && rates.size > 0) renderDistributions()
+  tickCountdowns()
 }, 1000)
+// The traffic figures: polled while a rollout runs or the Traffic panel is open.
+const panel = $('traffic-panel')
+panel.open = localStorage.getItem(PANEL_KEY) !== 'closed'
+panel.addEventListener('toggle', () => {
+  localStorage.setItem(PANEL_KEY, panel.open ? 'open' : 'closed')
+  pollTraffic()
+})
+setInterval(pollTraffic, TRAFFIC_POLL_MS)

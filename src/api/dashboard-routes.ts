@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Hono } from 'hono'
@@ -15,10 +16,18 @@ import { PublishForm, PublishUploadResult } from './schemas/distributions.js'
 import { documentedRequest, eventStream, json, type Operation, serve } from './schemas/operation.js'
 import type { ApiBackend } from './server.js'
 
-/** The dashboard's files (dashboard/ at the package root), by the name they are served as. */
-const ASSETS: Record<string, string> = {
-  'app.js': 'text/javascript; charset=utf-8',
-  'style.css': 'text/css; charset=utf-8',
+const JS = 'text/javascript; charset=utf-8'
+const CSS = 'text/css; charset=utf-8'
+/**
+ * The dashboard's files, by the name they are served as: its own (dashboard/ at the
+ * package root) and the chart library's (uPlot, a dependency, read from node_modules:
+ * agents run in closed networks, so nothing comes from a CDN).
+ */
+const ASSETS: Record<string, { type: string; module?: string }> = {
+  'app.js': { type: JS },
+  'style.css': { type: CSS },
+  'uplot.js': { type: JS, module: 'uplot/dist/uPlot.iife.min.js' },
+  'uplot.css': { type: CSS, module: 'uplot/dist/uPlot.min.css' },
 }
 /** How often the event stream looks for changes nobody signals (transfers, operations, the LB). */
 const POLL_MS = 1_000
@@ -100,7 +109,7 @@ export const DASHBOARD_OPERATIONS = {
 
 /**
  * The dashboard at `/` and what only it needs:
- * - `GET /`, `GET /dashboard/:file`: the page and its script and style;
+ * - `GET /`, `GET /dashboard/:file`: the page, its script and style, and the chart library's;
  * - `GET /api/events`: server-sent `snapshot` events (the whole view) on connect and on change;
  * - `GET /api/lb`: the load balancers in membership and their backends;
  * - `GET /api/audit`: mutating requests this agent served, newest last;
@@ -115,10 +124,11 @@ export function dashboardRoutes(
 ): void {
   app.get('/', async (c) => c.html(await asset('index.html')))
   app.get('/dashboard/:file', async (c) => {
-    const type = ASSETS[c.req.param('file')]
-    if (type == null) throw new NotFoundError(`no dashboard file ${c.req.param('file')}`)
-    return c.body(await asset(c.req.param('file')), 200, {
-      'Content-Type': type,
+    const file = ASSETS[c.req.param('file')]
+    if (file == null) throw new NotFoundError(`no dashboard file ${c.req.param('file')}`)
+    const body = file.module == null ? await asset(c.req.param('file')) : await dependency(file.module)
+    return c.body(body, 200, {
+      'Content-Type': file.type,
       'Cache-Control': 'no-cache',
     })
   })
@@ -184,6 +194,17 @@ async function asset(file: string): Promise<string> {
   )
   if (assetRoot == null) throw new NotFoundError('the dashboard files are not installed')
   return readFile(join(assetRoot, file), 'utf8')
+}
+
+/** A file of an installed package (the chart library), wherever npm put it. */
+async function dependency(path: string): Promise<string> {
+  let file: string
+  try {
+    file = createRequire(import.meta.url).resolve(path)
+  } catch {
+    throw new NotFoundError(`${path} is not installed (npm install)`)
+  }
+  return readFile(file, 'utf8')
 }
 
 function here(): string {

@@ -1,0 +1,296 @@
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { type Browser, chromium, type Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type AgentProcess, spawnAgent } from '../helpers/processes.js'
+import { skipReason } from '../helpers/skip.js'
+
+/** Debian's Chromium (.ci/run installs it), as test/e2e/dashboard.test.ts drives it. */
+const CHROMIUM = '/usr/bin/chromium'
+/** Screenshots of each step, kept as test artifacts. */
+const SCREENSHOTS = resolve(import.meta.dirname, '../../artifacts/dashboard')
+const BROWSER_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+]
+
+const noBrowser = skipReason(
+  import.meta.url,
+  'progressive delivery on the dashboard',
+  existsSync(CHROMIUM) ? null : `${CHROMIUM} is missing (apt-get install chromium)`,
+)
+
+/** One version's figures, as GET /api/traffic and the verdicts give them. */
+const figures = (requests: number, errors: number, p99Ms: number | null) => ({
+  requests,
+  errors,
+  errorRate: requests === 0 ? 0 : errors / requests,
+  p50Ms: p99Ms == null ? null : p99Ms / 4,
+  p90Ms: p99Ms == null ? null : p99Ms / 2,
+  p99Ms,
+})
+
+/**
+ * The page alone, fed a made-up event stream and made-up traffic figures: what a
+ * canary under analysis looks like (steps, verdicts with their figures, the
+ * charts per version), a rollout paused by an inconclusive verdict (Approve is
+ * offered), and the Traffic panel when no rollout runs. The agent only serves
+ * the page and its files (the chart library from node_modules included).
+ */
+describe.skipIf(noBrowser != null)('progressive delivery on the dashboard, made-up figures', () => {
+  let dir: string
+  let agent: AgentProcess
+  let browser: Browser
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'shoal-dashboard-analysis-'))
+    await mkdir(SCREENSHOTS, { recursive: true })
+    agent = await spawnAgent(
+      ['--cluster', 'e2e-analysis-page', '--data', join(dir, 'agent'), '--api', '127.0.0.1:0'].concat([
+        '--listen',
+        '/ip4/127.0.0.1/tcp/0',
+        '--no-mdns',
+        '--preset',
+        'test',
+      ]),
+      dir,
+    )
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: BROWSER_ARGS })
+  })
+
+  afterAll(async () => {
+    await browser?.close()
+    await agent?.stop('SIGTERM')
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  const now = Math.floor(Date.now() / 1000)
+  const iso = (unix: number) => new Date(unix * 1000).toISOString()
+  const rollout = (over: Record<string, unknown>) => ({
+    id: 'r7',
+    kind: 'rollout',
+    distribution: 'educa@1.1',
+    from: 'educa@1.0',
+    strategy: 'canary',
+    state: 'running',
+    requestedBy: 'admin (admin)',
+    requestedAt: iso(now - 60),
+    startedAt: iso(now - 60),
+    finishedAt: null,
+    actions: [],
+    nodes: { total: 4, pending: 2, updating: 0, done: 2, failed: 0, reverted: 0, lost: 0, skipped: 0 },
+    members: [],
+    steps: [10, 50, 100],
+    stepIndex: 1,
+    analysis: {
+      conditions: ['error-rate<1%', 'p99<+50ms'],
+      intervalMs: 30_000,
+      minRequests: 200,
+      onMissing: 'pause',
+    },
+    window: { step: 1, from: iso(now - 10), to: iso(now + 20) },
+    verdicts: [
+      {
+        step: 0,
+        percent: 10,
+        from: iso(now - 50),
+        to: iso(now - 20),
+        at: iso(now - 20),
+        verdict: 'pass',
+        canary: figures(312, 1, 18.4),
+        baseline: figures(2841, 3, 15.2),
+        checks: [
+          { condition: 'error-rate<1%', ok: true, value: 0.0032, limit: 0.01 },
+          { condition: 'p99<+50ms', ok: true, value: 18.4, limit: 65.2 },
+        ],
+        sources: { answered: 1, known: 1 },
+        decision: 'next step',
+        reason: 'every condition held',
+      },
+    ],
+    ...over,
+  })
+  const snapshot = (rollouts: unknown[]) => ({
+    status: { id: 'agent', cluster: 'fake', manager: null, managerStatus: {} },
+    members: [],
+    nodes: [],
+    rollouts,
+    lb: [],
+    audit: [],
+    distributions: [],
+  })
+  /** 120 s of steady traffic: 1.0 at 90 requests/s, 1.1 at 10 then 45 (the 50 % step), a few errors. */
+  const trafficAnswer = () => {
+    const series = (version: string) =>
+      Array.from({ length: 120 }, (_, i) => now - 120 + i)
+        .filter((at) => version === '1.0' || at >= now - 55)
+        .map((at) => {
+          const requests = version === '1.0' ? (at >= now - 15 ? 50 : 90) : at >= now - 15 ? 45 : 10
+          return { at, requests, errors: at % 7 === 0 ? 1 : 0, p99Ms: version === '1.0' ? 15 : 19 }
+        })
+    const version = (v: string) => {
+      const s = series(v)
+      const requests = s.reduce((n, p) => n + p.requests, 0)
+      return {
+        version: v,
+        figures: figures(requests, s.filter((p) => p.errors > 0).length, v === '1.0' ? 15 : 19),
+        series: s,
+      }
+    }
+    return {
+      at: iso(now),
+      from: now - 120,
+      to: now,
+      loadBalancers: [{ id: '12D3KooWFakeLoadBalancer', service: 'web', ok: true, error: null }],
+      versions: [version('1.0'), version('1.1')],
+    }
+  }
+
+  /** A page whose event stream and traffic figures are the ones given. */
+  const fedPage = async (rollouts: unknown[]): Promise<Page> => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1100 } })
+    await page.route('**/api/events', (route) =>
+      route.fulfill({
+        status: 200,
+        contentType: 'text/event-stream',
+        body: `event: snapshot\ndata: ${JSON.stringify(snapshot(rollouts))}\n\n`,
+      }),
+    )
+    await page.route('**/api/traffic?**', (route) =>
+      route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(trafficAnswer()) }),
+    )
+    await page.goto(agent.info.api)
+    return page
+  }
+
+  it('shows a canary under analysis: its steps, the verdict with its figures, and a chart per version', async () => {
+    const page = await fedPage([rollout({})])
+    try {
+      const card = page.locator('.rollout[data-rollout-id="r7"]')
+      const steps = card.locator('ol.steps')
+      await expect.poll(() => steps.textContent()).toMatch(/^10% ✓passed50% \(analysing, \d+ s left\)100%$/)
+      expect(await steps.getAttribute('aria-label')).toBe('steps of r7')
+      expect(await card.locator('ol.steps li[aria-current="step"]').textContent()).toContain('50%')
+      const verdict = card.locator('table.verdicts tr[data-verdict="0"]')
+      const cells = await verdict.locator('td').allTextContents()
+      expect(cells[0]).toBe('1: 10%')
+      expect(cells[1]).toContain('pass')
+      expect(cells[3]).toBe('312 / 2841')
+      expect(cells[4]).toBe('0.32 % / 0.11 %')
+      expect(cells[5]).toBe('18.4 ms / 15.2 ms')
+      expect(cells[6]).toContain('error-rate<1% 0.32 % against 1.00 %')
+      expect(cells[6]).toContain('p99<+50ms 18.4 ms against 65.2 ms')
+      expect(cells[7]).toContain('next step')
+      expect(await card.locator('.analysis').textContent()).toMatch(
+        /error-rate<1% · p99<\+50ms,\s+over 30 s windows/,
+      )
+      // The charts live in the rollout while it runs: three of them, a line per version, the table their legend.
+      const chart = card.locator('#traffic-chart')
+      await expect.poll(() => chart.getAttribute('data-versions')).toBe('1.0 1.1')
+      expect(await chart.locator('.traffic-charts figure canvas').count()).toBe(3)
+      expect(await chart.locator('.traffic-charts figcaption').allTextContents()).toEqual([
+        'Requests/s',
+        'Error rate (5 s)',
+        'p99 latency',
+      ])
+      expect(await chart.locator('.traffic-figures tbody th').allTextContents()).toEqual([
+        expect.stringMatching(/1\.0 \(old\)$/),
+        expect.stringMatching(/1\.1 \(new\)$/),
+      ])
+      expect(await chart.locator('[data-chart="requests"] .plot').getAttribute('aria-label')).toMatch(
+        /latest: 1\.0 50, 1\.1 45$/,
+      )
+      expect(await page.locator('#traffic-note').textContent()).toBe(
+        'Shown with rollout r7 above while it runs.',
+      )
+      await expect.poll(() => card.getByRole('button', { name: 'Pause' }).count()).toBe(1)
+      expect(await card.getByRole('button', { name: 'Abort' }).count()).toBe(1)
+      await card.screenshot({ path: join(SCREENSHOTS, 'analysis-1-canary.png') })
+    } finally {
+      await page.close()
+    }
+  })
+
+  it('offers Approve, Resume and Abort on a rollout paused by an inconclusive verdict', async () => {
+    const paused = rollout({
+      state: 'paused',
+      window: null,
+      verdicts: [
+        ...(rollout({}).verdicts as unknown[]),
+        {
+          step: 1,
+          percent: 50,
+          from: iso(now - 40),
+          to: iso(now - 10),
+          at: iso(now - 10),
+          verdict: 'inconclusive',
+          canary: figures(120, 0, 19),
+          baseline: figures(130, 0, 15),
+          checks: [
+            { condition: 'error-rate<1%', ok: null, value: 0, limit: 0.01 },
+            { condition: 'p99<+50ms', ok: null, value: 19, limit: 65 },
+          ],
+          sources: { answered: 1, known: 1 },
+          decision: 'paused',
+          reason: 'too little traffic: 120 requests to the new version (at least 200 needed)',
+        },
+      ],
+    })
+    const page = await fedPage([paused])
+    const posted: string[] = []
+    await page.route('**/api/rollouts/r7/*', (route) => {
+      posted.push(new URL(route.request().url()).pathname)
+      return route.fulfill({
+        status: 200,
+        contentType: 'application/json',
+        body: '{"id":"r7","state":"running"}',
+      })
+    })
+    try {
+      const card = page.locator('.rollout[data-rollout-id="r7"]')
+      await expect
+        .poll(() => card.locator('ol.steps').textContent())
+        .toBe('10% ✓passed50% ?inconclusive (paused: inconclusive)100%')
+      expect(await card.locator('.actions button').allTextContents()).toEqual(['Approve', 'Resume', 'Abort'])
+      const row = await card.locator('table.verdicts tr[data-verdict="1"] td').allTextContents()
+      expect(row[1]).toContain('inconclusive')
+      expect(row[6]).toContain('error-rate<1% 0.00 % against 1.00 %')
+      expect(row[7]).toContain('too little traffic: 120 requests to the new version')
+      await card.getByRole('button', { name: 'Approve' }).click()
+      await expect.poll(() => posted).toEqual(['/api/rollouts/r7/approve'])
+      await card.screenshot({ path: join(SCREENSHOTS, 'analysis-2-paused.png') })
+    } finally {
+      await page.close()
+    }
+  })
+
+  it('shows the traffic per version in the Traffic panel when no rollout runs', async () => {
+    const page = await fedPage([])
+    try {
+      const chart = page.locator('#traffic-panel #traffic-chart')
+      await expect.poll(() => chart.getAttribute('data-versions')).toBe('1.0 1.1')
+      expect(await chart.locator('canvas').count()).toBeGreaterThanOrEqual(3)
+      expect(await chart.locator('.traffic-figures caption').textContent()).toBe(
+        'Over the last 2 min, summed over 1 load balancer',
+      )
+      // Closed, it stays closed across a reload (and the page stops asking for figures).
+      await page.locator('#traffic-panel summary').click()
+      expect(
+        await page.locator('#traffic-panel').evaluate((d) => (d as unknown as { open: boolean }).open),
+      ).toBe(false)
+      await page.reload()
+      await expect
+        .poll(() => page.locator('#active-rollouts').textContent())
+        .toContain('No rollout in progress')
+      expect(
+        await page.locator('#traffic-panel').evaluate((d) => (d as unknown as { open: boolean }).open),
+      ).toBe(false)
+    } finally {
+      await page.close()
+    }
+  })
+})
