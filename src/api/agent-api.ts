@@ -19,6 +19,7 @@ import type { RuntimeApi } from './runtime-routes.js'
 import type { NodeOperation, NodeRow } from './schemas/nodes.js'
 import type { FollowedState } from './schemas/rollouts.js'
 import type { ApiBackend } from './server.js'
+import type { TrafficApi } from './traffic-routes.js'
 import { countStates, type MemberView, memberView, type StatusView } from './views.js'
 import type { VotersApi } from './voter-routes.js'
 
@@ -71,6 +72,8 @@ export interface AgentApiComponents {
   metrics(): Promise<string>
   /** Bytes moved over all libp2p connections so far. */
   traffic(): { sentBytes: number; receivedBytes: number }
+  /** Every load balancer's per-version figures for a range of Unix seconds (`GET /api/traffic`). */
+  loadBalancerTraffic?: TrafficApi
 }
 
 /** Distributions an agent knows, and how many of them it holds whole. */
@@ -99,6 +102,7 @@ export class AgentApi implements ApiBackend {
   readonly votersApi: VotersApi
   /** `GET /releases/…`: the Shoal release the agent's node operations serve to nodes they launch. */
   readonly nodeOps: ReleasesApi
+  readonly loadBalancerTraffic: TrafficApi | undefined
 
   constructor(
     private readonly init: AgentApiInit,
@@ -115,6 +119,7 @@ export class AgentApi implements ApiBackend {
       operation: (id) => nodes.get(id),
     }
     this.nodeOps = nodes
+    this.loadBalancerTraffic = components.loadBalancerTraffic
     const { manager } = components
     this.votersApi = { voters: () => manager.voters(), reset: () => manager.resetVoters() }
   }

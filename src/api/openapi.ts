@@ -9,6 +9,7 @@ import { RELEASE_OPERATIONS } from './release-routes.js'
 import { RUNTIME_OPERATIONS } from './runtime-routes.js'
 import { errorBodyWith } from './schemas/common.js'
 import type { Answer, Errors, Operation, Tag } from './schemas/operation.js'
+import { TRAFFIC_OPERATIONS } from './traffic-routes.js'
 import { VOTER_OPERATIONS } from './voter-routes.js'
 
 /**
@@ -63,6 +64,7 @@ export const OPERATIONS: readonly Operation[] = [
   ...Object.values(ARTIFACT_OPERATIONS),
   ...Object.values(RUNTIME_OPERATIONS),
   ...Object.values(VOTER_OPERATIONS),
+  ...Object.values(TRAFFIC_OPERATIONS),
   ...Object.values(NODE_OPERATIONS),
 ]
 

@@ -197,6 +197,7 @@ export const RUNTIME_OPERATIONS = {
     responses: { 202: json('Started; follow it with GET /api/rollouts/{id}', RolloutViewSchema) },
     errors: {
       ERR_BAD_REQUEST: 'Not JSON, or a field breaks the schema',
+      ERR_BAD_ANALYSIS: 'An analysis condition, `steps` or an analysis option the manager cannot use',
       ERR_MANIFEST_INVALID: 'The version breaks the distribution rules (its placement, say)',
       ERR_UNKNOWN_DISTRIBUTION: 'The version is not known here, or to the manager',
       ERR_UNKNOWN_NODE: '`nodes` names a member the cluster does not have',
@@ -214,9 +215,13 @@ export const RUNTIME_OPERATIONS = {
     responses: { 200: json('The rollout', RolloutViewSchema) },
     errors: { ERR_NOT_FOUND: 'No such rollout' },
   },
-  approve: control('approve', 'Let a canary rollout waiting for approval go on', {
-    ERR_NOT_WAITING: 'It is not waiting for approval',
-  }),
+  approve: control(
+    'approve',
+    'Let a rollout waiting for approval (or paused on an inconclusive verdict) go on',
+    {
+      ERR_NOT_WAITING: 'It is not waiting for approval',
+    },
+  ),
   pause: control('pause', 'Hold a rollout where it is'),
   resume: control('resume', 'Go on with a paused rollout', { ERR_NOT_PAUSED: 'It is not paused' }),
   abort: control('abort', 'Stop a rollout and send every node it moved back'),

@@ -16,6 +16,7 @@ import { type NodesApi, nodeRoutes } from './node-routes.js'
 import { OPENAPI_DOCUMENT } from './openapi.js'
 import { type ReleasesApi, releaseRoutes } from './release-routes.js'
 import { type RuntimeApi, runtimeRoutes } from './runtime-routes.js'
+import { type TrafficApi, trafficRoutes } from './traffic-routes.js'
 import type { MemberView, StatusView } from './views.js'
 import { type VotersApi, voterRoutes } from './voter-routes.js'
 
@@ -38,6 +39,8 @@ export interface ApiBackend {
    * DetailRelay); absent: nothing to fetch.
    */
   freshDetails?(): Promise<void>
+  /** Every load balancer's per-version figures (`GET /api/traffic`); absent: none. */
+  loadBalancerTraffic?: TrafficApi
 }
 
 export interface ApiInit {
@@ -129,6 +132,7 @@ export function createApiApp(
   runtimeRoutes(app, () => backend.runtimeApi)
   nodeRoutes(app, () => backend.nodesApi)
   voterRoutes(app, () => backend.votersApi)
+  trafficRoutes(app, () => backend.loadBalancerTraffic)
   app.notFound((c) =>
     c.json(
       { error: { code: NotFoundError.code, message: `no such endpoint: ${c.req.method} ${c.req.path}` } },

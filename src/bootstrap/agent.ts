@@ -188,7 +188,13 @@ export class Agent {
       )
       const subsystems = { id, membership, artifacts, store: clusterState, manager, runtime, traffic }
       const exporter = createMetrics(config, subsystems)
-      const api = createAgentApi(config, { ...subsystems, startedAt, nodes: nodeOps, metrics: exporter })
+      const api = createAgentApi(config, {
+        ...subsystems,
+        startedAt,
+        nodes: nodeOps,
+        metrics: exporter,
+        network: node,
+      })
       const lbCredential = secret == null ? null : clusterCredential(secret, 'lb-admin')
       const server = new ApiServer({ ...config.api, tokens, lbCredential }, api, log)
       const unpublished = new UnpublishedFollower({

@@ -24,7 +24,7 @@ import {
   type Retirement,
 } from '../providers/index.js'
 import { componentsOf, Runtime } from '../runtime/index.js'
-import { type Logger, portInUse, presetTimers, VERSION } from '../shared/index.js'
+import { type Logger, portInUse, presetTimers, type StreamNetwork, VERSION } from '../shared/index.js'
 import type { AgentState } from './agent-state.js'
 import type { AgentConfig } from './config.js'
 import type { ShoalLibp2p } from './libp2p-node.js'
@@ -301,9 +301,15 @@ export function createMetrics(config: AgentConfig, observed: Observed): AgentMet
 /** What the API serves: the subsystems, and operator commands through the manager's command client. */
 export function createAgentApi(
   config: AgentConfig,
-  components: Observed & { startedAt: number; nodes: NodeOperations; metrics: AgentMetrics },
+  components: Observed & {
+    startedAt: number
+    nodes: NodeOperations
+    metrics: AgentMetrics
+    /** Where the load balancers' figures are asked for (`GET /api/traffic`). */
+    network: StreamNetwork
+  },
 ): AgentApi {
-  const { id, startedAt, membership, artifacts, store, manager, runtime, nodes, metrics, traffic } =
+  const { id, startedAt, membership, artifacts, store, manager, runtime, nodes, metrics, traffic, network } =
     components
   const commands = new CommandClient({
     manager,
@@ -323,6 +329,7 @@ export function createAgentApi(
       nodes,
       metrics: () => metrics.render(),
       traffic: () => traffic,
+      loadBalancerTraffic: (range) => gatherTraffic(network, config.cluster, membership.members(), range),
     },
   )
 }
