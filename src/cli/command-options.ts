@@ -118,6 +118,25 @@ export function secondsUpTo(max: number): (value: string) => number | null {
   }
 }
 
+/** `30s`, `1m`, `500ms` or `30` (seconds), from 1 s to `maxSeconds`, as milliseconds; else null. */
+export function durationUpTo(maxSeconds: number): (value: string) => number | null {
+  return (value) => {
+    const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value)
+    if (match == null) return null
+    const n = Number(match[1])
+    const ms = Math.round(match[2] === 'ms' ? n : match[2] === 'm' ? n * 60_000 : n * 1000)
+    return ms >= 1000 && ms <= maxSeconds * 1000 ? ms : null
+  }
+}
+
+/** `10,50,100`: canary steps, percent, rising, each 1–100; else null. */
+export function stepList(value: string): number[] | null {
+  const steps = value.split(',').map((p) => percent(p.trim()))
+  if (steps.length === 0 || steps.some((p) => p == null)) return null
+  const list = steps as number[]
+  return list.every((p, i) => i === 0 || p > list[i - 1]!) ? list : null
+}
+
 /** A whole number from 1 to `max`; else null. */
 export function wholeUpTo(max: number): (value: string) => number | null {
   return (value) => {

@@ -4,6 +4,7 @@ import { apiClient } from './client.js'
 import {
   type ClientOptions,
   clientOptions,
+  durationUpTo,
   examples,
   flagValue,
   type NodeCount,
@@ -11,6 +12,7 @@ import {
   percent,
   print,
   secondsUpTo,
+  stepList,
   timeoutSeconds,
   type WaitOptions,
   waitOptions,
@@ -41,6 +43,13 @@ const progressDeadlineFlag = flagValue((value) => {
   const ms = secondsUpTo(86_400)(value)
   return ms == null || ms < 1000 ? null : ms
 }, '--progress-deadline is seconds, 1–86400')
+const stepsFlag = flagValue(stepList, '--steps is a rising list of percents, e.g. 10,50,100')
+const intervalFlag = flagValue(durationUpTo(3600), '--interval is a duration from 1s to 1h, e.g. 30s or 2m')
+const minRequestsFlag = flagValue(wholeUpTo(1_000_000_000), '--min-requests is a whole number (≥ 1)')
+/** Repeatable `--analysis CONDITION` (checked before anything is sent: rollout.ts). */
+function analysisFlag(value: string, previous: string[] = []): string[] {
+  return [...previous, value.trim()]
+}
 const failureThresholdFlag = flagValue(
   wholeUpTo(Number.MAX_SAFE_INTEGER),
   '--failure-threshold is a whole number of nodes (≥ 1)',
@@ -67,6 +76,12 @@ type RolloutStartOptions = ClientOptions &
     progressDeadline?: number
     failureThreshold?: number
     autoRollback?: boolean
+    steps?: number[]
+    analysis?: string[]
+    /** Milliseconds (the flag is a duration). */
+    interval?: number
+    minRequests?: number
+    onMissing?: string
   }
 
 /**
@@ -114,6 +129,28 @@ export function addRolloutCommands(program: Command): void {
           progressDeadlineFlag,
         )
         .option('--no-auto-rollback', 'when the threshold is crossed, stop but do not send failed nodes back')
+        .option('--steps <percents>', 'canary: shares of nodes step by step, e.g. 10,50,100', stepsFlag)
+        .option(
+          '--analysis <condition>',
+          "judge each step by the load balancers' figures, e.g. 'error-rate<1%' or 'p99<+50ms' (repeatable)",
+          analysisFlag,
+        )
+        .option(
+          '--interval <duration>',
+          'with --analysis: window of traffic per step (default 30s)',
+          intervalFlag,
+        )
+        .option(
+          '--min-requests <n>',
+          'with --analysis: fewer requests make a verdict inconclusive (default 100)',
+          minRequestsFlag,
+        )
+        .addOption(
+          new Option(
+            '--on-missing <what>',
+            'with --analysis: an inconclusive verdict fails (default) or pauses',
+          ).choices(['fail', 'pause']),
+        )
         // `shoal rollout --watch status ID` worked when status was an argument.
         .addOption(new Option('--watch').hideHelp())
         .addHelpText(
@@ -122,6 +159,7 @@ export function addRolloutCommands(program: Command): void {
             'shoal rollout educa@1.1 --wait',
             'shoal rollout educa@1.1 --strategy rolling --max-unavailable 25% --wait --timeout 900',
             'shoal rollout educa@1.1 --strategy canary --canary 20 --approve manual',
+            "shoal rollout educa@1.1 --strategy canary --steps 10,50,100 --analysis 'error-rate<1%' --analysis 'p99<+50ms' --interval 30s --wait",
             'shoal rollout status r3 --watch',
             'shoal rollout approve r3',
             'shoal rollout undo educa',
@@ -134,7 +172,8 @@ export function addRolloutCommands(program: Command): void {
       throw new UsageError(
         `"${distribution}" is neither NAME@VERSION nor a rollout command (${SUBCOMMANDS.join(', ')})`,
       )
-    const { rollout: start, formatRollout } = await import('./rollout.js')
+    const { rollout: start, formatRollout, checkConditions } = await import('./rollout.js')
+    if (opts.analysis != null) await checkConditions(opts.analysis)
     const body = {
       distribution,
       strategy: opts.strategy,
@@ -146,8 +185,13 @@ export function addRolloutCommands(program: Command): void {
       ...(opts.failureThreshold == null ? {} : { failureThreshold: opts.failureThreshold }),
       ...(opts.progressDeadline == null ? {} : { progressDeadlineMs: opts.progressDeadline }),
       autoRollback: opts.autoRollback !== false,
+      ...(opts.steps == null ? {} : { steps: opts.steps }),
+      ...(opts.analysis == null ? {} : { analysis: opts.analysis }),
+      ...(opts.interval == null ? {} : { intervalMs: opts.interval }),
+      ...(opts.minRequests == null ? {} : { minRequests: opts.minRequests }),
+      ...(opts.onMissing == null ? {} : { onMissing: opts.onMissing }),
     }
-    const wait = opts.wait ? { timeoutMs: opts.timeout * 1000, progress: !opts.json } : null
+    const wait = opts.wait ? { timeoutMs: opts.timeout * 1000, progress: !opts.json, json: opts.json } : null
     const view = await start(apiClient(opts), body, wait)
     print(opts.json, view, () => formatRollout(view))
   })
@@ -171,7 +215,7 @@ export function addRolloutCommands(program: Command): void {
       const { follow, formatRollout } = await import('./rollout.js')
       const client = apiClient(opts)
       const view = opts.watch
-        ? await follow(client, id, { timeoutMs: opts.timeout * 1000, progress: !opts.json })
+        ? await follow(client, id, { timeoutMs: opts.timeout * 1000, progress: !opts.json, json: opts.json })
         : await client.get<RolloutView>(`/api/rollouts/${encodeURIComponent(id)}`)
       print(opts.json, view, () => formatRollout(view))
     },

@@ -1,15 +1,17 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Presets, SingleBar } from 'cli-progress'
-import type { RolloutView } from '../manager/index.js'
+import { type RolloutView, showFigure, type Verdict } from '../manager/index.js'
 import { hasCode, NotFoundError } from '../shared/index.js'
 import type { ApiClient } from './client.js'
-import { RolloutFailedError, WaitTimeoutError } from './errors.js'
+import { RolloutFailedError, UsageError, WaitTimeoutError } from './errors.js'
 import { shortId, table } from './table.js'
 import { stateText } from './views.js'
 
 export interface FollowOptions {
   timeoutMs: number
   progress: boolean
+  /** JSON on stdout: each step's verdict line goes to stderr instead. */
+  json?: boolean
 }
 
 /** States a rollout ends in; only `done` is a success. */
@@ -49,6 +51,7 @@ export async function follow(
   const deadline = Date.now() + options.timeoutMs
   const notFoundUntil = Date.now() + 5000
   let bar: SingleBar | null = null
+  let verdictsShown: number | null = null
   try {
     for (;;) {
       // A rollout started through another agent may take a moment to reach this one.
@@ -60,6 +63,15 @@ export async function follow(
         await sleep(200)
         continue
       }
+      // Each step's verdict once, as it comes (those given before the watch began are in the final table).
+      const verdicts = view.verdicts ?? []
+      if (verdictsShown != null && verdicts.length > verdictsShown) {
+        const lines = verdicts.slice(verdictsShown).map((v) => `${view.id} ${verdictLine(v)}\n`)
+        bar?.stop()
+        bar = null
+        for (const line of lines) (options.json ? process.stderr : process.stdout).write(line)
+      }
+      verdictsShown = verdicts.length
       if (options.progress && process.stderr.isTTY) {
         bar ??= progressBar(view)
         bar.setTotal(view.nodes.total)
@@ -122,12 +134,82 @@ export function formatRollouts(list: RolloutView[]): string {
   )
 }
 
-/** One rollout (`shoal rollout status ID`): its row, then where each of its nodes is. */
+/** One rollout (`shoal rollout status ID`): its row, its steps and verdicts, then where each of its nodes is. */
 export function formatRollout(view: RolloutView): string {
-  if (view.members.length === 0) return formatRollouts([view])
-  const nodes = table(
-    ['NODE', 'PROGRESS', 'RUNS', 'PHASE', 'ERROR'],
-    view.members.map((m) => [shortId(m.id), m.status, m.distribution ?? '-', m.phase ?? '-', m.error ?? '']),
-  )
-  return `${formatRollouts([view])}\n\n${nodes}`
+  const parts = [formatRollouts([view])]
+  const steps = formatSteps(view)
+  if (steps != null) parts.push(steps)
+  if (view.members.length > 0)
+    parts.push(
+      table(
+        ['NODE', 'PROGRESS', 'RUNS', 'PHASE', 'ERROR'],
+        view.members.map((m) => [
+          shortId(m.id),
+          m.status,
+          m.distribution ?? '-',
+          m.phase ?? '-',
+          m.error ?? '',
+        ]),
+      ),
+    )
+  return parts.join('\n\n')
+}
+
+/** A progressive rollout's analysis, its window under way and each verdict with the figures. */
+function formatSteps(view: RolloutView): string | null {
+  if (view.analysis == null && view.steps == null) return null
+  const lines: string[] = []
+  if (view.steps != null) lines.push(`steps: ${view.steps.map((p) => `${p}%`).join(' → ')}`)
+  if (view.analysis != null)
+    lines.push(
+      `analysis: ${view.analysis.conditions.join(', ')}; window ${view.analysis.intervalMs / 1000} s, at least ${view.analysis.minRequests} requests, inconclusive → ${view.analysis.onMissing}`,
+    )
+  if (view.window != null) {
+    const left = Math.max(0, Math.ceil((Date.parse(view.window.to) - Date.now()) / 1000))
+    lines.push(`step ${view.window.step + 1}: gathering traffic, ${left} s left`)
+  }
+  const verdicts = view.verdicts ?? []
+  if (verdicts.length > 0)
+    lines.push(
+      table(
+        ['STEP', 'SHARE', 'VERDICT', 'NEW VERSION', 'OLD VERSION', 'DECISION'],
+        verdicts.map((v) => [
+          String(v.step + 1),
+          `${v.percent}%`,
+          v.verdict,
+          figuresText(v.canary),
+          figuresText(v.baseline),
+          v.decision,
+        ]),
+      ),
+    )
+  return lines.join('\n')
+}
+
+/** `200 req, 10% errors, p99 12 ms`. */
+function figuresText(f: Verdict['canary']): string {
+  const rate = Math.round(f.errorRate * 10_000) / 100
+  return `${f.requests} req, ${rate}% errors, p99 ${f.p99Ms == null ? '-' : `${f.p99Ms} ms`}`
+}
+
+/** Checks `--analysis` conditions as the manager will: a usage error (exit code 2) before anything is sent. */
+export async function checkConditions(conditions: readonly string[]): Promise<void> {
+  const { parseCondition } = await import('../manager/index.js')
+  for (const text of conditions)
+    try {
+      parseCondition(text)
+    } catch (err) {
+      throw new UsageError(`--analysis: ${(err as Error).message}`)
+    }
+}
+
+/** One verdict as `shoal rollout status --watch` prints it when it comes. */
+export function verdictLine(v: Verdict): string {
+  const checks = v.checks
+    .map(
+      (c) =>
+        `${c.condition} ${c.ok == null ? 'not judged' : c.ok ? 'held' : 'BROKEN'} (${showFigure(c.condition, c.value)}, limit ${showFigure(c.condition, c.limit)})`,
+    )
+    .join('; ')
+  return `step ${v.step + 1} (${v.percent}%): ${v.verdict.toUpperCase()}: ${checks}; new version ${figuresText(v.canary)}; old version ${figuresText(v.baseline)} → ${v.decision}`
 }
