@@ -35,7 +35,26 @@ export function desiredOf(state: ClusterState, node: string): ReturnType<Desired
     latest != null && PREPARING.includes(latest.state) && latest.progress[node] === 'pending'
       ? latest.distribution
       : null
-  return { distribution: target, runs: (component) => runsHere(state, node, component), prepare }
+  return {
+    distribution: target,
+    runs: (component) => runsHere(state, node, component),
+    prepare,
+    condemned: condemnedOf(state),
+  }
+}
+
+/**
+ * The version a failed verdict is sending back, while it does: its components take
+ * no new request from then on (weight 0), the nodes on the old version serving. Only
+ * when the old version served during the judged window: with no node left on it,
+ * weight 0 everywhere would leave the load balancers nothing to route to.
+ */
+export function condemnedOf(state: ClusterState): string[] {
+  const latest = state.rollouts[0]
+  if (latest == null || latest.state !== 'rolling-back') return []
+  const verdict = latest.verdicts?.at(-1)
+  if (verdict == null || verdict.decision !== 'rolled back' || verdict.baseline.requests === 0) return []
+  return [latest.distribution]
 }
 
 /** The runtime's `desired` component for node `node`, read from the cluster-state store. */

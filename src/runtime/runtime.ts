@@ -80,6 +80,12 @@ export interface RuntimeComponents {
       runs?: (component: string) => boolean
       /** A version this node will move to soon (its turn in a rollout): unpacked ahead. */
       prepare?: string | null
+      /**
+       * Versions a failed verdict sent back (docs/manager.md, "Progressive delivery"): their
+       * components announce weight 0 at once, so load balancers send them no new request
+       * while the node switches back make-before-break.
+       */
+      condemned?: readonly string[]
     } | null
     onChange(listener: () => void): () => void
   }
@@ -183,6 +189,8 @@ export class Runtime implements Startable {
   private readonly held = new Set<string>()
   /** Share of load-balanced traffic per component (0–256), for canaries; kept across switches. */
   private readonly weights = new Map<string, number>()
+  /** Versions the cluster condemned (a failed verdict): announced with weight 0. */
+  private condemned: readonly string[] = []
   private readonly pids = new Set<number>()
   private active: string | null = null
   private running: string | null = null
@@ -366,6 +374,13 @@ export class Runtime implements Startable {
 
   private async reconcile(): Promise<void> {
     const wanted = this.components.desired.current()
+    const condemned = wanted?.condemned ?? []
+    if (condemned.join(',') !== this.condemned.join(',')) {
+      this.condemned = condemned
+      // Out of rotation now, not once the switch back has started the old version.
+      if (this.status().components.some((c) => condemned.includes(c.distribution)))
+        await this.publishNow().catch(() => {})
+    }
     const target = wanted?.distribution ?? this.target ?? this.active
     if (target == null) return
     this.target = target
@@ -761,6 +776,7 @@ export class Runtime implements Startable {
     clearTimeout(this.publishTimer)
     this.publishTimer = undefined
     const status = this.status()
+    const condemned = this.condemned
     const components = status.components.map((c) => ({
       name: c.name,
       version: c.version,
@@ -771,7 +787,7 @@ export class Runtime implements Startable {
       ...(c.state === 'failed' && c.error != null ? { error: c.error.slice(0, COMPONENT_ERROR_CHARS) } : {}),
       endpoint: c.endpoint,
       provides: c.provides,
-      weight: this.weights.get(c.name) ?? DEFAULT_WEIGHT,
+      weight: condemned.includes(c.distribution) ? 0 : (this.weights.get(c.name) ?? DEFAULT_WEIGHT),
     }))
     const announced: Partial<RuntimeAnnouncement> = {
       distribution: status.active,

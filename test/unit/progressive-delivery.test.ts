@@ -222,3 +222,18 @@ describe('progressive rollout', () => {
     expect(record.verdicts?.map((v) => v.percent)).toEqual([40, 80])
   })
 })
+
+describe('a version a failed verdict condemned', () => {
+  it('takes no new request while it is sent back, only when the old version served in the window', async () => {
+    const { condemnedOf } = await import('../../src/manager/desired-state.js')
+    const { emptyState } = await import('../../src/manager/record.js')
+    const bad = (): WindowTraffic => ({ ...healthy(), canary: figures(300, 30, 20) })
+    const { record } = drive(canary(), bad, (r) => r.state === 'rolling-back')
+    const state = { ...emptyState(), rollouts: [record] }
+    expect(condemnedOf(state)).toEqual([NEW])
+    const lonely = structuredClone(record)
+    lonely.verdicts![0]!.baseline.requests = 0
+    expect(condemnedOf({ ...state, rollouts: [lonely] })).toEqual([])
+    expect(condemnedOf({ ...state, rollouts: [{ ...record, state: 'failed' }] })).toEqual([])
+  })
+})
