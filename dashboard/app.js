@@ -197,6 +197,15 @@ function renderNodes() {
     .join('')
 }
 
+const written = new WeakMap()
+/** Sets an element's HTML unless it is already what was written last; says whether it wrote. */
+function setHtml(element, html) {
+  if (written.get(element) === html) return false
+  written.set(element, html)
+  element.innerHTML = html
+  return true
+}
+
 function rolloutButtons(r) {
   const button = (op, label, cls = '', why = '') =>
     `<button type="button" class="${cls}" data-rollout="${esc(r.id)}" data-op="${op}"${why === '' ? '' : ` title="${esc(why)}"`}>${label}</button>`
@@ -217,7 +226,10 @@ function rolloutButtons(r) {
 function renderRollouts() {
   const rollouts = [...view.rollouts].sort((a, b) => b.startedAt.localeCompare(a.startedAt))
   const active = rollouts.filter((r) => !FINISHED.has(r.state))
-  $('active-rollouts').innerHTML =
+  // Written only when it changed: snapshots come every second under traffic, and a box
+  // written again loses the focus of its buttons and its place in a screen reader.
+  const changed = setHtml(
+    $('active-rollouts'),
     active.length === 0
       ? '<p class="muted">No rollout in progress.</p>'
       : active
@@ -232,18 +244,23 @@ function renderRollouts() {
         <div class="actions">${rolloutButtons(r)}</div>
         <div class="rollout-traffic"></div></div>`,
           )
-          .join('')
+          .join(''),
+  )
+  if (changed) tickCountdowns()
   placeTraffic(active)
-  $('rollout-history').innerHTML = rollouts
-    .slice(0, 20)
-    .map(
-      (
-        r,
-      ) => `<tr data-rollout-row="${esc(r.id)}"><td>${esc(r.id)}</td><td>${esc(r.kind)}</td><td><code>${esc(r.distribution)}</code></td>
+  setHtml(
+    $('rollout-history'),
+    rollouts
+      .slice(0, 20)
+      .map(
+        (
+          r,
+        ) => `<tr data-rollout-row="${esc(r.id)}"><td>${esc(r.id)}</td><td>${esc(r.kind)}</td><td><code>${esc(r.distribution)}</code></td>
         <td>${esc(r.strategy)}</td><td class="${esc(r.state)}">${esc(r.state)}${r.reason != null && r.reason !== r.state ? ` <small>(${esc(r.reason)})</small>` : ''}</td>
         <td>${r.nodes.done}/${r.nodes.total}</td><td>${esc(who(r.requestedBy))}</td><td>${time(r.startedAt)}</td></tr>${rolloutNotes(r)}`,
-    )
-    .join('')
+      )
+      .join(''),
+  )
 }
 
 /** A requester: a token's `NAME (ROLE)` whole, an agent's peer id shortened. */
@@ -310,10 +327,12 @@ const verdictOf = (r, i) => (r.verdicts ?? []).findLast((v) => v.step === i)
 /** What the current step is doing, in words (with a live countdown while its window runs). */
 function stepNote(r, i) {
   if (r.window != null && r.window.step === i && r.state === 'running')
-    return `analysing, <span data-until="${esc(r.window.to)}">${secondsLeft(r.window.to)}</span> left`
+    // The countdown is filled in every second (tickCountdowns), so the HTML stays the same between changes.
+    return `analysing, <span data-until="${esc(r.window.to)}"></span> left`
   if (r.state === 'waiting-approval') return 'waiting for approval'
   if (r.state === 'paused')
     return verdictOf(r, i)?.verdict === 'inconclusive' ? 'paused: inconclusive' : 'paused'
+  if (r.state === 'rolling-back') return 'sending the new version back'
   if (FINISHED.has(r.state)) return r.state
   return r.nodes.updating > 0 ? 'switching nodes' : 'in progress'
 }
@@ -340,6 +359,13 @@ function stepsLine(r) {
   return `<ol class="steps" aria-label="steps of ${esc(r.id)}">${items.join('')}</ol>`
 }
 
+/** A verdict's step as the rollout asked for it, and the share of nodes it came to when they differ. */
+function stepShare(r, v) {
+  const asked = r.steps?.[v.step]
+  if (asked == null || Math.round(asked) === Math.round(v.percent)) return `${v.percent}%`
+  return `${asked}% <span class="muted">(${v.percent}% of nodes)</span>`
+}
+
 /** Every verdict with its figures, the new version's against the old one's over the same window. */
 function verdictTable(r) {
   const verdicts = r.verdicts ?? []
@@ -360,7 +386,7 @@ function verdictTable(r) {
       })
       .join('')
     return `<tr data-verdict="${v.step}" data-result="${esc(v.verdict)}">
-      <td>${v.step + 1}: ${v.percent}%</td>
+      <td>${v.step + 1}: ${stepShare(r, v)}</td>
       <td class="${look.cls}"><span aria-hidden="true">${look.mark}</span> ${esc(v.verdict)}</td>
       <td>${time(v.from)}–${time(v.to)}</td>
       <td>${pair(v.canary.requests, v.baseline.requests)}</td>
@@ -485,7 +511,10 @@ async function pollTraffic() {
   drawTraffic()
 }
 
-/** One value per second of [from, to) for each chart: absent seconds had no traffic (0 requests, no p99). */
+/**
+ * One value per second of [from, to) for each chart (`to`, the second under way, is
+ * left out: half counted, it would dip): absent seconds had no traffic (0 requests, no p99).
+ */
 function chartData(answer, versions) {
   const xs = []
   for (let at = answer.from; at < answer.to; at++) xs.push(at)
@@ -561,7 +590,7 @@ function makePlots(versions) {
             stroke: '#57606a',
             grid: { stroke: '#eaeef2' },
             ticks: { stroke: '#d0d7de' },
-            size: 56,
+            size: 64,
             values: (_u, ticks) => ticks.map(chart.format),
           },
         ],
@@ -611,7 +640,7 @@ function drawTraffic() {
   else if ((answer.loadBalancers ?? []).length === 0)
     text = 'No load balancer reports traffic in this cluster.'
   else if (versions.length === 0)
-    text = `No traffic through the load balancers in the last ${Math.round((answer.to - answer.from) / 60)} min.`
+    text = `No traffic through the load balancers in the last ${Math.round((answer.to - answer.from + 1) / 60)} min.`
   status.textContent = [text, ...problems].filter((t) => t !== '').join(' · ')
   status.className = `traffic-status ${traffic.error != null || problems.length > 0 ? 'warn' : 'muted'}`
   const hasData = answer != null && versions.length > 0
@@ -620,7 +649,8 @@ function drawTraffic() {
   trafficBox.querySelector('.traffic-key').hidden = !hasData
   trafficBox.dataset.versions = versions.map((v) => v.version).join(' ')
   if (!hasData) return
-  const seconds = answer.to - answer.from
+  // `to` is the second under way (inclusive); the charts stop at the one before, which is whole.
+  const seconds = answer.to - answer.from + 1
   trafficBox.querySelector('.traffic-figures caption').textContent =
     `Over the last ${seconds < 120 ? `${seconds} s` : `${Math.round(seconds / 60)} min`}, summed over ${plural(answer.loadBalancers.length, 'load balancer')}`
   trafficBox.querySelector('.traffic-figures tbody').innerHTML = versions

@@ -1,11 +1,16 @@
+import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { createInterface } from 'node:readline'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type AgentProcess, spawnAgent } from '../helpers/processes.js'
+import { buildEduca } from '../../examples/educa/build.mjs'
+import { steadyLoad } from '../helpers/load.js'
+import { type AgentProcess, CLI, runCli, spawnAgent } from '../helpers/processes.js'
 import { skipReason } from '../helpers/skip.js'
+import { waitFor } from '../helpers/wait.js'
 
 /** Debian's Chromium (.ci/run installs it), as test/e2e/dashboard.test.ts drives it. */
 const CHROMIUM = '/usr/bin/chromium'
@@ -143,7 +148,7 @@ describe.skipIf(noBrowser != null)('progressive delivery on the dashboard, made-
     }
     return {
       at: iso(now),
-      from: now - 120,
+      from: now - 119,
       to: now,
       loadBalancers: [{ id: '12D3KooWFakeLoadBalancer', service: 'web', ok: true, error: null }],
       versions: [version('1.0'), version('1.1')],
@@ -292,5 +297,231 @@ describe.skipIf(noBrowser != null)('progressive delivery on the dashboard, made-
     } finally {
       await page.close()
     }
+  })
+})
+
+interface Demo {
+  app: string
+  dashboard: string
+  apis: string[]
+  token: string
+}
+
+interface RolloutAnswer {
+  id: string
+  state: string
+}
+
+interface NodeRow {
+  id: string | null
+  state: string
+  distribution: string | null
+}
+
+/**
+ * The same views on a real cluster: a 3-node `shoal demo` (educa 1.0 running,
+ * 1.1 published, `shoal lb` in front) with educa 1.2 published too (it answers
+ * 10 % of real requests with 500), under a steady load through the load
+ * balancer. Canaries with steps and analysis are started through the API, as
+ * the brief of issue 21 gives it; the page shows what happens and its buttons
+ * act on it.
+ */
+describe.skipIf(noBrowser != null)('progressive delivery on the dashboard, a real cluster under load', () => {
+  let dir: string
+  let demo: ChildProcess
+  let printed: Demo
+  let browser: Browser
+  let page: Page
+  let stopLoad: (() => Promise<unknown>) | undefined
+
+  const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const res = await fetch(`${printed.apis[0]}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${printed.token}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    })
+    const answer = (await res.json()) as T
+    expect(res.ok, `${method} ${path}: ${JSON.stringify(answer)}`).toBe(true)
+    return answer
+  }
+  /** Every node of the demo runs `distribution`, as the API says. */
+  const allOn = async (distribution: string) =>
+    (await api<NodeRow[]>('GET', '/api/nodes')).every((n) => n.distribution === distribution)
+  /** A rollout's state in the history (its cell's class: the text adds the reason). */
+  const historyState = (id: string) =>
+    page.locator(`#rollout-history tr[data-rollout-row="${id}"] td`).nth(4).getAttribute('class')
+  /**
+   * A screenshot of the part of the page that matters (`selector`), clipped from the
+   * page's: a rollout that changes meanwhile is drawn again, and a screenshot of the
+   * element itself would fail on it.
+   */
+  const shot = async (name: string, selector: string) => {
+    await page.locator(selector).scrollIntoViewIfNeeded()
+    const clip = await page.locator(selector).boundingBox()
+    await page.screenshot({
+      path: join(SCREENSHOTS, `analysis-${name}.png`),
+      ...(clip == null ? {} : { clip }),
+    })
+  }
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'shoal-dashboard-analysis-demo-'))
+    await mkdir(SCREENSHOTS, { recursive: true })
+    demo = spawn(process.execPath, [CLI, 'demo', '--json', '--nodes', '3', '--data', join(dir, 'demo')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    printed = JSON.parse(
+      await new Promise<string>((done, fail) => {
+        createInterface({ input: demo.stdout! }).once('line', done)
+        demo.once('exit', (code) => fail(new Error(`shoal demo exited with ${code} before starting`)))
+      }),
+    ) as Demo
+    // The failing 1.2, built with the sample's own script and signed with the demo's key.
+    const built = await buildEduca(join(dir, 'build'))
+    const published = await runCli(
+      [
+        'publish',
+        built['1.2'],
+        '--name',
+        'educa',
+        '--version',
+        '1.2',
+        '--key',
+        join(dir, 'demo', 'publisher.key'),
+      ].concat(['--api', printed.apis[0]!]),
+      { SHOAL_TOKEN: printed.token },
+    )
+    expect(published.code, published.stderr).toBe(0)
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: BROWSER_ARGS })
+    page = await browser.newPage({ viewport: { width: 1400, height: 1200 } })
+    // The link carries the token in its fragment, as the demo prints it.
+    await page.goto(`${printed.dashboard}/#token=${printed.token}`)
+    await waitFor(
+      'the page to show three ready nodes',
+      async () => (await page.locator('#nodes tr[data-state="ready"]').count()) === 3,
+      { timeout: 60_000, interval: 250 },
+    )
+    // 60 requests/s: a 5 s window gives the old version (one node of three) about 100, twice minRequests.
+    stopLoad = steadyLoad(printed.app, 60)
+  })
+
+  afterAll(async () => {
+    await stopLoad?.()
+    await browser?.close()
+    if (demo != null && demo.exitCode == null) {
+      const exited = new Promise((done) => demo.once('exit', done))
+      demo.kill('SIGTERM')
+      await exited
+    }
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('charts the traffic per version in the Traffic panel while no rollout runs', async () => {
+    const chart = page.locator('#traffic-panel #traffic-chart')
+    await expect.poll(() => chart.getAttribute('data-versions'), { timeout: 60_000 }).toBe('1.0')
+    expect(await chart.locator('.traffic-charts canvas').count()).toBeGreaterThanOrEqual(3)
+    await expect
+      .poll(async () => Number(await chart.locator('tr[data-version="1.0"] td').first().textContent()), {
+        timeout: 30_000,
+      })
+      .toBeGreaterThan(40)
+    await shot('3-traffic', '#traffic-panel')
+  })
+
+  it('a canary of 1.1 with steps and analysis: both versions on the chart, the verdict with its figures, Approve', async () => {
+    const started = await api<RolloutAnswer>('POST', '/api/rollouts', {
+      distribution: 'educa@1.1',
+      strategy: 'canary',
+      steps: [50, 100],
+      analysis: ['error-rate<1%', 'p99<+50ms'],
+      intervalMs: 5000,
+      minRequests: 50,
+      onMissing: 'fail',
+      approve: 'manual',
+    })
+    const card = page.locator(`.rollout[data-rollout-id="${started.id}"]`)
+    // The charts move into the rollout, and show the new version beside the old one.
+    const chart = card.locator('#traffic-chart')
+    await expect.poll(() => chart.getAttribute('data-versions'), { timeout: 60_000 }).toBe('1.0 1.1')
+    expect(await chart.locator('tr[data-version="1.1"] th').textContent()).toMatch(/1\.1 \(new\)$/)
+    const steps = card.locator('ol.steps')
+    await expect
+      .poll(() => steps.textContent(), { timeout: 60_000, interval: 200 })
+      .toMatch(/^50% \(analysing, \d+ s left\)100%$/)
+    await shot('4-analysing', `.rollout[data-rollout-id="${started.id}"]`)
+    // The verdict: passed, with the figures of both versions over the window, and the rollout waits.
+    const verdict = card.locator('table.verdicts tr[data-verdict="0"]')
+    await expect.poll(() => verdict.getAttribute('data-result'), { timeout: 60_000 }).toBe('pass')
+    const cells = await verdict.locator('td').allTextContents()
+    // 50 % of three nodes: two move.
+    expect(cells[0]).toBe('1: 50% (67% of nodes)')
+    const [canary, baseline] = cells[3]!.split(' / ').map(Number)
+    expect(canary).toBeGreaterThanOrEqual(50)
+    expect(baseline).toBeGreaterThanOrEqual(50)
+    expect(cells[4]).toBe('0.00 % / 0.00 %')
+    expect(cells[5]).toMatch(/^[\d.]+ ms \/ [\d.]+ ms$/)
+    expect(cells[6]).toMatch(/✓ error-rate<1% 0\.00 % against 1\.00 %/)
+    expect(cells[6]).toMatch(/✓ p99<\+50ms [\d.]+ ms against [\d.]+ ms/)
+    expect(cells[7]).toContain('waiting for approval')
+    await expect.poll(() => steps.textContent()).toBe('50% ✓passed (waiting for approval)100%')
+    await shot('5-verdict', `.rollout[data-rollout-id="${started.id}"]`)
+    await card.getByRole('button', { name: 'Approve' }).click()
+    await expect.poll(() => historyState(started.id), { timeout: 90_000, interval: 500 }).toBe('done')
+    await waitFor('every node on educa 1.1', () => allOn('educa@1.1'), { timeout: 60_000 })
+    // The history keeps the verdict under the finished rollout.
+    expect(
+      await page
+        .locator(`#rollout-history tr[data-rollout-notes="${started.id}"] tr[data-result="pass"]`)
+        .count(),
+    ).toBe(1)
+  })
+
+  it('a canary of the failing 1.2 fails at its first step: the figures say why, every node goes back', async () => {
+    const started = await api<RolloutAnswer>('POST', '/api/rollouts', {
+      distribution: 'educa@1.2',
+      strategy: 'canary',
+      steps: [50, 100],
+      analysis: ['error-rate<1%'],
+      intervalMs: 5000,
+      minRequests: 50,
+      onMissing: 'fail',
+    })
+    await expect.poll(() => historyState(started.id), { timeout: 90_000, interval: 500 }).toBe('failed')
+    const verdict = page.locator(
+      `#rollout-history tr[data-rollout-notes="${started.id}"] tr[data-verdict="0"]`,
+    )
+    expect(await verdict.getAttribute('data-result')).toBe('fail')
+    const cells = await verdict.locator('td').allTextContents()
+    const canaryRate = Number(/^([\d.]+) %/.exec(cells[4]!)?.[1])
+    expect(canaryRate).toBeGreaterThan(1)
+    expect(cells[6]).toMatch(/✗ error-rate<1% [\d.]+ % against 1\.00 %/)
+    expect(cells[7]).toContain('rolled back')
+    await waitFor('every node back on educa 1.1', () => allOn('educa@1.1'), { timeout: 60_000 })
+    await shot('6-failed', `#rollout-history tr[data-rollout-notes="${started.id}"]`)
+  })
+
+  it('a canary paused by an inconclusive verdict offers Approve, Resume and Abort; Abort sends it back', async () => {
+    const started = await api<RolloutAnswer>('POST', '/api/rollouts', {
+      distribution: 'educa@1.2',
+      strategy: 'canary',
+      steps: [50, 100],
+      analysis: ['error-rate<1%'],
+      intervalMs: 5000,
+      // More than the load sends in a window: the verdict is inconclusive and the rollout waits for a person.
+      minRequests: 1_000_000,
+      onMissing: 'pause',
+    })
+    const card = page.locator(`.rollout[data-rollout-id="${started.id}"]`)
+    await expect
+      .poll(() => card.getAttribute('data-state'), { timeout: 90_000, interval: 500 })
+      .toBe('paused')
+    expect(await card.locator('ol.steps').textContent()).toBe('50% ?inconclusive (paused: inconclusive)100%')
+    expect(await card.locator('.actions button').allTextContents()).toEqual(['Approve', 'Resume', 'Abort'])
+    expect(await card.locator('tr[data-verdict="0"] td').nth(7).textContent()).toContain('too little traffic')
+    await shot('7-paused', `.rollout[data-rollout-id="${started.id}"]`)
+    await card.getByRole('button', { name: 'Abort' }).click()
+    await expect.poll(() => historyState(started.id), { timeout: 90_000, interval: 500 }).toBe('aborted')
+    await waitFor('every node back on educa 1.1', () => allOn('educa@1.1'), { timeout: 60_000 })
+    expect(await page.locator('#active-rollouts').textContent()).toContain('No rollout in progress')
   })
 })
