@@ -500,16 +500,37 @@ describe.skipIf(noBrowser != null)('progressive delivery on the dashboard, a rea
     await shot('6-failed', `#rollout-history tr[data-rollout-notes="${started.id}"]`)
   })
 
-  it('a canary paused by an inconclusive verdict offers Approve, Resume and Abort; Abort sends it back', async () => {
-    const started = await api<RolloutAnswer>('POST', '/api/rollouts', {
+  it('a canary started from the form, paused by an inconclusive verdict, offers Approve, Resume and Abort; Abort sends it back', async () => {
+    const before = new Set((await api<RolloutAnswer[]>('GET', '/api/rollouts')).map((r) => r.id))
+    const form = page.locator('#rollout-form')
+    await form.getByLabel('Version').selectOption('educa@1.2')
+    await form.getByLabel('Strategy').selectOption('canary')
+    await form.getByLabel('Approval').selectOption('auto')
+    await form.getByLabel('Steps %').fill('50, 100')
+    await form.getByLabel('Analysis').fill('error-rate<1%')
+    await form.getByLabel('Interval s').fill('5')
+    // More than the load sends in a window: the verdict is inconclusive and the rollout waits for a person.
+    await form.getByLabel('Min requests').fill('1000000')
+    await form.getByLabel('Too few requests').selectOption('pause')
+    await form.getByRole('button', { name: 'Start rollout' }).click()
+    const started = await waitFor(
+      'the rollout started from the form',
+      async () => (await api<RolloutAnswer[]>('GET', '/api/rollouts')).find((r) => !before.has(r.id)),
+      { timeout: 30_000, interval: 250 },
+    )
+    const record = (await api<Array<RolloutAnswer & Record<string, unknown>>>('GET', '/api/rollouts')).find(
+      (r) => r.id === started.id,
+    )!
+    expect(record).toMatchObject({
       distribution: 'educa@1.2',
       strategy: 'canary',
       steps: [50, 100],
-      analysis: ['error-rate<1%'],
-      intervalMs: 5000,
-      // More than the load sends in a window: the verdict is inconclusive and the rollout waits for a person.
-      minRequests: 1_000_000,
-      onMissing: 'pause',
+      analysis: {
+        conditions: ['error-rate<1%'],
+        intervalMs: 5000,
+        minRequests: 1_000_000,
+        onMissing: 'pause',
+      },
     })
     const card = page.locator(`.rollout[data-rollout-id="${started.id}"]`)
     await expect
