@@ -18,7 +18,11 @@ const VITEST = join(root, 'node_modules', 'vitest', 'vitest.mjs')
 const REPORTER = join(root, 'scripts', 'vitest-outcome-reporter.mjs')
 
 /** Run alone, after the rest, one file at a time (see vitest.config.ts). */
-const RUN_ALONE = ['test/e2e/manager-cli.test.ts', 'test/e2e/dashboard.test.ts']
+const RUN_ALONE = [
+  'test/e2e/manager-cli.test.ts',
+  'test/e2e/dashboard.test.ts',
+  'test/e2e/dashboard-analysis.test.ts',
+]
 /** Not part of `npm test`: needs root and takes minutes; run with `npm run test:splits`. */
 const SEPARATE = { 'test/e2e/netns-split.test.ts': 'npm run test:splits, as root' }
 /** What `bash .ci/run` installs so that no suite skips (as root, or with sudo). */
