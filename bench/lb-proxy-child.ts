@@ -36,3 +36,8 @@ proxy.setBackends(
   })),
 )
 console.log('ready')
+// A clean exit on SIGTERM/SIGINT, so `node --cpu-prof` can write its profile.
+for (const signal of ['SIGTERM', 'SIGINT'] as const)
+  process.once(signal, () => {
+    void proxy.stop().finally(() => process.exit(0))
+  })

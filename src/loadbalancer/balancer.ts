@@ -21,32 +21,34 @@ export interface Slot {
 export class Balancer {
   constructor(private readonly strategy: BalanceStrategy) {}
 
-  pick(slots: Iterable<Slot>, exclude: ReadonlySet<string>, now = Date.now()): Slot | null {
-    let candidates = [...slots].filter(
-      (s) =>
-        s.backend.state === 'ready' &&
-        s.backend.weight > 0 &&
-        s.ejectedUntil <= now &&
-        !exclude.has(s.backend.key),
-    )
-    if (candidates.length === 0) return null
+  /** No allocation: it runs once per request, over the proxy's array of backends. */
+  pick(slots: readonly Slot[], exclude: ReadonlySet<string> | null, now = Date.now()): Slot | null {
+    let least = Number.POSITIVE_INFINITY
     if (this.strategy === 'least-outstanding') {
-      const load = (s: Slot) => s.inflight / s.backend.weight
-      const least = Math.min(...candidates.map(load))
-      candidates = candidates.filter((s) => load(s) === least)
+      for (const slot of slots) if (takes(slot, exclude, now)) least = Math.min(least, load(slot))
     }
-    return smoothWeighted(candidates)
+    // Smooth weighted round-robin among the candidates (all, or the least loaded).
+    let total = 0
+    let best: Slot | null = null
+    for (const slot of slots) {
+      if (!takes(slot, exclude, now)) continue
+      if (least !== Number.POSITIVE_INFINITY && load(slot) !== least) continue
+      slot.current += slot.backend.weight
+      total += slot.backend.weight
+      if (best == null || slot.current > best.current) best = slot
+    }
+    if (best != null) best.current -= total
+    return best
   }
 }
 
-function smoothWeighted(candidates: Slot[]): Slot {
-  let total = 0
-  let best: Slot | undefined
-  for (const slot of candidates) {
-    slot.current += slot.backend.weight
-    total += slot.backend.weight
-    if (best == null || slot.current > best.current) best = slot
-  }
-  best!.current -= total
-  return best!
+function takes(slot: Slot, exclude: ReadonlySet<string> | null, now: number): boolean {
+  return (
+    slot.backend.state === 'ready' &&
+    slot.backend.weight > 0 &&
+    slot.ejectedUntil <= now &&
+    (exclude == null || !exclude.has(slot.backend.key))
+  )
 }
+
+const load = (slot: Slot): number => slot.inflight / slot.backend.weight

@@ -1,13 +1,20 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { connect, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { Pool } from 'undici'
+import { type Dispatcher, Pool } from 'undici'
 import type { ErrorCode, Logger } from '../shared/index.js'
 import { TypedEvents } from '../shared/index.js'
 import type { Backend } from './backends.js'
 import { Balancer, type BalanceStrategy, type Slot } from './balancer.js'
-import { type BackendCounters, type BackendSample, emptyCounters, ProxyMetrics } from './metrics.js'
+import { type BackendCounters, emptyCounters, ProxyMetrics } from './metrics.js'
+import { TrafficRecorder } from './traffic-window.js'
 
 export interface ProxyInit {
   host: string
@@ -69,16 +76,34 @@ const NEVER_REACHED = new Set([
   'EADDRNOTAVAIL',
 ])
 
+/** Status classes as the counters name them, by `status / 100`. */
+const STATUS_CLASS = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx']
+
 /**
  * The built-in HTTP proxy: keep-alive pools per backend (undici), smooth
  * weighted round-robin or least-outstanding, passive ejection of backends that
  * refuse connections, retries only where safe, X-Forwarded-* headers, streamed
- * bodies, WebSocket pass-through, and JSON errors when nothing can answer.
+ * bodies, WebSocket pass-through, JSON errors when nothing can answer, and
+ * per-version traffic figures (`traffic`).
+ *
+ * The request path is built for throughput: the request's raw headers are read
+ * once into the flat list undici sends, the response's into the flat list Node
+ * writes; undici's dispatch API is driven directly by one small handler object
+ * per attempt (no promise, stream adapter or AbortController per request).
  */
 export class HttpProxy {
   readonly events: TypedEvents<ProxyEvents>
   readonly metrics: ProxyMetrics
+  /**
+   * Every request attempt by the version of the backend that served it: latency to
+   * the response head, failed when it answered 5xx or not at all (refused, reset,
+   * timed out; a failed attempt counts even when a retry elsewhere succeeds). Requests
+   * whose client went away first, and upgrades, are not counted.
+   */
+  readonly traffic = new TrafficRecorder()
   private readonly entries = new Map<string, Entry>()
+  /** The entries as an array, for the balancer to scan without an iterator per request. */
+  private slots: Entry[] = []
   private readonly balancer: Balancer
   private server: Server | undefined
   private drainedKeys = ''
@@ -90,11 +115,18 @@ export class HttpProxy {
   ) {
     this.events = new TypedEvents(log)
     this.balancer = new Balancer(init.strategy)
-    this.metrics = new ProxyMetrics(init.service, () => this.backendSamples())
+    this.metrics = new ProxyMetrics(init.service, () =>
+      this.slots.map((e) => ({
+        key: e.backend.key,
+        state: e.ejectedUntil > Date.now() ? 'ejected' : e.removed ? 'removed' : e.backend.state,
+        inflight: e.inflight,
+        counters: e.counters,
+      })),
+    )
   }
 
   async start(): Promise<{ host: string; port: number }> {
-    const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => void this.handle(req, res))
+    const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => this.handle(req, res))
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.upgrade(req, socket, head),
     )
@@ -123,6 +155,7 @@ export class HttpProxy {
     }
     await Promise.all([...this.entries.values()].map((e) => e.pool.close().catch(() => {})))
     this.entries.clear()
+    this.slots = []
   }
 
   address(): { host: string; port: number } {
@@ -158,13 +191,14 @@ export class HttpProxy {
         }),
       })
     }
-    for (const entry of this.entries.values()) if (!keep.has(entry.backend.key)) this.retire(entry)
+    this.slots = [...this.entries.values()]
+    for (const entry of this.slots) if (!keep.has(entry.backend.key)) this.retire(entry)
     this.reportDrained()
   }
 
   /** Draining backends with no request in flight: what this proxy tells the draining nodes. */
   drained(): string[] {
-    return [...this.entries.values()]
+    return this.slots
       .filter((e) => (e.backend.state === 'draining' || e.removed) && e.inflight === 0)
       .map((e) => e.backend.key)
       .sort()
@@ -176,7 +210,7 @@ export class HttpProxy {
       service: this.init.service,
       strategy: this.init.strategy,
       listen: `${this.init.host}:${this.server == null ? this.init.port : this.address().port}`,
-      backends: [...this.entries.values()]
+      backends: this.slots
         .filter((e) => !e.removed)
         .map((e) => ({
           ...e.backend,
@@ -199,111 +233,124 @@ export class HttpProxy {
     return this.metrics.render()
   }
 
-  private backendSamples(): BackendSample[] {
-    const now = Date.now()
-    return [...this.entries.values()].map((e) => ({
-      key: e.backend.key,
-      state: e.ejectedUntil > now ? 'ejected' : e.removed ? 'removed' : e.backend.state,
-      inflight: e.inflight,
-      counters: e.counters,
-    }))
-  }
-
   // --- requests --------------------------------------------------------------------
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private handle(req: IncomingMessage, res: ServerResponse): void {
     this.metrics.requests++
-    const started = performance.now()
-    const method = req.method ?? 'GET'
-    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] != null
-    const replayable = IDEMPOTENT.has(method) && !hasBody
+    const exchange = new Exchange(this, req, res)
+    res.on('close', exchange.onClose)
     // A small body with a known length is read first, so it can be sent again to another
     // backend when the first refused the connection; a large one streams through, once.
-    const length = Number(req.headers['content-length'] ?? Number.NaN)
-    const buffered = hasBody && length <= REPLAY_BODY_MAX ? await readBody(req, length) : null
-    const tried = new Set<string>()
-    const headers = forwardHeaders(req)
-    for (let attempt = 0; ; attempt++) {
-      const entry = this.balancer.pick(this.entries.values(), tried) as Entry | null
-      if (entry == null) {
-        if (tried.size === 0) {
-          this.metrics.noBackend++
-          return sendError(res, 503, 'ERR_NO_BACKEND', `no ready backend for service "${this.init.service}"`)
-        }
-        this.metrics.failed++
-        return sendError(
-          res,
-          502,
-          'ERR_BAD_GATEWAY',
-          `every backend tried for service "${this.init.service}" failed`,
-        )
-      }
-      if (attempt > 0) this.metrics.retries++ // counted only when there is another backend to try
-      tried.add(entry.backend.key)
-      entry.inflight++
-      entry.counters.requests++
-      const abort = new AbortController()
-      const onClose = () => {
-        if (!res.writableFinished) abort.abort()
-      }
-      res.once('close', onClose)
-      try {
-        // undici's stream(): the body goes straight into the client's response, no Readable between.
-        await entry.pool.stream(
-          {
-            method: method as 'GET',
-            path: req.url ?? '/',
-            headers,
-            body: buffered ?? (hasBody ? req : null),
-            signal: abort.signal,
-          },
-          ({ statusCode, headers: answer }) => {
-            this.metrics.observe(entry.backend.key, (performance.now() - started) / 1000)
-            const klass = `${Math.floor(statusCode / 100)}xx`
-            entry.counters.responses[klass] = (entry.counters.responses[klass] ?? 0) + 1
-            res.writeHead(statusCode, withVia(backHeaders(answer)))
-            return res
-          },
-        )
+    if (exchange.hasBody && exchange.head.length <= REPLAY_BODY_MAX) {
+      readBody(req, exchange.head.length).then(
+        (body) => {
+          exchange.body = body
+          exchange.buffered = true
+          if (!exchange.gone) this.forward(exchange)
+        },
+        () => {}, // the client went away while sending it
+      )
+    } else {
+      exchange.body = exchange.hasBody ? req : null
+      this.forward(exchange)
+    }
+  }
+
+  /** Sends the exchange's request to the next backend (retries come back here). */
+  forward(x: Exchange): void {
+    if (x.attempt != null) {
+      x.tried ??= new Set()
+      x.tried.add(x.attempt.entry.backend.key)
+    }
+    const entry = this.balancer.pick(this.slots, x.tried) as Entry | null
+    if (entry == null) {
+      if (x.attempts === 0) {
+        this.metrics.noBackend++
+        sendError(x.res, 503, 'ERR_NO_BACKEND', `no ready backend for service "${this.init.service}"`)
         return
-      } catch (err) {
-        const code = (err as { code?: string }).code ?? ''
-        const neverReached =
-          NEVER_REACHED.has(code) ||
-          NEVER_REACHED.has((err as { cause?: { code?: string } }).cause?.code ?? '')
-        if (abort.signal.aborted && res.destroyed) return // the client went away
-        entry.counters.failures++
-        if (neverReached) this.eject(entry, code)
-        const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT'
-        // A streamed body went into the failed attempt (and is gone with it); a timeout
-        // means the backend has the request and is slow: neither is replayed.
-        const safe = (!hasBody || buffered != null) && !timeout && (neverReached || replayable)
-        if (!res.headersSent && safe && attempt < this.init.maxRetries) continue
-        this.metrics.failed++
-        if (res.headersSent) {
-          res.destroy()
-          return
-        }
-        return sendError(
-          res,
-          timeout ? 504 : 502,
-          timeout ? 'ERR_GATEWAY_TIMEOUT' : 'ERR_BAD_GATEWAY',
-          `backend ${entry.backend.endpoint} failed: ${code || String(err)}`,
-        )
-      } finally {
-        res.off('close', onClose)
-        entry.inflight--
-        if (entry.inflight === 0 && (entry.backend.state === 'draining' || entry.removed)) {
-          if (entry.removed) this.closeIfIdle(entry)
-          this.reportDrained()
-        }
       }
+      this.metrics.failed++
+      sendError(
+        x.res,
+        502,
+        'ERR_BAD_GATEWAY',
+        `every backend tried for service "${this.init.service}" failed`,
+      )
+      return
+    }
+    if (x.attempts > 0) this.metrics.retries++ // counted only when there is another backend to try
+    x.attempts++
+    entry.inflight++
+    entry.counters.requests++
+    const attempt = new Attempt(this, x, entry)
+    x.attempt = attempt
+    entry.pool.dispatch(
+      { method: x.method, path: x.req.url ?? '/', headers: x.head.headers, body: x.body },
+      attempt,
+    )
+  }
+
+  /** The backend's response head: counted, then written to the client as it came, hop-by-hop headers out. */
+  answered(attempt: Attempt, status: number, headers: IncomingHttpHeaders): void {
+    const { entry, exchange: x } = attempt
+    attempt.status = status
+    attempt.latencyMs = performance.now() - x.started
+    this.metrics.observe(entry.backend.key, attempt.latencyMs / 1000)
+    const klass = STATUS_CLASS[Math.floor(status / 100)] ?? 'other'
+    entry.counters.responses[klass] = (entry.counters.responses[klass] ?? 0) + 1
+    x.res.writeHead(status, responseHeaders(headers))
+  }
+
+  /** An attempt is over: answered (`err` null) or failed; the exchange ends, or goes to another backend. */
+  settle(attempt: Attempt, err: Error | null): void {
+    const { entry, exchange: x } = attempt
+    this.release(entry)
+    if (err == null) {
+      if (!x.gone) this.traffic.record(attempt.version, attempt.status >= 500, attempt.latencyMs)
+      return
+    }
+    if (x.gone) return // the client went away: neither the backend's failure nor the proxy's
+    const code = errorCode(err)
+    const neverReached = NEVER_REACHED.has(code) || NEVER_REACHED.has(errorCode(err.cause))
+    entry.counters.failures++
+    this.traffic.record(
+      attempt.version,
+      true,
+      attempt.latencyMs >= 0 ? attempt.latencyMs : performance.now() - x.started,
+    )
+    if (neverReached) this.eject(entry, code)
+    const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT'
+    // A streamed body went into the failed attempt (and is gone with it); a timeout
+    // means the backend has the request and is slow: neither is replayed.
+    const safe = (!x.hasBody || x.buffered) && !timeout && (neverReached || x.replayable)
+    if (!x.res.headersSent && safe && x.attempts <= this.init.maxRetries) {
+      this.forward(x)
+      return
+    }
+    this.metrics.failed++
+    if (x.res.headersSent) {
+      x.res.destroy()
+      return
+    }
+    sendError(
+      x.res,
+      timeout ? 504 : 502,
+      timeout ? 'ERR_GATEWAY_TIMEOUT' : 'ERR_BAD_GATEWAY',
+      `backend ${entry.backend.endpoint} failed: ${code || String(err)}`,
+    )
+  }
+
+  private release(entry: Entry): void {
+    entry.inflight--
+    if (entry.inflight === 0 && (entry.backend.state === 'draining' || entry.removed)) {
+      if (entry.removed) this.closeIfIdle(entry)
+      this.reportDrained()
     }
   }
 
   /** WebSocket and other upgrades: a raw TCP tunnel to one backend, request head rewritten. */
   private upgrade(req: IncomingMessage, client: Duplex, head: Buffer): void {
-    const entry = this.balancer.pick(this.entries.values(), new Set()) as Entry | null
+    const entry = this.balancer.pick(this.slots, null) as Entry | null
     if (entry == null) {
       client.end(
         `HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nVia: ${VIA}\r\nConnection: close\r\n\r\n{"error":{"code":"ERR_NO_BACKEND","message":"no ready backend"}}`,
@@ -326,15 +373,11 @@ export class HttpProxy {
       if (entry.inflight === 0 && (entry.backend.state === 'draining' || entry.removed)) this.reportDrained()
     }
     upstream.once('connect', () => {
-      const headers = {
-        ...forwardHeaders(req),
-        connection: 'Upgrade',
-        upgrade: String(req.headers.upgrade ?? ''),
-      }
-      const lines = Object.entries(headers).flatMap(([k, v]) =>
-        Array.isArray(v) ? v.map((x) => `${k}: ${x}`) : [`${k}: ${v}`],
-      )
-      upstream.write(`${req.method} ${req.url} HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`)
+      const { headers, upgrade } = requestHead(req)
+      headers.push('connection', 'Upgrade', 'upgrade', upgrade ?? '')
+      let text = `${req.method} ${req.url} HTTP/1.1\r\n`
+      for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`
+      upstream.write(`${text}\r\n`)
       if (head.length > 0) upstream.write(head)
       upstream.pipe(client)
       client.pipe(upstream)
@@ -377,6 +420,7 @@ export class HttpProxy {
   private closeIfIdle(entry: Entry): void {
     if (entry.inflight > 0 || this.entries.get(entry.backend.key) !== entry) return
     this.entries.delete(entry.backend.key)
+    this.slots = this.slots.filter((e) => e !== entry)
     this.metrics.forget(entry.backend.key)
     entry.pool.close().catch(() => {})
   }
@@ -390,32 +434,244 @@ export class HttpProxy {
   }
 }
 
-function forwardHeaders(req: IncomingMessage): Record<string, string | string[]> {
-  const headers: Record<string, string | string[]> = {}
-  const connectionTokens = String(req.headers.connection ?? '')
-    .toLowerCase()
-    .split(',')
-    .map((t) => t.trim())
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value == null || HOP_BY_HOP.has(name) || connectionTokens.includes(name)) continue
-    headers[name] = value
+/** The client raced the backend and left: what the attempt in flight is aborted with. */
+class ClientGone extends Error {
+  constructor() {
+    super('the client went away')
+  }
+}
+
+/** One client request on its way through the proxy, over one or more attempts. */
+class Exchange {
+  readonly started = performance.now()
+  readonly method: string
+  readonly head: RequestHead
+  readonly hasBody: boolean
+  readonly replayable: boolean
+  body: Buffer | IncomingMessage | null = null
+  /** The body was read whole (and can be sent again). */
+  buffered = false
+  /** Backends already tried, from the first retry on. */
+  tried: Set<string> | null = null
+  attempts = 0
+  attempt: Attempt | null = null
+  /** The client closed the connection before the response was complete. */
+  gone = false
+
+  constructor(
+    readonly proxy: HttpProxy,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+  ) {
+    this.method = req.method ?? 'GET'
+    this.head = requestHead(req)
+    this.hasBody = this.head.length > 0 || this.head.chunked
+    this.replayable = IDEMPOTENT.has(this.method) && !this.hasBody
+  }
+
+  readonly onClose = (): void => {
+    if (this.res.writableFinished) return
+    this.gone = true
+    this.attempt?.controller?.abort(new ClientGone())
+  }
+}
+
+/**
+ * One attempt of an exchange at one backend: undici's dispatch handler. undici
+ * calls onRequestStart when the request goes on a connection, then the response
+ * callbacks, or onResponseError (refused, reset, timed out, aborted).
+ */
+class Attempt implements Dispatcher.DispatchHandler {
+  controller: Dispatcher.DispatchController | null = null
+  /** The version that served it, as it was when the attempt began. */
+  readonly version: string
+  status = 0
+  /** From the request's arrival to this backend's response head; -1 until then. */
+  latencyMs = -1
+  private settled = false
+
+  constructor(
+    readonly proxy: HttpProxy,
+    readonly exchange: Exchange,
+    readonly entry: Entry,
+  ) {
+    this.version = entry.backend.version
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller
+    if (this.exchange.gone) controller.abort(new ClientGone())
+  }
+
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+  ): void {
+    if (status < 200) return // 1xx: informational, the client's server side already said 100 Continue
+    this.proxy.answered(this, status, headers)
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const res = this.exchange.res
+    if (!res.write(chunk)) {
+      controller.pause()
+      res.once('drain', () => controller.resume())
+    }
+  }
+
+  onResponseEnd(): void {
+    this.exchange.res.end()
+    this.settle(null)
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.settle(err)
+  }
+
+  private settle(err: Error | null): void {
+    if (this.settled) return
+    this.settled = true
+    this.proxy.settle(this, err)
+  }
+}
+
+/** What the proxy reads from a request's head, in one pass over its raw headers. */
+interface RequestHead {
+  /** For the backend, as a flat `[name, value, …]` list: hop-by-hop headers out, X-Forwarded-* in. */
+  headers: string[]
+  /** Content-Length as announced; NaN without one. */
+  length: number
+  chunked: boolean
+  upgrade: string | undefined
+}
+
+/**
+ * The request's headers for the backend, read once from `rawHeaders` (Node builds
+ * `req.headers` only when asked): names lowercased, duplicates kept as sent
+ * (Host and Content-Length: the first, as Node reads them), hop-by-hop headers
+ * and the ones `Connection` names dropped, `Expect` dropped (Node's server has
+ * already answered `100 Continue`), X-Forwarded-For appended to, X-Forwarded-Proto
+ * and -Host added unless a proxy in front set them.
+ */
+function requestHead(req: IncomingMessage): RequestHead {
+  const raw = req.rawHeaders
+  const headers: string[] = []
+  let length = Number.NaN
+  let chunked = false
+  let upgrade: string | undefined
+  let connection: string | undefined
+  let host: string | undefined
+  let forwardedFor: string | undefined
+  let forwardedProto: string | undefined
+  let forwardedHost: string | undefined
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase()
+    const value = raw[i + 1]!
+    switch (name) {
+      case 'host':
+        if (host !== undefined) continue
+        host = value
+        break
+      case 'content-length':
+        if (!Number.isNaN(length)) continue
+        length = Number(value)
+        break
+      case 'transfer-encoding':
+        chunked = true
+        continue
+      case 'connection':
+        connection = connection === undefined ? value : `${connection}, ${value}`
+        continue
+      case 'upgrade':
+        upgrade ??= value
+        continue
+      case 'expect':
+        continue
+      case 'x-forwarded-for':
+        forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`
+        continue
+      case 'x-forwarded-proto':
+        forwardedProto = forwardedProto === undefined ? value : `${forwardedProto}, ${value}`
+        continue
+      case 'x-forwarded-host':
+        forwardedHost = forwardedHost === undefined ? value : `${forwardedHost}, ${value}`
+        continue
+      default:
+        if (HOP_BY_HOP.has(name)) continue
+    }
+    headers.push(name, value)
+  }
+  if (connection !== undefined) {
+    const named = connectionNames(connection)
+    if (named != null) {
+      dropNamed(headers, named)
+      if (named.has('x-forwarded-for')) forwardedFor = undefined
+      if (named.has('x-forwarded-proto')) forwardedProto = undefined
+      if (named.has('x-forwarded-host')) forwardedHost = undefined
+    }
   }
   const client = req.socket.remoteAddress ?? ''
-  const prior = req.headers['x-forwarded-for']
-  headers['x-forwarded-for'] = prior == null ? client : `${String(prior)}, ${client}`
-  headers['x-forwarded-proto'] = String(req.headers['x-forwarded-proto'] ?? 'http')
-  if (req.headers.host != null)
-    headers['x-forwarded-host'] = String(req.headers['x-forwarded-host'] ?? req.headers.host)
+  headers.push(
+    'x-forwarded-for',
+    forwardedFor === undefined ? client : `${forwardedFor}, ${client}`,
+    'x-forwarded-proto',
+    forwardedProto ?? 'http',
+  )
+  if (host !== undefined) headers.push('x-forwarded-host', forwardedHost ?? host)
+  return { headers, length, chunked, upgrade }
+}
+
+/**
+ * The response's headers for the client, from the ones undici parsed (names
+ * lowercased, values Latin-1 as received, repeated ones in arrays): hop-by-hop
+ * headers and the ones `Connection` names dropped, this proxy added to `Via`.
+ */
+function responseHeaders(parsed: IncomingHttpHeaders): string[] {
+  const headers: string[] = []
+  let via: string | undefined
+  let connection: string | undefined
+  for (const name in parsed) {
+    const value = parsed[name]
+    if (value === undefined) continue
+    if (name === 'via') via = typeof value === 'string' ? value : value.join(', ')
+    else if (name === 'connection') connection = typeof value === 'string' ? value : value.join(', ')
+    else if (HOP_BY_HOP.has(name)) continue
+    else if (typeof value === 'string') headers.push(name, value)
+    else for (const one of value) headers.push(name, one)
+  }
+  if (connection !== undefined) {
+    const named = connectionNames(connection)
+    if (named != null) dropNamed(headers, named)
+  }
+  headers.push('via', via === undefined ? VIA : `${via}, ${VIA}`)
   return headers
 }
 
-function backHeaders(
-  headers: Record<string, string | string[] | undefined>,
-): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {}
-  for (const [name, value] of Object.entries(headers))
-    if (value != null && !HOP_BY_HOP.has(name)) out[name] = value
-  return out
+/** The header names a `Connection` value lists beyond the hop-by-hop ones; null for none (the usual case). */
+function connectionNames(value: string): Set<string> | null {
+  let named: Set<string> | null = null
+  for (const token of value.toLowerCase().split(',')) {
+    const name = token.trim()
+    if (name === '' || name === 'close' || HOP_BY_HOP.has(name)) continue
+    named ??= new Set()
+    named.add(name)
+  }
+  return named
+}
+
+function dropNamed(headers: string[], named: ReadonlySet<string>): void {
+  let kept = 0
+  for (let i = 0; i < headers.length; i += 2) {
+    if (named.has(headers[i]!)) continue
+    headers[kept++] = headers[i]!
+    headers[kept++] = headers[i + 1]!
+  }
+  headers.length = kept
+}
+
+function errorCode(err: unknown): string {
+  return (err as { code?: unknown } | undefined)?.code?.toString() ?? ''
 }
 
 /**
@@ -423,12 +679,6 @@ function backHeaders(
  * address is a load balancer's public listener, without sending it a token.
  */
 export const VIA = '1.1 shoal-lb'
-
-function withVia(headers: Record<string, string | string[]>): Record<string, string | string[]> {
-  const prior = headers.via
-  headers.via = prior == null ? VIA : `${Array.isArray(prior) ? prior.join(', ') : prior}, ${VIA}`
-  return headers
-}
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body)

@@ -16,7 +16,14 @@ import {
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type Backend, HttpProxy, type ProxyInit, type ProxyStatus } from '../../src/loadbalancer/index.js'
+import {
+  type Backend,
+  figuresOf,
+  HttpProxy,
+  type ProxyInit,
+  type ProxyStatus,
+  type TrafficFigures,
+} from '../../src/loadbalancer/index.js'
 import { silentLogger } from '../../src/shared/logger.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -26,7 +33,7 @@ interface TestBackend {
   server: Server
   /** Requests whose head reached this backend (method, url, headers). */
   seen: Array<{ method: string; url: string; headers: IncomingHttpHeaders }>
-  backend(weight?: number, state?: Backend['state']): Backend
+  backend(weight?: number, state?: Backend['state'], version?: string): Backend
   close(): Promise<void>
 }
 
@@ -46,12 +53,18 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {})
 })
 
-function backendFor(name: string, port: number, weight = 100, state: Backend['state'] = 'ready'): Backend {
+function backendFor(
+  name: string,
+  port: number,
+  weight = 100,
+  state: Backend['state'] = 'ready',
+  version = '1',
+): Backend {
   return {
     key: `${name}/web`,
     node: name,
     component: 'web',
-    version: '1',
+    version,
     endpoint: `http://127.0.0.1:${port}`,
     host: '127.0.0.1',
     port,
@@ -96,7 +109,7 @@ async function startBackend(
     await new Promise<void>((resolve) => server.close(() => resolve()))
   }
   cleanups.push(close)
-  return { name, port, server, seen, backend: (w, s) => backendFor(name, port, w, s), close }
+  return { name, port, server, seen, backend: (w, s, v) => backendFor(name, port, w, s, v), close }
 }
 
 /** A port nothing listens on: connections to it are refused. */
@@ -174,6 +187,13 @@ function call(
 }
 
 const backendOf = (answer: Answer) => answer.json<{ backend: string }>().backend
+
+/** The proxy's per-version figures over the last minute. */
+function figures(proxy: HttpProxy): Record<string, TrafficFigures> {
+  const now = Math.floor(Date.now() / 1000)
+  const seconds = proxy.traffic.seconds(now - 60, now + 1)
+  return Object.fromEntries(Object.entries(seconds).map(([version, list]) => [version, figuresOf(list)]))
+}
 const counter = (text: string, name: string) => {
   const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
   return line == null ? undefined : Number(line.split(' ').pop())
@@ -592,5 +612,145 @@ describe('the built-in proxy', () => {
     const text = await metrics()
     expect(counter(text, 'shoal_lb_retries_total')).toBe(0)
     expect(counter(text, 'shoal_lb_failed_total')).toBe(1)
+  })
+})
+
+describe('the built-in proxy: per-version traffic figures', () => {
+  it('counts requests, 5xx answers and the time to the response head by the version that answered', async () => {
+    const stable = await startBackend('stable')
+    let served = 0
+    // Every other request fails, and each waits 120 ms before its head.
+    const canary = await startBackend('canary', (req, res) => {
+      req.resume()
+      const fail = served++ % 2 === 1
+      setTimeout(() => {
+        res.writeHead(fail ? 500 : 200, { 'content-type': 'application/json' }).flushHeaders()
+        // The body comes later than the head: the figures time the head.
+        setTimeout(() => res.end(JSON.stringify({ backend: 'canary' })), 300)
+      }, 120)
+    })
+    const { proxy, port } = await startProxy([
+      stable.backend(100, 'ready', '1.0'),
+      canary.backend(100, 'ready', '1.1'),
+    ])
+    const statuses: number[] = []
+    for (let i = 0; i < 20; i++) statuses.push((await call(port)).status)
+    expect(statuses.filter((s) => s === 500)).toHaveLength(5)
+    const byVersion = figures(proxy)
+    expect(Object.keys(byVersion).sort()).toEqual(['1.0', '1.1'])
+    expect(byVersion['1.0']).toMatchObject({ requests: 10, errors: 0, errorRate: 0 })
+    expect(byVersion['1.1']).toMatchObject({ requests: 10, errors: 5, errorRate: 0.5 })
+    // Buckets are 12 % wide: a bucket's middle is within 6 % of what fell in it.
+    expect(byVersion['1.1']!.p50Ms).toBeGreaterThanOrEqual(120 * 0.94)
+    expect(byVersion['1.1']!.p99Ms).toBeLessThan(300)
+    expect(byVersion['1.0']!.p99Ms).toBeLessThan(100)
+  })
+
+  it('counts every failed attempt against its version, also when a retry on another backend answers', async () => {
+    const good = await startBackend('good')
+    const flaky = await startBackend('flaky', (req) => req.socket.destroy())
+    const hang = await startBackend('hang', (req) => req.resume())
+    const refusing = backendFor('refusing', await refusingPort(), 256, 'ready', '0.8')
+    const { proxy, port, status } = await startProxy(
+      [refusing, flaky.backend(128, 'ready', '0.9'), good.backend(1, 'ready', '1.0')],
+      { requestTimeoutMs: 300 },
+    )
+    // Refused at `refusing`, reset at `flaky`, answered by `good`: one request, three attempts.
+    const answer = await call(port)
+    expect(answer.status).toBe(200)
+    expect(backendOf(answer)).toBe('good')
+    expect((await status()).counters.retries).toBe(2)
+    expect(figures(proxy)).toMatchObject({
+      '0.8': { requests: 1, errors: 1 },
+      '0.9': { requests: 1, errors: 1 },
+      '1.0': { requests: 1, errors: 0 },
+    })
+
+    // A timeout is a failed request of its version too, timed to when the proxy gave up.
+    proxy.setBackends([hang.backend(100, 'ready', '2.0')])
+    expect((await call(port)).status).toBe(504)
+    const timedOut = figures(proxy)['2.0']!
+    expect(timedOut).toMatchObject({ requests: 1, errors: 1 })
+    expect(timedOut.p50Ms).toBeGreaterThanOrEqual(300 * 0.94)
+  })
+
+  it('counts neither a request whose client went away nor a WebSocket upgrade', async () => {
+    const hang = await startBackend('hang', (req) => req.resume())
+    const ws = await startBackend('ws', undefined, (_req, socket) => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n')
+      socket.on('error', () => {})
+    })
+    const { proxy, port, status } = await startProxy([hang.backend(100, 'ready', '1.0')])
+
+    const req = request({ host: '127.0.0.1', port, path: '/long', agent: false })
+    req.on('error', () => {})
+    req.end()
+    await waitFor('the request at the backend', () => hang.seen.length === 1)
+    req.destroy()
+    await waitFor('the attempt released', async () => (await status()).backends[0]!.inflight === 0, {
+      timeout: 3000,
+    })
+    expect((await status()).counters.failed).toBe(0)
+
+    proxy.setBackends([ws.backend(100, 'ready', '1.0')])
+    const upgraded = await new Promise<Duplex>((resolve, reject) => {
+      const up = request({
+        host: '127.0.0.1',
+        port,
+        agent: false,
+        headers: { connection: 'Upgrade', upgrade: 'websocket' },
+      })
+      up.on('upgrade', (_res, socket) => resolve(socket))
+      up.on('response', (res) => reject(new Error(`no upgrade: ${res.statusCode}`)))
+      up.on('error', reject)
+      up.end()
+    })
+    upgraded.destroy()
+    expect((await status()).counters.upgrades).toBe(1)
+    expect(figures(proxy)).toEqual({})
+  })
+})
+
+describe('the built-in proxy: Expect', () => {
+  // curl sends `Expect: 100-continue` with every body over 1 KiB.
+  it('answers 100 Continue itself and forwards the body without the Expect header', async () => {
+    const echo = await startBackend('echo', (req, res) => {
+      const chunks: Buffer[] = []
+      req.on('data', (c: Buffer) => chunks.push(c))
+      req.on('end', () => res.end(Buffer.concat(chunks)))
+    })
+    const { proxy, port } = await startProxy([echo.backend(100, 'ready', '1.0')])
+    const body = randomBytes(4096)
+    const answer = await new Promise<Answer>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          agent: false,
+          headers: { expect: '100-continue', 'content-length': body.length },
+        },
+        (res) => {
+          const chunks: Buffer[] = []
+          res.on('data', (c: Buffer) => chunks.push(c))
+          res.on('end', () => {
+            const all = Buffer.concat(chunks)
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              body: all,
+              json: () => JSON.parse(`${all}`),
+            })
+          })
+        },
+      )
+      req.on('continue', () => req.end(body))
+      req.on('error', reject)
+      req.flushHeaders()
+    })
+    expect(answer.status).toBe(200)
+    expect(answer.body.equals(body)).toBe(true)
+    expect(echo.seen[0]!.headers.expect).toBeUndefined()
+    expect(figures(proxy)['1.0']).toMatchObject({ requests: 1, errors: 0 })
   })
 })
