@@ -142,8 +142,7 @@ export class LoadBalancer implements Startable {
 
   /** Where this load balancer's per-version figures are counted: its proxy, and HAProxy's counters when it drives one. */
   recorders(): TrafficRecorder[] {
-    const own = (this.proxy as { traffic?: TrafficRecorder }).traffic
-    return [own, this.sink?.traffic].filter((r): r is TrafficRecorder => r != null)
+    return [this.proxy.traffic, this.sink?.traffic].filter((r): r is TrafficRecorder => r != null)
   }
 
   private refresh(): void {
