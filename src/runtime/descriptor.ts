@@ -59,7 +59,14 @@ export const componentDescriptorSchema = z
       z.strictObject({ exec: executable, args: z.array(spawnText).default([]) }),
       /** An OSGi bundle (the artifact is its jar), started in the node's framework at this start level. */
       z.strictObject({
-        osgi: z.strictObject({ startLevel: z.number().int().min(1).max(99).default(10) }),
+        osgi: z.strictObject({
+          startLevel: z.number().int().min(1).max(99).default(10),
+          /** The Configuration Admin PID its configuration (and, with `http`, its port) goes to; default: its name. */
+          pid: z
+            .string()
+            .regex(/^[A-Za-z0-9_.~-]{1,128}$/, 'a PID: letters, digits, ".", "_", "~" and "-"')
+            .optional(),
+        }),
       }),
     ]),
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), spawnText).default({}),
@@ -88,10 +95,13 @@ export const componentDescriptorSchema = z
     /** Services it uses; a hard requirement delays the start until one is ready somewhere. */
     requires: z.array(requirement).default([]),
   })
-  // A bundle has no process: no port, no health command, no environment of its own.
+  // A bundle has no process: no health command and no environment of its own. It may serve
+  // HTTP: the port reaches it through its configuration (docs/osgi.md, "Serving HTTP").
   .refine(
-    (d) => !('osgi' in d.start) || (!d.http && d.health == null && Object.keys(d.env).length === 0),
-    'an osgi component takes no "http", "health" or "env"',
+    (d) =>
+      !('osgi' in d.start) ||
+      ((d.health == null || (d.http && d.health.http != null)) && Object.keys(d.env).length === 0),
+    'an osgi component takes no "env", and a "health" check only over HTTP with "http": true',
   )
   .transform((d) => ({ ...d, provides: d.provides ?? [d.name] }))
 

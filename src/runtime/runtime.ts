@@ -20,6 +20,7 @@ import {
 import { type ComponentDescriptor, componentsOf } from './descriptor.js'
 import { LogFile } from './log-file.js'
 import { findOrphans, RUNTIME_MARK, reap } from './orphans.js'
+import { BundleEndpoints } from './osgi/bundle-endpoints.js'
 import { bundleStatus, isOsgi, wantedBundles } from './osgi/osgi-components.js'
 import { OsgiHost } from './osgi/osgi-host.js'
 import { type Endpoint, endpointsOf } from './services.js'
@@ -217,6 +218,10 @@ export class Runtime implements Startable {
   private readonly unsubscribe: Array<() => void> = []
   /** The node's OSGi framework, started when a version first places a bundle here (docs/osgi.md). */
   private readonly osgi: OsgiHost
+  /** Ports, health and drains of the bundles that serve HTTP. */
+  private readonly bundleEndpoints: BundleEndpoints
+  /** The bundles last applied to the framework (what an update changes is drained first). */
+  private appliedBundles: ReadonlyArray<{ name: string; sha256: string }> = []
 
   constructor(
     private readonly init: RuntimeInit,
@@ -235,7 +240,15 @@ export class Runtime implements Startable {
       },
       this.log.child('osgi'),
     )
-    this.osgi.onChange(() => this.publishSoon())
+    this.bundleEndpoints = new BundleEndpoints(
+      { bindHost: init.bindHost, advertiseHost: init.advertiseHost },
+      () => this.publishSoon(),
+      this.log.child('osgi'),
+    )
+    this.osgi.onChange(() => {
+      this.bundleEndpoints.follow(this.osgi.states())
+      this.publishSoon()
+    })
   }
 
   async start(): Promise<void> {
@@ -274,6 +287,7 @@ export class Runtime implements Startable {
     await this.preparing
     await Promise.all([...this.processes.values(), ...this.retiring].map((p) => p.stop()))
     await this.osgi.stop()
+    this.bundleEndpoints.stop()
     clearTimeout(this.publishTimer)
     for (const file of this.logs.values()) await file.close()
   }
@@ -281,7 +295,8 @@ export class Runtime implements Startable {
   status(): RuntimeStatus {
     const components = [...this.retiring, ...this.processes.values()].map((p) => p.status())
     const framework = this.osgi.frameworkView().pid
-    for (const bundle of this.osgi.states()) components.push(bundleStatus(bundle, framework))
+    for (const bundle of this.osgi.states())
+      components.push(this.bundleEndpoints.overlay(bundleStatus(bundle, framework)))
     for (const [name, { version, state }] of this.installing)
       if (!this.processes.has(name))
         components.push({
@@ -426,7 +441,7 @@ export class Runtime implements Startable {
     try {
       specs = await this.install(to, manifest)
       // OSGi bundles switch in place, in the running framework; a failure puts the old bundles back.
-      await this.osgi.apply(this.bundlesOf(to, manifest), manifest.config)
+      await this.applyBundles(to, manifest)
     } catch (err) {
       this.installing.clear()
       this.refused = to
@@ -528,7 +543,7 @@ export class Runtime implements Startable {
   private async reassign(id: string, manifest: ManifestLike): Promise<void> {
     const bundles = this.bundlesOf(id, manifest)
     if (!this.osgi.holds(bundles))
-      await this.osgi.apply(bundles, manifest.config).catch((err: unknown) => {
+      await this.applyBundles(id, manifest).catch((err: unknown) => {
         this.log.error('placing bundles failed', { id, error: describe(err) })
         this.setPhase('failed', describe(err))
       })
@@ -562,6 +577,36 @@ export class Runtime implements Startable {
   }
 
   /** The OSGi bundles of `id` placed on this node. */
+  /**
+   * Puts the bundles of `id` placed here in the framework, in place. HTTP bundles get
+   * their port in their configuration; one whose jar changes or leaves is drained
+   * first (marked `draining`, load balancers confirm), since one framework cannot run
+   * the old and the new bundle side by side as two processes can.
+   */
+  private async applyBundles(id: string, manifest: ManifestLike): Promise<void> {
+    const bundles = this.bundlesOf(id, manifest)
+    const descriptors = componentsOf(manifest.artifacts)
+    const http = await this.bundleEndpoints.plan(
+      bundles.map((b) => descriptors.get(b.name)).filter((d) => d != null),
+    )
+    const changing = this.appliedBundles
+      .filter((a) => !bundles.some((b) => b.name === a.name && b.sha256 === a.sha256))
+      .map((a) => a.name)
+    const drain = this.bundleEndpoints.serving(changing)
+    if (drain.length > 0) {
+      this.bundleEndpoints.markDraining(drain)
+      await this.publishNow().catch(() => {})
+      await this.waitDrainedKeys(drain, descriptors)
+    }
+    try {
+      await this.osgi.apply(bundles, withHttpConfig(manifest.config, http))
+      this.appliedBundles = bundles.map(({ name, sha256 }) => ({ name, sha256 }))
+    } finally {
+      this.bundleEndpoints.settle()
+      this.bundleEndpoints.follow(this.osgi.states())
+    }
+  }
+
   private bundlesOf(id: string, manifest: ManifestLike) {
     return wantedBundles(
       id,
@@ -829,6 +874,26 @@ export class Runtime implements Startable {
     await Promise.all(procs.map((p) => p.stop()))
   }
 
+  /** The drain handshake for bundle components (instance 0: a bundle runs once per node). */
+  private async waitDrainedKeys(
+    names: readonly string[],
+    descriptors: ReadonlyMap<string, ComponentDescriptor>,
+  ): Promise<void> {
+    const self = this.components.membership.id
+    const deadline = Date.now() + this.init.config.drainTimeoutMs
+    const pending = () =>
+      names.filter(
+        (n) => !this.components.drainConfirmed(instanceKey(self, n, 0), descriptors.get(n)?.provides ?? [n]),
+      )
+    while (pending().length > 0 && Date.now() < deadline && !this.abort.signal.aborted)
+      await sleep(20, undefined, { signal: this.abort.signal }).catch(() => {})
+    if (pending().length > 0)
+      this.log.warn('bundle drain timed out; updating anyway', {
+        components: pending(),
+        timeoutMs: this.init.config.drainTimeoutMs,
+      })
+  }
+
   private async waitDrained(procs: ComponentProcess[]): Promise<void> {
     const self = this.components.membership.id
     const deadline = Date.now() + this.init.config.drainTimeoutMs
@@ -994,4 +1059,21 @@ async function exists(path: string): Promise<boolean> {
     () => true,
     () => false,
   )
+}
+
+/**
+ * The distribution's configuration with each HTTP bundle's host and port added to
+ * its PID's properties under `osgi` (what Configuration Admin delivers to it).
+ */
+function withHttpConfig(config: unknown, http: ReadonlyMap<string, Record<string, unknown>>): unknown {
+  if (http.size === 0) return config
+  const base = config != null && typeof config === 'object' ? (config as Record<string, unknown>) : {}
+  const osgi =
+    base.osgi != null && typeof base.osgi === 'object' ? (base.osgi as Record<string, unknown>) : {}
+  const merged: Record<string, unknown> = { ...osgi }
+  for (const [pid, props] of http) {
+    const own = merged[pid] != null && typeof merged[pid] === 'object' ? (merged[pid] as object) : {}
+    merged[pid] = { ...own, ...props }
+  }
+  return { ...base, osgi: merged }
 }
