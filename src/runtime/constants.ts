@@ -10,3 +10,12 @@ export const DEFAULT_RUNTIME_LIMITS: Pick<RuntimeConfig, 'unpack' | 'logMaxBytes
   logMaxBytes: 1024 * 1024,
   logKeep: 3,
 }
+
+/**
+ * The OSGi frameworks a node can run bundles in (docs/osgi.md): Eclipse Equinox
+ * 3.18 (OSGi R8; the default: Debian's Declarative Services run on it) or Apache
+ * Felix 4.6.1 (R6; no Declarative Services).
+ */
+export const OSGI_FRAMEWORKS = ['equinox', 'felix'] as const
+export type OsgiFramework = (typeof OSGI_FRAMEWORKS)[number]
+export const DEFAULT_OSGI_FRAMEWORK: OsgiFramework = 'equinox'

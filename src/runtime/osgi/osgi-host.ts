@@ -1,26 +1,26 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { existsSync, openSync } from 'node:fs'
-import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { mkdir, readFile, rm } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from '../../shared/index.js'
 import { messageOf } from '../../shared/index.js'
+import { DEFAULT_OSGI_FRAMEWORK, OSGI_FRAMEWORKS, type OsgiFramework } from '../constants.js'
 import { OsgiBundleError, OsgiUnavailableError } from '../errors.js'
 import { type BundleStep, planBundles, type WantedBundle } from './bundle-plan.js'
 import { type BundleInfo, ManagementClient, type ServiceInfo } from './management-client.js'
 
-/** Apache Felix's launcher jar (Debian's felix-main), or SHOAL_FELIX_JAR. */
-const FELIX_JAR = process.env.SHOAL_FELIX_JAR ?? '/usr/share/felix-framework/bin/felix.jar'
-/** The management agent bundle built from osgi/agent by `npm run build` (scripts/build-osgi.mjs). */
-const AGENT_JAR_CANDIDATES = [
-  '../../../osgi/shoal-management-agent.jar',
-  '../../../dist/osgi/shoal-management-agent.jar',
-]
+/** Where Shoal's OSGi jars are, built by `npm run build` (scripts/build-osgi.mjs): dist/osgi/ seen from dist/src/runtime/osgi or src/runtime/osgi. */
+const BUILT_JAR_DIRS = ['../../../osgi', '../../../dist/osgi']
+/** The launcher main class (osgi/launcher): starts the framework on its class path through the standard launching API. */
+const LAUNCHER_CLASS = 'io.shoal.osgi.Launcher'
 /** How long the framework may take to start and open the management socket. */
 const START_TIMEOUT_MS = 60_000
 /** How often bundle states are read while the framework runs (bundles may stop by themselves). */
 const POLL_MS = 2_000
+
+export type { OsgiFramework } from '../constants.js'
 
 export interface OsgiHostInit {
   /** Where the framework keeps its cache and configuration (`<data>/osgi`). */
@@ -29,6 +29,8 @@ export interface OsgiHostInit {
   env: Record<string, string>
   /** Where the framework's output goes. */
   logFile: string
+  /** Which framework runs the bundles; default: SHOAL_OSGI_FRAMEWORK, else `equinox`. */
+  framework?: OsgiFramework
   spawned(pid: number): void
   exited(pid: number): void
 }
@@ -43,32 +45,93 @@ export interface OsgiComponentState {
   error: string | null
 }
 
-/** Why this node cannot run osgi components, or null when it can. */
-export function osgiUnavailableReason(): string | null {
-  if (!existsSync(FELIX_JAR)) return `Apache Felix is not installed (${FELIX_JAR}; Debian: felix-main)`
-  if (agentJar() == null) return 'the OSGi management agent was not built (needs a JDK at build time)'
+/** A bundle the node provides to every distribution, installed and started before theirs (docs/osgi.md). */
+export interface PlatformBundle {
+  /** What it is, for messages. */
+  name: string
+  path: string
+  /** Where it comes from when it is missing. */
+  hint: string
+}
+
+/** The framework a node runs when it is not told: SHOAL_OSGI_FRAMEWORK, else Equinox. */
+export function defaultOsgiFramework(): OsgiFramework {
+  const env = process.env.SHOAL_OSGI_FRAMEWORK
+  return OSGI_FRAMEWORKS.find((f) => f === env) ?? DEFAULT_OSGI_FRAMEWORK
+}
+
+/** The framework's jar: Debian's, or SHOAL_EQUINOX_JAR / SHOAL_FELIX_JAR. */
+export function frameworkJar(framework: OsgiFramework): string {
+  return framework === 'felix'
+    ? (process.env.SHOAL_FELIX_JAR ?? '/usr/share/felix-framework/bin/felix.jar')
+    : (process.env.SHOAL_EQUINOX_JAR ?? '/usr/share/java/eclipse-osgi.jar')
+}
+
+/**
+ * The platform bundles for `framework`, in start order: the Compendium API bundle
+ * Shoal builds, Equinox's Configuration Admin and, on Equinox, Felix SCR
+ * (Declarative Services; Debian's needs an R7 framework, so not on Felix 4.6.1).
+ * SHOAL_OSGI_CMPN_JAR, SHOAL_CM_JAR and SHOAL_SCR_JAR replace a path; set empty, they leave the bundle out.
+ */
+export function platformBundles(framework: OsgiFramework): PlatformBundle[] {
+  const bundles = [
+    {
+      name: 'shoal.osgi.cmpn (OSGi Compendium API)',
+      path:
+        process.env.SHOAL_OSGI_CMPN_JAR ?? builtJar('shoal-osgi-cmpn.jar') ?? 'dist/osgi/shoal-osgi-cmpn.jar',
+      hint: 'built by npm run build from /usr/share/java/osgi.cmpn.jar (Debian: libosgi-compendium-java)',
+    },
+    {
+      name: 'Configuration Admin (Equinox CM)',
+      path: process.env.SHOAL_CM_JAR ?? '/usr/share/java/equinox-cm.jar',
+      hint: 'Debian: libequinox-cm-java',
+    },
+  ]
+  if (framework === 'equinox')
+    bundles.push({
+      name: 'Declarative Services (Felix SCR)',
+      path: process.env.SHOAL_SCR_JAR ?? '/usr/share/java/org.apache.felix.scr.jar',
+      hint: 'Debian: libfelix-scr-java',
+    })
+  return bundles
+}
+
+function javaCommand(): string {
+  return process.env.JAVA_HOME == null ? 'java' : join(process.env.JAVA_HOME, 'bin', 'java')
+}
+
+/** Why this node cannot run osgi components in `framework`, in one line, or null when it can. */
+export function osgiUnavailableReason(framework: OsgiFramework = defaultOsgiFramework()): string | null {
+  const jar = frameworkJar(framework)
+  if (!existsSync(jar))
+    return framework === 'felix'
+      ? `Apache Felix is not installed (${jar}; Debian: felix-main, or set SHOAL_FELIX_JAR)`
+      : `Eclipse Equinox is not installed (${jar}; Debian: libeclipse-osgi-java, or set SHOAL_EQUINOX_JAR)`
+  if (builtJar('shoal-management-agent.jar') == null || builtJar('shoal-osgi-launcher.jar') == null)
+    return 'the OSGi management agent and launcher were not built (npm run build needs a JDK)'
   try {
-    execFileSync(
-      process.env.JAVA_HOME == null ? 'java' : join(process.env.JAVA_HOME, 'bin', 'java'),
-      ['-version'],
-      {
-        stdio: 'ignore',
-      },
-    )
+    execFileSync(javaCommand(), ['-version'], { stdio: 'ignore' })
   } catch {
-    return 'no Java runtime (java) is installed'
+    return 'no Java runtime (java) is installed (JAVA_HOME or the PATH)'
   }
   return null
 }
 
-function agentJar(): string | null {
+/** The file a bundle location names (the launcher installs from Java's `file:/path` URIs), or null. */
+function filePathOf(location: string): string | null {
+  if (!location.startsWith('file:')) return null
+  return fileURLToPath(`file://${location.slice('file:'.length).replace(/^\/\//, '')}`)
+}
+
+function builtJar(name: string): string | null {
   const here = fileURLToPath(new URL('.', import.meta.url))
-  return AGENT_JAR_CANDIDATES.map((p) => join(here, p)).find((p) => existsSync(p)) ?? null
+  return BUILT_JAR_DIRS.map((dir) => join(here, dir, name)).find((p) => existsSync(p)) ?? null
 }
 
 /**
- * The node's one Apache Felix framework, run as a child process with Shoal's
- * management agent bundle, and the osgi components installed in it as bundles.
+ * The node's one OSGi framework (Equinox or Felix, started by Shoal's launcher),
+ * run as a child process with the platform bundles and Shoal's management agent
+ * bundle, and the osgi components installed in it as bundles.
  * `apply` moves the framework from the bundles it holds to the bundles wanted,
  * touching only what changed; if a bundle fails to resolve or start, it puts the
  * previous set back (and starts it) before reporting the failure.
@@ -87,11 +150,15 @@ export class OsgiHost {
   private errors = new Map<string, string>()
   private poller: NodeJS.Timeout | undefined
   private readonly listeners = new Set<() => void>()
+  /** Which framework this node runs (fixed for the host's life). */
+  readonly framework: OsgiFramework
 
   constructor(
     private readonly init: OsgiHostInit,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.framework = init.framework ?? defaultOsgiFramework()
+  }
 
   onChange(listener: () => void): () => void {
     this.listeners.add(listener)
@@ -109,7 +176,7 @@ export class OsgiHost {
       return
     }
     const previous = { wanted: this.wanted, config: this.config }
-    const client = await this.framework()
+    const client = await this.connection()
     try {
       await this.reach(client, wanted, config)
     } catch (err) {
@@ -174,8 +241,15 @@ export class OsgiHost {
   }
 
   /** Every bundle and service in the framework (`GET /api/osgi`). */
-  frameworkView(): { running: boolean; pid: number | null; bundles: BundleInfo[]; services: ServiceInfo[] } {
+  frameworkView(): {
+    framework: OsgiFramework
+    running: boolean
+    pid: number | null
+    bundles: BundleInfo[]
+    services: ServiceInfo[]
+  } {
     return {
+      framework: this.framework,
       running: this.client != null,
       pid: this.child?.pid ?? null,
       bundles: this.bundles,
@@ -199,7 +273,7 @@ export class OsgiHost {
 
   // --- the framework process ----------------------------------------------------------
 
-  private framework(): Promise<ManagementClient> {
+  private connection(): Promise<ManagementClient> {
     if (this.client != null) return Promise.resolve(this.client)
     this.starting ??= this.launch().finally(() => {
       this.starting = undefined
@@ -208,45 +282,47 @@ export class OsgiHost {
   }
 
   private async launch(): Promise<ManagementClient> {
-    const unavailable = osgiUnavailableReason()
+    const framework = this.framework
+    const unavailable = osgiUnavailableReason(framework)
     if (unavailable != null)
       throw new OsgiUnavailableError(`this node cannot run osgi components: ${unavailable}`)
-    const deploy = join(this.init.dir, 'deploy')
-    await mkdir(deploy, { recursive: true })
-    await copyFile(agentJar()!, join(deploy, 'shoal-management-agent.jar'))
+    await mkdir(this.init.dir, { recursive: true })
     const portFile = join(this.init.dir, 'agent.port')
     await rm(portFile, { force: true })
-    const config = join(this.init.dir, 'config.properties')
-    // The framework's cache is rebuilt at each start: Shoal's store is the source of truth.
-    await writeFile(
-      config,
-      [
-        `org.osgi.framework.storage=${join(this.init.dir, 'cache')}`,
-        'org.osgi.framework.storage.clean=onFirstInit',
-        `felix.auto.deploy.dir=${deploy}`,
-        'felix.auto.deploy.action=install,start',
-        'org.osgi.framework.startlevel.beginning=100',
-        // Felix 4's URL handler proxies fail on JDK 17; bundles come as streams, no URL handler is needed.
-        'felix.service.urlhandlers=false',
-        'shoal.agent.port=0',
-        `shoal.agent.portfile=${portFile}`,
-        '',
-      ].join('\n'),
-    )
-    const java = process.env.JAVA_HOME == null ? 'java' : join(process.env.JAVA_HOME, 'bin', 'java')
+    const platform: PlatformBundle[] = []
+    for (const bundle of platformBundles(framework)) {
+      if (bundle.path === '') continue
+      if (existsSync(bundle.path)) platform.push({ ...bundle, path: resolve(bundle.path) })
+      else
+        this.log.warn(
+          `platform bundle ${bundle.name} not found at ${bundle.path} (${bundle.hint}); distributions that need it will not resolve`,
+        )
+    }
+    const args = [
+      // Felix 4's boot delegation reaches into java.base (JDK 9+ modules); Equinox needs nothing.
+      ...(framework === 'felix'
+        ? ['--add-opens=java.base/java.security=ALL-UNNAMED', '--add-opens=java.base/java.lang=ALL-UNNAMED']
+        : []),
+      '-cp',
+      [builtJar('shoal-osgi-launcher.jar')!, resolve(frameworkJar(framework))].join(':'),
+      LAUNCHER_CLASS,
+      // The framework's cache is emptied at each start: Shoal's store is the source of truth.
+      '--storage',
+      join(this.init.dir, 'cache'),
+      '--agent',
+      builtJar('shoal-management-agent.jar')!,
+      ...platform.flatMap((b) => ['--platform', b.path]),
+      '--set',
+      'shoal.agent.port=0',
+      '--set',
+      `shoal.agent.portfile=${portFile}`,
+    ]
     const out = openSync(this.init.logFile, 'a')
-    const child = spawn(
-      java,
-      [
-        // Felix's boot delegation reaches into java.base (JDK 9+ modules).
-        '--add-opens=java.base/java.security=ALL-UNNAMED',
-        '--add-opens=java.base/java.lang=ALL-UNNAMED',
-        `-Dfelix.config.properties=file:${config}`,
-        '-jar',
-        FELIX_JAR,
-      ],
-      { cwd: this.init.dir, env: { ...process.env, ...this.init.env }, stdio: ['ignore', out, out] },
-    )
+    const child = spawn(javaCommand(), args, {
+      cwd: this.init.dir,
+      env: { ...process.env, ...this.init.env },
+      stdio: ['ignore', out, out],
+    })
     this.child = child
     if (child.pid != null) this.init.spawned(child.pid)
     child.once('exit', (code, signal) => this.exited(child, code, signal))
@@ -254,20 +330,47 @@ export class OsgiHost {
     let port: number | null = null
     while (port == null) {
       if (child.exitCode != null || child.signalCode != null)
-        throw new OsgiUnavailableError(`the OSGi framework exited at start; see ${this.init.logFile}`)
+        throw new OsgiUnavailableError(
+          `the OSGi framework (${framework}) exited at start: ${await this.launcherError()}; see ${this.init.logFile}`,
+        )
       if (Date.now() > deadline)
-        throw new OsgiUnavailableError(`the OSGi framework did not start; see ${this.init.logFile}`)
+        throw new OsgiUnavailableError(
+          `the OSGi framework (${framework}) did not start; see ${this.init.logFile}`,
+        )
       port = Number(await readFile(portFile, 'utf8').catch(() => '')) || null
       if (port == null) await sleep(50)
     }
     const client = await ManagementClient.connect(port)
     this.client = client
     this.installed.clear()
-    this.log.info('OSGi framework started', { pid: child.pid, port })
+    await this.checkPlatform(client, platform)
+    this.log.info('OSGi framework started', { framework, pid: child.pid, port })
     clearInterval(this.poller)
     this.poller = setInterval(() => void this.refreshStates(), POLL_MS)
     this.poller.unref()
     return client
+  }
+
+  /** The launcher's last complaint in the log (it prints `shoal-launcher: REASON` before it exits). */
+  private async launcherError(): Promise<string> {
+    const log = await readFile(this.init.logFile, 'utf8').catch(() => '')
+    const line = log
+      .split('\n')
+      .reverse()
+      .find((l) => l.startsWith('shoal-launcher: ') || l.startsWith('Error: '))
+    return line?.replace(/^shoal-launcher: /, '') ?? 'no reason given'
+  }
+
+  /** A platform bundle that is not active is worth a warning: what needs it will fail to resolve. */
+  private async checkPlatform(client: ManagementClient, platform: readonly PlatformBundle[]): Promise<void> {
+    const bundles = await client.bundles().catch(() => [])
+    for (const p of platform) {
+      const bundle = bundles.find((b) => filePathOf(b.location) === p.path)
+      if (bundle?.state !== 'ACTIVE')
+        this.log.warn(
+          `platform bundle ${p.name} is ${bundle?.state ?? 'not installed'} in ${this.framework}; see ${this.init.logFile}`,
+        )
+    }
   }
 
   /** The framework died: its bundles are gone; start it again and put the wanted bundles back. */
