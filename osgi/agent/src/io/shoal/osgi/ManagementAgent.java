@@ -34,16 +34,22 @@ import org.osgi.framework.wiring.FrameworkWiring;
  * "shoal.agent.port" and writes the bound port to "shoal.agent.portfile".
  *
  * Requests: bundles | services | install NAME PATH STARTLEVEL | update ID PATH |
- * start ID | stop ID | uninstall ID | refresh | resolve | config JSON | ping.
+ * start ID | stop ID | uninstall ID | refresh | resolve | config JSON | ping |
+ * components (Declarative Services, DsComponents) | config PID JSON | unconfig PID |
+ * configs (configuration by PID, Configurations). `config` with one argument sets
+ * the System property "shoal.config"; with two, it configures a PID.
  */
 public final class ManagementAgent implements BundleActivator {
   private BundleContext context;
   private ServerSocket server;
   private Thread acceptor;
+  private Configurations configurations;
 
   @Override
   public void start(BundleContext context) throws Exception {
     this.context = context;
+    configurations = new Configurations(context);
+    configurations.open();
     int port = Integer.parseInt(property("shoal.agent.port", "0"));
     server = new ServerSocket(port, 16, InetAddress.getLoopbackAddress());
     String portFile = context.getProperty("shoal.agent.portfile");
@@ -61,6 +67,7 @@ public final class ManagementAgent implements BundleActivator {
   @Override
   public void stop(BundleContext context) throws Exception {
     server.close();
+    configurations.close();
   }
 
   private String property(String name, String fallback) {
@@ -120,9 +127,16 @@ public final class ManagementAgent implements BundleActivator {
         return bundle(bundle);
       }
       case "config":
+        if (request.length > 2) return configurations.set(request[1], request[2]);
         // The distribution's configuration (JSON), for bundles to read as System property "shoal.config".
         System.setProperty("shoal.config", request.length > 1 ? request[1] : "{}");
         return "null";
+      case "unconfig":
+        return configurations.unset(arg(request, 1));
+      case "configs":
+        return configurations.list();
+      case "components":
+        return DsComponents.list(context);
       case "update": {
         Bundle bundle = byId(arg(request, 1));
         try (InputStream stream = new FileInputStream(arg(request, 2))) {
