@@ -62,7 +62,13 @@ export interface AgentConfig {
   providersFile: string | null
   /** Find members at start among EC2 instances tagged with the cluster (a cloud's discovery source). */
   discoverEc2: { region: string; endpoint?: string } | null
+  /** The OSGi framework osgi components run in (docs/osgi.md): `--osgi-framework`, else SHOAL_OSGI_FRAMEWORK, else `equinox`. */
+  osgiFramework: OsgiFrameworkName
 }
+
+/** The OSGi frameworks a node can run (the runtime's OSGI_FRAMEWORKS, src/runtime/constants.ts). */
+const OSGI_FRAMEWORK_NAMES = ['equinox', 'felix'] as const
+export type OsgiFrameworkName = (typeof OSGI_FRAMEWORK_NAMES)[number]
 
 export interface NodeIdentity {
   /** The provider that launched it and its handle there (null: started by hand). */
@@ -94,6 +100,7 @@ export interface AgentOptions {
   node?: Partial<NodeIdentity>
   providersFile?: string | null
   discoverEc2?: { region: string; endpoint?: string } | null
+  osgiFramework?: string
 }
 
 /**
@@ -135,6 +142,7 @@ export function resolveAgentConfig(options: AgentOptions): AgentConfig {
     throw new OptionError(
       `without --tokens the API listens on loopback only (got --api ${options.api}); pass --tokens FILE or use 127.0.0.1`,
     )
+  const osgiFramework = resolveOsgiFramework(options.osgiFramework)
   return {
     cluster,
     dataDir: resolve(options.dataDir ?? join(homedir(), '.shoal', cluster)),
@@ -155,6 +163,7 @@ export function resolveAgentConfig(options: AgentOptions): AgentConfig {
     logLevel: options.logLevel ?? 'info',
     providersFile: options.providersFile == null ? null : resolve(options.providersFile),
     discoverEc2: options.discoverEc2 ?? null,
+    osgiFramework,
     node: {
       provider: options.node?.provider ?? null,
       handle: options.node?.handle ?? null,
@@ -181,6 +190,18 @@ function checkAnnounced(node: Partial<NodeIdentity> = {}): void {
     const flag = err instanceof MetadataError && err.key === 'tags' ? '--tag' : '--role'
     throw new OptionError(`${flag}: ${messageOf(err)}`)
   }
+}
+
+/** `--osgi-framework`, else SHOAL_OSGI_FRAMEWORK, else Equinox (the default: Declarative Services run on it). */
+function resolveOsgiFramework(value: string | undefined): OsgiFrameworkName {
+  const env = process.env.SHOAL_OSGI_FRAMEWORK
+  const chosen = value ?? (env == null || env === '' ? 'equinox' : env)
+  const framework = OSGI_FRAMEWORK_NAMES.find((name) => name === chosen)
+  if (framework == null)
+    throw new OptionError(
+      `${value == null ? 'SHOAL_OSGI_FRAMEWORK' : '--osgi-framework'} "${chosen}" is not an OSGi framework Shoal runs: equinox (the default) or felix`,
+    )
+  return framework
 }
 
 /** "HOST:PORT", ":PORT" or "PORT" (host defaults to loopback); `flag` names the option in the error. */

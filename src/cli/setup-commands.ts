@@ -81,6 +81,12 @@ export function addSetupCommands(program: Command): void {
       '--discover-ec2-endpoint <url>',
       'with --discover-ec2: the API endpoint of an EC2-compatible cloud',
     )
+    .addOption(
+      new Option(
+        '--osgi-framework <name>',
+        'OSGi framework for osgi components (docs/osgi.md); default $SHOAL_OSGI_FRAMEWORK, else equinox',
+      ).choices(['equinox', 'felix']),
+    )
     .option('--provider <name>', 'set by a provider: the provider that launched this node')
     .option('--handle <handle>', "set by a provider: this node's handle there")
     .addHelpText(
@@ -131,6 +137,7 @@ export function addSetupCommands(program: Command): void {
         preset: opts.preset as TimerPreset,
         logLevel: opts.logLevel as LogLevel,
         providersFile: opts.providers ?? null,
+        ...(opts.osgiFramework == null ? {} : { osgiFramework: opts.osgiFramework as string }),
         discoverEc2:
           opts.discoverEc2 == null
             ? null
