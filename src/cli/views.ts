@@ -170,7 +170,18 @@ function who(requestedBy: string): string {
   return /^12D3KooW\w{40,}$/.test(requestedBy) ? shortId(requestedBy) : requestedBy
 }
 
-export function formatComponents(status: RuntimeStatus): string {
+/** A Declarative Services component of one of the node's bundles, as `/api/components` carries it (docs/osgi.md). */
+interface DsComponentRow {
+  component: string
+  name: string
+  state: string
+  satisfied: boolean
+  reason: string | null
+}
+
+export function formatComponents(
+  status: RuntimeStatus & { dsComponents?: readonly DsComponentRow[] },
+): string {
   const head = `active ${status.active ?? 'none'}, target ${status.target ?? 'none'}, ${status.phase}${status.error == null ? '' : `: ${status.error}`}`
   if (status.components.length === 0) return `${head}\nno components`
   const rows = status.components.map((c) => [
@@ -182,7 +193,12 @@ export function formatComponents(status: RuntimeStatus): string {
     String(c.restarts),
     c.error ?? '',
   ])
-  return `${head}\n${table(['COMPONENT', 'VERSION', 'STATE', 'ENDPOINT', 'PID', 'RESTARTS', 'ERROR'], rows)}`
+  const text = `${head}\n${table(['COMPONENT', 'VERSION', 'STATE', 'ENDPOINT', 'PID', 'RESTARTS', 'ERROR'], rows)}`
+  const ds = status.dsComponents ?? []
+  if (ds.length === 0) return text
+  // OSGi bundles' Declarative Services components: satisfied or not, and why not.
+  const dsRows = ds.map((c) => [c.name, c.component, c.state, c.satisfied ? 'yes' : 'no', c.reason ?? ''])
+  return `${text}\n\n${table(['DS COMPONENT', 'BUNDLE', 'STATE', 'SATISFIED', 'WHY NOT'], dsRows)}`
 }
 
 /** `shoal voters`: a line on the log as this node knows it, then each voter and learner. */

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { type Announced, Announcement, type Member } from '../membership/index.js'
+import { type Announced, Announcement, type Member, metadataBytes } from '../membership/index.js'
 import type { RuntimePhase } from './runtime.js'
 import { COMPONENT_STATES } from './supervisor.js'
 
@@ -89,11 +89,22 @@ export const runtimeAnnouncement = new Announcement('runtime', {
             properties: z.record(z.string(), z.unknown()).optional(),
           }),
         ),
+        /** Declarative Services components of its bundles (absent from agents before issue 22). */
+        components: z
+          .array(
+            z.looseObject({
+              component: z.string().optional(),
+              name: z.string().optional(),
+              state: z.string().optional(),
+              reason: z.string().optional(),
+            }),
+          )
+          .optional(),
       })
       .nullable(),
     maxBytes: 1536,
     about:
-      "the node's OSGi bundles and the services they registered (docs/osgi.md); service properties are left out when they do not fit",
+      "the node's OSGi bundles, the services they registered and their DS components (docs/osgi.md); trimmed to fit (fitOsgiAnnouncement)",
     reach: 'watchers',
   },
   ready: {
@@ -104,6 +115,45 @@ export const runtimeAnnouncement = new Announcement('runtime', {
   },
 })
 export type RuntimeAnnouncement = Announced<typeof runtimeAnnouncement>
+
+type OsgiAnnouncement = NonNullable<RuntimeAnnouncement['osgi']>
+
+/**
+ * The node's OSGi view cut to the `osgi` key's budget, dropping the least useful
+ * first: service properties, then long DS reasons, then the services, then the
+ * reasons, then the DS components that are satisfied (the unsatisfied ones are
+ * what an operator looks for), then every DS component. Bundles always stay.
+ */
+export function fitOsgiAnnouncement(full: OsgiAnnouncement | null): OsgiAnnouncement | null {
+  if (full == null) return null
+  const budget = runtimeAnnouncement.budget('osgi')
+  const components = full.components ?? []
+  const shortReasons = components.map((c) => (c.reason == null ? c : { ...c, reason: c.reason.slice(0, 60) }))
+  const noReasons = components.map(({ reason: _, ...c }) => c)
+  const candidates: OsgiAnnouncement[] = [
+    full,
+    { ...full, services: full.services.map(({ properties: _, ...service }) => service) },
+    {
+      ...full,
+      services: full.services.map(({ properties: _, ...service }) => service),
+      components: shortReasons,
+    },
+    { ...full, services: [], components: shortReasons },
+    { ...full, services: [], components: noReasons },
+    {
+      ...full,
+      services: [],
+      components: noReasons.filter((c) => c.state !== 'active' && c.state !== 'satisfied'),
+    },
+  ]
+  return (
+    candidates.find((c) => metadataBytes(c) <= budget) ?? {
+      bundles: full.bundles,
+      services: [],
+      components: [],
+    }
+  )
+}
 
 /** A component instance some alive member announces, with the member that runs it. */
 export interface AnnouncedInstance {

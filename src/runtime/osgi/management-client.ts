@@ -21,11 +21,66 @@ export interface ServiceInfo {
   properties: Record<string, string>
 }
 
+/** What Declarative Services says of a component (DsComponents.java), worst configuration first. */
+export const DS_COMPONENT_STATES = [
+  'active',
+  'satisfied',
+  'unsatisfied-reference',
+  'unsatisfied-configuration',
+  'failed-activation',
+  'disabled',
+  'unknown',
+] as const
+export type DsComponentState = (typeof DS_COMPONENT_STATES)[number]
+
+/** A reference a component still waits for. */
+export interface UnsatisfiedReference {
+  name: string
+  /** The service interface it needs (null if the runtime did not say). */
+  interface: string | null
+  /** Its target filter, if any. */
+  target: string | null
+}
+
+/** A Declarative Services component as the framework's ServiceComponentRuntime reports it. */
+export interface DsComponentInfo {
+  name: string
+  /** Id of the bundle that declares it. */
+  bundle: number | null
+  symbolicName: string | null
+  state: DsComponentState
+  enabled: boolean
+  /** How many configurations it has (0 while a required configuration is missing). */
+  configurations: number
+  configurationPolicy: 'optional' | 'require' | 'ignore' | null
+  configurationPid: string[]
+  unsatisfied: UnsatisfiedReference[]
+  /** Why its activation failed (state failed-activation). */
+  failure: string | null
+}
+
+/** A configuration value as Configuration Admin holds it (a JSON null leaves the key out). */
+export type OsgiPropertyValue = string | number | boolean | null | string[] | number[] | boolean[]
+
+/** What `config PID JSON` did: `changed` is false when the PID already had these properties. */
+export interface ConfigureResult {
+  pid: string
+  changed: boolean
+  /** Through a registered ConfigurationAdmin, or the agent's own ManagedService delivery. */
+  through: 'configuration-admin' | 'managed-service'
+}
+
+/** The PIDs Shoal configured since the framework started. */
+export interface ConfigurationsInfo {
+  configurationAdmin: boolean
+  pids: string[]
+}
+
 /** How long one request may take (a bundle start runs its activator). */
 const REQUEST_TIMEOUT_MS = 30_000
 
 /**
- * Talks to Shoal's management agent bundle inside the Felix framework over a
+ * Talks to Shoal's management agent bundle inside the OSGi framework over a
  * loopback socket: one tab-separated request per line, one JSON answer per line,
  * one request at a time.
  */
@@ -86,8 +141,28 @@ export class ManagementClient {
     return this.request('refresh')
   }
 
+  /** The distribution's whole config as the System property `shoal.config` (the pre-Config Admin way). */
   setConfig(config: unknown): Promise<null> {
     return this.request('config', JSON.stringify(config))
+  }
+
+  /** Declarative Services components (empty when no ServiceComponentRuntime is registered). */
+  components(): Promise<DsComponentInfo[]> {
+    return this.request('components')
+  }
+
+  /** Creates or updates the configuration of `pid` (`factory~name`: a named factory configuration). */
+  configure(pid: string, properties: Readonly<Record<string, OsgiPropertyValue>>): Promise<ConfigureResult> {
+    return this.request('config', pid, JSON.stringify(properties))
+  }
+
+  /** Deletes the configuration of `pid`. */
+  unconfigure(pid: string): Promise<{ pid: string; deleted: boolean }> {
+    return this.request('unconfig', pid)
+  }
+
+  configurations(): Promise<ConfigurationsInfo> {
+    return this.request('configs')
   }
 
   private request<T>(...fields: string[]): Promise<T> {
