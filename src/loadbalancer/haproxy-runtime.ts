@@ -29,20 +29,35 @@ export interface ServerStateRow {
  * operator runs `clear counters all`.
  */
 export interface ServerCounters {
+  /** `stot`: streams (HTTP requests) sent to the server, one per connection attempt, retries included. */
+  stot: number
+  /** `wretr`: attempts on this server that failed and were retried on it. */
+  wretr: number
+  /** `wredis`: attempts on this server that failed and were sent to another server. */
+  wredis: number
   /**
-   * Final responses the server sent: `hrsp_2xx` + `hrsp_3xx` + `hrsp_4xx` +
-   * `hrsp_5xx` + `hrsp_other`. `hrsp_1xx` is left out: HAProxy also counts an
-   * interim `100 Continue` there, which would count that request twice.
+   * `hrsp_2xx` + `hrsp_3xx` + `hrsp_4xx`: response heads that are no failure.
+   * (`hrsp_1xx` also holds interim `100 Continue` heads, so it is not one per request.)
    */
-  responses: number
+  ok: number
   /** `hrsp_5xx`: responses with a 5xx status. */
   hrsp5xx: number
   /** `econ`: requests that could not connect to this server once HAProxy's retries ran out (the client got a 503). */
   econ: number
-  /** `eresp`: response errors: no or invalid response, server timeout (502/504), and `srv_abrt`. */
+  /**
+   * `eresp`: response errors: no or an invalid response, a server timeout (the
+   * client got a 502/504), the transfers the server aborted (`srv_abrt`); an
+   * upload the server aborted is sometimes counted twice.
+   */
   eresp: number
-  /** `srv_abrt`: responses the server cut short after their head (counted in a `hrsp_*` and in `eresp`). */
+  /** `srv_abrt`: transfers the server aborted, before or after the response head. */
   srvAbrt: number
+  /**
+   * `hrsp_1xx` + `hrsp_other` + `cli_abrt` + `eint`: the other ways a request
+   * ends (an upgrade, a malformed status, the client gave up, an internal error),
+   * some counted twice (an interim 100 Continue, a client abort after the head).
+   */
+  otherEnds: number
 }
 
 /** One line of `show stat <backend> 4 -1` (servers only), the fields the driver needs. */
@@ -205,11 +220,15 @@ export class HaproxyRuntime {
       name: at('svname'),
       scur: at('scur'),
       status: at('status'),
-      hrsp: ['hrsp_2xx', 'hrsp_3xx', 'hrsp_4xx', 'hrsp_5xx', 'hrsp_other'].map(at),
+      stot: at('stot'),
+      wretr: at('wretr'),
+      wredis: at('wredis'),
+      ok: ['hrsp_2xx', 'hrsp_3xx', 'hrsp_4xx'].map(at),
       hrsp5xx: at('hrsp_5xx'),
       econ: at('econ'),
       eresp: at('eresp'),
       srvAbrt: at('srv_abrt'),
+      otherEnds: ['hrsp_1xx', 'hrsp_other', 'cli_abrt', 'eint'].map(at),
       times: ['qtime', 'ctime', 'rtime'].map(at),
     }
     return lines.slice(1).map((l) => {
@@ -224,11 +243,15 @@ export class HaproxyRuntime {
         scur: num(cols.scur),
         status: f[cols.status] ?? '',
         counters: {
-          responses: cols.hrsp.reduce((sum, index) => sum + num(index), 0),
+          stot: num(cols.stot),
+          wretr: num(cols.wretr),
+          wredis: num(cols.wredis),
+          ok: cols.ok.reduce((sum, index) => sum + num(index), 0),
           hrsp5xx: num(cols.hrsp5xx),
           econ: num(cols.econ),
           eresp: num(cols.eresp),
           srvAbrt: num(cols.srvAbrt),
+          otherEnds: cols.otherEnds.reduce((sum, index) => sum + num(index), 0),
         },
         latencyMs: cols.times.reduce((sum, index) => sum + num(index), 0),
       }

@@ -114,55 +114,102 @@ export function serverName(key: string): string {
     .join('-')
 }
 
-/** What one server did between two readings of its counters. */
+/** Requests and errors of one server: in total since its counters started, or between two readings. */
 export interface ServerTraffic {
-  /** Requests whose outcome HAProxy put on this server: a response, or a failure once retries ran out. */
+  /** Requests that ended on this server: answered, or failed once HAProxy's retries ran out. */
   requests: number
-  /** Those the client saw fail: 5xx, no connection, no or a cut-short response. */
+  /** Those the client saw fail: 5xx, no connection, no, a late or a cut-short response. */
   errors: number
 }
 
-const COUNTER_FIELDS = ['responses', 'hrsp5xx', 'econ', 'eresp', 'srvAbrt'] as const
+/** The counters that only grow; one lower than at the last reading means they restarted from zero. */
+const GROWING: ReadonlyArray<keyof ServerCounters> = [
+  'stot',
+  'wretr',
+  'wredis',
+  'ok',
+  'hrsp5xx',
+  'econ',
+  'eresp',
+  'srvAbrt',
+  'otherEnds',
+]
 
 /**
- * The requests and errors between two readings of one server's counters.
+ * What a server's counters say it has done in total (`scur`: its sessions now).
+ * No HAProxy counter is one per request and outcome, so each figure is the
+ * smaller of two counts that are too high in different cases.
  *
- * - requests = responses (2xx–5xx and other) + `econ` + (`eresp` − `srv_abrt`):
- *   every request answered, plus those that got no response at all. A response
- *   cut short is in both a `hrsp_*` and `eresp`, hence `srv_abrt` taken off once.
- * - errors = `hrsp_5xx` + `econ` + `eresp`, at most `requests` (a 5xx cut short
- *   would count twice).
+ * requests, the smaller of:
+ * - `stot` − `wretr` − `wredis` − `scur`: `stot` counts every attempt; one that
+ *   failed and was retried (here or on another server) is in `wretr` or
+ *   `wredis`, one still running in `scur`. Too high while a request waits to be
+ *   retried (its failed attempt has left `scur`, its retry is not counted yet).
+ * - every way a request ends: a response head (`hrsp_*`), `econ`, `eresp`,
+ *   `cli_abrt`, `eint`. Too high for a 100 Continue before the final head, an
+ *   upload counted twice in `eresp`, a response cut short (head and `eresp`).
  *
- * A counter lower than before means they restarted from zero (HAProxy
- * restarted, the server was deleted and added again, `clear counters all`):
- * the new values are then the traffic since that reset.
+ * errors, the smaller of (and never more than requests):
+ * - requests that did not end with a 2xx–4xx head, plus `srv_abrt` (responses
+ *   cut short after a good head). Too high for a `101` upgrade, and for an
+ *   upload the server aborted before any head (counted twice).
+ * - `hrsp_5xx` + `econ` + `eresp`. Too high for an aborted upload, which
+ *   HAProxy sometimes counts twice in `eresp`.
+ * Only an upload aborted in the way both miscount stays one error too high.
  */
-export function trafficBetween(before: ServerCounters, after: ServerCounters): ServerTraffic {
-  const reset = COUNTER_FIELDS.some((field) => after[field] < before[field])
-  const d = (field: (typeof COUNTER_FIELDS)[number]): number =>
-    reset ? after[field] : after[field] - before[field]
-  const requests = d('responses') + d('econ') + Math.max(0, d('eresp') - d('srvAbrt'))
-  const errors = Math.min(requests, d('hrsp5xx') + d('econ') + d('eresp'))
+export function trafficOf(c: ServerCounters, scur: number): ServerTraffic {
+  const attempts = c.stot - c.wretr - c.wredis - scur
+  const ends = c.ok + c.hrsp5xx + c.econ + c.eresp + c.otherEnds
+  const requests = Math.max(0, Math.min(attempts, ends))
+  const errors = Math.max(0, Math.min(requests - c.ok + c.srvAbrt, c.hrsp5xx + c.econ + c.eresp, requests))
   return { requests, errors }
 }
 
-const ZERO_COUNTERS: ServerCounters = { responses: 0, hrsp5xx: 0, econ: 0, eresp: 0, srvAbrt: 0 }
+interface MeterState {
+  /** The counters at the last reading. */
+  counters: ServerCounters
+  /** trafficOf() as far as it has been recorded: each only grows, so nothing is recorded twice. */
+  recorded: ServerTraffic
+}
+
+const ZERO_COUNTERS: ServerCounters = {
+  stot: 0,
+  wretr: 0,
+  wredis: 0,
+  ok: 0,
+  hrsp5xx: 0,
+  econ: 0,
+  eresp: 0,
+  srvAbrt: 0,
+  otherEnds: 0,
+}
 
 /**
  * Turns successive readings of HAProxy's per-server counters into per-version
  * traffic: each reading records, for every server read the time before too,
  * what it did in between, under the version that server served meanwhile.
  * Pure bookkeeping around a TrafficRecorder; the driver feeds it once per pass.
+ *
+ * A request is recorded when it ends. The totals of trafficOf() can dip for a
+ * moment (a response head counted before its request ends), so the meter
+ * records only what goes beyond the highest total already recorded. Errors go
+ * with requests (a TrafficRecorder second has no errors without requests): an
+ * error counted in a reading with no new request waits for the next one.
+ *
+ * A counter lower than at the last reading means they restarted from zero
+ * (HAProxy restarted, the server was deleted and added again, `clear counters
+ * all`): what they hold now is the traffic since; what came between the last
+ * reading and the reset is lost, never counted twice.
  */
 export class HaproxyTrafficMeter {
-  /** Server name → its counters at the last reading. */
-  private readonly last = new Map<string, ServerCounters>()
+  /** Server name → its state at the last reading. */
+  private readonly last = new Map<string, MeterState>()
 
   constructor(readonly recorder: TrafficRecorder) {}
 
   /** A server just added: HAProxy starts its counters at zero, so its first reading counts in full. */
   added(name: string): void {
-    this.last.set(name, ZERO_COUNTERS)
+    this.last.set(name, { counters: ZERO_COUNTERS, recorded: { requests: 0, errors: 0 } })
   }
 
   /**
@@ -176,14 +223,23 @@ export class HaproxyTrafficMeter {
     const seen = new Set<string>()
     for (const row of rows) {
       seen.add(row.name)
+      const total = trafficOf(row.counters, row.scur)
       const before = this.last.get(row.name)
-      this.last.set(row.name, row.counters)
-      if (before == null) continue
+      if (before == null) {
+        this.last.set(row.name, { counters: row.counters, recorded: total })
+        continue
+      }
+      const reset = GROWING.some((field) => row.counters[field] < before.counters[field])
+      const recorded = reset ? { requests: 0, errors: 0 } : before.recorded
+      const requests = Math.max(0, total.requests - recorded.requests)
+      const errors = Math.min(requests, Math.max(0, total.errors - recorded.errors))
+      this.last.set(row.name, {
+        counters: row.counters,
+        recorded: { requests: recorded.requests + requests, errors: recorded.errors + errors },
+      })
       const version = versionOf(row.name)
-      if (version == null) continue
-      const { requests, errors } = trafficBetween(before, row.counters)
       // HAProxy keeps an average, not each request: the interval's requests go in at it.
-      this.recorder.recordMany(version, requests, errors, row.latencyMs)
+      if (version != null) this.recorder.recordMany(version, requests, errors, row.latencyMs)
     }
     for (const name of this.last.keys()) if (!seen.has(name)) this.last.delete(name)
   }
