@@ -9,7 +9,14 @@ import { messageOf } from '../../shared/index.js'
 import { DEFAULT_OSGI_FRAMEWORK, OSGI_FRAMEWORKS, type OsgiFramework } from '../constants.js'
 import { OsgiBundleError, OsgiUnavailableError } from '../errors.js'
 import { type BundleStep, planBundles, type WantedBundle } from './bundle-plan.js'
-import { type BundleInfo, ManagementClient, type ServiceInfo } from './management-client.js'
+import {
+  type BundleInfo,
+  type DsComponentInfo,
+  ManagementClient,
+  type ServiceInfo,
+} from './management-client.js'
+import { applyOsgiConfig, osgiConfigOf } from './osgi-config.js'
+import { type DsComponentStatus, dsComponentMetadata, dsComponentStatuses } from './osgi-ds.js'
 
 /** Where Shoal's OSGi jars are, built by `npm run build` (scripts/build-osgi.mjs): dist/osgi/ seen from dist/src/runtime/osgi or src/runtime/osgi. */
 const BUILT_JAR_DIRS = ['../../../osgi', '../../../dist/osgi']
@@ -147,6 +154,8 @@ export class OsgiHost {
   private config: unknown = {}
   private bundles: BundleInfo[] = []
   private services: ServiceInfo[] = []
+  /** Declarative Services components in the framework (osgi-ds.ts). */
+  private components: DsComponentInfo[] = []
   private errors = new Map<string, string>()
   private poller: NodeJS.Timeout | undefined
   private readonly listeners = new Set<() => void>()
@@ -217,10 +226,23 @@ export class OsgiHost {
     })
   }
 
-  /** Bundle states and registered services for member metadata (small: ours only). */
-  metadata(): { bundles: Array<Record<string, unknown>>; services: Array<Record<string, unknown>> } | null {
+  /** The DS components our bundles declare: state, satisfied, why not (`shoal components`). */
+  dsComponents(): DsComponentStatus[] {
+    return dsComponentStatuses(this.components, this.ours())
+  }
+
+  private ours(): Map<number, string> {
+    return new Map([...this.installed].map(([name, b]) => [b.id, name]))
+  }
+
+  /** Bundle states, registered services and DS components for member metadata (small: ours only; fitOsgiAnnouncement trims). */
+  metadata(): {
+    bundles: Array<Record<string, unknown>>
+    services: Array<Record<string, unknown>>
+    components: Array<ReturnType<typeof dsComponentMetadata>>
+  } | null {
     if (this.wanted.length === 0) return null
-    const ours = new Map([...this.installed].map(([name, b]) => [b.id, name]))
+    const ours = this.ours()
     return {
       bundles: this.bundles
         .filter((b) => ours.has(b.id))
@@ -237,6 +259,7 @@ export class OsgiHost {
           objectClass: s.objectClass,
           properties: s.properties,
         })),
+      components: this.dsComponents().map((c) => dsComponentMetadata(c)),
     }
   }
 
@@ -383,6 +406,7 @@ export class OsgiHost {
     this.installed.clear()
     this.bundles = []
     this.services = []
+    this.components = []
     clearInterval(this.poller)
     this.emit()
     if (this.stopping) return
@@ -404,6 +428,8 @@ export class OsgiHost {
     this.config = config
     this.errors.clear()
     await client.setConfig(config)
+    // Configuration Admin PIDs (config.osgi) before any bundle of the version starts, so DS activate gets them.
+    await applyOsgiConfig(client, osgiConfigOf(config))
     const byName = new Map(wanted.map((w) => [w.name, w]))
     for (const step of planBundles(this.installed, wanted)) await this.run(client, step, byName)
     // A bundle whose activator ran but which is not ACTIVE (stopped itself, lazy) is a failure too.
@@ -445,12 +471,18 @@ export class OsgiHost {
     const client = this.client
     if (client == null) return
     try {
-      const [bundles, services] = await Promise.all([client.bundles(), client.services()])
+      const [bundles, services, components] = await Promise.all([
+        client.bundles(),
+        client.services(),
+        client.components(),
+      ])
       const changed =
         JSON.stringify(bundles) !== JSON.stringify(this.bundles) ||
-        JSON.stringify(services) !== JSON.stringify(this.services)
+        JSON.stringify(services) !== JSON.stringify(this.services) ||
+        JSON.stringify(components) !== JSON.stringify(this.components)
       this.bundles = bundles
       this.services = services
+      this.components = components
       if (changed) this.emit()
     } catch (err) {
       this.log.debug('could not read bundle states', { error: messageOf(err) })
