@@ -85,8 +85,10 @@ export async function serveTraffic(
       const from = Math.max(asked.from, asked.to - KEEP_SECONDS)
       const versions: Record<string, TrafficSecond[][]> = {}
       for (const recorder of recorders())
-        for (const [version, seconds] of Object.entries(recorder.seconds(from, asked.to)))
-          (versions[version] ??= []).push(seconds)
+        for (const [version, seconds] of Object.entries(recorder.seconds(from, asked.to))) {
+          versions[version] ??= []
+          versions[version].push(seconds)
+        }
       const merged = Object.fromEntries(
         Object.entries(versions).map(([version, lists]) => [
           version,
@@ -130,8 +132,10 @@ export async function gatherTraffic(
             return decodeJson(answer, await ch.read(), 'traffic answer')
           },
         )
-        for (const [version, seconds] of Object.entries(got.versions))
-          (lists[version] ??= []).push(seconds.filter((s) => s.at >= range.from && s.at <= range.to))
+        for (const [version, seconds] of Object.entries(got.versions)) {
+          lists[version] ??= []
+          lists[version].push(seconds.filter((s) => s.at >= range.from && s.at <= range.to))
+        }
         return { id: m.id, service: got.service, ok: true, error: null }
       } catch (err) {
         return { id: m.id, service, ok: false, error: messageOf(err) }

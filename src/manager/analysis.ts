@@ -144,7 +144,7 @@ export interface WindowFigures {
 }
 
 /** The value a condition reads: error rate as a share, latency in ms. */
-function valueOf(figures: TrafficFigures, metric: Metric): number | null {
+function metricOf(figures: TrafficFigures, metric: Metric): number | null {
   if (metric === 'error-rate') return figures.requests === 0 ? null : figures.errorRate
   return metric === 'p50' ? figures.p50Ms : metric === 'p90' ? figures.p90Ms : figures.p99Ms
 }
@@ -167,8 +167,8 @@ export function judge(
   if (baselineCounts && figures.baseline.requests < spec.minRequests)
     few.push(`${figures.baseline.requests} to the old one`)
   const checks = conditions.map((c) => {
-    const value = valueOf(figures.canary, c.metric)
-    const base = valueOf(figures.baseline, c.metric)
+    const value = metricOf(figures.canary, c.metric)
+    const base = metricOf(figures.baseline, c.metric)
     const judged = few.length === 0 && value != null && (!isRelative(c) || (baselineCounts && base != null))
     const limit =
       c.kind === 'absolute'
