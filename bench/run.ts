@@ -6,6 +6,8 @@
  * switch (all-at-once rollouts and rollbacks of the demo's 3 nodes behind `shoal lb` under load, against one node's
  * switch; `--sizes` takes the node count, default 3),
  * nodes (`shoal node copy` to serving through `shoal lb` on 5 nodes with a ~100 MB distribution; `--sizes` unused),
+ * rollout-analysis (issue 21: a bad canary with analysis under load behind `shoal lb`, sent back by its verdict;
+ * `--sizes` takes the node count, default 5),
  * scale (the membership benchmark at `--sizes`, then the simulation up to `--max` members, default 1000;
  * `--no-real` carries the real figures over from the last scale.json; docs/scale.md).
  * `--members agent|membership[,...]` (membership, scale; scale's default both): whole agents, or only libp2p and Membership.
@@ -31,6 +33,7 @@ import { DEFAULT_WORKERS, runMembership } from './membership.js'
 import type { CellKind } from './membership-cell.js'
 import { runMembershipProcesses } from './membership-processes.js'
 import { runNodes } from './nodes.js'
+import { runRolloutAnalysis } from './rollout-analysis.js'
 import { runRuntime } from './runtime.js'
 import { runScale } from './scale/index.js'
 import { runScaleStarved } from './scale/starved.js'
@@ -69,6 +72,7 @@ const SUITES = [
   'scale',
   'scale-starved',
   'switch',
+  'rollout-analysis',
 ] as const
 if (!SUITES.includes(suite as never)) {
   console.error(`unknown benchmark suite "${suite}" (available: ${SUITES.join(', ')})`)
@@ -82,6 +86,7 @@ const DEFAULT_SIZES: Record<string, string> = {
   manager: '5,10',
   nodes: '5',
   switch: '3',
+  'rollout-analysis': '5',
   scale: '10,25,50,100',
   'scale-starved': '1000',
 }
@@ -174,30 +179,32 @@ const { report, text } =
             ? await runNodes()
             : suite === 'switch'
               ? await runSwitch({ sizes })
-              : suite === 'scale'
-                ? await runScale({
-                    sizes,
-                    max: Number(values.max),
-                    real: !values['no-real'],
-                    workers,
-                    rolling,
-                    kinds,
-                    preset,
-                    reuseCalibration: values['reuse-calibration'],
-                    ...(values['run-up-to'] == null ? {} : { runUpTo: Number(values['run-up-to']) }),
-                  })
-                : starved != null
-                  ? await runScaleStarved(starved)
-                  : processCount != null
-                    ? await runMembershipProcesses({ count: processCount })
-                    : await runMembership({
-                        sizes,
-                        processes: !values['no-processes'],
-                        workers,
-                        rolling,
-                        kind: kinds[0]!,
-                        preset,
-                      })
+              : suite === 'rollout-analysis'
+                ? await runRolloutAnalysis({ sizes })
+                : suite === 'scale'
+                  ? await runScale({
+                      sizes,
+                      max: Number(values.max),
+                      real: !values['no-real'],
+                      workers,
+                      rolling,
+                      kinds,
+                      preset,
+                      reuseCalibration: values['reuse-calibration'],
+                      ...(values['run-up-to'] == null ? {} : { runUpTo: Number(values['run-up-to']) }),
+                    })
+                  : starved != null
+                    ? await runScaleStarved(starved)
+                    : processCount != null
+                      ? await runMembershipProcesses({ count: processCount })
+                      : await runMembership({
+                          sizes,
+                          processes: !values['no-processes'],
+                          workers,
+                          rolling,
+                          kind: kinds[0]!,
+                          preset,
+                        })
 await mkdir(RESULTS, { recursive: true })
 const file = `${RESULTS}${
   processCount != null
