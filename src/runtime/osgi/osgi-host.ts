@@ -462,8 +462,12 @@ export class OsgiHost {
       else await client.start(this.installed.get(step.name)!.id)
     } catch (err) {
       const name = 'name' in step ? step.name : 'framework'
-      this.errors.set(name, messageOf(err))
-      throw new Error(`${step.op} of bundle ${name} failed: ${messageOf(err)}`)
+      // Equinox's resolver explains on several indented lines: one line reads better in a status or a rollout record.
+      const reason = messageOf(err)
+        .trim()
+        .replace(/\s*\n\s*/g, '; ')
+      this.errors.set(name, reason)
+      throw new Error(`${step.op} of bundle ${name} failed: ${reason}`)
     }
   }
 
