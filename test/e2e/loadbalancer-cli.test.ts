@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildEduca } from '../../examples/educa/build.mjs'
 import type { ProxyStatus } from '../../src/loadbalancer/index.js'
 import { freePort } from '../../src/shared/ports.js'
-import { runLoad } from '../helpers/load.js'
+import { runLoad, steadyLoad } from '../helpers/load.js'
 import { type AgentProcess, CLI, componentPids, runCli, spawnAgent } from '../helpers/processes.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -106,6 +106,67 @@ describe('shoal lb in front of agent processes', () => {
     await stopLb?.()
     for (const agent of agents.values()) await agent.stop('SIGTERM')
     await rm(dir, { recursive: true, force: true })
+  })
+
+  it('a canary judged by the load balancer: a bad --analysis is a usage error; the failing 1.2 is sent back at its first step and status shows the verdict', async () => {
+    const api = agents.get('a')!.info.api
+    const refused = await runCli([
+      'rollout',
+      'educa@1.1',
+      '--strategy',
+      'canary',
+      '--analysis',
+      'latency<5',
+      '--api',
+      api,
+    ])
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toMatch(/--analysis: analysis condition "latency<5" is not understood/)
+    const builds = await buildEduca(join(dir, 'build'))
+    await cli(
+      'publish',
+      builds['1.2'],
+      '--name',
+      'educa',
+      '--version',
+      '1.2',
+      '--key',
+      join(dir, 'pub.key'),
+      '--api',
+      api,
+    )
+    const stopLoad = steadyLoad(lbUrl, 60)
+    try {
+      const run = await runCli(
+        ['rollout', 'educa@1.2', '--strategy', 'canary', '--steps', '33,100', '--analysis', 'error-rate<1%']
+          .concat([
+            '--analysis',
+            'p99<+50ms',
+            '--interval',
+            '3s',
+            '--min-requests',
+            '20',
+            '--wait',
+            '--timeout',
+            '180',
+          ])
+          .concat(['--api', api]),
+      )
+      expect(run.code, run.stderr).toBe(1)
+      expect(run.stdout).toMatch(/step 1 \(33%\): FAIL: error-rate<1% BROKEN \(\d+(\.\d+)?%, limit 1%\)/)
+      expect(run.stdout).toMatch(/→ rolled back/)
+      expect(run.stderr).toMatch(/ended failed: analysis failed at step 1 \(33%\)/)
+      const id = /^(r\d+) step 1/m.exec(run.stdout)![1]!
+      const shown = await cli('rollout', 'status', id, '--api', api)
+      expect(shown).toMatch(/steps: 33% → 100%/)
+      expect(shown).toMatch(/1\s+33%\s+fail\s+\d+ req, [\d.]+% errors, p99 [\d.]+ ms\s+\d+ req, 0% errors/)
+      await waitFor('every backend back on 1.0', async () =>
+        (await status()).backends.every((b) => b.version === '1.0' && b.state === 'ready' && b.weight > 0),
+      )
+    } finally {
+      const load = await stopLoad()
+      expect(load.ok).toBeGreaterThan(0)
+    }
   })
 
   it('serves educa from every node, and loses nothing while one drains and stops (SIGTERM)', async () => {
