@@ -54,9 +54,19 @@ export function osgiConfigOf(config: unknown): OsgiConfig {
   const parsed = osgiConfigSchema.safeParse(osgi)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!
-    throw new Error(
-      `config.osgi${issue.path.map((p) => `[${JSON.stringify(p)}]`).join('')}: ${issue.message}`,
-    )
+    const where = `config.osgi${issue.path.map((p) => `[${JSON.stringify(p)}]`).join('')}`
+    // zod's own words ("Invalid key in record", "Invalid input") do not say what would do.
+    const message =
+      issue.code === 'invalid_key'
+        ? issue.path.length <= 1
+          ? 'a PID is "name" or "factory~name" (at most 256 characters, no tab or line break)'
+          : 'a property name has 1 to 256 characters'
+        : issue.code === 'invalid_union'
+          ? 'a value is a string, number, boolean, null or an array of strings, of numbers or of booleans (Configuration Admin holds no nested objects)'
+          : issue.code === 'invalid_type' && issue.path.length === 1
+            ? 'the properties of a PID are a JSON object'
+            : issue.message
+    throw new Error(`${where}: ${message}`)
   }
   return parsed.data
 }
