@@ -8,6 +8,7 @@ import type { WantedBundle } from '../../src/runtime/osgi/bundle-plan.js'
 import { type OsgiFramework, OsgiHost, osgiUnavailableReason } from '../../src/runtime/osgi/osgi-host.js'
 import { createLogger } from '../../src/shared/logger.js'
 import { skipReason } from '../helpers/skip.js'
+import { waitFor } from '../helpers/wait.js'
 
 const FRAMEWORKS: Array<[OsgiFramework, string]> = [
   ['equinox', 'Eclipse Equinox'],
@@ -90,6 +91,28 @@ describe.each(FRAMEWORKS)('OsgiHost on %s', (framework, title) => {
         ['client', '1.1', 'ready'],
       ])
       expect(greeting()).toBe('Hi, Shoal 1.1 (greeter 1.1.0)')
+    })
+
+    it('starts a framework that died again and puts its bundles back', async () => {
+      const pid = host.frameworkView().pid!
+      process.kill(pid, 'SIGKILL')
+      await waitFor(
+        'the framework to run again with both bundles active',
+        () => {
+          const view = host.frameworkView()
+          return (
+            view.running &&
+            view.pid !== pid &&
+            host.states().every((s) => s.state === 'ready') &&
+            greeting() === 'Hi, Shoal 1.1 (greeter 1.1.0)'
+          )
+        },
+        { timeout: 60_000, interval: 100 },
+      )
+      expect(host.states().map((s) => [s.name, s.version, s.state])).toEqual([
+        ['greeter', '1.1', 'ready'],
+        ['client', '1.1', 'ready'],
+      ])
     })
   })
 })
