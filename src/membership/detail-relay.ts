@@ -60,13 +60,13 @@ export class DetailRelay {
     private readonly log: Logger,
   ) {}
 
-  /** This node's details changed (`meta`, at incarnation `inc`): store them, push them soon. */
-  publish(meta: MemberMetadata, inc: number): void {
+  /** This node's details changed (`meta`, at incarnation `inc`): store them, push them after `delayMs` (coalesced). */
+  publish(meta: MemberMetadata, inc: number, delayMs = this.init.gapMs): void {
     const current = this.table().details.get(this.init.self)
     if (current != null && JSON.stringify(current.meta) === JSON.stringify(meta)) return
     this.version = { inc, dv: this.version.dv + 1 }
     this.table().applyDetail({ id: this.init.self, ...this.version, meta })
-    this.schedulePush(this.init.gapMs)
+    this.schedulePush(delayMs)
   }
 
   /** This node's details as it holds them (empty before any). */

@@ -354,13 +354,13 @@ export class Membership implements Startable {
    * Replaces this node's metadata and announces it under a new incarnation. Every
    * key must be declared, valid and within its budget (MetadataError otherwise).
    */
-  async setMetadata(next: MemberMetadata): Promise<void> {
+  async setMetadata(next: MemberMetadata, options: MetadataUpdateOptions = {}): Promise<void> {
     // After a leave, an announcement would bring this node back as alive.
     if (this.leaving) return
     const { view: meta, detail } = this.init.contract.split(this.init.contract.checkOwn(next))
     const table = this.view()
     // Keys of reach `watchers` go to the watchers only, under their own version.
-    this.relay?.publish(detail, table.selfRecord.incarnation)
+    this.relay?.publish(detail, table.selfRecord.incarnation, options.urgent === true ? 0 : undefined)
     if (JSON.stringify(meta) !== JSON.stringify(table.selfRecord.meta)) {
       const incarnation = table.selfRecord.incarnation + 1
       // The view changes at once (so concurrent updates compose); the incarnation is
@@ -427,11 +427,11 @@ export class Membership implements Startable {
    * Sets some top-level metadata keys (others stay), so each subsystem owns its
    * keys; announces only when something changed. Checked as setMetadata is.
    */
-  async updateMetadata(patch: MemberMetadata): Promise<void> {
+  async updateMetadata(patch: MemberMetadata, options: MetadataUpdateOptions = {}): Promise<void> {
     const current = this.self.meta
     const next = { ...current, ...patch }
     if (JSON.stringify(next) === JSON.stringify(current)) return
-    await this.setMetadata(next)
+    await this.setMetadata(next, options)
   }
 
   stats(): MembershipStats {
@@ -1096,6 +1096,15 @@ export class Membership implements Startable {
 
 /** ms between two publications of this node's record for metadata changes (announceSelf). */
 const METADATA_ANNOUNCE_GAP_MS = 100
+
+export interface MetadataUpdateOptions {
+  /**
+   * Push the keys of reach `watchers` to the watchers now, not after the usual
+   * coalescing gap: a component taken out of rotation (a drain, a version a verdict
+   * condemned) must reach the load balancers before more requests go to it.
+   */
+  urgent?: boolean
+}
 
 /** Most claims a sync may bring for them to be passed on by gossip (see merge). */
 const NEWS_FROM_SYNC_MAX = 32

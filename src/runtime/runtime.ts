@@ -58,7 +58,7 @@ export interface RuntimeComponents {
     readonly id: string
     readonly events: TypedEvents<MembershipEvents>
     members(): Member[]
-    updateMetadata(patch: MemberMetadata): Promise<void>
+    updateMetadata(patch: MemberMetadata, options?: { urgent?: boolean }): Promise<void>
   }
   /**
    * True once every alive load balancer routing to one of `services` says it has
@@ -394,7 +394,7 @@ export class Runtime implements Startable {
       this.condemned = condemned
       // Out of rotation now, not once the switch back has started the old version.
       if (this.status().components.some((c) => condemned.includes(c.distribution)))
-        await this.publishNow().catch(() => {})
+        await this.publishNow({ urgent: true }).catch(() => {})
     }
     const target = wanted?.distribution ?? this.target ?? this.active
     if (target == null) return
@@ -579,9 +579,10 @@ export class Runtime implements Startable {
   /** The OSGi bundles of `id` placed on this node. */
   /**
    * Puts the bundles of `id` placed here in the framework, in place. HTTP bundles get
-   * their port in their configuration; one whose jar changes or leaves is drained
-   * first (marked `draining`, load balancers confirm), since one framework cannot run
-   * the old and the new bundle side by side as two processes can.
+   * their port in their configuration; when any jar changes or leaves, the serving
+   * HTTP bundles are drained first (marked `draining`, load balancers confirm), since
+   * one framework cannot run the old and the new bundle side by side as two
+   * processes can.
    */
   private async applyBundles(id: string, manifest: ManifestLike): Promise<void> {
     const bundles = this.bundlesOf(id, manifest)
@@ -592,10 +593,12 @@ export class Runtime implements Startable {
     const changing = this.appliedBundles
       .filter((a) => !bundles.some((b) => b.name === a.name && b.sha256 === a.sha256))
       .map((a) => a.name)
-    const drain = this.bundleEndpoints.serving(changing)
+    // Any bundle that changes may restart the HTTP ones (a package refresh, a static DS
+    // reference to a service it provides): every serving HTTP bundle is drained first.
+    const drain = changing.length === 0 ? [] : this.bundleEndpoints.serving(bundles.map((b) => b.name))
     if (drain.length > 0) {
       this.bundleEndpoints.markDraining(drain)
-      await this.publishNow().catch(() => {})
+      await this.publishNow({ urgent: true }).catch(() => {})
       await this.waitDrainedKeys(drain, descriptors)
     }
     try {
@@ -816,8 +819,11 @@ export class Runtime implements Startable {
     }, METADATA_DEBOUNCE_MS)
   }
 
-  /** Announces the component states at once (a drain must reach the load balancers before the stop). */
-  private async publishNow(): Promise<void> {
+  /**
+   * Announces the component states at once (a drain must reach the load balancers
+   * before the stop); `urgent` also skips the coalescing of pushes to watchers.
+   */
+  private async publishNow(options: { urgent?: boolean } = {}): Promise<void> {
     clearTimeout(this.publishTimer)
     this.publishTimer = undefined
     const status = this.status()
@@ -845,7 +851,7 @@ export class Runtime implements Startable {
       osgi: this.osgiAnnouncement(),
       ready: components.every((c) => c.state === 'ready'),
     }
-    await this.components.membership.updateMetadata(announced)
+    await this.components.membership.updateMetadata(announced, options)
   }
 
   /** The OSGi framework's bundles and services, without service properties when they would not fit the key's budget. */
@@ -868,7 +874,7 @@ export class Runtime implements Startable {
   private async drainAndStop(procs: ComponentProcess[]): Promise<void> {
     const serving = procs.filter((p) => p.status().endpoint != null && p.markDraining())
     if (serving.length > 0) {
-      await this.publishNow().catch(() => {})
+      await this.publishNow({ urgent: true }).catch(() => {})
       await this.waitDrained(serving)
     }
     await Promise.all(procs.map((p) => p.stop()))
