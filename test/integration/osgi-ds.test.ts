@@ -204,6 +204,18 @@ describe.skipIf(unavailable != null)('Declarative Services and Configuration Adm
       ].every((e) => after.includes(e))
     })
   })
+
+  it('an activate that throws shows as failed-activation with its reason (its first line)', async () => {
+    await host.apply(bundles, greeter({ greeting: 'fail' }))
+    await waitFor('the provider failed', () => states()['shoal.test.greeter'] === 'failed-activation')
+    expect(host.dsComponents()).toContainEqual({
+      component: 'provider',
+      name: 'shoal.test.greeter',
+      state: 'failed-activation',
+      satisfied: false,
+      reason: 'activation failed: java.lang.IllegalStateException: the test asked activate to fail',
+    })
+  })
 })
 
 /** Without Configuration Admin the management agent delivers to ManagedServices itself. */

@@ -65,7 +65,8 @@ export function reasonOf(c: DsComponentInfo): string {
       return `no configuration for PID ${pids.join(', ')} (configuration-policy require; set config.osgi in the distribution)`
     }
     case 'failed-activation':
-      return `activation failed: ${c.failure ?? 'no reason given'}`
+      // SCR's failure is the whole stack trace; its first line says what happened.
+      return `activation failed: ${c.failure?.split('\n')[0]?.trim() || 'no reason given'}`
     case 'disabled':
       return 'disabled'
     default:
