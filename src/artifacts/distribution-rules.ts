@@ -1,5 +1,5 @@
 import { type PlacementSpec, parsePlacement } from '../manager/index.js'
-import { type ComponentDescriptor, componentsOf } from '../runtime/index.js'
+import { type ComponentDescriptor, componentsOf, osgiConfigOf } from '../runtime/index.js'
 import { ManifestInvalidError } from './errors.js'
 
 /**
@@ -43,6 +43,12 @@ export function checkDistribution(content: DistributionContent): DistributionLay
   const config = content.config
   if (config == null || typeof config !== 'object' || Array.isArray(config))
     throw new ManifestInvalidError('config: must be an object')
+  // Configuration Admin's properties by PID (docs/osgi.md): refused here, not at a node's switch.
+  try {
+    osgiConfigOf(config)
+  } catch (err) {
+    throw new ManifestInvalidError((err as Error).message)
+  }
   const bytes = Buffer.byteLength(JSON.stringify(config))
   if (bytes > MAX_CONFIG_BYTES)
     throw new ManifestInvalidError(

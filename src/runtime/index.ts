@@ -29,6 +29,8 @@ export {
   PackageUnsafeError,
   UnpackDestinationError,
 } from './errors.js'
+export { osgiConfigOf } from './osgi/osgi-config.js'
+export type { DsComponentStatus } from './osgi/osgi-ds.js'
 export {
   Runtime,
   type RuntimeComponents,

@@ -2,26 +2,22 @@ import { randomBytes } from 'node:crypto'
 import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import {
-  type Member,
-  type MemberMetadata,
-  type MembershipEvents,
-  metadataBytes,
-} from '../membership/index.js'
+import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
 import type { Logger, Startable } from '../shared/index.js'
 import { BadRequestError, instanceKey, messageOf, NotFoundError, TypedEvents } from '../shared/index.js'
 import {
   COMPONENT_ERROR_CHARS,
   DEFAULT_WEIGHT,
+  fitOsgiAnnouncement,
   RUNTIME_ERROR_CHARS,
   type RuntimeAnnouncement,
-  runtimeAnnouncement,
 } from './announcement.js'
 import { type ComponentDescriptor, componentsOf } from './descriptor.js'
 import { LogFile } from './log-file.js'
 import { findOrphans, RUNTIME_MARK, reap } from './orphans.js'
 import { BundleEndpoints } from './osgi/bundle-endpoints.js'
 import { bundleStatus, isOsgi, wantedBundles } from './osgi/osgi-components.js'
+import type { DsComponentStatus } from './osgi/osgi-ds.js'
 import { OsgiHost } from './osgi/osgi-host.js'
 import { type Endpoint, endpointsOf } from './services.js'
 import {
@@ -149,6 +145,8 @@ export interface RuntimeStatus {
   phase: RuntimePhase
   error: string | null
   components: ComponentStatus[]
+  /** The Declarative Services components of its bundles (docs/osgi.md); empty without OSGi. */
+  dsComponents: DsComponentStatus[]
   lastSwitch: SwitchTiming | null
 }
 
@@ -320,6 +318,7 @@ export class Runtime implements Startable {
       phase: this.phase,
       error: this.error,
       components: components.sort((a, b) => a.name.localeCompare(b.name) || a.instance - b.instance),
+      dsComponents: this.osgi.dsComponents(),
       lastSwitch: this.lastSwitch,
     }
   }
@@ -856,11 +855,7 @@ export class Runtime implements Startable {
 
   /** The OSGi framework's bundles and services, without service properties when they would not fit the key's budget. */
   private osgiAnnouncement(): RuntimeAnnouncement['osgi'] {
-    const full = this.osgi.metadata()
-    if (full == null || metadataBytes(full) <= runtimeAnnouncement.budget('osgi')) return full
-    const lean = { ...full, services: full.services.map(({ properties: _, ...service }) => service) }
-    if (metadataBytes(lean) <= runtimeAnnouncement.budget('osgi')) return lean
-    return { bundles: full.bundles, services: [] }
+    return fitOsgiAnnouncement(this.osgi.metadata())
   }
 
   // --- draining ------------------------------------------------------------------------

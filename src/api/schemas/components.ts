@@ -55,6 +55,27 @@ export const RuntimeStatus = describes<RuntimeStatusType>()(
       phase: z.enum(RUNTIME_PHASES),
       error: z.string().nullable(),
       components: z.array(ComponentStatus),
+      dsComponents: z
+        .array(
+          z.object({
+            component: z.string().describe('The Shoal component (bundle) that declares it'),
+            name: z.string().describe('The Declarative Services component name'),
+            state: z.enum([
+              'active',
+              'satisfied',
+              'unsatisfied-reference',
+              'unsatisfied-configuration',
+              'failed-activation',
+              'disabled',
+            ]),
+            satisfied: z.boolean(),
+            reason: z
+              .string()
+              .nullable()
+              .describe('Why it is not satisfied (missing references, configuration, activation failure)'),
+          }),
+        )
+        .describe("The Declarative Services components of this node's bundles (docs/osgi.md)"),
       lastSwitch: z
         .object({
           from: z.string().nullable(),
