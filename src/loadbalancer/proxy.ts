@@ -650,8 +650,10 @@ function responseHeaders(parsed: IncomingHttpHeaders): string[] {
 
 /** The header names a `Connection` value lists beyond the hop-by-hop ones; null for none (the usual case). */
 function connectionNames(value: string): Set<string> | null {
+  const lower = value.toLowerCase()
+  if (lower === 'keep-alive' || lower === 'close') return null
   let named: Set<string> | null = null
-  for (const token of value.toLowerCase().split(',')) {
+  for (const token of lower.split(',')) {
     const name = token.trim()
     if (name === '' || name === 'close' || HOP_BY_HOP.has(name)) continue
     named ??= new Set()
