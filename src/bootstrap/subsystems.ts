@@ -193,6 +193,7 @@ export function createRuntime(
       apiUrl: api.url,
       apiToken: api.token,
       config: config.runtime,
+      osgiFramework: config.osgiFramework,
     },
     {
       membership,

@@ -18,7 +18,7 @@ import { findOrphans, RUNTIME_MARK, reap } from './orphans.js'
 import { BundleEndpoints } from './osgi/bundle-endpoints.js'
 import { bundleStatus, isOsgi, wantedBundles } from './osgi/osgi-components.js'
 import type { DsComponentStatus } from './osgi/osgi-ds.js'
-import { OsgiHost } from './osgi/osgi-host.js'
+import { type OsgiFramework, OsgiHost } from './osgi/osgi-host.js'
 import { type Endpoint, endpointsOf } from './services.js'
 import {
   ComponentProcess,
@@ -120,6 +120,8 @@ export interface RuntimeInit {
   /** A viewer token for components (SHOAL_TOKEN) when the API requires tokens. */
   apiToken?: string | null
   config: RuntimeConfig
+  /** The OSGi framework bundles run in (`--osgi-framework`; docs/osgi.md). Default: SHOAL_OSGI_FRAMEWORK, else equinox. */
+  osgiFramework?: OsgiFramework
 }
 
 export type RuntimePhase = 'idle' | 'waiting' | 'fetching' | 'installing' | 'switching' | 'done' | 'failed'
@@ -231,8 +233,9 @@ export class Runtime implements Startable {
       {
         dir: join(init.dataDir, 'osgi'),
         // Marked like every component process, so an agent restarted after kill -9 reaps a framework left behind.
-        env: { [RUNTIME_MARK]: init.dataDir },
+        env: { [RUNTIME_MARK]: init.dataDir, SHOAL_NODE_ID: components.membership.id },
         logFile: join(this.logsDir, 'osgi-framework.log'),
+        ...(init.osgiFramework == null ? {} : { framework: init.osgiFramework }),
         spawned: (pid) => this.trackPid(pid, true),
         exited: (pid) => this.trackPid(pid, false),
       },
