@@ -91,7 +91,7 @@ export async function runLb() {
   let runs: Run[] = []
   let rounds: Run[] = []
   try {
-    ;({ runs, rounds } = await throughput(dirs, notes))
+    ;({ runs, rounds } = await throughput(dirs, notes, proxiesToMeasure()))
     underChange = await changesUnderLoad(dirs, notes)
   } finally {
     await dirs.removeAll()
@@ -113,6 +113,7 @@ export async function runLb() {
     ]
   })
   const builtinMax = at('built-in', 'max')
+  const beforeMax = at('before: built-in', 'max')
   const haproxyMax = at('HAProxy', 'max')
   const halfMode = runs.at(-1)?.mode ?? ''
   const added = (target: string) => {
@@ -150,6 +151,11 @@ export async function runLb() {
         builtinMax == null || haproxyMax == null
           ? null
           : round(builtinMax.requestsPerS / haproxyMax.requestsPerS, 2),
+      /** With SHOAL_BENCH_LB_BEFORE: the other build's, in the same run. */
+      beforeOverHaproxyThroughput:
+        beforeMax == null || haproxyMax == null
+          ? null
+          : round(beforeMax.requestsPerS / haproxyMax.requestsPerS, 2),
       /** The same, round by round (the runs of a round follow each other). */
       builtinOverHaproxyThroughputPerRound: perRound,
       p99AddedAtHalfLoadMs: { builtin: added('built-in'), haproxy: added('HAProxy') },
@@ -183,6 +189,11 @@ export async function runLb() {
     table(header, runs.map(row)),
     '',
     `built-in ÷ HAProxy throughput: ${report.ratios.builtinOverHaproxyThroughput} (median of the undisturbed rounds; per round ${perRound.map((r) => `${r.ratio}${r.disturbed ? ' (disturbed)' : ''}`).join(', ')}); p99 added at ${halfMode}: built-in ${added('built-in')} ms (${addedUs('built-in')} µs), HAProxy ${added('HAProxy')} ms (${addedUs('HAProxy')} µs)`,
+    ...(beforeMax == null
+      ? []
+      : [
+          `before ÷ HAProxy throughput: ${report.ratios.beforeOverHaproxyThroughput}; p99 added at ${halfMode}: before ${added('before: built-in')} ms (${addedUs('before: built-in')} µs)`,
+        ]),
     '',
     table(header, rounds.map(row)),
     '',
@@ -194,6 +205,20 @@ export async function runLb() {
     ...notes,
   ].join('\n')
   return { report, text }
+}
+
+/**
+ * This build's proxy and, with SHOAL_BENCH_LB_BEFORE=<another build's
+ * dist/bench/lb-proxy-child.js>, that one too, in the same run: a before/after
+ * under the same conditions. The other build, e.g. the commit before a change:
+ * `git archive <commit> | tar -x -C /tmp/before && ln -s "$PWD/node_modules"
+ * /tmp/before/ && (cd /tmp/before && npx tsc -p tsconfig.json)`.
+ */
+function proxiesToMeasure(): ProxyChild[] {
+  const proxies = [{ name: 'built-in proxy (3 backends)', script: PROXY_CHILD }]
+  const before = process.env.SHOAL_BENCH_LB_BEFORE
+  if (before) proxies.push({ name: 'before: built-in proxy (3 backends)', script: before })
+  return proxies
 }
 
 /** A built-in proxy to measure: a script like lb-proxy-child.ts (argv: port, backend ports). */

@@ -237,7 +237,7 @@ export class HttpProxy {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     this.metrics.requests++
-    const exchange = new Exchange(this, req, res)
+    const exchange = new Exchange(req, res)
     res.on('close', exchange.onClose)
     // A small body with a known length is read first, so it can be sent again to another
     // backend when the first refused the connection; a large one streams through, once.
@@ -256,7 +256,7 @@ export class HttpProxy {
     }
   }
 
-  /** Sends the exchange's request to the next backend (retries come back here). */
+  /** @internal Sends the exchange's request to the next backend (retries come back here). */
   forward(x: Exchange): void {
     if (x.attempt != null) {
       x.tried ??= new Set()
@@ -290,18 +290,18 @@ export class HttpProxy {
     )
   }
 
-  /** The backend's response head: counted, then written to the client as it came, hop-by-hop headers out. */
+  /** @internal The backend's response head: counted, then written to the client as it came, hop-by-hop headers out. */
   answered(attempt: Attempt, status: number, headers: IncomingHttpHeaders): void {
     const { entry, exchange: x } = attempt
     attempt.status = status
     attempt.latencyMs = performance.now() - x.started
     this.metrics.observe(entry.backend.key, attempt.latencyMs / 1000)
-    const klass = STATUS_CLASS[Math.floor(status / 100)] ?? 'other'
+    const klass = STATUS_CLASS[Math.floor(status / 100)] ?? `${Math.floor(status / 100)}xx`
     entry.counters.responses[klass] = (entry.counters.responses[klass] ?? 0) + 1
     x.res.writeHead(status, responseHeaders(headers))
   }
 
-  /** An attempt is over: answered (`err` null) or failed; the exchange ends, or goes to another backend. */
+  /** @internal An attempt is over: answered (`err` null) or failed; the exchange ends, or goes to another backend. */
   settle(attempt: Attempt, err: Error | null): void {
     const { entry, exchange: x } = attempt
     this.release(entry)
@@ -459,7 +459,6 @@ class Exchange {
   gone = false
 
   constructor(
-    readonly proxy: HttpProxy,
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
   ) {
@@ -508,7 +507,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     status: number,
     headers: IncomingHttpHeaders,
   ): void {
-    if (status < 200) return // 1xx: informational, the client's server side already said 100 Continue
+    if (status < 200) return // informational: not passed on (the proxy's own server answers Expect)
     this.proxy.answered(this, status, headers)
   }
 
