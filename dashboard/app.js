@@ -175,6 +175,7 @@ function renderNodes() {
       const components = (m.components ?? [])
         .map((c) => `<span class="${esc(c.state)}">${esc(c.name)} ${esc(c.state)}</span>`)
         .join('<br>')
+      const ds = dsTable(node.id, m.meta?.osgi?.components)
       const removable = node.id != null && node.state !== 'removing' && node.state !== 'gone'
       const actions =
         node.id == null || node.state === 'gone'
@@ -190,11 +191,39 @@ function renderNodes() {
         <td class="${esc(node.member ?? '')}">${esc(node.member ?? '')}</td>
         <td class="roles">${roles || '—'}</td>
         <td>${esc(node.distribution ?? '—')}</td>
-        <td>${components || '—'}</td>
+        <td>${components || (ds === '' ? '—' : '')}${ds}</td>
         <td>${esc(node.provider ?? '')} <span class="muted mono">${esc(node.handle ?? '')}</span></td>
         <td><div class="actions">${actions}</div></td></tr>`
     })
     .join('')
+}
+
+/** DS states that are fine: active, or satisfied (a delayed component nobody has used yet). */
+const DS_SATISFIED = new Set(['active', 'satisfied'])
+
+/**
+ * A node's Declarative Services components (member metadata `osgi.components[]`:
+ * component, name, state, reason when not satisfied) as a small table, or '' when
+ * it announces none.
+ */
+function dsTable(id, list) {
+  if (!Array.isArray(list) || list.length === 0) return ''
+  const unsatisfied = list.filter((c) => !DS_SATISFIED.has(c.state)).length
+  const rows = list
+    .map((c) => {
+      const ok = DS_SATISFIED.has(c.state)
+      const mark = ok
+        ? '<span aria-hidden="true">✓</span><span class="visually-hidden">yes</span>'
+        : `<span aria-hidden="true">✗</span><span class="visually-hidden">no</span>${c.reason ? ` ${esc(c.reason)}` : ''}`
+      const tone = ok ? 'ok' : c.state === 'disabled' ? 'warn' : 'bad'
+      return `<tr data-ds="${esc(c.name)}" data-ds-state="${esc(c.state)}"><td><code>${esc(c.name)}</code></td><td>${esc(c.component)}</td>
+        <td class="${c.state === 'active' ? 'ok' : ok ? '' : tone}">${esc(c.state)}</td><td class="${tone}">${mark}</td></tr>`
+    })
+    .join('')
+  const summary = unsatisfied === 0 ? 'all satisfied' : `${unsatisfied} not satisfied`
+  return `<table class="ds"><caption>DS components<span class="visually-hidden"> of node ${esc(short(id))}</span>: ${list.length}, <span class="${unsatisfied === 0 ? 'ok' : 'bad'}">${summary}</span></caption>
+    <thead><tr><th scope="col">Name</th><th scope="col">Bundle</th><th scope="col">State</th><th scope="col">Satisfied</th></tr></thead>
+    <tbody>${rows}</tbody></table>`
 }
 
 const written = new WeakMap()
