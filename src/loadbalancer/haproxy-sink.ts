@@ -1,8 +1,7 @@
-import type { Logger } from '../shared/index.js'
+import type { Logger, TrafficRecorder } from '../shared/index.js'
 import type { Backend } from './backends.js'
 import { HaproxyDriver, type HaproxyDriverInit } from './haproxy.js'
 import type { BackendSink } from './load-balancer.js'
-import type { TrafficRecorder } from './traffic-window.js'
 
 /** How often sessions of draining servers are read while a drain waits on them. */
 const DRAIN_POLL_MS = 100

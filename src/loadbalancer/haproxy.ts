@@ -3,7 +3,7 @@ import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { DEFAULT_WEIGHT } from '../runtime/index.js'
 import type { Logger } from '../shared/index.js'
-import { ConfigError, messageOf, TypedEvents } from '../shared/index.js'
+import { ConfigError, messageOf, TrafficRecorder, TypedEvents } from '../shared/index.js'
 import type { Backend } from './backends.js'
 import { HaproxyError } from './errors.js'
 import {
@@ -15,7 +15,6 @@ import {
   type ServerStateRow,
   type ServerStatRow,
 } from './haproxy-runtime.js'
-import { TrafficRecorder } from './traffic-window.js'
 
 /** Re-sync period: how soon a restarted HAProxy gets its servers back, in ms. */
 export const DEFAULT_RESYNC_MS = 2_000

@@ -21,19 +21,9 @@ export {
   type LoadBalancerInit,
 } from './load-balancer.js'
 export { HttpProxy, type ProxyInit, type ProxyStatus, VIA } from './proxy.js'
-export { figuresOf, mergeSeconds, percentile, type TrafficFigures } from './traffic-figures.js'
 export {
   gatherTraffic,
   serveTraffic,
   TRAFFIC_TIMEOUT_MS,
   trafficProtocol,
 } from './traffic-service.js'
-export {
-  bucketBoundMs,
-  bucketValueMs,
-  KEEP_SECONDS,
-  LATENCY_BUCKETS,
-  latencyBucket,
-  TrafficRecorder,
-  type TrafficSecond,
-} from './traffic-window.js'

@@ -1,12 +1,11 @@
 import type { Member, MemberMetadata, MembershipEvents } from '../membership/index.js'
-import type { Logger, Startable, StreamNetwork, TypedEvents } from '../shared/index.js'
+import type { Logger, Startable, StreamNetwork, TrafficRecorder, TypedEvents } from '../shared/index.js'
 import { AdminServer } from './admin-server.js'
 import { fitDrained, type LoadBalancerAnnouncement } from './announcement.js'
 import { type Backend, backendsOf } from './backends.js'
 import type { BalanceStrategy } from './balancer.js'
 import { HttpProxy, type ProxyStatus } from './proxy.js'
 import { serveTraffic, trafficProtocol } from './traffic-service.js'
-import type { TrafficRecorder } from './traffic-window.js'
 
 export interface LoadBalancerInit {
   /** The service to serve (components that provide it over HTTP). */

@@ -10,11 +10,10 @@ import { connect, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { type Dispatcher, Pool } from 'undici'
 import type { ErrorCode, Logger } from '../shared/index.js'
-import { TypedEvents } from '../shared/index.js'
+import { TrafficRecorder, TypedEvents } from '../shared/index.js'
 import type { Backend } from './backends.js'
 import { Balancer, type BalanceStrategy, type Slot } from './balancer.js'
 import { type BackendCounters, emptyCounters, ProxyMetrics } from './metrics.js'
-import { TrafficRecorder } from './traffic-window.js'
 
 export interface ProxyInit {
   host: string

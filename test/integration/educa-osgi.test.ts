@@ -2,17 +2,16 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildEducaOsgi } from '../../examples/educa-osgi/build.mjs'
-import { Observer } from '../../src/bootstrap/index.js'
 import { ApiClient } from '../../src/cli/client.js'
 import { publish } from '../../src/cli/publish.js'
-import { LoadBalancer, type ProxyStatus } from '../../src/loadbalancer/index.js'
+import type { ProxyStatus } from '../../src/loadbalancer/index.js'
 import { NoManagerError, NoQuorumError, type RolloutView } from '../../src/manager/index.js'
 import { osgiUnavailableReason } from '../../src/runtime/osgi/osgi-host.js'
 import { hasCode } from '../../src/shared/errors.js'
-import { silentLogger } from '../../src/shared/logger.js'
 import { TestCluster } from '../helpers/cluster.js'
 import { makeKey } from '../helpers/distribution.js'
 import { steadyLoad } from '../helpers/load.js'
+import { startLoadBalancer } from '../helpers/load-balancer.js'
 import { skipReason } from '../helpers/skip.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -54,36 +53,10 @@ describe.skipIf(unavailable != null)('educa-osgi behind shoal lb', () => {
         keyFile: keys.key,
         progress: false,
       })
-    const observer = await Observer.start(
-      {
-        cluster: cluster.cluster,
-        roles: ['lb'],
-        dataDir: await cluster.dataDir(),
-        listen: ['/ip4/127.0.0.1/tcp/0'],
-        bootstrap: agents.map((a) => a.membership.self.addrs[0]!),
-        mdns: false,
-        preset: 'test',
-      },
-      silentLogger,
-    )
-    stops.push(() => observer.stop())
-    const lb = new LoadBalancer(
-      {
-        service: 'web',
-        listen: { host: '127.0.0.1', port: 0 },
-        admin: { host: '127.0.0.1', port: 0, authorize: null },
-        strategy: 'round-robin',
-        ejectMs: 2000,
-        connectTimeoutMs: 1000,
-        requestTimeoutMs: 10_000,
-        maxRetries: 2,
-      },
-      { membership: observer.membership, logger: silentLogger },
-    )
-    const started = await lb.start()
-    stops.push(() => lb.stop())
-    url = `http://127.0.0.1:${started.port}`
-    admin = `http://127.0.0.1:${started.admin.port}`
+    const lb = await startLoadBalancer(cluster, agents)
+    stops.push(lb.stop)
+    url = lb.url
+    admin = lb.admin
     const done = await roll({ distribution: 'educa-osgi@1.0' })
     expect(done.state, done.reason ?? '').toBe('done')
     await serving('1.0')

@@ -23,8 +23,7 @@ import {
   type ServerStatRow,
   splitCsv,
 } from '../../src/loadbalancer/haproxy-runtime.js'
-import { figuresOf } from '../../src/loadbalancer/traffic-figures.js'
-import { TrafficRecorder } from '../../src/loadbalancer/traffic-window.js'
+import { figuresOf, TrafficRecorder } from '../../src/shared/index.js'
 import { createLogger } from '../../src/shared/logger.js'
 import {
   HAPROXY,

@@ -1,15 +1,14 @@
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { buildEduca } from '../../examples/educa/build.mjs'
-import { type Agent, Observer } from '../../src/bootstrap/index.js'
+import type { Agent } from '../../src/bootstrap/index.js'
 import { ApiClient } from '../../src/cli/client.js'
 import { publish } from '../../src/cli/publish.js'
-import { LoadBalancer } from '../../src/loadbalancer/index.js'
 import type { RolloutView } from '../../src/manager/index.js'
-import { silentLogger } from '../../src/shared/logger.js'
 import { TestCluster } from '../helpers/cluster.js'
 import { makeKey } from '../helpers/distribution.js'
 import { steadyLoad } from '../helpers/load.js'
+import { startLoadBalancer } from '../helpers/load-balancer.js'
 import { waitFor } from '../helpers/wait.js'
 
 /** Short windows, so a step is judged in seconds; at 60 requests/s a third of the nodes sees ~60 in one. */
@@ -51,39 +50,8 @@ describe('progressive delivery', () => {
         progress: false,
       })
     await client.post('/api/rollouts', { json: { distribution: 'educa@1.0' } })
-    const observer = await Observer.start(
-      {
-        cluster: cluster.cluster,
-        roles: ['lb'],
-        dataDir: await cluster.dataDir(),
-        listen: ['/ip4/127.0.0.1/tcp/0'],
-        bootstrap: agents.map((a) => a.membership.self.addrs[0]!),
-        mdns: false,
-        preset: 'test',
-      },
-      silentLogger,
-    )
-    stops.push(() => observer.stop())
-    const lb = new LoadBalancer(
-      {
-        service: 'web',
-        listen: { host: '127.0.0.1', port: 0 },
-        admin: { host: '127.0.0.1', port: 0, authorize: null },
-        strategy: 'round-robin',
-        ejectMs: 2000,
-        connectTimeoutMs: 1000,
-        requestTimeoutMs: 10_000,
-        maxRetries: 2,
-      },
-      {
-        membership: observer.membership,
-        traffic: { network: observer.node, cluster: cluster.cluster },
-        logger: silentLogger,
-      },
-    )
-    const { port } = await lb.start()
-    stops.push(() => lb.stop())
-    const url = `http://127.0.0.1:${port}`
+    const { url, stop } = await startLoadBalancer(cluster, agents)
+    stops.push(stop)
     await waitFor('every node serving 1.0 behind the load balancer', () => runsEverywhere(agents, '1.0'), {
       timeout: 60_000,
     })

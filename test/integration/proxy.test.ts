@@ -16,14 +16,8 @@ import {
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
-import {
-  type Backend,
-  figuresOf,
-  HttpProxy,
-  type ProxyInit,
-  type ProxyStatus,
-  type TrafficFigures,
-} from '../../src/loadbalancer/index.js'
+import { type Backend, HttpProxy, type ProxyInit, type ProxyStatus } from '../../src/loadbalancer/index.js'
+import { figuresOf, type TrafficFigures } from '../../src/shared/index.js'
 import { silentLogger } from '../../src/shared/logger.js'
 import { waitFor } from '../helpers/wait.js'
 

@@ -6,7 +6,7 @@ import {
   latencyBucket,
   mergeSeconds,
   TrafficRecorder,
-} from '../../src/loadbalancer/index.js'
+} from '../../src/shared/index.js'
 
 describe('traffic window', () => {
   it('puts each latency in a bucket whose bounds hold it, 12 % wide', () => {
