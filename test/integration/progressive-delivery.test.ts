@@ -39,7 +39,8 @@ describe('progressive delivery', () => {
     const keys = await makeKey(dir)
     const agents = await cluster.startMany(nodes, { trust: [keys.pub] })
     await cluster.waitForConvergence(agents)
-    const built = await buildEduca(join(dir, 'build'))
+    // 1.2-slow 400 ms late: far above any p99 a loaded machine gives the old version, so the verdict cannot flip.
+    const built = await buildEduca(join(dir, 'build'), { delayMs: 400 })
     const client = new ApiClient(agents[0]!.apiUrl)
     for (const version of ['1.0', '1.1', '1.2', '1.2-slow'] as const)
       await publish(client, {
