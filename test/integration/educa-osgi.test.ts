@@ -5,13 +5,12 @@ import { buildEducaOsgi } from '../../examples/educa-osgi/build.mjs'
 import { ApiClient } from '../../src/cli/client.js'
 import { publish } from '../../src/cli/publish.js'
 import type { ProxyStatus } from '../../src/loadbalancer/index.js'
-import { NoManagerError, NoQuorumError, type RolloutView } from '../../src/manager/index.js'
 import { osgiUnavailableReason } from '../../src/runtime/osgi/osgi-host.js'
-import { hasCode } from '../../src/shared/errors.js'
 import { TestCluster } from '../helpers/cluster.js'
 import { makeKey } from '../helpers/distribution.js'
 import { steadyLoad } from '../helpers/load.js'
 import { startLoadBalancer } from '../helpers/load-balancer.js'
+import { roll as rollTo } from '../helpers/roll.js'
 import { skipReason } from '../helpers/skip.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -67,26 +66,8 @@ describe.skipIf(unavailable != null)('educa-osgi behind shoal lb', () => {
     await cluster?.cleanup()
   })
 
-  /** Starts a rollout (retried while a loaded machine leaves no manager for a moment) and waits for its end. */
-  async function roll(body: Record<string, unknown>, path = '/api/rollouts'): Promise<RolloutView> {
-    const started = await waitFor(
-      `${path} to start`,
-      () =>
-        api.post<RolloutView>(path, { json: body }).catch((err: unknown) => {
-          if (hasCode(err, NoQuorumError, NoManagerError)) return null
-          throw err
-        }),
-      { timeout: 60_000, interval: 250 },
-    )
-    return waitFor(
-      `rollout ${started.id} to end`,
-      async () => {
-        const view = await api.get<RolloutView>(`/api/rollouts/${started.id}`)
-        return ['done', 'failed', 'rolled-back', 'aborted'].includes(view.state) ? view : null
-      },
-      { timeout: 180_000, interval: 250 },
-    )
-  }
+  const roll = (body: Record<string, unknown>, path: '/api/rollouts' | '/api/rollbacks' = '/api/rollouts') =>
+    rollTo(api, path, body, 180_000)
 
   /** Every node's web bundle ready on `version` behind the load balancer, answering with it. */
   async function serving(version: string): Promise<void> {

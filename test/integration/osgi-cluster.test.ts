@@ -5,12 +5,11 @@ import { buildOsgiGreeting } from '../../examples/osgi-greeting/build.mjs'
 import type { Agent } from '../../src/bootstrap/index.js'
 import { ApiClient } from '../../src/cli/client.js'
 import { publish } from '../../src/cli/publish.js'
-import { NoManagerError, NoQuorumError, type RolloutView } from '../../src/manager/index.js'
 import { ManagementClient } from '../../src/runtime/osgi/management-client.js'
 import { osgiUnavailableReason } from '../../src/runtime/osgi/osgi-host.js'
-import { hasCode } from '../../src/shared/errors.js'
 import { TestCluster } from '../helpers/cluster.js'
 import { makeKey } from '../helpers/distribution.js'
+import { roll as rollTo } from '../helpers/roll.js'
 import { skipReason } from '../helpers/skip.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -44,26 +43,8 @@ async function setup(nodes: number) {
   const api = new ApiClient(agents[0]!.apiUrl)
   const publishAs = (folder: string, version: string) =>
     publish(api, { dir: folder, name: 'greeting', version, keyFile: keys.key, progress: false })
-  /** Starts a rollout (retried while a loaded machine leaves no manager for a moment) and waits for its end. */
-  const roll = async (path: string, body: Record<string, unknown>) => {
-    const started = await waitFor(
-      `${path} to start`,
-      () =>
-        api.post<RolloutView>(path, { json: body }).catch((err: unknown) => {
-          if (hasCode(err, NoQuorumError, NoManagerError)) return null
-          throw err
-        }),
-      { timeout: 60_000, interval: 250 },
-    )
-    return waitFor(
-      `rollout ${started.id} to end`,
-      async () => {
-        const view = await api.get<RolloutView>(`/api/rollouts/${started.id}`)
-        return ['done', 'failed', 'rolled-back', 'aborted'].includes(view.state) ? view : null
-      },
-      { timeout: 90_000, interval: 250 },
-    )
-  }
+  const roll = (path: '/api/rollouts' | '/api/rollbacks', body: Record<string, unknown>) =>
+    rollTo(api, path, body)
   return { cluster, agents, releases, publishAs, roll }
 }
 
